@@ -1,0 +1,48 @@
+# The targets a newcomer, a developer and CI run. Everything goes through .venv so that a fresh
+# machine needs only Python; the stamp files reinstall when pyproject.toml changes.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint format typecheck bench services schema clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+## The main job: until the exchange path exists, inspect the project's example packets.
+demo: $(VENV)/.installed
+	$(BIN)/lgsp-adapter demo
+
+## The whole suite: lint and types first, then tests against real RabbitMQ and PostgreSQL.
+test: $(VENV)/.installed-dev services lint
+	$(BIN)/pytest
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+format: $(VENV)/.installed-dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## Makes sure RabbitMQ (5672) and PostgreSQL (5432) listen on loopback, starting local ones if it can.
+services:
+	bash scripts/ensure-services.sh
+
+## Regenerates the published JSON Schema of the tax–transport packets.
+schema: $(VENV)/.installed
+	$(BIN)/python -m lgsp_adapter.tax_transport > docs/schema/tax-transport-v1.schema.json
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python bench/codec.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

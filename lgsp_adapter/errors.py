@@ -1,0 +1,76 @@
+"""Every error the adapter raises, classified by what the caller must do about it.
+
+    LgspError                 carries a stable ``code`` that the HTTP API and the audit log show
+    ├── PermanentError        can never succeed as sent: reject it, dead-letter it, tell the sender
+    │   └── InvalidPacket     a packet that fails parsing or validation (the codecs raise these)
+    ├── TransientError        may succeed later: retry with backoff
+    └── FatalError            the process cannot go on (bad configuration, unusable store)
+
+Third-party exceptions (lxml, pydantic, aio-pika, aiohttp) are translated into these once, in the
+module that owns the library, always with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorCode(StrEnum):
+    """Stable error codes: other software matches on them, so never rename one."""
+
+    # XML safety and well-formedness (any XML input)
+    XML_MALFORMED = "xml.malformed"
+    XML_TOO_LARGE = "xml.too_large"
+    XML_TOO_DEEP = "xml.too_deep"
+    XML_DTD_FORBIDDEN = "xml.dtd_forbidden"
+    XML_EXTERNAL_DTD = "xml.external_dtd"
+    XML_ENTITY_DECLARATION = "xml.entity_declaration"
+    XML_EXTERNAL_ENTITY = "xml.external_entity"
+    # edXML structure
+    EDXML_WRONG_ROOT = "edxml.wrong_root"
+    EDXML_LEGACY_NAMESPACE = "edxml.legacy_namespace"
+    EDXML_MISSING_ELEMENT = "edxml.missing_element"
+    EDXML_INVALID_VALUE = "edxml.invalid_value"
+    EDXML_ATTACHMENT_MISMATCH = "edxml.attachment_mismatch"
+    EDXML_ATTACHMENT_ENCODING = "edxml.attachment_encoding"
+    # JSON packets of the tax–transport exchange
+    JSON_MALFORMED = "json.malformed"
+    TAX_TRANSPORT_INVALID = "tax_transport.invalid"
+    TAX_TRANSPORT_UNSUPPORTED_VERSION = "tax_transport.unsupported_version"
+    # Any packet
+    PACKET_UNKNOWN_KIND = "packet.unknown_kind"
+    PACKET_TOO_LARGE = "packet.too_large"
+    AGENCY_CODE_INVALID = "agency_code.invalid"
+    # Configuration
+    CONFIG_INVALID = "config.invalid"
+
+
+class LgspError(Exception):
+    """Base of all our errors; ``code`` is stable, ``message`` is for people."""
+
+    def __init__(self, code: ErrorCode, message: str, *, details: Any = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON error body of the HTTP API: ``{"error": {"code", "message", "details"}}``."""
+        return {"error": {"code": str(self.code), "message": self.message, "details": self.details}}
+
+
+class PermanentError(LgspError):
+    """Can never succeed as sent: reject, dead-letter and tell the sender."""
+
+
+class InvalidPacket(PermanentError):
+    """A packet that fails parsing or validation; ``details`` locates the fault when known."""
+
+
+class TransientError(LgspError):
+    """May succeed later: retry with backoff."""
+
+
+class FatalError(LgspError):
+    """The process cannot go on: stop and say why."""

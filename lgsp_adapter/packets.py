@@ -1,0 +1,76 @@
+"""One entry point for every packet kind: recognise it, read it, say what deviated.
+
+An agency system may send an edXML document, an edXML status receipt or a tax–transport JSON
+packet to the same door; the content type, or else the first byte, tells which codec reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lgsp_adapter.diagnostics import Diagnostic
+from lgsp_adapter.edxml_codec import EdxmlPacket, parse_edxml
+from lgsp_adapter.errors import ErrorCode, InvalidPacket
+from lgsp_adapter.safe_xml import XmlLimits
+from lgsp_adapter.tax_transport import TaxTransportPacket, parse_tax_transport
+
+Packet = EdxmlPacket | TaxTransportPacket
+
+_XML_TYPES = ("application/xml", "text/xml")
+_JSON_TYPES = ("application/json",)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadPacket:
+    """A packet read from bytes: the model, its kind, and the deviations found."""
+
+    packet: Packet
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        """``edoc``, ``status`` or ``tax-transport/…``."""
+        return self.packet.kind
+
+
+def read_packet(
+    data: bytes, *, content_type: str | None = None, limits: XmlLimits | None = None
+) -> ReadPacket:
+    """Read any packet we carry; raises ``InvalidPacket`` with a stable code when we cannot."""
+    limits = limits or XmlLimits()
+    if len(data) > limits.max_bytes:
+        raise InvalidPacket(
+            ErrorCode.PACKET_TOO_LARGE,
+            f"the packet is {len(data)} bytes; the limit is {limits.max_bytes}",
+            details={"size_bytes": len(data), "max_bytes": limits.max_bytes},
+        )
+    syntax = _syntax(data, content_type)
+    if syntax == "xml":
+        parsed = parse_edxml(data, limits)
+        return ReadPacket(parsed.packet, parsed.warnings)
+    return ReadPacket(parse_tax_transport(data))
+
+
+def _syntax(data: bytes, content_type: str | None) -> str:
+    if content_type:
+        media = content_type.split(";")[0].strip().lower()
+        if media in _XML_TYPES or media.endswith("+xml"):
+            return "xml"
+        if media in _JSON_TYPES or media.endswith("+json"):
+            return "json"
+        raise InvalidPacket(
+            ErrorCode.PACKET_UNKNOWN_KIND,
+            f"content type {media!r} is neither XML (edXML) nor JSON (tax–transport)",
+            details={"content_type": media},
+        )
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a byte-order mark
+        return "xml"
+    start = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    if start == b"<":
+        return "xml"
+    if start == b"{":
+        return "json"
+    raise InvalidPacket(
+        ErrorCode.PACKET_UNKNOWN_KIND,
+        "the content is neither XML (edXML) nor a JSON object (tax–transport)",
+    )

@@ -1,0 +1,440 @@
+"""Maps pydantic models to XML and back, from ``Tag`` metadata on their fields.
+
+Declaring the element names once, on the model, keeps reading and writing from drifting apart
+and lets one generic walker handle every part of an edXML packet. Reading is lenient: unknown
+elements are kept verbatim in the model's ``extra`` (and rendered back), and each deviation is
+reported to a ``Diagnostics`` with the element's path and source line.
+
+A field's annotation decides how it maps:
+- ``str``-like (str, enums, ``EdxmlDate``): the element's text;
+- an ``XmlModel``: a nested element;
+- ``list[XmlModel]``: repeated elements, or the items of a wrapper when ``Tag(item=...)`` is set;
+- ``list[str]``: the items of a wrapper (``Tag(item=...)`` is required);
+- ``Verbatim``: an element kept as XML text, untouched (the XML-DSig ``Signature``);
+- ``Attr``: an attribute of the element instead of a child.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import re
+import secrets
+import types
+import typing
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum, auto
+from typing import Any, BinaryIO, Union
+
+from lxml import etree
+from pydantic import BaseModel, ConfigDict
+
+from lgsp_adapter import safe_xml
+from lgsp_adapter.diagnostics import Diagnostics, WarningCode
+from lgsp_adapter.edxml_values import Check, to_nfc
+
+NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
+PREFIX = "edXML"
+DSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
+
+
+def qname(tag: str) -> str:
+    """The Clark name of an element of the QCVN namespace."""
+    return f"{{{NS}}}{tag}"
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    """Field metadata: the element the field maps to.
+
+    ``aliases`` are other spellings accepted on reading (reported as warnings); ``item`` makes the
+    element a wrapper of repeated ``item`` elements; ``check`` runs on the text while reading;
+    ``declare_prefix`` writes the element as ``edXML:tag`` with its own ``xmlns:edXML``, as the
+    standard's samples do; ``stream`` splices large text into the output instead of copying it
+    through the tree; ``namespaces`` are other namespaces the element may come in.
+    """
+
+    tag: str
+    aliases: tuple[str, ...] = ()
+    item: str | None = None
+    check: Check | None = None
+    declare_prefix: bool = False
+    stream: bool = False
+    namespaces: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Attr:
+    """Field metadata: the field is an attribute of the model's element."""
+
+    name: str
+
+
+class XmlModel(BaseModel):
+    """A model bound to an element; ``extra`` holds unknown child elements as XML text."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    extra: list[str] = []
+
+
+class Verbatim(BaseModel):
+    """An element kept exactly as received, as XML text."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    xml: str
+
+
+class _Kind(Enum):
+    TEXT = auto()
+    MODEL = auto()
+    MODELS = auto()
+    TEXTS = auto()
+    VERBATIM = auto()
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    name: str
+    tag: Tag
+    kind: _Kind
+    model: type[XmlModel] | None
+    required: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    fields: tuple[_Field, ...]
+    by_tag: dict[str, _Field]
+    attrs: tuple[tuple[str, Attr], ...]
+
+
+def _strip_optional(annotation: Any) -> Any:
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def _classify(annotation: Any) -> tuple[_Kind, type[XmlModel] | None]:
+    annotation = _strip_optional(annotation)
+    if typing.get_origin(annotation) is list:
+        (item,) = typing.get_args(annotation)
+        item = _strip_optional(item)
+        if isinstance(item, type) and issubclass(item, XmlModel):
+            return _Kind.MODELS, item
+        return _Kind.TEXTS, None
+    if isinstance(annotation, type) and issubclass(annotation, XmlModel):
+        return _Kind.MODEL, annotation
+    if annotation is Verbatim:
+        return _Kind.VERBATIM, None
+    return _Kind.TEXT, None
+
+
+@functools.cache
+def plan_of(cls: type[XmlModel]) -> _Plan:
+    """The field-to-element plan of a model class, worked out once."""
+    fields: list[_Field] = []
+    attrs: list[tuple[str, Attr]] = []
+    for name, info in cls.model_fields.items():
+        for meta in info.metadata:
+            if isinstance(meta, Attr):
+                attrs.append((name, meta))
+            elif isinstance(meta, Tag):
+                kind, model = _classify(info.annotation)
+                if kind is _Kind.TEXTS and meta.item is None:
+                    raise TypeError(f"{cls.__name__}.{name}: a list of text needs Tag(item=...)")
+                fields.append(_Field(name, meta, kind, model, info.is_required()))
+    by_tag = {tag: f for f in fields for tag in (f.tag.tag, *f.tag.aliases)}
+    return _Plan(tuple(fields), by_tag, tuple(attrs))
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def local_name(element: etree._Element) -> tuple[str | None, str]:
+    """Split an element's Clark name into namespace and local name."""
+    qn = etree.QName(element)
+    return qn.namespace, qn.localname
+
+
+@dataclass(slots=True)
+class Reader:
+    """Reads one packet's elements into plain data for ``model_validate``, noting deviations."""
+
+    diagnostics: Diagnostics
+
+    def read(self, cls: type[XmlModel], element: etree._Element, path: str) -> dict[str, Any]:
+        """Read ``element`` as ``cls``; raises ``MissingElement`` for an absent required field."""
+        plan = plan_of(cls)
+        data: dict[str, Any] = {}
+        extra: list[str] = []
+        self._read_attributes(plan, element, data, path)
+        self._note_stray_text(element.text, element, path)
+        seen: dict[str, int] = {}
+        for child in element:
+            if not isinstance(child.tag, str):  # comments and processing instructions
+                continue
+            self._note_stray_text(child.tail, element, path)
+            namespace, name = local_name(child)
+            seen[name] = seen.get(name, 0) + 1
+            field = plan.by_tag.get(name)
+            child_path = f"{path}/{name}"
+            if field is not None and field.kind is _Kind.MODELS and field.tag.item is None:
+                child_path += f"[{seen[name]}]"
+            if field is None or not self._namespace_ok(field, namespace, child, child_path):
+                self._keep_unknown(child, extra, child_path, WarningCode.UNKNOWN_ELEMENT)
+                continue
+            if name != field.tag.tag:
+                self.diagnostics.warn(
+                    WarningCode.SPELLING,
+                    f"<{name}> read as the standard <{field.tag.tag}>",
+                    child_path,
+                    child.sourceline,
+                )
+            self._read_field(field, child, child_path, data, extra)
+        for f in plan.fields:
+            if f.required and f.name not in data:
+                raise MissingElement(f"{path}/{f.tag.tag}", element.sourceline)
+        if extra:
+            data["extra"] = extra
+        return data
+
+    def _read_field(
+        self,
+        field: _Field,
+        child: etree._Element,
+        path: str,
+        data: dict[str, Any],
+        extra: list[str],
+    ) -> None:
+        kind = field.kind
+        if kind is _Kind.MODELS and field.tag.item is None:
+            assert field.model is not None  # noqa: S101  # _classify sets it for MODELS
+            data.setdefault(field.name, []).append(self.read(field.model, child, path))
+            return
+        if field.name in data:
+            self._keep_unknown(child, extra, path, WarningCode.DUPLICATE_ELEMENT)
+            return
+        if kind is _Kind.TEXT:
+            if len(child):
+                self._keep_unknown(child, extra, path, WarningCode.UNEXPECTED_STRUCTURE)
+                return
+            data[field.name] = self._text(field.tag, child, path)
+        elif kind is _Kind.MODEL:
+            assert field.model is not None  # noqa: S101  # _classify sets it for MODEL
+            data[field.name] = self.read(field.model, child, path)
+        elif kind is _Kind.VERBATIM:
+            data[field.name] = {"xml": _verbatim(child)}
+        else:
+            data[field.name] = self._read_items(field, child, path, extra)
+
+    def _read_items(
+        self, field: _Field, wrapper: etree._Element, path: str, extra: list[str]
+    ) -> list[Any]:
+        items: list[Any] = []
+        strays = etree.Element(wrapper.tag, nsmap=wrapper.nsmap)
+        for index, item in enumerate(_elements(wrapper), start=1):
+            _, name = local_name(item)
+            item_path = f"{path}/{name}[{index}]"
+            if name != field.tag.item:
+                self.diagnostics.warn(
+                    WarningCode.UNKNOWN_ELEMENT,
+                    f"unexpected <{name}> inside <{field.tag.tag}>, kept as it is",
+                    item_path,
+                    item.sourceline,
+                )
+                strays.append(copy.deepcopy(item))
+            elif field.kind is _Kind.MODELS:
+                assert field.model is not None  # noqa: S101  # _classify sets it for MODELS
+                items.append(self.read(field.model, item, item_path))
+            else:
+                items.append(self._text(field.tag, item, item_path))
+        if len(strays):
+            extra.append(etree.tostring(strays, encoding="unicode"))
+        return items
+
+    def _text(self, tag: Tag, element: etree._Element, path: str) -> str:
+        text = element.text or ""
+        if tag.stream:
+            return text
+        normalised = to_nfc(text)
+        if normalised is not text and normalised != text:
+            self.diagnostics.warn(
+                WarningCode.TEXT_NOT_NFC,
+                "text is not in Unicode NFC (composed) form; stored composed",
+                path,
+                element.sourceline,
+            )
+        if tag.check is not None:
+            for code, message in tag.check(text):
+                self.diagnostics.warn(code, message, path, element.sourceline)
+        return normalised
+
+    def _read_attributes(
+        self, plan: _Plan, element: etree._Element, data: dict[str, Any], path: str
+    ) -> None:
+        known = {attr.name for _, attr in plan.attrs}
+        for name, attr in plan.attrs:
+            value = element.get(attr.name)
+            if value is not None:
+                data[name] = value
+        for name in element.attrib:
+            if name not in known:
+                self.diagnostics.warn(
+                    WarningCode.IGNORED_ATTRIBUTE,
+                    f"attribute {name}={element.get(name)!r} is not part of edXML; ignored",
+                    path,
+                    element.sourceline,
+                )
+
+    def _namespace_ok(
+        self, field: _Field, namespace: str | None, child: etree._Element, path: str
+    ) -> bool:
+        if namespace == NS or namespace in field.tag.namespaces:
+            return True
+        if namespace is None:
+            self.diagnostics.warn(
+                WarningCode.FOREIGN_NAMESPACE,
+                f"<{field.tag.tag}> has no namespace; read as an edXML element",
+                path,
+                child.sourceline,
+            )
+            return True
+        return False
+
+    def _note_stray_text(self, text: str | None, element: etree._Element, path: str) -> None:
+        if text and text.strip():
+            self.diagnostics.warn(
+                WarningCode.STRAY_TEXT,
+                f"text {text.strip()[:40]!r} between elements is not part of edXML; ignored",
+                path,
+                element.sourceline,
+            )
+
+    def _keep_unknown(
+        self, child: etree._Element, extra: list[str], path: str, code: WarningCode
+    ) -> None:
+        what = {
+            WarningCode.UNKNOWN_ELEMENT: "element not in QCVN 102:2016",
+            WarningCode.DUPLICATE_ELEMENT: "element repeated where one is expected",
+            WarningCode.UNEXPECTED_STRUCTURE: "element has children where text is expected",
+        }[code]
+        self.diagnostics.warn(code, f"{what}; kept as it is", path, child.sourceline)
+        extra.append(etree.tostring(child, encoding="unicode", with_tail=False))
+
+
+def _verbatim(element: etree._Element) -> str:
+    # A copy, so the namespace declarations of its ancestors that it does not use can be dropped.
+    alone = copy.deepcopy(element)
+    etree.cleanup_namespaces(alone)
+    return etree.tostring(alone, encoding="unicode", with_tail=False)
+
+
+class MissingElement(Exception):
+    """A required element is absent; the codec turns this into an ``InvalidPacket``."""
+
+    def __init__(self, path: str, line: int | None) -> None:
+        super().__init__(path)
+        self.path = path
+        self.line = line
+
+
+def _elements(parent: etree._Element) -> Iterator[etree._Element]:
+    return (child for child in parent if isinstance(child.tag, str))
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+class Slots:
+    """Content kept out of the tree and spliced into the serialised output.
+
+    Large texts (attachments) are spliced to save copying megabytes into libxml2 and back; verbatim
+    elements (the signature) are spliced so that libxml2 cannot rewrite their namespace prefixes.
+    Each slot is a marker text with a per-render random nonce, so no packet content can collide
+    with it.
+    """
+
+    def __init__(self) -> None:
+        self._nonce = secrets.token_hex(12)
+        self._marker = re.compile(rf"lgsp-slot-{self._nonce}-(\d+)-".encode())
+        self._slots: list[tuple[str, bool]] = []  # (content, replaces the whole element)
+
+    def text(self, text: str) -> str:
+        """Reserve a slot for an element's text; returns the marker to put in its place."""
+        return self._add(text, whole_element=False)
+
+    def element(self, xml: str) -> str:
+        """Reserve a slot for a whole element; put the marker as the text of a placeholder."""
+        return self._add(xml, whole_element=True)
+
+    def _add(self, content: str, *, whole_element: bool) -> str:
+        self._slots.append((content, whole_element))
+        return f"lgsp-slot-{self._nonce}-{len(self._slots) - 1}-"
+
+    def splice(self, serialised: bytes, out: BinaryIO, chunk_chars: int = 1 << 20) -> None:
+        """Write ``serialised`` to ``out`` with every marker replaced by its content."""
+        position = 0
+        for match in self._marker.finditer(serialised):
+            content, whole_element = self._slots[int(match.group(1))]
+            start, end = match.start(), match.end()
+            if whole_element:  # drop the placeholder's own tags around the marker
+                start = serialised.rindex(b"<", 0, start)
+                end = serialised.index(b">", end) + 1
+            out.write(serialised[position:start])
+            for offset in range(0, len(content), chunk_chars):
+                out.write(content[offset : offset + chunk_chars].encode())
+            position = end
+        out.write(serialised[position:])
+
+
+def write(model: XmlModel, parent: etree._Element, tag: Tag, slots: Slots) -> etree._Element:
+    """Append ``model`` to ``parent`` as the element ``tag``."""
+    nsmap = {PREFIX: NS} if tag.declare_prefix else None
+    element = etree.SubElement(parent, qname(tag.tag), nsmap=nsmap)
+    fill(model, element, slots)
+    return element
+
+
+def fill(model: XmlModel, element: etree._Element, slots: Slots) -> None:
+    """Write ``model``'s attributes and children into ``element``."""
+    plan = plan_of(type(model))
+    for name, attr in plan.attrs:
+        value = getattr(model, name)
+        if value is not None:
+            element.set(attr.name, str(value))
+    for field in plan.fields:
+        value = getattr(model, field.name)
+        if value is None:
+            continue
+        tag = field.tag
+        if field.kind is _Kind.TEXT:
+            _write_text(element, tag, str(value), slots)
+        elif field.kind is _Kind.MODEL:
+            write(value, element, tag, slots)
+        elif field.kind is _Kind.VERBATIM:
+            placeholder = etree.SubElement(element, qname(tag.tag))
+            placeholder.text = slots.element(value.xml)
+        elif tag.item is None:
+            for item in value:
+                write(item, element, tag, slots)
+        elif value:
+            wrapper = etree.SubElement(element, qname(tag.tag))
+            item_tag = Tag(tag.item)
+            for item in value:
+                if field.kind is _Kind.MODELS:
+                    write(item, wrapper, item_tag, slots)
+                else:
+                    _write_text(wrapper, item_tag, str(item), slots)
+    for xml in model.extra:
+        element.append(safe_xml.parse_fragment(xml))
+
+
+def _write_text(parent: etree._Element, tag: Tag, text: str, slots: Slots) -> None:
+    nsmap = {PREFIX: NS} if tag.declare_prefix else None
+    child = etree.SubElement(parent, qname(tag.tag), nsmap=nsmap)
+    child.text = slots.text(text) if tag.stream else text
