@@ -45,8 +45,8 @@ def _chunks(encoded: str) -> Iterator[bytes]:
 
 def _decode(piece: str, offset: int) -> bytes:
     try:
-        return base64.b64decode(piece, validate=True)
-    except (binascii.Error, ValueError) as exc:
+        return binascii.a2b_base64(piece, strict_mode=True)
+    except binascii.Error as exc:
         raise AttachmentEncodingError(f"invalid base64 near character {offset}: {exc}") from exc
 
 

@@ -8,6 +8,7 @@ underscore: ``[limits] max_bytes`` is ``LGSP_LIMITS__MAX_BYTES``. Every key is d
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -55,6 +56,10 @@ def load_settings(path: Path | None = None) -> Settings:
 
     try:
         return FromFile()
+    except tomllib.TOMLDecodeError as exc:
+        raise FatalError(
+            ErrorCode.CONFIG_INVALID, f"config file {path} is not valid TOML: {exc}"
+        ) from exc
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()

@@ -49,7 +49,9 @@ def parse_edxml(data: bytes, limits: safe_xml.XmlLimits | None = None) -> Parsed
     cls = StatusPacket if _is_status(root) else EdocPacket
     diagnostics = Diagnostics()
     try:
-        raw = Reader(diagnostics).read(cls, root, "/edXML")
+        encoding = (root.getroottree().docinfo.encoding or "UTF-8").upper()
+        source = data if encoding in ("UTF-8", "US-ASCII", "ASCII") else None
+        raw = Reader(diagnostics, source).read(cls, root, "/edXML")
     except MissingElement as exc:
         raise InvalidPacket(
             ErrorCode.EDXML_MISSING_ELEMENT,

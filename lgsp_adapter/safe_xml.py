@@ -25,7 +25,7 @@ DEFAULT_MAX_DEPTH = 64
 class XmlLimits(BaseModel):
     """Bounds on any XML we read; the defaults fit every real edXML packet."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     max_bytes: int = Field(
         DEFAULT_MAX_BYTES,
@@ -77,6 +77,12 @@ def parse(data: bytes, limits: XmlLimits) -> etree._Element:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
         line, column = exc.position
+        if "Excessive depth" in (exc.msg or ""):  # libxml2's own hard limit (2048) came first
+            raise InvalidPacket(
+                ErrorCode.XML_TOO_DEEP,
+                f"elements are nested deeper than {limits.max_depth} levels",
+                details={"max_depth": limits.max_depth, "line": line},
+            ) from exc
         raise InvalidPacket(
             ErrorCode.XML_MALFORMED,
             f"not well-formed XML at line {line}, column {column}: {exc.msg}",
@@ -113,9 +119,14 @@ def _doctype(data: bytes) -> str | None:
         match = _PROLOG.match(text)
         if match is None:  # cannot happen: every part of the pattern is optional
             return None
-        if match.group(1) is not None:
-            return match.group(1)
-        unfinished = text.startswith(("<!--", "<?"), match.end()) or match.end() == len(text)
+        doctype = match.group(1)
+        if doctype is not None and (doctype.endswith(">") or size >= len(data)):
+            return doctype
+        unfinished = (
+            doctype is not None
+            or text.startswith(("<!--", "<?"), match.end())
+            or match.end() == len(text)
+        )
         if not unfinished or size >= len(data):
             return None
     return None

@@ -302,6 +302,12 @@ def _translate(exc: ValidationError) -> InvalidPacket:
             f"version {SCHEMA_VERSION}",
             details={"supported": [SCHEMA_VERSION]},
         )
+    if not first["loc"]:
+        return InvalidPacket(
+            ErrorCode.TAX_TRANSPORT_INVALID,
+            "a tax–transport packet is a JSON object with a kind",
+            details=[{"field": "", "message": first["msg"]}],
+        )
     # The discriminator is the first element of each location: drop it for readability.
     field = ".".join(str(part) for part in first["loc"][1:]) or where
     return InvalidPacket(

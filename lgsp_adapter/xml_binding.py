@@ -163,9 +163,13 @@ def local_name(element: etree._Element) -> tuple[str | None, str]:
 
 @dataclass(slots=True)
 class Reader:
-    """Reads one packet's elements into plain data for ``model_validate``, noting deviations."""
+    """Reads one packet's elements into plain data for ``model_validate``, noting deviations.
+
+    ``source`` is the packet as received (UTF-8), from which verbatim elements are cut exactly.
+    """
 
     diagnostics: Diagnostics
+    source: bytes | None = None
 
     def read(self, cls: type[XmlModel], element: etree._Element, path: str) -> dict[str, Any]:
         """Read ``element`` as ``cls``; raises ``MissingElement`` for an absent required field."""
@@ -228,7 +232,7 @@ class Reader:
             assert field.model is not None  # noqa: S101  # _classify sets it for MODEL
             data[field.name] = self.read(field.model, child, path)
         elif kind is _Kind.VERBATIM:
-            data[field.name] = {"xml": _verbatim(child)}
+            data[field.name] = {"xml": self._source_text(child) or _verbatim(child)}
         else:
             data[field.name] = self._read_items(field, child, path, extra)
 
@@ -254,7 +258,7 @@ class Reader:
             else:
                 items.append(self._text(field.tag, item, item_path))
         if len(strays):
-            extra.append(etree.tostring(strays, encoding="unicode"))
+            extra.append(_verbatim(strays))
         return items
 
     def _text(self, tag: Tag, element: etree._Element, path: str) -> str:
@@ -273,6 +277,37 @@ class Reader:
             for code, message in tag.check(text):
                 self.diagnostics.warn(code, message, path, element.sourceline)
         return normalised
+
+    def _source_text(self, element: etree._Element) -> str | None:
+        """The element exactly as the sender wrote it, when it can be cut from the source and
+        still means the same where we render it (inside the header, with the QCVN namespace as
+        default and as ``edXML:``); None otherwise."""
+        line = element.sourceline
+        if self.source is None or line is None:
+            return None
+        offset = 0
+        for _ in range(line - 1):
+            offset = self.source.find(b"\n", offset) + 1
+        name = re.escape(
+            ((f"{element.prefix}:" if element.prefix else "") + local_name(element)[1]).encode()
+        )
+        start = re.compile(rb"<" + name + rb"[\s/>]").search(self.source, offset)
+        if start is None:
+            return None
+        end = re.compile(rb"</" + name + rb"\s*>").search(self.source, start.start())
+        if end is None:
+            return None
+        try:
+            text = self.source[start.start() : end.end()].decode("utf-8")
+            probe = safe_xml.parse_fragment(
+                f'<edXML xmlns="{NS}" xmlns:{PREFIX}="{NS}">{text}</edXML>'
+            )[0]
+        except (UnicodeDecodeError, etree.XMLSyntaxError, IndexError):
+            return None
+        same = etree.tostring(probe, method="c14n", exclusive=True) == etree.tostring(
+            element, method="c14n", exclusive=True
+        )
+        return text if same else None
 
     def _read_attributes(
         self, plan: _Plan, element: etree._Element, data: dict[str, Any], path: str
@@ -324,7 +359,7 @@ class Reader:
             WarningCode.UNEXPECTED_STRUCTURE: "element has children where text is expected",
         }[code]
         self.diagnostics.warn(code, f"{what}; kept as it is", path, child.sourceline)
-        extra.append(etree.tostring(child, encoding="unicode", with_tail=False))
+        extra.append(_verbatim(child))
 
 
 def _verbatim(element: etree._Element) -> str:
@@ -431,7 +466,8 @@ def fill(model: XmlModel, element: etree._Element, slots: Slots) -> None:
                 else:
                     _write_text(wrapper, item_tag, str(item), slots)
     for xml in model.extra:
-        element.append(safe_xml.parse_fragment(xml))
+        placeholder = etree.SubElement(element, qname("Extension"))
+        placeholder.text = slots.element(xml)
 
 
 def _write_text(parent: etree._Element, tag: Tag, text: str, slots: Slots) -> None:

@@ -1,0 +1,5 @@
+"""``python -m lgsp_adapter`` is the ``lgsp-adapter`` command."""
+
+from lgsp_adapter.cli import main
+
+main()

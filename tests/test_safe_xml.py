@@ -1,0 +1,204 @@
+"""Hostile XML: each attack gets its own precise code, fast, and nothing outside it is read."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from lgsp_adapter import safe_xml
+from lgsp_adapter.edxml_codec import parse_edxml
+from lgsp_adapter.errors import ErrorCode, InvalidPacket
+from lgsp_adapter.safe_xml import XmlLimits
+
+SECRET = "lgsp-test-secret-7f3a9c"  # noqa: S105  # a marker that must never leak, not a password
+
+
+class Tripwire:
+    """A real HTTP server on loopback that counts every request an attack makes it receive."""
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+        tripwire = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                tripwire.requests.append(self.path)
+                body = f'<!ENTITY leak "{SECRET}">'.encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass  # keep test output clean
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Tripwire:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def tripwire() -> Iterator[Tripwire]:
+    with Tripwire() as server:
+        yield server
+
+
+@pytest.fixture
+def secret_file(tmp_path: Path) -> Path:
+    path = tmp_path / "secret.txt"
+    path.write_text(SECRET)
+    return path
+
+
+def refused(raw: bytes, limits: XmlLimits | None = None) -> InvalidPacket:
+    with pytest.raises(InvalidPacket) as info:
+        parse_edxml(raw, limits)
+    error = info.value
+    assert SECRET not in str(error)
+    assert SECRET not in repr(error.details)
+    return error
+
+
+def billion_laughs() -> bytes:
+    entities = '<!ENTITY lol0 "lol">' + "".join(
+        f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10)
+    )
+    return f'<?xml version="1.0"?><!DOCTYPE edXML [{entities}]><edXML>&lol9;</edXML>'.encode()
+
+
+def test_external_file_entity_is_refused_unread(secret_file: Path) -> None:
+    raw = (
+        f'<?xml version="1.0"?><!DOCTYPE edXML [<!ENTITY x SYSTEM "file://{secret_file}">]>'
+        "<edXML>&x;</edXML>"
+    ).encode()
+    assert refused(raw).code is ErrorCode.XML_EXTERNAL_ENTITY
+
+
+def test_external_network_entity_is_refused_without_a_request(tripwire: Tripwire) -> None:
+    raw = (
+        f'<?xml version="1.0"?><!DOCTYPE edXML [<!ENTITY x SYSTEM "{tripwire.url}/x">]>'
+        "<edXML>&x;</edXML>"
+    ).encode()
+    assert refused(raw).code is ErrorCode.XML_EXTERNAL_ENTITY
+    assert tripwire.requests == []
+
+
+def test_parameter_entity_is_refused_without_a_request(tripwire: Tripwire) -> None:
+    raw = (
+        f'<?xml version="1.0"?><!DOCTYPE edXML [<!ENTITY % p SYSTEM "{tripwire.url}/p"> %p;]>'
+        "<edXML>&leak;</edXML>"
+    ).encode()
+    assert refused(raw).code is ErrorCode.XML_EXTERNAL_ENTITY
+    assert tripwire.requests == []
+
+
+def test_external_dtd_is_refused_without_a_request(tripwire: Tripwire) -> None:
+    raw = f'<?xml version="1.0"?><!DOCTYPE edXML SYSTEM "{tripwire.url}/e.dtd"><edXML/>'.encode()
+    assert refused(raw).code is ErrorCode.XML_EXTERNAL_DTD
+    assert tripwire.requests == []
+
+
+def test_external_dtd_file_is_refused_unread(secret_file: Path) -> None:
+    raw = f'<!DOCTYPE edXML PUBLIC "-//X//Y" "file://{secret_file}"><edXML/>'.encode()
+    assert refused(raw).code is ErrorCode.XML_EXTERNAL_DTD
+
+
+def test_billion_laughs_is_refused() -> None:
+    assert refused(billion_laughs()).code is ErrorCode.XML_ENTITY_DECLARATION
+
+
+def test_quadratic_blowup_is_refused() -> None:
+    big = "A" * 100_000
+    raw = (f'<!DOCTYPE edXML [<!ENTITY a "{big}">]><edXML>' + "&a;" * 10_000 + "</edXML>").encode()
+    assert refused(raw).code is ErrorCode.XML_ENTITY_DECLARATION
+
+
+def test_plain_dtd_is_refused() -> None:
+    raw = b'<?xml version="1.0"?><!DOCTYPE edXML [<!ELEMENT edXML ANY>]><edXML/>'
+    assert refused(raw).code is ErrorCode.XML_DTD_FORBIDDEN
+
+
+def test_doctype_hidden_behind_a_long_comment_is_found(secret_file: Path) -> None:
+    raw = (
+        '<?xml version="1.0"?><!--' + "x" * 200_000 + "-->"
+        f'<!DOCTYPE edXML [<!ENTITY x SYSTEM "file://{secret_file}">]><edXML>&x;</edXML>'
+    ).encode()
+    assert refused(raw).code is ErrorCode.XML_EXTERNAL_ENTITY
+
+
+def test_doctype_in_utf16_is_found(secret_file: Path) -> None:
+    text = f'<!DOCTYPE edXML [<!ENTITY x SYSTEM "file://{secret_file}">]><edXML>&x;</edXML>'
+    assert refused(text.encode("utf-16")).code is ErrorCode.XML_EXTERNAL_ENTITY
+
+
+def test_undeclared_entity_is_malformed() -> None:
+    assert refused(b"<edXML>&x;</edXML>").code is ErrorCode.XML_MALFORMED
+
+
+def test_xinclude_is_never_processed(secret_file: Path) -> None:
+    # XInclude is only acted on when asked for; we never ask, so this is a wrong root at most.
+    raw = (
+        '<edXML xmlns:xi="http://www.w3.org/2001/XInclude">'
+        f'<xi:include href="file://{secret_file}" parse="text"/></edXML>'
+    ).encode()
+    assert refused(raw).code is ErrorCode.EDXML_WRONG_ROOT
+
+
+def test_oversize_is_refused_before_parsing() -> None:
+    raw = b"<edXML>" + b"A" * 2000 + b"</edXML>"
+    error = refused(raw, XmlLimits(max_bytes=1000))
+    assert error.code is ErrorCode.XML_TOO_LARGE
+    assert error.details == {"size_bytes": len(raw), "max_bytes": 1000}
+
+
+def test_default_limit_is_50_mib() -> None:
+    raw = b"<edXML>" + b"A" * (50 * 1024 * 1024) + b"</edXML>"
+    assert refused(raw).code is ErrorCode.XML_TOO_LARGE
+
+
+@pytest.mark.parametrize("depth", [65, 2_000, 100_000])
+def test_deep_nesting_is_refused(depth: int) -> None:
+    raw = b"<a>" * depth + b"</a>" * depth
+    assert refused(raw).code is ErrorCode.XML_TOO_DEEP
+
+
+def test_depth_limit_is_configurable() -> None:
+    raw = b"<a>" * 10 + b"</a>" * 10
+    safe_xml.parse(raw, XmlLimits(max_depth=10))
+    assert refused(raw, XmlLimits(max_depth=9)).code is ErrorCode.XML_TOO_DEEP
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"   \n",
+        b"\x00\x01\x02binary",
+        b'{"kind": "edoc"}',
+        b"<edXML><unclosed></edXML>",
+        b"<edXML>\xff\xfe invalid utf-8</edXML>",
+        b'<?xml version="1.0" encoding="UTF-8"?><edXML>caf\xe9</edXML>',
+    ],
+)
+def test_non_xml_is_malformed(raw: bytes) -> None:
+    assert refused(raw).code is ErrorCode.XML_MALFORMED
+
+
+def test_large_attachment_beyond_libxml2_default_text_cap_is_read() -> None:
+    # libxml2 refuses text nodes over 10,000,000 bytes unless huge_tree is on: 12 MB here.
+    big = b"QUJD" * 3_000_000
+    raw = b'<edXML xmlns="http://www.mic.gov.vn/TBT/QCVN_102_2016"><x>' + big + b"</x></edXML>"
+    root = safe_xml.parse(raw, XmlLimits())
+    assert len(root[0].text or "") == len(big)
