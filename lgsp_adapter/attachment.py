@@ -32,7 +32,15 @@ def _chunks(encoded: str) -> Iterator[bytes]:
     """Decode base64 text chunk by chunk; line breaks and blanks anywhere are allowed."""
     pending = ""
     for offset in range(0, len(encoded), CHUNK_CHARS):
-        piece = pending + encoded[offset : offset + CHUNK_CHARS].translate(_WHITESPACE)
+        piece = encoded[offset : offset + CHUNK_CHARS]
+        if not pending and len(piece) % 4 == 0:
+            # Most senders write one unbroken line: decode it as is, no whitespace to strip.
+            try:
+                yield binascii.a2b_base64(piece, strict_mode=True)
+                continue
+            except binascii.Error:
+                pass
+        piece = pending + piece.translate(_WHITESPACE)
         usable = len(piece) - len(piece) % 4
         pending = piece[usable:]
         if usable:

@@ -88,7 +88,9 @@ class OtherInfo(XmlModel):
     promulgation_amount: Annotated[str | None, Tag("PromulgationAmount")] = None
     page_amount: Annotated[str | None, Tag("PageAmount")] = None
     direction: Annotated[str | None, Tag("Direction")] = None
-    appendixes: Annotated[list[Text], Tag("Appendixes", item="Appendix")] = []
+    appendixes: Annotated[list[Text], Tag("Appendixes", item="Appendix")] = Field(
+        default_factory=list
+    )
 
 
 class ResponseFor(XmlModel):
@@ -114,9 +116,9 @@ class DocumentMessageHeader(XmlModel):
     signer_info: Annotated[SignerInfo | None, Tag("SignerInfo")] = None
     due_date: Annotated[EdxmlDate | None, Tag("DueDate", check=check_date)] = None
     other_info: Annotated[OtherInfo | None, Tag("OtherInfo")] = None
-    response_for: Annotated[list[ResponseFor], Tag("ResponseFor")] = []
+    response_for: Annotated[list[ResponseFor], Tag("ResponseFor")] = Field(default_factory=list)
     steering_type: Annotated[str | None, Tag("SteeringType")] = None
-    to_places: Annotated[list[Text], Tag("ToPlaces", item="Place")] = []
+    to_places: Annotated[list[Text], Tag("ToPlaces", item="Place")] = Field(default_factory=list)
 
 
 class TraceHeader(XmlModel):
@@ -147,16 +149,18 @@ class BusinessDocumentInfo(XmlModel):
 
     document_info: Annotated[str | None, Tag("DocumentInfo")] = None
     document_receiver: Annotated[str | None, Tag("DocumentReceiver")] = None
-    receivers: Annotated[list[Receiver], Tag("ReceiverList", item="Receiver")] = []
+    receivers: Annotated[list[Receiver], Tag("ReceiverList", item="Receiver")] = Field(
+        default_factory=list
+    )
 
 
 class ReplacementInfo(XmlModel):
     """A document that a replacement supersedes, and the agencies that had it."""
 
     document_id: Annotated[str, DOCUMENT_ID]
-    organ_ids: Annotated[
-        list[str], Tag("OrganIdList", item="OrganId", check=check_agency_code)
-    ] = []
+    organ_ids: Annotated[list[str], Tag("OrganIdList", item="OrganId", check=check_agency_code)] = (
+        Field(default_factory=list)
+    )
 
 
 class Business(XmlModel):
@@ -176,14 +180,14 @@ class Business(XmlModel):
     ] = None
     replacements: Annotated[
         list[ReplacementInfo], Tag("ReplacementInfoList", item="ReplacementInfo")
-    ] = []
+    ] = Field(default_factory=list)
     staff_info: Annotated[StaffInfo | None, Tag("StaffInfo")] = None
 
 
 class TraceHeaderList(XmlModel):
     """The hops so far and the business action."""
 
-    trace_headers: Annotated[list[TraceHeader], Tag("TraceHeader")] = []
+    trace_headers: Annotated[list[TraceHeader], Tag("TraceHeader")] = Field(default_factory=list)
     business: Annotated[Business | None, Tag("Bussiness", aliases=("Business",))] = None
 
 
@@ -211,7 +215,7 @@ class Manifest(XmlModel):
     """``edXMLManifest``: the list of attachments the document declares."""
 
     version: Annotated[str | None, Attr("version")] = "1.0"
-    references: Annotated[list[ManifestReference], Tag("Reference")] = []
+    references: Annotated[list[ManifestReference], Tag("Reference")] = Field(default_factory=list)
 
 
 class Body(XmlModel):
@@ -231,7 +235,9 @@ class EdocPacket(XmlModel):
     """An edXML document packet (kind ``edoc``): new, revoke, update or replace."""
 
     envelope: Annotated[DocumentEnvelope, Tag("edXMLEnvelope", declare_prefix=True)]
-    attachments: Annotated[list[Attachment], Tag("AttachmentEncoded", item="Attachment")] = []
+    attachments: Annotated[list[Attachment], Tag("AttachmentEncoded", item="Attachment")] = Field(
+        default_factory=list
+    )
 
     kind: Literal["edoc"] = "edoc"
 

@@ -28,7 +28,7 @@ from enum import Enum, auto
 from typing import Any, BinaryIO, Union
 
 from lxml import etree
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from lgsp_adapter import safe_xml
 from lgsp_adapter.diagnostics import Diagnostics, WarningCode
@@ -76,7 +76,7 @@ class XmlModel(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    extra: list[str] = []
+    extra: list[str] = Field(default_factory=list)
 
 
 class Verbatim(BaseModel):
@@ -102,6 +102,9 @@ class _Field:
     kind: _Kind
     model: type[XmlModel] | None
     required: bool
+    clark: str  # the element's name with its namespace, as lxml wants it
+    item_clark: str  # likewise for the items of a wrapper
+    repeated: bool  # repeated elements directly in the parent (not items of a wrapper)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +150,18 @@ def plan_of(cls: type[XmlModel]) -> _Plan:
                 kind, model = _classify(info.annotation)
                 if kind is _Kind.TEXTS and meta.item is None:
                     raise TypeError(f"{cls.__name__}.{name}: a list of text needs Tag(item=...)")
-                fields.append(_Field(name, meta, kind, model, info.is_required()))
+                fields.append(
+                    _Field(
+                        name,
+                        meta,
+                        kind,
+                        model,
+                        info.is_required(),
+                        qname(meta.tag),
+                        qname(meta.item or meta.tag),
+                        kind is _Kind.MODELS and meta.item is None,
+                    )
+                )
     by_tag = {tag: f for f in fields for tag in (f.tag.tag, *f.tag.aliases)}
     return _Plan(tuple(fields), by_tag, tuple(attrs))
 
@@ -157,8 +171,12 @@ def plan_of(cls: type[XmlModel]) -> _Plan:
 
 def local_name(element: etree._Element) -> tuple[str | None, str]:
     """Split an element's Clark name into namespace and local name."""
-    qn = etree.QName(element)
-    return qn.namespace, qn.localname
+    tag: str = element.tag  # type: ignore[assignment]  # an element's tag is text
+    # A plain split: etree.QName costs a third of reading a packet.
+    if tag[0] == "{":
+        namespace, _, name = tag[1:].partition("}")
+        return namespace, name
+    return None, tag
 
 
 @dataclass(slots=True)
@@ -179,17 +197,21 @@ class Reader:
         self._read_attributes(plan, element, data, path)
         self._note_stray_text(element.text, element, path)
         seen: dict[str, int] = {}
-        for child in element:
-            if not isinstance(child.tag, str):  # comments and processing instructions
-                continue
-            self._note_stray_text(child.tail, element, path)
-            namespace, name = local_name(child)
-            seen[name] = seen.get(name, 0) + 1
+        for child in element.iterchildren(etree.Element):  # not comments nor PIs
+            tail = child.tail
+            if tail and not tail.isspace():
+                self._note_stray_text(tail, element, path)
+            tag: str = child.tag  # type: ignore[assignment]  # an element's tag is text
+            namespace, _, name = tag[1:].partition("}") if tag[0] == "{" else ("", "", tag)
             field = plan.by_tag.get(name)
             child_path = f"{path}/{name}"
-            if field is not None and field.kind is _Kind.MODELS and field.tag.item is None:
-                child_path += f"[{seen[name]}]"
-            if field is None or not self._namespace_ok(field, namespace, child, child_path):
+            if field is not None and field.repeated:
+                seen[name] = count = seen.get(name, 0) + 1
+                child_path = f"{child_path}[{count}]"
+            if field is None or (
+                namespace != NS
+                and not self._namespace_ok(field, namespace or None, child, child_path)
+            ):
                 self._keep_unknown(child, extra, child_path, WarningCode.UNKNOWN_ELEMENT)
                 continue
             if name != field.tag.tag:
@@ -216,7 +238,7 @@ class Reader:
         extra: list[str],
     ) -> None:
         kind = field.kind
-        if kind is _Kind.MODELS and field.tag.item is None:
+        if field.repeated:
             assert field.model is not None  # noqa: S101  # _classify sets it for MODELS
             data.setdefault(field.name, []).append(self.read(field.model, child, path))
             return
@@ -342,7 +364,7 @@ class Reader:
         return False
 
     def _note_stray_text(self, text: str | None, element: etree._Element, path: str) -> None:
-        if text and text.strip():
+        if text and not text.isspace():
             self.diagnostics.warn(
                 WarningCode.STRAY_TEXT,
                 f"text {text.strip()[:40]!r} between elements is not part of edXML; ignored",
@@ -395,8 +417,7 @@ class Slots:
     """
 
     def __init__(self) -> None:
-        self._nonce = secrets.token_hex(12)
-        self._marker = re.compile(rf"lgsp-slot-{self._nonce}-(\d+)-".encode())
+        self._marker = f"lgsp-slot-{secrets.token_hex(12)}-"
         self._slots: list[tuple[str, bool]] = []  # (content, replaces the whole element)
 
     def text(self, text: str) -> str:
@@ -409,14 +430,17 @@ class Slots:
 
     def _add(self, content: str, *, whole_element: bool) -> str:
         self._slots.append((content, whole_element))
-        return f"lgsp-slot-{self._nonce}-{len(self._slots) - 1}-"
+        return f"{self._marker}{len(self._slots) - 1}-"
 
     def splice(self, serialised: bytes, out: BinaryIO, chunk_chars: int = 1 << 20) -> None:
         """Write ``serialised`` to ``out`` with every marker replaced by its content."""
+        marker = self._marker.encode()
         position = 0
-        for match in self._marker.finditer(serialised):
-            content, whole_element = self._slots[int(match.group(1))]
-            start, end = match.start(), match.end()
+        start = serialised.find(marker)
+        while start >= 0:
+            number_end = serialised.index(b"-", start + len(marker))
+            content, whole_element = self._slots[int(serialised[start + len(marker) : number_end])]
+            end = number_end + 1
             if whole_element:  # drop the placeholder's own tags around the marker
                 start = serialised.rindex(b"<", 0, start)
                 end = serialised.index(b">", end) + 1
@@ -424,15 +448,12 @@ class Slots:
             for offset in range(0, len(content), chunk_chars):
                 out.write(content[offset : offset + chunk_chars].encode())
             position = end
+            start = serialised.find(marker, position)
         out.write(serialised[position:])
 
 
-def write(model: XmlModel, parent: etree._Element, tag: Tag, slots: Slots) -> etree._Element:
-    """Append ``model`` to ``parent`` as the element ``tag``."""
-    nsmap = {PREFIX: NS} if tag.declare_prefix else None
-    element = etree.SubElement(parent, qname(tag.tag), nsmap=nsmap)
-    fill(model, element, slots)
-    return element
+_PREFIXED = {PREFIX: NS}
+_EXTENSION = qname("Extension")
 
 
 def fill(model: XmlModel, element: etree._Element, slots: Slots) -> None:
@@ -446,31 +467,36 @@ def fill(model: XmlModel, element: etree._Element, slots: Slots) -> None:
         value = getattr(model, field.name)
         if value is None:
             continue
-        tag = field.tag
-        if field.kind is _Kind.TEXT:
-            _write_text(element, tag, str(value), slots)
-        elif field.kind is _Kind.MODEL:
-            write(value, element, tag, slots)
-        elif field.kind is _Kind.VERBATIM:
-            placeholder = etree.SubElement(element, qname(tag.tag))
+        kind = field.kind
+        if kind is _Kind.TEXT:
+            _write_text(element, field, str(value), slots)
+        elif kind is _Kind.MODEL:
+            _write_model(element, field, value, slots)
+        elif kind is _Kind.VERBATIM:
+            placeholder = etree.SubElement(element, field.clark)
             placeholder.text = slots.element(value.xml)
-        elif tag.item is None:
+        elif field.repeated:
             for item in value:
-                write(item, element, tag, slots)
+                _write_model(element, field, item, slots)
         elif value:
-            wrapper = etree.SubElement(element, qname(tag.tag))
-            item_tag = Tag(tag.item)
+            wrapper = etree.SubElement(element, field.clark)
             for item in value:
-                if field.kind is _Kind.MODELS:
-                    write(item, wrapper, item_tag, slots)
+                child = etree.SubElement(wrapper, field.item_clark)
+                if kind is _Kind.MODELS:
+                    fill(item, child, slots)
                 else:
-                    _write_text(wrapper, item_tag, str(item), slots)
+                    child.text = str(item)
     for xml in model.extra:
-        placeholder = etree.SubElement(element, qname("Extension"))
+        placeholder = etree.SubElement(element, _EXTENSION)
         placeholder.text = slots.element(xml)
 
 
-def _write_text(parent: etree._Element, tag: Tag, text: str, slots: Slots) -> None:
-    nsmap = {PREFIX: NS} if tag.declare_prefix else None
-    child = etree.SubElement(parent, qname(tag.tag), nsmap=nsmap)
-    child.text = slots.text(text) if tag.stream else text
+def _write_model(parent: etree._Element, field: _Field, model: XmlModel, slots: Slots) -> None:
+    nsmap = _PREFIXED if field.tag.declare_prefix else None
+    fill(model, etree.SubElement(parent, field.clark, nsmap=nsmap), slots)
+
+
+def _write_text(parent: etree._Element, field: _Field, text: str, slots: Slots) -> None:
+    nsmap = _PREFIXED if field.tag.declare_prefix else None
+    child = etree.SubElement(parent, field.clark, nsmap=nsmap)
+    child.text = slots.text(text) if field.tag.stream else text

@@ -1,0 +1,35 @@
+"""The benchmarks keep working: a short run of each, figures printed, no timing asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import PROJECT
+
+
+def test_codec_benchmark_runs_and_reports_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "codec.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT / "bench" / "codec.py"),
+            "--seconds",
+            "0.05",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "codec docs/s" in result.stdout
+    figures = json.loads(out.read_text())
+    assert set(figures) == {"20KB", "5MB"}
+    for row in figures.values():
+        assert row["codec_docs_per_s"] > 0
+        assert row["peak_memory_bytes"] >= 0
