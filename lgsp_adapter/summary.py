@@ -12,6 +12,7 @@ from typing import Any
 from lgsp_adapter.edxml_model import EdocPacket, Organization, StatusPacket
 from lgsp_adapter.packets import ReadPacket
 from lgsp_adapter.tax_transport import (
+    RecordReply,
     RecordRequest,
     TaxStatusQuery,
     TaxStatusReply,
@@ -105,6 +106,11 @@ def _tax_transport(packet: TaxTransportPacket) -> list[str]:
         lines.append(f"tax codes    {', '.join(packet.tax_codes)}")
     elif isinstance(packet, RecordRequest):
         lines.append(f"asks for     {', '.join(packet.record_kinds)} of {packet.holder_tax_code}")
+    elif isinstance(packet, RecordReply):
+        follow = f", {packet.packets} packet(s) follow" if packet.packets else ""
+        lines.append(f"outcome      {packet.outcome}{follow}")
+        if packet.reason:
+            lines.append(f"reason       {packet.reason}")
     elif isinstance(packet, TaxStatusReply):
         for result in packet.results:
             compliant = {True: "compliant", False: "NOT compliant", None: "compliance unknown"}

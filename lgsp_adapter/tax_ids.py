@@ -1,22 +1,26 @@
 """Identifiers of the tax–transport exchange: tax codes (MST), citizen IDs and vehicle plates.
 
-Records from two authorities are joined on these, so each is validated and written one way:
-tax codes as ``NNNNNNNNNN`` or ``NNNNNNNNNN-NNN`` (a branch), checked by ``python-stdnum``;
-plates upper case without separators (``36A12345``), keeping the province prefix.
+Records from two authorities are joined on these, so each is validated and stored one way. The
+JSON packets are produced by software against our published schema, so input must already be in
+one of the written forms the schema gives (same pattern in code and schema); only then are the
+check digit (by ``python-stdnum``) and the canonical form applied.
 """
 
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AfterValidator, WithJsonSchema
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.vn import mst
 
-_CITIZEN_ID = re.compile(r"\d{12}")
-_PLATE = re.compile(r"(\d{2})([A-Z]{1,2})(\d{4,6})")
-_NOT_ALNUM = re.compile(r"[^0-9A-Z]")
+# ASCII digits only: \d would also take Arabic-Indic or full-width digits.
+TAX_CODE_PATTERN = r"^([0-9]{10}(-[0-9]{3})?|[0-9]{12})$"
+PLATE_PATTERN = r"^[1-9][0-9][A-Z]{1,2}[0-9]?-?([0-9]{4}|[0-9]{3}\.?[0-9]{2})$"
+_TAX_CODE = re.compile(TAX_CODE_PATTERN)
+_PLATE = re.compile(PLATE_PATTERN)
 
 
 def normalise_tax_code(value: str) -> str:
@@ -25,32 +29,42 @@ def normalise_tax_code(value: str) -> str:
     Since 1 July 2025 individuals and household businesses use their 12-digit citizen ID as tax
     code; it has no check digit, so only its shape is checked.
     """
-    compact = mst.compact(value)
-    if _CITIZEN_ID.fullmatch(compact):
-        return compact
-    try:
-        mst.validate(compact)
-    except StdnumError as exc:
+    if not _TAX_CODE.match(value):
         raise ValueError(
-            f"{value!r} is not a valid tax code (10 digits with a check digit, 13 for a branch "
-            f"written NNNNNNNNNN-NNN, or a 12-digit citizen ID): {exc}"
-        ) from exc
-    return str(mst.format(compact))
+            f"{value!r} is not written as a tax code: 10 digits, NNNNNNNNNN-NNN for a branch, "
+            "or a 12-digit citizen ID"
+        )
+    if len(value) == 12:
+        return value
+    try:
+        mst.validate(value)
+    except StdnumError as exc:
+        raise ValueError(f"{value!r} is not a valid tax code: {exc}") from exc
+    return value
 
 
 def normalise_plate(value: str) -> str:
-    """A plate as compared across systems: ``36A-123.45`` becomes ``36A12345``."""
-    compact = _NOT_ALNUM.sub("", value.upper())
-    if not _PLATE.fullmatch(compact):
+    """A plate as compared across systems: ``36A-123.45`` is stored ``36A12345``."""
+    if not _PLATE.match(value):
         raise ValueError(
-            f"{value!r} is not a Vietnamese vehicle plate (e.g. 36A-123.45, 29LD-123.45)"
+            f"{value!r} is not a Vietnamese vehicle plate written like 36A-123.45, 36A12345 or "
+            "29LD-123.45 (upper case, province 10–99)"
         )
-    return compact
+    return value.replace("-", "").replace(".", "")
 
 
 def plate_province(plate: str) -> str:
     """The two-digit province prefix of a plate (36 is Thanh Hóa)."""
     return normalise_plate(plate)[:2]
+
+
+class PlateColour(StrEnum):
+    """Plate colour: yellow plates are commercial transport vehicles."""
+
+    WHITE = "white"
+    YELLOW = "yellow"
+    BLUE = "blue"
+    RED = "red"
 
 
 TaxCode = Annotated[
@@ -59,9 +73,10 @@ TaxCode = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "pattern": r"^(\d{10}|\d{10}-\d{3}|\d{12})$",
-            "description": "Tax code (MST): 10 digits with a check digit, NNNNNNNNNN-NNN for a "
-            "branch, or a 12-digit citizen ID for individuals and household businesses.",
+            "pattern": TAX_CODE_PATTERN,
+            "description": "Tax code (MST): 10 digits whose last is a check digit, "
+            "NNNNNNNNNN-NNN for a branch, or a 12-digit citizen ID for individuals and household "
+            "businesses (since 1 July 2025). The check digit is verified by the adapter.",
             "examples": ["0100109106", "0100109106-001", "038085001234"],
         }
     ),
@@ -73,9 +88,10 @@ Plate = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "description": "Vehicle plate; any punctuation is accepted and removed (36A-123.45 "
-            "is stored as 36A12345). The first two digits are the province.",
-            "examples": ["36A-123.45", "36B12345"],
+            "pattern": PLATE_PATTERN,
+            "description": "Vehicle plate, upper case, with or without its dash and dot "
+            "(36A-123.45 or 36A12345); stored without them. The first two digits are the province.",
+            "examples": ["36A-123.45", "36B12345", "29LD-123.45"],
         }
     ),
 ]

@@ -7,8 +7,9 @@ licences, badges, vehicles and tracking aggregates; the tax side answers status 
 for records. Requests and replies are correlated by ``reference`` / ``in_reply_to``, and every
 record names its legal basis and its source agency.
 
-A change that old readers would misread gets a new ``schema_version``; adding an optional field
-does not.
+Reading is strict, like the schema: no type coercion, no unknown fields, identifiers in their
+written forms. So any change to the packets, even an added optional field or enum value, is a new
+``schema_version``, which readers of version 1 refuse by name rather than misread.
 """
 
 from __future__ import annotations
@@ -16,30 +17,61 @@ from __future__ import annotations
 import json
 from datetime import date
 from enum import StrEnum
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     TypeAdapter,
     ValidationError,
-    model_validator,
+    ValidationInfo,
+    field_validator,
 )
 
 from lgsp_adapter.agency_code import AgencyCode
-from lgsp_adapter.edxml_values import Text
+from lgsp_adapter.edxml_values import to_nfc
 from lgsp_adapter.errors import ErrorCode, InvalidPacket
-from lgsp_adapter.tax_ids import Plate, TaxCode
+from lgsp_adapter.tax_ids import Plate, PlateColour, TaxCode
 
 SCHEMA_VERSION: Literal[1] = 1
 MAX_RECORDS = 10_000
+REFERENCE_PATTERN = r"^[A-Za-z0-9._:/-]{1,64}$"
+
+
+# Free text: NFC, not blank, bounded.
+ShortText = Annotated[
+    str, Field(min_length=1, max_length=300, pattern=r"\S"), AfterValidator(to_nfc)
+]
+LongText = Annotated[
+    str, Field(min_length=1, max_length=500, pattern=r"\S"), AfterValidator(to_nfc)
+]
+
+
+# An identifier some authority wrote (a licence or badge number): no blanks around it.
+Number = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^\S(.*\S)?$")]
+Reference = Annotated[str, Field(pattern=REFERENCE_PATTERN)]
+LegalBasis = LongText
 
 
 class _Strict(BaseModel):
-    # Unknown fields are refused: a misspelt field silently ignored would be a lost fact.
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+    # As strict as the published schema: no coercion ("29" is not 29), no unknown fields (a
+    # misspelt field silently ignored would be a lost fact).
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+def _not_before(earlier: str) -> Any:
+    """A validator that the field's date is not before the field ``earlier``."""
+
+    def check(value: date | None, info: ValidationInfo) -> date | None:
+        start = info.data.get(earlier)
+        if value is not None and start is not None and value < start:
+            raise ValueError(f"is before {earlier} ({start.isoformat()})")
+        return value
+
+    return check
 
 
 class RecordEvent(StrEnum):
@@ -80,36 +112,43 @@ class BadgeType(StrEnum):
 class Provenance(_Strict):
     """Where a record comes from and under what law it is shared."""
 
-    legal_basis: Text = Field(min_length=1, max_length=500, examples=["Nghị định 10/2020/NĐ-CP"])
+    legal_basis: LegalBasis = Field(examples=["Nghị định 10/2020/NĐ-CP, Điều 12"])
     source_agency: AgencyCode
 
 
-class LicenceRecord(Provenance):
+class Event(Provenance):
+    """Something that happened to a licence, badge or vehicle: identified, so that the receiver
+    can drop a record it already has, and dated, so that it can order them."""
+
+    record_id: Reference = Field(
+        description="Unique at the source agency; a record sent again keeps its id."
+    )
+    event: RecordEvent
+    event_on: date = Field(description="When the event took effect.")
+    reason: LongText | None = None
+
+
+class LicenceRecord(Event):
     """A transport business licence (giấy phép kinh doanh vận tải) event."""
 
-    event: RecordEvent
-    licence_number: str = Field(min_length=1, max_length=64)
-    holder_name: Text = Field(min_length=1, max_length=300)
-    holder_address: Text | None = Field(None, max_length=500)
+    licence_number: Number
+    holder_name: ShortText
+    holder_address: LongText | None = None
     holder_tax_code: TaxCode
     business_types: list[BusinessType] = Field(min_length=1)
     issued_on: date
     expires_on: date | None = None
     issuing_agency: AgencyCode
 
-    @model_validator(mode="after")
-    def _dates_in_order(self) -> Self:
-        if self.expires_on is not None and self.expires_on < self.issued_on:
-            raise ValueError("expires_on is before issued_on")
-        return self
+    _expires_after_issue = field_validator("expires_on")(_not_before("issued_on"))
 
 
-class BadgeRecord(Provenance):
+class BadgeRecord(Event):
     """A vehicle badge (phù hiệu / biển hiệu) event."""
 
-    event: RecordEvent
-    badge_number: str = Field(min_length=1, max_length=64)
+    badge_number: Number
     plate: Plate
+    plate_colour: PlateColour | None = None
     badge_type: BadgeType
     valid_from: date
     valid_until: date | None = None
@@ -117,27 +156,24 @@ class BadgeRecord(Provenance):
     seats: int | None = Field(None, ge=1, le=100)
     payload_kg: int | None = Field(None, ge=1, le=100_000)
 
-    @model_validator(mode="after")
-    def _dates_in_order(self) -> Self:
-        if self.valid_until is not None and self.valid_until < self.valid_from:
-            raise ValueError("valid_until is before valid_from")
-        return self
+    _valid_after_start = field_validator("valid_until")(_not_before("valid_from"))
 
 
-class VehicleRecord(Provenance):
+class VehicleRecord(Event):
     """Vehicle and inspection facts (đăng kiểm) where the transport side has them."""
 
-    event: RecordEvent
     plate: Plate
+    plate_colour: PlateColour | None = None
     vin: str | None = Field(None, pattern=r"^[A-HJ-NPR-Z0-9]{17}$")
     holder_tax_code: TaxCode | None = None
-    inspection_certificate: str | None = Field(None, max_length=64)
+    inspection_certificate: Number | None = None
     inspection_expires_on: date | None = None
 
 
 class TrackingRecord(Provenance):
     """Per vehicle and period, what its tracking device recorded (Decree 10/2020, art. 12)."""
 
+    record_id: Reference
     plate: Plate
     holder_tax_code: TaxCode | None = None
     period_start: date
@@ -145,11 +181,7 @@ class TrackingRecord(Provenance):
     distance_km: float = Field(ge=0, le=1_000_000)
     trips: int = Field(ge=0)
 
-    @model_validator(mode="after")
-    def _period_in_order(self) -> Self:
-        if self.period_end < self.period_start:
-            raise ValueError("period_end is before period_start")
-        return self
+    _period_in_order = field_validator("period_end")(_not_before("period_start"))
 
 
 class TaxpayerStatus(StrEnum):
@@ -167,88 +199,122 @@ class TaxStatusResult(Provenance):
     tax_code: TaxCode
     registered: bool
     status: TaxpayerStatus
+    status_since: date | None = None
+    taxpayer_name: ShortText | None = None
+    tax_office: AgencyCode | None = Field(None, description="The tax office managing it.")
     compliant: bool | None = Field(
-        None, description="False when the taxpayer has overdue declarations or debts."
+        None,
+        description="False when the taxpayer has overdue declarations or tax debts; absent when "
+        "the tax office cannot say.",
     )
     checked_at: AwareDatetime
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        if self.registered == (self.status is TaxpayerStatus.NOT_REGISTERED):
-            raise ValueError("registered and status disagree")
-        return self
+    @field_validator("status")
+    @classmethod
+    def _agrees_with_registered(cls, value: TaxpayerStatus, info: ValidationInfo) -> TaxpayerStatus:
+        registered = info.data.get("registered")
+        if registered is not None and registered == (value is TaxpayerStatus.NOT_REGISTERED):
+            raise ValueError(f"{value} disagrees with registered={str(registered).lower()}")
+        return value
 
 
 class PacketBase(_Strict):
-    """What every tax–transport packet carries besides its records."""
+    """What every tax–transport packet carries besides its content."""
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1]
     sender: AgencyCode
     recipients: list[AgencyCode] = Field(min_length=1, max_length=100)
-    reference: str = Field(
-        min_length=1,
-        max_length=64,
-        pattern=r"^[A-Za-z0-9._:/-]+$",
-        description="The sender's own id for this packet; replies quote it in in_reply_to.",
+    reference: Reference = Field(
+        description="The sender's own id for this packet; replies quote it in in_reply_to."
     )
-    in_reply_to: str | None = Field(None, max_length=64)
+    in_reply_to: Reference | None = None
     created_at: AwareDatetime
 
 
 class LicencePacket(PacketBase):
     """Transport → tax: licence events."""
 
-    kind: Literal["tax-transport/licence"] = "tax-transport/licence"
+    kind: Literal["tax-transport/licence"]
     records: list[LicenceRecord] = Field(min_length=1, max_length=MAX_RECORDS)
 
 
 class BadgePacket(PacketBase):
     """Transport → tax: vehicle badge events."""
 
-    kind: Literal["tax-transport/vehicle-badge"] = "tax-transport/vehicle-badge"
+    kind: Literal["tax-transport/vehicle-badge"]
     records: list[BadgeRecord] = Field(min_length=1, max_length=MAX_RECORDS)
 
 
 class VehiclePacket(PacketBase):
     """Transport → tax: vehicle and inspection facts."""
 
-    kind: Literal["tax-transport/vehicle"] = "tax-transport/vehicle"
+    kind: Literal["tax-transport/vehicle"]
     records: list[VehicleRecord] = Field(min_length=1, max_length=MAX_RECORDS)
 
 
 class TrackingPacket(PacketBase):
     """Transport → tax: tracking aggregates."""
 
-    kind: Literal["tax-transport/tracking"] = "tax-transport/tracking"
+    kind: Literal["tax-transport/tracking"]
     records: list[TrackingRecord] = Field(min_length=1, max_length=MAX_RECORDS)
 
 
 class TaxStatusQuery(PacketBase):
-    """Transport → tax: what is the standing of these tax codes?"""
+    """Transport → tax: what is the standing of these tax codes? (The sender is the source.)"""
 
-    kind: Literal["tax-transport/tax-status-query"] = "tax-transport/tax-status-query"
+    kind: Literal["tax-transport/tax-status-query"]
     tax_codes: list[TaxCode] = Field(min_length=1, max_length=MAX_RECORDS)
-    legal_basis: Text = Field(min_length=1, max_length=500)
-
-
-class RecordRequest(PacketBase):
-    """Tax → transport: send me the records of this holder (e.g. all badges of one operator)."""
-
-    kind: Literal["tax-transport/record-request"] = "tax-transport/record-request"
-    holder_tax_code: TaxCode
-    record_kinds: list[Literal["licence", "vehicle-badge", "vehicle", "tracking"]] = Field(
-        min_length=1
-    )
-    since: date | None = None
-    legal_basis: Text = Field(min_length=1, max_length=500)
+    legal_basis: LegalBasis
 
 
 class TaxStatusReply(PacketBase):
     """Tax → transport: the answer to a ``TaxStatusQuery`` (``in_reply_to`` is required)."""
 
-    kind: Literal["tax-transport/tax-status-reply"] = "tax-transport/tax-status-reply"
-    in_reply_to: str = Field(min_length=1, max_length=64)
+    kind: Literal["tax-transport/tax-status-reply"]
+    in_reply_to: Reference
     results: list[TaxStatusResult] = Field(min_length=1, max_length=MAX_RECORDS)
+
+
+RecordKind = Literal["licence", "vehicle-badge", "vehicle", "tracking"]
+
+
+class RecordRequest(PacketBase):
+    """Tax → transport: send me the records of this holder (e.g. all badges of one operator)."""
+
+    kind: Literal["tax-transport/record-request"]
+    holder_tax_code: TaxCode
+    record_kinds: list[RecordKind] = Field(min_length=1)
+    since: date | None = None
+    legal_basis: LegalBasis
+
+
+class RequestOutcome(StrEnum):
+    """How a record request was answered."""
+
+    RECORDS_FOLLOW = "records_follow"
+    NO_RECORDS = "no_records"
+    REFUSED = "refused"
+    FAILED = "failed"
+
+
+class RecordReply(PacketBase):
+    """Transport → tax: the answer to a ``RecordRequest``. When records exist they follow in
+    ``packets`` record packets, each with the same ``in_reply_to``; an empty answer, a refusal
+    (say, an insufficient legal basis) or a failure is said here, with the reason."""
+
+    kind: Literal["tax-transport/record-reply"]
+    in_reply_to: Reference
+    outcome: RequestOutcome
+    packets: int = Field(0, ge=0, description="How many record packets follow.")
+    reason: LongText | None = None
+
+    @field_validator("packets")
+    @classmethod
+    def _packets_only_when_records_follow(cls, value: int, info: ValidationInfo) -> int:
+        follow = info.data.get("outcome") is RequestOutcome.RECORDS_FOLLOW
+        if follow != (value > 0):
+            raise ValueError("is above 0 exactly when the outcome is records_follow")
+        return value
 
 
 TaxTransportPacket = Annotated[
@@ -257,8 +323,9 @@ TaxTransportPacket = Annotated[
     | VehiclePacket
     | TrackingPacket
     | TaxStatusQuery
+    | TaxStatusReply
     | RecordRequest
-    | TaxStatusReply,
+    | RecordReply,
     Field(discriminator="kind"),
 ]
 
@@ -268,8 +335,9 @@ KINDS = (
     "tax-transport/vehicle",
     "tax-transport/tracking",
     "tax-transport/tax-status-query",
-    "tax-transport/record-request",
     "tax-transport/tax-status-reply",
+    "tax-transport/record-request",
+    "tax-transport/record-reply",
 )
 
 _ADAPTER: TypeAdapter[TaxTransportPacket] = TypeAdapter(TaxTransportPacket)
@@ -286,14 +354,20 @@ def parse_tax_transport(data: bytes) -> TaxTransportPacket:
 def _translate(exc: ValidationError) -> InvalidPacket:
     errors = exc.errors(include_url=False)
     first = errors[0]
-    where = ".".join(str(part) for part in first["loc"])
     if first["type"] == "json_invalid":
         return InvalidPacket(ErrorCode.JSON_MALFORMED, f"not valid JSON: {first['msg']}")
-    if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+    if first["type"] == "union_tag_not_found":
         return InvalidPacket(
             ErrorCode.PACKET_UNKNOWN_KIND,
-            f"unknown packet kind; expected one of {', '.join(KINDS)}",
+            f"the packet has no kind; expected one of {', '.join(KINDS)}",
             details={"kinds": list(KINDS)},
+        )
+    if first["type"] == "union_tag_invalid":
+        given = first.get("ctx", {}).get("tag")
+        return InvalidPacket(
+            ErrorCode.PACKET_UNKNOWN_KIND,
+            f"kind {given!r} is unknown; expected one of {', '.join(KINDS)}",
+            details={"kind": given, "kinds": list(KINDS)},
         )
     if first["loc"][-1:] == ("schema_version",) and first["type"] == "literal_error":
         return InvalidPacket(
@@ -308,16 +382,23 @@ def _translate(exc: ValidationError) -> InvalidPacket:
             "a tax–transport packet is a JSON object with a kind",
             details=[{"field": "", "message": first["msg"]}],
         )
-    # The discriminator is the first element of each location: drop it for readability.
-    field = ".".join(str(part) for part in first["loc"][1:]) or where
+    faults = [{"field": _field(e["loc"]), "message": _message(e)} for e in errors[:20]]
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return InvalidPacket(
         ErrorCode.TAX_TRANSPORT_INVALID,
-        f"{field}: {first['msg']}" + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""),
-        details=[
-            {"field": ".".join(str(p) for p in e["loc"][1:]), "message": e["msg"]}
-            for e in errors[:20]
-        ],
+        f"{faults[0]['field']}: {faults[0]['message']}{more}",
+        details=faults,
     )
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    # The first part of a location is the kind that the discriminator chose: not a field.
+    return ".".join(str(part) for part in loc[1:])
+
+
+def _message(error: Any) -> str:
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
 
 
 def render_tax_transport(packet: TaxTransportPacket) -> bytes:

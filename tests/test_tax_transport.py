@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from lgsp_adapter.errors import ErrorCode, InvalidPacket
 from lgsp_adapter.tax_transport import (
@@ -47,6 +48,7 @@ def test_badge_example_is_normalised() -> None:
     packet = parse_tax_transport(json.dumps(example("vehicle-badge")).encode())
     assert isinstance(packet, BadgePacket)
     assert [r.plate for r in packet.records] == ["36B12345", "36C45678"]
+    assert [r.record_id for r in packet.records] == ["PH-36-2026-004512-I", "PH-36-2024-000977-R"]
     assert str(packet.sender) == "000.00.12.H56"
 
 
@@ -57,9 +59,63 @@ def test_reply_correlates_with_its_query() -> None:
     assert reply.in_reply_to == query["reference"]
 
 
-def test_published_schema_is_the_one_the_code_enforces() -> None:
-    published = json.loads((PROJECT / "docs/schema/tax-transport-v1.schema.json").read_text())
-    assert published == json.loads(json.dumps(json_schema())), "run `make schema`"
+PUBLISHED = json.loads((PROJECT / "docs/schema/tax-transport-v1.schema.json").read_text())
+
+
+def test_published_schema_is_the_one_the_code_makes() -> None:
+    assert json.loads(json.dumps(json_schema())) == PUBLISHED, "run `make schema`"
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.name)
+def test_examples_are_valid_under_the_published_schema(path: Path) -> None:
+    # An independent validator, so that other vendors can rely on the schema alone.
+    validator = Draft202012Validator(PUBLISHED, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    validator.validate(json.loads(path.read_text()))
+
+
+# Inputs the schema can judge: the schema and the code must agree on every one.
+AGREEMENT_CASES: list[tuple[str, tuple[str | int, ...], object]] = [
+    ("vehicle-badge", ("records", 0, "plate"), "36B12345"),
+    ("vehicle-badge", ("records", 0, "plate"), "hello"),
+    ("vehicle-badge", ("records", 0, "plate"), "36b-123.45"),
+    ("vehicle-badge", ("records", 0, "plate"), "00A-123.45"),
+    ("vehicle-badge", ("records", 0, "holder_tax_code"), "0100109106-001"),
+    ("vehicle-badge", ("records", 0, "holder_tax_code"), "0100109106001"),
+    ("vehicle-badge", ("records", 0, "holder_tax_code"), "0100109106-01"),
+    ("vehicle-badge", ("records", 0, "holder_tax_code"), "038085001234"),
+    ("vehicle-badge", ("records", 0, "seats"), "29"),
+    ("vehicle-badge", ("records", 0, "legal_basis"), "   "),
+    ("vehicle-badge", ("records", 0, "badge_number"), " PH-1"),
+    ("vehicle-badge", ("records", 0, "source_agency"), "000.00.12.H56 "),
+    ("vehicle-badge", ("records", 0, "source_agency"), "０００.００.１２.H56"),
+    ("vehicle-badge", ("reference",), "has space"),
+    ("vehicle-badge", ("schema_version",), 2),
+    ("vehicle", ("records", 0, "vin"), "RLUB5HD3XPN01234O"),
+    ("tax-status-reply", ("in_reply_to",), " "),
+    ("tax-status-reply", ("results", 0, "registered"), "yes"),
+    ("tracking", ("records", 0, "trips"), 1.5),
+]
+
+
+@pytest.mark.parametrize(("kind", "where", "value"), AGREEMENT_CASES)
+def test_schema_and_code_agree(kind: str, where: tuple[str | int, ...], value: object) -> None:
+    packet: Any = example(kind)
+    target = packet
+    for part in where[:-1]:
+        target = target[part]
+    target[where[-1]] = value
+    schema_accepts = Draft202012Validator(PUBLISHED).is_valid(packet)
+    try:
+        parse_tax_transport(json.dumps(packet).encode())
+        code_accepts = True
+    except InvalidPacket:
+        code_accepts = False
+    assert schema_accepts == code_accepts
+
+
+def test_kind_and_version_are_required_by_the_schema() -> None:
+    for name in ("LicencePacket", "RecordReply"):
+        assert {"kind", "schema_version"} <= set(PUBLISHED["$defs"][name]["required"])
 
 
 def test_bad_tax_code_names_the_record_and_field() -> None:
@@ -77,10 +133,10 @@ def test_bad_plate_is_refused() -> None:
     assert refused(packet).details[0]["field"] == "records.0.plate"
 
 
-def test_dates_out_of_order_are_refused() -> None:
+def test_dates_out_of_order_are_refused_at_the_later_field() -> None:
     packet = example("licence")
     packet["records"][0]["expires_on"] = "2020-01-01"
-    assert "expires_on is before issued_on" in refused(packet).message
+    assert refused(packet).message == "records.0.expires_on: is before issued_on (2026-11-19)"
 
 
 def test_unknown_field_is_refused_not_ignored() -> None:
@@ -106,7 +162,41 @@ def test_malformed_agency_code_is_refused() -> None:
 def test_inconsistent_reply_is_refused() -> None:
     packet = example("tax-status-reply")
     packet["results"][1]["registered"] = True
-    assert "registered and status disagree" in refused(packet).message
+    assert refused(packet).message == (
+        "results.1.status: not_registered disagrees with registered=true"
+    )
+
+
+@pytest.mark.parametrize(("outcome", "packets"), [("records_follow", 0), ("no_records", 2)])
+def test_record_reply_says_packets_follow_exactly_when_they_do(outcome: str, packets: int) -> None:
+    packet = example("record-reply")
+    packet.update(outcome=outcome, packets=packets)
+    assert refused(packet).details[0]["field"] == "packets"
+
+
+def test_record_reply_can_refuse_with_a_reason() -> None:
+    packet = example("record-reply")
+    packet.update(outcome="refused", packets=0, reason="Thiếu căn cứ pháp lý")
+    parse_tax_transport(json.dumps(packet).encode())
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        (("records", 0, "seats"), "29"),  # a string is not a number
+        (("records", 0, "valid_from"), "2024-03-01T00:00:00"),  # a time is not a date
+        (("records", 0, "holder_tax_code"), " 0101248141"),  # no blanks around identifiers
+        (("records", 0, "legal_basis"), "   "),  # blank text
+        (("created_at",), 1763600000),  # a number is not a time
+    ],
+)
+def test_no_coercion(where: tuple[str | int, ...], value: object) -> None:
+    packet: Any = example("vehicle-badge")
+    target = packet
+    for part in where[:-1]:
+        target = target[part]
+    target[where[-1]] = value
+    assert refused(packet).details[0]["field"] == ".".join(map(str, where))
 
 
 def test_naive_timestamps_are_refused() -> None:
@@ -115,16 +205,20 @@ def test_naive_timestamps_are_refused() -> None:
     assert refused(packet).details[0]["field"] == "created_at"
 
 
-def test_unknown_kind() -> None:
+def test_unknown_kind_is_echoed() -> None:
     packet = example("licence")
     packet["kind"] = "tax-transport/fuel"
-    assert refused(packet).code is ErrorCode.PACKET_UNKNOWN_KIND
+    error = refused(packet)
+    assert error.code is ErrorCode.PACKET_UNKNOWN_KIND
+    assert error.message.startswith("kind 'tax-transport/fuel' is unknown")
 
 
 def test_missing_kind() -> None:
     packet = example("licence")
     del packet["kind"]
-    assert refused(packet).code is ErrorCode.PACKET_UNKNOWN_KIND
+    error = refused(packet)
+    assert error.code is ErrorCode.PACKET_UNKNOWN_KIND
+    assert error.message.startswith("the packet has no kind")
 
 
 def test_future_schema_version_is_named() -> None:
