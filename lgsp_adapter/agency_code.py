@@ -22,7 +22,7 @@ from pydantic_core import PydanticCustomError, core_schema
 
 from lgsp_adapter.errors import ErrorCode, PermanentError
 
-_SHAPE = re.compile(r"(\d{3})\.(\d{2})\.(\d{2})\.([A-Z]\d{2})")
+_SHAPE = re.compile(r"([0-9]{3})\.([0-9]{2})\.([0-9]{2})\.([A-Z][0-9]{2})")  # ASCII only
 
 ROOT_KINDS = {
     "G": "ministry or government body",
@@ -146,7 +146,7 @@ class AgencyCode:
     def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> dict[str, Any]:
         return {
             "type": "string",
-            "pattern": "^\\d{3}\\.\\d{2}\\.\\d{2}\\.[A-Z]\\d{2}$",
+            "pattern": "^[0-9]{3}\\.[0-9]{2}\\.[0-9]{2}\\.[A-Z][0-9]{2}$",
             "description": "Agency identifier (mã định danh), e.g. 000.00.00.H56",
             "examples": ["000.00.00.H56", "000.00.12.H56"],
         }

@@ -74,7 +74,7 @@ STATUS_MEANINGS = {
 
 def _two_digit_code(text: str) -> str:
     stripped = text.strip()
-    if not re.fullmatch(r"\d{1,2}", stripped) or not 1 <= int(stripped) <= 99:
+    if not re.fullmatch(r"[0-9]{1,2}", stripped) or not 1 <= int(stripped) <= 99:
         raise ValueError(f"status code {text!r} is not a number from 01 to 99")
     return f"{int(stripped):02d}"
 
@@ -100,9 +100,9 @@ def _parse_date(text: str) -> tuple[date | None, WarningCode | None]:
 
 
 _DATE_SHAPES = (
-    (re.compile(r"(\d{4})/(\d{1,2})/(\d{1,2})"), "ymd", None),
-    (re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})"), "dmy", WarningCode.DATE_FORMAT),
-    (re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})"), "ymd", WarningCode.DATE_FORMAT),
+    (re.compile(r"(\d{4})/(\d{1,2})/(\d{1,2})", re.ASCII), "ymd", None),
+    (re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})", re.ASCII), "dmy", WarningCode.DATE_FORMAT),
+    (re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})", re.ASCII), "ymd", WarningCode.DATE_FORMAT),
 )
 
 
@@ -171,7 +171,7 @@ class EdxmlTimestamp(BaseModel):
         return self.text
 
 
-_TIME = re.compile(r"(.+?)[ T](\d{1,2}):(\d{2})(?::(\d{2}))?")
+_TIME = re.compile(r"(.+?)[ T](\d{1,2}):(\d{2})(?::(\d{2}))?", re.ASCII)
 
 
 def _parse_timestamp(text: str) -> tuple[datetime | None, WarningCode | None]:

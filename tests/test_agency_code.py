@@ -81,3 +81,11 @@ def test_lenient_read_fixes_only_blanks_and_case_and_says_so() -> None:
     assert code == AgencyCode.parse("000.00.00.H56")
     assert problem is not None
     assert "read as 000.00.00.H56" in problem
+
+
+@pytest.mark.parametrize("text", ["０００.００.１２.H56", "٠٠٠.٠٠.١٢.H56"])
+def test_only_ascii_digits_make_a_code(text: str) -> None:
+    # \d matches full-width and Arabic-Indic digits too; a code that only looks right is not one.
+    with pytest.raises(PermanentError):
+        AgencyCode.parse(text)
+    assert AgencyCode.read(text).code is None
