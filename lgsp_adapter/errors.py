@@ -27,6 +27,7 @@ class ErrorCode(StrEnum):
     XML_EXTERNAL_DTD = "xml.external_dtd"
     XML_ENTITY_DECLARATION = "xml.entity_declaration"
     XML_EXTERNAL_ENTITY = "xml.external_entity"
+    XML_UNSUPPORTED_ENCODING = "xml.unsupported_encoding"
     # edXML structure
     EDXML_WRONG_ROOT = "edxml.wrong_root"
     EDXML_LEGACY_NAMESPACE = "edxml.legacy_namespace"

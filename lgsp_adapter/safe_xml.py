@@ -1,8 +1,9 @@
 """The only door through which XML enters the adapter: lxml with every dangerous feature off.
 
-Packets come from other agencies' systems and must be treated as hostile. The parser resolves no
-entities, loads no DTD, touches no network and no file; any DOCTYPE is refused (edXML has none),
-with a code that says what it tried (external entity, entity expansion, external DTD). Size and
+Packets come from other agencies' systems and must be treated as hostile. The prolog is read first
+(``xml_prolog``): any DOCTYPE is refused (edXML has none) with a code that says what it tried,
+and so is any encoding we cannot read as libxml2 would. The parser then resolves no entities,
+loads no DTD and touches no network. Size and
 depth are bounded by ``XmlLimits``: ``huge_tree`` is on, because a single base64 attachment above
 ~7 MiB is a text node larger than libxml2's default 10 MB cap, and that also lifts libxml2's own
 safeguards — so our limits are the ones that protect us.
@@ -11,12 +12,12 @@ safeguards — so our limits are the ones that protect us.
 from __future__ import annotations
 
 import functools
-import re
 
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field
 
 from lgsp_adapter.errors import ErrorCode, InvalidPacket
+from lgsp_adapter.xml_prolog import check_prolog
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 DEFAULT_MAX_DEPTH = 64
@@ -70,9 +71,7 @@ def parse(data: bytes, limits: XmlLimits) -> etree._Element:
         )
     if not data.strip():
         raise InvalidPacket(ErrorCode.XML_MALFORMED, "the document is empty")
-    doctype = _doctype(data)
-    if doctype is not None:
-        _refuse(doctype)
+    check_prolog(data)
     try:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
@@ -96,86 +95,6 @@ def parse(data: bytes, limits: XmlLimits) -> etree._Element:
             details={"max_depth": limits.max_depth},
         )
     return root
-
-
-_PROLOG = re.compile(
-    r"\s*(?:<\?.*?\?>\s*|<!--.*?-->\s*)*(<!DOCTYPE\b(?:[^\[>]*\[.*?\]\s*>|[^>]*>)?)?",
-    re.DOTALL | re.IGNORECASE,
-)
-_EXTERNAL_ID = re.compile(r"\b(?:SYSTEM|PUBLIC)\b", re.IGNORECASE)
-_ENTITY = re.compile(r"<!ENTITY\b(?P<decl>[^>]*)>?", re.IGNORECASE)
-
-
-def _doctype(data: bytes) -> str | None:
-    """The DOCTYPE declaration of the prolog, found before libxml2 ever reads it.
-
-    libxml2 tries to load external DTDs and parameter entities while it parses, even with loading
-    turned off (it then fails with a network error, but a ``file:`` one could be read), so any
-    DOCTYPE is refused here, from the raw prolog, before parsing begins.
-    """
-    # The prolog is a few hundred bytes; look further only when comments or PIs fill the start.
-    for size in (_PROLOG_PREFIX_BYTES, len(data)):
-        text = _prolog_text(data[:size])
-        match = _PROLOG.match(text)
-        if match is None:  # cannot happen: every part of the pattern is optional
-            return None
-        doctype = match.group(1)
-        if doctype is not None and (doctype.endswith(">") or size >= len(data)):
-            return doctype
-        unfinished = (
-            doctype is not None
-            or text.startswith(("<!--", "<?"), match.end())
-            or match.end() == len(text)
-        )
-        if not unfinished or size >= len(data):
-            return None
-    return None
-
-
-_PROLOG_PREFIX_BYTES = 64 * 1024
-
-
-def _prolog_text(data: bytes) -> str:
-    for bom, encoding in _BOMS:
-        if data.startswith(bom):
-            return data.decode(encoding, errors="replace")
-    if data[:2] == b"<\x00":
-        return data.decode("utf-16-le", errors="replace")
-    if data[:2] == b"\x00<":
-        return data.decode("utf-16-be", errors="replace")
-    # UTF-8 and the other ASCII-compatible encodings spell markup in ASCII bytes.
-    return data.decode("latin-1")
-
-
-_BOMS = (
-    (b"\xef\xbb\xbf", "utf-8-sig"),
-    (b"\xff\xfe\x00\x00", "utf-32"),
-    (b"\x00\x00\xfe\xff", "utf-32"),
-    (b"\xff\xfe", "utf-16"),
-    (b"\xfe\xff", "utf-16"),
-)
-
-
-def _refuse(doctype: str) -> None:
-    subset_start = doctype.find("[")
-    head = doctype if subset_start < 0 else doctype[:subset_start]
-    entities = [m.group("decl") for m in _ENTITY.finditer(doctype)]
-    if any(_EXTERNAL_ID.search(decl) for decl in entities):
-        raise InvalidPacket(
-            ErrorCode.XML_EXTERNAL_ENTITY,
-            "the document declares an external entity (XXE); entities are not allowed",
-        )
-    if entities:
-        raise InvalidPacket(
-            ErrorCode.XML_ENTITY_DECLARATION,
-            "the document declares entities (entity expansion attack); entities are not allowed",
-        )
-    if _EXTERNAL_ID.search(head):
-        raise InvalidPacket(
-            ErrorCode.XML_EXTERNAL_DTD,
-            "the document refers to an external DTD; DTDs are not allowed",
-        )
-    raise InvalidPacket(ErrorCode.XML_DTD_FORBIDDEN, "the document has a DTD; none is allowed")
 
 
 def _refuse_doctype(docinfo: etree.DocInfo) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 import threading
+import unicodedata
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -143,6 +147,43 @@ def test_doctype_in_utf16_is_found(secret_file: Path) -> None:
     assert refused(text.encode("utf-16")).code is ErrorCode.XML_EXTERNAL_ENTITY
 
 
+@pytest.mark.parametrize(
+    ("raw", "encoding"),
+    [
+        # UTF-7 spells "<!DOCTYPE" in plain ASCII letters: a DOCTYPE no byte scan would see.
+        (b'<?xml version="1.0" encoding="UTF-7"?>+ADw-!DOCTYPE edXML+AD4-<edXML/>', "utf-7"),
+        ("<edXML/>".encode("utf-32"), "UTF-32"),
+        ("<edXML/>".encode("utf-32-le"), "UTF-32"),
+        ("<edXML/>".encode("utf-32-be"), "UTF-32"),
+        ('<?xml version="1.0"?><edXML/>'.encode("cp500"), "EBCDIC"),
+        (b'<?xml version="1.0" encoding="ISO-2022-JP"?><edXML/>', "iso-2022-jp"),
+        ('<?xml version="1.0" encoding="UTF-8"?><edXML/>'.encode("utf-16"), "utf-8"),
+    ],
+)
+def test_encodings_we_cannot_read_as_libxml2_does_are_refused(raw: bytes, encoding: str) -> None:
+    error = refused(raw)
+    assert error.code is ErrorCode.XML_UNSUPPORTED_ENCODING
+    assert error.details == {"encoding": encoding}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # windows-1258 writes Vietnamese with combining tones: ộ is ô and a combining dot below.
+        '<?xml version="1.0" encoding="windows-1258"?><edXML>Hà N\u00f4\u0323i</edXML>'.encode(
+            "cp1258"
+        ),
+        '<?xml version="1.0" encoding="UTF-16"?><edXML>Hà Nội</edXML>'.encode("utf-16"),
+        '<?xml version="1.0" encoding="UTF-16"?><edXML>Hà Nội</edXML>'.encode("utf-16-le"),
+        '<?xml version="1.0" encoding="UTF-16"?><edXML>Hà Nội</edXML>'.encode("utf-16-be"),
+        b"\xef\xbb\xbf<edXML>H\xc3\xa0 N\xe1\xbb\x99i</edXML>",
+    ],
+)
+def test_encodings_we_read(raw: bytes) -> None:
+    root = safe_xml.parse(raw, XmlLimits())
+    assert unicodedata.normalize("NFC", root.text or "") == "Hà Nội"
+
+
 def test_undeclared_entity_is_malformed() -> None:
     assert refused(b"<edXML>&x;</edXML>").code is ErrorCode.XML_MALFORMED
 
@@ -202,3 +243,62 @@ def test_large_attachment_beyond_libxml2_default_text_cap_is_read() -> None:
     raw = b'<edXML xmlns="http://www.mic.gov.vn/TBT/QCVN_102_2016"><x>' + big + b"</x></edXML>"
     root = safe_xml.parse(raw, XmlLimits())
     assert len(root[0].text or "") == len(big)
+
+
+STRACE = shutil.which("strace")
+HOSTILE_WITH_FILES = [
+    '<!DOCTYPE edXML SYSTEM "file://{path}"><edXML/>',
+    '<!DOCTYPE edXML SYSTEM "{path}"><edXML/>',
+    '<!DOCTYPE edXML [<!ENTITY x SYSTEM "file://{path}">]><edXML>&x;</edXML>',
+    '<!DOCTYPE edXML [<!ENTITY % p SYSTEM "file://{path}"> %p;]><edXML/>',
+    '<?xml version="1.0" encoding="UTF-7"?>+ADw-!DOCTYPE edXML SYSTEM +ACI-{path}+ACI-+AD4-<x/>',
+    '<?xml version="1.0" encoding="windows-1258"?><!DOCTYPE edXML SYSTEM "{path}"><edXML/>',
+    '<edXML xmlns:xi="http://www.w3.org/2001/XInclude"><xi:include href="{path}"/></edXML>',
+]
+
+
+@pytest.mark.skipif(STRACE is None, reason="strace is not installed (apt-get install strace)")
+def test_no_hostile_packet_makes_the_process_touch_a_file(
+    tmp_path: Path, secret_file: Path
+) -> None:
+    # The strongest evidence that nothing outside the input is read: the kernel's own record of
+    # every file the parsing process opens or looks at.
+    packets = [tmp_path / f"hostile-{i}.xml" for i in range(len(HOSTILE_WITH_FILES))]
+    for packet, template in zip(packets, HOSTILE_WITH_FILES, strict=True):
+        packet.write_bytes(template.format(path=secret_file).encode())
+    script = (
+        "import sys\n"
+        "from lgsp_adapter.edxml_codec import parse_edxml\n"
+        "from lgsp_adapter.errors import InvalidPacket\n"
+        "for name in sys.argv[1:]:\n"
+        "    data = open(name, 'rb').read()\n"
+        "    try:\n"
+        "        parse_edxml(data)\n"
+        "    except InvalidPacket as exc:\n"
+        "        print(exc.code)\n"
+    )
+    trace = tmp_path / "trace.txt"
+    result = subprocess.run(
+        [
+            str(STRACE),
+            "-f",
+            "-qq",
+            "-o",
+            str(trace),
+            "-e",
+            "trace=%file",
+            sys.executable,
+            "-c",
+            script,
+            *map(str, packets),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    refused_codes = result.stdout.split()
+    assert len(refused_codes) == len(packets)  # every one refused
+    assert str(secret_file) not in trace.read_text()
+    assert all(str(p) in trace.read_text() for p in packets)  # the trace did see our own reads
