@@ -41,8 +41,24 @@ class XmlLimits(BaseModel):
     )
 
 
-def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
+class _RefuseEverything(etree.Resolver):
+    """Answers every request libxml2 makes for an outside resource with nothing, and notes it.
+
+    Defence in depth behind the prolog check: libxml2 should never ask, but one parser option
+    (``collect_ids=False``) alone was enough to make it open the file an external DTD names.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[str] = []
+
+    def resolve(self, system_url: str, public_id: str, context: object) -> object:
+        self.asked.append(system_url or public_id or "?")
+        return self.resolve_string("", context)
+
+
+def _parser(resolver: etree.Resolver) -> etree.XMLParser:
+    parser = etree.XMLParser(
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
@@ -51,8 +67,9 @@ def _parser() -> etree.XMLParser:
         huge_tree=True,
         remove_comments=True,
         remove_pis=True,
-        collect_ids=False,
     )
+    parser.resolvers.add(resolver)
+    return parser
 
 
 @functools.cache
@@ -72,9 +89,11 @@ def parse(data: bytes, limits: XmlLimits) -> etree._Element:
     if not data.strip():
         raise InvalidPacket(ErrorCode.XML_MALFORMED, "the document is empty")
     check_prolog(data)
+    resolver = _RefuseEverything()
     try:
-        root = etree.fromstring(data, _parser())
+        root = etree.fromstring(data, _parser(resolver))
     except etree.XMLSyntaxError as exc:
+        _refuse_outside_resources(resolver)
         line, column = exc.position
         if "Excessive depth" in (exc.msg or ""):  # libxml2's own hard limit (2048) came first
             raise InvalidPacket(
@@ -87,6 +106,7 @@ def parse(data: bytes, limits: XmlLimits) -> etree._Element:
             f"not well-formed XML at line {line}, column {column}: {exc.msg}",
             details={"line": line, "column": column},
         ) from exc
+    _refuse_outside_resources(resolver)
     _refuse_doctype(root.getroottree().docinfo)
     if _too_deep(limits.max_depth)(root):
         raise InvalidPacket(
@@ -95,6 +115,15 @@ def parse(data: bytes, limits: XmlLimits) -> etree._Element:
             details={"max_depth": limits.max_depth},
         )
     return root
+
+
+def _refuse_outside_resources(resolver: _RefuseEverything) -> None:
+    if resolver.asked:
+        raise InvalidPacket(
+            ErrorCode.XML_EXTERNAL_DTD,
+            "the document asks for outside resources; nothing was read",
+            details={"asked": resolver.asked[:5]},
+        )
 
 
 def _refuse_doctype(docinfo: etree.DocInfo) -> None:
@@ -122,4 +151,4 @@ def _refuse_doctype(docinfo: etree.DocInfo) -> None:
 
 def parse_fragment(xml: str) -> etree._Element:
     """Parse an element we stored ourselves (an unknown element kept from a packet)."""
-    return etree.fromstring(xml.encode(), _parser())
+    return etree.fromstring(xml.encode(), _parser(_RefuseEverything()))

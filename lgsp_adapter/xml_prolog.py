@@ -33,9 +33,12 @@ _UCS4 = (
     b"\x00<\x00\x00",
 )
 _PREFIX_BYTES = 64 * 1024  # a prolog is a few hundred bytes; look further only when it is not
-_DECLARATION = re.compile(r"\s*<\?xml\s[^?]*?encoding\s*=\s*([\"'])([^\"']*)\1", re.IGNORECASE)
+_DECLARATION_BYTES = 1024  # "<?xml version encoding standalone ?>" with generous blanks
+_ENCODING = re.compile(r"\sencoding\s*=\s*([\"'])([^\"']*)\1")
 _PROLOG = re.compile(
-    r"\s*(?:<\?.*?\?>\s*|<!--.*?-->\s*)*(<!DOCTYPE\b(?:[^\[>]*\[.*?\]\s*>|[^>]*>)?)?",
+    # The internal subset ends at the first "]" outside quotes: an entity value may hold "]>".
+    r"\s*(?:<\?.*?\?>\s*|<!--.*?-->\s*)*"
+    r"(<!DOCTYPE\b(?:[^\[>]*\[(?:[^\]\"']|\"[^\"]*\"|'[^']*')*\]\s*>|[^>]*>)?)?",
     re.DOTALL | re.IGNORECASE,
 )
 _EXTERNAL_ID = re.compile(r"\b(?:SYSTEM|PUBLIC)\b", re.IGNORECASE)
@@ -67,12 +70,33 @@ def _codec(data: bytes) -> str:
         codec, allowed = "utf-16-be", UTF16
     else:  # what libxml2 reads as UTF-8 unless declared otherwise
         codec, allowed = "latin-1", ASCII_COMPATIBLE  # ASCII bytes read the same in all of them
-    declaration = _DECLARATION.match(data[:512].decode(codec, errors="replace"))
-    if declaration is not None:
-        declared = declaration.group(2).strip().lower()
-        if declared not in allowed:
-            raise _unsupported(declared)
+    declared = _declared_encoding(data, codec)
+    if declared is not None and declared not in allowed:
+        raise _unsupported(declared)
     return codec
+
+
+def _declared_encoding(data: bytes, codec: str) -> str | None:
+    """The encoding the XML declaration names, read as libxml2 does: the declaration opens the
+    document and ends at the first ``?>``. One that does not end soon is refused, since blanks
+    could otherwise push the encoding past any prefix we read."""
+    head = data[: _DECLARATION_BYTES * 4].decode(codec, errors="replace")
+    if not head.startswith("<?xml"):
+        return None
+    end = head.find("?>", 0, _DECLARATION_BYTES)
+    if end < 0:
+        raise InvalidPacket(
+            ErrorCode.XML_MALFORMED,
+            f"the XML declaration does not end within {_DECLARATION_BYTES} characters",
+        )
+    declared = _ENCODING.search(head[:end])
+    if declared is None:
+        if "encoding" in head[:end]:
+            raise InvalidPacket(
+                ErrorCode.XML_MALFORMED, "the XML declaration's encoding is unreadable"
+            )
+        return None
+    return declared.group(2).strip().lower()
 
 
 def _unsupported(name: str) -> InvalidPacket:

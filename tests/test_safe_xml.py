@@ -184,6 +184,35 @@ def test_encodings_we_read(raw: bytes) -> None:
     assert unicodedata.normalize("NFC", root.text or "") == "Hà Nội"
 
 
+@pytest.mark.parametrize(
+    ("blanks", "code"), [(600, "xml.unsupported_encoding"), (6000, "xml.malformed")]
+)
+def test_declaration_padded_with_blanks_is_still_read(blanks: int, code: str) -> None:
+    raw = (
+        b'<?xml version="1.0"' + b" " * blanks + b'encoding="UTF-7"?>'
+        b'+ADw-!DOCTYPE edXML SYSTEM "file:///dev/stdin"><edXML/>'
+    )
+    assert refused(raw).code == code
+
+
+def test_entity_value_holding_a_bracket_does_not_hide_the_next_entity(secret_file: Path) -> None:
+    raw = (
+        f'<!DOCTYPE edXML [<!ENTITY a "]>"><!ENTITY b SYSTEM "file://{secret_file}">]>'
+        "<edXML>&b;</edXML>"
+    ).encode()
+    assert refused(raw).code is ErrorCode.XML_EXTERNAL_ENTITY
+
+
+def test_outside_resources_are_refused_even_past_the_prolog_check(
+    monkeypatch: pytest.MonkeyPatch, secret_file: Path
+) -> None:
+    # Defence in depth: with the prolog check switched off, the parser's resolver still answers
+    # libxml2 with nothing and the packet is refused.
+    monkeypatch.setattr(safe_xml, "check_prolog", lambda data: None)
+    raw = f'<!DOCTYPE edXML SYSTEM "{secret_file}"><edXML/>'.encode()
+    assert refused(raw).code is ErrorCode.XML_EXTERNAL_DTD
+
+
 def test_undeclared_entity_is_malformed() -> None:
     assert refused(b"<edXML>&x;</edXML>").code is ErrorCode.XML_MALFORMED
 
@@ -253,6 +282,9 @@ HOSTILE_WITH_FILES = [
     '<!DOCTYPE edXML [<!ENTITY % p SYSTEM "file://{path}"> %p;]><edXML/>',
     '<?xml version="1.0" encoding="UTF-7"?>+ADw-!DOCTYPE edXML SYSTEM +ACI-{path}+ACI-+AD4-<x/>',
     '<?xml version="1.0" encoding="windows-1258"?><!DOCTYPE edXML SYSTEM "{path}"><edXML/>',
+    # Blanks that push the declared encoding past a short read of the prolog.
+    '<?xml version="1.0"' + " " * 600 + 'encoding="UTF-7"?>+ADw-!DOCTYPE edXML SYSTEM "{path}">',
+    '<?xml version="1.0"' + " " * 6000 + 'encoding="UTF-7"?>+ADw-!DOCTYPE edXML SYSTEM "{path}">',
     '<edXML xmlns:xi="http://www.w3.org/2001/XInclude"><xi:include href="{path}"/></edXML>',
 ]
 
