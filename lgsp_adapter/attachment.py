@@ -16,7 +16,7 @@ from typing import Annotated, Any, BinaryIO
 
 from pydantic import Field, model_validator
 
-from lgsp_adapter.edxml_values import Text
+from lgsp_adapter.edxml_values import Text, Token
 from lgsp_adapter.xml_binding import Tag, XmlModel
 
 # Multiple of 4 base64 characters, so every chunk decodes on its own.
@@ -71,10 +71,10 @@ def digest(encoded: str) -> tuple[int, str]:
 class Attachment(XmlModel):
     """One attachment: its metadata, its base64 text, and the decoded size and digest."""
 
-    content_id: Annotated[str, Tag("ContentId")]
+    content_id: Annotated[Token, Tag("ContentId")]
     attachment_name: Annotated[Text | None, Tag("AttachmentName")] = None
     description: Annotated[Text | None, Tag("Description")] = None
-    content_type: Annotated[str | None, Tag("ContentType")] = None
+    content_type: Annotated[Token | None, Tag("ContentType")] = None
     encoded: Annotated[
         str,
         Tag("ContentTransferEncoded", declare_prefix=True, stream=True),

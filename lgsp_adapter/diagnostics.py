@@ -33,6 +33,7 @@ class WarningCode(StrEnum):
     MISSING_RECOMMENDED = "edxml.missing_recommended"
     CONTENT_TYPE_MISMATCH = "edxml.content_type_mismatch"
     UNSAFE_ATTACHMENT_NAME = "edxml.unsafe_attachment_name"
+    TOO_MANY_WARNINGS = "warnings.truncated"
 
 
 class Diagnostic(BaseModel):
@@ -51,11 +52,29 @@ class Diagnostic(BaseModel):
 
 
 class Diagnostics:
-    """Collects warnings while one packet is read."""
+    """Collects warnings while one packet is read, up to ``limit``: a hostile packet can make
+    millions, and the first hundred say all a person needs."""
 
-    def __init__(self) -> None:
-        self.items: list[Diagnostic] = []
+    def __init__(self, limit: int = 100) -> None:
+        self._items: list[Diagnostic] = []
+        self._limit = limit
+        self._dropped = 0
 
     def warn(self, code: WarningCode, message: str, path: str, line: int | None = None) -> None:
         """Record a deviation at ``path``."""
-        self.items.append(Diagnostic(code=code, message=message, path=path, line=line))
+        if len(self._items) < self._limit:
+            self._items.append(Diagnostic(code=code, message=message, path=path, line=line))
+        else:
+            self._dropped += 1
+
+    @property
+    def items(self) -> list[Diagnostic]:
+        """The warnings, with a last one counting those beyond the limit."""
+        if not self._dropped:
+            return list(self._items)
+        summary = Diagnostic(
+            code=WarningCode.TOO_MANY_WARNINGS,
+            message=f"{self._dropped} more warnings not listed",
+            path="/",
+        )
+        return [*self._items, summary]

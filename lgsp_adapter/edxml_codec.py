@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import mimetypes
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ from lgsp_adapter import safe_xml
 from lgsp_adapter.attachment import AttachmentEncodingError
 from lgsp_adapter.diagnostics import Diagnostic, Diagnostics, WarningCode
 from lgsp_adapter.edxml_model import EdocPacket, StatusPacket
-from lgsp_adapter.edxml_values import BusinessDocType, StatusCode
+from lgsp_adapter.edxml_values import BusinessDocType, StatusCode, status_code_of
 from lgsp_adapter.errors import ErrorCode, InvalidPacket
 from lgsp_adapter.xml_binding import NS, MissingElement, Reader, Slots, fill, local_name, qname
 
@@ -84,14 +85,15 @@ def _check_root(root: etree._Element) -> None:
         )
 
 
+# As lenient as the reader: a StatusCode in no namespace still makes a status packet.
+_HAS_STATUS_CODE = etree.XPath(
+    "boolean(/*/*[local-name()='edXMLEnvelope']/*[local-name()='edXMLHeader']"
+    "/*[local-name()='MessageHeader']/*[local-name()='StatusCode'])"
+)
+
+
 def _is_status(root: etree._Element) -> bool:
-    return bool(
-        root.find(
-            f"{qname('edXMLEnvelope')}/{qname('edXMLHeader')}/"
-            f"{qname('MessageHeader')}/{qname('StatusCode')}"
-        )
-        is not None
-    )
+    return bool(_HAS_STATUS_CODE(root))
 
 
 def _validate(cls: type[EdxmlPacket], raw: dict[str, Any]) -> EdxmlPacket:
@@ -114,35 +116,40 @@ def _validate(cls: type[EdxmlPacket], raw: dict[str, Any]) -> EdxmlPacket:
         ) from exc
 
 
+_LISTED = 10  # ids named in an error: enough to act on, bounded for hostile packets
+
+
+def _some(ids: list[str]) -> str:
+    more = f" and {len(ids) - _LISTED} more" if len(ids) > _LISTED else ""
+    return ", ".join(ids[:_LISTED]) + more
+
+
 def _check_document(packet: EdocPacket, diagnostics: Diagnostics) -> None:
-    attachments = {a.content_id: a for a in packet.attachments}
-    references = {r.content_id: r for r in packet.references}
     for what, ids in (
         ("attachment", [a.content_id for a in packet.attachments]),
         ("manifest reference", [r.content_id for r in packet.references]),
     ):
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        duplicates = sorted(i for i, n in Counter(ids).items() if n > 1)
         if duplicates:
             raise InvalidPacket(
                 ErrorCode.EDXML_ATTACHMENT_MISMATCH,
-                f"more than one {what} has ContentId {', '.join(duplicates)}",
-                details={"content_ids": duplicates},
+                f"more than one {what} has ContentId {_some(duplicates)}",
+                details={"content_ids": duplicates[:_LISTED]},
             )
-    unlisted = sorted(attachments.keys() - references.keys())
-    missing = sorted(references.keys() - attachments.keys())
+    attachment_ids = {a.content_id for a in packet.attachments}
+    reference_ids = {r.content_id for r in packet.references}
+    unlisted = sorted(attachment_ids - reference_ids)
+    missing = sorted(reference_ids - attachment_ids)
     if unlisted or missing:
+        parts = [f"no attachment for {_some(missing)}"] if missing else []
+        parts += [f"not in the manifest: {_some(unlisted)}"] if unlisted else []
         raise InvalidPacket(
             ErrorCode.EDXML_ATTACHMENT_MISMATCH,
-            "manifest and attachments disagree: "
-            + "; ".join(
-                part
-                for part in (
-                    f"no attachment for {', '.join(missing)}" if missing else "",
-                    f"not in the manifest: {', '.join(unlisted)}" if unlisted else "",
-                )
-                if part
-            ),
-            details={"missing_attachments": missing, "unlisted_attachments": unlisted},
+            "manifest and attachments disagree: " + "; ".join(parts),
+            details={
+                "missing_attachments": missing[:_LISTED],
+                "unlisted_attachments": unlisted[:_LISTED],
+            },
         )
     for index, attachment in enumerate(packet.attachments, start=1):
         path = f"/edXML/AttachmentEncoded/Attachment[{index}]"
@@ -184,7 +191,7 @@ def _check_business(packet: EdocPacket, diagnostics: Diagnostics) -> None:
 
 
 def _check_status(packet: StatusPacket, diagnostics: Diagnostics) -> None:
-    code = packet.message.status_code
+    code = status_code_of(packet.message.status_code)
     if code not in StatusCode.__members__.values():
         diagnostics.warn(
             WarningCode.UNUSED_STATUS_CODE,

@@ -21,11 +21,13 @@ from lgsp_adapter.edxml_values import (
     StatusCode,
     StatusCodeText,
     Text,
+    Token,
     check_agency_code,
     check_date,
     check_document_id,
     check_range,
     check_timestamp,
+    status_code_of,
 )
 from lgsp_adapter.xml_binding import DSIG_NS, Attr, Tag, Verbatim, XmlModel
 
@@ -36,14 +38,14 @@ DOCUMENT_ID = Tag("DocumentId", check=check_document_id)
 class Organization(XmlModel):
     """``From`` or ``To``: an agency and how to reach it."""
 
-    organ_id: Annotated[str, ORGAN_ID]
+    organ_id: Annotated[Token, ORGAN_ID]
     organization_in_charge: Annotated[Text | None, Tag("OrganizationInCharge")] = None
     organ_name: Annotated[Text | None, Tag("OrganName")] = None
     organ_add: Annotated[Text | None, Tag("OrganAdd")] = None
-    email: Annotated[str | None, Tag("Email")] = None
-    telephone: Annotated[str | None, Tag("Telephone")] = None
-    fax: Annotated[str | None, Tag("Fax")] = None
-    website: Annotated[str | None, Tag("Website")] = None
+    email: Annotated[Token | None, Tag("Email")] = None
+    telephone: Annotated[Token | None, Tag("Telephone")] = None
+    fax: Annotated[Token | None, Tag("Fax")] = None
+    website: Annotated[Token | None, Tag("Website")] = None
 
 
 class DocumentCode(XmlModel):
@@ -66,8 +68,8 @@ class PromulgationInfo(XmlModel):
 class DocumentType(XmlModel):
     """The kind of document, e.g. 1 / 0 / "Công văn"."""
 
-    type: Annotated[str | None, Tag("Type")] = None
-    type_detail: Annotated[str | None, Tag("TypeDetail")] = None
+    type: Annotated[Token | None, Tag("Type")] = None
+    type_detail: Annotated[Token | None, Tag("TypeDetail")] = None
     type_name: Annotated[Text | None, Tag("TypeName")] = None
 
 
@@ -82,12 +84,12 @@ class SignerInfo(XmlModel):
 class OtherInfo(XmlModel):
     """Handling details: priority (0–3), circulation, copies, pages, appendixes."""
 
-    priority: Annotated[str | None, Tag("Priority", check=check_range(0, 3))] = None
+    priority: Annotated[Token | None, Tag("Priority", check=check_range(0, 3))] = None
     sphere_of_promulgation: Annotated[Text | None, Tag("SphereOfPromulgation")] = None
     typer_notation: Annotated[Text | None, Tag("TyperNotation")] = None
-    promulgation_amount: Annotated[str | None, Tag("PromulgationAmount")] = None
-    page_amount: Annotated[str | None, Tag("PageAmount")] = None
-    direction: Annotated[str | None, Tag("Direction")] = None
+    promulgation_amount: Annotated[Token | None, Tag("PromulgationAmount")] = None
+    page_amount: Annotated[Token | None, Tag("PageAmount")] = None
+    direction: Annotated[Token | None, Tag("Direction")] = None
     appendixes: Annotated[list[Text], Tag("Appendixes", item="Appendix")] = Field(
         default_factory=list
     )
@@ -96,10 +98,10 @@ class OtherInfo(XmlModel):
 class ResponseFor(XmlModel):
     """The earlier document a packet answers: a reply document or a status receipt."""
 
-    organ_id: Annotated[str, ORGAN_ID]
+    organ_id: Annotated[Token, ORGAN_ID]
     code: Annotated[Text | None, Tag("Code")] = None
     promulgation_date: Annotated[EdxmlDate | None, Tag("PromulgationDate", check=check_date)] = None
-    document_id: Annotated[str | None, DOCUMENT_ID] = None
+    document_id: Annotated[Token | None, DOCUMENT_ID] = None
 
 
 class DocumentMessageHeader(XmlModel):
@@ -107,7 +109,7 @@ class DocumentMessageHeader(XmlModel):
 
     sender: Annotated[Organization, Tag("From")]
     recipients: Annotated[list[Organization], Tag("To"), Field(min_length=1)]
-    document_id: Annotated[str | None, DOCUMENT_ID] = None
+    document_id: Annotated[Token | None, DOCUMENT_ID] = None
     code: Annotated[DocumentCode | None, Tag("Code")] = None
     promulgation_info: Annotated[PromulgationInfo | None, Tag("PromulgationInfo")] = None
     document_type: Annotated[DocumentType | None, Tag("DocumentType")] = None
@@ -117,14 +119,14 @@ class DocumentMessageHeader(XmlModel):
     due_date: Annotated[EdxmlDate | None, Tag("DueDate", check=check_date)] = None
     other_info: Annotated[OtherInfo | None, Tag("OtherInfo")] = None
     response_for: Annotated[list[ResponseFor], Tag("ResponseFor")] = Field(default_factory=list)
-    steering_type: Annotated[str | None, Tag("SteeringType")] = None
+    steering_type: Annotated[Token | None, Tag("SteeringType")] = None
     to_places: Annotated[list[Text], Tag("ToPlaces", item="Place")] = Field(default_factory=list)
 
 
 class TraceHeader(XmlModel):
     """One hop of the packet's journey: which agency handled it, when."""
 
-    organ_id: Annotated[str, ORGAN_ID]
+    organ_id: Annotated[Token, ORGAN_ID]
     timestamp: Annotated[EdxmlTimestamp | None, Tag("Timestamp", check=check_timestamp)] = None
 
 
@@ -133,22 +135,22 @@ class StaffInfo(XmlModel):
 
     department: Annotated[Text | None, Tag("Department")] = None
     staff: Annotated[Text | None, Tag("Staff")] = None
-    email: Annotated[str | None, Tag("Email")] = None
-    mobile: Annotated[str | None, Tag("Mobile")] = None
+    email: Annotated[Token | None, Tag("Email")] = None
+    mobile: Annotated[Token | None, Tag("Mobile")] = None
 
 
 class Receiver(XmlModel):
     """A recipient named by an update (``ReceiverList``)."""
 
-    organ_id: Annotated[str, ORGAN_ID]
-    receiver_type: Annotated[str | None, Tag("ReceiverType")] = None
+    organ_id: Annotated[Token, ORGAN_ID]
+    receiver_type: Annotated[Token | None, Tag("ReceiverType")] = None
 
 
 class BusinessDocumentInfo(XmlModel):
     """What an update changes: the document information, its receivers, or both."""
 
-    document_info: Annotated[str | None, Tag("DocumentInfo")] = None
-    document_receiver: Annotated[str | None, Tag("DocumentReceiver")] = None
+    document_info: Annotated[Token | None, Tag("DocumentInfo")] = None
+    document_receiver: Annotated[Token | None, Tag("DocumentReceiver")] = None
     receivers: Annotated[list[Receiver], Tag("ReceiverList", item="Receiver")] = Field(
         default_factory=list
     )
@@ -157,23 +159,23 @@ class BusinessDocumentInfo(XmlModel):
 class ReplacementInfo(XmlModel):
     """A document that a replacement supersedes, and the agencies that had it."""
 
-    document_id: Annotated[str, DOCUMENT_ID]
-    organ_ids: Annotated[list[str], Tag("OrganIdList", item="OrganId", check=check_agency_code)] = (
-        Field(default_factory=list)
-    )
+    document_id: Annotated[Token, DOCUMENT_ID]
+    organ_ids: Annotated[
+        list[Token], Tag("OrganIdList", item="OrganId", check=check_agency_code)
+    ] = Field(default_factory=list)
 
 
 class Business(XmlModel):
     """``Bussiness`` (sic, the standard's spelling): what the packet does to the document."""
 
-    document_id: Annotated[str | None, DOCUMENT_ID] = None
+    document_id: Annotated[Token | None, DOCUMENT_ID] = None
     business_doc_type: Annotated[
         BusinessDocType, Tag("BussinessDocType", aliases=("BusinessDocType",))
     ]
     business_doc_reason: Annotated[
         Text | None, Tag("BussinessDocReason", aliases=("BusinessDocReason",))
     ] = None
-    paper: Annotated[str | None, Tag("Paper")] = None
+    paper: Annotated[Token | None, Tag("Paper")] = None
     document_info: Annotated[
         BusinessDocumentInfo | None,
         Tag("BussinessDocumentInfo", aliases=("BusinessDocumentInfo",)),
@@ -205,8 +207,8 @@ class DocumentHeader(XmlModel):
 class ManifestReference(XmlModel):
     """One entry of the manifest, matched to an attachment by ``content_id``."""
 
-    content_id: Annotated[str, Tag("ContentId")]
-    content_type: Annotated[str | None, Tag("ContentType")] = None
+    content_id: Annotated[Token, Tag("ContentId")]
+    content_type: Annotated[Token | None, Tag("ContentType")] = None
     description: Annotated[Text | None, Tag("Description")] = None
     attachment_name: Annotated[Text | None, Tag("AttachmentName")] = None
 
@@ -214,7 +216,7 @@ class ManifestReference(XmlModel):
 class Manifest(XmlModel):
     """``edXMLManifest``: the list of attachments the document declares."""
 
-    version: Annotated[str | None, Attr("version")] = "1.0"
+    version: Annotated[Token | None, Attr("version")] = "1.0"
     references: Annotated[list[ManifestReference], Tag("Reference")] = Field(default_factory=list)
 
 
@@ -321,7 +323,7 @@ class StatusPacket(XmlModel):
     def status(self) -> StatusCode | None:
         """The status as a known code, or None for a code no implementation uses."""
         try:
-            return StatusCode(self.message.status_code)
+            return StatusCode(status_code_of(self.message.status_code))
         except ValueError:
             return None
 

@@ -32,7 +32,22 @@ def to_nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
-Text = Annotated[str, AfterValidator(to_nfc)]
+# Characters XML 1.0 cannot carry: C0 controls but tab, LF and CR; surrogates; U+FFFE, U+FFFF.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_chars(text: str) -> str:
+    """Refuse text that no XML document can carry, so every valid model can be written."""
+    bad = _NOT_XML.search(text)
+    if bad is not None:
+        raise ValueError(f"U+{ord(bad.group()):04X} at position {bad.start()} cannot appear in XML")
+    return text
+
+
+Token = Annotated[str, AfterValidator(xml_chars)]
+"""Text of a packet kept exactly as written: codes, ids, numbers."""
+
+Text = Annotated[str, AfterValidator(xml_chars), AfterValidator(to_nfc)]
 """Free text of a packet, normalised to NFC."""
 
 
@@ -72,15 +87,21 @@ STATUS_MEANINGS = {
 }
 
 
-def _two_digit_code(text: str) -> str:
+def _status_number(text: str) -> str:
     stripped = text.strip()
     if not re.fullmatch(r"[0-9]{1,2}", stripped) or not 1 <= int(stripped) <= 99:
         raise ValueError(f"status code {text!r} is not a number from 01 to 99")
-    return f"{int(stripped):02d}"
+    return text
 
 
-StatusCodeText = Annotated[str, AfterValidator(_two_digit_code)]
-"""A status code as text ("01"); codes outside ``StatusCode`` are kept and warned about."""
+StatusCodeText = Annotated[str, AfterValidator(_status_number)]
+"""A status code as written ("01", or " 1 " from a sloppy sender); ``status_code_of`` reads it.
+Codes outside ``StatusCode`` are kept and warned about."""
+
+
+def status_code_of(text: str) -> str:
+    """The two-digit form of a status code as written: " 1 " is "01"."""
+    return f"{int(text.strip()):02d}"
 
 
 def _parse_date(text: str) -> tuple[date | None, WarningCode | None]:
@@ -242,7 +263,8 @@ def check_range(low: int, high: int) -> Check:
 
     def check(text: str) -> list[Finding]:
         stripped = text.strip()
-        if stripped.isdigit() and low <= int(stripped) <= high:
+        # [0-9] and not isdigit(): "²" is a digit to Python but not a number to int().
+        if re.fullmatch(r"[0-9]{1,9}", stripped) and low <= int(stripped) <= high:
             return []
         return [(WarningCode.VALUE_OUT_OF_RANGE, f"{text!r} is not a number from {low} to {high}")]
 

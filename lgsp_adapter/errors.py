@@ -23,6 +23,8 @@ class ErrorCode(StrEnum):
     XML_MALFORMED = "xml.malformed"
     XML_TOO_LARGE = "xml.too_large"
     XML_TOO_DEEP = "xml.too_deep"
+    XML_TOO_MANY_ELEMENTS = "xml.too_many_elements"
+    XML_TOO_MANY_NAMESPACES = "xml.too_many_namespaces"
     XML_DTD_FORBIDDEN = "xml.dtd_forbidden"
     XML_EXTERNAL_DTD = "xml.external_dtd"
     XML_ENTITY_DECLARATION = "xml.entity_declaration"

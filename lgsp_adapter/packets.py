@@ -63,7 +63,7 @@ def _syntax(data: bytes, content_type: str | None) -> str:
             f"content type {media!r} is neither XML (edXML) nor JSON (tax–transport)",
             details={"content_type": media},
         )
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 with a byte-order mark
+    if data.startswith((b"\xff\xfe", b"\xfe\xff", b"<\x00", b"\x00<")):  # UTF-16
         return "xml"
     start = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
     if start == b"<":

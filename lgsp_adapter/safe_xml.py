@@ -12,12 +12,16 @@ safeguards — so our limits are the ones that protect us.
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field
 
 from lgsp_adapter.errors import ErrorCode, InvalidPacket
 from lgsp_adapter.xml_prolog import check_prolog
+
+if TYPE_CHECKING:  # only the type stubs name what a resolver returns
+    from lxml.etree._docloader import _InputDocument
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 DEFAULT_MAX_DEPTH = 64
@@ -39,6 +43,17 @@ class XmlLimits(BaseModel):
         le=1000,
         description="Deepest element nesting accepted; edXML itself needs 8.",
     )
+    max_elements: int = Field(
+        20_000,
+        gt=0,
+        description="Most elements accepted; a document to 500 recipients has about 5,000.",
+    )
+    max_namespaces: int = Field(
+        64,
+        gt=0,
+        le=10_000,
+        description="Most namespace declarations accepted; real packets make one to three.",
+    )
 
 
 class _RefuseEverything(etree.Resolver):
@@ -52,9 +67,11 @@ class _RefuseEverything(etree.Resolver):
         super().__init__()
         self.asked: list[str] = []
 
-    def resolve(self, system_url: str, public_id: str, context: object) -> object:
+    def resolve(
+        self, system_url: str | None, public_id: str | None, context: object
+    ) -> _InputDocument:
         self.asked.append(system_url or public_id or "?")
-        return self.resolve_string("", context)
+        return self.resolve_empty(context)
 
 
 def _parser(resolver: etree.Resolver) -> etree.XMLParser:
@@ -89,6 +106,16 @@ def parse(data: bytes, limits: XmlLimits) -> etree._Element:
     if not data.strip():
         raise InvalidPacket(ErrorCode.XML_MALFORMED, "the document is empty")
     check_prolog(data)
+    # Work per element grows with the namespaces in scope: bound both before anything is built.
+    # A byte count over-counts ("xmlns" in text), which only makes the bound safer.
+    declarations = data.count(b"xmlns")
+    if declarations > limits.max_namespaces:
+        raise InvalidPacket(
+            ErrorCode.XML_TOO_MANY_NAMESPACES,
+            f"the document declares up to {declarations} namespaces; the limit is "
+            f"{limits.max_namespaces}",
+            details={"max_namespaces": limits.max_namespaces},
+        )
     resolver = _RefuseEverything()
     try:
         root = etree.fromstring(data, _parser(resolver))
@@ -114,7 +141,17 @@ def parse(data: bytes, limits: XmlLimits) -> etree._Element:
             f"elements are nested deeper than {limits.max_depth} levels",
             details={"max_depth": limits.max_depth},
         )
+    elements = int(_COUNT_ELEMENTS(root))
+    if elements > limits.max_elements:
+        raise InvalidPacket(
+            ErrorCode.XML_TOO_MANY_ELEMENTS,
+            f"the document has {elements} elements; the limit is {limits.max_elements}",
+            details={"elements": elements, "max_elements": limits.max_elements},
+        )
     return root
+
+
+_COUNT_ELEMENTS = etree.XPath("count(//*)")
 
 
 def _refuse_outside_resources(resolver: _RefuseEverything) -> None:

@@ -18,21 +18,21 @@ from __future__ import annotations
 
 import copy
 import functools
-import re
 import secrets
 import types
 import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum, auto
-from typing import Any, BinaryIO, Union
+from typing import Annotated, Any, BinaryIO, Union
 
 from lxml import etree
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from lgsp_adapter import safe_xml
 from lgsp_adapter.diagnostics import Diagnostics, WarningCode
 from lgsp_adapter.edxml_values import Check, to_nfc
+from lgsp_adapter.safe_xml import parse_fragment
+from lgsp_adapter.verbatim import canonical, cut_from_source
 
 NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
 PREFIX = "edXML"
@@ -71,12 +71,25 @@ class Attr:
     name: str
 
 
+def one_element(xml: str) -> str:
+    """Refuse XML text that is not exactly one well-formed element, as it appears where we
+    write it (the QCVN namespace as default and as ``edXML:``): what is spliced into a packet
+    must not be able to close or open elements around it."""
+    try:
+        probe = parse_fragment(f'<probe xmlns="{NS}" xmlns:{PREFIX}="{NS}">{xml}</probe>')
+    except etree.XMLSyntaxError as exc:
+        raise ValueError(f"not one well-formed element: {exc.msg}") from exc
+    if len(probe) != 1 or (probe.text or "").strip() or (probe[0].tail or "").strip():
+        raise ValueError("not exactly one element")
+    return xml
+
+
 class XmlModel(BaseModel):
     """A model bound to an element; ``extra`` holds unknown child elements as XML text."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    extra: list[str] = Field(default_factory=list)
+    extra: list[Annotated[str, AfterValidator(one_element)]] = Field(default_factory=list)
 
 
 class Verbatim(BaseModel):
@@ -84,7 +97,7 @@ class Verbatim(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    xml: str
+    xml: Annotated[str, AfterValidator(one_element)]
 
 
 class _Kind(Enum):
@@ -112,6 +125,11 @@ class _Plan:
     fields: tuple[_Field, ...]
     by_tag: dict[str, _Field]
     attrs: tuple[tuple[str, Attr], ...]
+
+
+_NO_ATTRIBUTES = _Plan((), {}, ())
+# The namespaces in scope where a verbatim element (the signature, in the header) is written.
+_RENDER_CONTEXT: dict[str | None, str] = {None: NS, PREFIX: NS}
 
 
 def _strip_optional(annotation: Any) -> Any:
@@ -205,15 +223,15 @@ class Reader:
             namespace, _, name = tag[1:].partition("}") if tag[0] == "{" else ("", "", tag)
             field = plan.by_tag.get(name)
             child_path = f"{path}/{name}"
-            if field is not None and field.repeated:
-                seen[name] = count = seen.get(name, 0) + 1
-                child_path = f"{child_path}[{count}]"
             if field is None or (
                 namespace != NS
                 and not self._namespace_ok(field, namespace or None, child, child_path)
             ):
                 self._keep_unknown(child, extra, child_path, WarningCode.UNKNOWN_ELEMENT)
                 continue
+            if field.repeated:  # numbered among the elements read as this field only
+                seen[name] = count = seen.get(name, 0) + 1
+                child_path = f"{child_path}[{count}]"
             if name != field.tag.tag:
                 self.diagnostics.warn(
                     WarningCode.SPELLING,
@@ -254,7 +272,8 @@ class Reader:
             assert field.model is not None  # noqa: S101  # _classify sets it for MODEL
             data[field.name] = self.read(field.model, child, path)
         elif kind is _Kind.VERBATIM:
-            data[field.name] = {"xml": self._source_text(child) or _verbatim(child)}
+            cut = cut_from_source(self.source, child, _RENDER_CONTEXT) if self.source else None
+            data[field.name] = {"xml": cut or canonical(child)}
         else:
             data[field.name] = self._read_items(field, child, path, extra)
 
@@ -262,9 +281,14 @@ class Reader:
         self, field: _Field, wrapper: etree._Element, path: str, extra: list[str]
     ) -> list[Any]:
         items: list[Any] = []
-        strays = etree.Element(wrapper.tag, nsmap=wrapper.nsmap)
-        for index, item in enumerate(_elements(wrapper), start=1):
+        strays: etree._Element | None = None  # made only when needed: copies cost
+        self._read_attributes(_NO_ATTRIBUTES, wrapper, {}, path)
+        self._note_stray_text(wrapper.text, wrapper, path)
+        seen: dict[str, int] = {}
+        for item in _elements(wrapper):
+            self._note_stray_text(item.tail, wrapper, path)
             _, name = local_name(item)
+            seen[name] = index = seen.get(name, 0) + 1
             item_path = f"{path}/{name}[{index}]"
             if name != field.tag.item:
                 self.diagnostics.warn(
@@ -273,18 +297,22 @@ class Reader:
                     item_path,
                     item.sourceline,
                 )
+                if strays is None:
+                    strays = etree.Element(wrapper.tag)
                 strays.append(copy.deepcopy(item))
             elif field.kind is _Kind.MODELS:
                 assert field.model is not None  # noqa: S101  # _classify sets it for MODELS
                 items.append(self.read(field.model, item, item_path))
             else:
                 items.append(self._text(field.tag, item, item_path))
-        if len(strays):
-            extra.append(_verbatim(strays))
+        if strays is not None:
+            extra.append(canonical(strays))
         return items
 
     def _text(self, tag: Tag, element: etree._Element, path: str) -> str:
         text = element.text or ""
+        if len(element.attrib):
+            self._read_attributes(_NO_ATTRIBUTES, element, {}, path)
         if tag.stream:
             return text
         normalised = to_nfc(text)
@@ -300,53 +328,26 @@ class Reader:
                 self.diagnostics.warn(code, message, path, element.sourceline)
         return normalised
 
-    def _source_text(self, element: etree._Element) -> str | None:
-        """The element exactly as the sender wrote it, when it can be cut from the source and
-        still means the same where we render it (inside the header, with the QCVN namespace as
-        default and as ``edXML:``); None otherwise."""
-        line = element.sourceline
-        if self.source is None or line is None:
-            return None
-        offset = 0
-        for _ in range(line - 1):
-            offset = self.source.find(b"\n", offset) + 1
-        name = re.escape(
-            ((f"{element.prefix}:" if element.prefix else "") + local_name(element)[1]).encode()
-        )
-        start = re.compile(rb"<" + name + rb"[\s/>]").search(self.source, offset)
-        if start is None:
-            return None
-        end = re.compile(rb"</" + name + rb"\s*>").search(self.source, start.start())
-        if end is None:
-            return None
-        try:
-            text = self.source[start.start() : end.end()].decode("utf-8")
-            probe = safe_xml.parse_fragment(
-                f'<edXML xmlns="{NS}" xmlns:{PREFIX}="{NS}">{text}</edXML>'
-            )[0]
-        except (UnicodeDecodeError, etree.XMLSyntaxError, IndexError):
-            return None
-        same = etree.tostring(probe, method="c14n", exclusive=True) == etree.tostring(
-            element, method="c14n", exclusive=True
-        )
-        return text if same else None
-
     def _read_attributes(
         self, plan: _Plan, element: etree._Element, data: dict[str, Any], path: str
     ) -> None:
-        known = {attr.name for _, attr in plan.attrs}
         for name, attr in plan.attrs:
-            value = element.get(attr.name)
-            if value is not None:
-                data[name] = value
-        for name in element.attrib:
-            if name not in known:
-                self.diagnostics.warn(
-                    WarningCode.IGNORED_ATTRIBUTE,
-                    f"attribute {name}={element.get(name)!r} is not part of edXML; ignored",
-                    path,
-                    element.sourceline,
-                )
+            # Absent stays absent (None), so a default never invents what the sender did not say.
+            data[name] = element.get(attr.name)
+        if len(element.attrib) == len(plan.attrs):  # the common case: nothing unknown
+            return
+        known = {attr.name for _, attr in plan.attrs}
+        # Names only: lxml's items() looks each value up by name, quadratic in their number.
+        unknown = [name for name in element.keys() if name not in known]  # noqa: SIM118  # iterating an element gives its children
+        if unknown:
+            shown = ", ".join(f"{k}={(element.get(k) or '')[:40]!r}" for k in unknown[:5])
+            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            self.diagnostics.warn(
+                WarningCode.IGNORED_ATTRIBUTE,
+                f"attributes not part of edXML, ignored: {shown}{more}",
+                path,
+                element.sourceline,
+            )
 
     def _namespace_ok(
         self, field: _Field, namespace: str | None, child: etree._Element, path: str
@@ -381,14 +382,7 @@ class Reader:
             WarningCode.UNEXPECTED_STRUCTURE: "element has children where text is expected",
         }[code]
         self.diagnostics.warn(code, f"{what}; kept as it is", path, child.sourceline)
-        extra.append(_verbatim(child))
-
-
-def _verbatim(element: etree._Element) -> str:
-    # A copy, so the namespace declarations of its ancestors that it does not use can be dropped.
-    alone = copy.deepcopy(element)
-    etree.cleanup_namespaces(alone)
-    return etree.tostring(alone, encoding="unicode", with_tail=False)
+        extra.append(canonical(child))
 
 
 class MissingElement(Exception):
@@ -429,6 +423,14 @@ class Slots:
         return self._add(xml, whole_element=True)
 
     def _add(self, content: str, *, whole_element: bool) -> str:
+        if not whole_element and any(c in content for c in "&<>\r"):
+            # Escaped as lxml would: a raw CR would come back as LF (XML 1.0, 2.11).
+            content = (
+                content.replace("&", "&amp;")
+                .replace("<", "&lt;")
+                .replace(">", "&gt;")
+                .replace("\r", "&#13;")
+            )
         self._slots.append((content, whole_element))
         return f"{self._marker}{len(self._slots) - 1}-"
 
