@@ -127,8 +127,8 @@ _DATE_SHAPES = (
 )
 
 
-class EdxmlDate(BaseModel):
-    """A date as the packet wrote it (standard ``yyyy/MM/dd``); ``value`` when it is a real date."""
+class _AsWritten(BaseModel):
+    """A value kept as the packet wrote it, with its typed reading derived from the text."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -140,13 +140,17 @@ class EdxmlDate(BaseModel):
         if isinstance(data, str):
             return {"text": data}
         if isinstance(data, date):
-            return {"text": data.strftime(DATE_FORMAT)}
+            return {"text": cls._write(data)}
         return data
+
+    @classmethod
+    def _write(cls, value: date) -> str:
+        raise NotImplementedError
 
     @property
     def value(self) -> date | None:
-        """The calendar date, or None for an impossible or unreadable one."""
-        return _parse_date(self.text)[0]
+        """The typed reading, or None when the text cannot be read as one."""
+        raise NotImplementedError
 
     @computed_field  # type: ignore[prop-decorator]  # pydantic's documented way to export it
     @property
@@ -159,37 +163,32 @@ class EdxmlDate(BaseModel):
         return self.text
 
 
-class EdxmlTimestamp(BaseModel):
+class EdxmlDate(_AsWritten):
+    """A date as the packet wrote it (standard ``yyyy/MM/dd``); ``value`` when it is a real date."""
+
+    @classmethod
+    def _write(cls, value: date) -> str:
+        return value.strftime(DATE_FORMAT)
+
+    @property
+    def value(self) -> date | None:
+        """The calendar date, or None for an impossible or unreadable one."""
+        return _parse_date(self.text)[0]
+
+
+class EdxmlTimestamp(_AsWritten):
     """A time as the packet wrote it (``yyyy/MM/dd HH:mm:ss``, Vietnam time)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    text: str
-
-    @model_validator(mode="before")
     @classmethod
-    def _from_text(cls, data: Any) -> Any:
-        if isinstance(data, str):
-            return {"text": data}
-        if isinstance(data, datetime):
-            local = data.astimezone(VIETNAM_TZ) if data.tzinfo else data
-            return {"text": local.strftime(TIMESTAMP_FORMAT)}
-        return data
+    def _write(cls, value: date) -> str:
+        if isinstance(value, datetime) and value.tzinfo:
+            value = value.astimezone(VIETNAM_TZ)
+        return value.strftime(TIMESTAMP_FORMAT)
 
     @property
     def value(self) -> datetime | None:
         """The moment in Vietnam time, or None when unreadable."""
         return _parse_timestamp(self.text)[0]
-
-    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented way to export it
-    @property
-    def iso(self) -> str | None:
-        """ISO 8601 form with the +07:00 offset."""
-        value = self.value
-        return value.isoformat() if value else None
-
-    def __str__(self) -> str:
-        return self.text
 
 
 _TIME = re.compile(r"(.+?)[ T](\d{1,2}):(\d{2})(?::(\d{2}))?", re.ASCII)

@@ -18,7 +18,7 @@ from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field
 
 from lgsp_adapter.errors import ErrorCode, InvalidPacket
-from lgsp_adapter.xml_prolog import check_prolog
+from lgsp_adapter.xml_prolog import check_prolog, refuse_doctype
 
 if TYPE_CHECKING:  # only the type stubs name what a resolver returns
     from lxml.etree._docloader import _InputDocument
@@ -166,24 +166,14 @@ def _refuse_outside_resources(resolver: _RefuseEverything) -> None:
 def _refuse_doctype(docinfo: etree.DocInfo) -> None:
     """Second line of defence: whatever DTD libxml2 still saw is refused the same way."""
     dtd = docinfo.internalDTD
+    if not docinfo.doctype and dtd is None:
+        return
     entities = list(dtd.iterentities()) if dtd is not None else []
-    if any(entity.system_url for entity in entities):
-        raise InvalidPacket(
-            ErrorCode.XML_EXTERNAL_ENTITY,
-            "the document declares an external entity (XXE); entities are not allowed",
-        )
-    if entities:
-        raise InvalidPacket(
-            ErrorCode.XML_ENTITY_DECLARATION,
-            "the document declares entities (entity expansion attack); entities are not allowed",
-        )
-    if docinfo.system_url or docinfo.public_id:
-        raise InvalidPacket(
-            ErrorCode.XML_EXTERNAL_DTD,
-            "the document refers to an external DTD; DTDs are not allowed",
-        )
-    if docinfo.doctype or dtd is not None:
-        raise InvalidPacket(ErrorCode.XML_DTD_FORBIDDEN, "the document has a DTD; none is allowed")
+    refuse_doctype(
+        external_entity=any(entity.system_url for entity in entities),
+        entities=bool(entities),
+        external_dtd=bool(docinfo.system_url or docinfo.public_id),
+    )
 
 
 def parse_fragment(xml: str) -> etree._Element:

@@ -13,6 +13,7 @@ spell ``<!DOCTYPE`` in plain ASCII letters; UTF-32; EBCDIC) is refused outright.
 from __future__ import annotations
 
 import re
+from typing import NoReturn
 
 from lgsp_adapter.errors import ErrorCode, InvalidPacket
 
@@ -128,11 +129,20 @@ def _doctype(data: bytes, codec: str) -> str | None:
     return None
 
 
-def _refuse(doctype: str) -> None:
+def _refuse(doctype: str) -> NoReturn:
     subset_start = doctype.find("[")
     head = doctype if subset_start < 0 else doctype[:subset_start]
     entities = [m.group("decl") for m in _ENTITY.finditer(doctype)]
-    if any(_EXTERNAL_ID.search(decl) for decl in entities):
+    refuse_doctype(
+        external_entity=any(_EXTERNAL_ID.search(decl) for decl in entities),
+        entities=bool(entities),
+        external_dtd=bool(_EXTERNAL_ID.search(head)),
+    )
+
+
+def refuse_doctype(*, external_entity: bool, entities: bool, external_dtd: bool) -> NoReturn:
+    """Refuse a DOCTYPE, naming the worst thing it attempted."""
+    if external_entity:
         raise InvalidPacket(
             ErrorCode.XML_EXTERNAL_ENTITY,
             "the document declares an external entity (XXE); entities are not allowed",
@@ -142,7 +152,7 @@ def _refuse(doctype: str) -> None:
             ErrorCode.XML_ENTITY_DECLARATION,
             "the document declares entities (entity expansion attack); entities are not allowed",
         )
-    if _EXTERNAL_ID.search(head):
+    if external_dtd:
         raise InvalidPacket(
             ErrorCode.XML_EXTERNAL_DTD,
             "the document refers to an external DTD; DTDs are not allowed",
