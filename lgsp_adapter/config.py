@@ -11,7 +11,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,8 +19,48 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from lgsp_adapter.agencies import Client, Directory, KnownAgency, ServedAgency
 from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.safe_xml import XmlLimits
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class HttpSettings(_Section):
+    """The HTTP server agency systems, integrators and auditors talk to."""
+
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8080, ge=1, le=65535)
+
+
+class BusSettings(_Section):
+    """The exchange bus. No URL: the embedded bus, durable in the local store."""
+
+    url: SecretStr | None = Field(
+        None, description="amqp://user:password@host:5672/vhost of the province's RabbitMQ."
+    )
+    exchange: str = Field("lgsp.packets", min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    prefetch: int = Field(32, ge=1, le=10_000, description="Unacknowledged packets per consumer.")
+
+
+class StoreSettings(_Section):
+    """Where the daemon keeps packets, deliveries and the audit log."""
+
+    path: Path = Field(Path("var/lgsp-adapter.sqlite3"), description="The SQLite file.")
+
+
+class DeliverySettings(_Section):
+    """How hard the daemon tries to deliver to an agency system."""
+
+    quick_retries: int = Field(2, ge=0, le=10, description="Immediate retries of a blip.")
+    quick_retry_delay_s: float = Field(0.2, ge=0, le=10)
+    retry_delays_s: list[float] = Field(
+        [5, 30, 120, 600, 1800, 3600],
+        min_length=1,
+        description="Then one durable retry after each of these delays; then the dead letters.",
+    )
 
 
 class Settings(BaseSettings):
@@ -31,6 +71,45 @@ class Settings(BaseSettings):
     )
 
     limits: XmlLimits = XmlLimits()
+    http: HttpSettings = HttpSettings()
+    bus: BusSettings = BusSettings()
+    store: StoreSettings = StoreSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    agencies: list[ServedAgency] = Field(
+        default_factory=list, description="The agencies this daemon serves."
+    )
+    known_agencies: list[KnownAgency] = Field(
+        default_factory=list, description="Agencies served by other daemons on the bus."
+    )
+    clients: list[Client] = Field(
+        default_factory=list, description="Agency systems that submit packets, and for whom."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        served = [a.code for a in self.agencies]
+        if len(set(served)) != len(served):
+            raise ValueError("an agency is listed twice in [[agencies]]")
+        if set(served) & {a.code for a in self.known_agencies}:
+            raise ValueError("an agency is both served here and listed in [[known_agencies]]")
+        for client in self.clients:
+            foreign = [str(code) for code in client.agencies if code not in served]
+            if foreign:
+                raise ValueError(
+                    f"client {client.name} may only speak for agencies served here, "
+                    f"not {', '.join(foreign)}"
+                )
+        names = [c.name for c in self.clients]
+        if len(set(names)) != len(names):
+            raise ValueError("two clients share a name")
+        tokens = [c.token.get_secret_value() for c in self.clients]
+        if len(set(tokens)) != len(tokens):
+            raise ValueError("two clients share a token")
+        return self
+
+    def directory(self) -> Directory:
+        """The agencies and clients, as the exchange asks about them."""
+        return Directory(served=self.agencies, known=self.known_agencies, clients=self.clients)
 
 
 def load_settings(path: Path | None = None) -> Settings:

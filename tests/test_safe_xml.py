@@ -18,7 +18,7 @@ from lgsp_adapter.edxml_codec import parse_edxml
 from lgsp_adapter.errors import ErrorCode, InvalidPacket
 from lgsp_adapter.safe_xml import XmlLimits
 
-SECRET = "lgsp-test-secret-7f3a9c"  # noqa: S105  # a marker that must never leak, not a password
+SECRET = "lgsp-test-secret-7f3a9c"  # a marker that must never leak
 
 
 class Tripwire:
