@@ -45,8 +45,9 @@ class ErrorCode(StrEnum):
     PACKET_UNKNOWN_KIND = "packet.unknown_kind"
     PACKET_TOO_LARGE = "packet.too_large"
     AGENCY_CODE_INVALID = "agency_code.invalid"
-    # Configuration
+    # Configuration and the process
     CONFIG_INVALID = "config.invalid"
+    STORE_UNAVAILABLE = "store.unavailable"
 
 
 class LgspError(Exception):

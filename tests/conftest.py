@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 PROJECT = Path(__file__).resolve().parents[1]
 DATA = PROJECT / "tests" / "data"
@@ -43,8 +46,37 @@ def data(name: str) -> bytes:
 
 # Property tests: random locally (to keep finding new cases), reproducible in CI (a landing must
 # not depend on luck); no deadline, since CI machines are shared.
-from hypothesis import settings  # noqa: E402
-
 settings.register_profile("dev", deadline=None, print_blob=True)
 settings.register_profile("ci", deadline=None, print_blob=True, derandomize=True)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+# A thread left running (an unclosed store connection, say) keeps the interpreter from exiting:
+# CI would hang until its time runs out. Each test is checked for threads it leaves behind, and
+# a session that still has any exits at once with a failure instead of hanging.
+
+
+def _stray_threads(before: set[int]) -> list[threading.Thread]:
+    return [
+        t
+        for t in threading.enumerate()
+        if t.ident not in before and not t.daemon and t is not threading.main_thread()
+    ]
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_threads() -> Iterator[None]:
+    before = {t.ident for t in threading.enumerate() if t.ident is not None}
+    yield
+    stray = _stray_threads(before)
+    for thread in stray:
+        thread.join(timeout=2)
+    still = [t.name for t in stray if t.is_alive()]
+    assert not still, f"the test left threads running: {still}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    stray = _stray_threads(set())
+    if stray:
+        print(f"\nthreads still running at the end: {[t.name for t in stray]}")  # noqa: T201
+        os._exit(1)

@@ -1,0 +1,9 @@
+"""Where the daemon keeps what it must not lose: packets, their deliveries, the audit log.
+
+``Store`` is the interface; ``sqlite.SqliteStore`` is the embedded default (one file), and a
+PostgreSQL store for scale-out implements the same interface and passes the same contract tests.
+"""
+
+from lgsp_adapter.store.base import DeliveryRecord, DeliveryState, Store, StoredPacket
+
+__all__ = ["DeliveryRecord", "DeliveryState", "Store", "StoredPacket"]

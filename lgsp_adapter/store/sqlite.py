@@ -1,0 +1,313 @@
+"""The embedded store: one SQLite file, in WAL mode, each change one durable transaction.
+
+``synchronous=FULL`` makes every commit survive a power cut, which is the promise behind a 202:
+an accepted packet is on disk before the sender hears so. One connection serves the daemon; a
+lock keeps one transaction at a time, since coroutines would otherwise interleave statements.
+The audit table refuses UPDATE and DELETE by trigger: the log is append-only even to us.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+from uuid import UUID
+
+import aiosqlite
+
+from lgsp_adapter.audit import AuditEntry, AuditEvent
+from lgsp_adapter.errors import ErrorCode, FatalError
+from lgsp_adapter.store.base import DeliveryRecord, DeliveryState, StoredPacket
+
+# Each entry moves the schema one version on; never edit one that has shipped.
+MIGRATIONS = [
+    """
+    CREATE TABLE packets (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        recipients TEXT NOT NULL,          -- JSON list of agency codes
+        document_id TEXT,
+        content_type TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        sha256 TEXT NOT NULL,
+        client TEXT,
+        received_at TEXT NOT NULL
+    );
+    CREATE TABLE deliveries (
+        packet_id TEXT NOT NULL REFERENCES packets(id),
+        recipient TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        detail TEXT,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (packet_id, recipient)
+    );
+    CREATE TABLE audit_log (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        event TEXT NOT NULL,
+        packet_id TEXT,
+        sender TEXT,
+        recipient TEXT,
+        kind TEXT,
+        document_id TEXT,
+        payload_sha256 TEXT,
+        outcome TEXT,
+        detail TEXT
+    );
+    CREATE INDEX audit_log_packet ON audit_log (packet_id, seq);
+    CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    """,
+]
+
+_INSERT_AUDIT = (
+    "INSERT INTO audit_log (at, event, packet_id, sender, recipient, kind, document_id,"
+    " payload_sha256, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SELECT_HISTORY = (
+    "SELECT seq, at, event, packet_id, sender, recipient, kind, document_id, payload_sha256,"
+    " outcome, detail FROM audit_log WHERE packet_id = ? ORDER BY seq"
+)
+
+
+class SqliteStore:
+    """The ``Store`` on one SQLite file; use ``async with SqliteStore.open(path) as store``."""
+
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self._db = connection
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> SqliteStore:
+        """Open (creating it and its folder if needed) and bring the schema up to date."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            connection = await aiosqlite.connect(path, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise FatalError(
+                ErrorCode.STORE_UNAVAILABLE, f"cannot open the store {path}: {exc}"
+            ) from exc
+        store = cls(connection)
+        try:
+            await store._prepare()
+        except BaseException as exc:
+            await connection.close()  # its thread would otherwise keep the process alive
+            if isinstance(exc, sqlite3.Error):
+                raise FatalError(
+                    ErrorCode.STORE_UNAVAILABLE, f"cannot prepare the store {path}: {exc}"
+                ) from exc
+            raise
+        return store
+
+    async def _prepare(self) -> None:
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=FULL",
+            "foreign_keys=ON",
+            "busy_timeout=5000",
+        ):
+            await self._db.execute(f"PRAGMA {pragma}")
+        async with self._db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        version = int(row[0]) if row else 0
+        if version > len(MIGRATIONS):
+            raise FatalError(
+                ErrorCode.STORE_UNAVAILABLE,
+                f"the store's schema (version {version}) is newer than this adapter knows",
+            )
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            await self._db.executescript(
+                f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;"
+            )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the connection; committed data is already on disk."""
+        await self._db.close()
+
+    async def _transaction(self, statements: Iterable[tuple[str, tuple[Any, ...]]]) -> None:
+        async with self._lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, parameters in statements:
+                    await self._db.execute(sql, parameters)
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    async def accept(self, packet: StoredPacket, entries: list[AuditEntry]) -> None:
+        """Keep a new packet, one ``accepted`` delivery per recipient, and the entries."""
+        now = _now()
+        statements = [
+            (
+                "INSERT INTO packets (id, kind, sender, recipients, document_id, content_type,"
+                " payload, sha256, client, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    str(packet.id),
+                    packet.kind,
+                    packet.sender,
+                    json.dumps(packet.recipients),
+                    packet.document_id,
+                    packet.content_type,
+                    packet.payload,
+                    packet.sha256,
+                    packet.client,
+                    packet.received_at.isoformat(),
+                ),
+            ),
+            *(
+                (
+                    "INSERT INTO deliveries (packet_id, recipient, state, updated_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (str(packet.id), recipient, DeliveryState.ACCEPTED.value, now),
+                )
+                for recipient in packet.recipients
+            ),
+            *_audit_inserts(entries),
+        ]
+        await self._transaction(statements)
+
+    async def packet(self, packet_id: UUID) -> StoredPacket | None:
+        """The packet, or None."""
+        async with self._db.execute(
+            "SELECT id, kind, sender, recipients, document_id, content_type, payload, sha256,"
+            " client, received_at FROM packets WHERE id = ?",
+            (str(packet_id),),
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        return StoredPacket(
+            id=UUID(row[0]),
+            kind=row[1],
+            sender=row[2],
+            recipients=json.loads(row[3]),
+            document_id=row[4],
+            content_type=row[5],
+            payload=bytes(row[6]),
+            sha256=row[7],
+            client=row[8],
+            received_at=datetime.fromisoformat(row[9]),
+        )
+
+    async def deliveries(self, packet_id: UUID) -> list[DeliveryRecord]:
+        """The packet's deliveries, in recipient order."""
+        async with self._db.execute(
+            "SELECT packet_id, recipient, state, attempts, detail, updated_at FROM deliveries"
+            " WHERE packet_id = ? ORDER BY recipient",
+            (str(packet_id),),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [_delivery(row) for row in rows]
+
+    async def update_delivery(
+        self,
+        packet_id: UUID,
+        recipient: str,
+        state: DeliveryState,
+        *,
+        entries: list[AuditEntry],
+        detail: str | None = None,
+        attempted: bool = False,
+    ) -> DeliveryRecord:
+        """Move a delivery to ``state`` with its entries; ``KeyError`` if there is none."""
+        async with self._lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                async with self._db.execute(
+                    "UPDATE deliveries SET state = ?, detail = ?, updated_at = ?,"
+                    " attempts = attempts + ? WHERE packet_id = ? AND recipient = ?"
+                    " RETURNING packet_id, recipient, state, attempts, detail, updated_at",
+                    (state.value, detail, _now(), int(attempted), str(packet_id), recipient),
+                ) as cursor:
+                    row = await cursor.fetchone()
+                if row is None:
+                    raise KeyError(f"no delivery of {packet_id} to {recipient}")
+                for sql, parameters in _audit_inserts(entries):
+                    await self._db.execute(sql, parameters)
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+        return _delivery(row)
+
+    async def append(self, entries: list[AuditEntry]) -> None:
+        """Entries about no stored packet (a rejection at ingest)."""
+        await self._transaction(_audit_inserts(entries))
+
+    async def history(self, packet_id: UUID) -> list[AuditEntry]:
+        """A packet's audit entries, in the order they were appended."""
+        async with self._db.execute(
+            _SELECT_HISTORY,
+            (str(packet_id),),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            AuditEntry(
+                seq=row[0],
+                at=datetime.fromisoformat(row[1]),
+                event=AuditEvent(row[2]),
+                packet_id=UUID(row[3]) if row[3] else None,
+                sender=row[4],
+                recipient=row[5],
+                kind=row[6],
+                document_id=row[7],
+                payload_sha256=row[8],
+                outcome=row[9],
+                detail=row[10],
+            )
+            for row in rows
+        ]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _audit_inserts(entries: list[AuditEntry]) -> list[tuple[str, tuple[Any, ...]]]:
+    return [
+        (
+            _INSERT_AUDIT,
+            (
+                entry.at.isoformat(),
+                entry.event.value,
+                str(entry.packet_id) if entry.packet_id else None,
+                entry.sender,
+                entry.recipient,
+                entry.kind,
+                entry.document_id,
+                entry.payload_sha256,
+                entry.outcome,
+                entry.detail,
+            ),
+        )
+        for entry in entries
+    ]
+
+
+def _delivery(row: Any) -> DeliveryRecord:
+    return DeliveryRecord(
+        packet_id=UUID(row[0]),
+        recipient=row[1],
+        state=DeliveryState(row[2]),
+        attempts=row[3],
+        detail=row[4],
+        updated_at=datetime.fromisoformat(row[5]),
+    )

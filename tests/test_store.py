@@ -1,0 +1,204 @@
+"""Contract tests of the store: what the exchange relies on, on a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sqlite3
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from lgsp_adapter.audit import AuditEntry, AuditEvent
+from lgsp_adapter.errors import ErrorCode, FatalError
+from lgsp_adapter.store import DeliveryState, StoredPacket
+from lgsp_adapter.store.sqlite import SqliteStore
+
+RECIPIENTS = ["000.00.12.H56", "000.21.00.H56"]
+
+
+def packet(payload: bytes = b"<edXML/>") -> StoredPacket:
+    return StoredPacket(
+        id=uuid.uuid4(),
+        kind="edoc",
+        sender="000.00.00.H56",
+        recipients=RECIPIENTS,
+        document_id="000.00.00.H56,2026/11/20,1234/UBND-KSTTHC",
+        content_type="application/xml",
+        payload=payload,
+        sha256=hashlib.sha256(payload).hexdigest(),
+        client="qlvb",
+    )
+
+
+def received(p: StoredPacket) -> AuditEntry:
+    return AuditEntry(
+        event=AuditEvent.RECEIVED,
+        packet_id=p.id,
+        sender=p.sender,
+        kind=p.kind,
+        payload_sha256=p.sha256,
+        outcome="ok",
+    )
+
+
+@pytest_asyncio.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    async with await SqliteStore.open(tmp_path / "store.sqlite3") as opened:
+        yield opened
+
+
+@pytest.mark.asyncio
+async def test_an_accepted_packet_comes_back_byte_for_byte(store: SqliteStore) -> None:
+    p = packet(b"\xef\xbb\xbf<edXML>\r\n  H\xc3\xa0 N\xe1\xbb\x99i</edXML>")
+    await store.accept(p, [received(p)])
+    assert await store.packet(p.id) == p
+    assert await store.packet(uuid.uuid4()) is None
+
+
+@pytest.mark.asyncio
+async def test_each_recipient_gets_its_own_delivery(store: SqliteStore) -> None:
+    p = packet()
+    await store.accept(p, [received(p)])
+    deliveries = await store.deliveries(p.id)
+    assert [(d.recipient, d.state, d.attempts) for d in deliveries] == [
+        (r, DeliveryState.ACCEPTED, 0) for r in RECIPIENTS
+    ]
+
+
+@pytest.mark.asyncio
+async def test_a_delivery_moves_with_its_audit_entry(store: SqliteStore) -> None:
+    p = packet()
+    await store.accept(p, [received(p)])
+    retried = AuditEntry(event=AuditEvent.RETRIED, packet_id=p.id, recipient=RECIPIENTS[0])
+    record = await store.update_delivery(
+        p.id, RECIPIENTS[0], DeliveryState.RETRYING, entries=[retried], detail="503", attempted=True
+    )
+    assert (record.state, record.attempts, record.detail) == (DeliveryState.RETRYING, 1, "503")
+    history = await store.history(p.id)
+    assert [e.event for e in history] == [AuditEvent.RECEIVED, AuditEvent.RETRIED]
+    sequence = [e.seq or 0 for e in history]
+    assert sequence == sorted(sequence)
+    assert all(sequence)
+
+
+@pytest.mark.asyncio
+async def test_an_unknown_delivery_changes_nothing(store: SqliteStore) -> None:
+    p = packet()
+    await store.accept(p, [received(p)])
+    stray = AuditEntry(event=AuditEvent.DELIVERED, packet_id=p.id, recipient="000.00.00.H41")
+    with pytest.raises(KeyError):
+        await store.update_delivery(p.id, "000.00.00.H41", DeliveryState.DELIVERED, entries=[stray])
+    assert [e.event for e in await store.history(p.id)] == [AuditEvent.RECEIVED]
+
+
+@pytest.mark.asyncio
+async def test_a_failed_accept_leaves_nothing_behind(store: SqliteStore) -> None:
+    p = packet()
+    await store.accept(p, [received(p)])
+    with pytest.raises(sqlite3.IntegrityError):
+        await store.accept(p, [received(p)])  # the same id again
+    assert len(await store.history(p.id)) == 1
+
+
+@pytest.mark.asyncio
+async def test_the_audit_log_refuses_changes_even_to_us(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    async with await SqliteStore.open(path) as store:
+        p = packet()
+        await store.accept(p, [received(p)])
+    raw = sqlite3.connect(path)
+    for sql in ("UPDATE audit_log SET outcome = 'forged'", "DELETE FROM audit_log"):
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            raw.execute(sql)
+    raw.close()
+
+
+@pytest.mark.asyncio
+async def test_concurrent_writers_do_not_interleave(store: SqliteStore) -> None:
+    packets = [packet(f"<edXML>{i}</edXML>".encode()) for i in range(50)]
+    await asyncio.gather(*(store.accept(p, [received(p)]) for p in packets))
+    await asyncio.gather(
+        *(
+            store.update_delivery(
+                p.id,
+                recipient,
+                DeliveryState.DELIVERED,
+                entries=[
+                    AuditEntry(event=AuditEvent.DELIVERED, packet_id=p.id, recipient=recipient)
+                ],
+                attempted=True,
+            )
+            for p in packets
+            for recipient in RECIPIENTS
+        )
+    )
+    for p in packets:
+        assert {d.state for d in await store.deliveries(p.id)} == {DeliveryState.DELIVERED}
+        assert len(await store.history(p.id)) == 1 + len(RECIPIENTS)
+
+
+@pytest.mark.asyncio
+async def test_reopening_migrates_once_and_keeps_everything(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    p = packet()
+    async with await SqliteStore.open(path) as store:
+        await store.accept(p, [received(p)])
+    async with await SqliteStore.open(path) as store:
+        assert await store.packet(p.id) == p
+
+
+@pytest.mark.asyncio
+async def test_a_store_from_a_newer_adapter_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    raw = sqlite3.connect(path)
+    raw.execute("PRAGMA user_version = 99")
+    raw.close()
+    with pytest.raises(FatalError) as info:
+        await SqliteStore.open(path)
+    assert info.value.code is ErrorCode.STORE_UNAVAILABLE
+
+
+@pytest.mark.asyncio
+async def test_an_unwritable_place_is_a_clear_fatal_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(FatalError) as info:
+        await SqliteStore.open(blocker / "store.sqlite3")
+    assert info.value.code is ErrorCode.STORE_UNAVAILABLE
+
+
+def test_an_accepted_packet_survives_the_process_being_killed(tmp_path: Path) -> None:
+    # What a 202 promises: once accept() returns, a SIGKILL the next instant loses nothing.
+    path = tmp_path / "store.sqlite3"
+    script = f"""
+import asyncio, hashlib, os, signal, sys, uuid
+from pathlib import Path
+from lgsp_adapter.store import StoredPacket
+from lgsp_adapter.store.sqlite import SqliteStore
+async def main():
+    store = await SqliteStore.open(Path({str(path)!r}))
+    p = StoredPacket(id=uuid.UUID({str(uuid.UUID(int=7))!r}), kind="edoc", sender="000.00.00.H56",
+                     recipients=["000.00.12.H56"], content_type="application/xml",
+                     payload=b"<edXML/>", sha256=hashlib.sha256(b"<edXML/>").hexdigest())
+    await store.accept(p, [])
+    os.kill(os.getpid(), signal.SIGKILL)
+asyncio.run(main())
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, timeout=60, check=False
+    )
+    assert result.returncode == -9, result.stderr
+    reopened = asyncio.run(_packet_after_crash(path))
+    assert reopened is not None
+    assert reopened.payload == b"<edXML/>"
+
+
+async def _packet_after_crash(path: Path) -> StoredPacket | None:
+    async with await SqliteStore.open(path) as store:
+        return await store.packet(uuid.UUID(int=7))
