@@ -44,6 +44,12 @@ class ErrorCode(StrEnum):
     # Any packet
     PACKET_UNKNOWN_KIND = "packet.unknown_kind"
     PACKET_TOO_LARGE = "packet.too_large"
+    PACKET_FORGED_SENDER = "packet.forged_sender"
+    PACKET_UNKNOWN_RECIPIENT = "packet.unknown_recipient"
+    PACKET_NOT_FOUND = "packet.not_found"
+    # Who is calling
+    AUTH_MISSING = "auth.missing"
+    AUTH_INVALID = "auth.invalid"
     AGENCY_CODE_INVALID = "agency_code.invalid"
     # Configuration and the process
     CONFIG_INVALID = "config.invalid"

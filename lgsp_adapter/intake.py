@@ -1,0 +1,143 @@
+"""What happens to a packet an agency system submits, up to the moment it is safe with us.
+
+Read it with the codecs; check that the submitting client may speak for its sender (no
+spoofing); find its recipients and check each is an agency the exchange knows; then keep it —
+packet, one delivery per recipient, and the ``received`` audit entry — in one transaction. Only
+then is the packet accepted. Every refusal is audited too, and changes nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+
+from lgsp_adapter.agencies import Client, Directory
+from lgsp_adapter.agency_code import AgencyCode
+from lgsp_adapter.audit import AuditEntry, AuditEvent
+from lgsp_adapter.edxml_model import EdocPacket, StatusPacket
+from lgsp_adapter.errors import ErrorCode, InvalidPacket, LgspError, PermanentError
+from lgsp_adapter.packets import Packet, ReadPacket, read_packet
+from lgsp_adapter.safe_xml import XmlLimits
+from lgsp_adapter.store import DeliveryRecord, Store, StoredPacket
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A packet kept: its id, what it is, where it goes, and what was odd about it."""
+
+    packet: StoredPacket
+    read: ReadPacket
+    deliveries: list[DeliveryRecord]
+
+
+def sender_of(packet: Packet) -> str:
+    """The agency the packet says it comes from, as written."""
+    if isinstance(packet, EdocPacket | StatusPacket):
+        return packet.sender.organ_id.strip()
+    return str(packet.sender)
+
+
+def recipients_of(packet: Packet) -> list[str]:
+    """The agencies the packet goes to, as written, each once, in order of appearance.
+
+    A status packet goes to the agency whose document it is about (``ResponseFor``)."""
+    if isinstance(packet, EdocPacket):
+        codes = [org.organ_id.strip() for org in packet.recipients]
+    elif isinstance(packet, StatusPacket):
+        codes = [packet.message.response_for.organ_id.strip()]
+    else:
+        codes = [str(code) for code in packet.recipients]
+    return list(dict.fromkeys(codes))
+
+
+def document_id_of(packet: Packet) -> str | None:
+    """The document a packet carries or is about, when it names one."""
+    if isinstance(packet, EdocPacket):
+        return packet.message.document_id
+    if isinstance(packet, StatusPacket):
+        return packet.message.response_for.document_id
+    return packet.reference
+
+
+class Intake:
+    """Accepts packets from clients into the store."""
+
+    def __init__(self, *, store: Store, directory: Directory, limits: XmlLimits) -> None:
+        self._store = store
+        self._directory = directory
+        self._limits = limits
+
+    async def submit(self, data: bytes, *, content_type: str | None, client: Client) -> Accepted:
+        """Accept a packet, or raise ``LgspError`` saying why not (the refusal is audited)."""
+        sha256 = hashlib.sha256(data).hexdigest()
+        try:
+            read = read_packet(data, content_type=content_type, limits=self._limits)
+            sender = self._check_sender(read.packet, client)
+            recipients = self._check_recipients(read.packet)
+        except LgspError as exc:
+            await self._store.append([_rejection(exc, client, sha256)])
+            raise
+        packet = StoredPacket(
+            id=uuid.uuid4(),
+            kind=read.kind,
+            sender=sender,
+            recipients=recipients,
+            document_id=document_id_of(read.packet),
+            content_type=content_type or _default_content_type(read),
+            payload=data,
+            sha256=sha256,
+            client=client.name,
+        )
+        received = AuditEntry(
+            event=AuditEvent.RECEIVED,
+            packet_id=packet.id,
+            sender=sender,
+            recipient=",".join(recipients),
+            kind=packet.kind,
+            document_id=packet.document_id,
+            payload_sha256=sha256,
+            outcome="ok",
+            detail=f"{len(read.warnings)} warnings" if read.warnings else None,
+        )
+        await self._store.accept(packet, [received])
+        return Accepted(packet, read, await self._store.deliveries(packet.id))
+
+    def _check_sender(self, packet: Packet, client: Client) -> str:
+        sender = sender_of(packet)
+        if sender not in {str(code) for code in client.agencies}:
+            raise PermanentError(
+                ErrorCode.PACKET_FORGED_SENDER,
+                f"client {client.name} may not send as {sender!r}",
+                details={"sender": sender},
+            )
+        return sender
+
+    def _check_recipients(self, packet: Packet) -> list[str]:
+        recipients = recipients_of(packet)
+        unknown = [code for code in recipients if not self._routable(code)]
+        if unknown:
+            raise InvalidPacket(
+                ErrorCode.PACKET_UNKNOWN_RECIPIENT,
+                f"no agency on this exchange has the code {', '.join(map(repr, unknown[:10]))}",
+                details={"recipients": unknown[:10]},
+            )
+        return recipients
+
+    def _routable(self, text: str) -> bool:
+        code = AgencyCode.read(text).code
+        return code is not None and str(code) == text and self._directory.is_known(code)
+
+
+def _default_content_type(read: ReadPacket) -> str:
+    return "application/json" if read.kind.startswith("tax-transport/") else "application/xml"
+
+
+def _rejection(error: LgspError, client: Client, sha256: str) -> AuditEntry:
+    return AuditEntry(
+        event=AuditEvent.REJECTED,
+        sender=(error.details or {}).get("sender") if isinstance(error.details, dict) else None,
+        payload_sha256=sha256,
+        outcome=str(error.code),
+        detail=f"from client {client.name}: {error.message}"[:500],
+    )

@@ -1,0 +1,177 @@
+"""The HTTP API (``/v1``) over aiohttp: agency systems submit packets and follow them.
+
+Errors are JSON, ``{"error": {"code", "message", "details"}}``, with the stable codes of
+``docs/errors.md`` and a status that says whose fault it is: 4xx for the caller's, 5xx for ours.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from uuid import UUID
+
+from aiohttp import web
+
+from lgsp_adapter.agencies import Client, Directory
+from lgsp_adapter.errors import ErrorCode, FatalError, LgspError, PermanentError, TransientError
+from lgsp_adapter.intake import Intake
+from lgsp_adapter.store import Store
+
+log = logging.getLogger(__name__)
+
+_STATUS = {
+    ErrorCode.AUTH_MISSING: 401,
+    ErrorCode.AUTH_INVALID: 401,
+    ErrorCode.PACKET_FORGED_SENDER: 403,
+    ErrorCode.PACKET_NOT_FOUND: 404,
+    ErrorCode.PACKET_TOO_LARGE: 413,
+    ErrorCode.XML_TOO_LARGE: 413,
+    ErrorCode.PACKET_UNKNOWN_RECIPIENT: 422,
+}
+_CHUNK_BYTES = 64 * 1024
+
+STORE: web.AppKey[Store] = web.AppKey("store", Store)
+DIRECTORY: web.AppKey[Directory] = web.AppKey("directory", Directory)
+INTAKE: web.AppKey[Intake] = web.AppKey("intake", Intake)
+MAX_BYTES: web.AppKey[int] = web.AppKey("max_bytes", int)
+
+
+def status_of(error: LgspError) -> int:
+    """The HTTP status for an error: whose fault, and whether to try again."""
+    if error.code in _STATUS:
+        return _STATUS[error.code]
+    if isinstance(error, PermanentError):
+        return 400
+    if isinstance(error, TransientError | FatalError):
+        return 503
+    return 500
+
+
+def error_response(error: LgspError) -> web.Response:
+    """The JSON body and status of an error."""
+    response = web.json_response(error.to_dict(), status=status_of(error))
+    if response.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="lgsp-adapter"'
+    return response
+
+
+@web.middleware
+async def errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Turn our errors into their JSON answers, and anything unexpected into a 500 we log."""
+    try:
+        return await handler(request)
+    except LgspError as exc:
+        return error_response(exc)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("unexpected error serving %s %s", request.method, request.path)
+        body = {"error": {"code": "internal", "message": "an internal error; it is logged"}}
+        return web.json_response(body, status=500)
+
+
+def client_of(request: web.Request) -> Client:
+    """The client presenting a bearer token, or ``auth.missing`` / ``auth.invalid``."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise PermanentError(ErrorCode.AUTH_MISSING, "send Authorization: Bearer <token>")
+    client = request.app[DIRECTORY].client_for(token.strip())
+    if client is None:
+        raise PermanentError(ErrorCode.AUTH_INVALID, "the token is not one this exchange issued")
+    return client
+
+
+async def read_body(request: web.Request, max_bytes: int) -> bytes:
+    """The request body, refused as soon as it is known to exceed ``max_bytes``: from its
+    declared length, or while it streams in (never buffered whole)."""
+    declared = request.content_length
+    if declared is not None and declared > max_bytes:
+        raise _too_large(declared, max_bytes)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(_CHUNK_BYTES):
+        size += len(chunk)
+        if size > max_bytes:
+            raise _too_large(size, max_bytes)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(size: int, max_bytes: int) -> PermanentError:
+    return PermanentError(
+        ErrorCode.PACKET_TOO_LARGE,
+        f"the packet is over {max_bytes} bytes",
+        details={"max_bytes": max_bytes, "size_bytes_at_least": size},
+    )
+
+
+async def submit(request: web.Request) -> web.Response:
+    """``POST /v1/packets``: accept a packet; 202 once it is durable."""
+    client = client_of(request)
+    data = await read_body(request, request.app[MAX_BYTES])
+    content_type = request.headers.get("Content-Type")
+    accepted = await request.app[INTAKE].submit(data, content_type=content_type, client=client)
+    packet = accepted.packet
+    body: dict[str, Any] = {
+        "packet_id": str(packet.id),
+        "kind": packet.kind,
+        "sender": packet.sender,
+        "document_id": packet.document_id,
+        "deliveries": [
+            {"recipient": d.recipient, "state": d.state.value} for d in accepted.deliveries
+        ],
+        "warnings": [w.model_dump(mode="json", exclude_none=True) for w in accepted.read.warnings],
+    }
+    response = web.json_response(body, status=202)
+    response.headers["Location"] = f"/v1/packets/{packet.id}"
+    return response
+
+
+async def show(request: web.Request) -> web.Response:
+    """``GET /v1/packets/{id}``: a packet's deliveries and history, for its sender or recipients."""
+    client = client_of(request)
+    not_found = PermanentError(ErrorCode.PACKET_NOT_FOUND, "no such packet for this client")
+    try:
+        packet_id = UUID(request.match_info["packet_id"])
+    except ValueError as exc:
+        raise not_found from exc
+    store = request.app[STORE]
+    packet = await store.packet(packet_id)
+    mine = {str(code) for code in client.agencies}
+    # Another client's packet answers exactly as a missing one: no existence leak.
+    if packet is None or not (mine & {packet.sender, *packet.recipients}):
+        raise not_found
+    deliveries = await store.deliveries(packet_id)
+    history = await store.history(packet_id)
+    return web.json_response(
+        {
+            "packet_id": str(packet.id),
+            "kind": packet.kind,
+            "sender": packet.sender,
+            "document_id": packet.document_id,
+            "sha256": packet.sha256,
+            "received_at": packet.received_at.isoformat(),
+            "deliveries": [d.model_dump(mode="json", exclude={"packet_id"}) for d in deliveries],
+            "history": [
+                e.model_dump(mode="json", exclude_none=True, exclude={"packet_id"}) for e in history
+            ],
+        }
+    )
+
+
+def make_app(
+    *, store: Store, directory: Directory, intake: Intake, max_bytes: int
+) -> web.Application:
+    """The application, with its parts injected (the tests pass real ones on loopback)."""
+    app = web.Application(middlewares=[errors])
+    app[STORE] = store
+    app[DIRECTORY] = directory
+    app[INTAKE] = intake
+    app[MAX_BYTES] = max_bytes
+    app.router.add_post("/v1/packets", submit)
+    app.router.add_get("/v1/packets/{packet_id}", show)
+    return app
