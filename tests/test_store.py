@@ -202,3 +202,76 @@ asyncio.run(main())
 async def _packet_after_crash(path: Path) -> StoredPacket | None:
     async with await SqliteStore.open(path) as store:
         return await store.packet(uuid.UUID(int=7))
+
+
+# --- the embedded bus's queue -----------------------------------------------------------------
+
+
+def published(p: StoredPacket, recipient: str) -> list[AuditEntry]:
+    return [AuditEntry(event=AuditEvent.PUBLISHED, packet_id=p.id, recipient=recipient)]
+
+
+@pytest.mark.asyncio
+async def test_the_outbox_lists_what_is_not_yet_on_the_bus(store: SqliteStore) -> None:
+    p = packet()
+    await store.accept(p, [received(p)])
+    assert await store.outbox(10) == [(p.id, r) for r in RECIPIENTS]
+    await store.enqueue(p.id, RECIPIENTS[0], published(p, RECIPIENTS[0]))
+    assert await store.outbox(10) == [(p.id, RECIPIENTS[1])]
+    (first,) = [d for d in await store.deliveries(p.id) if d.recipient == RECIPIENTS[0]]
+    assert first.state is DeliveryState.PUBLISHED
+
+
+@pytest.mark.asyncio
+async def test_a_lease_hands_each_delivery_to_one_worker_only(store: SqliteStore) -> None:
+    p = packet()
+    await store.accept(p, [received(p)])
+    for r in RECIPIENTS:
+        await store.enqueue(p.id, r, published(p, r))
+    first = await store.lease([RECIPIENTS[0]], limit=10, lease_s=60)
+    again = await store.lease([RECIPIENTS[0]], limit=10, lease_s=60)
+    assert first == [(p.id, RECIPIENTS[0])]
+    assert again == []  # leased, and the other recipient is not asked for
+
+
+@pytest.mark.asyncio
+async def test_a_lease_not_settled_in_time_falls_due_again(store: SqliteStore) -> None:
+    p = packet()
+    await store.accept(p, [received(p)])
+    await store.enqueue(p.id, RECIPIENTS[0], published(p, RECIPIENTS[0]))
+    assert await store.lease(RECIPIENTS, limit=10, lease_s=0.05) == [(p.id, RECIPIENTS[0])]
+    await asyncio.sleep(0.1)  # the worker died without settling
+    assert await store.lease(RECIPIENTS, limit=10, lease_s=60) == [(p.id, RECIPIENTS[0])]
+
+
+@pytest.mark.asyncio
+async def test_settling_takes_a_delivery_off_the_queue_or_puts_it_back_later(
+    store: SqliteStore,
+) -> None:
+    p = packet()
+    await store.accept(p, [received(p)])
+    for r in RECIPIENTS:
+        await store.enqueue(p.id, r, published(p, r))
+    await store.lease(RECIPIENTS, limit=10, lease_s=60)
+    done = AuditEntry(event=AuditEvent.DELIVERED, packet_id=p.id, recipient=RECIPIENTS[0])
+    await store.settle(p.id, RECIPIENTS[0], DeliveryState.DELIVERED, entries=[done], attempted=True)
+    retry = AuditEntry(event=AuditEvent.RETRIED, packet_id=p.id, recipient=RECIPIENTS[1])
+    await store.settle(
+        p.id, RECIPIENTS[1], DeliveryState.RETRYING, entries=[retry], attempted=True, retry_in_s=30
+    )
+    assert await store.lease(RECIPIENTS, limit=10, lease_s=60) == []
+    wait = await store.next_due_in(RECIPIENTS)
+    assert wait is not None
+    assert 25 < wait <= 30
+    states = {d.recipient: (d.state, d.attempts) for d in await store.deliveries(p.id)}
+    assert states == {
+        RECIPIENTS[0]: (DeliveryState.DELIVERED, 1),
+        RECIPIENTS[1]: (DeliveryState.RETRYING, 1),
+    }
+    events = [e.event for e in await store.history(p.id)]
+    assert events == [
+        AuditEvent.RECEIVED,
+        *[AuditEvent.PUBLISHED] * 2,
+        AuditEvent.DELIVERED,
+        AuditEvent.RETRIED,
+    ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,6 +67,20 @@ MIGRATIONS = [
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    """,
+    # The embedded bus: deliveries waiting for the consumer, each due at a time (now, or later
+    # for a durable retry) and leased while one is working on it.
+    """
+    CREATE TABLE queue (
+        packet_id TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        due_at REAL NOT NULL,
+        leased_until REAL,
+        PRIMARY KEY (packet_id, recipient),
+        FOREIGN KEY (packet_id, recipient) REFERENCES deliveries (packet_id, recipient)
+    );
+    CREATE INDEX queue_due ON queue (due_at);
+    CREATE INDEX deliveries_state ON deliveries (state);
     """,
 ]
 
@@ -231,21 +246,126 @@ class SqliteStore:
         async with self._lock:
             await self._db.execute("BEGIN IMMEDIATE")
             try:
-                async with self._db.execute(
-                    "UPDATE deliveries SET state = ?, detail = ?, updated_at = ?,"
-                    " attempts = attempts + ? WHERE packet_id = ? AND recipient = ?"
-                    " RETURNING packet_id, recipient, state, attempts, detail, updated_at",
-                    (state.value, detail, _now(), int(attempted), str(packet_id), recipient),
-                ) as cursor:
-                    row = await cursor.fetchone()
-                if row is None:
-                    raise KeyError(f"no delivery of {packet_id} to {recipient}")
+                record = await self._set_state(packet_id, recipient, state, detail, attempted)
                 for sql, parameters in _audit_inserts(entries):
                     await self._db.execute(sql, parameters)
             except BaseException:
                 await self._db.execute("ROLLBACK")
                 raise
             await self._db.execute("COMMIT")
+        return record
+
+    async def outbox(self, limit: int) -> list[tuple[UUID, str]]:
+        """Deliveries accepted but not yet on the bus, oldest first."""
+        async with self._db.execute(
+            "SELECT packet_id, recipient FROM deliveries WHERE state = ?"
+            " ORDER BY updated_at LIMIT ?",
+            (DeliveryState.ACCEPTED.value, limit),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [(UUID(row[0]), row[1]) for row in rows]
+
+    async def enqueue(self, packet_id: UUID, recipient: str, entries: list[AuditEntry]) -> None:
+        """The embedded bus's publish: queue the delivery and mark it published, together."""
+        async with self._lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                await self._db.execute(
+                    "INSERT OR IGNORE INTO queue (packet_id, recipient, due_at) VALUES (?, ?, ?)",
+                    (str(packet_id), recipient, time.time()),
+                )
+                await self._set_state(packet_id, recipient, DeliveryState.PUBLISHED, None, False)
+                for sql, parameters in _audit_inserts(entries):
+                    await self._db.execute(sql, parameters)
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    async def lease(
+        self, recipients: list[str], *, limit: int, lease_s: float
+    ) -> list[tuple[UUID, str]]:
+        """Take up to ``limit`` due deliveries to ``recipients`` for ``lease_s`` seconds; one
+        not settled by then (its worker died) is due again."""
+        now = time.time()
+        async with (
+            self._lock,
+            self._db.execute(
+                "UPDATE queue SET leased_until = ? WHERE rowid IN (SELECT rowid FROM queue"
+                " WHERE recipient IN (SELECT value FROM json_each(?)) AND due_at <= ?"
+                " AND (leased_until IS NULL OR leased_until < ?) ORDER BY due_at LIMIT ?)"
+                " RETURNING packet_id, recipient",
+                (now + lease_s, json.dumps(recipients), now, now, limit),
+            ) as cursor,
+        ):
+            rows = await cursor.fetchall()
+        return [(UUID(row[0]), row[1]) for row in rows]
+
+    async def next_due_in(self, recipients: list[str]) -> float | None:
+        """Seconds until the next delivery to ``recipients`` falls due (0 if one is due)."""
+        async with self._db.execute(
+            "SELECT min(max(due_at, coalesce(leased_until, 0))) FROM queue"
+            " WHERE recipient IN (SELECT value FROM json_each(?))",
+            (json.dumps(recipients),),
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None or row[0] is None:
+            return None
+        return max(0.0, float(row[0]) - time.time())
+
+    async def settle(
+        self,
+        packet_id: UUID,
+        recipient: str,
+        state: DeliveryState,
+        *,
+        entries: list[AuditEntry],
+        detail: str | None = None,
+        attempted: bool = False,
+        retry_in_s: float | None = None,
+    ) -> DeliveryRecord:
+        """The embedded bus's acknowledgement: record the outcome and its entries, and take the
+        delivery off the queue, or put it back due in ``retry_in_s`` seconds."""
+        async with self._lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                record = await self._set_state(packet_id, recipient, state, detail, attempted)
+                if retry_in_s is None:
+                    await self._db.execute(
+                        "DELETE FROM queue WHERE packet_id = ? AND recipient = ?",
+                        (str(packet_id), recipient),
+                    )
+                else:
+                    await self._db.execute(
+                        "UPDATE queue SET due_at = ?, leased_until = NULL"
+                        " WHERE packet_id = ? AND recipient = ?",
+                        (time.time() + retry_in_s, str(packet_id), recipient),
+                    )
+                for sql, parameters in _audit_inserts(entries):
+                    await self._db.execute(sql, parameters)
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+        return record
+
+    async def _set_state(
+        self,
+        packet_id: UUID,
+        recipient: str,
+        state: DeliveryState,
+        detail: str | None,
+        attempted: bool,
+    ) -> DeliveryRecord:
+        async with self._db.execute(
+            "UPDATE deliveries SET state = ?, detail = ?, updated_at = ?,"
+            " attempts = attempts + ? WHERE packet_id = ? AND recipient = ?"
+            " RETURNING packet_id, recipient, state, attempts, detail, updated_at",
+            (state.value, detail, _now(), int(attempted), str(packet_id), recipient),
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            raise KeyError(f"no delivery of {packet_id} to {recipient}")
         return _delivery(row)
 
     async def append(self, entries: list[AuditEntry]) -> None:
