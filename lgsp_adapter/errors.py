@@ -47,6 +47,9 @@ class ErrorCode(StrEnum):
     PACKET_FORGED_SENDER = "packet.forged_sender"
     PACKET_UNKNOWN_RECIPIENT = "packet.unknown_recipient"
     PACKET_NOT_FOUND = "packet.not_found"
+    # Delivery to an agency system
+    DELIVERY_REFUSED = "delivery.refused"
+    DELIVERY_UNAVAILABLE = "delivery.unavailable"
     # Who is calling
     AUTH_MISSING = "auth.missing"
     AUTH_INVALID = "auth.invalid"

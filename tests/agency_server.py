@@ -1,0 +1,53 @@
+"""A real agency system on loopback for tests: an aiohttp server that records what it is sent
+and answers as scripted (fail a few times, refuse, be slow)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+
+@dataclass
+class Received:
+    """One request the agency system got."""
+
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass
+class AgencyServer:
+    """Answers each POST with the next scripted status (then ``then``), after ``delay_s``."""
+
+    script: list[int] = field(default_factory=list)
+    then: int = 200
+    delay_s: float = 0.0
+    received: list[Received] = field(default_factory=list)
+    url: str = ""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        self.received.append(Received(body, dict(request.headers)))
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        status = self.script.pop(0) if self.script else self.then
+        return web.Response(status=status, text="ok" if status < 300 else "no")
+
+
+@asynccontextmanager
+async def agency_server(server: AgencyServer) -> AsyncIterator[AgencyServer]:
+    """Serve ``server`` on a free loopback port for the duration."""
+    app = web.Application()
+    app.router.add_post("/inbox", server.handle)
+    test_server = TestServer(app, host="127.0.0.1")
+    await test_server.start_server()
+    server.url = str(test_server.make_url("/inbox"))
+    try:
+        yield server
+    finally:
+        await test_server.close()
