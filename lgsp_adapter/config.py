@@ -32,7 +32,7 @@ class HttpSettings(_Section):
     """The HTTP server agency systems, integrators and auditors talk to."""
 
     host: str = Field("127.0.0.1", description="Address to listen on.")
-    port: int = Field(8080, ge=1, le=65535)
+    port: int = Field(8080, ge=0, le=65535, description="0 picks a free port (tests, the demo).")
 
 
 class BusSettings(_Section):
@@ -63,6 +63,14 @@ class DeliverySettings(_Section):
     )
 
 
+class DaemonSettings(_Section):
+    """The process itself."""
+
+    drain_s: float = Field(
+        30.0, ge=0, le=3600, description="On SIGTERM, how long deliveries in hand may finish."
+    )
+
+
 class Settings(BaseSettings):
     """Everything an operator can set."""
 
@@ -71,6 +79,7 @@ class Settings(BaseSettings):
     )
 
     limits: XmlLimits = XmlLimits()
+    daemon: DaemonSettings = DaemonSettings()
     http: HttpSettings = HttpSettings()
     bus: BusSettings = BusSettings()
     store: StoreSettings = StoreSettings()

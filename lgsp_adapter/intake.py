@@ -9,7 +9,9 @@ then is the packet accepted. Every refusal is audited too, and changes nothing e
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from lgsp_adapter.agencies import Client, Directory
@@ -20,6 +22,8 @@ from lgsp_adapter.errors import ErrorCode, InvalidPacket, LgspError, PermanentEr
 from lgsp_adapter.packets import Packet, ReadPacket, read_packet
 from lgsp_adapter.safe_xml import XmlLimits
 from lgsp_adapter.store import DeliveryRecord, Store, StoredPacket
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +67,18 @@ def document_id_of(packet: Packet) -> str | None:
 class Intake:
     """Accepts packets from clients into the store."""
 
-    def __init__(self, *, store: Store, directory: Directory, limits: XmlLimits) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        directory: Directory,
+        limits: XmlLimits,
+        on_accept: Callable[[], None] | None = None,
+    ) -> None:
         self._store = store
         self._directory = directory
         self._limits = limits
+        self._on_accept = on_accept
 
     async def submit(self, data: bytes, *, content_type: str | None, client: Client) -> Accepted:
         """Accept a packet, or raise ``LgspError`` saying why not (the refusal is audited)."""
@@ -76,7 +88,9 @@ class Intake:
             sender = self._check_sender(read.packet, client)
             recipients = self._check_recipients(read.packet)
         except LgspError as exc:
-            await self._store.append([_rejection(exc, client, sha256)])
+            rejection = _rejection(exc, client, sha256)
+            await self._store.append([rejection])
+            log.info(rejection.line())
             raise
         packet = StoredPacket(
             id=uuid.uuid4(),
@@ -101,6 +115,9 @@ class Intake:
             detail=f"{len(read.warnings)} warnings" if read.warnings else None,
         )
         await self._store.accept(packet, [received])
+        log.info(received.line())
+        if self._on_accept is not None:
+            self._on_accept()  # the relay need not wait for its next look at the outbox
         return Accepted(packet, read, await self._store.deliveries(packet.id))
 
     def _check_sender(self, packet: Packet, client: Client) -> str:

@@ -1,0 +1,118 @@
+"""The embedded bus: the store is the queue, so nothing accepted is lost in a crash.
+
+Publishing queues a delivery and marks it published in one transaction. The consumer leases
+due deliveries to the agencies this daemon serves, hands each to the receiver, and settles the
+outcome (delivered, retry later, given up) with its audit entries in one transaction. A lease
+outlives a crashed worker by ``lease_s`` at most, after which the delivery is due again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from uuid import UUID
+
+from lgsp_adapter.audit import AuditEntry, AuditEvent
+from lgsp_adapter.receiving import Settlement
+from lgsp_adapter.store import DeliveryState
+from lgsp_adapter.store.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[UUID, str], Awaitable[Settlement]]
+
+
+class EmbeddedBus:
+    """Publishes to and consumes from the queue kept in the store."""
+
+    def __init__(
+        self,
+        *,
+        store: SqliteStore,
+        served: list[str],
+        prefetch: int,
+        lease_s: float = 300.0,
+        idle_poll_s: float = 1.0,
+    ) -> None:
+        self._store = store
+        self._served = served
+        self._prefetch = prefetch
+        self._lease_s = lease_s
+        self._idle_poll_s = idle_poll_s
+        self._wake = asyncio.Event()
+
+    async def publish(self, packet_id: UUID, recipient: str, entry: AuditEntry) -> None:
+        """Queue a delivery; one to an agency no daemon here serves comes back as returned."""
+        if recipient not in self._served:
+            returned = entry.model_copy(
+                update={
+                    "event": AuditEvent.RETURNED,
+                    "outcome": "bus.unroutable",
+                    "detail": "the embedded bus reaches only agencies served by this daemon",
+                }
+            )
+            await self._store.update_delivery(
+                packet_id,
+                recipient,
+                DeliveryState.DEAD_LETTERED,
+                entries=[returned],
+                detail=returned.detail,
+            )
+            log.warning(returned.line())
+            return
+        await self._store.enqueue(packet_id, recipient, [entry])
+        self._wake.set()
+
+    async def consume(self, handler: Handler, stopping: asyncio.Event) -> None:
+        """Deliver due deliveries until ``stopping`` is set, then finish those in hand."""
+        in_hand: set[asyncio.Task[None]] = set()
+        while not stopping.is_set():
+            room = self._prefetch - len(in_hand)
+            leased = await self._store.lease(self._served, limit=room, lease_s=self._lease_s)
+            for packet_id, recipient in leased:
+                task = asyncio.create_task(self._settle(handler, packet_id, recipient))
+                in_hand.add(task)
+                task.add_done_callback(in_hand.discard)
+            if leased and len(in_hand) < self._prefetch:
+                continue
+            await self._wait(stopping, in_hand)
+        if in_hand:
+            await asyncio.gather(*in_hand, return_exceptions=True)
+
+    async def _wait(self, stopping: asyncio.Event, in_hand: set[asyncio.Task[None]]) -> None:
+        due_in = await self._store.next_due_in(self._served)
+        timeout = self._idle_poll_s if due_in is None else min(due_in, self._idle_poll_s)
+        self._wake.clear()
+        waiters: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(self._wake.wait()),
+            asyncio.ensure_future(stopping.wait()),
+        ]
+        if in_hand and len(in_hand) >= self._prefetch:
+            waiters.append(asyncio.ensure_future(asyncio.wait(in_hand)))
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _settle(self, handler: Handler, packet_id: UUID, recipient: str) -> None:
+        try:
+            settlement = await handler(packet_id, recipient)
+        except Exception:
+            # Left leased: it falls due again when the lease ends, and is logged now.
+            log.exception(
+                "%s %s could not be handled; retried after the lease", packet_id, recipient
+            )
+            return
+        await self._store.settle(
+            packet_id,
+            recipient,
+            settlement.state,
+            entries=settlement.entries,
+            detail=settlement.detail,
+            attempted=settlement.attempted,
+            retry_in_s=settlement.retry_in_s,
+        )
+        self._wake.set()  # room for one more

@@ -1,0 +1,108 @@
+"""One lgsp-adapter process: the HTTP API, the outbox relay and the bus consumer, over one store.
+
+Start-up opens the store, then the HTTP session, bus and server, in that order; shutdown
+reverses it. On a stop request the daemon first stops taking packets (the HTTP server closes),
+then lets deliveries in hand finish for ``daemon.drain_s``, then closes everything in order.
+Nothing is lost either way: what is not finished is in the store, and is picked up at restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+
+import aiohttp
+from aiohttp import web
+
+from lgsp_adapter.agencies import DeliveryMode
+from lgsp_adapter.bus.embedded import EmbeddedBus
+from lgsp_adapter.config import Settings
+from lgsp_adapter.delivery import Deliverer
+from lgsp_adapter.errors import ErrorCode, FatalError
+from lgsp_adapter.intake import Intake
+from lgsp_adapter.receiving import Receiver
+from lgsp_adapter.relay import Relay
+from lgsp_adapter.store.sqlite import SqliteStore
+from lgsp_adapter.web import make_app
+
+log = logging.getLogger(__name__)
+
+
+def check_servable(settings: Settings) -> None:
+    """Refuse, before anything starts, settings this daemon cannot run."""
+    if not settings.agencies:
+        raise FatalError(ErrorCode.CONFIG_INVALID, "no [[agencies]]: this daemon serves nobody")
+    if settings.bus.url is not None:
+        raise FatalError(
+            ErrorCode.CONFIG_INVALID,
+            "bus.url is set, but this version runs only the embedded bus; unset it",
+        )
+    pull = [str(a.code) for a in settings.agencies if a.endpoint.mode is DeliveryMode.PULL]
+    if pull:
+        raise FatalError(
+            ErrorCode.CONFIG_INVALID,
+            f"pull delivery needs the inbox, which this version lacks: {', '.join(pull)}",
+        )
+
+
+async def run_daemon(
+    settings: Settings, stop: asyncio.Event, on_ready: Callable[[str], None] | None = None
+) -> None:
+    """Run until ``stop`` is set; ``on_ready`` gets the HTTP base URL once serving."""
+    check_servable(settings)
+    async with AsyncExitStack() as stack:
+        store = await SqliteStore.open(settings.store.path)
+        stack.push_async_callback(store.close)
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        directory = settings.directory()
+        served = [str(agency.code) for agency in settings.agencies]
+        bus = EmbeddedBus(store=store, served=served, prefetch=settings.bus.prefetch)
+        relay = Relay(store=store, bus=bus)
+        intake = Intake(
+            store=store, directory=directory, limits=settings.limits, on_accept=relay.wake.set
+        )
+        receiver = Receiver(
+            store=store,
+            directory=directory,
+            deliverer=Deliverer(
+                session=session,
+                quick_retries=settings.delivery.quick_retries,
+                quick_retry_delay_s=settings.delivery.quick_retry_delay_s,
+            ),
+            retry_delays_s=settings.delivery.retry_delays_s,
+        )
+        app = make_app(
+            store=store, directory=directory, intake=intake, max_bytes=settings.limits.max_bytes
+        )
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.http.host, settings.http.port)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        url = f"http://{host}:{port}"
+        log.info(
+            "serving %s on %s (embedded bus, store %s)", ", ".join(served), url, settings.store.path
+        )
+
+        stopping = asyncio.Event()
+        workers = [
+            asyncio.create_task(relay.run(stopping), name="relay"),
+            asyncio.create_task(bus.consume(receiver.handle, stopping), name="consumer"),
+        ]
+        if on_ready is not None:
+            on_ready(url)
+        await stop.wait()
+
+        log.info("stopping: no new packets; deliveries in hand have %g s", settings.daemon.drain_s)
+        await runner.cleanup()
+        stopping.set()
+        done, pending = await asyncio.wait(workers, timeout=settings.daemon.drain_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.error("%s ended with an error", task.get_name(), exc_info=task.exception())
+        log.info("stopped")

@@ -1,0 +1,113 @@
+"""What happens to a packet at the recipient's side: deliver it, then say what the bus does.
+
+The bus hands over one delivery (a packet towards one recipient); the receiver pushes it to the
+recipient's system and answers with a ``Settlement`` — delivered, retry later, or given up —
+which the bus records together with its audit entries before acknowledging. A delivery already
+recorded (the bus redelivered after a crash) is settled at once, never posted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from lgsp_adapter.agencies import DeliveryMode, Directory
+from lgsp_adapter.agency_code import AgencyCode
+from lgsp_adapter.audit import AuditEntry, AuditEvent
+from lgsp_adapter.delivery import Deliverer
+from lgsp_adapter.errors import PermanentError, TransientError
+from lgsp_adapter.store import DeliveryState, Store, StoredPacket
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """The outcome of handling one delivery, for the bus to record and act on."""
+
+    state: DeliveryState
+    entries: list[AuditEntry] = field(default_factory=list)
+    detail: str | None = None
+    attempted: bool = False
+    retry_in_s: float | None = None
+
+
+class Receiver:
+    """Delivers packets to the systems of the agencies this daemon serves."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        directory: Directory,
+        deliverer: Deliverer,
+        retry_delays_s: list[float],
+    ) -> None:
+        self._store = store
+        self._directory = directory
+        self._deliverer = deliverer
+        self._retry_delays_s = retry_delays_s
+
+    async def handle(self, packet_id: UUID, recipient: str) -> Settlement:
+        """Deliver one packet to one recipient and settle the outcome."""
+        packet = await self._store.packet(packet_id)
+        records = {d.recipient: d for d in await self._store.deliveries(packet_id)}
+        record = records.get(recipient)
+        if packet is None or record is None:
+            raise KeyError(f"no delivery of {packet_id} to {recipient} in the store")
+        if record.state is DeliveryState.DELIVERED:
+            log.info("%s %s already delivered; not posting again", packet_id, recipient)
+            return Settlement(DeliveryState.DELIVERED, detail=record.detail)
+        agency = self._directory.served(AgencyCode.parse(recipient))
+        if agency is None or agency.endpoint.mode is not DeliveryMode.PUSH:
+            return self._give_up(
+                packet, recipient, "recipient.not_served", "not served here by push"
+            )
+        try:
+            delivered = await self._deliverer.push(packet, recipient, agency.endpoint)
+        except TransientError as exc:
+            return self._retry_or_give_up(packet, recipient, record.attempts, exc)
+        except PermanentError as exc:
+            entry = _entry(packet, recipient, AuditEvent.REFUSED, str(exc.code), exc.message)
+            log.info(entry.line())
+            return Settlement(DeliveryState.REFUSED, [entry], exc.message, attempted=True)
+        detail = f"HTTP {delivered.status} after {delivered.attempts} attempt(s)"
+        entry = _entry(packet, recipient, AuditEvent.DELIVERED, "ok", detail)
+        log.info(entry.line())
+        return Settlement(DeliveryState.DELIVERED, [entry], detail, attempted=True)
+
+    def _retry_or_give_up(
+        self, packet: StoredPacket, recipient: str, attempts: int, error: TransientError
+    ) -> Settlement:
+        if attempts >= len(self._retry_delays_s):
+            detail = f"gave up after {attempts + 1} attempts: {error.message}"
+            entry = _entry(packet, recipient, AuditEvent.DEAD_LETTERED, str(error.code), detail)
+            log.warning(entry.line())
+            return Settlement(DeliveryState.DEAD_LETTERED, [entry], detail, attempted=True)
+        delay = self._retry_delays_s[attempts]
+        detail = f"{error.message}; next attempt in {delay:g} s"
+        entry = _entry(packet, recipient, AuditEvent.RETRIED, str(error.code), detail)
+        log.info(entry.line())
+        return Settlement(DeliveryState.RETRYING, [entry], detail, attempted=True, retry_in_s=delay)
+
+    def _give_up(self, packet: StoredPacket, recipient: str, code: str, why: str) -> Settlement:
+        entry = _entry(packet, recipient, AuditEvent.DEAD_LETTERED, code, why)
+        log.warning(entry.line())
+        return Settlement(DeliveryState.DEAD_LETTERED, [entry], why)
+
+
+def _entry(
+    packet: StoredPacket, recipient: str, event: AuditEvent, outcome: str, detail: str
+) -> AuditEntry:
+    return AuditEntry(
+        event=event,
+        packet_id=packet.id,
+        sender=packet.sender,
+        recipient=recipient,
+        kind=packet.kind,
+        document_id=packet.document_id,
+        payload_sha256=packet.sha256,
+        outcome=outcome,
+        detail=detail,
+    )

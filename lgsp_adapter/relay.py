@@ -1,0 +1,77 @@
+"""The outbox relay: puts accepted deliveries on the bus, oldest first.
+
+Ingest only writes to the store (so a 202 never waits for the bus); the relay publishes what is
+there. Were the process to die between publishing and recording it, the delivery would be
+published again after the restart, and the receiver's record of delivered packets keeps the
+agency system from getting it twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+from uuid import UUID
+
+from lgsp_adapter.audit import AuditEntry, AuditEvent
+from lgsp_adapter.store.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+
+
+class Publisher(Protocol):
+    """A bus, as far as the relay needs one."""
+
+    async def publish(self, packet_id: UUID, recipient: str, entry: AuditEntry) -> None:
+        """Put one delivery on the bus; the entry records it."""
+        ...
+
+
+class Relay:
+    """Moves deliveries from the outbox to the bus."""
+
+    def __init__(self, *, store: SqliteStore, bus: Publisher, batch: int = 100) -> None:
+        self._store = store
+        self._bus = bus
+        self._batch = batch
+        self.wake = asyncio.Event()
+
+    async def run(self, stopping: asyncio.Event, idle_poll_s: float = 1.0) -> None:
+        """Publish until ``stopping`` is set; ``wake`` cuts the wait short after an ingest."""
+        while not stopping.is_set():
+            published = await self.publish_pending()
+            if published:
+                continue
+            self.wake.clear()
+            waiters = [
+                asyncio.ensure_future(self.wake.wait()),
+                asyncio.ensure_future(stopping.wait()),
+            ]
+            try:
+                await asyncio.wait(
+                    waiters, timeout=idle_poll_s, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+
+    async def publish_pending(self) -> int:
+        """Publish one batch from the outbox; returns how many."""
+        pending = await self._store.outbox(self._batch)
+        for packet_id, recipient in pending:
+            packet = await self._store.packet(packet_id)
+            if packet is None:  # cannot happen: deliveries reference their packet
+                continue
+            entry = AuditEntry(
+                event=AuditEvent.PUBLISHED,
+                packet_id=packet_id,
+                sender=packet.sender,
+                recipient=recipient,
+                kind=packet.kind,
+                document_id=packet.document_id,
+                payload_sha256=packet.sha256,
+                outcome="ok",
+            )
+            await self._bus.publish(packet_id, recipient, entry)
+            log.info(entry.line())
+        return len(pending)
