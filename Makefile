@@ -16,9 +16,9 @@ $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-## The main job. Until the exchange path exists (issue 3), it reads every example packet.
+## The main job: a real exchange between Thanh Hóa agencies on the embedded default.
 demo: $(VENV)/.installed
-	$(BIN)/lgsp-adapter inspect examples/*
+	$(BIN)/lgsp-adapter demo
 
 ## The whole suite: lint and types first, then tests against real RabbitMQ and PostgreSQL.
 test: $(VENV)/.installed-dev services lint

@@ -6,16 +6,24 @@ one line on stderr naming the error code), and 2 on a usage mistake (click's con
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import signal
 import sys
+import tempfile
 from pathlib import Path
 from typing import NoReturn
+from uuid import UUID
 
 import click
 
 from lgsp_adapter import __version__
-from lgsp_adapter.config import load_settings
+from lgsp_adapter.config import Settings, load_settings
+from lgsp_adapter.daemon import check_servable, run_daemon
+from lgsp_adapter.demo import run_demo
 from lgsp_adapter.errors import LgspError
 from lgsp_adapter.packets import read_packet
+from lgsp_adapter.store.sqlite import SqliteStore
 from lgsp_adapter.summary import canonical_json, summary
 
 CONFIG_OPTION = click.option(
@@ -62,6 +70,102 @@ def inspect_command(files: tuple[Path, ...], as_json: bool, config_path: Path | 
         click.echo(canonical_json(read) if as_json else summary(read))
     if failed:
         sys.exit(1)
+
+
+@main.command("serve")
+@CONFIG_OPTION
+def serve_command(config_path: Path | None) -> None:
+    """Run the daemon until SIGTERM or Ctrl-C (then drain and stop)."""
+    try:
+        settings = load_settings(config_path)
+        check_servable(settings)
+    except LgspError as exc:
+        _fail(f"error: {exc}")
+    configure_logging()
+    asyncio.run(_serve(settings))
+
+
+async def _serve(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signal_number, stop.set)
+    await run_daemon(settings, stop)
+
+
+@main.command("demo")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the demo keeps its store (default: a fresh folder it names).",
+)
+@click.option("--verbose", is_flag=True, help="Also show the daemon's log.")
+def demo_command(data_dir: Path | None, verbose: bool) -> None:
+    """Run a real exchange between Thanh Hóa agencies in one process (exit 0 if all arrived)."""
+    if verbose:
+        configure_logging()
+    folder = data_dir or Path(tempfile.mkdtemp(prefix="lgsp-demo-"))
+    ok = asyncio.run(run_demo(folder, click.echo))
+    sys.exit(0 if ok else 1)
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """Read the audit log."""
+
+
+@audit_group.command("show")
+@click.argument("packet_id", type=click.UUID)
+@CONFIG_OPTION
+@click.option(
+    "--store",
+    "store_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="The store file (default: store.path of the settings).",
+)
+def audit_show_command(packet_id: UUID, config_path: Path | None, store_path: Path | None) -> None:
+    """Show one packet's journey: its deliveries and every audit entry."""
+    try:
+        path = store_path or load_settings(config_path).store.path
+        found = asyncio.run(_show(packet_id, path))
+    except LgspError as exc:
+        _fail(f"error: {exc}")
+    if not found:
+        _fail(f"error: no packet {packet_id} in {path}")
+
+
+async def _show(packet_id: UUID, path: Path) -> bool:
+    async with await SqliteStore.open(path) as store:
+        packet = await store.packet(packet_id)
+        if packet is None:
+            return False
+        click.echo(f"packet     {packet.id}")
+        click.echo(f"kind       {packet.kind}")
+        click.echo(f"sender     {packet.sender}")
+        click.echo(f"document   {packet.document_id or '-'}")
+        click.echo(f"sha256     {packet.sha256}  ({len(packet.payload):,} bytes)")
+        click.echo(f"received   {packet.received_at.isoformat()}")
+        for delivery in await store.deliveries(packet_id):
+            detail = f"  {delivery.detail}" if delivery.detail else ""
+            click.echo(
+                f"to         {delivery.recipient}: {delivery.state}"
+                f" ({delivery.attempts} attempts){detail}"
+            )
+        click.echo("history")
+        for entry in await store.history(packet_id):
+            click.echo(f"  {entry.line()}")
+    return True
+
+
+def configure_logging() -> None:
+    """One line per event on stderr, for people."""
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
 
 
 def _fail(message: str) -> NoReturn:

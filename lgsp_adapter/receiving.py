@@ -72,7 +72,9 @@ class Receiver:
             entry = _entry(packet, recipient, AuditEvent.REFUSED, str(exc.code), exc.message)
             log.info(entry.line())
             return Settlement(DeliveryState.REFUSED, [entry], exc.message, attempted=True)
-        detail = f"HTTP {delivered.status} after {delivered.attempts} attempt(s)"
+        detail = f"HTTP {delivered.status} on attempt {record.attempts + 1}"
+        if delivered.attempts > 1:
+            detail += f" ({delivered.attempts} tries)"
         entry = _entry(packet, recipient, AuditEvent.DELIVERED, "ok", detail)
         log.info(entry.line())
         return Settlement(DeliveryState.DELIVERED, [entry], detail, attempted=True)

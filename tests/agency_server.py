@@ -18,6 +18,7 @@ class Received:
 
     body: bytes
     headers: dict[str, str]
+    status: int
 
 
 @dataclass
@@ -32,11 +33,15 @@ class AgencyServer:
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
-        self.received.append(Received(body, dict(request.headers)))
+        status = self.script.pop(0) if self.script else self.then
+        self.received.append(Received(body, dict(request.headers), status))
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
-        status = self.script.pop(0) if self.script else self.then
         return web.Response(status=status, text="ok" if status < 300 else "no")
+
+    def delivered(self) -> list[str]:
+        """The packet ids of the requests answered 2xx, in order (a packet may repeat)."""
+        return [r.headers["X-LGSP-Packet-Id"] for r in self.received if 200 <= r.status < 300]
 
 
 @asynccontextmanager

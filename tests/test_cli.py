@@ -123,3 +123,40 @@ def test_version() -> None:
     result = run("--version")
     assert result.returncode == 0
     assert result.stdout.startswith("lgsp-adapter, version ")
+
+
+def test_demo_then_audit_show(tmp_path: Path) -> None:
+    result = run("demo", "--data-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    command = next(
+        line.split(":  ", 1)[1]
+        for line in result.stdout.splitlines()
+        if line.startswith("See one packet's journey again:")
+    )
+    words = command.split()
+    assert words[:3] == ["lgsp-adapter", "audit", "show"]
+    shown = run(*words[1:])
+    assert shown.returncode == 0, shown.stderr
+    assert "kind       edoc" in shown.stdout
+    assert shown.stdout.count("delivered") >= 3
+
+
+def test_audit_show_of_an_unknown_packet(tmp_path: Path) -> None:
+    run("demo", "--data-dir", str(tmp_path))
+    result = run(
+        "audit",
+        "show",
+        "00000000-0000-0000-0000-000000000000",
+        "--store",
+        str(tmp_path / "lgsp-adapter.sqlite3"),
+    )
+    assert result.returncode == 1
+    assert "no packet" in result.stderr
+
+
+def test_serve_refuses_settings_it_cannot_run(tmp_path: Path) -> None:
+    config = tmp_path / "lgsp.toml"
+    config.write_text("")
+    result = run("serve", "--config", str(config))
+    assert result.returncode == 1
+    assert "serves nobody" in result.stderr

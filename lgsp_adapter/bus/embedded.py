@@ -67,6 +67,12 @@ class EmbeddedBus:
 
     async def consume(self, handler: Handler, stopping: asyncio.Event) -> None:
         """Deliver due deliveries until ``stopping`` is set, then finish those in hand."""
+        # One process owns the embedded bus: leases left by a killed predecessor are void.
+        released = await self._store.release_leases()
+        if released:
+            log.warning(
+                "%d deliveries were in hand when the daemon last stopped; due again", released
+            )
         in_hand: set[asyncio.Task[None]] = set()
         while not stopping.is_set():
             room = self._prefetch - len(in_hand)

@@ -301,6 +301,14 @@ class SqliteStore:
             rows = await cursor.fetchall()
         return [(UUID(row[0]), row[1]) for row in rows]
 
+    async def release_leases(self) -> int:
+        """Make every leased delivery due now: at start, no worker can still hold one."""
+        async with self._lock:
+            cursor = await self._db.execute(
+                "UPDATE queue SET leased_until = NULL WHERE leased_until IS NOT NULL"
+            )
+            return cursor.rowcount
+
     async def next_due_in(self, recipients: list[str]) -> float | None:
         """Seconds until the next delivery to ``recipients`` falls due (0 if one is due)."""
         async with self._db.execute(

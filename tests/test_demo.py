@@ -1,0 +1,22 @@
+"""The README's first command: the demo exchange runs, retries where scripted, and says so."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from lgsp_adapter.demo import run_demo
+
+
+@pytest.mark.asyncio
+async def test_the_demo_exchange_delivers_everything(tmp_path: Path) -> None:
+    lines: list[str] = []
+    assert await run_demo(tmp_path, lines.append)
+    text = "\n".join(lines)
+    assert "Every packet reached every recipient." in text
+    assert len(re.findall(r"retried\s+000\.22\.00\.H56", text)) == 2
+    assert "-> 000.22.00.H56 UBND xã Hoằng Hóa: delivered after 3 attempt(s)" in text
+    assert text.count("delivered after") == 6
+    assert (tmp_path / "lgsp-adapter.sqlite3").is_file()
