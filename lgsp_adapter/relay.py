@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 class Publisher(Protocol):
     """A bus, as far as the relay needs one."""
 
-    async def publish(self, packet_id: UUID, recipient: str, entry: AuditEntry) -> None:
-        """Put one delivery on the bus; the entry records it."""
+    async def publish(self, deliveries: list[tuple[UUID, str, AuditEntry]]) -> None:
+        """Put deliveries on the bus; each entry records one."""
         ...
 
 
@@ -58,6 +58,7 @@ class Relay:
     async def publish_pending(self) -> int:
         """Publish one batch from the outbox; returns how many."""
         pending = await self._store.outbox(self._batch)
+        batch = []
         for packet_id, recipient in pending:
             packet = await self._store.packet(packet_id)
             if packet is None:  # cannot happen: deliveries reference their packet
@@ -72,6 +73,9 @@ class Relay:
                 payload_sha256=packet.sha256,
                 outcome="ok",
             )
-            await self._bus.publish(packet_id, recipient, entry)
-            log.info(entry.line())
+            batch.append((packet_id, recipient, entry))
+        if batch:
+            await self._bus.publish(batch)
+            for _, _, entry in batch:
+                log.info(entry.line())
         return len(pending)

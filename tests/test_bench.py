@@ -33,3 +33,27 @@ def test_codec_benchmark_runs_and_reports_every_figure(tmp_path: Path) -> None:
     for row in figures.values():
         assert row["codec_docs_per_s"] > 0
         assert row["peak_memory_bytes"] >= 0
+
+
+def test_exchange_benchmark_runs_and_every_packet_arrives(tmp_path: Path) -> None:
+    out = tmp_path / "exchange.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT / "bench" / "exchange.py"),
+            "--seconds",
+            "1",
+            "--submitters",
+            "4",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(out.read_text())
+    assert figures["submitted"] > 0
+    assert figures["delivered"] == figures["submitted"]

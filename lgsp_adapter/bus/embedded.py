@@ -43,27 +43,35 @@ class EmbeddedBus:
         self._idle_poll_s = idle_poll_s
         self._wake = asyncio.Event()
 
-    async def publish(self, packet_id: UUID, recipient: str, entry: AuditEntry) -> None:
-        """Queue a delivery; one to an agency no daemon here serves comes back as returned."""
-        if recipient not in self._served:
-            returned = entry.model_copy(
-                update={
-                    "event": AuditEvent.RETURNED,
-                    "outcome": "bus.unroutable",
-                    "detail": "the embedded bus reaches only agencies served by this daemon",
-                }
-            )
-            await self._store.update_delivery(
-                packet_id,
-                recipient,
-                DeliveryState.DEAD_LETTERED,
-                entries=[returned],
-                detail=returned.detail,
-            )
-            log.warning(returned.line())
-            return
-        await self._store.enqueue(packet_id, recipient, [entry])
-        self._wake.set()
+    async def publish(self, deliveries: list[tuple[UUID, str, AuditEntry]]) -> None:
+        """Queue deliveries in one transaction; one to an agency no daemon here serves comes
+        back as returned."""
+        routable = []
+        for packet_id, recipient, entry in deliveries:
+            if recipient in self._served:
+                routable.append((packet_id, recipient, [entry]))
+            else:
+                await self._return(packet_id, recipient, entry)
+        if routable:
+            await self._store.enqueue_many(routable)
+            self._wake.set()
+
+    async def _return(self, packet_id: UUID, recipient: str, entry: AuditEntry) -> None:
+        returned = entry.model_copy(
+            update={
+                "event": AuditEvent.RETURNED,
+                "outcome": "bus.unroutable",
+                "detail": "the embedded bus reaches only agencies served by this daemon",
+            }
+        )
+        await self._store.update_delivery(
+            packet_id,
+            recipient,
+            DeliveryState.DEAD_LETTERED,
+            entries=[returned],
+            detail=returned.detail,
+        )
+        log.warning(returned.line())
 
     async def consume(self, handler: Handler, stopping: asyncio.Event) -> None:
         """Deliver due deliveries until ``stopping`` is set, then finish those in hand."""

@@ -267,16 +267,24 @@ class SqliteStore:
 
     async def enqueue(self, packet_id: UUID, recipient: str, entries: list[AuditEntry]) -> None:
         """The embedded bus's publish: queue the delivery and mark it published, together."""
+        await self.enqueue_many([(packet_id, recipient, entries)])
+
+    async def enqueue_many(self, items: list[tuple[UUID, str, list[AuditEntry]]]) -> None:
+        """Publish several deliveries in one transaction: one disk flush for the lot."""
         async with self._lock:
             await self._db.execute("BEGIN IMMEDIATE")
             try:
-                await self._db.execute(
-                    "INSERT OR IGNORE INTO queue (packet_id, recipient, due_at) VALUES (?, ?, ?)",
-                    (str(packet_id), recipient, time.time()),
-                )
-                await self._set_state(packet_id, recipient, DeliveryState.PUBLISHED, None, False)
-                for sql, parameters in _audit_inserts(entries):
-                    await self._db.execute(sql, parameters)
+                for packet_id, recipient, entries in items:
+                    await self._db.execute(
+                        "INSERT OR IGNORE INTO queue (packet_id, recipient, due_at)"
+                        " VALUES (?, ?, ?)",
+                        (str(packet_id), recipient, time.time()),
+                    )
+                    await self._set_state(
+                        packet_id, recipient, DeliveryState.PUBLISHED, None, False
+                    )
+                    for sql, parameters in _audit_inserts(entries):
+                        await self._db.execute(sql, parameters)
             except BaseException:
                 await self._db.execute("ROLLBACK")
                 raise
