@@ -18,6 +18,8 @@ from aiohttp import web
 
 from lgsp_adapter.agencies import DeliveryMode
 from lgsp_adapter.bus.embedded import EmbeddedBus
+from lgsp_adapter.bus.rabbitmq import RabbitBus
+from lgsp_adapter.bus.topology import Topology
 from lgsp_adapter.config import Settings
 from lgsp_adapter.delivery import Deliverer
 from lgsp_adapter.errors import ErrorCode, FatalError
@@ -34,11 +36,6 @@ def check_servable(settings: Settings) -> None:
     """Refuse, before anything starts, settings this daemon cannot run."""
     if not settings.agencies:
         raise FatalError(ErrorCode.CONFIG_INVALID, "no [[agencies]]: this daemon serves nobody")
-    if settings.bus.url is not None:
-        raise FatalError(
-            ErrorCode.CONFIG_INVALID,
-            "bus.url is set, but this version runs only the embedded bus; unset it",
-        )
     pull = [str(a.code) for a in settings.agencies if a.endpoint.mode is DeliveryMode.PULL]
     if pull:
         raise FatalError(
@@ -58,7 +55,21 @@ async def run_daemon(
         session = await stack.enter_async_context(aiohttp.ClientSession())
         directory = settings.directory()
         served = [str(agency.code) for agency in settings.agencies]
-        bus = EmbeddedBus(store=store, served=served, prefetch=settings.bus.prefetch)
+        bus: EmbeddedBus | RabbitBus
+        if settings.bus.url is None:
+            bus = EmbeddedBus(store=store, served=served, prefetch=settings.bus.prefetch)
+        else:
+            bus = await stack.enter_async_context(
+                RabbitBus(
+                    url=settings.bus.url.get_secret_value(),
+                    topology=Topology(settings.bus.exchange),
+                    store=store,
+                    served=served,
+                    prefetch=settings.bus.prefetch,
+                    retry_delays_s=settings.delivery.retry_delays_s,
+                    connection_name=f"lgsp-adapter {','.join(served)}",
+                )
+            )
         relay = Relay(store=store, bus=bus)
         intake = Intake(
             store=store, directory=directory, limits=settings.limits, on_accept=relay.wake.set
@@ -82,8 +93,11 @@ async def run_daemon(
         await site.start()
         host, port = runner.addresses[0][:2]
         url = f"http://{host}:{port}"
+        carrier = (
+            "embedded bus" if settings.bus.url is None else f"RabbitMQ {settings.bus.exchange}"
+        )
         log.info(
-            "serving %s on %s (embedded bus, store %s)", ", ".join(served), url, settings.store.path
+            "serving %s on %s (%s, store %s)", ", ".join(served), url, carrier, settings.store.path
         )
 
         stopping = asyncio.Event()

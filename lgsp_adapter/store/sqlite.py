@@ -290,6 +290,57 @@ class SqliteStore:
                 raise
             await self._db.execute("COMMIT")
 
+    async def mark_published(self, items: list[tuple[UUID, str, list[AuditEntry]]]) -> None:
+        """Deliveries the bus confirmed, recorded in one transaction."""
+        async with self._lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for packet_id, recipient, entries in items:
+                    await self._set_state(
+                        packet_id, recipient, DeliveryState.PUBLISHED, None, False
+                    )
+                    for sql, parameters in _audit_inserts(entries):
+                        await self._db.execute(sql, parameters)
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    async def receive(self, packet: StoredPacket, recipient: str) -> bool:
+        """Keep a packet that came over the bus for ``recipient``, once: False if it was
+        already here (a redelivery), True if new."""
+        async with self._lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                await self._db.execute(
+                    "INSERT OR IGNORE INTO packets (id, kind, sender, recipients, document_id,"
+                    " content_type, payload, sha256, client, received_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        str(packet.id),
+                        packet.kind,
+                        packet.sender,
+                        json.dumps(packet.recipients),
+                        packet.document_id,
+                        packet.content_type,
+                        packet.payload,
+                        packet.sha256,
+                        packet.client,
+                        packet.received_at.isoformat(),
+                    ),
+                )
+                cursor = await self._db.execute(
+                    "INSERT OR IGNORE INTO deliveries (packet_id, recipient, state, updated_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (str(packet.id), recipient, DeliveryState.PUBLISHED.value, _now()),
+                )
+                new = cursor.rowcount == 1
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+        return new
+
     async def lease(
         self, recipients: list[str], *, limit: int, lease_s: float
     ) -> list[tuple[UUID, str]]:

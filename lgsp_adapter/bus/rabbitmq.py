@@ -1,0 +1,263 @@
+"""The exchange bus on RabbitMQ (aio-pika): between daemons, across machines.
+
+Publishing: persistent messages, publisher confirms, ``mandatory`` (a packet no queue takes comes
+back and is recorded as returned, never silently dropped), the broker-validated ``user_id`` of
+this daemon's account, message id = packet id. Consuming: one quorum queue per served agency,
+manual acknowledgement only after the outcome and its audit entries are in the store, bounded
+prefetch. A durable retry is a copy published to the agency's retry queue for that delay before
+the original is acknowledged; a delivery given up on goes to the agency's dead-letter queue.
+The connection is robust: aio-pika reconnects and restores channels, queues and consumers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+from uuid import UUID
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractRobustConnection,
+)
+from aiormq.exceptions import DeliveryError
+from yarl import URL
+
+from lgsp_adapter.audit import AuditEntry, AuditEvent
+from lgsp_adapter.bus.embedded import Handler
+from lgsp_adapter.bus.topology import Topology
+from lgsp_adapter.store import DeliveryState, StoredPacket
+from lgsp_adapter.store.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+
+HEADER_SENDER = "x-lgsp-sender"
+HEADER_RECIPIENT = "x-lgsp-recipient"
+HEADER_DOCUMENT_ID = "x-lgsp-document-id"
+HEADER_SHA256 = "x-lgsp-payload-sha256"
+HEADER_RECIPIENTS = "x-lgsp-recipients"
+HEADER_REASON = "x-lgsp-reason"
+
+
+class RabbitBus:
+    """Publishes to and consumes from the province's RabbitMQ."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        topology: Topology,
+        store: SqliteStore,
+        served: list[str],
+        prefetch: int,
+        retry_delays_s: list[float],
+        connection_name: str,
+    ) -> None:
+        self._url = url
+        self._user = URL(url).user or "guest"
+        self._topology = topology
+        self._store = store
+        self._served = served
+        self._prefetch = prefetch
+        self._retry_delays_s = retry_delays_s
+        self._connection_name = connection_name
+        self._connection: AbstractRobustConnection | None = None
+        self._publishing: AbstractChannel | None = None
+        self._exchange: AbstractExchange | None = None
+        self._in_hand: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> Self:
+        self._connection = await aio_pika.connect_robust(
+            self._url, client_properties={"connection_name": self._connection_name}
+        )
+        self._publishing = await self._connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
+        self._exchange = await self.declare(self._publishing)
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+    async def declare(self, channel: AbstractChannel) -> AbstractExchange:
+        """Declare the exchange and this daemon's queues (idempotent); returns the exchange."""
+        t = self._topology
+        exchange = await channel.declare_exchange(
+            t.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        dead = await channel.declare_exchange(
+            t.dead_exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        for recipient in self._served:
+            queue = await channel.declare_queue(
+                t.agency_queue(recipient), durable=True, arguments=t.agency_arguments()
+            )
+            await queue.bind(exchange, t.binding(recipient))
+            dead_queue = await channel.declare_queue(
+                t.dead_queue(recipient), durable=True, arguments=t.dead_arguments()
+            )
+            await dead_queue.bind(dead, t.binding(recipient))
+            for delay in self._retry_delays_s:
+                await channel.declare_queue(
+                    t.retry_queue(recipient, delay),
+                    durable=True,
+                    arguments=t.retry_arguments(recipient, delay),
+                )
+        return exchange
+
+    def _message(self, packet: StoredPacket, recipient: str, **headers: Any) -> aio_pika.Message:
+        return aio_pika.Message(
+            body=packet.payload,
+            message_id=str(packet.id),
+            content_type=packet.content_type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            type=packet.kind,
+            app_id="lgsp-adapter",
+            user_id=self._user,
+            timestamp=datetime.now(UTC),
+            headers={
+                HEADER_SENDER: packet.sender,
+                HEADER_RECIPIENT: recipient,
+                HEADER_RECIPIENTS: ",".join(packet.recipients),
+                HEADER_DOCUMENT_ID: packet.document_id or "",
+                HEADER_SHA256: packet.sha256,
+                **headers,
+            },
+        )
+
+    async def publish(self, deliveries: list[tuple[UUID, str, AuditEntry]]) -> None:
+        """Publish each delivery, confirmed; record the confirmed ones in one transaction."""
+        assert self._exchange is not None  # noqa: S101  # used only inside `async with`
+        confirmed: list[tuple[UUID, str, list[AuditEntry]]] = []
+        for packet_id, recipient, entry in deliveries:
+            packet = await self._store.packet(packet_id)
+            if packet is None:  # cannot happen: deliveries reference their packet
+                continue
+            try:
+                await self._exchange.publish(
+                    self._message(packet, recipient),
+                    routing_key=self._topology.routing_key(packet.kind, recipient),
+                    mandatory=True,
+                )
+            except DeliveryError as exc:
+                returned = entry.model_copy(
+                    update={
+                        "event": AuditEvent.RETURNED,
+                        "outcome": "bus.unroutable",
+                        "detail": f"no queue on the bus takes packets for {recipient}",
+                    }
+                )
+                await self._store.update_delivery(
+                    packet_id,
+                    recipient,
+                    DeliveryState.DEAD_LETTERED,
+                    entries=[returned],
+                    detail=returned.detail,
+                )
+                log.warning("%s (%s)", returned.line(), exc)
+                continue
+            confirmed.append((packet_id, recipient, [entry]))
+        if confirmed:
+            await self._store.mark_published(confirmed)
+
+    async def consume(self, handler: Handler, stopping: asyncio.Event) -> None:
+        """Deliver what the agency queues hold until ``stopping`` is set."""
+        assert self._connection is not None  # noqa: S101  # used only inside `async with`
+        channel = await self._connection.channel()
+        await channel.set_qos(prefetch_count=self._prefetch)
+        consumers = []
+        for recipient in self._served:
+            queue = await channel.get_queue(self._topology.agency_queue(recipient), ensure=True)
+
+            async def on_message(message: AbstractIncomingMessage) -> None:
+                task = asyncio.current_task()
+                if task is not None:
+                    self._in_hand.add(task)
+                try:
+                    await self._handle(handler, message)
+                finally:
+                    if task is not None:
+                        self._in_hand.discard(task)
+
+            consumers.append((queue, await queue.consume(on_message)))
+        await stopping.wait()
+        for queue, tag in consumers:
+            await queue.cancel(tag)
+        if self._in_hand:
+            await asyncio.gather(*self._in_hand, return_exceptions=True)
+        await channel.close()
+
+    async def _handle(self, handler: Handler, message: AbstractIncomingMessage) -> None:
+        headers = message.headers
+        try:
+            packet = StoredPacket(
+                id=UUID(str(message.message_id)),
+                kind=str(message.type),
+                sender=str(headers[HEADER_SENDER]),
+                recipients=str(headers[HEADER_RECIPIENTS]).split(","),
+                document_id=str(headers.get(HEADER_DOCUMENT_ID) or "") or None,
+                content_type=str(message.content_type or "application/octet-stream"),
+                payload=message.body,
+                sha256=str(headers[HEADER_SHA256]),
+            )
+            recipient = str(headers[HEADER_RECIPIENT])
+        except (KeyError, ValueError) as exc:
+            log.error("a message without the lgsp headers (%s); dead-lettered", exc)
+            await message.reject(requeue=False)
+            return
+        if await self._store.receive(packet, recipient):
+            entry = AuditEntry(
+                event=AuditEvent.RECEIVED,
+                packet_id=packet.id,
+                sender=packet.sender,
+                recipient=recipient,
+                kind=packet.kind,
+                document_id=packet.document_id,
+                payload_sha256=packet.sha256,
+                outcome="ok",
+                detail="from the bus",
+            )
+            await self._store.append([entry])
+        try:
+            settlement = await handler(packet.id, recipient)
+        except Exception:
+            log.exception(
+                "%s %s could not be handled; the broker will redeliver", packet.id, recipient
+            )
+            await message.nack(requeue=True)
+            return
+        await self._store.update_delivery(
+            packet.id,
+            recipient,
+            settlement.state,
+            entries=settlement.entries,
+            detail=settlement.detail,
+            attempted=settlement.attempted,
+        )
+        if settlement.retry_in_s is not None:
+            await self._park(
+                packet, recipient, self._topology.retry_queue(recipient, settlement.retry_in_s)
+            )
+        elif settlement.state in (DeliveryState.REFUSED, DeliveryState.DEAD_LETTERED):
+            await self._park(
+                packet,
+                recipient,
+                self._topology.dead_queue(recipient),
+                **{HEADER_REASON: settlement.detail or str(settlement.state)},
+            )
+        await message.ack()
+
+    async def _park(self, packet: StoredPacket, recipient: str, queue: str, **headers: Any) -> None:
+        """Publish a copy straight to a queue (retry or dead letters), confirmed."""
+        assert self._publishing is not None  # noqa: S101  # used only inside `async with`
+        await self._publishing.default_exchange.publish(
+            self._message(packet, recipient, **headers), routing_key=queue, mandatory=True
+        )

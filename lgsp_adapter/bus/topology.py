@@ -1,0 +1,74 @@
+"""The exchange's shape on RabbitMQ, as data: names, arguments, bindings.
+
+One topic exchange carries every packet; each agency has a quorum queue bound to the routing
+keys ``<kind>.<agency code>`` of packets addressed to it; each agency has one retry queue per
+delay of the durable retry schedule (messages wait there for their TTL, then dead-letter back to
+the agency queue) and a dead-letter queue for packets given up on. Declared idempotently at
+start-up; documented for other vendors in ``docs/bus.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# Redeliveries of one message before the broker parks it in the dead letters: a packet that
+# crashes its consumer every time must not block the queue forever.
+DELIVERY_LIMIT = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """Names and arguments derived from the exchange name, so test runs never collide."""
+
+    exchange: str
+
+    @property
+    def dead_exchange(self) -> str:
+        """Where the broker itself dead-letters (delivery limit exceeded)."""
+        return f"{self.exchange}.dead"
+
+    def routing_key(self, kind: str, recipient: str) -> str:
+        """``edoc.000.00.12.H56``: the kind first, then the recipient's code (four words)."""
+        return f"{kind}.{recipient}"
+
+    def binding(self, recipient: str) -> str:
+        """Every kind addressed to ``recipient``."""
+        return f"*.{recipient}"
+
+    def agency_queue(self, recipient: str) -> str:
+        """The queue of packets for one agency."""
+        return f"{self.exchange}.agency.{recipient}"
+
+    def retry_queue(self, recipient: str, delay_s: float) -> str:
+        """Where a packet for ``recipient`` waits ``delay_s`` before its next attempt."""
+        return f"{self.exchange}.retry.{recipient}.{round(delay_s * 1000)}ms"
+
+    def dead_queue(self, recipient: str) -> str:
+        """Packets for ``recipient`` given up on, for an operator."""
+        return f"{self.exchange}.dead.{recipient}"
+
+    def agency_arguments(self) -> dict[str, Any]:
+        """Quorum (replicated, durable), with a delivery limit and broker dead-lettering."""
+        return {
+            "x-queue-type": "quorum",
+            "x-delivery-limit": DELIVERY_LIMIT,
+            "x-dead-letter-exchange": self.dead_exchange,
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        }
+
+    def retry_arguments(self, recipient: str, delay_s: float) -> dict[str, Any]:
+        """Wait ``delay_s``, then go back to the agency queue through the default exchange."""
+        return {
+            "x-queue-type": "quorum",
+            "x-message-ttl": round(delay_s * 1000),
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": self.agency_queue(recipient),
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        }
+
+    def dead_arguments(self) -> dict[str, Any]:
+        """Kept until an operator replays or drops them."""
+        return {"x-queue-type": "quorum"}

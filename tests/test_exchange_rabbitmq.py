@@ -1,0 +1,179 @@
+"""Two daemons, separate stores, exchanging over the real RabbitMQ on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import aiohttp
+import pytest
+
+from lgsp_adapter.bus.topology import Topology
+from lgsp_adapter.config import Settings
+from lgsp_adapter.daemon import run_daemon
+from lgsp_adapter.store import DeliveryState
+from lgsp_adapter.store.sqlite import SqliteStore
+from tests.agency_server import AgencyServer, agency_server
+from tests.conftest import EXAMPLES
+from tests.test_exchange_embedded import submit
+
+BROKER = "amqp://guest:guest@127.0.0.1:5672/"
+PROVINCE, COMMUNE, ELSEWHERE = "000.00.00.H56", "000.21.00.H56", "000.22.00.H56"
+TOKEN = "province-office-token-0123456789"
+DELAYS = [0.3, 0.3, 0.3]
+DOCUMENT = (EXAMPLES / "edoc-new-thanh-hoa.edxml").read_bytes()
+
+
+def settings(
+    tmp_path: Path, name: str, exchange: str, served: dict[str, str], known: list[str]
+) -> Settings:
+    return Settings.model_validate(
+        {
+            "http": {"port": 0},
+            "bus": {"url": BROKER, "exchange": exchange},
+            "store": {"path": str(tmp_path / f"{name}.sqlite3")},
+            "delivery": {"quick_retries": 0, "retry_delays_s": DELAYS},
+            "daemon": {"drain_s": 5},
+            "agencies": [
+                {"code": code, "name": code, "endpoint": {"url": url, "timeout_s": 2}}
+                for code, url in served.items()
+            ],
+            "known_agencies": [{"code": code} for code in known],
+            "clients": [{"name": "province", "token": TOKEN, "agencies": [PROVINCE]}]
+            if PROVINCE in served
+            else [],
+        }
+    )
+
+
+@asynccontextmanager
+async def daemon(config: Settings) -> AsyncIterator[str]:
+    stop = asyncio.Event()
+    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(run_daemon(config, stop, ready.set_result))
+    try:
+        yield await asyncio.wait_for(asyncio.shield(ready), timeout=20)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=20)
+
+
+async def remove_topology(exchange: str, served: list[str]) -> None:
+    """Leave the broker as we found it."""
+    topology = Topology(exchange)
+    connection = await aio_pika.connect(BROKER)
+    async with connection:
+        channel = await connection.channel()
+        for code in served:
+            names = [topology.agency_queue(code), topology.dead_queue(code)]
+            names += [topology.retry_queue(code, d) for d in DELAYS]
+            for name in names:
+                await channel.queue_delete(name)
+        await channel.exchange_delete(exchange)
+        await channel.exchange_delete(topology.dead_exchange)
+
+
+@asynccontextmanager
+async def two_daemons(
+    tmp_path: Path, commune: AgencyServer
+) -> AsyncIterator[tuple[str, Path, Path]]:
+    """Daemon A serves the province (and knows two communes); daemon B serves one commune."""
+    exchange = f"lgsp.test.{uuid.uuid4().hex[:12]}"
+    try:
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(agency_server(commune))
+            province = AgencyServer()
+            await stack.enter_async_context(agency_server(province))
+            b = settings(tmp_path, "b", exchange, {COMMUNE: commune.url}, [PROVINCE])
+            a = settings(tmp_path, "a", exchange, {PROVINCE: province.url}, [COMMUNE, ELSEWHERE])
+            await stack.enter_async_context(daemon(b))
+            url = await stack.enter_async_context(daemon(a))
+            yield url, a.store.path, b.store.path
+    finally:
+        await remove_topology(exchange, [PROVINCE, COMMUNE])
+
+
+async def deliveries(path: Path, packet_id: str) -> dict[str, Any]:
+    async with await SqliteStore.open(path) as store:
+        records = await store.deliveries(uuid.UUID(packet_id))
+        history = await store.history(uuid.UUID(packet_id))
+    return {
+        "states": {d.recipient: (d.state, d.attempts) for d in records},
+        "events": [(e.event.value, e.recipient) for e in history],
+    }
+
+
+async def wait_for(
+    path: Path, packet_id: str, recipient: str, state: DeliveryState
+) -> dict[str, Any]:
+    for _ in range(200):
+        seen = await deliveries(path, packet_id)
+        if seen["states"].get(recipient, (None,))[0] is state:
+            return seen
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{recipient} never reached {state}: {seen}")
+
+
+def letter_to(*recipients: str) -> bytes:
+    """The example letter, addressed to ``recipients`` only."""
+    body = DOCUMENT.decode()
+    head, _, rest = body.partition("<edXML:To>")
+    tail = rest[rest.rindex("</edXML:To>") + len("</edXML:To>") :]
+    to = "".join(
+        f"<edXML:To><edXML:OrganId>{code}</edXML:OrganId></edXML:To>" for code in recipients
+    )
+    return (head + to + tail).encode()
+
+
+@pytest.mark.asyncio
+async def test_a_packet_crosses_the_bus_to_the_other_daemons_agency(tmp_path: Path) -> None:
+    commune = AgencyServer()
+    async with two_daemons(tmp_path, commune) as (url, a_store, b_store):
+        packet_id = await submit(url, letter_to(COMMUNE))
+        seen_b = await wait_for(b_store, packet_id, COMMUNE, DeliveryState.DELIVERED)
+    (request,) = commune.received
+    assert request.body == letter_to(COMMUNE)
+    assert request.headers["X-LGSP-Packet-Id"] == packet_id
+    assert seen_b["events"] == [("received", COMMUNE), ("delivered", COMMUNE)]
+    seen_a = await deliveries(a_store, packet_id)
+    assert seen_a["states"][COMMUNE][0] is DeliveryState.PUBLISHED
+    assert [e for e, _ in seen_a["events"]] == ["received", "published"]
+
+
+@pytest.mark.asyncio
+async def test_a_failing_system_gets_it_through_the_retry_queues(tmp_path: Path) -> None:
+    commune = AgencyServer(script=[503, 503])
+    async with two_daemons(tmp_path, commune) as (url, _, b_store):
+        packet_id = await submit(url, letter_to(COMMUNE))
+        seen = await wait_for(b_store, packet_id, COMMUNE, DeliveryState.DELIVERED)
+    assert seen["states"][COMMUNE] == (DeliveryState.DELIVERED, 3)
+    assert [e for e, _ in seen["events"]] == ["received", "retried", "retried", "delivered"]
+    assert [r.status for r in commune.received] == [503, 503, 200]
+
+
+@pytest.mark.asyncio
+async def test_a_packet_no_queue_takes_is_returned_not_dropped(tmp_path: Path) -> None:
+    async with two_daemons(tmp_path, AgencyServer()) as (url, a_store, _):
+        packet_id = await submit(url, letter_to(ELSEWHERE))
+        seen = await wait_for(a_store, packet_id, ELSEWHERE, DeliveryState.DEAD_LETTERED)
+    assert ("returned", ELSEWHERE) in seen["events"]
+
+
+@pytest.mark.asyncio
+async def test_the_sender_sees_its_part_of_the_journey(tmp_path: Path) -> None:
+    async with two_daemons(tmp_path, AgencyServer()) as (url, _, b_store):
+        packet_id = await submit(url, letter_to(COMMUNE))
+        await wait_for(b_store, packet_id, COMMUNE, DeliveryState.DELIVERED)
+        async with aiohttp.ClientSession() as session:
+            response = await session.get(
+                f"{url}/v1/packets/{packet_id}", headers={"Authorization": f"Bearer {TOKEN}"}
+            )
+            state = await response.json()
+    # Transport receipts from the recipient's daemon are the next step; until then the sender's
+    # record ends where its own work ends: confirmed on the bus.
+    assert [d["state"] for d in state["deliveries"]] == ["published"]
