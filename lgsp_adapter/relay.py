@@ -39,7 +39,13 @@ class Relay:
     async def run(self, stopping: asyncio.Event, idle_poll_s: float = 1.0) -> None:
         """Publish until ``stopping`` is set; ``wake`` cuts the wait short after an ingest."""
         while not stopping.is_set():
-            published = await self.publish_pending()
+            try:
+                published = await self.publish_pending()
+            except Exception:
+                # The bus is away (a broker restart, dropped connections): what was not
+                # published stays in the outbox and goes out when the bus is back.
+                log.warning("publishing failed; retrying shortly", exc_info=True)
+                published = 0
             if published:
                 continue
             self.wake.clear()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -111,7 +113,7 @@ async def deliveries(path: Path, packet_id: str) -> dict[str, Any]:
 async def wait_for(
     path: Path, packet_id: str, recipient: str, state: DeliveryState
 ) -> dict[str, Any]:
-    for _ in range(200):
+    for _ in range(600):
         seen = await deliveries(path, packet_id)
         if seen["states"].get(recipient, (None,))[0] is state:
             return seen
@@ -177,3 +179,32 @@ async def test_the_sender_sees_its_part_of_the_journey(tmp_path: Path) -> None:
     # Transport receipts from the recipient's daemon are the next step; until then the sender's
     # record ends where its own work ends: confirmed on the bus.
     assert [d["state"] for d in state["deliveries"]] == ["published"]
+
+
+RABBITMQCTL = shutil.which("rabbitmqctl")
+
+
+@pytest.mark.asyncio
+@pytest.mark.skipif(RABBITMQCTL is None, reason="rabbitmqctl is needed to drop connections")
+async def test_dropped_connections_mid_stream_lose_and_duplicate_nothing(tmp_path: Path) -> None:
+    # The classic failure of aio-pika users: after a reconnect the consumers are not restored.
+    commune = AgencyServer()
+    async with two_daemons(tmp_path, commune) as (url, _, b_store):
+        sent = []
+        for i in range(60):
+            sent.append(await submit(url, letter_to(COMMUNE)))
+            if i in (20, 40):
+                drop = await asyncio.create_subprocess_exec(
+                    str(RABBITMQCTL),
+                    "close_all_connections",
+                    "lgsp-adapter test drop",
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.PIPE,
+                )
+                _, errors = await asyncio.wait_for(drop.communicate(), timeout=60)
+                assert drop.returncode == 0, errors
+        for packet_id in sent:
+            await wait_for(b_store, packet_id, COMMUNE, DeliveryState.DELIVERED)
+    delivered = Counter(commune.delivered())
+    assert set(sent) <= set(delivered)
+    assert max(delivered.values()) == 1, delivered.most_common(3)

@@ -70,6 +70,9 @@ class RabbitBus:
         self._publishing: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
         self._in_hand: set[asyncio.Task[None]] = set()
+        # One delivery handled at a time: a publish whose confirm was lost in a reconnect is
+        # published again, and both copies may arrive together.
+        self._handling: dict[tuple[UUID, str], asyncio.Lock] = {}
 
     async def __aenter__(self) -> Self:
         self._connection = await aio_pika.connect_robust(
@@ -213,6 +216,31 @@ class RabbitBus:
             log.error("a message without the lgsp headers (%s); dead-lettered", exc)
             await message.reject(requeue=False)
             return
+        try:
+            # Shielded: a dropped connection cancels this callback, but a delivery half done
+            # (posted, not yet recorded) would be posted again on redelivery. The work finishes;
+            # only the acknowledgement is lost, and the redelivered copy finds it recorded.
+            await asyncio.shield(self._settle(handler, packet, recipient))
+        except Exception:
+            log.exception(
+                "%s %s could not be handled; the broker redelivers it", packet.id, recipient
+            )
+            await message.nack(requeue=True)
+            return
+        await message.ack()
+
+    async def _settle(self, handler: Handler, packet: StoredPacket, recipient: str) -> None:
+        """Keep, deliver, record, and park a retry or dead letter: everything but the ack."""
+        key = (packet.id, recipient)
+        lock = self._handling.setdefault(key, asyncio.Lock())
+        try:
+            async with lock:
+                await self._settle_once(handler, packet, recipient)
+        finally:
+            if not lock.locked() and self._handling.get(key) is lock:
+                del self._handling[key]
+
+    async def _settle_once(self, handler: Handler, packet: StoredPacket, recipient: str) -> None:
         if await self._store.receive(packet, recipient):
             entry = AuditEntry(
                 event=AuditEvent.RECEIVED,
@@ -226,14 +254,7 @@ class RabbitBus:
                 detail="from the bus",
             )
             await self._store.append([entry])
-        try:
-            settlement = await handler(packet.id, recipient)
-        except Exception:
-            log.exception(
-                "%s %s could not be handled; the broker will redeliver", packet.id, recipient
-            )
-            await message.nack(requeue=True)
-            return
+        settlement = await handler(packet.id, recipient)
         await self._store.update_delivery(
             packet.id,
             recipient,
@@ -253,7 +274,6 @@ class RabbitBus:
                 self._topology.dead_queue(recipient),
                 **{HEADER_REASON: settlement.detail or str(settlement.state)},
             )
-        await message.ack()
 
     async def _park(self, packet: StoredPacket, recipient: str, queue: str, **headers: Any) -> None:
         """Publish a copy straight to a queue (retry or dead letters), confirmed."""
