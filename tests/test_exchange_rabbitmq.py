@@ -142,9 +142,8 @@ async def test_a_packet_crosses_the_bus_to_the_other_daemons_agency(tmp_path: Pa
     assert request.body == letter_to(COMMUNE)
     assert request.headers["X-LGSP-Packet-Id"] == packet_id
     assert seen_b["events"] == [("received", COMMUNE), ("delivered", COMMUNE)]
-    seen_a = await deliveries(a_store, packet_id)
-    assert seen_a["states"][COMMUNE][0] is DeliveryState.PUBLISHED
-    assert [e for e, _ in seen_a["events"]] == ["received", "published"]
+    seen_a = await wait_for(a_store, packet_id, COMMUNE, DeliveryState.DELIVERED)
+    assert [e for e, _ in seen_a["events"]] == ["received", "published", "receipt"]
 
 
 @pytest.mark.asyncio
@@ -167,18 +166,18 @@ async def test_a_packet_no_queue_takes_is_returned_not_dropped(tmp_path: Path) -
 
 
 @pytest.mark.asyncio
-async def test_the_sender_sees_its_part_of_the_journey(tmp_path: Path) -> None:
-    async with two_daemons(tmp_path, AgencyServer()) as (url, _, b_store):
+async def test_the_sender_learns_a_refusal(tmp_path: Path) -> None:
+    async with two_daemons(tmp_path, AgencyServer(then=400)) as (url, a_store, _):
         packet_id = await submit(url, letter_to(COMMUNE))
-        await wait_for(b_store, packet_id, COMMUNE, DeliveryState.DELIVERED)
+        seen = await wait_for(a_store, packet_id, COMMUNE, DeliveryState.REFUSED)
         async with aiohttp.ClientSession() as session:
             response = await session.get(
                 f"{url}/v1/packets/{packet_id}", headers={"Authorization": f"Bearer {TOKEN}"}
             )
             state = await response.json()
-    # Transport receipts from the recipient's daemon are the next step; until then the sender's
-    # record ends where its own work ends: confirmed on the bus.
-    assert [d["state"] for d in state["deliveries"]] == ["published"]
+    assert ("receipt", COMMUNE) in seen["events"]
+    assert [d["state"] for d in state["deliveries"]] == ["refused"]
+    assert "answered 400" in state["deliveries"][0]["detail"]
 
 
 RABBITMQCTL = shutil.which("rabbitmqctl")

@@ -42,6 +42,10 @@ HEADER_DOCUMENT_ID = "x-lgsp-document-id"
 HEADER_SHA256 = "x-lgsp-payload-sha256"
 HEADER_RECIPIENTS = "x-lgsp-recipients"
 HEADER_REASON = "x-lgsp-reason"
+HEADER_STATE = "x-lgsp-state"
+HEADER_ATTEMPTS = "x-lgsp-attempts"
+HEADER_PACKET_ID = "x-lgsp-packet-id"
+RECEIPT = "receipt"  # the message type (and routing-key kind) of transport receipts
 
 
 class RabbitBus:
@@ -199,6 +203,9 @@ class RabbitBus:
         await channel.close()
 
     async def _handle(self, handler: Handler, message: AbstractIncomingMessage) -> None:
+        if message.type == RECEIPT:
+            await self._take_receipt(message)
+            return
         headers = message.headers
         try:
             packet = StoredPacket(
@@ -274,6 +281,86 @@ class RabbitBus:
                 self._topology.dead_queue(recipient),
                 **{HEADER_REASON: settlement.detail or str(settlement.state)},
             )
+        if settlement.state.final:  # again on a redelivery: the first receipt may be lost
+            record = {d.recipient: d for d in await self._store.deliveries(packet.id)}[recipient]
+            await self._send_receipt(
+                packet, recipient, record.state, record.attempts, record.detail
+            )
+
+    async def _send_receipt(
+        self,
+        packet: StoredPacket,
+        recipient: str,
+        state: DeliveryState,
+        attempts: int,
+        detail: str | None,
+    ) -> None:
+        """Tell the sender's daemon how the delivery ended (the transport outcome)."""
+        assert self._exchange is not None  # noqa: S101  # used only inside `async with`
+        receipt = aio_pika.Message(
+            body=b"",
+            message_id=f"{packet.id}:{recipient}:{state}",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            type=RECEIPT,
+            app_id="lgsp-adapter",
+            user_id=self._user,
+            timestamp=datetime.now(UTC),
+            headers={
+                HEADER_PACKET_ID: str(packet.id),
+                HEADER_SENDER: packet.sender,
+                HEADER_RECIPIENT: recipient,
+                HEADER_STATE: state.value,
+                HEADER_ATTEMPTS: attempts,
+                HEADER_REASON: (detail or "")[:500],
+            },
+        )
+        try:
+            await self._exchange.publish(
+                receipt,
+                routing_key=self._topology.routing_key(RECEIPT, packet.sender),
+                mandatory=True,
+            )
+        except DeliveryError:
+            log.warning(
+                "%s %s: no daemon on the bus takes receipts for %s",
+                packet.id,
+                recipient,
+                packet.sender,
+            )
+
+    async def _take_receipt(self, message: AbstractIncomingMessage) -> None:
+        """Record what the recipient's daemon says became of a packet we sent."""
+        headers = message.headers
+        try:
+            packet_id = UUID(str(headers[HEADER_PACKET_ID]))
+            recipient = str(headers[HEADER_RECIPIENT])
+            state = DeliveryState(str(headers[HEADER_STATE]))
+            detail = str(headers.get(HEADER_REASON) or "") or None
+        except (KeyError, ValueError) as exc:
+            log.error("a receipt without its headers (%s); dropped", exc)
+            await message.reject(requeue=False)
+            return
+        packet = await self._store.packet(packet_id)
+        if packet is None:
+            log.warning("a receipt for %s, which this daemon did not send; dropped", packet_id)
+            await message.ack()
+            return
+        entry = AuditEntry(
+            event=AuditEvent.RECEIPT,
+            packet_id=packet_id,
+            sender=packet.sender,
+            recipient=recipient,
+            kind=packet.kind,
+            document_id=packet.document_id,
+            payload_sha256=packet.sha256,
+            outcome=state.value,
+            detail=detail,
+        )
+        await self._store.update_delivery(
+            packet_id, recipient, state, entries=[entry], detail=detail
+        )
+        log.info(entry.line())
+        await message.ack()
 
     async def _park(self, packet: StoredPacket, recipient: str, queue: str, **headers: Any) -> None:
         """Publish a copy straight to a queue (retry or dead letters), confirmed."""

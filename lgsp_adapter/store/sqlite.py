@@ -296,8 +296,17 @@ class SqliteStore:
             await self._db.execute("BEGIN IMMEDIATE")
             try:
                 for packet_id, recipient, entries in items:
-                    await self._set_state(
-                        packet_id, recipient, DeliveryState.PUBLISHED, None, False
+                    # Only from accepted: a receipt may already have said how it ended.
+                    await self._db.execute(
+                        "UPDATE deliveries SET state = ?, updated_at = ?"
+                        " WHERE packet_id = ? AND recipient = ? AND state = ?",
+                        (
+                            DeliveryState.PUBLISHED.value,
+                            _now(),
+                            str(packet_id),
+                            recipient,
+                            DeliveryState.ACCEPTED.value,
+                        ),
                     )
                     for sql, parameters in _audit_inserts(entries):
                         await self._db.execute(sql, parameters)
