@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 
 from tests.agency_server import AgencyServer, agency_server
 from tests.conftest import EXAMPLES
+from tests.test_exchange_rabbitmq import remove_topology
 
 TOKEN = "province-office-token-0123456789"
 DOCUMENT = (EXAMPLES / "status-03-accepted.edxml").read_bytes()  # commune 000.21.00.H56 -> H56
@@ -126,3 +128,90 @@ async def test_a_daemon_killed_mid_stream_loses_nothing_it_accepted(tmp_path: Pa
     delivered = Counter(agency.delivered())
     assert set(accepted) <= set(delivered), "an accepted packet was lost"
     assert max(delivered.values()) == 1, f"delivered twice: {delivered.most_common(3)}"
+
+
+def bus_config(
+    tmp_path: Path, name: str, exchange: str, served: str, inbox: str, known: str
+) -> Path:
+    path = tmp_path / f"{name}.toml"
+    client = (
+        f'[[clients]]\nname = "province"\ntoken = "{TOKEN}"\nagencies = ["{served}"]\n'
+        if served == "000.00.00.H56"
+        else ""
+    )
+    path.write_text(
+        f"""
+[http]
+port = 0
+[bus]
+url = "amqp://guest:guest@127.0.0.1:5672/"
+exchange = "{exchange}"
+[store]
+path = "{tmp_path / f"{name}.sqlite3"}"
+[delivery]
+quick_retries = 0
+retry_delays_s = [0.3, 0.3]
+[[agencies]]
+code = "{served}"
+name = "{served}"
+[agencies.endpoint]
+url = "{inbox}"
+[[known_agencies]]
+code = "{known}"
+{client}"""
+    )
+    return path
+
+
+@pytest.mark.asyncio
+async def test_two_daemon_processes_exchange_over_rabbitmq(tmp_path: Path) -> None:
+    exchange = f"lgsp.test.{uuid.uuid4().hex[:12]}"
+    letter = (EXAMPLES / "edoc-new-thanh-hoa.edxml").read_bytes()
+    head, _, rest = letter.decode().partition("<edXML:To>")
+    letter = (
+        head
+        + "<edXML:To><edXML:OrganId>000.21.00.H56</edXML:OrganId></edXML:To>"
+        + rest[rest.rindex("</edXML:To>") + len("</edXML:To>") :]
+    ).encode()
+    commune, province = AgencyServer(), AgencyServer()
+    try:
+        async with agency_server(commune), agency_server(province):
+            b, _ = await start(
+                bus_config(tmp_path, "b", exchange, "000.21.00.H56", commune.url, "000.00.00.H56")
+            )
+            a, url = await start(
+                bus_config(tmp_path, "a", exchange, "000.00.00.H56", province.url, "000.21.00.H56")
+            )
+            async with aiohttp.ClientSession() as session:
+                sent = []
+                for _ in range(20):
+                    async with session.post(
+                        f"{url}/v1/packets",
+                        data=letter,
+                        headers={
+                            "Authorization": f"Bearer {TOKEN}",
+                            "Content-Type": "application/xml",
+                        },
+                    ) as response:
+                        assert response.status == 202, await response.text()
+                        sent.append(str((await response.json())["packet_id"]))
+                deadline = time.monotonic() + 60
+                states: list[str] = []
+                while time.monotonic() < deadline:  # another process's effect
+                    states = []
+                    for packet_id in sent:
+                        async with session.get(
+                            f"{url}/v1/packets/{packet_id}",
+                            headers={"Authorization": f"Bearer {TOKEN}"},
+                        ) as response:
+                            states += [d["state"] for d in (await response.json())["deliveries"]]
+                    if states == ["delivered"] * len(sent):
+                        break
+                    await asyncio.sleep(0.2)
+            for process in (a, b):
+                process.send_signal(signal.SIGTERM)
+                assert await asyncio.wait_for(process.wait(), timeout=20) == 0
+    finally:
+        await remove_topology(exchange, ["000.00.00.H56", "000.21.00.H56"], [0.3])
+    assert states == ["delivered"] * len(sent)  # as the sender's daemon learned from receipts
+    assert Counter(commune.delivered()) == Counter(sent)

@@ -65,7 +65,7 @@ async def daemon(config: Settings) -> AsyncIterator[str]:
         await asyncio.wait_for(task, timeout=20)
 
 
-async def remove_topology(exchange: str, served: list[str]) -> None:
+async def remove_topology(exchange: str, served: list[str], delays: list[float] = DELAYS) -> None:
     """Leave the broker as we found it."""
     topology = Topology(exchange)
     connection = await aio_pika.connect(BROKER)
@@ -73,7 +73,7 @@ async def remove_topology(exchange: str, served: list[str]) -> None:
         channel = await connection.channel()
         for code in served:
             names = [topology.agency_queue(code), topology.dead_queue(code)]
-            names += [topology.retry_queue(code, d) for d in DELAYS]
+            names += [topology.retry_queue(code, d) for d in delays]
             for name in names:
                 await channel.queue_delete(name)
         await channel.exchange_delete(exchange)
