@@ -1,14 +1,16 @@
-"""End-to-end benchmark of the exchange on the embedded bus.
+"""End-to-end benchmark of the exchange, on the embedded bus or through RabbitMQ.
 
-A daemon (`lgsp-adapter serve`, its own process) serves a sender and a recipient agency; the
-recipient's system is an aiohttp server in this process that answers 200 and notes when each
-packet arrives. Concurrent submitters POST 2 KB edXML documents for a while; the benchmark
-reports delivered packets per second and the submit-to-delivered latency (p50, p99), with
-durability on (SQLite synchronous=FULL) and the audit log written for every step.
+Embedded: one daemon (`lgsp-adapter serve`, its own process) serves the sender and the recipient.
+RabbitMQ: daemon A serves the sender and daemon B the recipient, separate processes on the local
+broker. The recipient's system is an aiohttp server in this process that answers 200 and notes
+when each packet arrives. Concurrent submitters POST 2 KB edXML documents for a while; the
+benchmark reports delivered packets per second and the submit-to-delivered latency (p50, p99),
+with durability on (SQLite synchronous=FULL, persistent confirmed messages) and the audit log
+written for every step. Broker, daemons and load generator share this machine.
 
-    python bench/exchange.py [--seconds 10] [--submitters 50] [--json FILE]
+    python bench/exchange.py [--bus embedded|rabbitmq] [--seconds 10] [--submitters 50]
 
-The RabbitMQ figures and the baseline ratio come with the RabbitMQ bus (issue 8 asks for both).
+The raw aio-pika baseline and the ratio against it are the performance issue's.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import aio_pika
 import aiohttp
 from aiohttp import web
 
 from lgsp_adapter.attachment import Attachment
+from lgsp_adapter.bus.topology import Topology
 from lgsp_adapter.edxml_codec import render_edxml
 from lgsp_adapter.edxml_model import (
     Body,
@@ -65,36 +69,72 @@ def document(size: int = 2048) -> bytes:
     return render_edxml(packet)
 
 
-def config(folder: Path, inbox: str) -> Path:
-    path = folder / "bench.toml"
+BROKER = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def config(
+    path: Path, store: Path, inbox: str, served: list[str], bus: dict[str, str] | None
+) -> Path:
+    """A daemon's settings: it serves ``served``, knows the others, and the bench client."""
+    agencies = "".join(
+        f'[[agencies]]\ncode = "{code}"\nname = "{code}"\n[agencies.endpoint]\nurl = "{inbox}"\n'
+        for code in served
+    )
+    known = "".join(
+        f'[[known_agencies]]\ncode = "{code}"\n'
+        for code in (SENDER, RECIPIENT)
+        if code not in served
+    )
+    client = (
+        f'[[clients]]\nname = "bench"\ntoken = "{TOKEN}"\nagencies = ["{SENDER}"]\n'
+        if SENDER in served
+        else ""
+    )
+    bus_section = "".join(f'{k} = "{v}"\n' for k, v in (bus or {}).items())
     path.write_text(
-        f"""
-[http]
-port = 0
-[store]
-path = "{folder / "store.sqlite3"}"
-[bus]
-prefetch = 64
-[[agencies]]
-code = "{SENDER}"
-name = "sender"
-[agencies.endpoint]
-url = "{inbox}"
-[[agencies]]
-code = "{RECIPIENT}"
-name = "recipient"
-[agencies.endpoint]
-url = "{inbox}"
-[[clients]]
-name = "bench"
-token = "{TOKEN}"
-agencies = ["{SENDER}"]
-"""
+        f'[http]\nport = 0\n[store]\npath = "{store}"\n[bus]\nprefetch = 64\n{bus_section}'
+        f"{agencies}{known}{client}"
     )
     return path
 
 
-async def run(seconds: float, submitters: int) -> dict[str, float]:
+async def start(config_path: Path) -> tuple[asyncio.subprocess.Process, str, asyncio.Task[None]]:
+    """Start a daemon; returns it, its URL and the task that drains its log."""
+    daemon = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "lgsp_adapter",
+        "serve",
+        "--config",
+        str(config_path),
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert daemon.stderr is not None
+    while True:
+        line = (await daemon.stderr.readline()).decode()
+        if not line:
+            raise RuntimeError("the daemon did not start")
+        if " on http://" in line:
+            url = line.split(" on ", 1)[1].split()[0]
+            return daemon, url, asyncio.create_task(_drain(daemon.stderr))
+
+
+async def remove_topology(exchange: str) -> None:
+    """Leave the broker as we found it."""
+    topology = Topology(exchange)
+    connection = await aio_pika.connect(BROKER)
+    async with connection:
+        channel = await connection.channel()
+        for code in (SENDER, RECIPIENT):
+            names = [topology.agency_queue(code), topology.dead_queue(code)]
+            names += [topology.retry_queue(code, d) for d in (5, 30, 120, 600, 1800, 3600)]
+            for name in names:
+                await channel.queue_delete(name)
+        await channel.exchange_delete(exchange)
+        await channel.exchange_delete(topology.dead_exchange)
+
+
+async def run(bus: str, seconds: float, submitters: int) -> dict[str, float]:
     arrived: dict[str, float] = {}
 
     async def inbox(request: web.Request) -> web.Response:
@@ -108,25 +148,21 @@ async def run(seconds: float, submitters: int) -> dict[str, float]:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     inbox_url = f"http://127.0.0.1:{runner.addresses[0][1]}/inbox"
+    exchange = f"lgsp.bench.{os.getpid()}"
+    daemons = []
     with tempfile.TemporaryDirectory() as folder:
-        daemon = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "lgsp_adapter",
-            "serve",
-            "--config",
-            str(config(Path(folder), inbox_url)),
-            stderr=asyncio.subprocess.PIPE,
-        )
-        assert daemon.stderr is not None
-        url = ""
-        while not url:
-            line = (await daemon.stderr.readline()).decode()
-            if not line:
-                raise RuntimeError("the daemon did not start")
-            if " on http://" in line:
-                url = line.split(" on ", 1)[1].split()[0]
-        drain = asyncio.create_task(_drain(daemon.stderr))
+        here = Path(folder)
+        if bus == "embedded":
+            paths = [config(here / "a.toml", here / "a.db", inbox_url, [SENDER, RECIPIENT], None)]
+        else:
+            settings = {"url": BROKER, "exchange": exchange}
+            paths = [
+                config(here / "b.toml", here / "b.db", inbox_url, [RECIPIENT], settings),
+                config(here / "a.toml", here / "a.db", inbox_url, [SENDER], settings),
+            ]
+        for path in paths:
+            daemons.append(await start(path))
+        url = daemons[-1][1]
         body = document()
         submitted: dict[str, float] = {}
         stop_at = time.monotonic() + seconds
@@ -147,9 +183,12 @@ async def run(seconds: float, submitters: int) -> dict[str, float]:
             while len(arrived) < len(submitted) and time.monotonic() < stop_at + 30:
                 await asyncio.sleep(0.05)
             elapsed = max(arrived.values(), default=began) - began
-        daemon.terminate()
-        await daemon.wait()
-        drain.cancel()
+        for daemon, _, drain in daemons:
+            daemon.terminate()
+            await daemon.wait()
+            drain.cancel()
+    if bus == "rabbitmq":
+        await remove_topology(exchange)
     await runner.cleanup()
     latencies = sorted(arrived[p] - submitted[p] for p in submitted if p in arrived)
     return {
@@ -169,13 +208,15 @@ async def _drain(stream: asyncio.StreamReader) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--bus", choices=["embedded", "rabbitmq"], default="embedded")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--submitters", type=int, default=50)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    figures = asyncio.run(run(args.seconds, args.submitters))
+    figures = asyncio.run(run(args.bus, args.seconds, args.submitters))
+    where = "embedded bus, one daemon" if args.bus == "embedded" else "RabbitMQ, two daemons"
     print(
-        f"embedded bus, {figures['document_bytes']:,} B documents, {args.submitters} submitters: "
+        f"{where}, {figures['document_bytes']:,} B documents, {args.submitters} submitters: "
         f"{figures['delivered']:,}/{figures['submitted']:,} delivered, "
         f"{figures['packets_per_s']:,.0f} packets/s, p50 {figures['p50_ms']:.0f} ms, "
         f"p99 {figures['p99_ms']:.0f} ms"

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import PROJECT
 
 
@@ -35,12 +37,15 @@ def test_codec_benchmark_runs_and_reports_every_figure(tmp_path: Path) -> None:
         assert row["peak_memory_bytes"] >= 0
 
 
-def test_exchange_benchmark_runs_and_every_packet_arrives(tmp_path: Path) -> None:
+@pytest.mark.parametrize("bus", ["embedded", "rabbitmq"])
+def test_exchange_benchmark_runs_and_every_packet_arrives(tmp_path: Path, bus: str) -> None:
     out = tmp_path / "exchange.json"
     result = subprocess.run(
         [
             sys.executable,
             str(PROJECT / "bench" / "exchange.py"),
+            "--bus",
+            bus,
             "--seconds",
             "1",
             "--submitters",

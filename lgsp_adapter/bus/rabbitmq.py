@@ -248,19 +248,18 @@ class RabbitBus:
                 del self._handling[key]
 
     async def _settle_once(self, handler: Handler, packet: StoredPacket, recipient: str) -> None:
-        if await self._store.receive(packet, recipient):
-            entry = AuditEntry(
-                event=AuditEvent.RECEIVED,
-                packet_id=packet.id,
-                sender=packet.sender,
-                recipient=recipient,
-                kind=packet.kind,
-                document_id=packet.document_id,
-                payload_sha256=packet.sha256,
-                outcome="ok",
-                detail="from the bus",
-            )
-            await self._store.append([entry])
+        entry = AuditEntry(
+            event=AuditEvent.RECEIVED,
+            packet_id=packet.id,
+            sender=packet.sender,
+            recipient=recipient,
+            kind=packet.kind,
+            document_id=packet.document_id,
+            payload_sha256=packet.sha256,
+            outcome="ok",
+            detail="from the bus",
+        )
+        await self._store.receive(packet, recipient, [entry])
         settlement = await handler(packet.id, recipient)
         await self._store.update_delivery(
             packet.id,

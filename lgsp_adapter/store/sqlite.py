@@ -315,9 +315,11 @@ class SqliteStore:
                 raise
             await self._db.execute("COMMIT")
 
-    async def receive(self, packet: StoredPacket, recipient: str) -> bool:
-        """Keep a packet that came over the bus for ``recipient``, once: False if it was
-        already here (a redelivery), True if new."""
+    async def receive(
+        self, packet: StoredPacket, recipient: str, entries: list[AuditEntry]
+    ) -> bool:
+        """Keep a packet that came over the bus for ``recipient``, once, with ``entries``:
+        False if it was already here (a redelivery: nothing is written), True if new."""
         async with self._lock:
             await self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -344,6 +346,9 @@ class SqliteStore:
                     (str(packet.id), recipient, DeliveryState.PUBLISHED.value, _now()),
                 )
                 new = cursor.rowcount == 1
+                if new:
+                    for sql, parameters in _audit_inserts(entries):
+                        await self._db.execute(sql, parameters)
             except BaseException:
                 await self._db.execute("ROLLBACK")
                 raise
