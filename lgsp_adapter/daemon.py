@@ -83,6 +83,7 @@ async def run_daemon(
                 quick_retry_delay_s=settings.delivery.quick_retry_delay_s,
             ),
             retry_delays_s=settings.delivery.retry_delays_s,
+            intake=intake,
         )
         app = make_app(
             store=store, directory=directory, intake=intake, max_bytes=settings.limits.max_bytes

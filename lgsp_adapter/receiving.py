@@ -9,14 +9,19 @@ recorded (the bus redelivered after a crash) is settled at once, never posted tw
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from lgsp_adapter.agencies import DeliveryMode, Directory
+from pydantic import SecretStr
+
+from lgsp_adapter.agencies import Client, DeliveryMode, Directory
 from lgsp_adapter.agency_code import AgencyCode
+from lgsp_adapter.arrival import arrival_status
 from lgsp_adapter.audit import AuditEntry, AuditEvent
 from lgsp_adapter.delivery import Deliverer
-from lgsp_adapter.errors import PermanentError, TransientError
+from lgsp_adapter.errors import LgspError, PermanentError, TransientError
+from lgsp_adapter.intake import Intake
 from lgsp_adapter.store import DeliveryState, Store, StoredPacket
 
 log = logging.getLogger(__name__)
@@ -43,11 +48,13 @@ class Receiver:
         directory: Directory,
         deliverer: Deliverer,
         retry_delays_s: list[float],
+        intake: Intake | None = None,
     ) -> None:
         self._store = store
         self._directory = directory
         self._deliverer = deliverer
         self._retry_delays_s = retry_delays_s
+        self._intake = intake  # for the status 01 the adapter sends on an agency's behalf
 
     async def handle(self, packet_id: UUID, recipient: str) -> Settlement:
         """Deliver one packet to one recipient and settle the outcome."""
@@ -77,7 +84,26 @@ class Receiver:
             detail += f" ({delivered.attempts} tries)"
         entry = _entry(packet, recipient, AuditEvent.DELIVERED, "ok", detail)
         log.info(entry.line())
+        if agency.endpoint.send_arrival_status and packet.kind == "edoc":
+            await self._send_arrival(packet, recipient, agency.name)
         return Settlement(DeliveryState.DELIVERED, [entry], detail, attempted=True)
+
+    async def _send_arrival(self, packet: StoredPacket, recipient: str, name: str) -> None:
+        """Status 01 to the sender; a failure here is logged, never undoes the delivery."""
+        if self._intake is None:
+            return
+        status = arrival_status(packet.payload, recipient=recipient, recipient_name=name)
+        if status is None:
+            return
+        client = Client(
+            name="lgsp-adapter",
+            token=SecretStr(secrets.token_urlsafe(32)),
+            agencies=[AgencyCode.parse(recipient)],
+        )
+        try:
+            await self._intake.submit(status, content_type="application/xml", client=client)
+        except LgspError as exc:
+            log.warning("%s %s: status 01 not sent: %s", packet.id, recipient, exc)
 
     def _retry_or_give_up(
         self, packet: StoredPacket, recipient: str, attempts: int, error: TransientError

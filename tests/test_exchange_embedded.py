@@ -14,6 +14,8 @@ import pytest
 
 from lgsp_adapter.config import Settings
 from lgsp_adapter.daemon import run_daemon
+from lgsp_adapter.edxml_codec import parse_edxml
+from lgsp_adapter.edxml_model import StatusPacket
 from tests.agency_server import AgencyServer, agency_server
 from tests.conftest import EXAMPLES
 
@@ -158,3 +160,45 @@ async def test_a_slow_system_is_retried_after_its_timeout(tmp_path: Path) -> Non
     (delivery,) = [d for d in state["deliveries"] if d["recipient"] == "000.21.00.H56"]
     assert delivery["state"] == "delivered"
     assert delivery["attempts"] >= 2
+
+
+@pytest.mark.asyncio
+async def test_the_adapter_can_send_status_01_on_an_agencys_behalf(tmp_path: Path) -> None:
+    province, commune = AgencyServer(), AgencyServer()
+    async with AsyncExitStack() as stack:
+        for server in (province, commune):
+            await stack.enter_async_context(agency_server(server))
+        settings = Settings.model_validate(
+            {
+                "http": {"port": 0},
+                "store": {"path": str(tmp_path / "store.sqlite3")},
+                "agencies": [
+                    {"code": PROVINCE, "name": "UBND tỉnh", "endpoint": {"url": province.url}},
+                    {
+                        "code": "000.21.00.H56",
+                        "name": "UBND xã Quảng Phú",
+                        "endpoint": {"url": commune.url, "send_arrival_status": True},
+                    },
+                ],
+                "known_agencies": [{"code": DEPARTMENT}, {"code": "000.22.00.H56"}],
+                "clients": [{"name": "province", "token": TOKEN, "agencies": [PROVINCE]}],
+            }
+        )
+        stop = asyncio.Event()
+        ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(run_daemon(settings, stop, ready.set_result))
+        url = await asyncio.wait_for(asyncio.shield(ready), timeout=10)
+        await submit(url, DOCUMENT)
+        for _ in range(200):
+            if province.delivered():
+                break
+            await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.wait_for(task, timeout=20)
+    (status,) = [r for r in province.received if 200 <= r.status < 300]
+    assert status.headers["X-LGSP-Kind"] == "status"
+    assert status.headers["X-LGSP-Sender"] == "000.21.00.H56"
+    parsed = parse_edxml(status.body).packet
+    assert isinstance(parsed, StatusPacket)
+    assert parsed.message.status_code == "01"
+    assert parsed.message.response_for.document_id == "000.00.00.H56,2026/11/20,1234/UBND-KSTTHC"
