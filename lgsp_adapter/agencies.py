@@ -70,6 +70,11 @@ class Endpoint(_Section):
     send_arrival_status: bool = Field(
         False, description="Send status 01 (arrived) to the sender of each document delivered."
     )
+    receipts_url: AnyHttpUrl | None = Field(
+        None,
+        description="Where to POST transport receipts (JSON) of packets this agency sent: how "
+        "each delivery ended. None: the sender asks GET /v1/packets/{id} instead.",
+    )
 
     @model_validator(mode="after")
     def _push_needs_url(self) -> Endpoint:

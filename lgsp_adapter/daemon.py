@@ -24,6 +24,7 @@ from lgsp_adapter.config import Settings
 from lgsp_adapter.delivery import Deliverer
 from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.intake import Intake
+from lgsp_adapter.receipts import ReceiptPusher
 from lgsp_adapter.receiving import Receiver
 from lgsp_adapter.relay import Relay
 from lgsp_adapter.store.sqlite import SqliteStore
@@ -55,9 +56,12 @@ async def run_daemon(
         session = await stack.enter_async_context(aiohttp.ClientSession())
         directory = settings.directory()
         served = [str(agency.code) for agency in settings.agencies]
+        receipts = ReceiptPusher(store=store, directory=directory, session=session)
         bus: EmbeddedBus | RabbitBus
         if settings.bus.url is None:
-            bus = EmbeddedBus(store=store, served=served, prefetch=settings.bus.prefetch)
+            bus = EmbeddedBus(
+                store=store, served=served, prefetch=settings.bus.prefetch, on_final=receipts.push
+            )
         else:
             bus = await stack.enter_async_context(
                 RabbitBus(
@@ -68,6 +72,7 @@ async def run_daemon(
                     prefetch=settings.bus.prefetch,
                     retry_delays_s=settings.delivery.retry_delays_s,
                     connection_name=f"lgsp-adapter {','.join(served)}",
+                    on_final=receipts.push,
                 )
             )
         relay = Relay(store=store, bus=bus)

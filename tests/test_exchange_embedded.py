@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -12,10 +14,12 @@ from typing import Any
 import aiohttp
 import pytest
 
+from lgsp_adapter.audit import AuditEvent
 from lgsp_adapter.config import Settings
 from lgsp_adapter.daemon import run_daemon
 from lgsp_adapter.edxml_codec import parse_edxml
 from lgsp_adapter.edxml_model import StatusPacket
+from lgsp_adapter.store.sqlite import SqliteStore
 from tests.agency_server import AgencyServer, agency_server
 from tests.conftest import EXAMPLES
 
@@ -202,3 +206,63 @@ async def test_the_adapter_can_send_status_01_on_an_agencys_behalf(tmp_path: Pat
     assert isinstance(parsed, StatusPacket)
     assert parsed.message.status_code == "01"
     assert parsed.message.response_for.document_id == "000.00.00.H56,2026/11/20,1234/UBND-KSTTHC"
+
+
+@pytest.mark.asyncio
+async def test_a_sender_with_a_receipts_url_is_told_how_each_delivery_ended(
+    tmp_path: Path,
+) -> None:
+    receipts = AgencyServer()
+    refusing = AgencyServer(then=400)
+    async with AsyncExitStack() as stack:
+        for server in (receipts, refusing):
+            await stack.enter_async_context(agency_server(server))
+        made = servers(**{"000_21_00_H56": refusing})
+        async with AsyncExitStack() as inner:
+            for server in made.values():
+                await inner.enter_async_context(agency_server(server))
+            settings = Settings.model_validate(
+                {
+                    "http": {"port": 0},
+                    "store": {"path": str(tmp_path / "store.sqlite3")},
+                    "delivery": {"quick_retries": 0, "retry_delays_s": [0.1]},
+                    "agencies": [
+                        {
+                            "code": code,
+                            "name": code,
+                            "endpoint": {"url": server.url}
+                            | ({"receipts_url": receipts.url} if code == PROVINCE else {}),
+                        }
+                        for code, server in made.items()
+                    ],
+                    "clients": [{"name": "province", "token": TOKEN, "agencies": [PROVINCE]}],
+                }
+            )
+            stop = asyncio.Event()
+            ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            task = asyncio.create_task(run_daemon(settings, stop, ready.set_result))
+            url = await asyncio.wait_for(asyncio.shield(ready), timeout=10)
+            packet_id = await submit(url, DOCUMENT)
+            state = await settled(url, packet_id)
+            for _ in range(100):
+                if len(receipts.received) >= 3:
+                    break
+                await asyncio.sleep(0.05)
+            stop.set()
+            await asyncio.wait_for(task, timeout=20)
+    told = {
+        (body["recipient"], body["state"])
+        for body in (json.loads(r.body) for r in receipts.received)
+    }
+    assert told == {
+        (DEPARTMENT, "delivered"),
+        ("000.21.00.H56", "refused"),
+        ("000.22.00.H56", "delivered"),
+    }
+    assert all(r.headers["X-LGSP-Packet-Id"] == packet_id for r in receipts.received)
+    assert {d["state"] for d in state["deliveries"]} == {"delivered", "refused"}
+    async with await SqliteStore.open(tmp_path / "store.sqlite3") as store:
+        history = await store.history(uuid.UUID(packet_id))
+    assert (
+        sorted(e.outcome or "" for e in history if e.event is AuditEvent.RECEIPT) == ["pushed"] * 3
+    )

@@ -35,6 +35,7 @@ class EmbeddedBus:
         prefetch: int,
         lease_s: float = 300.0,
         idle_poll_s: float = 1.0,
+        on_final: Callable[[UUID, str], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._served = served
@@ -42,6 +43,7 @@ class EmbeddedBus:
         self._lease_s = lease_s
         self._idle_poll_s = idle_poll_s
         self._wake = asyncio.Event()
+        self._on_final = on_final  # sender and recipient share this store: tell the sender
 
     async def publish(self, deliveries: list[tuple[UUID, str, AuditEntry]]) -> None:
         """Queue deliveries in one transaction; one to an agency no daemon here serves comes
@@ -130,3 +132,5 @@ class EmbeddedBus:
             retry_in_s=settlement.retry_in_s,
         )
         self._wake.set()  # room for one more
+        if settlement.state.final and self._on_final is not None:
+            await self._on_final(packet_id, recipient)

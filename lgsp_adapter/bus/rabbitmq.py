@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
@@ -61,6 +62,7 @@ class RabbitBus:
         prefetch: int,
         retry_delays_s: list[float],
         connection_name: str,
+        on_final: Callable[[UUID, str], Awaitable[None]] | None = None,
     ) -> None:
         self._url = url
         self._user = URL(url).user or "guest"
@@ -70,6 +72,7 @@ class RabbitBus:
         self._prefetch = prefetch
         self._retry_delays_s = retry_delays_s
         self._connection_name = connection_name
+        self._on_final = on_final  # a receipt came: tell the sending agency's system
         self._connection: AbstractRobustConnection | None = None
         self._publishing: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
@@ -360,6 +363,8 @@ class RabbitBus:
         )
         log.info(entry.line())
         await message.ack()
+        if self._on_final is not None:
+            await self._on_final(packet_id, recipient)
 
     async def _park(self, packet: StoredPacket, recipient: str, queue: str, **headers: Any) -> None:
         """Publish a copy straight to a queue (retry or dead letters), confirmed."""
