@@ -74,6 +74,8 @@ class EmbeddedBus:
             detail=returned.detail,
         )
         log.warning(returned.line())
+        if self._on_final is not None:
+            await self._on_final(packet_id, recipient)
 
     async def consume(self, handler: Handler, stopping: asyncio.Event) -> None:
         """Deliver due deliveries until ``stopping`` is set, then finish those in hand."""

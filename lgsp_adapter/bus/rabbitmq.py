@@ -173,6 +173,8 @@ class RabbitBus:
                     detail=returned.detail,
                 )
                 log.warning("%s (%s)", returned.line(), exc)
+                if self._on_final is not None:
+                    await self._on_final(packet_id, recipient)
                 continue
             confirmed.append((packet_id, recipient, [entry]))
         if confirmed:
