@@ -2,8 +2,9 @@
 
 Publishing queues a delivery and marks it published in one transaction. The consumer leases
 due deliveries to the agencies this daemon serves, hands each to the receiver, and settles the
-outcome (delivered, retry later, given up) with its audit entries in one transaction. A lease
-outlives a crashed worker by ``lease_s`` at most, after which the delivery is due again.
+outcome (delivered, retry later, given up) with its audit entries in one transaction. One
+process owns the embedded bus, so a lease never expires while it runs (a slow delivery is never
+handed to a second worker); leases left by a process that died are voided at the next start.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ class EmbeddedBus:
         store: SqliteStore,
         served: list[str],
         prefetch: int,
-        lease_s: float = 300.0,
+        lease_s: float = 10 * 365 * 86400.0,
+        failure_retry_s: float = 30.0,
         idle_poll_s: float = 1.0,
         on_final: Callable[[UUID, str], Awaitable[None]] | None = None,
     ) -> None:
@@ -41,6 +43,7 @@ class EmbeddedBus:
         self._served = served
         self._prefetch = prefetch
         self._lease_s = lease_s
+        self._failure_retry_s = failure_retry_s
         self._idle_poll_s = idle_poll_s
         self._wake = asyncio.Event()
         self._on_final = on_final  # sender and recipient share this store: tell the sender
@@ -119,10 +122,13 @@ class EmbeddedBus:
         try:
             settlement = await handler(packet_id, recipient)
         except Exception:
-            # Left leased: it falls due again when the lease ends, and is logged now.
             log.exception(
-                "%s %s could not be handled; retried after the lease", packet_id, recipient
+                "%s %s could not be handled; due again in %g s",
+                packet_id,
+                recipient,
+                self._failure_retry_s,
             )
+            await self._store.release(packet_id, recipient, self._failure_retry_s)
             return
         await self._store.settle(
             packet_id,

@@ -374,6 +374,15 @@ class SqliteStore:
             rows = await cursor.fetchall()
         return [(UUID(row[0]), row[1]) for row in rows]
 
+    async def release(self, packet_id: UUID, recipient: str, retry_in_s: float) -> None:
+        """Give a leased delivery back, due again in ``retry_in_s`` (its handling failed)."""
+        async with self._lock:
+            await self._db.execute(
+                "UPDATE queue SET leased_until = NULL, due_at = ?"
+                " WHERE packet_id = ? AND recipient = ?",
+                (time.time() + retry_in_s, str(packet_id), recipient),
+            )
+
     async def release_leases(self) -> int:
         """Make every leased delivery due now: at start, no worker can still hold one."""
         async with self._lock:
