@@ -21,13 +21,16 @@ from lgsp_adapter.edxml_model import (
     StatusPacket,
 )
 from lgsp_adapter.edxml_values import EdxmlTimestamp
+from lgsp_adapter.safe_xml import XmlLimits
 
 ARRIVED_DESCRIPTION = "Đã đến - văn bản đã đến phần mềm quản lý văn bản của đơn vị"
 
 
-def arrival_status(document: bytes, *, recipient: str, recipient_name: str) -> bytes | None:
+def arrival_status(
+    document: bytes, *, recipient: str, recipient_name: str, limits: XmlLimits
+) -> bytes | None:
     """Status 01 from ``recipient`` about a delivered edXML document; None for other packets."""
-    packet = parse_edxml(document).packet
+    packet = parse_edxml(document, limits).packet
     if not isinstance(packet, EdocPacket):
         return None
     message = packet.message

@@ -51,7 +51,7 @@ async def run_daemon(
     """Run until ``stop`` is set; ``on_ready`` gets the HTTP base URL once serving."""
     check_servable(settings)
     async with AsyncExitStack() as stack:
-        store = await SqliteStore.open(settings.store.path)
+        store = await SqliteStore.open(settings.store.path, owner=True)
         stack.push_async_callback(store.close)
         session = await stack.enter_async_context(aiohttp.ClientSession())
         directory = settings.directory()

@@ -22,6 +22,7 @@ from lgsp_adapter.errors import ErrorCode, PermanentError, TransientError
 from lgsp_adapter.store import StoredPacket
 
 _RETRYABLE_STATUS = frozenset({408, 429})
+_ANSWER_BYTES = 64 * 1024  # what we read of an agency system's answer; the status is what counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +95,7 @@ class Deliverer:
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=endpoint.timeout_s),
             ) as response:
-                await response.read()  # the whole answer, so the connection can be reused
+                await response.content.read(_ANSWER_BYTES)  # bounded: answers are not trusted
                 status = response.status
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise TransientError(

@@ -77,14 +77,15 @@ class Intake:
     ) -> None:
         self._store = store
         self._directory = directory
-        self._limits = limits
+        self.limits = limits
         self._on_accept = on_accept
 
     async def submit(self, data: bytes, *, content_type: str | None, client: Client) -> Accepted:
         """Accept a packet, or raise ``LgspError`` saying why not (the refusal is audited)."""
         sha256 = hashlib.sha256(data).hexdigest()
         try:
-            read = read_packet(data, content_type=content_type, limits=self._limits)
+            _check_content_type(content_type)
+            read = read_packet(data, content_type=content_type, limits=self.limits)
             sender = self._check_sender(read.packet, client)
             recipients = self._check_recipients(read.packet)
         except LgspError as exc:
@@ -144,6 +145,17 @@ class Intake:
     def _routable(self, text: str) -> bool:
         code = AgencyCode.read(text).code
         return code is not None and str(code) == text and self._directory.is_known(code)
+
+
+def _check_content_type(content_type: str | None) -> None:
+    # It travels as an AMQP property: a short string of printable ASCII.
+    if content_type is not None and (
+        len(content_type) > 200 or not content_type.isascii() or not content_type.isprintable()
+    ):
+        raise InvalidPacket(
+            ErrorCode.PACKET_UNKNOWN_KIND,
+            "the Content-Type is not a media type (at most 200 printable ASCII characters)",
+        )
 
 
 def _default_content_type(read: ReadPacket) -> str:

@@ -70,7 +70,7 @@ class ReceiptPusher:
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=self._timeout_s),
             ) as response:
-                await response.read()
+                await response.content.read(64 * 1024)  # bounded: the status is what counts
                 outcome = "pushed" if 200 <= response.status < 300 else f"http.{response.status}"
         except (TimeoutError, aiohttp.ClientError) as exc:
             outcome = f"unreachable: {type(exc).__name__}"

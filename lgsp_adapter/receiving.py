@@ -20,7 +20,7 @@ from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.arrival import arrival_status
 from lgsp_adapter.audit import AuditEntry, AuditEvent
 from lgsp_adapter.delivery import Deliverer
-from lgsp_adapter.errors import LgspError, PermanentError, TransientError
+from lgsp_adapter.errors import PermanentError, TransientError
 from lgsp_adapter.intake import Intake
 from lgsp_adapter.store import DeliveryState, Store, StoredPacket
 
@@ -63,9 +63,11 @@ class Receiver:
         record = records.get(recipient)
         if packet is None or record is None:
             raise KeyError(f"no delivery of {packet_id} to {recipient} in the store")
-        if record.state is DeliveryState.DELIVERED:
-            log.info("%s %s already delivered; not posting again", packet_id, recipient)
-            return Settlement(DeliveryState.DELIVERED, detail=record.detail)
+        if record.state.final:
+            # A redelivery (a crash or a dropped connection before the acknowledgement): the
+            # outcome is recorded, so the agency system is not posted to again.
+            log.info("%s %s already %s; not posting again", packet_id, recipient, record.state)
+            return Settlement(record.state, detail=record.detail)
         agency = self._directory.served(AgencyCode.parse(recipient))
         if agency is None or agency.endpoint.mode is not DeliveryMode.PUSH:
             return self._give_up(
@@ -89,21 +91,24 @@ class Receiver:
         return Settlement(DeliveryState.DELIVERED, [entry], detail, attempted=True)
 
     async def _send_arrival(self, packet: StoredPacket, recipient: str, name: str) -> None:
-        """Status 01 to the sender; a failure here is logged, never undoes the delivery."""
+        """Status 01 to the sender. The packet is delivered whatever happens here: a failure is
+        logged, and must never make the delivery look undone (it would be posted again)."""
         if self._intake is None:
             return
-        status = arrival_status(packet.payload, recipient=recipient, recipient_name=name)
-        if status is None:
-            return
-        client = Client(
-            name="lgsp-adapter",
-            token=SecretStr(secrets.token_urlsafe(32)),
-            agencies=[AgencyCode.parse(recipient)],
-        )
         try:
+            status = arrival_status(
+                packet.payload, recipient=recipient, recipient_name=name, limits=self._intake.limits
+            )
+            if status is None:
+                return
+            client = Client(
+                name="lgsp-adapter",
+                token=SecretStr(secrets.token_urlsafe(32)),
+                agencies=[AgencyCode.parse(recipient)],
+            )
             await self._intake.submit(status, content_type="application/xml", client=client)
-        except LgspError as exc:
-            log.warning("%s %s: status 01 not sent: %s", packet.id, recipient, exc)
+        except Exception:
+            log.warning("%s %s: status 01 not sent", packet.id, recipient, exc_info=True)
 
     def _retry_or_give_up(
         self, packet: StoredPacket, recipient: str, attempts: int, error: TransientError

@@ -275,3 +275,24 @@ async def test_settling_takes_a_delivery_off_the_queue_or_puts_it_back_later(
         AuditEvent.DELIVERED,
         AuditEvent.RETRIED,
     ]
+
+
+@pytest.mark.asyncio
+async def test_only_one_process_may_run_the_exchange_on_a_store(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite3"
+    async with await SqliteStore.open(path, owner=True):
+        with pytest.raises(FatalError, match="another lgsp-adapter process"):
+            await SqliteStore.open(path, owner=True)
+        async with await SqliteStore.open(path) as reader:  # audit show, say, may still read
+            assert await reader.outbox(10) == []
+    async with await SqliteStore.open(path, owner=True):  # released at close
+        pass
+
+
+@pytest.mark.asyncio
+async def test_a_delivered_packet_stays_delivered(store: SqliteStore) -> None:
+    p = packet()
+    await store.accept(p, [received(p)])
+    await store.update_delivery(p.id, RECIPIENTS[0], DeliveryState.DELIVERED, entries=[])
+    late = await store.update_delivery(p.id, RECIPIENTS[0], DeliveryState.RETRYING, entries=[])
+    assert late.state is DeliveryState.DELIVERED

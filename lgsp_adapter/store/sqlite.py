@@ -9,6 +9,7 @@ The audit table refuses UPDATE and DELETE by trigger: the log is append-only eve
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import sqlite3
 import time
@@ -16,7 +17,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import IO, Any, Self
 from uuid import UUID
 
 import aiosqlite
@@ -97,21 +98,30 @@ _SELECT_HISTORY = (
 class SqliteStore:
     """The ``Store`` on one SQLite file; use ``async with SqliteStore.open(path) as store``."""
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(self, connection: aiosqlite.Connection, owner: IO[bytes] | None = None) -> None:
         self._db = connection
         self._lock = asyncio.Lock()
+        self._owner = owner  # the open lock file while this process owns the store
 
     @classmethod
-    async def open(cls, path: Path) -> SqliteStore:
-        """Open (creating it and its folder if needed) and bring the schema up to date."""
+    async def open(cls, path: Path, *, owner: bool = False) -> SqliteStore:
+        """Open (creating it and its folder if needed) and bring the schema up to date.
+
+        ``owner``: this process runs the exchange on the store (the daemon), and no other may
+        at the same time: two would both deliver what the queue holds."""
+        lock_file = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            if owner:
+                lock_file = _take_ownership(path)
             connection = await aiosqlite.connect(path, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
+            if lock_file is not None:
+                lock_file.close()
             raise FatalError(
                 ErrorCode.STORE_UNAVAILABLE, f"cannot open the store {path}: {exc}"
             ) from exc
-        store = cls(connection)
+        store = cls(connection, lock_file)
         try:
             await store._prepare()
         except BaseException as exc:
@@ -155,6 +165,8 @@ class SqliteStore:
     async def close(self) -> None:
         """Close the connection; committed data is already on disk."""
         await self._db.close()
+        if self._owner is not None:
+            self._owner.close()  # releases the lock
 
     async def _transaction(self, statements: Iterable[tuple[str, tuple[Any, ...]]]) -> None:
         async with self._lock:
@@ -201,11 +213,14 @@ class SqliteStore:
 
     async def packet(self, packet_id: UUID) -> StoredPacket | None:
         """The packet, or None."""
-        async with self._db.execute(
-            "SELECT id, kind, sender, recipients, document_id, content_type, payload, sha256,"
-            " client, received_at FROM packets WHERE id = ?",
-            (str(packet_id),),
-        ) as cursor:
+        async with (
+            self._lock,
+            self._db.execute(
+                "SELECT id, kind, sender, recipients, document_id, content_type, payload, sha256,"
+                " client, received_at FROM packets WHERE id = ?",
+                (str(packet_id),),
+            ) as cursor,
+        ):
             row = await cursor.fetchone()
         if row is None:
             return None
@@ -224,11 +239,14 @@ class SqliteStore:
 
     async def deliveries(self, packet_id: UUID) -> list[DeliveryRecord]:
         """The packet's deliveries, in recipient order."""
-        async with self._db.execute(
-            "SELECT packet_id, recipient, state, attempts, detail, updated_at FROM deliveries"
-            " WHERE packet_id = ? ORDER BY recipient",
-            (str(packet_id),),
-        ) as cursor:
+        async with (
+            self._lock,
+            self._db.execute(
+                "SELECT packet_id, recipient, state, attempts, detail, updated_at FROM deliveries"
+                " WHERE packet_id = ? ORDER BY recipient",
+                (str(packet_id),),
+            ) as cursor,
+        ):
             rows = await cursor.fetchall()
         return [_delivery(row) for row in rows]
 
@@ -257,11 +275,14 @@ class SqliteStore:
 
     async def outbox(self, limit: int) -> list[tuple[UUID, str]]:
         """Deliveries accepted but not yet on the bus, oldest first."""
-        async with self._db.execute(
-            "SELECT packet_id, recipient FROM deliveries WHERE state = ?"
-            " ORDER BY updated_at LIMIT ?",
-            (DeliveryState.ACCEPTED.value, limit),
-        ) as cursor:
+        async with (
+            self._lock,
+            self._db.execute(
+                "SELECT packet_id, recipient FROM deliveries WHERE state = ?"
+                " ORDER BY updated_at LIMIT ?",
+                (DeliveryState.ACCEPTED.value, limit),
+            ) as cursor,
+        ):
             rows = await cursor.fetchall()
         return [(UUID(row[0]), row[1]) for row in rows]
 
@@ -393,11 +414,14 @@ class SqliteStore:
 
     async def next_due_in(self, recipients: list[str]) -> float | None:
         """Seconds until the next delivery to ``recipients`` falls due (0 if one is due)."""
-        async with self._db.execute(
-            "SELECT min(max(due_at, coalesce(leased_until, 0))) FROM queue"
-            " WHERE recipient IN (SELECT value FROM json_each(?))",
-            (json.dumps(recipients),),
-        ) as cursor:
+        async with (
+            self._lock,
+            self._db.execute(
+                "SELECT min(max(due_at, coalesce(leased_until, 0))) FROM queue"
+                " WHERE recipient IN (SELECT value FROM json_each(?))",
+                (json.dumps(recipients),),
+            ) as cursor,
+        ):
             row = await cursor.fetchone()
         if row is None or row[0] is None:
             return None
@@ -447,6 +471,18 @@ class SqliteStore:
         detail: str | None,
         attempted: bool,
     ) -> DeliveryRecord:
+        # A delivered packet stays delivered: a late outcome of an older attempt must not
+        # reopen it (it would be posted again).
+        async with self._db.execute(
+            "SELECT packet_id, recipient, state, attempts, detail, updated_at FROM deliveries"
+            " WHERE packet_id = ? AND recipient = ?",
+            (str(packet_id), recipient),
+        ) as cursor:
+            current = await cursor.fetchone()
+        if current is None:
+            raise KeyError(f"no delivery of {packet_id} to {recipient}")
+        if current[2] == DeliveryState.DELIVERED.value and state is not DeliveryState.DELIVERED:
+            return _delivery(current)
         async with self._db.execute(
             "UPDATE deliveries SET state = ?, detail = ?, updated_at = ?,"
             " attempts = attempts + ? WHERE packet_id = ? AND recipient = ?"
@@ -464,10 +500,13 @@ class SqliteStore:
 
     async def history(self, packet_id: UUID) -> list[AuditEntry]:
         """A packet's audit entries, in the order they were appended."""
-        async with self._db.execute(
-            _SELECT_HISTORY,
-            (str(packet_id),),
-        ) as cursor:
+        async with (
+            self._lock,
+            self._db.execute(
+                _SELECT_HISTORY,
+                (str(packet_id),),
+            ) as cursor,
+        ):
             rows = await cursor.fetchall()
         return [
             AuditEntry(
@@ -485,6 +524,19 @@ class SqliteStore:
             )
             for row in rows
         ]
+
+
+def _take_ownership(path: Path) -> IO[bytes]:
+    lock_file = open(path.with_name(path.name + ".lock"), "a+b")  # noqa: SIM115  # held open
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        lock_file.close()
+        raise FatalError(
+            ErrorCode.STORE_UNAVAILABLE,
+            f"another lgsp-adapter process is running on the store {path}",
+        ) from exc
+    return lock_file
 
 
 def _now() -> str:
