@@ -96,6 +96,11 @@ class KnownAgency(_Section):
 
     code: AgencyCode
     name: str = ""
+    bus_user: str | None = Field(
+        None,
+        description="The broker account of the daemon serving it. When set, packets and "
+        "receipts claiming to come from this agency are accepted only from that account.",
+    )
 
 
 class Client(_Section):
@@ -121,6 +126,7 @@ class Directory:
     ) -> None:
         self._served = {agency.code: agency for agency in served}
         self._known = {agency.code for agency in known} | set(self._served)
+        self._bus_users = {str(a.code): a.bus_user for a in known if a.bus_user}
         self._clients = clients
 
     def served(self, code: AgencyCode) -> ServedAgency | None:
@@ -135,6 +141,10 @@ class Directory:
     def is_known(self, code: AgencyCode) -> bool:
         """Whether the code can be routed to (served here or elsewhere on the bus)."""
         return code in self._known
+
+    def bus_user(self, code: str) -> str | None:
+        """The broker account that alone may speak for ``code`` on the bus, when configured."""
+        return self._bus_users.get(code)
 
     def client_for(self, token: str) -> Client | None:
         """The client presenting ``token``, compared in constant time."""

@@ -72,6 +72,8 @@ async def run_daemon(
                     prefetch=settings.bus.prefetch,
                     retry_delays_s=settings.delivery.retry_delays_s,
                     connection_name=f"lgsp-adapter {','.join(served)}",
+                    directory=directory,
+                    limits=settings.limits,
                     on_final=receipts.push,
                 )
             )

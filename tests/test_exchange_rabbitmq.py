@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import shutil
+import sqlite3
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -95,9 +97,18 @@ async def two_daemons(
             a = settings(tmp_path, "a", exchange, {PROVINCE: province.url}, [COMMUNE, ELSEWHERE])
             await stack.enter_async_context(daemon(b))
             url = await stack.enter_async_context(daemon(a))
+            _EXCHANGES[a.store.path] = exchange
             yield url, a.store.path, b.store.path
     finally:
         await remove_topology(exchange, [PROVINCE, COMMUNE])
+
+
+_EXCHANGES: dict[Path, str] = {}
+
+
+def settings_exchange(store_path: Path) -> str:
+    """The exchange of the daemons whose store is at ``store_path``."""
+    return _EXCHANGES[store_path]
 
 
 async def deliveries(path: Path, packet_id: str) -> dict[str, Any]:
@@ -207,3 +218,89 @@ async def test_dropped_connections_mid_stream_lose_and_duplicate_nothing(tmp_pat
     delivered = Counter(commune.delivered())
     assert set(sent) <= set(delivered)
     assert max(delivered.values()) == 1, delivered.most_common(3)
+
+
+async def publish_raw(exchange: str, routing_key: str, message: aio_pika.Message) -> None:
+    connection = await aio_pika.connect(BROKER)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        target = await channel.get_exchange(exchange)
+        await target.publish(message, routing_key=routing_key, mandatory=True)
+
+
+@pytest.mark.asyncio
+async def test_messages_that_lie_about_their_packet_are_dead_lettered(tmp_path: Path) -> None:
+    # Anyone with a broker account can publish: the receiving daemon believes the content and
+    # its directory, not the headers.
+    commune = AgencyServer()
+    exchange = f"lgsp.test.{uuid.uuid4().hex[:12]}"
+    body = letter_to(COMMUNE)
+    honest = {
+        "x-lgsp-sender": PROVINCE,
+        "x-lgsp-recipient": COMMUNE,
+        "x-lgsp-recipients": COMMUNE,
+        "x-lgsp-payload-sha256": hashlib.sha256(body).hexdigest(),
+    }
+    lies = [
+        (b"<not-edxml/>", {**honest, "x-lgsp-payload-sha256": "0" * 64}),  # wrong digest
+        (
+            b"<not-edxml/>",
+            {**honest, "x-lgsp-payload-sha256": hashlib.sha256(b"<not-edxml/>").hexdigest()},
+        ),
+        (body, {**honest, "x-lgsp-sender": "000.00.00.G01"}),  # a sender the content denies
+    ]
+    try:
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(agency_server(commune))
+            config = settings(tmp_path, "b", exchange, {COMMUNE: commune.url}, [PROVINCE])
+            await stack.enter_async_context(daemon(config))
+            for payload, headers in lies:
+                await publish_raw(
+                    exchange,
+                    f"edoc.{COMMUNE}",
+                    aio_pika.Message(
+                        payload,
+                        message_id=str(uuid.uuid4()),
+                        type="edoc",
+                        content_type="application/xml",
+                        headers=headers,  # type: ignore[arg-type]
+                    ),
+                )
+            for _ in range(100):
+                with sqlite3.connect(config.store.path) as db:
+                    rows = db.execute(
+                        "SELECT outcome FROM audit_log WHERE event = 'rejected'"
+                    ).fetchall()
+                if len(rows) == len(lies):
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        await remove_topology(exchange, [COMMUNE])
+    assert rows == [("bus.forged",)] * len(lies)
+    assert commune.received == []
+
+
+@pytest.mark.asyncio
+async def test_a_forged_receipt_neither_stalls_nor_changes_anything(tmp_path: Path) -> None:
+    commune = AgencyServer(script=[503])  # the real delivery needs one durable retry
+    async with two_daemons(tmp_path, commune) as (url, a_store, _):
+        packet_id = await submit(url, letter_to(COMMUNE))
+        # A receipt for a recipient the packet does not have, and one that is no outcome.
+        for recipient, state in ((ELSEWHERE, "delivered"), (COMMUNE, "accepted")):
+            await publish_raw(
+                settings_exchange(a_store),
+                f"receipt.{PROVINCE}",
+                aio_pika.Message(
+                    b"",
+                    type="receipt",
+                    headers={
+                        "x-lgsp-packet-id": packet_id,
+                        "x-lgsp-sender": PROVINCE,
+                        "x-lgsp-recipient": recipient,
+                        "x-lgsp-state": state,
+                    },
+                ),
+            )
+        seen = await wait_for(a_store, packet_id, COMMUNE, DeliveryState.DELIVERED)
+    assert ELSEWHERE not in seen["states"]
+    assert commune.delivered() == [packet_id]

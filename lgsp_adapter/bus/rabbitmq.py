@@ -12,6 +12,7 @@ The connection is robust: aio-pika reconnects and restores channels, queues and 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -26,12 +27,19 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractRobustConnection,
 )
-from aiormq.exceptions import DeliveryError
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS
+from aiormq.exceptions import ChannelInvalidStateError, DeliveryError
+from pamqp.commands import Basic
 from yarl import URL
 
+from lgsp_adapter.agencies import Directory
 from lgsp_adapter.audit import AuditEntry, AuditEvent
 from lgsp_adapter.bus.embedded import Handler
 from lgsp_adapter.bus.topology import Topology
+from lgsp_adapter.errors import LgspError
+from lgsp_adapter.intake import recipients_of, sender_of
+from lgsp_adapter.packets import read_packet
+from lgsp_adapter.safe_xml import XmlLimits
 from lgsp_adapter.store import DeliveryState, StoredPacket
 from lgsp_adapter.store.sqlite import SqliteStore
 
@@ -47,6 +55,8 @@ HEADER_STATE = "x-lgsp-state"
 HEADER_ATTEMPTS = "x-lgsp-attempts"
 HEADER_PACKET_ID = "x-lgsp-packet-id"
 RECEIPT = "receipt"  # the message type (and routing-key kind) of transport receipts
+# The bus is away: what failed is tried again when it is back, nothing is set aside.
+_CONNECTION_ERRORS = (*CONNECTION_EXCEPTIONS, ChannelInvalidStateError, TimeoutError)
 
 
 class RabbitBus:
@@ -62,6 +72,8 @@ class RabbitBus:
         prefetch: int,
         retry_delays_s: list[float],
         connection_name: str,
+        directory: Directory,
+        limits: XmlLimits,
         on_final: Callable[[UUID, str], Awaitable[None]] | None = None,
     ) -> None:
         self._url = url
@@ -72,6 +84,8 @@ class RabbitBus:
         self._prefetch = prefetch
         self._retry_delays_s = retry_delays_s
         self._connection_name = connection_name
+        self._directory = directory
+        self._limits = limits
         self._on_final = on_final  # a receipt came: tell the sending agency's system
         self._connection: AbstractRobustConnection | None = None
         self._publishing: AbstractChannel | None = None
@@ -79,7 +93,8 @@ class RabbitBus:
         self._in_hand: set[asyncio.Task[None]] = set()
         # One delivery handled at a time: a publish whose confirm was lost in a reconnect is
         # published again, and both copies may arrive together.
-        self._handling: dict[tuple[UUID, str], asyncio.Lock] = {}
+        self._handling: dict[tuple[UUID, str], tuple[asyncio.Lock, int]] = {}
+        self._working: set[asyncio.Task[None]] = set()  # shielded work, awaited at shutdown
 
     async def __aenter__(self) -> Self:
         self._connection = await aio_pika.connect_robust(
@@ -144,9 +159,10 @@ class RabbitBus:
         )
 
     async def publish(self, deliveries: list[tuple[UUID, str, AuditEntry]]) -> None:
-        """Publish each delivery, confirmed; record the confirmed ones in one transaction."""
+        """Publish each delivery, confirmed, and record each as published. A connection
+        failure stops the batch (the rest stay in the outbox for the bus's return); a packet
+        the bus cannot carry is set aside as dead-lettered, so it never blocks the others."""
         assert self._exchange is not None  # noqa: S101  # used only inside `async with`
-        confirmed: list[tuple[UUID, str, list[AuditEntry]]] = []
         for packet_id, recipient, entry in deliveries:
             packet = await self._store.packet(packet_id)
             if packet is None:  # cannot happen: deliveries reference their packet
@@ -158,27 +174,33 @@ class RabbitBus:
                     mandatory=True,
                 )
             except DeliveryError as exc:
-                returned = entry.model_copy(
-                    update={
-                        "event": AuditEvent.RETURNED,
-                        "outcome": "bus.unroutable",
-                        "detail": f"no queue on the bus takes packets for {recipient}",
-                    }
+                if not isinstance(exc.frame, Basic.Return):
+                    raise  # a nack: the broker could not take it now (an alarm); later
+                await self._set_aside(
+                    packet_id, recipient, entry, "bus.unroutable", f"no queue takes {recipient}"
                 )
-                await self._store.update_delivery(
-                    packet_id,
-                    recipient,
-                    DeliveryState.DEAD_LETTERED,
-                    entries=[returned],
-                    detail=returned.detail,
-                )
-                log.warning("%s (%s)", returned.line(), exc)
-                if self._on_final is not None:
-                    await self._on_final(packet_id, recipient)
                 continue
-            confirmed.append((packet_id, recipient, [entry]))
-        if confirmed:
-            await self._store.mark_published(confirmed)
+            except _CONNECTION_ERRORS:
+                raise
+            except Exception as exc:  # e.g. a property AMQP cannot carry
+                await self._set_aside(
+                    packet_id, recipient, entry, "bus.refused", f"the bus cannot carry it: {exc}"
+                )
+                continue
+            await self._store.mark_published([(packet_id, recipient, [entry])])
+
+    async def _set_aside(
+        self, packet_id: UUID, recipient: str, entry: AuditEntry, outcome: str, detail: str
+    ) -> None:
+        returned = entry.model_copy(
+            update={"event": AuditEvent.RETURNED, "outcome": outcome, "detail": detail}
+        )
+        await self._store.update_delivery(
+            packet_id, recipient, DeliveryState.DEAD_LETTERED, entries=[returned], detail=detail
+        )
+        log.warning(returned.line())
+        if self._on_final is not None:
+            await self._on_final(packet_id, recipient)
 
     async def consume(self, handler: Handler, stopping: asyncio.Event) -> None:
         """Deliver what the agency queues hold until ``stopping`` is set."""
@@ -205,11 +227,18 @@ class RabbitBus:
             await queue.cancel(tag)
         if self._in_hand:
             await asyncio.gather(*self._in_hand, return_exceptions=True)
+        if self._working:
+            await asyncio.gather(*self._working, return_exceptions=True)
         await channel.close()
 
     async def _handle(self, handler: Handler, message: AbstractIncomingMessage) -> None:
         if message.type == RECEIPT:
-            await self._take_receipt(message)
+            try:
+                await self._take_receipt(message)
+            except Exception:
+                # Requeued; the queue's delivery limit parks it if it never succeeds.
+                log.exception("a receipt could not be recorded; the broker redelivers it")
+                await message.nack(requeue=True)
             return
         headers = message.headers
         try:
@@ -232,7 +261,14 @@ class RabbitBus:
             # Shielded: a dropped connection cancels this callback, but a delivery half done
             # (posted, not yet recorded) would be posted again on redelivery. The work finishes;
             # only the acknowledgement is lost, and the redelivered copy finds it recorded.
-            await asyncio.shield(self._settle(handler, packet, recipient))
+            forged = await self._forged(message, packet, recipient)
+            if forged is not None:
+                await self._refuse(message, packet, recipient, forged)
+                return
+            work = asyncio.ensure_future(self._settle(handler, packet, recipient))
+            self._working.add(work)
+            work.add_done_callback(self._working.discard)
+            await asyncio.shield(work)
         except Exception:
             log.exception(
                 "%s %s could not be handled; the broker redelivers it", packet.id, recipient
@@ -241,16 +277,70 @@ class RabbitBus:
             return
         await message.ack()
 
+    async def _forged(
+        self, message: AbstractIncomingMessage, packet: StoredPacket, recipient: str
+    ) -> str | None:
+        """Why a message must not be believed, or None. The broker vouches only for the
+        publishing account; the rest is checked against the content and the directory."""
+        if recipient not in self._served:
+            return f"{recipient} is not served here"
+        if hashlib.sha256(packet.payload).hexdigest() != packet.sha256:
+            return "the payload does not match its digest"
+        expected = self._directory.bus_user(packet.sender)
+        if packet.sender in self._served:
+            expected = self._user
+        if expected is not None and message.user_id != expected:
+            return (
+                f"published by {message.user_id!r}, not by {expected!r} who serves {packet.sender}"
+            )
+        try:
+            read = read_packet(
+                packet.payload, content_type=packet.content_type, limits=self._limits
+            )
+        except LgspError as exc:
+            return f"the content is not a packet we read: {exc.code}"
+        if (
+            read.kind != packet.kind
+            or sender_of(read.packet) != packet.sender
+            or recipient not in recipients_of(read.packet)
+        ):
+            return "the headers disagree with the content (kind, sender or recipient)"
+        known = await self._store.packet(packet.id)
+        if known is not None and known.sha256 != packet.sha256:
+            return "it reuses the id of another packet"
+        return None
+
+    async def _refuse(
+        self, message: AbstractIncomingMessage, packet: StoredPacket, recipient: str, why: str
+    ) -> None:
+        """Dead-letter a message that must not be believed, and say so in the audit log."""
+        entry = AuditEntry(
+            event=AuditEvent.REJECTED,
+            sender=packet.sender,
+            recipient=recipient,
+            kind=packet.kind,
+            payload_sha256=hashlib.sha256(packet.payload).hexdigest(),
+            outcome="bus.forged",
+            detail=f"message {message.message_id}: {why}"[:500],
+        )
+        await self._store.append([entry])
+        log.warning(entry.line())
+        await message.reject(requeue=False)
+
     async def _settle(self, handler: Handler, packet: StoredPacket, recipient: str) -> None:
         """Keep, deliver, record, and park a retry or dead letter: everything but the ack."""
         key = (packet.id, recipient)
-        lock = self._handling.setdefault(key, asyncio.Lock())
+        lock, users = self._handling.get(key, (asyncio.Lock(), 0))
+        self._handling[key] = (lock, users + 1)
         try:
             async with lock:
                 await self._settle_once(handler, packet, recipient)
         finally:
-            if not lock.locked() and self._handling.get(key) is lock:
+            lock, users = self._handling[key]
+            if users == 1:
                 del self._handling[key]
+            else:
+                self._handling[key] = (lock, users - 1)
 
     async def _settle_once(self, handler: Handler, packet: StoredPacket, recipient: str) -> None:
         entry = AuditEntry(
@@ -345,9 +435,20 @@ class RabbitBus:
             await message.reject(requeue=False)
             return
         packet = await self._store.packet(packet_id)
-        if packet is None:
-            log.warning("a receipt for %s, which this daemon did not send; dropped", packet_id)
-            await message.ack()
+        recipients = {d.recipient for d in await self._store.deliveries(packet_id)}
+        expected = self._directory.bus_user(recipient)
+        why = None
+        if packet is None or packet.sender not in self._served:
+            why = "for a packet this daemon did not send"
+        elif recipient not in recipients:
+            why = f"for a recipient the packet does not have ({recipient})"
+        elif not state.final:
+            why = f"with a state that is not an outcome ({state})"
+        elif expected is not None and message.user_id != expected:
+            why = f"published by {message.user_id!r}, not by {expected!r} who serves {recipient}"
+        if why is not None or packet is None:
+            log.warning("a receipt %s; dead-lettered", why)
+            await message.reject(requeue=False)
             return
         entry = AuditEntry(
             event=AuditEvent.RECEIPT,
