@@ -21,7 +21,7 @@ from lgsp_adapter.edxml_model import EdocPacket, StatusPacket
 from lgsp_adapter.errors import ErrorCode, InvalidPacket, LgspError, PermanentError
 from lgsp_adapter.packets import Packet, ReadPacket, read_packet
 from lgsp_adapter.safe_xml import XmlLimits
-from lgsp_adapter.store import DeliveryRecord, Store, StoredPacket
+from lgsp_adapter.store import DeliveryRecord, Store, StoredPacket, entry_for
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +104,10 @@ class Intake:
             sha256=sha256,
             client=client.name,
         )
-        received = AuditEntry(
-            event=AuditEvent.RECEIVED,
-            packet_id=packet.id,
-            sender=sender,
+        received = entry_for(
+            packet,
+            AuditEvent.RECEIVED,
             recipient=",".join(recipients),
-            kind=packet.kind,
-            document_id=packet.document_id,
-            payload_sha256=sha256,
             outcome="ok",
             detail=f"{len(read.warnings)} warnings" if read.warnings else None,
         )

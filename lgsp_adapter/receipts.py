@@ -16,8 +16,8 @@ import aiohttp
 
 from lgsp_adapter.agencies import Directory
 from lgsp_adapter.agency_code import AgencyCode
-from lgsp_adapter.audit import AuditEntry, AuditEvent
-from lgsp_adapter.store import Store
+from lgsp_adapter.audit import AuditEvent
+from lgsp_adapter.store import Store, entry_for
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +74,10 @@ class ReceiptPusher:
                 outcome = "pushed" if 200 <= response.status < 300 else f"http.{response.status}"
         except (TimeoutError, aiohttp.ClientError) as exc:
             outcome = f"unreachable: {type(exc).__name__}"
-        entry = AuditEntry(
-            event=AuditEvent.RECEIPT,
-            packet_id=packet_id,
-            sender=packet.sender,
+        entry = entry_for(
+            packet,
+            AuditEvent.RECEIPT,
             recipient=recipient,
-            kind=packet.kind,
-            document_id=packet.document_id,
-            payload_sha256=packet.sha256,
             outcome=outcome,
             detail=f"{record.state} receipt to {url}",
         )

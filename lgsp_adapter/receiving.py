@@ -22,7 +22,7 @@ from lgsp_adapter.audit import AuditEntry, AuditEvent
 from lgsp_adapter.delivery import Deliverer
 from lgsp_adapter.errors import PermanentError, TransientError
 from lgsp_adapter.intake import Intake
-from lgsp_adapter.store import DeliveryState, Store, StoredPacket
+from lgsp_adapter.store import DeliveryState, Store, StoredPacket, entry_for
 
 log = logging.getLogger(__name__)
 
@@ -133,14 +133,4 @@ class Receiver:
 def _entry(
     packet: StoredPacket, recipient: str, event: AuditEvent, outcome: str, detail: str
 ) -> AuditEntry:
-    return AuditEntry(
-        event=event,
-        packet_id=packet.id,
-        sender=packet.sender,
-        recipient=recipient,
-        kind=packet.kind,
-        document_id=packet.document_id,
-        payload_sha256=packet.sha256,
-        outcome=outcome,
-        detail=detail,
-    )
+    return entry_for(packet, event, recipient=recipient, outcome=outcome, detail=detail)

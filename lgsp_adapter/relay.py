@@ -14,6 +14,7 @@ from typing import Protocol
 from uuid import UUID
 
 from lgsp_adapter.audit import AuditEntry, AuditEvent
+from lgsp_adapter.store import entry_for
 from lgsp_adapter.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -69,16 +70,7 @@ class Relay:
             packet = await self._store.packet(packet_id)
             if packet is None:  # cannot happen: deliveries reference their packet
                 continue
-            entry = AuditEntry(
-                event=AuditEvent.PUBLISHED,
-                packet_id=packet_id,
-                sender=packet.sender,
-                recipient=recipient,
-                kind=packet.kind,
-                document_id=packet.document_id,
-                payload_sha256=packet.sha256,
-                outcome="ok",
-            )
+            entry = entry_for(packet, AuditEvent.PUBLISHED, recipient=recipient, outcome="ok")
             batch.append((packet_id, recipient, entry))
         if batch:
             await self._bus.publish(batch)

@@ -40,7 +40,7 @@ from lgsp_adapter.errors import LgspError
 from lgsp_adapter.intake import recipients_of, sender_of
 from lgsp_adapter.packets import read_packet
 from lgsp_adapter.safe_xml import XmlLimits
-from lgsp_adapter.store import DeliveryState, StoredPacket
+from lgsp_adapter.store import DeliveryState, StoredPacket, entry_for
 from lgsp_adapter.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -343,16 +343,8 @@ class RabbitBus:
                 self._handling[key] = (lock, users - 1)
 
     async def _settle_once(self, handler: Handler, packet: StoredPacket, recipient: str) -> None:
-        entry = AuditEntry(
-            event=AuditEvent.RECEIVED,
-            packet_id=packet.id,
-            sender=packet.sender,
-            recipient=recipient,
-            kind=packet.kind,
-            document_id=packet.document_id,
-            payload_sha256=packet.sha256,
-            outcome="ok",
-            detail="from the bus",
+        entry = entry_for(
+            packet, AuditEvent.RECEIVED, recipient=recipient, outcome="ok", detail="from the bus"
         )
         await self._store.receive(packet, recipient, [entry])
         settlement = await handler(packet.id, recipient)
@@ -450,16 +442,8 @@ class RabbitBus:
             log.warning("a receipt %s; dead-lettered", why)
             await message.reject(requeue=False)
             return
-        entry = AuditEntry(
-            event=AuditEvent.RECEIPT,
-            packet_id=packet_id,
-            sender=packet.sender,
-            recipient=recipient,
-            kind=packet.kind,
-            document_id=packet.document_id,
-            payload_sha256=packet.sha256,
-            outcome=state.value,
-            detail=detail,
+        entry = entry_for(
+            packet, AuditEvent.RECEIPT, recipient=recipient, outcome=state.value, detail=detail
         )
         await self._store.update_delivery(
             packet_id, recipient, state, entries=[entry], detail=detail

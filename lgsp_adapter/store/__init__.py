@@ -4,6 +4,12 @@
 PostgreSQL store for scale-out implements the same interface and passes the same contract tests.
 """
 
-from lgsp_adapter.store.base import DeliveryRecord, DeliveryState, Store, StoredPacket
+from lgsp_adapter.store.base import (
+    DeliveryRecord,
+    DeliveryState,
+    Store,
+    StoredPacket,
+    entry_for,
+)
 
-__all__ = ["DeliveryRecord", "DeliveryState", "Store", "StoredPacket"]
+__all__ = ["DeliveryRecord", "DeliveryState", "Store", "StoredPacket", "entry_for"]

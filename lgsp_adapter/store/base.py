@@ -13,7 +13,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lgsp_adapter.audit import AuditEntry
+from lgsp_adapter.audit import AuditEntry, AuditEvent
 
 
 class StoredPacket(BaseModel):
@@ -31,6 +31,28 @@ class StoredPacket(BaseModel):
     sha256: str
     client: str | None = Field(None, description="The client system that submitted it.")
     received_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+def entry_for(
+    packet: StoredPacket,
+    event: AuditEvent,
+    *,
+    recipient: str | None = None,
+    outcome: str | None = None,
+    detail: str | None = None,
+) -> AuditEntry:
+    """An audit entry about ``packet``: its ids, parties, kind and digest filled in."""
+    return AuditEntry(
+        event=event,
+        packet_id=packet.id,
+        sender=packet.sender,
+        recipient=recipient,
+        kind=packet.kind,
+        document_id=packet.document_id,
+        payload_sha256=packet.sha256,
+        outcome=outcome,
+        detail=detail,
+    )
 
 
 class DeliveryState(StrEnum):

@@ -13,7 +13,8 @@ import fcntl
 import json
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -168,37 +169,28 @@ class SqliteStore:
         if self._owner is not None:
             self._owner.close()  # releases the lock
 
-    async def _transaction(self, statements: Iterable[tuple[str, tuple[Any, ...]]]) -> None:
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[None]:
+        """One write transaction at a time: all of it on disk, or none of it."""
         async with self._lock:
             await self._db.execute("BEGIN IMMEDIATE")
             try:
-                for sql, parameters in statements:
-                    await self._db.execute(sql, parameters)
+                yield
             except BaseException:
                 await self._db.execute("ROLLBACK")
                 raise
             await self._db.execute("COMMIT")
 
+    async def _transaction(self, statements: Iterable[tuple[str, tuple[Any, ...]]]) -> None:
+        async with self._write():
+            for sql, parameters in statements:
+                await self._db.execute(sql, parameters)
+
     async def accept(self, packet: StoredPacket, entries: list[AuditEntry]) -> None:
         """Keep a new packet, one ``accepted`` delivery per recipient, and the entries."""
         now = _now()
         statements = [
-            (
-                "INSERT INTO packets (id, kind, sender, recipients, document_id, content_type,"
-                " payload, sha256, client, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    str(packet.id),
-                    packet.kind,
-                    packet.sender,
-                    json.dumps(packet.recipients),
-                    packet.document_id,
-                    packet.content_type,
-                    packet.payload,
-                    packet.sha256,
-                    packet.client,
-                    packet.received_at.isoformat(),
-                ),
-            ),
+            (f"INSERT INTO packets {_PACKET_COLUMNS}", _packet_row(packet)),
             *(
                 (
                     "INSERT INTO deliveries (packet_id, recipient, state, updated_at)"
@@ -261,16 +253,10 @@ class SqliteStore:
         attempted: bool = False,
     ) -> DeliveryRecord:
         """Move a delivery to ``state`` with its entries; ``KeyError`` if there is none."""
-        async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                record = await self._set_state(packet_id, recipient, state, detail, attempted)
-                for sql, parameters in _audit_inserts(entries):
-                    await self._db.execute(sql, parameters)
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
-            await self._db.execute("COMMIT")
+        async with self._write():
+            record = await self._set_state(packet_id, recipient, state, detail, attempted)
+            for sql, parameters in _audit_inserts(entries):
+                await self._db.execute(sql, parameters)
         return record
 
     async def outbox(self, limit: int) -> list[tuple[UUID, str]]:
@@ -292,88 +278,53 @@ class SqliteStore:
 
     async def enqueue_many(self, items: list[tuple[UUID, str, list[AuditEntry]]]) -> None:
         """Publish several deliveries in one transaction: one disk flush for the lot."""
-        async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for packet_id, recipient, entries in items:
-                    await self._db.execute(
-                        "INSERT OR IGNORE INTO queue (packet_id, recipient, due_at)"
-                        " VALUES (?, ?, ?)",
-                        (str(packet_id), recipient, time.time()),
-                    )
-                    await self._set_state(
-                        packet_id, recipient, DeliveryState.PUBLISHED, None, False
-                    )
-                    for sql, parameters in _audit_inserts(entries):
-                        await self._db.execute(sql, parameters)
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
-            await self._db.execute("COMMIT")
+        async with self._write():
+            for packet_id, recipient, entries in items:
+                await self._db.execute(
+                    "INSERT OR IGNORE INTO queue (packet_id, recipient, due_at) VALUES (?, ?, ?)",
+                    (str(packet_id), recipient, time.time()),
+                )
+                await self._set_state(packet_id, recipient, DeliveryState.PUBLISHED, None, False)
+                for sql, parameters in _audit_inserts(entries):
+                    await self._db.execute(sql, parameters)
 
     async def mark_published(self, items: list[tuple[UUID, str, list[AuditEntry]]]) -> None:
         """Deliveries the bus confirmed, recorded in one transaction."""
-        async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for packet_id, recipient, entries in items:
-                    # Only from accepted: a receipt may already have said how it ended.
-                    await self._db.execute(
-                        "UPDATE deliveries SET state = ?, updated_at = ?"
-                        " WHERE packet_id = ? AND recipient = ? AND state = ?",
-                        (
-                            DeliveryState.PUBLISHED.value,
-                            _now(),
-                            str(packet_id),
-                            recipient,
-                            DeliveryState.ACCEPTED.value,
-                        ),
-                    )
-                    for sql, parameters in _audit_inserts(entries):
-                        await self._db.execute(sql, parameters)
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
-            await self._db.execute("COMMIT")
+        async with self._write():
+            for packet_id, recipient, entries in items:
+                # Only from accepted: a receipt may already have said how it ended.
+                await self._db.execute(
+                    "UPDATE deliveries SET state = ?, updated_at = ?"
+                    " WHERE packet_id = ? AND recipient = ? AND state = ?",
+                    (
+                        DeliveryState.PUBLISHED.value,
+                        _now(),
+                        str(packet_id),
+                        recipient,
+                        DeliveryState.ACCEPTED.value,
+                    ),
+                )
+                for sql, parameters in _audit_inserts(entries):
+                    await self._db.execute(sql, parameters)
 
     async def receive(
         self, packet: StoredPacket, recipient: str, entries: list[AuditEntry]
     ) -> bool:
         """Keep a packet that came over the bus for ``recipient``, once, with ``entries``:
         False if it was already here (a redelivery: nothing is written), True if new."""
-        async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                await self._db.execute(
-                    "INSERT OR IGNORE INTO packets (id, kind, sender, recipients, document_id,"
-                    " content_type, payload, sha256, client, received_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        str(packet.id),
-                        packet.kind,
-                        packet.sender,
-                        json.dumps(packet.recipients),
-                        packet.document_id,
-                        packet.content_type,
-                        packet.payload,
-                        packet.sha256,
-                        packet.client,
-                        packet.received_at.isoformat(),
-                    ),
-                )
-                cursor = await self._db.execute(
-                    "INSERT OR IGNORE INTO deliveries (packet_id, recipient, state, updated_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    (str(packet.id), recipient, DeliveryState.PUBLISHED.value, _now()),
-                )
-                new = cursor.rowcount == 1
-                if new:
-                    for sql, parameters in _audit_inserts(entries):
-                        await self._db.execute(sql, parameters)
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
-            await self._db.execute("COMMIT")
+        async with self._write():
+            await self._db.execute(
+                f"INSERT OR IGNORE INTO packets {_PACKET_COLUMNS}", _packet_row(packet)
+            )
+            cursor = await self._db.execute(
+                "INSERT OR IGNORE INTO deliveries (packet_id, recipient, state, updated_at)"
+                " VALUES (?, ?, ?, ?)",
+                (str(packet.id), recipient, DeliveryState.PUBLISHED.value, _now()),
+            )
+            new = cursor.rowcount == 1
+            if new:
+                for sql, parameters in _audit_inserts(entries):
+                    await self._db.execute(sql, parameters)
         return new
 
     async def lease(
@@ -440,27 +391,21 @@ class SqliteStore:
     ) -> DeliveryRecord:
         """The embedded bus's acknowledgement: record the outcome and its entries, and take the
         delivery off the queue, or put it back due in ``retry_in_s`` seconds."""
-        async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                record = await self._set_state(packet_id, recipient, state, detail, attempted)
-                if retry_in_s is None:
-                    await self._db.execute(
-                        "DELETE FROM queue WHERE packet_id = ? AND recipient = ?",
-                        (str(packet_id), recipient),
-                    )
-                else:
-                    await self._db.execute(
-                        "UPDATE queue SET due_at = ?, leased_until = NULL"
-                        " WHERE packet_id = ? AND recipient = ?",
-                        (time.time() + retry_in_s, str(packet_id), recipient),
-                    )
-                for sql, parameters in _audit_inserts(entries):
-                    await self._db.execute(sql, parameters)
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
-            await self._db.execute("COMMIT")
+        async with self._write():
+            record = await self._set_state(packet_id, recipient, state, detail, attempted)
+            if retry_in_s is None:
+                await self._db.execute(
+                    "DELETE FROM queue WHERE packet_id = ? AND recipient = ?",
+                    (str(packet_id), recipient),
+                )
+            else:
+                await self._db.execute(
+                    "UPDATE queue SET due_at = ?, leased_until = NULL"
+                    " WHERE packet_id = ? AND recipient = ?",
+                    (time.time() + retry_in_s, str(packet_id), recipient),
+                )
+            for sql, parameters in _audit_inserts(entries):
+                await self._db.execute(sql, parameters)
         return record
 
     async def _set_state(
@@ -537,6 +482,27 @@ def _take_ownership(path: Path) -> IO[bytes]:
             f"another lgsp-adapter process is running on the store {path}",
         ) from exc
     return lock_file
+
+
+_PACKET_COLUMNS = (
+    "(id, kind, sender, recipients, document_id, content_type, payload, sha256, client,"
+    " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _packet_row(packet: StoredPacket) -> tuple[Any, ...]:
+    return (
+        str(packet.id),
+        packet.kind,
+        packet.sender,
+        json.dumps(packet.recipients),
+        packet.document_id,
+        packet.content_type,
+        packet.payload,
+        packet.sha256,
+        packet.client,
+        packet.received_at.isoformat(),
+    )
 
 
 def _now() -> str:
