@@ -99,8 +99,15 @@ _SELECT_HISTORY = (
 class SqliteStore:
     """The ``Store`` on one SQLite file; use ``async with SqliteStore.open(path) as store``."""
 
-    def __init__(self, connection: aiosqlite.Connection, owner: IO[bytes] | None = None) -> None:
-        self._db = connection
+    def __init__(
+        self,
+        connection: aiosqlite.Connection,
+        reader: aiosqlite.Connection,
+        owner: IO[bytes] | None = None,
+    ) -> None:
+        self._db = connection  # writes, one transaction at a time (the lock)
+        # Reads on their own connection see only committed data (WAL), and need no lock.
+        self._read = reader
         self._lock = asyncio.Lock()
         self._owner = owner  # the open lock file while this process owns the store
 
@@ -122,11 +129,19 @@ class SqliteStore:
             raise FatalError(
                 ErrorCode.STORE_UNAVAILABLE, f"cannot open the store {path}: {exc}"
             ) from exc
-        store = cls(connection, lock_file)
+        try:
+            reader = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            await connection.close()
+            raise FatalError(
+                ErrorCode.STORE_UNAVAILABLE, f"cannot open the store {path}: {exc}"
+            ) from exc
+        store = cls(connection, reader, lock_file)
         try:
             await store._prepare()
         except BaseException as exc:
             await connection.close()  # its thread would otherwise keep the process alive
+            await reader.close()
             if isinstance(exc, sqlite3.Error):
                 raise FatalError(
                     ErrorCode.STORE_UNAVAILABLE, f"cannot prepare the store {path}: {exc}"
@@ -164,7 +179,8 @@ class SqliteStore:
         await self.close()
 
     async def close(self) -> None:
-        """Close the connection; committed data is already on disk."""
+        """Close the connections; committed data is already on disk."""
+        await self._read.close()
         await self._db.close()
         if self._owner is not None:
             self._owner.close()  # releases the lock
@@ -206,8 +222,7 @@ class SqliteStore:
     async def packet(self, packet_id: UUID) -> StoredPacket | None:
         """The packet, or None."""
         async with (
-            self._lock,
-            self._db.execute(
+            self._read.execute(
                 "SELECT id, kind, sender, recipients, document_id, content_type, payload, sha256,"
                 " client, received_at FROM packets WHERE id = ?",
                 (str(packet_id),),
@@ -232,8 +247,7 @@ class SqliteStore:
     async def deliveries(self, packet_id: UUID) -> list[DeliveryRecord]:
         """The packet's deliveries, in recipient order."""
         async with (
-            self._lock,
-            self._db.execute(
+            self._read.execute(
                 "SELECT packet_id, recipient, state, attempts, detail, updated_at FROM deliveries"
                 " WHERE packet_id = ? ORDER BY recipient",
                 (str(packet_id),),
@@ -262,8 +276,7 @@ class SqliteStore:
     async def outbox(self, limit: int) -> list[tuple[UUID, str]]:
         """Deliveries accepted but not yet on the bus, oldest first."""
         async with (
-            self._lock,
-            self._db.execute(
+            self._read.execute(
                 "SELECT packet_id, recipient FROM deliveries WHERE state = ?"
                 " ORDER BY updated_at LIMIT ?",
                 (DeliveryState.ACCEPTED.value, limit),
@@ -366,8 +379,7 @@ class SqliteStore:
     async def next_due_in(self, recipients: list[str]) -> float | None:
         """Seconds until the next delivery to ``recipients`` falls due (0 if one is due)."""
         async with (
-            self._lock,
-            self._db.execute(
+            self._read.execute(
                 "SELECT min(max(due_at, coalesce(leased_until, 0))) FROM queue"
                 " WHERE recipient IN (SELECT value FROM json_each(?))",
                 (json.dumps(recipients),),
@@ -446,8 +458,7 @@ class SqliteStore:
     async def history(self, packet_id: UUID) -> list[AuditEntry]:
         """A packet's audit entries, in the order they were appended."""
         async with (
-            self._lock,
-            self._db.execute(
+            self._read.execute(
                 _SELECT_HISTORY,
                 (str(packet_id),),
             ) as cursor,
