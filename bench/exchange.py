@@ -134,7 +134,7 @@ async def remove_topology(exchange: str) -> None:
         await channel.exchange_delete(topology.dead_exchange)
 
 
-async def run(bus: str, seconds: float, submitters: int) -> dict[str, float]:
+async def run(bus: str, seconds: float, submitters: int, rate: float) -> dict[str, float]:
     arrived: dict[str, float] = {}
 
     async def inbox(request: web.Request) -> web.Response:
@@ -167,19 +167,28 @@ async def run(bus: str, seconds: float, submitters: int) -> dict[str, float]:
         submitted: dict[str, float] = {}
         stop_at = time.monotonic() + seconds
 
-        async def submitter(session: aiohttp.ClientSession) -> None:
+        # With --rate, each submitter keeps to its share of it (open loop), so latency is
+        # measured below capacity instead of behind a growing backlog.
+        interval = submitters / rate if rate else 0.0
+
+        async def submitter(session: aiohttp.ClientSession, index: int) -> None:
             headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/xml"}
+            next_at = time.monotonic() + interval * index / submitters  # spread, not in bursts
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
             while time.monotonic() < stop_at:
                 started = time.monotonic()
                 async with session.post(f"{url}/v1/packets", data=body, headers=headers) as answer:
                     packet_id = (await answer.json())["packet_id"]
                 submitted[packet_id] = started
+                if interval:
+                    next_at += interval
+                    await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
         async with aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=submitters)
         ) as session:
             began = time.monotonic()
-            await asyncio.gather(*(submitter(session) for _ in range(submitters)))
+            await asyncio.gather(*(submitter(session, i) for i in range(submitters)))
             while len(arrived) < len(submitted) and time.monotonic() < stop_at + 30:
                 await asyncio.sleep(0.05)
             elapsed = max(arrived.values(), default=began) - began
@@ -211,12 +220,14 @@ def main() -> None:
     parser.add_argument("--bus", choices=["embedded", "rabbitmq"], default="embedded")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--submitters", type=int, default=50)
+    parser.add_argument("--rate", type=float, default=0.0, help="packets/s in all; 0: flat out")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    figures = asyncio.run(run(args.bus, args.seconds, args.submitters))
+    figures = asyncio.run(run(args.bus, args.seconds, args.submitters, args.rate))
     where = "embedded bus, one daemon" if args.bus == "embedded" else "RabbitMQ, two daemons"
     print(
-        f"{where}, {figures['document_bytes']:,} B documents, {args.submitters} submitters: "
+        f"{where}, {figures['document_bytes']:,} B documents, {args.submitters} submitters"
+        f"{f' at {args.rate:g}/s' if args.rate else ''}: "
         f"{figures['delivered']:,}/{figures['submitted']:,} delivered, "
         f"{figures['packets_per_s']:,.0f} packets/s, p50 {figures['p50_ms']:.0f} ms, "
         f"p99 {figures['p99_ms']:.0f} ms"
