@@ -4,6 +4,7 @@ and answers as scripted (fail a few times, refuse, be slow)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ class Received:
     body: bytes
     headers: dict[str, str]
     status: int
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import shutil
 import sqlite3
 import uuid
@@ -304,3 +305,38 @@ async def test_a_forged_receipt_neither_stalls_nor_changes_anything(tmp_path: Pa
         seen = await wait_for(a_store, packet_id, COMMUNE, DeliveryState.DELIVERED)
     assert ELSEWHERE not in seen["states"]
     assert commune.delivered() == [packet_id]
+
+
+@pytest.mark.asyncio
+async def test_a_stale_copy_after_a_lost_ack_costs_no_extra_attempt(tmp_path: Path) -> None:
+    # After a crash between recording an attempt and acknowledging it, the broker redelivers
+    # the original while the retry copy waits: the original must not count as a new attempt.
+    commune = AgencyServer(then=503)
+    async with two_daemons(tmp_path, commune) as (url, a_store, b_store):
+        packet_id = await submit(url, letter_to(COMMUNE))
+        await wait_for(b_store, packet_id, COMMUNE, DeliveryState.RETRYING)
+        body = letter_to(COMMUNE)
+        await publish_raw(
+            settings_exchange(a_store),
+            f"edoc.{COMMUNE}",
+            aio_pika.Message(
+                body,
+                message_id=packet_id,
+                type="edoc",
+                content_type="application/xml",
+                user_id="guest",
+                headers={
+                    "x-lgsp-sender": PROVINCE,
+                    "x-lgsp-recipient": COMMUNE,
+                    "x-lgsp-recipients": COMMUNE,
+                    "x-lgsp-payload-sha256": hashlib.sha256(body).hexdigest(),
+                },
+            ),
+        )
+        seen = await wait_for(b_store, packet_id, COMMUNE, DeliveryState.DEAD_LETTERED)
+    assert seen["states"][COMMUNE] == (DeliveryState.DEAD_LETTERED, 1 + len(DELAYS))
+    assert len(commune.received) == 1 + len(DELAYS)
+    # Had the stale copy counted, two attempts would have come together instead of each
+    # waiting out its retry delay (0.3 s; a loaded machine only makes the gaps longer).
+    times = [r.at for r in commune.received]
+    assert min(b - a for a, b in itertools.pairwise(times)) >= 0.25

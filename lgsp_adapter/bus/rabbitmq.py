@@ -54,6 +54,7 @@ HEADER_REASON = "x-lgsp-reason"
 HEADER_STATE = "x-lgsp-state"
 HEADER_ATTEMPTS = "x-lgsp-attempts"
 HEADER_PACKET_ID = "x-lgsp-packet-id"
+HEADER_ATTEMPT = "x-lgsp-attempt"  # on retry copies: the delivery attempt they are for
 RECEIPT = "receipt"  # the message type (and routing-key kind) of transport receipts
 # The bus is away: what failed is tried again when it is back, nothing is set aside.
 _CONNECTION_ERRORS = (*CONNECTION_EXCEPTIONS, ChannelInvalidStateError, TimeoutError)
@@ -253,6 +254,7 @@ class RabbitBus:
                 sha256=str(headers[HEADER_SHA256]),
             )
             recipient = str(headers[HEADER_RECIPIENT])
+            attempt = int(str(headers.get(HEADER_ATTEMPT, 0)))
         except (KeyError, ValueError) as exc:
             log.error("a message without the lgsp headers (%s); dead-lettered", exc)
             await message.reject(requeue=False)
@@ -265,7 +267,7 @@ class RabbitBus:
             if forged is not None:
                 await self._refuse(message, packet, recipient, forged)
                 return
-            work = asyncio.ensure_future(self._settle(handler, packet, recipient))
+            work = asyncio.ensure_future(self._settle(handler, packet, recipient, attempt))
             self._working.add(work)
             work.add_done_callback(self._working.discard)
             await asyncio.shield(work)
@@ -327,14 +329,16 @@ class RabbitBus:
         log.warning(entry.line())
         await message.reject(requeue=False)
 
-    async def _settle(self, handler: Handler, packet: StoredPacket, recipient: str) -> None:
+    async def _settle(
+        self, handler: Handler, packet: StoredPacket, recipient: str, attempt: int
+    ) -> None:
         """Keep, deliver, record, and park a retry or dead letter: everything but the ack."""
         key = (packet.id, recipient)
         lock, users = self._handling.get(key, (asyncio.Lock(), 0))
         self._handling[key] = (lock, users + 1)
         try:
             async with lock:
-                await self._settle_once(handler, packet, recipient)
+                await self._settle_once(handler, packet, recipient, attempt)
         finally:
             lock, users = self._handling[key]
             if users == 1:
@@ -342,23 +346,28 @@ class RabbitBus:
             else:
                 self._handling[key] = (lock, users - 1)
 
-    async def _settle_once(self, handler: Handler, packet: StoredPacket, recipient: str) -> None:
+    async def _settle_once(
+        self, handler: Handler, packet: StoredPacket, recipient: str, attempt: int
+    ) -> None:
         entry = entry_for(
             packet, AuditEvent.RECEIVED, recipient=recipient, outcome="ok", detail="from the bus"
         )
         await self._store.receive(packet, recipient, [entry])
+        record = {d.recipient: d for d in await self._store.deliveries(packet.id)}[recipient]
+        if not record.state.final and attempt < record.attempts:
+            # A copy from before a recorded attempt (its ack was lost in a crash); the retry
+            # copy parked for the later attempt is the one that counts.
+            log.info("%s %s: stale copy for attempt %d; dropped", packet.id, recipient, attempt)
+            return
         settlement = await handler(packet.id, recipient)
-        await self._store.update_delivery(
-            packet.id,
-            recipient,
-            settlement.state,
-            entries=settlement.entries,
-            detail=settlement.detail,
-            attempted=settlement.attempted,
-        )
+        # Park first, record second: a crash between them costs at most an extra attempt,
+        # and after the record, the redelivered original is recognised as stale.
         if settlement.retry_in_s is not None:
             await self._park(
-                packet, recipient, self._topology.retry_queue(recipient, settlement.retry_in_s)
+                packet,
+                recipient,
+                self._topology.retry_queue(recipient, settlement.retry_in_s),
+                **{HEADER_ATTEMPT: record.attempts + 1},
             )
         elif settlement.state in (DeliveryState.REFUSED, DeliveryState.DEAD_LETTERED):
             await self._park(
@@ -367,6 +376,14 @@ class RabbitBus:
                 self._topology.dead_queue(recipient),
                 **{HEADER_REASON: settlement.detail or str(settlement.state)},
             )
+        await self._store.update_delivery(
+            packet.id,
+            recipient,
+            settlement.state,
+            entries=settlement.entries,
+            detail=settlement.detail,
+            attempted=settlement.attempted,
+        )
         if settlement.state.final:  # again on a redelivery: the first receipt may be lost
             record = {d.recipient: d for d in await self._store.deliveries(packet.id)}[recipient]
             await self._send_receipt(
