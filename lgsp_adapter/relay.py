@@ -10,22 +10,48 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 from uuid import UUID
 
 from lgsp_adapter.audit import AuditEntry, AuditEvent
-from lgsp_adapter.store import entry_for
+from lgsp_adapter.store import DeliveryState, StoredPacket, entry_for
 from lgsp_adapter.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
 
 
+Outgoing = tuple[StoredPacket, str, AuditEntry]
+"""A delivery to publish: the packet, its recipient, the entry that records it."""
+
+
 class Publisher(Protocol):
     """A bus, as far as the relay needs one."""
 
-    async def publish(self, deliveries: list[tuple[UUID, str, AuditEntry]]) -> None:
+    async def publish(self, deliveries: list[Outgoing]) -> None:
         """Put deliveries on the bus; each entry records one."""
         ...
+
+
+async def set_aside(
+    store: SqliteStore,
+    outgoing: Outgoing,
+    outcome: str,
+    detail: str,
+    on_final: Callable[[UUID, str], Awaitable[None]] | None,
+) -> None:
+    """Record a delivery the bus would not take as returned and dead-lettered, and tell the
+    sender: a packet is never dropped without a word."""
+    packet, recipient, entry = outgoing
+    returned = entry.model_copy(
+        update={"event": AuditEvent.RETURNED, "outcome": outcome, "detail": detail}
+    )
+    await store.update_delivery(
+        packet.id, recipient, DeliveryState.DEAD_LETTERED, entries=[returned], detail=detail
+    )
+    log.warning(returned.line())
+    if on_final is not None:
+        await on_final(packet.id, recipient)
 
 
 class Relay:
@@ -65,13 +91,16 @@ class Relay:
     async def publish_pending(self) -> int:
         """Publish one batch from the outbox; returns how many."""
         pending = await self._store.outbox(self._batch)
-        batch = []
+        packets: dict[UUID, StoredPacket | None] = {}  # a packet to n recipients is read once
+        batch: list[Outgoing] = []
         for packet_id, recipient in pending:
-            packet = await self._store.packet(packet_id)
+            if packet_id not in packets:
+                packets[packet_id] = await self._store.packet(packet_id)
+            packet = packets[packet_id]
             if packet is None:  # cannot happen: deliveries reference their packet
                 continue
             entry = entry_for(packet, AuditEvent.PUBLISHED, recipient=recipient, outcome="ok")
-            batch.append((packet_id, recipient, entry))
+            batch.append((packet, recipient, entry))
         if batch:
             await self._bus.publish(batch)
             for _, _, entry in batch:

@@ -33,7 +33,7 @@ async def test_a_handler_that_fails_gets_the_delivery_again(tmp_path: Path) -> N
             store=store, served=RECIPIENTS[:1], prefetch=4, failure_retry_s=0.1, idle_poll_s=0.05
         )
         await bus.publish(
-            [(p.id, RECIPIENTS[0], AuditEntry(event=AuditEvent.PUBLISHED, packet_id=p.id))]
+            [(p, RECIPIENTS[0], AuditEntry(event=AuditEvent.PUBLISHED, packet_id=p.id))]
         )
         calls: list[UUID] = []
         done = asyncio.Event()
@@ -58,7 +58,7 @@ async def test_a_slow_delivery_is_never_handed_to_a_second_worker(tmp_path: Path
         await store.accept(p, [received(p)])
         bus = EmbeddedBus(store=store, served=RECIPIENTS[:1], prefetch=4, idle_poll_s=0.05)
         await bus.publish(
-            [(p.id, RECIPIENTS[0], AuditEntry(event=AuditEvent.PUBLISHED, packet_id=p.id))]
+            [(p, RECIPIENTS[0], AuditEntry(event=AuditEvent.PUBLISHED, packet_id=p.id))]
         )
         calls: list[UUID] = []
         done = asyncio.Event()

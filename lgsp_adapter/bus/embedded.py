@@ -15,9 +15,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
-from lgsp_adapter.audit import AuditEntry, AuditEvent
 from lgsp_adapter.receiving import Settlement
-from lgsp_adapter.store import DeliveryState
+from lgsp_adapter.relay import Outgoing, set_aside
 from lgsp_adapter.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -48,37 +47,25 @@ class EmbeddedBus:
         self._wake = asyncio.Event()
         self._on_final = on_final  # sender and recipient share this store: tell the sender
 
-    async def publish(self, deliveries: list[tuple[UUID, str, AuditEntry]]) -> None:
+    async def publish(self, deliveries: list[Outgoing]) -> None:
         """Queue deliveries in one transaction; one to an agency no daemon here serves comes
         back as returned."""
         routable = []
-        for packet_id, recipient, entry in deliveries:
+        for outgoing in deliveries:
+            packet, recipient, entry = outgoing
             if recipient in self._served:
-                routable.append((packet_id, recipient, [entry]))
+                routable.append((packet.id, recipient, [entry]))
             else:
-                await self._return(packet_id, recipient, entry)
+                await set_aside(
+                    self._store,
+                    outgoing,
+                    "bus.unroutable",
+                    "the embedded bus reaches only agencies served by this daemon",
+                    self._on_final,
+                )
         if routable:
             await self._store.enqueue_many(routable)
             self._wake.set()
-
-    async def _return(self, packet_id: UUID, recipient: str, entry: AuditEntry) -> None:
-        returned = entry.model_copy(
-            update={
-                "event": AuditEvent.RETURNED,
-                "outcome": "bus.unroutable",
-                "detail": "the embedded bus reaches only agencies served by this daemon",
-            }
-        )
-        await self._store.update_delivery(
-            packet_id,
-            recipient,
-            DeliveryState.DEAD_LETTERED,
-            entries=[returned],
-            detail=returned.detail,
-        )
-        log.warning(returned.line())
-        if self._on_final is not None:
-            await self._on_final(packet_id, recipient)
 
     async def consume(self, handler: Handler, stopping: asyncio.Event) -> None:
         """Deliver due deliveries until ``stopping`` is set, then finish those in hand."""

@@ -39,6 +39,7 @@ from lgsp_adapter.bus.topology import Topology
 from lgsp_adapter.errors import LgspError
 from lgsp_adapter.intake import recipients_of, sender_of
 from lgsp_adapter.packets import read_packet
+from lgsp_adapter.relay import Outgoing, set_aside
 from lgsp_adapter.safe_xml import XmlLimits
 from lgsp_adapter.store import DeliveryState, StoredPacket, entry_for
 from lgsp_adapter.store.sqlite import SqliteStore
@@ -159,15 +160,13 @@ class RabbitBus:
             },
         )
 
-    async def publish(self, deliveries: list[tuple[UUID, str, AuditEntry]]) -> None:
+    async def publish(self, deliveries: list[Outgoing]) -> None:
         """Publish each delivery, confirmed, and record each as published. A connection
         failure stops the batch (the rest stay in the outbox for the bus's return); a packet
         the bus cannot carry is set aside as dead-lettered, so it never blocks the others."""
         assert self._exchange is not None  # noqa: S101  # used only inside `async with`
-        for packet_id, recipient, entry in deliveries:
-            packet = await self._store.packet(packet_id)
-            if packet is None:  # cannot happen: deliveries reference their packet
-                continue
+        for outgoing in deliveries:
+            packet, recipient, entry = outgoing
             try:
                 await self._exchange.publish(
                     self._message(packet, recipient),
@@ -177,31 +176,16 @@ class RabbitBus:
             except DeliveryError as exc:
                 if not isinstance(exc.frame, Basic.Return):
                     raise  # a nack: the broker could not take it now (an alarm); later
-                await self._set_aside(
-                    packet_id, recipient, entry, "bus.unroutable", f"no queue takes {recipient}"
-                )
+                why = f"no queue takes {recipient}"
+                await set_aside(self._store, outgoing, "bus.unroutable", why, self._on_final)
                 continue
             except _CONNECTION_ERRORS:
                 raise
             except Exception as exc:  # e.g. a property AMQP cannot carry
-                await self._set_aside(
-                    packet_id, recipient, entry, "bus.refused", f"the bus cannot carry it: {exc}"
-                )
+                why = f"the bus cannot carry it: {exc}"
+                await set_aside(self._store, outgoing, "bus.refused", why, self._on_final)
                 continue
-            await self._store.mark_published([(packet_id, recipient, [entry])])
-
-    async def _set_aside(
-        self, packet_id: UUID, recipient: str, entry: AuditEntry, outcome: str, detail: str
-    ) -> None:
-        returned = entry.model_copy(
-            update={"event": AuditEvent.RETURNED, "outcome": outcome, "detail": detail}
-        )
-        await self._store.update_delivery(
-            packet_id, recipient, DeliveryState.DEAD_LETTERED, entries=[returned], detail=detail
-        )
-        log.warning(returned.line())
-        if self._on_final is not None:
-            await self._on_final(packet_id, recipient)
+            await self._store.mark_published([(packet.id, recipient, [entry])])
 
     async def consume(self, handler: Handler, stopping: asyncio.Event) -> None:
         """Deliver what the agency queues hold until ``stopping`` is set."""

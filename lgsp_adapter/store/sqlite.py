@@ -269,8 +269,7 @@ class SqliteStore:
         """Move a delivery to ``state`` with its entries; ``KeyError`` if there is none."""
         async with self._write():
             record = await self._set_state(packet_id, recipient, state, detail, attempted)
-            for sql, parameters in _audit_inserts(entries):
-                await self._db.execute(sql, parameters)
+            await self._append(entries)
         return record
 
     async def outbox(self, limit: int) -> list[tuple[UUID, str]]:
@@ -298,8 +297,7 @@ class SqliteStore:
                     (str(packet_id), recipient, time.time()),
                 )
                 await self._set_state(packet_id, recipient, DeliveryState.PUBLISHED, None, False)
-                for sql, parameters in _audit_inserts(entries):
-                    await self._db.execute(sql, parameters)
+                await self._append(entries)
 
     async def mark_published(self, items: list[tuple[UUID, str, list[AuditEntry]]]) -> None:
         """Deliveries the bus confirmed, recorded in one transaction."""
@@ -317,8 +315,7 @@ class SqliteStore:
                         DeliveryState.ACCEPTED.value,
                     ),
                 )
-                for sql, parameters in _audit_inserts(entries):
-                    await self._db.execute(sql, parameters)
+                await self._append(entries)
 
     async def receive(
         self, packet: StoredPacket, recipient: str, entries: list[AuditEntry]
@@ -336,8 +333,7 @@ class SqliteStore:
             )
             new = cursor.rowcount == 1
             if new:
-                for sql, parameters in _audit_inserts(entries):
-                    await self._db.execute(sql, parameters)
+                await self._append(entries)
         return new
 
     async def lease(
@@ -416,9 +412,13 @@ class SqliteStore:
                     " WHERE packet_id = ? AND recipient = ?",
                     (time.time() + retry_in_s, str(packet_id), recipient),
                 )
-            for sql, parameters in _audit_inserts(entries):
-                await self._db.execute(sql, parameters)
+            await self._append(entries)
         return record
+
+    async def _append(self, entries: list[AuditEntry]) -> None:
+        """Append audit entries inside the current write transaction."""
+        for sql, parameters in _audit_inserts(entries):
+            await self._db.execute(sql, parameters)
 
     async def _set_state(
         self,
