@@ -54,6 +54,13 @@ class ErrorCode(StrEnum):
     AUTH_MISSING = "auth.missing"
     AUTH_INVALID = "auth.invalid"
     AGENCY_CODE_INVALID = "agency_code.invalid"
+    # The audit log
+    AUDIT_BAD_QUERY = "audit.bad_query"
+    AUDIT_NOT_FOUND = "audit.not_found"
+    AUDIT_NO_CHECKPOINT = "audit.no_checkpoint"
+    AUDIT_TAMPERED = "audit.tampered"
+    AUDIT_BAD_BUNDLE = "audit.bad_bundle"
+    AUDIT_FORBIDDEN = "audit.forbidden"
     # Configuration and the process
     CONFIG_INVALID = "config.invalid"
     STORE_UNAVAILABLE = "store.unavailable"

@@ -46,31 +46,117 @@ def root(leaves: Sequence[bytes]) -> bytes:
 
 def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:
     """PATH(m, D[n]): the audit path of leaf ``index`` in the tree over ``leaves``."""
-    if not 0 <= index < len(leaves):
-        raise ValueError(f"leaf {index} is not in a tree of {len(leaves)}")
-    if len(leaves) == 1:
-        return []
-    k = _split(len(leaves))
-    if index < k:
-        return [*inclusion_proof(index, leaves[:k]), root(leaves[k:])]
-    return [*inclusion_proof(index - k, leaves[k:]), root(leaves[:k])]
+    return [root(leaves[lo:hi]) for lo, hi in inclusion_ranges(index, len(leaves))]
 
 
 def consistency_proof(old_size: int, leaves: Sequence[bytes]) -> list[bytes]:
     """PROOF(m, D[n]): that the tree over ``leaves`` appends to its first ``old_size``."""
-    if not 0 < old_size <= len(leaves):
-        raise ValueError(f"no consistency proof from size {old_size} to {len(leaves)}")
-    return _subproof(old_size, leaves, complete=True)
+    return [root(leaves[lo:hi]) for lo, hi in consistency_ranges(old_size, len(leaves))]
 
 
-def _subproof(m: int, leaves: Sequence[bytes], *, complete: bool) -> list[bytes]:
-    n = len(leaves)
-    if m == n:
-        return [] if complete else [root(leaves)]
-    k = _split(n)
+Range = tuple[int, int]  # leaves [lo, hi) whose tree root is one element of a proof
+Node = tuple[int, int]  # (level, index): the perfect subtree over leaves [index·2^level, +2^level)
+
+
+def inclusion_ranges(index: int, tree_size: int) -> list[Range]:
+    """The leaf ranges whose roots make PATH(index, D[tree_size]), in proof order."""
+    if not 0 <= index < tree_size:
+        raise ValueError(f"leaf {index} is not in a tree of {tree_size}")
+    return _path(index, 0, tree_size)
+
+
+def _path(m: int, lo: int, hi: int) -> list[Range]:
+    if hi - lo == 1:
+        return []
+    k = _split(hi - lo)
+    if m < k:
+        return [*_path(m, lo, lo + k), (lo + k, hi)]
+    return [*_path(m - k, lo + k, hi), (lo, lo + k)]
+
+
+def consistency_ranges(old_size: int, tree_size: int) -> list[Range]:
+    """The leaf ranges whose roots make PROOF(old_size, D[tree_size]), in proof order."""
+    if not 0 < old_size <= tree_size:
+        raise ValueError(f"no consistency proof from size {old_size} to {tree_size}")
+    return _subproof(old_size, 0, tree_size, complete=True)
+
+
+def _subproof(m: int, lo: int, hi: int, *, complete: bool) -> list[Range]:
+    if m == hi - lo:
+        return [] if complete else [(lo, hi)]
+    k = _split(hi - lo)
     if m <= k:
-        return [*_subproof(m, leaves[:k], complete=complete), root(leaves[k:])]
-    return [*_subproof(m - k, leaves[k:], complete=False), root(leaves[:k])]
+        return [*_subproof(m, lo, lo + k, complete=complete), (lo + k, hi)]
+    return [*_subproof(m - k, lo + k, hi, complete=False), (lo, lo + k)]
+
+
+def cover(lo: int, hi: int) -> list[Node]:
+    """The perfect subtrees that make up leaves [lo, hi), left to right.
+
+    For the ranges of this tree's proofs and for any prefix [0, n), their roots folded from the
+    right give the range's root: a store that keeps every perfect subtree's hash answers any
+    proof with a few lookups instead of rehashing the log."""
+    nodes: list[Node] = []
+    while lo < hi:
+        level = (hi - lo).bit_length() - 1
+        while lo % (1 << level):
+            level -= 1
+        nodes.append((level, lo >> level))
+        lo += 1 << level
+    return nodes
+
+
+def fold(hashes: Sequence[bytes]) -> bytes:
+    """The root over consecutive perfect subtrees (a ``cover``), given their hashes in order."""
+    if not hashes:
+        return EMPTY_ROOT
+    result = hashes[-1]
+    for left in reversed(hashes[:-1]):
+        result = node_hash(left, result)
+    return result
+
+
+class Frontier:
+    """The right edge of a growing tree: the hashes of the perfect subtrees covering [0, size).
+
+    Appending a leaf completes at most log2(n) subtrees, one on average; ``append`` returns
+    them so a store can keep every perfect subtree's hash as the log grows."""
+
+    def __init__(self, size: int = 0, hashes: Sequence[bytes] = ()) -> None:
+        nodes = cover(0, size)
+        if len(nodes) != len(hashes):
+            raise ValueError(f"a tree of {size} leaves has {len(nodes)} edge subtrees")
+        self.size = size
+        self._levels = [level for level, _ in nodes]
+        self._hashes = list(hashes)
+
+    @staticmethod
+    def nodes_of(size: int) -> list[Node]:
+        """Which stored subtrees ``Frontier(size, ...)`` needs."""
+        return cover(0, size)
+
+    def append(self, leaf: bytes) -> list[tuple[int, int, bytes]]:
+        """Add a leaf hash; returns the subtrees it completed as (level, index, hash), itself
+        first."""
+        level, index, current = 0, self.size, leaf
+        completed = [(level, index, current)]
+        while index & 1:  # a right child: its left sibling is the last edge subtree
+            self._levels.pop()
+            current = node_hash(self._hashes.pop(), current)
+            level, index = level + 1, index >> 1
+            completed.append((level, index, current))
+        self._levels.append(level)
+        self._hashes.append(current)
+        self.size += 1
+        return completed
+
+    def root(self) -> bytes:
+        """MTH of the tree so far."""
+        return fold(self._hashes)
+
+    def hashes(self) -> list[bytes]:
+        """The edge subtrees' hashes, left to right (what ``nodes_of(size)`` names)."""
+        return list(self._hashes)
 
 
 def verify_inclusion(

@@ -80,3 +80,30 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if stray:
         print(f"\nthreads still running at the end: {[t.name for t in stray]}")  # noqa: T201
         os._exit(1)
+
+
+# PostgreSQL: one fresh database per test run, dropped at the end; tests take a schema each.
+POSTGRES = os.environ.get("LGSP_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """The DSN of a database made for this run (``LGSP_TEST_POSTGRES`` names the server)."""
+    import asyncio
+    import uuid
+
+    import asyncpg
+
+    name = f"lgsp_test_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(POSTGRES)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f"CREATE DATABASE {name}"))
+    base, _, _ = POSTGRES.rpartition("/")
+    yield f"{base}/{name}"
+    asyncio.run(admin(f"DROP DATABASE {name} WITH (FORCE)"))

@@ -271,7 +271,7 @@ async def test_messages_that_lie_about_their_packet_are_dead_lettered(tmp_path: 
             for _ in range(100):
                 with sqlite3.connect(config.store.path) as db:
                     rows = db.execute(
-                        "SELECT outcome FROM audit_log WHERE event = 'rejected'"
+                        "SELECT outcome FROM audit_entries WHERE event = 'rejected'"
                     ).fetchall()
                 if len(rows) == len(lies):
                     break

@@ -11,8 +11,13 @@ from hypothesis import strategies as st
 
 from lgsp_adapter.merkle import (
     EMPTY_ROOT,
+    Frontier,
     consistency_proof,
+    consistency_ranges,
+    cover,
+    fold,
     inclusion_proof,
+    inclusion_ranges,
     leaf_hash,
     root,
     verify_consistency,
@@ -109,3 +114,31 @@ def test_proofs_outside_the_tree_are_refused() -> None:
         consistency_proof(0, tree(3))
     assert not verify_inclusion(LEAVES[0], 5, 5, [], EMPTY_ROOT)
     assert not verify_consistency(4, 3, EMPTY_ROOT, EMPTY_ROOT, [])
+
+
+@given(st.integers(min_value=0, max_value=100))
+def test_a_growing_frontier_keeps_every_perfect_subtree_and_the_root(size: int) -> None:
+    leaves = [leaf_hash(str(i).encode()) for i in range(size)]
+    frontier = Frontier()
+    stored: dict[tuple[int, int], bytes] = {}
+    for index, leaf in enumerate(leaves):
+        completed = frontier.append(leaf)
+        assert completed[0] == (0, index, leaf)
+        for level, node, digest in completed:
+            assert digest == root(leaves[node << level : (node + 1) << level])
+            stored[(level, node)] = digest
+    assert frontier.root() == root(leaves)
+    # Any proof can be answered from the stored subtrees alone, and a frontier reloads from them.
+    reloaded = Frontier(size, [stored[n] for n in Frontier.nodes_of(size)])
+    assert reloaded.root() == root(leaves)
+    for old_size in range(1, size + 1):
+        for lo, hi in consistency_ranges(old_size, size):
+            assert fold([stored[n] for n in cover(lo, hi)]) == root(leaves[lo:hi])
+    for index in range(size):
+        for lo, hi in inclusion_ranges(index, size):
+            assert fold([stored[n] for n in cover(lo, hi)]) == root(leaves[lo:hi])
+
+
+def test_a_frontier_refuses_the_wrong_number_of_edge_hashes() -> None:
+    with pytest.raises(ValueError, match="edge subtrees"):
+        Frontier(3, [EMPTY_ROOT])

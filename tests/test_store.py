@@ -15,9 +15,11 @@ import pytest
 import pytest_asyncio
 
 from lgsp_adapter.audit import AuditEntry, AuditEvent
+from lgsp_adapter.audit.tree import root_at
 from lgsp_adapter.errors import ErrorCode, FatalError
+from lgsp_adapter.merkle import leaf_hash, root
 from lgsp_adapter.store import DeliveryState, StoredPacket
-from lgsp_adapter.store.sqlite import SqliteStore
+from lgsp_adapter.store.sqlite import MIGRATIONS, SqliteStore
 
 RECIPIENTS = ["000.00.12.H56", "000.21.00.H56"]
 
@@ -82,9 +84,7 @@ async def test_a_delivery_moves_with_its_audit_entry(store: SqliteStore) -> None
     assert (record.state, record.attempts, record.detail) == (DeliveryState.RETRYING, 1, "503")
     history = await store.history(p.id)
     assert [e.event for e in history] == [AuditEvent.RECEIVED, AuditEvent.RETRIED]
-    sequence = [e.seq or 0 for e in history]
-    assert sequence == sorted(sequence)
-    assert all(sequence)
+    assert [e.index for e in history] == [0, 1]  # leaf indexes of the log's tree
 
 
 @pytest.mark.asyncio
@@ -113,10 +113,42 @@ async def test_the_audit_log_refuses_changes_even_to_us(tmp_path: Path) -> None:
         p = packet()
         await store.accept(p, [received(p)])
     raw = sqlite3.connect(path)
-    for sql in ("UPDATE audit_log SET outcome = 'forged'", "DELETE FROM audit_log"):
+    for sql in (
+        "UPDATE audit_entries SET outcome = 'forged'",
+        "UPDATE audit_tree SET hash = x'00'",
+        "DELETE FROM audit_tree",
+    ):
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
             raw.execute(sql)
+    with pytest.raises(sqlite3.IntegrityError, match="only archived"):
+        raw.execute("DELETE FROM audit_entries")
     raw.close()
+
+
+@pytest.mark.asyncio
+async def test_a_plain_audit_log_moves_into_the_tree_in_order(tmp_path: Path) -> None:
+    """A store made before the log was verifiable keeps every entry, now as leaves."""
+    path = tmp_path / "old.sqlite3"
+    raw = sqlite3.connect(path)
+    raw.executescript(MIGRATIONS[0] + MIGRATIONS[1] + "PRAGMA user_version = 2;")  # type: ignore[operator]
+    raw.executemany(
+        "INSERT INTO audit_log (at, event, packet_id, outcome) VALUES (?, ?, ?, ?)",
+        [
+            ("2026-11-26T10:00:00.000001+00:00", "received", str(uuid.uuid4()), "ok"),
+            ("2026-11-26T10:00:01+00:00", "rejected", None, "auth.invalid"),
+        ],
+    )
+    raw.commit()
+    raw.close()
+    async with await SqliteStore.open(path) as store:
+        moved = await store.audit.entries(0, 10)
+        assert [(e.index, e.event, e.outcome) for e in moved] == [
+            (0, AuditEvent.RECEIVED, "ok"),
+            (1, AuditEvent.REJECTED, "auth.invalid"),
+        ]
+        assert moved[1].fields()["at"] == "2026-11-26T10:00:01.000000Z"
+        assert await store.audit.tree_size() == 2
+        assert await root_at(store.audit, 2) == root([leaf_hash(e.canonical()) for e in moved])
 
 
 @pytest.mark.asyncio

@@ -79,7 +79,7 @@ async def error_code(response: ClientResponse, status: int) -> str:
 
 def rejections(tmp_path: Path) -> list[tuple[str, str]]:
     with sqlite3.connect(tmp_path / "store.sqlite3") as db:
-        rows = db.execute("SELECT event, outcome FROM audit_log WHERE event = 'rejected'")
+        rows = db.execute("SELECT event, outcome FROM audit_entries WHERE event = 'rejected'")
         return [(str(e), str(o)) for e, o in rows]
 
 

@@ -3,7 +3,8 @@
 ``synchronous=FULL`` makes every commit survive a power cut, which is the promise behind a 202:
 an accepted packet is on disk before the sender hears so. One connection serves the daemon; a
 lock keeps one transaction at a time, since coroutines would otherwise interleave statements.
-The audit table refuses UPDATE and DELETE by trigger: the log is append-only even to us.
+The audit log (``sqlite_audit``) shares the connections, and appends inside the same
+transactions as the changes it records.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import fcntl
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,12 +24,15 @@ from uuid import UUID
 
 import aiosqlite
 
-from lgsp_adapter.audit import AuditEntry, AuditEvent
+from lgsp_adapter.audit import AuditEntry
+from lgsp_adapter.audit.entry import FIELDS
 from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.store.base import DeliveryRecord, DeliveryState, StoredPacket
+from lgsp_adapter.store.sqlite_audit import SCHEMA, SqliteAuditLog
 
-# Each entry moves the schema one version on; never edit one that has shipped.
-MIGRATIONS = [
+# Each entry moves the schema one version on; never edit one that has shipped. An entry is SQL,
+# or SQL and the name of a method that moves data in the same transaction.
+MIGRATIONS: list[str | tuple[str, str]] = [
     """
     CREATE TABLE packets (
         id TEXT PRIMARY KEY,
@@ -84,16 +88,10 @@ MIGRATIONS = [
     CREATE INDEX queue_due ON queue (due_at);
     CREATE INDEX deliveries_state ON deliveries (state);
     """,
+    # The audit log becomes a verifiable transparency log (docs/audit.md): entries by leaf index
+    # and the tree's hashes; the entries of the plain log move over, in order.
+    (SCHEMA, "_move_audit_log"),
 ]
-
-_INSERT_AUDIT = (
-    "INSERT INTO audit_log (at, event, packet_id, sender, recipient, kind, document_id,"
-    " payload_sha256, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_SELECT_HISTORY = (
-    "SELECT seq, at, event, packet_id, sender, recipient, kind, document_id, payload_sha256,"
-    " outcome, detail FROM audit_log WHERE packet_id = ? ORDER BY seq"
-)
 
 
 class SqliteStore:
@@ -110,6 +108,7 @@ class SqliteStore:
         self._read = reader
         self._lock = asyncio.Lock()
         self._owner = owner  # the open lock file while this process owns the store
+        self.audit = SqliteAuditLog(writer=connection, reader=reader, transaction=self._write)
 
     @classmethod
     async def open(cls, path: Path, *, owner: bool = False) -> SqliteStore:
@@ -165,10 +164,33 @@ class SqliteStore:
                 ErrorCode.STORE_UNAVAILABLE,
                 f"the store's schema (version {version}) is newer than this adapter knows",
             )
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            await self._db.executescript(
-                f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;"
-            )
+        for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+            if isinstance(step, str):
+                await self._db.executescript(
+                    f"BEGIN; {step}; PRAGMA user_version = {number}; COMMIT;"
+                )
+                continue
+            script, mover = step
+            await self._db.executescript(f"BEGIN IMMEDIATE; {script};")
+            try:
+                await getattr(self, mover)()
+                await self._db.execute(f"PRAGMA user_version = {number}")
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                self.audit.forget()
+                raise
+            await self._db.execute("COMMIT")
+
+    async def _move_audit_log(self) -> None:
+        async with self._db.execute(
+            "SELECT at, event, packet_id, sender, recipient, kind, document_id, payload_sha256,"
+            " outcome, detail FROM audit_log ORDER BY seq"
+        ) as cursor:
+            rows = await cursor.fetchall()
+        names = FIELDS[:-1]  # the plain log had no actor
+        entries = [AuditEntry.from_fields(dict(zip(names, row, strict=True))) for row in rows]
+        await self.audit.append_in_transaction(entries)
+        await self._db.execute("DROP TABLE audit_log")
 
     async def __aenter__(self) -> Self:
         return self
@@ -194,13 +216,9 @@ class SqliteStore:
                 yield
             except BaseException:
                 await self._db.execute("ROLLBACK")
+                self.audit.forget()
                 raise
             await self._db.execute("COMMIT")
-
-    async def _transaction(self, statements: Iterable[tuple[str, tuple[Any, ...]]]) -> None:
-        async with self._write():
-            for sql, parameters in statements:
-                await self._db.execute(sql, parameters)
 
     async def accept(self, packet: StoredPacket, entries: list[AuditEntry]) -> None:
         """Keep a new packet, one ``accepted`` delivery per recipient, and the entries."""
@@ -215,9 +233,11 @@ class SqliteStore:
                 )
                 for recipient in packet.recipients
             ),
-            *_audit_inserts(entries),
         ]
-        await self._transaction(statements)
+        async with self._write():
+            for sql, parameters in statements:
+                await self._db.execute(sql, parameters)
+            await self._append(entries)
 
     async def packet(self, packet_id: UUID) -> StoredPacket | None:
         """The packet, or None."""
@@ -417,8 +437,7 @@ class SqliteStore:
 
     async def _append(self, entries: list[AuditEntry]) -> None:
         """Append audit entries inside the current write transaction."""
-        for sql, parameters in _audit_inserts(entries):
-            await self._db.execute(sql, parameters)
+        await self.audit.append_in_transaction(entries)
 
     async def _set_state(
         self,
@@ -452,34 +471,12 @@ class SqliteStore:
         return _delivery(row)
 
     async def append(self, entries: list[AuditEntry]) -> None:
-        """Entries about no stored packet (a rejection at ingest)."""
-        await self._transaction(_audit_inserts(entries))
+        """Entries about no stored packet (a rejection at ingest, an administrative act)."""
+        await self.audit.append(entries)
 
     async def history(self, packet_id: UUID) -> list[AuditEntry]:
         """A packet's audit entries, in the order they were appended."""
-        async with (
-            self._read.execute(
-                _SELECT_HISTORY,
-                (str(packet_id),),
-            ) as cursor,
-        ):
-            rows = await cursor.fetchall()
-        return [
-            AuditEntry(
-                seq=row[0],
-                at=datetime.fromisoformat(row[1]),
-                event=AuditEvent(row[2]),
-                packet_id=UUID(row[3]) if row[3] else None,
-                sender=row[4],
-                recipient=row[5],
-                kind=row[6],
-                document_id=row[7],
-                payload_sha256=row[8],
-                outcome=row[9],
-                detail=row[10],
-            )
-            for row in rows
-        ]
+        return await self.audit.history(packet_id)
 
 
 def _take_ownership(path: Path) -> IO[bytes]:
@@ -518,27 +515,6 @@ def _packet_row(packet: StoredPacket) -> tuple[Any, ...]:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
-
-
-def _audit_inserts(entries: list[AuditEntry]) -> list[tuple[str, tuple[Any, ...]]]:
-    return [
-        (
-            _INSERT_AUDIT,
-            (
-                entry.at.isoformat(),
-                entry.event.value,
-                str(entry.packet_id) if entry.packet_id else None,
-                entry.sender,
-                entry.recipient,
-                entry.kind,
-                entry.document_id,
-                entry.payload_sha256,
-                entry.outcome,
-                entry.detail,
-            ),
-        )
-        for entry in entries
-    ]
 
 
 def _delivery(row: Any) -> DeliveryRecord:

@@ -1,0 +1,161 @@
+"""Evidence bundles: entries, their inclusion proofs, a signed checkpoint and the log's public
+key, in one JSON file an auditor checks offline with nothing else.
+
+A bundle carries its own key, so it proves the entries are in *that* log; that the log is the
+operator's is a matter of the key's fingerprint, which the checker prints and can pin
+(``--public-key``): a forger can make a self-consistent bundle under a key of their own.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from lgsp_adapter.audit.checkpoint import Checkpoint
+from lgsp_adapter.audit.entry import AuditEntry, format_time
+from lgsp_adapter.audit.proofs import BadEvidence, check_entry_under, inclusion_document
+from lgsp_adapter.audit.signing import LogKey, NoteError, Verifier
+from lgsp_adapter.audit.store import AuditStore, StoredCheckpoint
+from lgsp_adapter.errors import ErrorCode, LgspError
+
+FORMAT = "lgsp-adapter/audit-bundle/1"
+MAX_BUNDLE_BYTES = 256 * 1024 * 1024
+MAX_ENTRIES = 100_000
+
+
+async def covering_checkpoint(
+    store: AuditStore, last_index: int, key: LogKey | None
+) -> StoredCheckpoint:
+    """The latest checkpoint, if it covers entry ``last_index``; else a new one when the key is
+    at hand; else ``audit.no_checkpoint``."""
+    checkpoints = await store.checkpoints()
+    if checkpoints and checkpoints[-1].size > last_index:
+        return checkpoints[-1]
+    if key is not None:
+        made = await store.checkpoint(key)
+        if made is not None and made.size > last_index:
+            return made
+    raise LgspError(
+        ErrorCode.AUDIT_NO_CHECKPOINT,
+        f"no signed checkpoint covers entry {last_index} yet; make one with "
+        "`lgsp-adapter audit checkpoint`",
+    )
+
+
+async def make_bundle(
+    store: AuditStore,
+    entries: list[AuditEntry],
+    *,
+    subject: dict[str, Any],
+    verifier: Verifier,
+    key: LogKey | None = None,
+) -> dict[str, Any]:
+    """A bundle proving ``entries`` (what ``subject`` says they are) are in the log."""
+    if not entries:
+        raise LgspError(ErrorCode.AUDIT_NOT_FOUND, "no entries to bundle")
+    if len(entries) > MAX_ENTRIES:
+        raise LgspError(
+            ErrorCode.AUDIT_BAD_QUERY,
+            f"{len(entries):,} entries: a bundle holds at most {MAX_ENTRIES:,}; narrow the range",
+        )
+    last = max(entry.index or 0 for entry in entries)
+    checkpoint = await covering_checkpoint(store, last, key)
+    proven = []
+    for entry in entries:
+        document = await inclusion_document(store, entry, checkpoint)
+        proven.append({k: document[k] for k in ("index", "entry", "leaf_hash", "audit_path")})
+    return {
+        "format": FORMAT,
+        "made_at": format_time(datetime.now(UTC)),
+        "subject": subject,
+        "log": {
+            "origin": verifier.name,
+            "verifier_key": verifier.encoded(),
+            "public_key_sha256": verifier.fingerprint,
+        },
+        "checkpoint": checkpoint.note,
+        "entries": proven,
+    }
+
+
+def dump(bundle: dict[str, Any]) -> bytes:
+    """The bundle as the file holds it: UTF-8 JSON, indented for people."""
+    return json.dumps(bundle, ensure_ascii=False, indent=1).encode() + b"\n"
+
+
+@dataclass(frozen=True)
+class BundleCheck:
+    """What a bundle proved."""
+
+    verifier: Verifier
+    pinned: bool
+    checkpoint: Checkpoint
+    entries: int
+    subject: dict[str, Any]
+
+    def summary(self) -> str:
+        """Lines for people."""
+        trust = (
+            "the pinned key"
+            if self.pinned
+            else "the key inside the bundle: compare its fingerprint with the operator's"
+        )
+        return (
+            f"bundle verifies: {self.entries} entries are in log {self.checkpoint.origin!r}"
+            f" at size {self.checkpoint.size} (checkpoint of {format_time(self.checkpoint.at)})\n"
+            f"subject: {json.dumps(self.subject, ensure_ascii=False)}\n"
+            f"key fingerprint (SHA-256): {self.verifier.fingerprint}\n"
+            f"signed with {trust}"
+        )
+
+
+def verify_bundle(data: bytes, pinned: Verifier | None = None) -> BundleCheck:
+    """Check a bundle with nothing but itself (and a pinned key, when given)."""
+    if len(data) > MAX_BUNDLE_BYTES:
+        raise BadEvidence(f"larger than {MAX_BUNDLE_BYTES:,} bytes: not a bundle of ours")
+    try:
+        bundle = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise BadEvidence(f"not JSON: {exc}") from exc
+    if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
+        raise BadEvidence(f"not an evidence bundle (format {FORMAT})")
+    log = bundle.get("log")
+    if not isinstance(log, dict):
+        raise BadEvidence("the bundle names no log")
+    try:
+        verifier = Verifier.parse(str(log.get("verifier_key", "")))
+    except NoteError as exc:
+        raise BadEvidence(f"the bundle's key: {exc}") from exc
+    if pinned is not None and pinned != verifier:
+        raise BadEvidence(
+            f"the bundle is signed by key {verifier.fingerprint}, not the pinned "
+            f"{pinned.fingerprint}"
+        )
+    note = bundle.get("checkpoint")
+    if not isinstance(note, str):
+        raise BadEvidence("the bundle has no checkpoint")
+    try:
+        checkpoint = Checkpoint.open(note, verifier)
+    except NoteError as exc:
+        raise BadEvidence(f"the checkpoint: {exc}") from exc
+    entries = bundle.get("entries")
+    if not isinstance(entries, list) or not entries:
+        raise BadEvidence("the bundle has no entries")
+    seen: set[int] = set()
+    for document in entries:
+        if not isinstance(document, dict):
+            raise BadEvidence("an entry is not an object")
+        index = check_entry_under(document, checkpoint)
+        if index in seen:
+            raise BadEvidence(f"entry {index} appears twice")
+        seen.add(index)
+    subject = bundle.get("subject")
+    return BundleCheck(
+        verifier=verifier,
+        pinned=pinned is not None,
+        checkpoint=checkpoint,
+        entries=len(entries),
+        subject=subject if isinstance(subject, dict) else {},
+    )

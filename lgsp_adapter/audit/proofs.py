@@ -1,0 +1,141 @@
+"""Proofs as JSON documents (``docs/audit.md``), made from the store and checked offline.
+
+Hashes are base64, as in the checkpoints; ``entry`` holds the entry's fields, whose canonical
+encoding (``docs/audit.md``) is the leaf's input, so a checker needs no copy of our code: any RFC
+9162 verifier, the entry and the checkpoint are enough.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from lgsp_adapter.audit.checkpoint import Checkpoint
+from lgsp_adapter.audit.entry import FIELDS, AuditEntry, canonical_entry
+from lgsp_adapter.audit.signing import NoteError, Verifier
+from lgsp_adapter.audit.store import AuditStore, StoredCheckpoint
+from lgsp_adapter.audit.tree import consistency_path, inclusion_path
+from lgsp_adapter.errors import ErrorCode, LgspError
+from lgsp_adapter.merkle import leaf_hash, verify_consistency, verify_inclusion
+
+
+class BadEvidence(LgspError):
+    """A proof, bundle or archive that is malformed or does not verify."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.AUDIT_BAD_BUNDLE, message)
+
+
+def b64(data: bytes) -> str:
+    """Hashes as the documents write them."""
+    return base64.b64encode(data).decode()
+
+
+def unb64(text: Any, what: str) -> bytes:
+    """A 32-byte hash back; ``BadEvidence`` naming ``what`` otherwise."""
+    try:
+        data = base64.b64decode(str(text), validate=True)
+    except binascii.Error as exc:
+        raise BadEvidence(f"{what} is not base64") from exc
+    if len(data) != 32:
+        raise BadEvidence(f"{what} is not a SHA-256 hash")
+    return data
+
+
+def entry_document(entry: AuditEntry) -> dict[str, Any]:
+    """An entry as the documents show it: its index and its non-null fields."""
+    return {
+        "index": entry.index,
+        "entry": {k: v for k, v in entry.fields().items() if v is not None},
+    }
+
+
+async def inclusion_document(
+    store: AuditStore, entry: AuditEntry, checkpoint: StoredCheckpoint
+) -> dict[str, Any]:
+    """That ``entry`` is in the tree ``checkpoint`` signs."""
+    if entry.index is None or entry.index >= checkpoint.size:
+        raise LgspError(
+            ErrorCode.AUDIT_NO_CHECKPOINT,
+            f"entry {entry.index} is not under the checkpoint of size {checkpoint.size}",
+        )
+    path = await inclusion_path(store, entry.index, checkpoint.size)
+    return {
+        "type": "inclusion",
+        **entry_document(entry),
+        "leaf_hash": b64(leaf_hash(entry.canonical())),
+        "tree_size": checkpoint.size,
+        "audit_path": [b64(node) for node in path],
+        "checkpoint": checkpoint.note,
+    }
+
+
+async def consistency_document(
+    store: AuditStore, old: StoredCheckpoint, new: StoredCheckpoint
+) -> dict[str, Any]:
+    """That the tree of ``new`` only appended to the tree of ``old``."""
+    path = await consistency_path(store, old.size, new.size)
+    return {
+        "type": "consistency",
+        "old_size": old.size,
+        "new_size": new.size,
+        "old_root": b64(old.root),
+        "new_root": b64(new.root),
+        "proof": [b64(node) for node in path],
+        "old_checkpoint": old.note,
+        "new_checkpoint": new.note,
+    }
+
+
+def open_checkpoint(note: Any, verifier: Verifier, what: str = "the checkpoint") -> Checkpoint:
+    """A checkpoint from a document, checked; ``BadEvidence`` naming the fault."""
+    if not isinstance(note, str):
+        raise BadEvidence(f"{what} is missing")
+    try:
+        return Checkpoint.open(note, verifier)
+    except NoteError as exc:
+        raise BadEvidence(f"{what}: {exc}") from exc
+
+
+def check_inclusion(document: dict[str, Any], verifier: Verifier) -> tuple[Checkpoint, int]:
+    """Check an inclusion document offline; the checkpoint and the entry's index if it holds."""
+    checkpoint = open_checkpoint(document.get("checkpoint"), verifier)
+    return checkpoint, check_entry_under(document, checkpoint)
+
+
+def check_entry_under(document: dict[str, Any], checkpoint: Checkpoint) -> int:
+    """Check that the entry of ``document`` (with its ``audit_path``) is under ``checkpoint``."""
+    index = document.get("index")
+    fields = document.get("entry")
+    path = document.get("audit_path")
+    if not isinstance(index, int) or not isinstance(fields, dict) or not isinstance(path, list):
+        raise BadEvidence("an entry needs an index, its fields and an audit_path")
+    unknown = set(fields) - set(FIELDS)
+    if unknown or not all(isinstance(v, str) for v in fields.values()):
+        raise BadEvidence(f"entry {index}: fields must be text, and only {', '.join(FIELDS)}")
+    leaf = leaf_hash(canonical_entry(fields))
+    if "leaf_hash" in document and unb64(document["leaf_hash"], "leaf_hash") != leaf:
+        raise BadEvidence(f"entry {index}: its leaf_hash is not the hash of its fields")
+    proof = [unb64(node, f"entry {index}: audit path") for node in path]
+    if not verify_inclusion(leaf, index, checkpoint.size, proof, checkpoint.root):
+        raise BadEvidence(
+            f"entry {index} is not in the log at size {checkpoint.size}: "
+            "changed, or its proof is wrong"
+        )
+    return index
+
+
+def check_consistency(
+    document: dict[str, Any], verifier: Verifier
+) -> tuple[Checkpoint, Checkpoint]:
+    """Check a consistency document offline; both checkpoints if it holds."""
+    old = open_checkpoint(document.get("old_checkpoint"), verifier, "the old checkpoint")
+    new = open_checkpoint(document.get("new_checkpoint"), verifier, "the new checkpoint")
+    path = document.get("proof")
+    if not isinstance(path, list):
+        raise BadEvidence("a consistency document needs a proof")
+    proof = [unb64(node, "proof") for node in path]
+    if not verify_consistency(old.size, new.size, old.root, new.root, proof):
+        raise BadEvidence(f"the log at size {new.size} does not extend the log at size {old.size}")
+    return old, new

@@ -1,0 +1,164 @@
+"""The log's Ed25519 key, and signed notes in the C2SP ``signed-note`` format.
+
+Checkpoints are signed notes (c2sp.org/signed-note, the format of Go's checksum database and
+of the transparency-dev tools), so an auditor can check ours with software we did not write.
+A note is UTF-8 text ending in a newline, a blank line, then one line per signature:
+``— <key name> <base64(key id || signature)>``, where the key id is the first four bytes of
+``SHA-256(name || "\\n" || 0x01 || public key)`` and the signature covers the text.
+The private key lives in a PEM file readable by its owner only; it is made at first use.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from lgsp_adapter.errors import ErrorCode, FatalError
+
+_ED25519 = b"\x01"  # the signed-note algorithm byte for Ed25519
+_DASH = "\u2014"  # the em dash that starts a signature line
+
+
+class NoteError(ValueError):
+    """A note that is malformed or not signed by the expected key."""
+
+
+@dataclass(frozen=True)
+class Verifier:
+    """A public key under a name: what an auditor needs to check our checkpoints."""
+
+    name: str
+    public_key: bytes  # 32 raw Ed25519 bytes
+
+    @property
+    def key_id(self) -> bytes:
+        """The four bytes that tie a signature line to this key."""
+        return hashlib.sha256(self.name.encode() + b"\n" + _ED25519 + self.public_key).digest()[:4]
+
+    def encoded(self) -> str:
+        """``name+hexid+base64key``: the verifier key string of signed-note tools."""
+        key = base64.b64encode(_ED25519 + self.public_key).decode()
+        return f"{self.name}+{self.key_id.hex()}+{key}"
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the raw public key, hex: to compare by phone or on paper."""
+        return hashlib.sha256(self.public_key).hexdigest()
+
+    @classmethod
+    def parse(cls, text: str) -> Verifier:
+        """Read a verifier key string; ``NoteError`` if it is not one."""
+        name, _, rest = text.strip().partition("+")
+        key_id, _, key = rest.partition("+")
+        try:
+            raw = base64.b64decode(key, validate=True)
+        except binascii.Error as exc:
+            raise NoteError("the verifier key is not base64") from exc
+        if not name or len(raw) != 33 or raw[:1] != _ED25519:
+            raise NoteError("not an Ed25519 verifier key (name+id+base64)")
+        verifier = cls(name, raw[1:])
+        if verifier.key_id.hex() != key_id:
+            raise NoteError("the verifier key's id does not match its name and key")
+        return verifier
+
+    def open(self, note: str) -> str:
+        """The text of ``note`` if this key signed it; ``NoteError`` naming the fault if not."""
+        text, separator, signatures = note.rpartition("\n\n")
+        if not separator or not text:
+            raise NoteError("not a signed note: no blank line before the signatures")
+        text += "\n"
+        found = False
+        for line in signatures.splitlines():
+            parts = line.split(" ")
+            if len(parts) != 3 or parts[0] != _DASH:
+                raise NoteError(f"malformed signature line: {line!r}")
+            if parts[1] != self.name:
+                continue
+            try:
+                blob = base64.b64decode(parts[2], validate=True)
+            except binascii.Error as exc:
+                raise NoteError("a signature is not base64") from exc
+            if blob[:4] != self.key_id:
+                continue
+            found = True
+            try:
+                Ed25519PublicKey.from_public_bytes(self.public_key).verify(blob[4:], text.encode())
+            except InvalidSignature as exc:
+                raise NoteError(f"the signature by {self.name} does not verify") from exc
+            return text
+        raise NoteError(
+            f"not signed by {self.name} ({self.key_id.hex()})"
+            + ("" if found else ": no signature with that key")
+        )
+
+
+class LogKey:
+    """The private key that signs checkpoints and archives."""
+
+    def __init__(self, name: str, private_key: Ed25519PrivateKey) -> None:
+        self.name = name
+        self._key = private_key
+        raw = private_key.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        self.verifier = Verifier(name, raw)
+
+    @classmethod
+    def generate(cls, name: str) -> LogKey:
+        """A new key (tests, and the first start of a daemon)."""
+        return cls(name, Ed25519PrivateKey.generate())
+
+    @classmethod
+    def load_or_create(cls, path: Path, name: str) -> LogKey:
+        """The key in ``path`` (PEM, PKCS#8), made there with mode 0600 if there is none."""
+        try:
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                key = Ed25519PrivateKey.generate()
+                pem = key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+                # O_EXCL: two processes starting at once must not each write a key.
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as out:
+                    out.write(pem)
+                    out.flush()
+                    os.fsync(out.fileno())
+            loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        except FileExistsError:
+            return cls.load_or_create(path, name)
+        except (OSError, ValueError) as exc:
+            raise FatalError(
+                ErrorCode.CONFIG_INVALID, f"cannot use the audit signing key {path}: {exc}"
+            ) from exc
+        if not isinstance(loaded, Ed25519PrivateKey):
+            raise FatalError(ErrorCode.CONFIG_INVALID, f"{path} is not an Ed25519 private key")
+        return cls(name, loaded)
+
+    def sign_note(self, text: str) -> str:
+        """``text`` (ending in a newline) as a note signed by this key."""
+        if not text.endswith("\n") or "\n\n" in text:
+            raise ValueError("a note's text ends in one newline and has no blank line")
+        signature = self._key.sign(text.encode())
+        blob = base64.b64encode(self.verifier.key_id + signature).decode()
+        return f"{text}\n{_DASH} {self.name} {blob}\n"
+
+    def public_pem(self) -> str:
+        """The public key as PEM (SubjectPublicKeyInfo), for tools that want X.509 forms."""
+        return (
+            self._key.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode()
+        )

@@ -1,0 +1,102 @@
+"""What the audit log needs from a store, on SQLite or PostgreSQL alike.
+
+A store keeps three append-only tables: the entries (by leaf index, from 0), the hash of every
+perfect subtree of the Merkle tree over them (``(level, index)``: level 0 are the leaves), and
+the signed checkpoints. Keeping the subtree hashes makes appending cost about two small inserts
+per entry, and any proof a handful of lookups, however long the log grows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+from lgsp_adapter.audit.entry import AuditEntry
+from lgsp_adapter.audit.query import AuditQuery
+from lgsp_adapter.audit.signing import LogKey
+from lgsp_adapter.merkle import Node
+
+Fields = dict[str, str | None]
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    """A checkpoint as kept: its size and root for lookups, and the signed note itself."""
+
+    size: int
+    root: bytes
+    at: datetime
+    note: str
+
+
+@dataclass(frozen=True)
+class ArchiveRecord:
+    """Entries [start, end) moved out of the store into a signed archive file."""
+
+    start: int
+    end: int
+    file: str
+    sha256: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    """An entry's stored fields, its index, and the leaf hash the tree holds at that index
+    (None when the tree has no such leaf)."""
+
+    index: int
+    fields: Fields
+    leaf: bytes | None
+
+
+class AuditStore(Protocol):
+    """The audit log's storage."""
+
+    async def append(self, entries: Sequence[AuditEntry]) -> None:
+        """Append entries, and their leaves and completed subtrees, in one transaction."""
+        ...
+
+    async def tree_size(self) -> int:
+        """How many leaves the tree has."""
+        ...
+
+    async def nodes(self, keys: Sequence[Node]) -> dict[Node, bytes]:
+        """The stored subtree hashes among ``keys``."""
+        ...
+
+    def stored_entries(self, start: int = 0) -> AsyncIterator[StoredEntry]:
+        """Every entry from index ``start`` on, in index order, with its stored leaf."""
+        ...
+
+    async def entries(self, start: int, end: int) -> list[AuditEntry]:
+        """Entries with index in [start, end)."""
+        ...
+
+    async def query(self, query: AuditQuery) -> list[AuditEntry]:
+        """One page of entries matching ``query``, in index order."""
+        ...
+
+    async def history(self, packet_id: UUID) -> list[AuditEntry]:
+        """A packet's entries, in the order they were appended."""
+        ...
+
+    async def checkpoint(self, key: LogKey, *, min_size: int = 1) -> StoredCheckpoint | None:
+        """Sign and keep a checkpoint of the tree as it is, unless it has fewer than
+        ``min_size`` leaves or the latest checkpoint already has its size (then that one)."""
+        ...
+
+    async def checkpoints(self) -> list[StoredCheckpoint]:
+        """Every checkpoint, smallest first."""
+        ...
+
+    async def archives(self) -> list[ArchiveRecord]:
+        """Archives made so far, oldest first."""
+        ...
+
+    async def remove_archived(self, record: ArchiveRecord) -> None:
+        """Record the archive and delete its entries, in one transaction."""
+        ...

@@ -1,0 +1,369 @@
+"""The audit log on PostgreSQL, for deployments whose replicas share one database.
+
+The same tables as on SQLite (``sqlite_audit``), append-only by trigger, including TRUNCATE.
+Replicas append concurrently, so each append takes a transaction-scoped advisory lock before
+reading the tree's edge: leaf indexes stay gapless and the tree is built by one writer at a
+time, which a sequence (with its gaps on rollback) could not give.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+from uuid import UUID
+
+import asyncpg
+
+from lgsp_adapter.audit.checkpoint import Checkpoint
+from lgsp_adapter.audit.entry import FIELDS, AuditEntry, format_time
+from lgsp_adapter.audit.query import AuditQuery
+from lgsp_adapter.audit.signing import LogKey
+from lgsp_adapter.audit.store import ArchiveRecord, StoredCheckpoint, StoredEntry
+from lgsp_adapter.audit.tree import TreeWriter, load_frontier
+from lgsp_adapter.errors import ErrorCode, FatalError
+from lgsp_adapter.merkle import Node
+
+Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+_APPEND_LOCK = 0x4C475350  # "LGSP": the advisory lock that serialises appends
+
+MIGRATIONS = [
+    """
+    CREATE TABLE audit_entries (
+        idx BIGINT PRIMARY KEY,
+        at TEXT NOT NULL,
+        event TEXT NOT NULL,
+        packet_id TEXT,
+        sender TEXT,
+        recipient TEXT,
+        kind TEXT,
+        document_id TEXT,
+        payload_sha256 TEXT,
+        outcome TEXT,
+        detail TEXT,
+        actor TEXT
+    );
+    CREATE INDEX audit_entries_packet ON audit_entries (packet_id, idx);
+    CREATE INDEX audit_entries_at ON audit_entries (at);
+    CREATE INDEX audit_entries_document ON audit_entries (document_id, idx);
+    CREATE INDEX audit_entries_sender ON audit_entries (sender, idx);
+    CREATE INDEX audit_entries_recipient ON audit_entries (recipient, idx);
+    CREATE TABLE audit_tree (
+        level SMALLINT NOT NULL,
+        idx BIGINT NOT NULL,
+        hash BYTEA NOT NULL,
+        PRIMARY KEY (level, idx)
+    );
+    CREATE TABLE audit_checkpoints (
+        size BIGINT PRIMARY KEY,
+        root BYTEA NOT NULL,
+        at TEXT NOT NULL,
+        note TEXT NOT NULL
+    );
+    CREATE TABLE audit_archives (
+        start BIGINT NOT NULL,
+        "end" BIGINT PRIMARY KEY,
+        file TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;
+    CREATE FUNCTION audit_archived_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF OLD.idx >= (SELECT coalesce(max("end"), 0) FROM audit_archives) THEN
+                RAISE EXCEPTION 'only archived audit entries may be removed';
+            END IF;
+            RETURN OLD;
+        END $$;
+    CREATE TRIGGER audit_entries_no_update BEFORE UPDATE ON audit_entries
+        FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+    CREATE TRIGGER audit_entries_archived_only BEFORE DELETE ON audit_entries
+        FOR EACH ROW EXECUTE FUNCTION audit_archived_only();
+    CREATE TRIGGER audit_entries_no_truncate BEFORE TRUNCATE ON audit_entries
+        FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+    """
+    + "".join(
+        f"""
+    CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}
+        FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+    CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
+        FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+    """
+        for table in ("audit_tree", "audit_checkpoints", "audit_archives")
+    ),
+]
+
+_COLUMNS = ", ".join(FIELDS)
+_PLACEHOLDERS = ", ".join(f"${n}" for n in range(1, len(FIELDS) + 2))
+_INSERT_ENTRY = f"INSERT INTO audit_entries (idx, {_COLUMNS}) VALUES ({_PLACEHOLDERS})"
+_SELECT_ENTRY = f"SELECT idx, {_COLUMNS} FROM audit_entries"
+_BATCH = 5000
+
+
+class PostgresAuditLog:
+    """The ``AuditStore`` on PostgreSQL; ``async with await PostgresAuditLog.open(dsn)``."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._tree = TreeWriter()
+
+    @classmethod
+    async def open(cls, dsn: str) -> PostgresAuditLog:
+        """Connect and bring the schema up to date."""
+        try:
+            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise FatalError(
+                ErrorCode.STORE_UNAVAILABLE, f"cannot connect to PostgreSQL: {exc}"
+            ) from exc
+        log = cls(pool)
+        try:
+            await log._migrate()
+        except BaseException:
+            await pool.close()
+            raise
+        return log
+
+    async def _migrate(self) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS lgsp_schema (part TEXT PRIMARY KEY, version INT)"
+            )
+            version = (
+                await conn.fetchval("SELECT version FROM lgsp_schema WHERE part = 'audit'") or 0
+            )
+            if version > len(MIGRATIONS):
+                raise FatalError(
+                    ErrorCode.STORE_UNAVAILABLE,
+                    f"the audit schema (version {version}) is newer than this adapter knows",
+                )
+            for script in MIGRATIONS[version:]:
+                await conn.execute(script)
+            await conn.execute(
+                "INSERT INTO lgsp_schema (part, version) VALUES ('audit', $1)"
+                " ON CONFLICT (part) DO UPDATE SET version = $1",
+                len(MIGRATIONS),
+            )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the pool."""
+        await self._pool.close()
+
+    async def append(self, entries: Sequence[AuditEntry]) -> None:
+        """Append entries, their leaves and completed subtrees, in one transaction."""
+        if not entries:
+            return
+        async with self._pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    await self.append_in_transaction(conn, entries)
+            except BaseException:
+                self._tree.forget()
+                raise
+
+    async def append_in_transaction(self, conn: Conn, entries: Sequence[AuditEntry]) -> None:
+        """Append inside the caller's transaction on ``conn``."""
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
+        size, last = await _edge(conn)
+
+        async def load(keys: Sequence[Node]) -> dict[Node, bytes]:
+            return await _nodes(conn, keys)
+
+        rows, nodes = await self._tree.extend(size, last, load, entries)
+        await conn.executemany(_INSERT_ENTRY, [(i, *f.values()) for i, f in rows])
+        await conn.executemany(
+            "INSERT INTO audit_tree (level, idx, hash) VALUES ($1, $2, $3)", nodes
+        )
+
+    async def tree_size(self) -> int:
+        """How many leaves the tree has."""
+        async with self._pool.acquire() as conn:
+            return (await _edge(conn))[0]
+
+    async def nodes(self, keys: Sequence[Node]) -> dict[Node, bytes]:
+        """The stored subtree hashes among ``keys``."""
+        async with self._pool.acquire() as conn:
+            return await _nodes(conn, keys)
+
+    async def stored_entries(self, start: int = 0) -> AsyncIterator[StoredEntry]:
+        """Every entry from ``start`` on, in index order, with its stored leaf."""
+        position = start
+        columns = ", ".join("e." + name for name in FIELDS)
+        while True:
+            async with self._pool.acquire() as conn:
+                rows = await conn.fetch(
+                    f"SELECT e.idx, {columns}, t.hash FROM audit_entries e"
+                    " LEFT JOIN audit_tree t ON t.level = 0 AND t.idx = e.idx"
+                    " WHERE e.idx >= $1 ORDER BY e.idx LIMIT $2",
+                    position,
+                    _BATCH,
+                )
+            for row in rows:
+                yield StoredEntry(
+                    index=row[0],
+                    fields=dict(zip(FIELDS, list(row)[1:-1], strict=True)),
+                    leaf=None if row[-1] is None else bytes(row[-1]),
+                )
+            if len(rows) < _BATCH:
+                return
+            position = rows[-1][0] + 1
+
+    async def entries(self, start: int, end: int) -> list[AuditEntry]:
+        """Entries with index in [start, end)."""
+        return await self._select(" WHERE idx >= $1 AND idx < $2 ORDER BY idx", start, end)
+
+    async def query(self, query: AuditQuery) -> list[AuditEntry]:
+        """One page of entries matching ``query``, in index order."""
+        where, parameters = _where(query)
+        order = "DESC" if query.newest_first else ""
+        return await self._select(
+            f"{where} ORDER BY idx {order} LIMIT ${len(parameters) + 1}",
+            *parameters,
+            query.limit,
+        )
+
+    async def history(self, packet_id: UUID) -> list[AuditEntry]:
+        """A packet's entries, in the order they were appended."""
+        return await self._select(" WHERE packet_id = $1 ORDER BY idx", str(packet_id))
+
+    async def _select(self, tail: str, *parameters: Any) -> list[AuditEntry]:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(_SELECT_ENTRY + tail, *parameters)
+        return [
+            AuditEntry.from_fields(dict(zip(FIELDS, list(row)[1:], strict=True)), row[0])
+            for row in rows
+        ]
+
+    async def checkpoint(self, key: LogKey, *, min_size: int = 1) -> StoredCheckpoint | None:
+        """Sign and keep a checkpoint of the tree as it is now (see ``AuditStore``)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
+            size, _ = await _edge(conn)
+            if size < min_size:
+                return None
+            latest = await conn.fetchrow(
+                "SELECT size, root, at, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1"
+            )
+            if latest is not None and latest[0] == size:
+                return _checkpoint(latest)
+
+            async def load(keys: Sequence[Node]) -> dict[Node, bytes]:
+                return await _nodes(conn, keys)
+
+            root = (await load_frontier(size, load)).root()
+            signed = Checkpoint(origin=key.name, size=size, root=root, at=datetime.now(UTC))
+            note = signed.sign(key)
+            await conn.execute(
+                "INSERT INTO audit_checkpoints (size, root, at, note) VALUES ($1, $2, $3, $4)",
+                size,
+                root,
+                format_time(signed.at),
+                note,
+            )
+        return StoredCheckpoint(size=size, root=root, at=signed.at, note=note)
+
+    async def checkpoints(self) -> list[StoredCheckpoint]:
+        """Every checkpoint, smallest first."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT size, root, at, note FROM audit_checkpoints ORDER BY size"
+            )
+        return [_checkpoint(row) for row in rows]
+
+    async def archives(self) -> list[ArchiveRecord]:
+        """Archives made so far, oldest first."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                'SELECT start, "end", file, sha256, at FROM audit_archives ORDER BY "end"'
+            )
+        return [
+            ArchiveRecord(
+                start=row[0],
+                end=row[1],
+                file=row[2],
+                sha256=row[3],
+                at=datetime.fromisoformat(row[4]),
+            )
+            for row in rows
+        ]
+
+    async def remove_archived(self, record: ArchiveRecord) -> None:
+        """Record the archive and delete its entries, in one transaction."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                'INSERT INTO audit_archives (start, "end", file, sha256, at)'
+                " VALUES ($1, $2, $3, $4, $5)",
+                record.start,
+                record.end,
+                record.file,
+                record.sha256,
+                format_time(record.at),
+            )
+            await conn.execute("DELETE FROM audit_entries WHERE idx < $1", record.end)
+
+
+async def _edge(conn: Conn) -> tuple[int, bytes | None]:
+    row = await conn.fetchrow(
+        "SELECT idx, hash FROM audit_tree WHERE level = 0 ORDER BY idx DESC LIMIT 1"
+    )
+    return (0, None) if row is None else (int(row[0]) + 1, bytes(row[1]))
+
+
+async def _nodes(conn: Conn, keys: Sequence[Node]) -> dict[Node, bytes]:
+    if not keys:
+        return {}
+    rows = await conn.fetch(
+        "SELECT t.level, t.idx, t.hash FROM audit_tree t"
+        " JOIN unnest($1::smallint[], $2::bigint[]) AS k(level, idx)"
+        " ON t.level = k.level AND t.idx = k.idx",
+        [level for level, _ in keys],
+        [index for _, index in keys],
+    )
+    return {(row[0], row[1]): bytes(row[2]) for row in rows}
+
+
+def _where(query: AuditQuery) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    parameters: list[Any] = []
+
+    def bind(value: Any) -> str:
+        parameters.append(value)
+        return f"${len(parameters)}"
+
+    if query.since is not None:
+        clauses.append(f"at >= {bind(format_time(query.since))}")
+    if query.until is not None:
+        clauses.append(f"at < {bind(format_time(query.until))}")
+    if query.agency is not None:
+        marker = bind(query.agency)
+        clauses.append(f"(sender = {marker} OR recipient = {marker})")
+    for name in ("kind", "document_id", "outcome"):
+        value = getattr(query, name)
+        if value is not None:
+            clauses.append(f"{name} = {bind(value)}")
+    if query.event is not None:
+        clauses.append(f"event = {bind(query.event.value)}")
+    if query.packet_id is not None:
+        clauses.append(f"packet_id = {bind(str(query.packet_id))}")
+    if query.after is not None:
+        clauses.append(f"idx > {bind(query.after)}")
+    if query.before is not None:
+        clauses.append(f"idx < {bind(query.before)}")
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), parameters
+
+
+def _checkpoint(row: Any) -> StoredCheckpoint:
+    return StoredCheckpoint(
+        size=row[0], root=bytes(row[1]), at=datetime.fromisoformat(row[2]), note=row[3]
+    )

@@ -1,0 +1,302 @@
+"""The audit log on SQLite: entries, the tree's subtree hashes, checkpoints and archives.
+
+Appends happen inside the store's write transactions (``append_in_transaction``), so a state
+change and the entries that record it commit together; the tree's rows go in the same
+transaction, so a crash can never leave an entry without its leaf or the reverse. Triggers make
+every table append-only; entries may be deleted only below the end of a recorded archive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import aiosqlite
+
+from lgsp_adapter.audit.checkpoint import Checkpoint
+from lgsp_adapter.audit.entry import FIELDS, AuditEntry, format_time
+from lgsp_adapter.audit.query import AuditQuery
+from lgsp_adapter.audit.signing import LogKey
+from lgsp_adapter.audit.store import ArchiveRecord, StoredCheckpoint, StoredEntry
+from lgsp_adapter.audit.tree import TreeWriter, load_frontier
+from lgsp_adapter.merkle import Node
+
+SCHEMA = """
+    CREATE TABLE audit_entries (
+        idx INTEGER PRIMARY KEY,           -- the leaf index in the tree, from 0
+        at TEXT NOT NULL,                  -- UTC, yyyy-mm-ddThh:mm:ss.ffffffZ
+        event TEXT NOT NULL,
+        packet_id TEXT,
+        sender TEXT,
+        recipient TEXT,
+        kind TEXT,
+        document_id TEXT,
+        payload_sha256 TEXT,
+        outcome TEXT,
+        detail TEXT,
+        actor TEXT
+    );
+    CREATE INDEX audit_entries_packet ON audit_entries (packet_id, idx);
+    CREATE INDEX audit_entries_at ON audit_entries (at);
+    CREATE INDEX audit_entries_document ON audit_entries (document_id, idx);
+    CREATE INDEX audit_entries_sender ON audit_entries (sender, idx);
+    CREATE INDEX audit_entries_recipient ON audit_entries (recipient, idx);
+    CREATE TABLE audit_tree (
+        level INTEGER NOT NULL,            -- 0: leaves; n: subtrees of 2^n leaves
+        idx INTEGER NOT NULL,
+        hash BLOB NOT NULL,
+        PRIMARY KEY (level, idx)
+    ) WITHOUT ROWID;
+    CREATE TABLE audit_checkpoints (
+        size INTEGER PRIMARY KEY,
+        root BLOB NOT NULL,
+        at TEXT NOT NULL,
+        note TEXT NOT NULL                 -- the signed note, as signed
+    );
+    CREATE TABLE audit_archives (
+        start INTEGER NOT NULL,
+        "end" INTEGER PRIMARY KEY,
+        file TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE TRIGGER audit_entries_no_update BEFORE UPDATE ON audit_entries
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_entries_no_delete BEFORE DELETE ON audit_entries
+        WHEN OLD.idx >= (SELECT coalesce(max("end"), 0) FROM audit_archives)
+        BEGIN SELECT RAISE(ABORT, 'only archived audit entries may be removed'); END;
+"""
+_APPEND_ONLY = ("audit_tree", "audit_checkpoints", "audit_archives")
+SCHEMA += "".join(
+    f"""
+    CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table}
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table}
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    """
+    for table in _APPEND_ONLY
+)
+
+_COLUMNS = ", ".join(FIELDS)
+_INSERT_ENTRY = f"INSERT INTO audit_entries (idx, {_COLUMNS}) VALUES (?{', ?' * len(FIELDS)})"
+_SELECT_ENTRY = f"SELECT idx, {_COLUMNS} FROM audit_entries"
+_BATCH = 5000
+
+WriteTransaction = Callable[[], AbstractAsyncContextManager[None]]
+
+
+class SqliteAuditLog:
+    """The ``AuditStore`` on the store's connections."""
+
+    def __init__(
+        self,
+        *,
+        writer: aiosqlite.Connection,
+        reader: aiosqlite.Connection,
+        transaction: WriteTransaction,
+    ) -> None:
+        self._db = writer
+        self._read = reader
+        self._transaction = transaction
+        self._tree = TreeWriter()
+
+    async def append_in_transaction(self, entries: Sequence[AuditEntry]) -> None:
+        """Append inside the caller's open write transaction."""
+        if not entries:
+            return
+        size, last = await self._edge(self._db)
+        rows, nodes = await self._tree.extend(size, last, self._loader(self._db), entries)
+        await self._db.executemany(
+            _INSERT_ENTRY, [(index, *fields.values()) for index, fields in rows]
+        )
+        await self._db.executemany(
+            "INSERT INTO audit_tree (level, idx, hash) VALUES (?, ?, ?)", nodes
+        )
+
+    def forget(self) -> None:
+        """The write transaction rolled back: the cached edge of the tree may be ahead."""
+        self._tree.forget()
+
+    async def append(self, entries: Sequence[AuditEntry]) -> None:
+        """Append in a transaction of their own."""
+        async with self._transaction():
+            await self.append_in_transaction(entries)
+
+    @staticmethod
+    async def _edge(db: aiosqlite.Connection) -> tuple[int, bytes | None]:
+        async with db.execute(
+            "SELECT idx, hash FROM audit_tree WHERE level = 0 ORDER BY idx DESC LIMIT 1"
+        ) as cursor:
+            row = await cursor.fetchone()
+        return (0, None) if row is None else (int(row[0]) + 1, bytes(row[1]))
+
+    def _loader(self, db: aiosqlite.Connection) -> Callable[[Sequence[Node]], Any]:
+        async def load(keys: Sequence[Node]) -> dict[Node, bytes]:
+            return await _nodes(db, keys)
+
+        return load
+
+    async def tree_size(self) -> int:
+        """How many leaves the tree has."""
+        return (await self._edge(self._read))[0]
+
+    async def nodes(self, keys: Sequence[Node]) -> dict[Node, bytes]:
+        """The stored subtree hashes among ``keys``."""
+        return await _nodes(self._read, keys)
+
+    async def stored_entries(self, start: int = 0) -> AsyncIterator[StoredEntry]:
+        """Every entry from ``start`` on, in index order, with its stored leaf."""
+        position = start
+        while True:
+            async with self._read.execute(
+                f"SELECT e.idx, {', '.join('e.' + f for f in FIELDS)}, t.hash"
+                " FROM audit_entries e LEFT JOIN audit_tree t ON t.level = 0 AND t.idx = e.idx"
+                " WHERE e.idx >= ? ORDER BY e.idx LIMIT ?",
+                (position, _BATCH),
+            ) as cursor:
+                rows = list(await cursor.fetchall())
+            for row in rows:
+                yield StoredEntry(
+                    index=row[0],
+                    fields=dict(zip(FIELDS, row[1:-1], strict=True)),
+                    leaf=None if row[-1] is None else bytes(row[-1]),
+                )
+            if len(rows) < _BATCH:
+                return
+            position = rows[-1][0] + 1
+
+    async def entries(self, start: int, end: int) -> list[AuditEntry]:
+        """Entries with index in [start, end)."""
+        return await self._select(" WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end))
+
+    async def query(self, query: AuditQuery) -> list[AuditEntry]:
+        """One page of entries matching ``query``, in index order."""
+        where, parameters = _where(query)
+        order = "DESC" if query.newest_first else ""
+        return await self._select(
+            f"{where} ORDER BY idx {order} LIMIT ?", (*parameters, query.limit)
+        )
+
+    async def history(self, packet_id: UUID) -> list[AuditEntry]:
+        """A packet's entries, in the order they were appended."""
+        return await self._select(" WHERE packet_id = ? ORDER BY idx", (str(packet_id),))
+
+    async def _select(self, tail: str, parameters: tuple[Any, ...]) -> list[AuditEntry]:
+        async with self._read.execute(_SELECT_ENTRY + tail, parameters) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            AuditEntry.from_fields(dict(zip(FIELDS, row[1:], strict=True)), row[0]) for row in rows
+        ]
+
+    async def checkpoint(self, key: LogKey, *, min_size: int = 1) -> StoredCheckpoint | None:
+        """Sign and keep a checkpoint of the tree as it is now (see ``AuditStore``)."""
+        async with self._transaction():
+            size, _ = await self._edge(self._db)
+            if size < min_size:
+                return None
+            async with self._db.execute(
+                "SELECT size, root, at, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1"
+            ) as cursor:
+                latest = await cursor.fetchone()
+            if latest is not None and latest[0] == size:
+                return _checkpoint(latest)
+            root = (await load_frontier(size, self._loader(self._db))).root()
+            signed = Checkpoint(origin=key.name, size=size, root=root, at=datetime.now(UTC))
+            note = signed.sign(key)
+            await self._db.execute(
+                "INSERT INTO audit_checkpoints (size, root, at, note) VALUES (?, ?, ?, ?)",
+                (size, root, format_time(signed.at), note),
+            )
+        return StoredCheckpoint(size=size, root=root, at=signed.at, note=note)
+
+    async def checkpoints(self) -> list[StoredCheckpoint]:
+        """Every checkpoint, smallest first."""
+        async with self._read.execute(
+            "SELECT size, root, at, note FROM audit_checkpoints ORDER BY size"
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [_checkpoint(row) for row in rows]
+
+    async def archives(self) -> list[ArchiveRecord]:
+        """Archives made so far, oldest first."""
+        async with self._read.execute(
+            'SELECT start, "end", file, sha256, at FROM audit_archives ORDER BY "end"'
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            ArchiveRecord(
+                start=row[0],
+                end=row[1],
+                file=row[2],
+                sha256=row[3],
+                at=datetime.fromisoformat(row[4]),
+            )
+            for row in rows
+        ]
+
+    async def remove_archived(self, record: ArchiveRecord) -> None:
+        """Record the archive and delete its entries, in one transaction."""
+        async with self._transaction():
+            await self._db.execute(
+                'INSERT INTO audit_archives (start, "end", file, sha256, at)'
+                " VALUES (?, ?, ?, ?, ?)",
+                (record.start, record.end, record.file, record.sha256, format_time(record.at)),
+            )
+            await self._db.execute("DELETE FROM audit_entries WHERE idx < ?", (record.end,))
+
+
+async def _nodes(db: aiosqlite.Connection, keys: Sequence[Node]) -> dict[Node, bytes]:
+    found: dict[Node, bytes] = {}
+    keys = list(keys)
+    for offset in range(0, len(keys), 400):
+        chunk = keys[offset : offset + 400]
+        values = ", ".join("(?, ?)" for _ in chunk)
+        flat = [number for key in chunk for number in key]
+        async with db.execute(
+            f"SELECT level, idx, hash FROM audit_tree WHERE (level, idx) IN (VALUES {values})",
+            flat,
+        ) as cursor:
+            for level, index, digest in await cursor.fetchall():
+                found[(level, index)] = bytes(digest)
+    return found
+
+
+def _where(query: AuditQuery) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    parameters: list[Any] = []
+    if query.since is not None:
+        clauses.append("at >= ?")
+        parameters.append(format_time(query.since))
+    if query.until is not None:
+        clauses.append("at < ?")
+        parameters.append(format_time(query.until))
+    if query.agency is not None:
+        clauses.append("(sender = ? OR recipient = ?)")
+        parameters += [query.agency, query.agency]
+    for name in ("kind", "document_id", "outcome"):
+        value = getattr(query, name)
+        if value is not None:
+            clauses.append(f"{name} = ?")
+            parameters.append(value)
+    if query.event is not None:
+        clauses.append("event = ?")
+        parameters.append(query.event.value)
+    if query.packet_id is not None:
+        clauses.append("packet_id = ?")
+        parameters.append(str(query.packet_id))
+    if query.after is not None:
+        clauses.append("idx > ?")
+        parameters.append(query.after)
+    if query.before is not None:
+        clauses.append("idx < ?")
+        parameters.append(query.before)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), parameters
+
+
+def _checkpoint(row: Any) -> StoredCheckpoint:
+    return StoredCheckpoint(
+        size=row[0], root=bytes(row[1]), at=datetime.fromisoformat(row[2]), note=row[3]
+    )
