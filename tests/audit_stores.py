@@ -82,3 +82,14 @@ async def open_store(
     dsn = f"{postgres_database}?search_path={schema}"
     async with await PostgresAuditLog.open(dsn) as log:
         yield log, Attacker("postgres", dsn)
+
+
+@asynccontextmanager
+async def reopen(backend: str, location: str) -> AsyncIterator[AuditStore]:
+    """Another handle on a store ``open_store`` made (another process, another replica)."""
+    if backend == "sqlite":
+        async with await SqliteStore.open(Path(location)) as store:
+            yield store.audit
+        return
+    async with await PostgresAuditLog.open(location) as log:
+        yield log

@@ -4,7 +4,11 @@ catching every kind of tampering, naming what is wrong."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
+import signal
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -27,8 +31,9 @@ from lgsp_adapter.audit.query import AuditQuery, BadQuery
 from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.audit.store import AuditStore
 from lgsp_adapter.audit.verify import verify_log
+from lgsp_adapter.merkle import leaf_hash
 from tests import rfc9162
-from tests.audit_stores import BACKENDS, Attacker, open_store
+from tests.audit_stores import BACKENDS, Attacker, open_store, reopen
 
 KEY = LogKey.generate("lgsp-adapter/test")
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
@@ -148,8 +153,6 @@ async def test_a_bundle_verifies_alone_and_fails_when_touched(
     bundle = await make_bundle(
         store, history, subject={"packet_id": str(packet)}, verifier=KEY.verifier, key=KEY
     )
-    import json
-
     data = json.dumps(bundle).encode()
     check = verify_bundle(data)
     assert (check.entries, check.checkpoint.size) == (3, 9)
@@ -197,3 +200,212 @@ def test_bad_queries_are_refused_with_each_fault_named() -> None:
         AuditQuery.of({"limit": "0", "event": "exploded", "colour": "red"})
     fields = {problem["field"] for problem in raised.value.details}
     assert fields == {"limit", "event", "colour"}
+
+
+FIELDS_SQL = "at, event, packet_id, sender, recipient, kind, document_id, payload_sha256"
+
+
+async def tampered(log: tuple[AuditStore, Attacker], *statements: str) -> list[str]:
+    """Fill a log of 40 entries with checkpoints, run the attacker's SQL, verify."""
+    store, attacker = log
+    await filled(store, [10, 25, 40])
+    assert (await verify_log(store, KEY.verifier)).ok
+    await attacker.run(*statements)
+    report = await verify_log(store, KEY.verifier)
+    assert not report.ok
+    return [p.message for p in report.problems] + [f"first={report.first_bad_entry}"]
+
+
+@pytest.mark.asyncio
+async def test_a_changed_entry_is_named(log: tuple[AuditStore, Attacker]) -> None:
+    found = await tampered(log, "UPDATE audit_entries SET outcome = 'refused' WHERE idx = 17")
+    assert "entry 17 does not match its leaf" in found[0]
+    assert found[-1] == "first=17"
+
+
+@pytest.mark.asyncio
+async def test_a_changed_entry_and_leaf_are_found_through_the_signed_tree(
+    log: tuple[AuditStore, Attacker],
+) -> None:
+    store, _ = log
+    changed = entries(40)[17].model_copy(update={"outcome": "refused"})
+    forged_leaf = leaf_hash(changed.canonical()).hex()
+    found = await tampered(
+        log,
+        "UPDATE audit_entries SET outcome = 'refused' WHERE idx = 17",
+        f"UPDATE audit_tree SET hash = $bytes'{forged_leaf}' WHERE level = 0 AND idx = 17",
+    )
+    # The forged leaf leads no further than the pair it breaks: entries 16 and 17.
+    assert "entries 16 to 17: one was altered since checkpoint 25" in found[0]
+    assert found[-1] == "first=16"
+
+
+@pytest.mark.asyncio
+async def test_a_changed_entry_is_named_where_only_its_leaf_row_was_lost(
+    log: tuple[AuditStore, Attacker],
+) -> None:
+    found = await tampered(
+        log,
+        "UPDATE audit_entries SET outcome = 'refused' WHERE idx = 17",
+        "DELETE FROM audit_tree WHERE level = 0 AND idx = 17",
+    )
+    assert "entry 17 has no leaf in the tree" in found[0]
+    assert found[-1] == "first=17"
+
+
+@pytest.mark.asyncio
+async def test_a_deleted_entry_is_named(log: tuple[AuditStore, Attacker]) -> None:
+    found = await tampered(log, "DELETE FROM audit_entries WHERE idx = 12")
+    assert found[0].startswith("entry 12 is missing")
+    assert found[-1] == "first=12"
+
+
+@pytest.mark.asyncio
+async def test_the_last_entries_deleted_are_named(log: tuple[AuditStore, Attacker]) -> None:
+    found = await tampered(log, "DELETE FROM audit_entries WHERE idx >= 38")
+    assert "entries 38 to 39 are missing from the end" in found[0]
+
+
+@pytest.mark.asyncio
+async def test_an_inserted_entry_is_named(log: tuple[AuditStore, Attacker]) -> None:
+    # The attacker makes room at 20 by moving every later entry one place on.
+    found = await tampered(
+        log,
+        "UPDATE audit_entries SET idx = idx + 1000 WHERE idx >= 20",
+        "UPDATE audit_entries SET idx = idx - 999 WHERE idx >= 1000",
+        f"INSERT INTO audit_entries (idx, {FIELDS_SQL}) SELECT 20, {FIELDS_SQL}"
+        " FROM audit_entries WHERE idx = 5",
+    )
+    assert "entry 20 does not match its leaf" in found[0]
+    assert found[-1] == "first=20"
+
+
+@pytest.mark.asyncio
+async def test_an_entry_added_outside_the_log_is_named(log: tuple[AuditStore, Attacker]) -> None:
+    found = await tampered(
+        log,
+        f"INSERT INTO audit_entries (idx, {FIELDS_SQL}) SELECT 40, {FIELDS_SQL}"
+        " FROM audit_entries WHERE idx = 5",
+    )
+    assert "entry 40 has no leaf in the tree" in found[0]
+
+
+@pytest.mark.asyncio
+async def test_reordered_entries_are_named(log: tuple[AuditStore, Attacker]) -> None:
+    found = await tampered(
+        log,
+        "UPDATE audit_entries SET idx = -1 WHERE idx = 30",
+        "UPDATE audit_entries SET idx = 30 WHERE idx = 31",
+        "UPDATE audit_entries SET idx = 31 WHERE idx = -1",
+    )
+    assert "entry 30 does not match its leaf" in found[0]
+    assert "entry 31 does not match its leaf" in found[1]
+    assert found[-1] == "first=30"
+
+
+@pytest.mark.asyncio
+async def test_a_changed_checkpoint_is_named(log: tuple[AuditStore, Attacker]) -> None:
+    found = await tampered(
+        log, "UPDATE audit_checkpoints SET note = replace(note, '\n25\n', '\n24\n') WHERE size = 25"
+    )
+    assert found[0] == "checkpoint 25: the signature by lgsp-adapter/test does not verify"
+
+
+@pytest.mark.asyncio
+async def test_a_checkpoint_whose_columns_were_changed_is_named(
+    log: tuple[AuditStore, Attacker],
+) -> None:
+    found = await tampered(log, "UPDATE audit_checkpoints SET size = 26 WHERE size = 25")
+    assert found[0] == "checkpoint 26: its stored size or root differs from its signed note"
+
+
+@pytest.mark.asyncio
+async def test_a_checkpoint_signed_with_another_key_is_named(
+    log: tuple[AuditStore, Attacker],
+) -> None:
+    store, attacker = log
+    await filled(store, [10, 25, 40])
+    forger = LogKey.generate(KEY.name)
+    rows = await store.checkpoints()
+    forged = Checkpoint(origin=KEY.name, size=25, root=rows[1].root, at=rows[1].at).sign(forger)
+    await attacker.run(
+        "DELETE FROM audit_checkpoints WHERE size = 25",
+        "INSERT INTO audit_checkpoints (size, root, at, note) VALUES (25, "
+        f"$bytes'{rows[1].root.hex()}', '{rows[1].at.isoformat()}', '{forged}')",
+    )
+    report = await verify_log(store, KEY.verifier)
+    assert [p.message for p in report.problems] == [
+        f"checkpoint 25: not signed by {KEY.name} ({KEY.verifier.key_id.hex()}):"
+        " no signature with that key"
+    ]
+
+
+CHILD = """
+import asyncio, sys
+from tests.audit_stores import reopen
+from tests.test_audit_log import KEY_FILE_NAME, entries
+from lgsp_adapter.audit.signing import LogKey
+
+async def main(backend, location, key_path):
+    key = LogKey.load_or_create(__import__("pathlib").Path(key_path), "lgsp-adapter/test")
+    async with reopen(backend, location) as store:
+        n = 0
+        while True:
+            await store.append(entries(3, n))
+            n += 3
+            print(n, flush=True)
+            await store.checkpoint(key)
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+KEY_FILE_NAME = "audit.key"
+
+
+@pytest.mark.asyncio
+async def test_a_crash_between_entries_and_checkpoints_loses_neither(
+    log: tuple[AuditStore, Attacker], tmp_path: Path
+) -> None:
+    store, attacker = log
+    key_path = tmp_path / KEY_FILE_NAME
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        CHILD,
+        attacker.backend,
+        attacker.location,
+        str(key_path),
+        stdout=asyncio.subprocess.PIPE,
+        cwd=Path(__file__).parents[1],
+    )
+    assert child.stdout is not None
+    acknowledged = 0
+    while acknowledged < 150:
+        line = await asyncio.wait_for(child.stdout.readline(), 30)
+        assert line, "the child stopped early"
+        acknowledged = int(line)
+    child.send_signal(signal.SIGKILL)
+    await child.wait()
+    key = LogKey.load_or_create(key_path, "lgsp-adapter/test")
+    size = await store.tree_size()
+    assert size >= acknowledged  # every append the child saw commit is there
+    report = await verify_log(store, key.verifier)
+    assert report.ok, report.problems
+    made = await store.checkpoint(key)
+    assert made is not None
+    assert made.size == size
+    assert (await verify_log(store, key.verifier)).ok
+
+
+@pytest.mark.asyncio
+async def test_concurrent_appenders_keep_one_gapless_tree(
+    tmp_path: Path, postgres_database: str
+) -> None:
+    """Replicas on one PostgreSQL append at once; the tree stays one, indexes gapless."""
+    async with open_store("postgres", tmp_path, postgres_database) as (store, attacker):
+        async with reopen("postgres", attacker.location) as other:
+            await asyncio.gather(
+                *(s.append(entries(2, 0)) for _ in range(20) for s in (store, other))
+            )
+        assert await store.tree_size() == 80
+        await store.checkpoint(KEY)
+        assert (await verify_log(store, KEY.verifier)).ok

@@ -232,38 +232,44 @@ async def _locate(
     """Find the first entry below ``size`` whose recomputed leaf differs from the signed tree,
     following stored hashes only while they hash up to the signed root."""
 
-    def recomputed(lo: int, hi: int) -> bytes:
-        lo, hi = max(lo, start) - start, hi - start
+    def recomputed(level: int, index: int) -> bytes:
+        lo, hi = max(index << level, start) - start, ((index + 1) << level) - start
         return root([bytes(leaves[i * 32 : i * 32 + 32]) for i in range(lo, hi)])
 
-    unknown = Problem(
-        f"checkpoint {size}: its root does not match the entries, and the stored tree was "
-        "rewritten too, so the altered entry cannot be named",
-        checkpoint=size,
-    )
     keys = cover(0, size)
     stored = await store.nodes(keys)
     if len(stored) != len(keys) or fold([stored[k] for k in keys]) != signed_root:
-        return unknown
+        return Problem(
+            f"checkpoint {size}: its root does not match the entries, and the stored tree was "
+            "rewritten too, so the altered entry cannot be named",
+            checkpoint=size,
+        )
     for level, index in keys:
-        lo, hi = index << level, (index + 1) << level
-        if hi <= start or recomputed(lo, hi) == stored[(level, index)]:
-            continue
         expected = stored[(level, index)]
+        if (index + 1) << level <= start or recomputed(level, index) == expected:
+            continue
+        # ``expected`` is authentic (it hashes up to the signed root); go down while its stored
+        # children hash to it, into the first child whose recomputed hash differs.
         while level > 0:
             children = [(level - 1, 2 * index), (level - 1, 2 * index + 1)]
             found = await store.nodes(children)
-            if len(found) != 2 or node_hash(found[children[0]], found[children[1]]) != expected:
-                return unknown
+            if len(found) < 2 or node_hash(found[children[0]], found[children[1]]) != expected:
+                lo, hi = max(index << level, start), min((index + 1) << level, size)
+                return Problem(
+                    f"entries {lo} to {hi - 1}: one was altered since checkpoint {size} (the "
+                    "stored tree was rewritten too, so it cannot be narrowed further)",
+                    entry=lo,
+                    checkpoint=size,
+                )
             level -= 1
-            left_lo, left_hi = (2 * index) << level, (2 * index + 1) << level
-            if left_hi > start and recomputed(left_lo, left_hi) != found[children[0]]:
-                index, expected = 2 * index, found[children[0]]
+            left = children[0]
+            if (left[1] + 1) << level > start and recomputed(*left) != found[left]:
+                index, expected = left[1], found[left]
             else:
-                index, expected = 2 * index + 1, found[children[1]]
+                index, expected = children[1][1], found[children[1]]
         return Problem(
             f"entry {index} was altered: it differs from the one signed in checkpoint {size}",
             entry=index,
             checkpoint=size,
         )
-    return unknown
+    return Problem(f"checkpoint {size}: its root does not match the entries", checkpoint=size)
