@@ -227,7 +227,6 @@ async def test_a_changed_entry_is_named(log: tuple[AuditStore, Attacker]) -> Non
 async def test_a_changed_entry_and_leaf_are_found_through_the_signed_tree(
     log: tuple[AuditStore, Attacker],
 ) -> None:
-    store, _ = log
     changed = entries(40)[17].model_copy(update={"outcome": "refused"})
     forged_leaf = leaf_hash(changed.canonical()).hex()
     found = await tampered(
