@@ -103,12 +103,29 @@ class KnownAgency(_Section):
     )
 
 
+class Role(StrEnum):
+    """What a client may do."""
+
+    AGENCY = "agency"  # submit packets for its agencies and follow them
+    AUDITOR = "auditor"  # read the audit log, its proofs and checkpoints; submit nothing
+
+
 class Client(_Section):
-    """An agency system that submits packets: its token and the agencies it may speak for."""
+    """A caller of the HTTP API: its token, its role and, for an agency system, the agencies
+    it may speak for."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
     token: SecretStr
-    agencies: list[AgencyCode] = Field(min_length=1)
+    role: Role = Role.AGENCY
+    agencies: list[AgencyCode] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _agencies_fit_the_role(self) -> Client:
+        if self.role is Role.AGENCY and not self.agencies:
+            raise ValueError(f"client {self.name}: an agency system speaks for some agencies")
+        if self.role is Role.AUDITOR and self.agencies:
+            raise ValueError(f"client {self.name}: an auditor speaks for no agency")
+        return self
 
     @field_validator("token")
     @classmethod

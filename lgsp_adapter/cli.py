@@ -13,17 +13,16 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import NoReturn
-from uuid import UUID
 
 import click
 
 from lgsp_adapter import __version__
+from lgsp_adapter.audit_cli import audit_group
 from lgsp_adapter.config import Settings, load_settings
 from lgsp_adapter.daemon import check_servable, run_daemon
 from lgsp_adapter.demo import run_demo
 from lgsp_adapter.errors import LgspError
 from lgsp_adapter.packets import read_packet
-from lgsp_adapter.store.sqlite import SqliteStore
 from lgsp_adapter.summary import canonical_json, summary
 
 CONFIG_OPTION = click.option(
@@ -110,55 +109,6 @@ def demo_command(data_dir: Path | None, verbose: bool) -> None:
     sys.exit(0 if ok else 1)
 
 
-@main.group("audit")
-def audit_group() -> None:
-    """Read the audit log."""
-
-
-@audit_group.command("show")
-@click.argument("packet_id", type=click.UUID)
-@CONFIG_OPTION
-@click.option(
-    "--store",
-    "store_path",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    default=None,
-    help="The store file (default: store.path of the settings).",
-)
-def audit_show_command(packet_id: UUID, config_path: Path | None, store_path: Path | None) -> None:
-    """Show one packet's journey: its deliveries and every audit entry."""
-    try:
-        path = store_path or load_settings(config_path).store.path
-        found = asyncio.run(_show(packet_id, path))
-    except LgspError as exc:
-        _fail(f"error: {exc}")
-    if not found:
-        _fail(f"error: no packet {packet_id} in {path}")
-
-
-async def _show(packet_id: UUID, path: Path) -> bool:
-    async with await SqliteStore.open(path) as store:
-        packet = await store.packet(packet_id)
-        if packet is None:
-            return False
-        click.echo(f"packet     {packet.id}")
-        click.echo(f"kind       {packet.kind}")
-        click.echo(f"sender     {packet.sender}")
-        click.echo(f"document   {packet.document_id or '-'}")
-        click.echo(f"sha256     {packet.sha256}  ({len(packet.payload):,} bytes)")
-        click.echo(f"received   {packet.received_at.isoformat()}")
-        for delivery in await store.deliveries(packet_id):
-            detail = f"  {delivery.detail}" if delivery.detail else ""
-            click.echo(
-                f"to         {delivery.recipient}: {delivery.state}"
-                f" ({delivery.attempts} attempts){detail}"
-            )
-        click.echo("history")
-        for entry in await store.history(packet_id):
-            click.echo(f"  {entry.line()}")
-    return True
-
-
 def configure_logging() -> None:
     """One line per event on stderr, for people."""
     logging.basicConfig(
@@ -166,6 +116,9 @@ def configure_logging() -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+
+
+main.add_command(audit_group)
 
 
 def _fail(message: str) -> NoReturn:

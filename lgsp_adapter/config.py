@@ -8,6 +8,7 @@ underscore: ``[limits] max_bytes`` is ``LGSP_LIMITS__MAX_BYTES``. Every key is d
 
 from __future__ import annotations
 
+import socket
 import tomllib
 from pathlib import Path
 
@@ -63,6 +64,41 @@ class DeliverySettings(_Section):
     )
 
 
+class AuditSettings(_Section):
+    """The audit log's signing key and checkpoints."""
+
+    signing_key: Path | None = Field(
+        None,
+        description="Ed25519 private key (PEM) that signs checkpoints; made at first start. "
+        "Default: audit-signing.key beside the store.",
+    )
+    origin: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\s+]+$",
+        description="The log's name in its checkpoints. Default: lgsp-adapter/<host name>.",
+    )
+    checkpoint_interval_s: float = Field(
+        60.0, ge=1, le=86_400, description="How often a checkpoint is signed, if the log grew."
+    )
+    archive_dir: Path | None = Field(
+        None, description="Where `audit archive` writes. Default: audit-archive beside the store."
+    )
+
+    def key_path(self, store: Path) -> Path:
+        """Where the signing key lives."""
+        return self.signing_key or store.with_name("audit-signing.key")
+
+    def log_name(self) -> str:
+        """The log's origin line."""
+        return self.origin or f"lgsp-adapter/{socket.gethostname()}"
+
+    def archive_folder(self, store: Path) -> Path:
+        """Where archive files go."""
+        return self.archive_dir or store.with_name("audit-archive")
+
+
 class DaemonSettings(_Section):
     """The process itself."""
 
@@ -84,6 +120,7 @@ class Settings(BaseSettings):
     bus: BusSettings = BusSettings()
     store: StoreSettings = StoreSettings()
     delivery: DeliverySettings = DeliverySettings()
+    audit: AuditSettings = AuditSettings()
     agencies: list[ServedAgency] = Field(
         default_factory=list, description="The agencies this daemon serves."
     )

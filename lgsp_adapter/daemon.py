@@ -17,6 +17,8 @@ import aiohttp
 from aiohttp import web
 
 from lgsp_adapter.agencies import DeliveryMode
+from lgsp_adapter.audit.admin import record_start, sign_periodically
+from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.bus.embedded import EmbeddedBus
 from lgsp_adapter.bus.rabbitmq import RabbitBus
 from lgsp_adapter.bus.topology import Topology
@@ -53,6 +55,10 @@ async def run_daemon(
     async with AsyncExitStack() as stack:
         store = await SqliteStore.open(settings.store.path, owner=True)
         stack.push_async_callback(store.close)
+        key_path = settings.audit.key_path(settings.store.path)
+        key_created = not key_path.exists()
+        key = LogKey.load_or_create(key_path, settings.audit.log_name())
+        await record_start(store.audit, settings, key, key_created=key_created)
         session = await stack.enter_async_context(aiohttp.ClientSession())
         directory = settings.directory()
         served = [str(agency.code) for agency in settings.agencies]
@@ -112,6 +118,10 @@ async def run_daemon(
         workers = [
             asyncio.create_task(relay.run(stopping), name="relay"),
             asyncio.create_task(bus.consume(receiver.handle, stopping), name="consumer"),
+            asyncio.create_task(
+                sign_periodically(store.audit, key, settings.audit.checkpoint_interval_s, stopping),
+                name="checkpoints",
+            ),
         ]
         if on_ready is not None:
             on_ready(url)
@@ -127,4 +137,7 @@ async def run_daemon(
         for task in done:
             if not task.cancelled() and task.exception() is not None:
                 log.error("%s ended with an error", task.get_name(), exc_info=task.exception())
+        signed = await store.audit.checkpoint(key)
+        if signed is not None:
+            log.info("audit log signed at size %d", signed.size)
         log.info("stopped")

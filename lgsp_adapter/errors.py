@@ -53,6 +53,7 @@ class ErrorCode(StrEnum):
     # Who is calling
     AUTH_MISSING = "auth.missing"
     AUTH_INVALID = "auth.invalid"
+    AUTH_FORBIDDEN = "auth.forbidden"
     AGENCY_CODE_INVALID = "agency_code.invalid"
     # The audit log
     AUDIT_BAD_QUERY = "audit.bad_query"
@@ -60,7 +61,6 @@ class ErrorCode(StrEnum):
     AUDIT_NO_CHECKPOINT = "audit.no_checkpoint"
     AUDIT_TAMPERED = "audit.tampered"
     AUDIT_BAD_BUNDLE = "audit.bad_bundle"
-    AUDIT_FORBIDDEN = "audit.forbidden"
     # Configuration and the process
     CONFIG_INVALID = "config.invalid"
     STORE_UNAVAILABLE = "store.unavailable"

@@ -69,6 +69,14 @@ class Verifier:
             raise NoteError("the verifier key's id does not match its name and key")
         return verifier
 
+    def signed(self, data: bytes, signature: bytes) -> bool:
+        """Whether this key signed ``data`` (a raw signature, as in archive files)."""
+        try:
+            Ed25519PublicKey.from_public_bytes(self.public_key).verify(signature, data)
+        except InvalidSignature:
+            return False
+        return True
+
     def open(self, note: str) -> str:
         """The text of ``note`` if this key signed it; ``NoteError`` naming the fault if not."""
         text, separator, signatures = note.rpartition("\n\n")
@@ -117,6 +125,16 @@ class LogKey:
         return cls(name, Ed25519PrivateKey.generate())
 
     @classmethod
+    def load(cls, path: Path, name: str) -> LogKey:
+        """The key in ``path``; ``FatalError`` if there is none (read-only commands)."""
+        if not path.is_file():
+            raise FatalError(
+                ErrorCode.CONFIG_INVALID,
+                f"no audit signing key at {path} (the daemon makes it at its first start)",
+            )
+        return cls.load_or_create(path, name)
+
+    @classmethod
     def load_or_create(cls, path: Path, name: str) -> LogKey:
         """The key in ``path`` (PEM, PKCS#8), made there with mode 0600 if there is none."""
         try:
@@ -144,6 +162,10 @@ class LogKey:
         if not isinstance(loaded, Ed25519PrivateKey):
             raise FatalError(ErrorCode.CONFIG_INVALID, f"{path} is not an Ed25519 private key")
         return cls(name, loaded)
+
+    def sign(self, data: bytes) -> bytes:
+        """A raw Ed25519 signature of ``data``."""
+        return self._key.sign(data)
 
     def sign_note(self, text: str) -> str:
         """``text`` (ending in a newline) as a note signed by this key."""

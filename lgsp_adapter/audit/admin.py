@@ -1,0 +1,83 @@
+"""Entries about the daemon itself: its settings changing, its key being made, and the
+checkpoints it signs on a schedule.
+
+Settings are recorded by digest at each start that finds them changed, so an auditor sees
+"configuration changed at 08:02" in the same log as the packets, without the log holding
+secrets: tokens and the bus URL enter the digest, never the text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+
+from lgsp_adapter.audit.entry import AuditEntry, AuditEvent
+from lgsp_adapter.audit.query import AuditQuery
+from lgsp_adapter.audit.signing import LogKey
+from lgsp_adapter.audit.store import AuditStore
+from lgsp_adapter.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def settings_digest(settings: Settings) -> str:
+    """SHA-256 over every setting, secrets included (as their own digests)."""
+    document = settings.model_dump(mode="json")
+    secrets = [client.token.get_secret_value() for client in settings.clients]
+    if settings.bus.url is not None:
+        secrets.append(settings.bus.url.get_secret_value())
+    document["_secrets"] = [hashlib.sha256(secret.encode()).hexdigest() for secret in secrets]
+    text = json.dumps(document, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+async def record_start(
+    store: AuditStore, settings: Settings, key: LogKey, *, key_created: bool
+) -> None:
+    """Append what changed since the last start: the settings, the key."""
+    entries: list[AuditEntry] = []
+    if key_created:
+        entries.append(
+            AuditEntry(
+                event=AuditEvent.ADMIN,
+                outcome="key_created",
+                detail=f"audit signing key made; fingerprint {key.verifier.fingerprint}",
+                actor="daemon",
+            )
+        )
+    digest = settings_digest(settings)
+    last = await store.query(
+        AuditQuery(event=AuditEvent.CONFIG_CHANGED, newest_first=True, limit=1)
+    )
+    if not last or last[0].payload_sha256 != digest:
+        served = ", ".join(str(a.code) for a in settings.agencies)
+        carrier = "embedded bus" if settings.bus.url is None else "RabbitMQ"
+        entries.append(
+            AuditEntry(
+                event=AuditEvent.CONFIG_CHANGED,
+                payload_sha256=digest,
+                outcome="first" if not last else "changed",
+                detail=f"serving {served} on the {carrier}; {len(settings.clients)} clients, "
+                f"{len(settings.known_agencies)} known agencies",
+                actor="daemon",
+            )
+        )
+    await store.append(entries)
+
+
+async def sign_periodically(
+    store: AuditStore, key: LogKey, interval_s: float, stop: asyncio.Event
+) -> None:
+    """Sign a checkpoint every ``interval_s`` while the log grows, until ``stop``."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_s)
+        try:
+            await store.checkpoint(key)
+        except Exception:
+            # The entries are safe; the next round signs them. A daemon that stopped delivering
+            # because a checkpoint failed would do more harm than the missing signature.
+            log.exception("could not sign an audit checkpoint; will try again")

@@ -1,0 +1,185 @@
+"""Retention: moving old entries out of the store into signed archive files.
+
+An archive holds entries [start, end), where ``end`` is the size of a signed checkpoint, and the
+hashes of the tree's edge at ``start``. From those two alone the checkpoint's root is recomputed,
+so the archive proves itself against the checkpoint it carries; the store keeps the tree's
+hashes (32 bytes a node), so what remains still verifies and every proof still works.
+
+The file is JSON Lines: a header, one line per entry, and a trailer with the SHA-256 of all the
+lines before it and the log key's signature over that digest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from lgsp_adapter.audit.checkpoint import Checkpoint
+from lgsp_adapter.audit.entry import FIELDS, AuditEntry, AuditEvent, canonical_entry, format_time
+from lgsp_adapter.audit.proofs import BadEvidence, b64, open_checkpoint, unb64
+from lgsp_adapter.audit.query import AuditQuery
+from lgsp_adapter.audit.signing import LogKey, NoteError, Verifier
+from lgsp_adapter.audit.store import ArchiveRecord, AuditStore
+from lgsp_adapter.audit.tree import load_frontier
+from lgsp_adapter.merkle import Frontier, leaf_hash
+
+FORMAT = "lgsp-adapter/audit-archive/1"
+_CHUNK = 5000
+
+
+async def archive_before(
+    store: AuditStore, key: LogKey, before: datetime, folder: Path, *, actor: str
+) -> ArchiveRecord | None:
+    """Archive the entries older than ``before``, up to the last signed checkpoint that only
+    covers such entries, into a new file in ``folder``; None when there is nothing to move."""
+    start = max((a.end for a in await store.archives()), default=0)
+    newer = await store.query(AuditQuery(since=before, limit=1))
+    first_newer = newer[0].index if newer and newer[0].index is not None else None
+    limit = first_newer if first_newer is not None else await store.tree_size()
+    sizes = [c for c in await store.checkpoints() if start < c.size <= limit]
+    if not sizes:
+        return None
+    checkpoint = sizes[-1]
+    edge = (await load_frontier(start, store.nodes)).hashes()
+    header = {
+        "format": FORMAT,
+        "origin": key.name,
+        "verifier_key": key.verifier.encoded(),
+        "start": start,
+        "end": checkpoint.size,
+        "start_edge": [b64(h) for h in edge],
+        "checkpoint": checkpoint.note,
+    }
+    path = folder / f"audit-{start:012d}-{checkpoint.size:012d}.jsonl"
+    digest = hashlib.sha256()
+
+    def lines(documents: list[dict[str, Any]]) -> bytes:
+        data = b"".join(
+            json.dumps(d, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+            for d in documents
+        )
+        digest.update(data)
+        return data
+
+    # File work goes to a thread: the daemon's loop may be serving while an archive is written.
+    partial = path.with_suffix(".partial")
+    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+    out = await asyncio.to_thread(partial.open, "wb")
+    try:
+        await asyncio.to_thread(out.write, lines([header]))
+        for offset in range(start, checkpoint.size, _CHUNK):
+            chunk = await store.entries(offset, min(offset + _CHUNK, checkpoint.size))
+            documents = [
+                {"index": e.index, "entry": {k: v for k, v in e.fields().items() if v is not None}}
+                for e in chunk
+            ]
+            await asyncio.to_thread(out.write, lines(documents))
+        sha256 = digest.hexdigest()
+        trailer = {"sha256": sha256, "signature": b64(key.sign(sha256.encode()))}
+        await asyncio.to_thread(out.write, json.dumps(trailer).encode() + b"\n")
+        await asyncio.to_thread(_sync, out)
+    finally:
+        await asyncio.to_thread(out.close)
+    # Only a complete, durable file takes the entries' place in the store.
+    await asyncio.to_thread(partial.rename, path)
+    record = ArchiveRecord(
+        start=start, end=checkpoint.size, file=path.name, sha256=sha256, at=datetime.now(UTC)
+    )
+    await store.remove_archived(record)
+    await store.append(
+        [
+            AuditEntry(
+                event=AuditEvent.ADMIN,
+                outcome="archived",
+                detail=f"entries {start} to {checkpoint.size - 1} moved to {path.name} "
+                f"(sha256 {sha256})",
+                actor=actor,
+            )
+        ]
+    )
+    return record
+
+
+def _sync(out: Any) -> None:
+    out.flush()
+    os.fsync(out.fileno())
+
+
+@dataclass(frozen=True)
+class ArchiveCheck:
+    """What an archive file proved."""
+
+    start: int
+    end: int
+    checkpoint: Checkpoint
+    verifier: Verifier
+
+    def summary(self) -> str:
+        """One line for people."""
+        return (
+            f"archive verifies: entries {self.start} to {self.end - 1} of log "
+            f"{self.checkpoint.origin!r}, signed at size {self.end} "
+            f"({format_time(self.checkpoint.at)}); key fingerprint {self.verifier.fingerprint}"
+        )
+
+
+def verify_archive(path: Path, pinned: Verifier | None = None) -> ArchiveCheck:
+    """Check an archive file on its own (and against a pinned key, when given)."""
+    try:
+        lines = path.read_bytes().splitlines(keepends=True)
+    except OSError as exc:
+        raise BadEvidence(f"cannot read {path}: {exc.strerror}") from exc
+    if len(lines) < 2:
+        raise BadEvidence("not an archive: too short")
+    try:
+        header = json.loads(lines[0])
+        trailer = json.loads(lines[-1])
+    except ValueError as exc:
+        raise BadEvidence(f"not an archive: {exc}") from exc
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise BadEvidence(f"not an archive of format {FORMAT}")
+    try:
+        verifier = Verifier.parse(str(header.get("verifier_key", "")))
+    except NoteError as exc:
+        raise BadEvidence(f"the archive's key: {exc}") from exc
+    if pinned is not None and pinned != verifier:
+        raise BadEvidence(
+            f"the archive is signed by key {verifier.fingerprint}, not the pinned one"
+        )
+    digest = hashlib.sha256(b"".join(lines[:-1])).hexdigest()
+    try:
+        signature = base64.b64decode(str(trailer.get("signature", "")), validate=True)
+    except (binascii.Error, AttributeError) as exc:
+        raise BadEvidence("the archive's trailer is damaged") from exc
+    if trailer.get("sha256") != digest or not verifier.signed(digest.encode(), signature):
+        raise BadEvidence("the archive's lines do not match its signed digest: altered or cut")
+    checkpoint = open_checkpoint(header.get("checkpoint"), verifier)
+    start, end = header.get("start"), header.get("end")
+    edge = header.get("start_edge")
+    if not isinstance(start, int) or not isinstance(end, int) or not isinstance(edge, list):
+        raise BadEvidence("the archive's header lacks start, end or start_edge")
+    try:
+        frontier = Frontier(start, [unb64(h, "start_edge") for h in edge])
+    except ValueError as exc:
+        raise BadEvidence(f"the archive's start_edge: {exc}") from exc
+    for number, line in enumerate(lines[1:-1], start=start):
+        document = json.loads(line)
+        fields = document.get("entry") if isinstance(document, dict) else None
+        if document.get("index") != number or not isinstance(fields, dict):
+            raise BadEvidence(f"entry {number} is missing or out of order")
+        if set(fields) - set(FIELDS):
+            raise BadEvidence(f"entry {number} has unknown fields")
+        frontier.append(leaf_hash(canonical_entry(fields)))
+    if frontier.size != end or end != checkpoint.size or frontier.root() != checkpoint.root:
+        raise BadEvidence(
+            f"the entries do not rebuild the signed tree of size {checkpoint.size}: altered"
+        )
+    return ArchiveCheck(start=start, end=end, checkpoint=checkpoint, verifier=verifier)

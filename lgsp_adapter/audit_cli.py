@@ -1,0 +1,528 @@
+"""``lgsp-adapter audit …``: the auditor's and operator's commands over the audit log.
+
+Each opens the store read-mostly beside a running daemon (SQLite in WAL mode, or PostgreSQL)
+and answers on stdout; long runs report progress on stderr when it is a terminal and stay quiet
+in pipes, so ``audit export | gzip`` and cron jobs get clean output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+from uuid import UUID
+
+import click
+
+from lgsp_adapter.audit import AuditEntry, AuditEvent
+from lgsp_adapter.audit import export as exports
+from lgsp_adapter.audit.archive import archive_before, verify_archive
+from lgsp_adapter.audit.bundle import dump, make_bundle, verify_bundle
+from lgsp_adapter.audit.proofs import consistency_document, inclusion_document
+from lgsp_adapter.audit.query import AuditQuery
+from lgsp_adapter.audit.signing import LogKey, NoteError, Verifier
+from lgsp_adapter.audit.store import AuditStore
+from lgsp_adapter.audit.verify import verify_log
+from lgsp_adapter.config import Settings, load_settings
+from lgsp_adapter.errors import ErrorCode, FatalError, LgspError
+from lgsp_adapter.store.postgres_audit import PostgresAuditLog
+from lgsp_adapter.store.sqlite import SqliteStore
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Which log a command works on, and how to find its key."""
+
+    settings: Settings
+    location: str  # a SQLite file, or a postgresql:// URL
+
+    @property
+    def on_postgres(self) -> bool:
+        """Whether the log is on PostgreSQL."""
+        return self.location.startswith(("postgresql://", "postgres://"))
+
+    def key(self) -> LogKey:
+        """The signing key (operators only: it must be readable)."""
+        store = self.settings.store.path if self.on_postgres else Path(self.location)
+        path = self.settings.audit.key_path(store)
+        return LogKey.load(path, self.settings.audit.log_name())
+
+    def verifier(self, public_key: Path | None) -> Verifier:
+        """The key to check against: the pinned one, else the signing key's."""
+        if public_key is None:
+            return self.key().verifier
+        return read_verifier(public_key)
+
+
+def read_verifier(path: Path) -> Verifier:
+    """A verifier key from a file (what ``audit public-key`` prints)."""
+    try:
+        return Verifier.parse(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise FatalError(ErrorCode.CONFIG_INVALID, f"cannot read {path}: {exc.strerror}") from exc
+    except NoteError as exc:
+        raise FatalError(ErrorCode.CONFIG_INVALID, f"{path}: {exc}") from exc
+
+
+@asynccontextmanager
+async def open_log(location: str) -> AsyncIterator[AuditStore]:
+    """The audit log at ``location``."""
+    if location.startswith(("postgresql://", "postgres://")):
+        async with await PostgresAuditLog.open(location) as log:
+            yield log
+        return
+    path = Path(location)
+    if not await asyncio.to_thread(path.is_file):  # never create a store by mistake
+        raise FatalError(ErrorCode.STORE_UNAVAILABLE, f"no store at {path}")
+    async with await SqliteStore.open(path) as store:
+        yield store.audit
+
+
+def fail(message: str) -> NoReturn:
+    """One line on stderr, exit 1."""
+    click.echo(message, err=True)
+    sys.exit(1)
+
+
+def run(work: Awaitable[T]) -> T:
+    """Run a coroutine, turning our errors into one line and exit 1."""
+    try:
+        return asyncio.run(work)  # type: ignore[arg-type]
+    except LgspError as exc:
+        fail(f"error: {exc}")
+
+
+def target_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--config and --store, resolved into a ``Target`` passed as ``target``."""
+
+    @click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="TOML settings file; LGSP_… variables override it.",
+    )
+    @click.option(
+        "--store",
+        "location",
+        default=None,
+        help="The store: a SQLite file or a postgresql:// URL (default: store.path).",
+    )
+    @wraps(command)
+    def wrapper(config_path: Path | None, location: str | None, **kwargs: Any) -> Any:
+        try:
+            settings = load_settings(config_path)
+        except LgspError as exc:
+            fail(f"error: {exc}")
+        target = Target(settings, location or str(settings.store.path))
+        return command(target=target, **kwargs)
+
+    return wrapper
+
+
+PUBLIC_KEY = click.option(
+    "--public-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="The log's verifier key (from `audit public-key`), to check against it.",
+)
+
+
+def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The query filters, gathered into ``filters``."""
+    options = [
+        click.option("--since", help="From this time (ISO 8601 with zone), inclusive."),
+        click.option("--until", help="Up to this time, exclusive."),
+        click.option("--agency", help="Sender or recipient agency code."),
+        click.option("--kind", help="Packet kind: edoc, status, tax-transport/…"),
+        click.option("--document-id", help="The document's id."),
+        click.option("--outcome", help="ok, an error code, a status."),
+        click.option("--event", type=click.Choice([e.value for e in AuditEvent])),
+        click.option("--packet-id", help="One packet's entries."),
+    ]
+    names = ("since", "until", "agency", "kind", "document_id", "outcome", "event", "packet_id")
+
+    @wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        kwargs["filters"] = {name: kwargs.pop(name) for name in names}
+        return command(**kwargs)
+
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def make_query(filters: dict[str, Any], **extra: Any) -> AuditQuery:
+    """The validated query, or exit 1 naming each bad filter."""
+    try:
+        return AuditQuery.of({**filters, **extra})
+    except LgspError as exc:
+        fail(f"error: {exc}")
+
+
+class Progress:
+    """Counts on stderr when it is a terminal; silent otherwise."""
+
+    def __init__(self, label: str, total: int | None = None) -> None:
+        self.label = label
+        self.total = total
+        self.shown = sys.stderr.isatty()
+
+    def __call__(self, done: int) -> None:
+        if not self.shown:
+            return
+        of = f"/{self.total:,} ({done * 100 // max(self.total, 1)}%)" if self.total else ""
+        click.echo(f"\r{self.label} {done:,}{of}", err=True, nl=False)
+
+    def end(self) -> None:
+        """Leave the line."""
+        if self.shown:
+            click.echo("", err=True)
+
+
+@click.group("audit")
+def audit_group() -> None:
+    """Read, prove and verify the audit log."""
+
+
+@audit_group.command("show")
+@click.argument("packet_id", type=click.UUID)
+@target_options
+def show_command(target: Target, packet_id: UUID) -> None:
+    """One packet's journey: its deliveries and every audit entry."""
+    if target.on_postgres:
+        fail("error: `audit show` reads packets, which live in the SQLite store")
+    found = run(_show(packet_id, Path(target.location)))
+    if not found:
+        fail(f"error: {ErrorCode.AUDIT_NOT_FOUND}: no packet {packet_id} in {target.location}")
+
+
+async def _show(packet_id: UUID, path: Path) -> bool:
+    if not await asyncio.to_thread(path.is_file):
+        raise FatalError(ErrorCode.STORE_UNAVAILABLE, f"no store at {path}")
+    async with await SqliteStore.open(path) as store:
+        packet = await store.packet(packet_id)
+        if packet is None:
+            return False
+        click.echo(f"packet     {packet.id}")
+        click.echo(f"kind       {packet.kind}")
+        click.echo(f"sender     {packet.sender}")
+        click.echo(f"document   {packet.document_id or '-'}")
+        click.echo(f"sha256     {packet.sha256}  ({len(packet.payload):,} bytes)")
+        click.echo(f"received   {packet.received_at.isoformat()}")
+        for delivery in await store.deliveries(packet_id):
+            detail = f"  {delivery.detail}" if delivery.detail else ""
+            click.echo(
+                f"to         {delivery.recipient}: {delivery.state}"
+                f" ({delivery.attempts} attempts){detail}"
+            )
+        click.echo("history")
+        for entry in await store.history(packet_id):
+            click.echo(f"  #{entry.index}  {entry.line()}")
+    return True
+
+
+@audit_group.command("query")
+@filter_options
+@click.option("--after", type=int, help="Entries after this index (the next page).")
+@click.option("--limit", type=int, default=50, show_default=True, help="Entries per page.")
+@click.option("--newest-first", is_flag=True, help="Latest entries first.")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines instead of text.")
+@target_options
+def query_command(
+    target: Target,
+    filters: dict[str, Any],
+    after: int | None,
+    limit: int,
+    newest_first: bool,
+    as_json: bool,
+) -> None:
+    """Search the log; prints one page, and how to ask for the next."""
+    cursor = {"before" if newest_first else "after": after}
+    query = make_query(filters, limit=limit, newest_first=newest_first, **cursor)
+
+    async def work() -> list[AuditEntry]:
+        async with open_log(target.location) as log:
+            return await log.query(query)
+
+    found = run(work())
+    for entry in found:
+        click.echo(exports.line("jsonl", entry).rstrip("\n") if as_json else _line(entry))
+    if len(found) == query.limit:
+        click.echo(f"next page: --after {found[-1].index}", err=True)
+
+
+def _line(entry: AuditEntry) -> str:
+    return f"#{entry.index}  {entry.line()}"
+
+
+@audit_group.command("export")
+@filter_options
+@click.option("--format", "kind", type=click.Choice(exports.FORMATS), default="jsonl")
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Default: stdout."
+)
+@target_options
+def export_command(target: Target, filters: dict[str, Any], kind: str, output: Path | None) -> None:
+    """Every matching entry, as CSV or JSON Lines (exact values; CSV guards formulas)."""
+    query = make_query(filters)
+
+    async def work() -> int:
+        async with open_log(target.location) as log:
+            total = await log.tree_size()
+            progress = Progress("exported", None if any(filters.values()) else total)
+            stream = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+            count = 0
+            try:
+                stream.write(exports.header(kind))
+                async for entry in exports.matching(log, query):
+                    stream.write(exports.line(kind, entry))
+                    count += 1
+                    if count % 10_000 == 0:
+                        progress(count)
+            finally:
+                if output:
+                    stream.close()
+            progress(count)
+            progress.end()
+            return count
+
+    count = run(work())
+    if output:
+        click.echo(f"{count:,} entries written to {output}", err=True)
+
+
+@audit_group.command("verify")
+@PUBLIC_KEY
+@target_options
+def verify_command(target: Target, public_key: Path | None) -> None:
+    """Recompute the whole log and check every checkpoint (exit 1 naming the first bad entry)."""
+
+    async def work() -> Any:
+        verifier = target.verifier(public_key)
+        async with open_log(target.location) as log:
+            progress = Progress("verified", await log.tree_size())
+            report = await verify_log(log, verifier, progress)
+            progress.end()
+            return report
+
+    report = run(work())
+    if report.ok:
+        click.echo(report.summary())
+        return
+    click.echo(f"error: {ErrorCode.AUDIT_TAMPERED}: {report.summary()}", err=True)
+    for problem in report.problems[:20]:
+        click.echo(f"  {problem.message}", err=True)
+    if len(report.problems) > 20:
+        click.echo(f"  … and {len(report.problems) - 20} more", err=True)
+    sys.exit(1)
+
+
+@audit_group.command("checkpoint")
+@target_options
+def checkpoint_command(target: Target) -> None:
+    """Sign a checkpoint of the log now (the daemon also signs them periodically)."""
+
+    async def work() -> str | None:
+        key = target.key()
+        async with open_log(target.location) as log:
+            made = await log.checkpoint(key)
+        return None if made is None else made.note
+
+    note = run(work())
+    if note is None:
+        fail(f"error: {ErrorCode.AUDIT_NOT_FOUND}: the log is empty: nothing to sign")
+    click.echo(note, nl=False)
+
+
+@audit_group.command("checkpoints")
+@target_options
+def checkpoints_command(target: Target) -> None:
+    """List the signed checkpoints: size, time, root hash."""
+
+    async def work() -> list[Any]:
+        async with open_log(target.location) as log:
+            return await log.checkpoints()
+
+    for checkpoint in run(work()):
+        root = checkpoint.root.hex()
+        click.echo(f"{checkpoint.size:>10,}  {checkpoint.at.isoformat()}  {root}")
+
+
+@audit_group.command("public-key")
+@click.option("--pem", is_flag=True, help="PEM (SubjectPublicKeyInfo) instead.")
+@target_options
+def public_key_command(target: Target, pem: bool) -> None:
+    """The log's verifier key, to give auditors (its fingerprint on stderr)."""
+    try:
+        key = target.key()
+    except LgspError as exc:
+        fail(f"error: {exc}")
+    click.echo(key.public_pem() if pem else key.verifier.encoded(), nl=not pem)
+    click.echo(f"fingerprint (SHA-256): {key.verifier.fingerprint}", err=True)
+
+
+@audit_group.group("prove")
+def prove_group() -> None:
+    """Proofs as JSON (docs/audit.md), against the latest or a given checkpoint."""
+
+
+@prove_group.command("inclusion")
+@click.argument("index", type=click.IntRange(min=0))
+@click.option("--size", type=int, help="The checkpoint's size (default: the latest).")
+@target_options
+def prove_inclusion_command(target: Target, index: int, size: int | None) -> None:
+    """That entry INDEX is in the log."""
+
+    async def work() -> dict[str, Any]:
+        async with open_log(target.location) as log:
+            checkpoint = await _checkpoint(log, size)
+            entries = await log.entries(index, index + 1)
+            if not entries:
+                raise LgspError(ErrorCode.AUDIT_NOT_FOUND, f"no entry {index} in the store")
+            return await inclusion_document(log, entries[0], checkpoint)
+
+    click.echo(json.dumps(run(work()), ensure_ascii=False, indent=1))
+
+
+@prove_group.command("consistency")
+@click.argument("old_size", type=click.IntRange(min=1))
+@click.argument("new_size", type=click.IntRange(min=1), required=False)
+@target_options
+def prove_consistency_command(target: Target, old_size: int, new_size: int | None) -> None:
+    """That the log at NEW_SIZE (default: the latest checkpoint) extends it at OLD_SIZE."""
+
+    async def work() -> dict[str, Any]:
+        async with open_log(target.location) as log:
+            old = await _checkpoint(log, old_size)
+            new = await _checkpoint(log, new_size)
+            if old.size > new.size:
+                raise LgspError(ErrorCode.AUDIT_BAD_QUERY, "the old size is the larger")
+            return await consistency_document(log, old, new)
+
+    click.echo(json.dumps(run(work()), ensure_ascii=False, indent=1))
+
+
+async def _checkpoint(log: AuditStore, size: int | None) -> Any:
+    checkpoints = await log.checkpoints()
+    if not checkpoints:
+        raise LgspError(ErrorCode.AUDIT_NO_CHECKPOINT, "the log has no signed checkpoint yet")
+    if size is None:
+        return checkpoints[-1]
+    for checkpoint in checkpoints:
+        if checkpoint.size == size:
+            return checkpoint
+    raise LgspError(ErrorCode.AUDIT_NOT_FOUND, f"no checkpoint of size {size}")
+
+
+@audit_group.command("bundle")
+@click.argument("packet_id", type=click.UUID, required=False)
+@filter_options
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@PUBLIC_KEY
+@target_options
+def bundle_command(
+    target: Target,
+    packet_id: UUID | None,
+    filters: dict[str, Any],
+    output: Path,
+    public_key: Path | None,
+) -> None:
+    """An evidence file for one packet (or the entries the filters match), checkable offline
+    with `audit verify-bundle`."""
+    if packet_id is not None:
+        filters["packet_id"] = str(packet_id)
+    if not any(filters.values()):
+        fail("error: name a packet, or filter the entries to bundle (e.g. --since/--until)")
+    query = make_query(filters)
+
+    async def work() -> bytes:
+        try:
+            key: LogKey | None = target.key()
+        except LgspError:
+            key = None  # a reader without the key uses the checkpoints already signed
+        async with open_log(target.location) as log:
+            entries = [entry async for entry in exports.matching(log, query)]
+            if not entries:
+                raise LgspError(ErrorCode.AUDIT_NOT_FOUND, "no entries match")
+            if key is not None:
+                verifier = key.verifier
+            elif public_key is not None:
+                verifier = read_verifier(public_key)
+            else:
+                raise LgspError(
+                    ErrorCode.CONFIG_INVALID,
+                    "a bundle names the log's key: give --public-key, or run where the key is",
+                )
+            subject = {k: v for k, v in filters.items() if v}
+            return dump(
+                await make_bundle(log, entries, subject=subject, verifier=verifier, key=key)
+            )
+
+    data = run(work())
+    output.write_bytes(data)
+    click.echo(f"bundle written to {output} ({len(data):,} bytes)", err=True)
+
+
+@audit_group.command("verify-bundle")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@PUBLIC_KEY
+def verify_bundle_command(file: Path, public_key: Path | None) -> None:
+    """Check an evidence bundle offline, with nothing but the file (and a pinned key)."""
+    try:
+        pinned = read_verifier(public_key) if public_key else None
+        check = verify_bundle(file.read_bytes(), pinned)
+    except LgspError as exc:
+        fail(f"error: {file}: {exc}")
+    click.echo(check.summary())
+
+
+@audit_group.command("archive")
+@click.option("--before", required=True, help="Archive entries older than this (ISO 8601).")
+@target_options
+def archive_command(target: Target, before: str) -> None:
+    """Move entries older than --before into a signed archive file (audit.archive_dir)."""
+    try:
+        moment = datetime.fromisoformat(before)
+    except ValueError:
+        fail(f"error: {ErrorCode.AUDIT_BAD_QUERY}: --before {before!r} is not an ISO 8601 time")
+    if moment.tzinfo is None:
+        fail(f"error: {ErrorCode.AUDIT_BAD_QUERY}: --before needs a time zone")
+    store = target.settings.store.path if target.on_postgres else Path(target.location)
+    folder = target.settings.audit.archive_folder(store)
+
+    async def work() -> Any:
+        key = target.key()
+        async with open_log(target.location) as log:
+            return await archive_before(log, key, moment, folder, actor="operator (cli)")
+
+    record = run(work())
+    if record is None:
+        click.echo("nothing to archive: no signed checkpoint covers only older entries")
+        return
+    click.echo(
+        f"entries {record.start} to {record.end - 1} archived to {folder / record.file}"
+        f" (sha256 {record.sha256})"
+    )
+
+
+@audit_group.command("verify-archive")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@PUBLIC_KEY
+def verify_archive_command(file: Path, public_key: Path | None) -> None:
+    """Check an archive file on its own."""
+    try:
+        pinned = read_verifier(public_key) if public_key else None
+        check = verify_archive(file, pinned)
+    except LgspError as exc:
+        fail(f"error: {file}: {exc}")
+    click.echo(check.summary())
