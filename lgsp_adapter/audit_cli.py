@@ -267,12 +267,14 @@ def _line(entry: AuditEntry) -> str:
 
 @audit_group.command("export")
 @filter_options
-@click.option("--format", "kind", type=click.Choice(exports.FORMATS), default="jsonl")
+@click.option("--format", "file_format", type=click.Choice(exports.FORMATS), default="jsonl")
 @click.option(
     "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Default: stdout."
 )
 @target_options
-def export_command(target: Target, filters: dict[str, Any], kind: str, output: Path | None) -> None:
+def export_command(
+    target: Target, filters: dict[str, Any], file_format: str, output: Path | None
+) -> None:
     """Every matching entry, as CSV or JSON Lines (exact values; CSV guards formulas)."""
     query = make_query(filters)
 
@@ -283,9 +285,9 @@ def export_command(target: Target, filters: dict[str, Any], kind: str, output: P
             stream = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
             count = 0
             try:
-                stream.write(exports.header(kind))
+                stream.write(exports.header(file_format))
                 async for entry in exports.matching(log, query):
-                    stream.write(exports.line(kind, entry))
+                    stream.write(exports.line(file_format, entry))
                     count += 1
                     if count % 10_000 == 0:
                         progress(count)
@@ -425,22 +427,22 @@ async def _checkpoint(log: AuditStore, size: int | None) -> Any:
 
 
 @audit_group.command("bundle")
-@click.argument("packet_id", type=click.UUID, required=False)
+@click.argument("packet", type=click.UUID, required=False)
 @filter_options
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @PUBLIC_KEY
 @target_options
 def bundle_command(
     target: Target,
-    packet_id: UUID | None,
+    packet: UUID | None,
     filters: dict[str, Any],
     output: Path,
     public_key: Path | None,
 ) -> None:
     """An evidence file for one packet (or the entries the filters match), checkable offline
     with `audit verify-bundle`."""
-    if packet_id is not None:
-        filters["packet_id"] = str(packet_id)
+    if packet is not None:
+        filters["packet_id"] = str(packet)
     if not any(filters.values()):
         fail("error: name a packet, or filter the entries to bundle (e.g. --since/--until)")
     query = make_query(filters)

@@ -19,13 +19,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import aiohttp
 from aiohttp import web
 
 from lgsp_adapter import demo_packets as packets
+from lgsp_adapter.audit.bundle import dump, make_bundle, verify_bundle
+from lgsp_adapter.audit.signing import LogKey
+from lgsp_adapter.audit.verify import verify_log
 from lgsp_adapter.config import Settings
 from lgsp_adapter.daemon import run_daemon
+from lgsp_adapter.store.sqlite import SqliteStore
 
 FINAL = {"delivered", "refused", "dead_lettered"}
 
@@ -195,9 +200,46 @@ async def run_demo(data_dir: Path, say: Callable[[str], None]) -> bool:
             stop.set()
             await asyncio.wait_for(daemon, timeout=30)
     store = settings.store.path
+    say(f"\n{'Every packet reached every recipient.' if all_ok else 'NOT every packet arrived.'}")
+    verified = await audit_the_log(settings, ids[0], data_dir, say)
     say(
-        f"\n{'Every packet reached every recipient.' if all_ok else 'NOT every packet arrived.'}"
         f"\nSee one packet's journey again:  lgsp-adapter audit show {ids[0]} --store {store}"
         "\nRead a packet as the adapter does:  lgsp-adapter inspect FILE"
     )
-    return all_ok
+    return all_ok and verified
+
+
+async def audit_the_log(
+    settings: Settings, packet_id: str, data_dir: Path, say: Callable[[str], None]
+) -> bool:
+    """What an auditor does next: verify the whole log, then take one packet's evidence away
+    and check it with nothing but the file and the published key."""
+    store_path = settings.store.path
+    key = LogKey.load(settings.audit.key_path(store_path), settings.audit.log_name())
+    public_key = data_dir / "audit-public.key"
+    public_key.write_text(key.verifier.encoded() + "\n", encoding="utf-8")
+    async with await SqliteStore.open(store_path) as store:
+        report = await verify_log(store.audit, key.verifier)
+        history = await store.history(UUID(packet_id))
+        bundle = await make_bundle(
+            store.audit,
+            history,
+            subject={"packet_id": packet_id},
+            verifier=key.verifier,
+            key=key,
+        )
+    bundle_path = data_dir / f"evidence-{packet_id}.json"
+    bundle_path.write_bytes(dump(bundle))
+    say(f"\nAudit log: {report.summary()}")
+    for problem in report.problems[:5]:
+        say(f"  {problem.message}")
+    check = verify_bundle(bundle_path.read_bytes(), key.verifier)
+    say(
+        f"Evidence for packet 1: {check.entries} entries proven in the signed log"
+        f" (size {check.checkpoint.size}), {bundle_path.stat().st_size:,} bytes"
+        f"\nAn auditor checks it offline, with nothing but the file and the published key:"
+        f"\n  lgsp-adapter audit verify-bundle {bundle_path} --public-key {public_key}"
+        f"\nand re-checks the whole log:"
+        f"\n  lgsp-adapter audit verify --store {store_path} --public-key {public_key}"
+    )
+    return report.ok
