@@ -19,6 +19,8 @@ from aiohttp import web
 from lgsp_adapter.agencies import DeliveryMode
 from lgsp_adapter.audit.admin import record_start, sign_periodically
 from lgsp_adapter.audit.signing import LogKey
+from lgsp_adapter.audit_page import add_audit_page
+from lgsp_adapter.audit_web import AuditAccess, add_audit_routes
 from lgsp_adapter.bus.embedded import EmbeddedBus
 from lgsp_adapter.bus.rabbitmq import RabbitBus
 from lgsp_adapter.bus.topology import Topology
@@ -98,8 +100,18 @@ async def run_daemon(
             retry_delays_s=settings.delivery.retry_delays_s,
             intake=intake,
         )
+        access = AuditAccess(log=store.audit, key=key)
+
+        def mount_audit(app: web.Application) -> None:
+            add_audit_routes(app, access)
+            add_audit_page(app)
+
         app = make_app(
-            store=store, directory=directory, intake=intake, max_bytes=settings.limits.max_bytes
+            store=store,
+            directory=directory,
+            intake=intake,
+            max_bytes=settings.limits.max_bytes,
+            mount=mount_audit,
         )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

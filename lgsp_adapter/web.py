@@ -13,7 +13,7 @@ from uuid import UUID
 
 from aiohttp import web
 
-from lgsp_adapter.agencies import Client, Directory
+from lgsp_adapter.agencies import Client, Directory, Role
 from lgsp_adapter.errors import ErrorCode, FatalError, LgspError, PermanentError, TransientError
 from lgsp_adapter.intake import Intake
 from lgsp_adapter.store import Store
@@ -28,6 +28,10 @@ _STATUS = {
     ErrorCode.PACKET_TOO_LARGE: 413,
     ErrorCode.XML_TOO_LARGE: 413,
     ErrorCode.PACKET_UNKNOWN_RECIPIENT: 422,
+    ErrorCode.AUTH_FORBIDDEN: 403,
+    ErrorCode.AUDIT_BAD_QUERY: 400,
+    ErrorCode.AUDIT_NOT_FOUND: 404,
+    ErrorCode.AUDIT_NO_CHECKPOINT: 409,
 }
 _CHUNK_BYTES = 64 * 1024
 
@@ -73,8 +77,9 @@ async def errors(
         return web.json_response(body, status=500)
 
 
-def client_of(request: web.Request) -> Client:
-    """The client presenting a bearer token, or ``auth.missing`` / ``auth.invalid``."""
+def client_of(request: web.Request, role: Role = Role.AGENCY) -> Client:
+    """The client presenting a bearer token in ``role``: else ``auth.missing``,
+    ``auth.invalid`` or ``auth.forbidden``."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -82,6 +87,10 @@ def client_of(request: web.Request) -> Client:
     client = request.app[DIRECTORY].client_for(token.strip())
     if client is None:
         raise PermanentError(ErrorCode.AUTH_INVALID, "the token is not one this exchange issued")
+    if client.role is not role:
+        raise PermanentError(
+            ErrorCode.AUTH_FORBIDDEN, f"client {client.name} is not an {role.value}'s client"
+        )
     return client
 
 
@@ -164,9 +173,15 @@ async def show(request: web.Request) -> web.Response:
 
 
 def make_app(
-    *, store: Store, directory: Directory, intake: Intake, max_bytes: int
+    *,
+    store: Store,
+    directory: Directory,
+    intake: Intake,
+    max_bytes: int,
+    mount: Callable[[web.Application], None] | None = None,
 ) -> web.Application:
-    """The application, with its parts injected (the tests pass real ones on loopback)."""
+    """The application, with its parts injected (the tests pass real ones on loopback);
+    ``mount`` adds more routes (the audit log's)."""
     app = web.Application(middlewares=[errors])
     app[STORE] = store
     app[DIRECTORY] = directory
@@ -174,4 +189,6 @@ def make_app(
     app[MAX_BYTES] = max_bytes
     app.router.add_post("/v1/packets", submit)
     app.router.add_get("/v1/packets/{packet_id}", show)
+    if mount is not None:
+        mount(app)
     return app

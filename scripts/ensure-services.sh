@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the services the tests talk to are listening on loopback:
-# RabbitMQ on 127.0.0.1:5672 and PostgreSQL on 127.0.0.1:5432.
+# RabbitMQ on 127.0.0.1:5672 and PostgreSQL on 127.0.0.1:5432; and that Debian's chromium and
+# chromedriver are there for the auditors' page test.
 # A service already listening is left alone; a missing one is installed from Debian's packages and
 # started when we are root (as on CI), and otherwise we say exactly what to run.
 set -euo pipefail
@@ -50,5 +51,16 @@ ensure_postgres() {
   echo "PostgreSQL: listening on 127.0.0.1:5432"
 }
 
+ensure_browser() {
+  if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
+    echo "Browser: $(chromium --version 2>/dev/null | head -n1)"
+    return 0
+  fi
+  can_install || { echo "note: chromium and chromedriver are missing, so the browser test will skip; install them: sudo apt-get install -y chromium chromium-driver" >&2; return 0; }
+  echo "Browser: installing chromium and chromium-driver"
+  apt_install chromium chromium-driver
+}
+
 ensure_rabbitmq
 ensure_postgres
+ensure_browser

@@ -27,6 +27,7 @@ PROVINCE = "000.00.00.H56"
 DEPARTMENT = "000.00.12.H56"
 COMMUNES = ["000.21.00.H56", "000.22.00.H56"]
 TOKEN = "province-office-token-0123456789"
+AUDITOR_TOKEN = "state-audit-office-token-0123456789"
 
 
 @asynccontextmanager
@@ -47,7 +48,10 @@ async def exchange(
                     {"code": code, "name": code, "endpoint": {"url": server.url, "timeout_s": 1}}
                     for code, server in servers.items()
                 ],
-                "clients": [{"name": "province", "token": TOKEN, "agencies": [PROVINCE]}],
+                "clients": [
+                    {"name": "province", "token": TOKEN, "agencies": [PROVINCE]},
+                    {"name": "kiem-toan", "token": AUDITOR_TOKEN, "role": "auditor"},
+                ],
             }
         )
         stop = asyncio.Event()
@@ -185,7 +189,10 @@ async def test_the_adapter_can_send_status_01_on_an_agencys_behalf(tmp_path: Pat
                     },
                 ],
                 "known_agencies": [{"code": DEPARTMENT}, {"code": "000.22.00.H56"}],
-                "clients": [{"name": "province", "token": TOKEN, "agencies": [PROVINCE]}],
+                "clients": [
+                    {"name": "province", "token": TOKEN, "agencies": [PROVINCE]},
+                    {"name": "kiem-toan", "token": AUDITOR_TOKEN, "role": "auditor"},
+                ],
             }
         )
         stop = asyncio.Event()
@@ -235,7 +242,10 @@ async def test_a_sender_with_a_receipts_url_is_told_how_each_delivery_ended(
                         }
                         for code, server in made.items()
                     ],
-                    "clients": [{"name": "province", "token": TOKEN, "agencies": [PROVINCE]}],
+                    "clients": [
+                        {"name": "province", "token": TOKEN, "agencies": [PROVINCE]},
+                        {"name": "kiem-toan", "token": AUDITOR_TOKEN, "role": "auditor"},
+                    ],
                 }
             )
             stop = asyncio.Event()

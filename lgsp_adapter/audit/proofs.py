@@ -16,11 +16,11 @@ from lgsp_adapter.audit.entry import FIELDS, AuditEntry, canonical_entry
 from lgsp_adapter.audit.signing import NoteError, Verifier
 from lgsp_adapter.audit.store import AuditStore, StoredCheckpoint
 from lgsp_adapter.audit.tree import consistency_path, inclusion_path
-from lgsp_adapter.errors import ErrorCode, LgspError
+from lgsp_adapter.errors import ErrorCode, LgspError, PermanentError
 from lgsp_adapter.merkle import leaf_hash, verify_consistency, verify_inclusion
 
 
-class BadEvidence(LgspError):
+class BadEvidence(PermanentError):
     """A proof, bundle or archive that is malformed or does not verify."""
 
     def __init__(self, message: str) -> None:

@@ -15,12 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.audit.entry import AuditEvent
-from lgsp_adapter.errors import ErrorCode, LgspError
+from lgsp_adapter.errors import ErrorCode, LgspError, PermanentError
 
 MAX_PAGE = 1000
 
 
-class BadQuery(LgspError):
+class BadQuery(PermanentError):
     """A query the log cannot answer as asked (HTTP 400)."""
 
     def __init__(self, message: str, *, details: Any = None) -> None:
