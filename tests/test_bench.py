@@ -62,3 +62,29 @@ def test_exchange_benchmark_runs_and_every_packet_arrives(tmp_path: Path, bus: s
     figures = json.loads(out.read_text())
     assert figures["submitted"] > 0
     assert figures["delivered"] == figures["submitted"]
+
+
+def test_audit_benchmark_runs_and_reports_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "audit.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(PROJECT / "bench" / "audit.py"),
+            "--entries",
+            "3000",
+            "--packets",
+            "20",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(out.read_text())
+    assert figures["entries"] == 3000
+    assert figures["bundle_entries"] == 5
+    assert figures["bundle_bytes"] > 0
+    assert "verify: 3,000 entries" in result.stdout

@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 
 from lgsp_adapter.audit import AuditEntry, AuditEvent
+from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.audit.tree import root_at
 from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.merkle import leaf_hash, root
@@ -112,11 +113,14 @@ async def test_the_audit_log_refuses_changes_even_to_us(tmp_path: Path) -> None:
     async with await SqliteStore.open(path) as store:
         p = packet()
         await store.accept(p, [received(p)])
+        await store.audit.checkpoint(LogKey.generate("lgsp-adapter/test"))  # builds the tree
     raw = sqlite3.connect(path)
     for sql in (
         "UPDATE audit_entries SET outcome = 'forged'",
         "UPDATE audit_tree SET hash = x'00'",
         "DELETE FROM audit_tree",
+        "UPDATE audit_checkpoints SET size = 2",
+        "DELETE FROM audit_checkpoints",
     ):
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
             raw.execute(sql)
@@ -148,7 +152,10 @@ async def test_a_plain_audit_log_moves_into_the_tree_in_order(tmp_path: Path) ->
         ]
         assert moved[1].fields()["at"] == "2026-11-26T10:00:01.000000Z"
         assert await store.audit.tree_size() == 2
-        assert await root_at(store.audit, 2) == root([leaf_hash(e.canonical()) for e in moved])
+        signed = await store.audit.checkpoint(LogKey.generate("lgsp-adapter/test"))
+        assert signed is not None
+        assert signed.root == root([leaf_hash(e.canonical()) for e in moved])
+        assert await root_at(store.audit, 2) == signed.root
 
 
 @pytest.mark.asyncio

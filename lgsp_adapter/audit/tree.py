@@ -1,16 +1,10 @@
-"""The log's tree as a store keeps it: appending leaves, and roots and proofs from stored
-subtrees.
-
-The writer caches the tree's right edge between transactions and checks it against the store's
-size inside each one, so another process appending to the same store (an operator's command, a
-second replica on PostgreSQL) is noticed and the edge reloaded, never built upon stale.
-"""
+"""The log's tree as a store keeps it: built from the entries' leaves when a checkpoint is
+signed, and roots and proofs answered from its stored subtrees."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
-from lgsp_adapter.audit.entry import AuditEntry
 from lgsp_adapter.audit.store import AuditStore
 from lgsp_adapter.merkle import (
     Frontier,
@@ -19,44 +13,27 @@ from lgsp_adapter.merkle import (
     cover,
     fold,
     inclusion_ranges,
-    leaf_hash,
 )
 
 NodeLoader = Callable[[Sequence[Node]], Awaitable[dict[Node, bytes]]]
 NodeRow = tuple[int, int, bytes]  # (level, index, hash)
 
 
-class TreeWriter:
-    """Turns entries into the rows a store inserts, in the transaction that appends them."""
+async def extend(
+    built: int, load: NodeLoader, leaves: Sequence[tuple[int, bytes]]
+) -> tuple[list[NodeRow], bytes]:
+    """The subtrees to store so a stored tree of ``built`` leaves takes in ``leaves`` (index
+    and hash, in order, from ``built`` on), and the new root.
 
-    def __init__(self) -> None:
-        self._frontier: Frontier | None = None
-        self._last_leaf: bytes | None = None
-
-    async def extend(
-        self, size: int, last_leaf: bytes | None, load: NodeLoader, entries: Sequence[AuditEntry]
-    ) -> tuple[list[tuple[int, dict[str, str | None]]], list[NodeRow]]:
-        """Entries as (index, fields) and the subtrees they complete, for a stored tree of
-        ``size`` leaves whose last is ``last_leaf``, both read inside the write transaction.
-
-        The cached edge is used only when both match it: a rolled-back transaction, or another
-        writer that appended as many entries, is noticed and the edge reloaded."""
-        if self._frontier is None or self._frontier.size != size or self._last_leaf != last_leaf:
-            self._frontier = await load_frontier(size, load)
-        frontier = self._frontier
-        rows: list[tuple[int, dict[str, str | None]]] = []
-        nodes: list[NodeRow] = []
-        for entry in entries:
-            fields = entry.fields()
-            rows.append((frontier.size, fields))
-            leaf = leaf_hash(entry.canonical())
-            nodes.extend(frontier.append(leaf))
-            self._last_leaf = leaf
-        return rows, nodes
-
-    def forget(self) -> None:
-        """Drop the cached edge: the next append reloads it from the store."""
-        self._frontier = None
+    Appending an entry stores only its leaf, in its row, to keep the exchange path to one
+    insert; the tree's other hashes are built here, in bulk, when a checkpoint is signed."""
+    frontier = await load_frontier(built, load)
+    rows: list[NodeRow] = []
+    for index, leaf in leaves:
+        if index != frontier.size:
+            raise LookupError(f"entry {frontier.size} is missing: the tree cannot take it in")
+        rows.extend(frontier.append(leaf))
+    return rows, frontier.root()
 
 
 async def load_frontier(size: int, load: NodeLoader) -> Frontier:

@@ -1,10 +1,11 @@
 """Checking the whole log: every entry against its leaf, every checkpoint's signature and root.
 
 The entries are re-encoded and re-hashed from their stored fields, so nothing the store says
-about hashes is taken on trust; the stored leaves serve only to name *which* entry changed.
-When an attacker rewrote the stored leaves too, a signed checkpoint's root still exposes the
-change, and the stored interior hashes, where they still lead up to that signed root, lead down
-to the first altered entry (a hash that hashes up to a signed root is authentic).
+about hashes is taken on trust; the leaf kept in each row serves only to name *which* entry
+changed. When an attacker rewrote that leaf too, a signed checkpoint's root still exposes the
+change, and the stored tree's hashes, where they still hash up to that signed root, lead down
+to the altered entry (a hash that hashes up to a signed root is authentic). Entries appended
+after the latest checkpoint are protected from the next one on.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from lgsp_adapter.audit.checkpoint import Checkpoint
 from lgsp_adapter.audit.entry import canonical_entry
 from lgsp_adapter.audit.signing import NoteError, Verifier
 from lgsp_adapter.audit.store import AuditStore, StoredCheckpoint
-from lgsp_adapter.audit.tree import load_frontier
+from lgsp_adapter.audit.tree import load_frontier, root_at
 from lgsp_adapter.merkle import Frontier, cover, fold, leaf_hash, node_hash, root
 
 Progress = Callable[[int], None]
@@ -108,14 +109,14 @@ async def verify_log(
         if stored.leaf is None:
             report.problems.append(
                 Problem(
-                    f"entry {stored.index} has no leaf in the tree: it was added outside the log",
+                    f"entry {stored.index} has no leaf hash",
                     entry=stored.index,
                 )
             )
         elif stored.leaf != leaf:
             report.problems.append(
                 Problem(
-                    f"entry {stored.index} does not match its leaf in the tree: "
+                    f"entry {stored.index} does not match its leaf hash: "
                     "changed, inserted or moved",
                     entry=stored.index,
                 )
@@ -136,18 +137,30 @@ async def verify_log(
                 entry=expected,
             )
         )
-    for size in due:
-        if size > expected:
+    beyond = [size for size in due if size > expected]
+    if beyond:
+        report.problems.append(
+            Problem(
+                f"entries {expected} to {beyond[-1] - 1} are missing from the end: "
+                f"checkpoint {beyond[-1]} signed them",
+                entry=expected,
+                checkpoint=beyond[-1],
+            )
+        )
+    latest = max((size for size in signed if start < size <= expected), default=None)
+    if latest is not None:
+        # Proofs come from the stored tree: it must still hash up to what was signed.
+        try:
+            stored_root = await root_at(store, latest)
+        except LookupError:
+            stored_root = b""
+        if stored_root != signed[latest].root:
             report.problems.append(
                 Problem(
-                    f"checkpoint {size} is beyond the log's {expected} entries", checkpoint=size
+                    f"the tree's stored hashes disagree with checkpoint {latest}: "
+                    "proofs against it would fail",
+                    checkpoint=latest,
                 )
-            )
-    if expected == report.size and report.size > 0 and not report.problems:
-        stored_root = (await load_frontier(report.size, store.nodes)).root()
-        if stored_root != frontier.root():
-            report.problems.append(
-                Problem("the tree's stored hashes disagree with its entries: proofs would fail")
             )
     return report
 

@@ -2,8 +2,9 @@
 
 The same tables as on SQLite (``sqlite_audit``), append-only by trigger, including TRUNCATE.
 Replicas append concurrently, so each append takes a transaction-scoped advisory lock before
-reading the tree's edge: leaf indexes stay gapless and the tree is built by one writer at a
-time, which a sequence (with its gaps on rollback) could not give.
+reading the log's size: leaf indexes stay gapless, which a sequence (with its gaps on rollback)
+could not give. As on SQLite, an entry's row carries its leaf; the tree's other hashes are
+stored when a checkpoint is signed.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from lgsp_adapter.audit.entry import FIELDS, AuditEntry, format_time
 from lgsp_adapter.audit.query import AuditQuery
 from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.audit.store import ArchiveRecord, StoredCheckpoint, StoredEntry
-from lgsp_adapter.audit.tree import TreeWriter, load_frontier
+from lgsp_adapter.audit.tree import extend
 from lgsp_adapter.errors import ErrorCode, FatalError
-from lgsp_adapter.merkle import Node
+from lgsp_adapter.merkle import Node, leaf_hash
 
 Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 _APPEND_LOCK = 0x4C475350  # "LGSP": the advisory lock that serialises appends
@@ -32,6 +33,7 @@ MIGRATIONS = [
     """
     CREATE TABLE audit_entries (
         idx BIGINT PRIMARY KEY,
+        leaf BYTEA NOT NULL,
         at TEXT NOT NULL,
         event TEXT NOT NULL,
         packet_id TEXT,
@@ -96,8 +98,12 @@ MIGRATIONS = [
 ]
 
 _COLUMNS = ", ".join(FIELDS)
-_PLACEHOLDERS = ", ".join(f"${n}" for n in range(1, len(FIELDS) + 2))
-_INSERT_ENTRY = f"INSERT INTO audit_entries (idx, {_COLUMNS}) VALUES ({_PLACEHOLDERS})"
+_PLACEHOLDERS = ", ".join(f"${n}" for n in range(1, len(FIELDS) + 3))
+_INSERT_ENTRY = f"INSERT INTO audit_entries (idx, leaf, {_COLUMNS}) VALUES ({_PLACEHOLDERS})"
+_SIZE = (
+    'SELECT coalesce(max(idx) + 1, (SELECT coalesce(max("end"), 0) FROM audit_archives))'
+    " FROM audit_entries"
+)
 _SELECT_ENTRY = f"SELECT idx, {_COLUMNS} FROM audit_entries"
 _BATCH = 5000
 
@@ -107,7 +113,6 @@ class PostgresAuditLog:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-        self._tree = TreeWriter()
 
     @classmethod
     async def open(cls, dsn: str) -> PostgresAuditLog:
@@ -164,32 +169,25 @@ class PostgresAuditLog:
         """Append entries, their leaves and completed subtrees, in one transaction."""
         if not entries:
             return
-        async with self._pool.acquire() as conn:
-            try:
-                async with conn.transaction():
-                    await self.append_in_transaction(conn, entries)
-            except BaseException:
-                self._tree.forget()
-                raise
+        async with self._pool.acquire() as conn, conn.transaction():
+            await self.append_in_transaction(conn, entries)
 
     async def append_in_transaction(self, conn: Conn, entries: Sequence[AuditEntry]) -> None:
         """Append inside the caller's transaction on ``conn``."""
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
-        size, last = await _edge(conn)
-
-        async def load(keys: Sequence[Node]) -> dict[Node, bytes]:
-            return await _nodes(conn, keys)
-
-        rows, nodes = await self._tree.extend(size, last, load, entries)
-        await conn.executemany(_INSERT_ENTRY, [(i, *f.values()) for i, f in rows])
+        size = await conn.fetchval(_SIZE)
         await conn.executemany(
-            "INSERT INTO audit_tree (level, idx, hash) VALUES ($1, $2, $3)", nodes
+            _INSERT_ENTRY,
+            [
+                (size + n, leaf_hash(e.canonical()), *e.fields().values())
+                for n, e in enumerate(entries)
+            ],
         )
 
     async def tree_size(self) -> int:
-        """How many leaves the tree has."""
+        """How many entries the log has had (its leaves), archived ones included."""
         async with self._pool.acquire() as conn:
-            return (await _edge(conn))[0]
+            return int(await conn.fetchval(_SIZE))
 
     async def nodes(self, keys: Sequence[Node]) -> dict[Node, bytes]:
         """The stored subtree hashes among ``keys``."""
@@ -199,13 +197,11 @@ class PostgresAuditLog:
     async def stored_entries(self, start: int = 0) -> AsyncIterator[StoredEntry]:
         """Every entry from ``start`` on, in index order, with its stored leaf."""
         position = start
-        columns = ", ".join("e." + name for name in FIELDS)
         while True:
             async with self._pool.acquire() as conn:
                 rows = await conn.fetch(
-                    f"SELECT e.idx, {columns}, t.hash FROM audit_entries e"
-                    " LEFT JOIN audit_tree t ON t.level = 0 AND t.idx = e.idx"
-                    " WHERE e.idx >= $1 ORDER BY e.idx LIMIT $2",
+                    f"SELECT idx, {_COLUMNS}, leaf FROM audit_entries"
+                    " WHERE idx >= $1 ORDER BY idx LIMIT $2",
                     position,
                     _BATCH,
                 )
@@ -249,7 +245,7 @@ class PostgresAuditLog:
         """Sign and keep a checkpoint of the tree as it is now (see ``AuditStore``)."""
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
-            size, _ = await _edge(conn)
+            size = int(await conn.fetchval(_SIZE))
             if size < min_size:
                 return None
             latest = await conn.fetchrow(
@@ -258,10 +254,7 @@ class PostgresAuditLog:
             if latest is not None and latest[0] == size:
                 return _checkpoint(latest)
 
-            async def load(keys: Sequence[Node]) -> dict[Node, bytes]:
-                return await _nodes(conn, keys)
-
-            root = (await load_frontier(size, load)).root()
+            root = await _build_tree(conn, size)
             signed = Checkpoint(origin=key.name, size=size, root=root, at=datetime.now(UTC))
             note = signed.sign(key)
             await conn.execute(
@@ -313,11 +306,25 @@ class PostgresAuditLog:
             await conn.execute("DELETE FROM audit_entries WHERE idx < $1", record.end)
 
 
-async def _edge(conn: Conn) -> tuple[int, bytes | None]:
-    row = await conn.fetchrow(
-        "SELECT idx, hash FROM audit_tree WHERE level = 0 ORDER BY idx DESC LIMIT 1"
+async def _build_tree(conn: Conn, size: int) -> bytes:
+    """Store the tree's hashes up to ``size`` leaves (inside a transaction holding the lock)."""
+    built = int(
+        await conn.fetchval("SELECT coalesce(max(idx) + 1, 0) FROM audit_tree WHERE level = 0")
     )
-    return (0, None) if row is None else (int(row[0]) + 1, bytes(row[1]))
+    rows = await conn.fetch(
+        "SELECT idx, leaf FROM audit_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx",
+        built,
+        size,
+    )
+    if built + len(rows) != size:
+        raise LookupError(f"entries {built} to {size - 1} are not all in the store")
+
+    async def load(keys: Sequence[Node]) -> dict[Node, bytes]:
+        return await _nodes(conn, keys)
+
+    nodes, root = await extend(built, load, [(int(r[0]), bytes(r[1])) for r in rows])
+    await conn.executemany("INSERT INTO audit_tree (level, idx, hash) VALUES ($1, $2, $3)", nodes)
+    return root
 
 
 async def _nodes(conn: Conn, keys: Sequence[Node]) -> dict[Node, bytes]:

@@ -177,7 +177,6 @@ class SqliteStore:
                 await self._db.execute(f"PRAGMA user_version = {number}")
             except BaseException:
                 await self._db.execute("ROLLBACK")
-                self.audit.forget()
                 raise
             await self._db.execute("COMMIT")
 
@@ -216,7 +215,6 @@ class SqliteStore:
                 yield
             except BaseException:
                 await self._db.execute("ROLLBACK")
-                self.audit.forget()
                 raise
             await self._db.execute("COMMIT")
 

@@ -1,9 +1,10 @@
 """The audit log on SQLite: entries, the tree's subtree hashes, checkpoints and archives.
 
 Appends happen inside the store's write transactions (``append_in_transaction``), so a state
-change and the entries that record it commit together; the tree's rows go in the same
-transaction, so a crash can never leave an entry without its leaf or the reverse. Triggers make
-every table append-only; entries may be deleted only below the end of a recorded archive.
+change and the entries that record it commit together. An entry's row carries its leaf hash and
+takes the next index in the same statement: one insert, nothing cached, whoever else appends.
+The tree's other hashes are stored when a checkpoint is signed, in that transaction. Triggers
+make every table append-only; entries may be deleted only below the end of a recorded archive.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from lgsp_adapter.audit.entry import FIELDS, AuditEntry, format_time
 from lgsp_adapter.audit.query import AuditQuery
 from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.audit.store import ArchiveRecord, StoredCheckpoint, StoredEntry
-from lgsp_adapter.audit.tree import TreeWriter, load_frontier
-from lgsp_adapter.merkle import Node
+from lgsp_adapter.audit.tree import extend
+from lgsp_adapter.merkle import Node, leaf_hash
 
 SCHEMA = """
     CREATE TABLE audit_entries (
         idx INTEGER PRIMARY KEY,           -- the leaf index in the tree, from 0
+        leaf BLOB NOT NULL,                -- SHA-256(0x00 || canonical encoding)
         at TEXT NOT NULL,                  -- UTC, yyyy-mm-ddThh:mm:ss.ffffffZ
         event TEXT NOT NULL,
         packet_id TEXT,
@@ -81,7 +83,14 @@ SCHEMA += "".join(
 )
 
 _COLUMNS = ", ".join(FIELDS)
-_INSERT_ENTRY = f"INSERT INTO audit_entries (idx, {_COLUMNS}) VALUES (?{', ?' * len(FIELDS)})"
+# The log's size: one past the last entry, or the end of the archives when all were archived.
+_SIZE = (
+    'SELECT ifnull(max(idx) + 1, (SELECT ifnull(max("end"), 0) FROM audit_archives))'
+    " FROM audit_entries"
+)
+_INSERT_ENTRY = (
+    f"INSERT INTO audit_entries (idx, leaf, {_COLUMNS}) VALUES (({_SIZE}), ?{', ?' * len(FIELDS)})"
+)
 _SELECT_ENTRY = f"SELECT idx, {_COLUMNS} FROM audit_entries"
 _BATCH = 5000
 
@@ -101,24 +110,14 @@ class SqliteAuditLog:
         self._db = writer
         self._read = reader
         self._transaction = transaction
-        self._tree = TreeWriter()
 
     async def append_in_transaction(self, entries: Sequence[AuditEntry]) -> None:
         """Append inside the caller's open write transaction."""
-        if not entries:
-            return
-        size, last = await self._edge(self._db)
-        rows, nodes = await self._tree.extend(size, last, self._loader(self._db), entries)
-        await self._db.executemany(
-            _INSERT_ENTRY, [(index, *fields.values()) for index, fields in rows]
-        )
-        await self._db.executemany(
-            "INSERT INTO audit_tree (level, idx, hash) VALUES (?, ?, ?)", nodes
-        )
-
-    def forget(self) -> None:
-        """The write transaction rolled back: the cached edge of the tree may be ahead."""
-        self._tree.forget()
+        if entries:
+            await self._db.executemany(
+                _INSERT_ENTRY,
+                [(leaf_hash(e.canonical()), *e.fields().values()) for e in entries],
+            )
 
     async def append(self, entries: Sequence[AuditEntry]) -> None:
         """Append in a transaction of their own."""
@@ -126,12 +125,10 @@ class SqliteAuditLog:
             await self.append_in_transaction(entries)
 
     @staticmethod
-    async def _edge(db: aiosqlite.Connection) -> tuple[int, bytes | None]:
-        async with db.execute(
-            "SELECT idx, hash FROM audit_tree WHERE level = 0 ORDER BY idx DESC LIMIT 1"
-        ) as cursor:
+    async def _size(db: aiosqlite.Connection) -> int:
+        async with db.execute(_SIZE) as cursor:
             row = await cursor.fetchone()
-        return (0, None) if row is None else (int(row[0]) + 1, bytes(row[1]))
+        return int(row[0]) if row else 0
 
     def _loader(self, db: aiosqlite.Connection) -> Callable[[Sequence[Node]], Any]:
         async def load(keys: Sequence[Node]) -> dict[Node, bytes]:
@@ -139,9 +136,29 @@ class SqliteAuditLog:
 
         return load
 
+    async def _build_tree(self, size: int) -> bytes:
+        """Store the tree's hashes up to ``size`` leaves (inside a write transaction)."""
+        async with self._db.execute(
+            "SELECT ifnull(max(idx) + 1, 0) FROM audit_tree WHERE level = 0"
+        ) as cursor:
+            row = await cursor.fetchone()
+        built = int(row[0]) if row else 0
+        async with self._db.execute(
+            "SELECT idx, leaf FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx",
+            (built, size),
+        ) as cursor:
+            leaves = [(int(r[0]), bytes(r[1])) for r in await cursor.fetchall()]
+        if built + len(leaves) != size:
+            raise LookupError(f"entries {built} to {size - 1} are not all in the store")
+        nodes, root = await extend(built, self._loader(self._db), leaves)
+        await self._db.executemany(
+            "INSERT INTO audit_tree (level, idx, hash) VALUES (?, ?, ?)", nodes
+        )
+        return root
+
     async def tree_size(self) -> int:
-        """How many leaves the tree has."""
-        return (await self._edge(self._read))[0]
+        """How many entries the log has had (its leaves), archived ones included."""
+        return await self._size(self._read)
 
     async def nodes(self, keys: Sequence[Node]) -> dict[Node, bytes]:
         """The stored subtree hashes among ``keys``."""
@@ -152,9 +169,8 @@ class SqliteAuditLog:
         position = start
         while True:
             async with self._read.execute(
-                f"SELECT e.idx, {', '.join('e.' + f for f in FIELDS)}, t.hash"
-                " FROM audit_entries e LEFT JOIN audit_tree t ON t.level = 0 AND t.idx = e.idx"
-                " WHERE e.idx >= ? ORDER BY e.idx LIMIT ?",
+                f"SELECT idx, {_COLUMNS}, leaf FROM audit_entries"
+                " WHERE idx >= ? ORDER BY idx LIMIT ?",
                 (position, _BATCH),
             ) as cursor:
                 rows = list(await cursor.fetchall())
@@ -194,7 +210,7 @@ class SqliteAuditLog:
     async def checkpoint(self, key: LogKey, *, min_size: int = 1) -> StoredCheckpoint | None:
         """Sign and keep a checkpoint of the tree as it is now (see ``AuditStore``)."""
         async with self._transaction():
-            size, _ = await self._edge(self._db)
+            size = await self._size(self._db)
             if size < min_size:
                 return None
             async with self._db.execute(
@@ -203,7 +219,7 @@ class SqliteAuditLog:
                 latest = await cursor.fetchone()
             if latest is not None and latest[0] == size:
                 return _checkpoint(latest)
-            root = (await load_frontier(size, self._loader(self._db))).root()
+            root = await self._build_tree(size)
             signed = Checkpoint(origin=key.name, size=size, root=root, at=datetime.now(UTC))
             note = signed.sign(key)
             await self._db.execute(
@@ -255,8 +271,10 @@ async def _nodes(db: aiosqlite.Connection, keys: Sequence[Node]) -> dict[Node, b
         chunk = keys[offset : offset + 400]
         values = ", ".join("(?, ?)" for _ in chunk)
         flat = [number for key in chunk for number in key]
+        # Driven from the keys, so each is one primary-key lookup, not a scan of the tree.
         async with db.execute(
-            f"SELECT level, idx, hash FROM audit_tree WHERE (level, idx) IN (VALUES {values})",
+            f"WITH k(level, idx) AS (VALUES {values}) SELECT t.level, t.idx, t.hash"
+            " FROM k CROSS JOIN audit_tree t ON t.level = k.level AND t.idx = k.idx",
             flat,
         ) as cursor:
             for level, index, digest in await cursor.fetchall():
