@@ -25,7 +25,11 @@ from lgsp_adapter.audit import AuditEntry, AuditEvent
 from lgsp_adapter.audit import export as exports
 from lgsp_adapter.audit.archive import archive_before, verify_archive
 from lgsp_adapter.audit.bundle import dump, make_bundle, verify_bundle
-from lgsp_adapter.audit.proofs import consistency_document, inclusion_document
+from lgsp_adapter.audit.proofs import (
+    consistency_document,
+    inclusion_document,
+    signed_checkpoint,
+)
 from lgsp_adapter.audit.query import AuditQuery
 from lgsp_adapter.audit.signing import LogKey, NoteError, Verifier
 from lgsp_adapter.audit.store import AuditStore
@@ -387,7 +391,7 @@ def prove_inclusion_command(target: Target, index: int, size: int | None) -> Non
 
     async def work() -> dict[str, Any]:
         async with open_log(target.location) as log:
-            checkpoint = await _checkpoint(log, size)
+            checkpoint = await signed_checkpoint(log, size)
             entries = await log.entries(index, index + 1)
             if not entries:
                 raise LgspError(ErrorCode.AUDIT_NOT_FOUND, f"no entry {index} in the store")
@@ -405,25 +409,13 @@ def prove_consistency_command(target: Target, old_size: int, new_size: int | Non
 
     async def work() -> dict[str, Any]:
         async with open_log(target.location) as log:
-            old = await _checkpoint(log, old_size)
-            new = await _checkpoint(log, new_size)
+            old = await signed_checkpoint(log, old_size)
+            new = await signed_checkpoint(log, new_size)
             if old.size > new.size:
                 raise LgspError(ErrorCode.AUDIT_BAD_QUERY, "the old size is the larger")
             return await consistency_document(log, old, new)
 
     click.echo(json.dumps(run(work()), ensure_ascii=False, indent=1))
-
-
-async def _checkpoint(log: AuditStore, size: int | None) -> Any:
-    checkpoints = await log.checkpoints()
-    if not checkpoints:
-        raise LgspError(ErrorCode.AUDIT_NO_CHECKPOINT, "the log has no signed checkpoint yet")
-    if size is None:
-        return checkpoints[-1]
-    for checkpoint in checkpoints:
-        if checkpoint.size == size:
-            return checkpoint
-    raise LgspError(ErrorCode.AUDIT_NOT_FOUND, f"no checkpoint of size {size}")
 
 
 @audit_group.command("bundle")

@@ -20,7 +20,12 @@ from lgsp_adapter.agencies import Role
 from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.audit import export as exports
 from lgsp_adapter.audit.bundle import dump, make_bundle
-from lgsp_adapter.audit.proofs import b64, consistency_document, inclusion_document
+from lgsp_adapter.audit.proofs import (
+    b64,
+    consistency_document,
+    inclusion_document,
+    signed_checkpoint,
+)
 from lgsp_adapter.audit.query import AuditQuery, BadQuery
 from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.audit.store import AuditStore, StoredCheckpoint
@@ -52,16 +57,8 @@ class AuditAccess:
             return report, self._verified[1]
 
     async def checkpoint(self, size: int | None = None) -> StoredCheckpoint:
-        """The checkpoint of ``size``, or the latest; ``audit.no_checkpoint`` if none."""
-        checkpoints = await self.log.checkpoints()
-        if not checkpoints:
-            raise LgspError(ErrorCode.AUDIT_NO_CHECKPOINT, "no signed checkpoint yet")
-        if size is None:
-            return checkpoints[-1]
-        for checkpoint in checkpoints:
-            if checkpoint.size == size:
-                return checkpoint
-        raise LgspError(ErrorCode.AUDIT_NOT_FOUND, f"no checkpoint of size {size}")
+        """The checkpoint of ``size``, or the latest."""
+        return await signed_checkpoint(self.log, size)
 
     async def bundle(self, query: AuditQuery, subject: dict[str, Any]) -> bytes:
         """An evidence bundle of the entries ``query`` matches."""

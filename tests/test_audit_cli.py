@@ -178,3 +178,32 @@ def test_archiving_keeps_the_rest_verifiable_and_the_archive_checks_alone(folder
     result = run("verify-archive", str(archive), cwd=folder)
     assert result.returncode == 1
     assert "altered or cut" in result.stderr
+
+
+def test_long_runs_show_progress_on_a_terminal_only(folder: Path) -> None:
+    import os
+    import pty
+
+    terminal, side = pty.openpty()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lgsp_adapter",
+            "audit",
+            "verify",
+            "--config",
+            str(folder / "lgsp.toml"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=side,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    os.close(side)
+    shown = os.read(terminal, 65536).decode()
+    os.close(terminal)
+    assert result.returncode == 0
+    assert "\rverified 60/60 (100%)" in shown
+    assert "\r" not in result.stdout  # the answer itself stays clean

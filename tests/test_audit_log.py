@@ -18,6 +18,7 @@ import pytest
 import pytest_asyncio
 
 from lgsp_adapter.audit import AuditEntry, AuditEvent
+from lgsp_adapter.audit.archive import archive_before, verify_archive
 from lgsp_adapter.audit.bundle import make_bundle, verify_bundle
 from lgsp_adapter.audit.checkpoint import Checkpoint
 from lgsp_adapter.audit.proofs import (
@@ -412,3 +413,36 @@ async def test_concurrent_appenders_keep_one_gapless_tree(
         assert await store.tree_size() == 80
         await store.checkpoint(KEY)
         assert (await verify_log(store, KEY.verifier)).ok
+
+
+@pytest.mark.asyncio
+async def test_archives_leave_a_log_that_verifies_and_proves_and_chain_on(
+    log: tuple[AuditStore, Attacker], tmp_path: Path
+) -> None:
+    store, _ = log
+    await filled(store, [10, 25, 40])
+    folder = tmp_path / "archive"
+    first = await archive_before(store, KEY, T0 + timedelta(seconds=30), folder, actor="test")
+    assert first is not None
+    assert (first.start, first.end) == (0, 25)  # the last checkpoint before the cut
+    assert await store.entries(0, 25) == []
+    report = await verify_log(store, KEY.verifier)
+    assert report.ok, report.problems
+    assert report.archived_below == 25
+    assert verify_archive(folder / first.file, KEY.verifier).end == 25
+    # Entries still held are proven as before, the first one after the cut included.
+    await store.checkpoint(KEY)
+    latest = (await store.checkpoints())[-1]
+    for entry in await store.entries(25, 41):
+        document = await inclusion_document(store, entry, latest)
+        path = [base64.b64decode(node) for node in document["audit_path"]]
+        assert rfc9162.inclusion_holds(
+            entry.canonical(), entry.index or 0, latest.size, path, latest.root
+        )
+    second = await archive_before(store, KEY, T0 + timedelta(seconds=100), folder, actor="test")
+    assert second is not None
+    assert (second.start, second.end) == (25, 40)  # chained on from the first
+    assert verify_archive(folder / second.file).start == 25
+    assert (await verify_log(store, KEY.verifier)).ok
+    admin = await store.query(AuditQuery(event=AuditEvent.ADMIN))
+    assert [e.outcome for e in admin] == ["archived", "archived"]

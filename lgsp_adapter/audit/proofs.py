@@ -51,6 +51,20 @@ def entry_document(entry: AuditEntry) -> dict[str, Any]:
     }
 
 
+async def signed_checkpoint(store: AuditStore, size: int | None = None) -> StoredCheckpoint:
+    """The checkpoint of ``size``, or the latest: ``audit.no_checkpoint`` when none was signed
+    yet, ``audit.not_found`` when none has that size."""
+    checkpoints = await store.checkpoints()
+    if not checkpoints:
+        raise LgspError(ErrorCode.AUDIT_NO_CHECKPOINT, "the log has no signed checkpoint yet")
+    if size is None:
+        return checkpoints[-1]
+    for checkpoint in checkpoints:
+        if checkpoint.size == size:
+            return checkpoint
+    raise LgspError(ErrorCode.AUDIT_NOT_FOUND, f"no checkpoint of size {size}")
+
+
 async def inclusion_document(
     store: AuditStore, entry: AuditEntry, checkpoint: StoredCheckpoint
 ) -> dict[str, Any]:
