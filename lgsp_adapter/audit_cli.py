@@ -24,7 +24,7 @@ import click
 from lgsp_adapter.audit import AuditEntry, AuditEvent
 from lgsp_adapter.audit import export as exports
 from lgsp_adapter.audit.archive import archive_before, verify_archive
-from lgsp_adapter.audit.bundle import dump, make_bundle, verify_bundle
+from lgsp_adapter.audit.bundle import MAX_ENTRIES, dump, make_bundle, verify_bundle
 from lgsp_adapter.audit.proofs import (
     consistency_document,
     inclusion_document,
@@ -445,7 +445,7 @@ def bundle_command(
         except LgspError:
             key = None  # a reader without the key uses the checkpoints already signed
         async with open_log(target.location) as log:
-            entries = [entry async for entry in exports.matching(log, query)]
+            entries = await exports.gather(log, query, MAX_ENTRIES)
             if not entries:
                 raise LgspError(ErrorCode.AUDIT_NOT_FOUND, "no entries match")
             if key is not None:

@@ -19,7 +19,7 @@ from aiohttp import web
 from lgsp_adapter.agencies import Role
 from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.audit import export as exports
-from lgsp_adapter.audit.bundle import dump, make_bundle
+from lgsp_adapter.audit.bundle import MAX_ENTRIES, dump, make_bundle
 from lgsp_adapter.audit.proofs import (
     b64,
     consistency_document,
@@ -62,7 +62,7 @@ class AuditAccess:
 
     async def bundle(self, query: AuditQuery, subject: dict[str, Any]) -> bytes:
         """An evidence bundle of the entries ``query`` matches."""
-        entries = [entry async for entry in exports.matching(self.log, query)]
+        entries = await exports.gather(self.log, query, MAX_ENTRIES)
         if not entries:
             raise LgspError(ErrorCode.AUDIT_NOT_FOUND, "no entries match")
         bundle = await make_bundle(
@@ -264,7 +264,7 @@ async def bundle_response(request: web.Request) -> web.Response:
     if not subject:
         raise BadQuery("name a packet_id, or filters, for the bundle")
     data = await request.app[AUDIT].bundle(query, subject)
-    name = subject.get("packet_id", "range")
+    name = str(query.packet_id) if query.packet_id else "range"  # validated: safe in a header
     return web.Response(
         body=data,
         content_type="application/json",

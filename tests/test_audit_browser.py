@@ -50,6 +50,15 @@ def browse(base: str, downloads: Path, profile: Path) -> dict[str, str]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.remote.webelement import WebElement
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    def follow(element: WebElement) -> None:
+        """Click and wait for the next page: the old one's elements go stale once it is gone."""
+        page = driver.find_element(By.TAG_NAME, "html")
+        element.click()
+        WebDriverWait(driver, 15).until(expected_conditions.staleness_of(page))
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
@@ -73,20 +82,21 @@ def browse(base: str, downloads: Path, profile: Path) -> dict[str, str]:
     seen: dict[str, str] = {}
     try:
         driver.set_page_load_timeout(30)
+        driver.implicitly_wait(5)
         driver.execute_cdp_cmd(
             "Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
         )
         driver.get(f"{base}/audit?lang=vi")
         seen["login_url"] = driver.current_url
         driver.find_element(By.ID, "token").send_keys(AUDITOR_TOKEN)
-        driver.find_element(By.ID, "sign-in").click()
+        follow(driver.find_element(By.ID, "sign-in"))
         driver.find_element(By.ID, "document_id").send_keys(DOCUMENT_ID)
-        driver.find_element(By.ID, "search-button").click()
+        follow(driver.find_element(By.ID, "search-button"))
         seen["results"] = driver.find_element(By.ID, "results").text
-        driver.find_element(By.CSS_SELECTOR, "a.packet-link").click()
+        follow(driver.find_element(By.CSS_SELECTOR, "a.packet-link"))
         seen["packet_id"] = driver.find_element(By.ID, "packet-id").text
         seen["timeline_vi"] = driver.find_element(By.ID, "timeline").text
-        driver.find_element(By.LINK_TEXT, "English").click()
+        follow(driver.find_element(By.LINK_TEXT, "English"))
         seen["timeline_en"] = driver.find_element(By.ID, "timeline").text
         driver.find_element(By.ID, "bundle-link").click()
         deadline = time.monotonic() + 20

@@ -35,6 +35,17 @@ async def matching(store: AuditStore, query: AuditQuery) -> AsyncIterator[AuditE
         page = page.next_page(entries[-1].index or 0)
 
 
+async def gather(store: AuditStore, query: AuditQuery, at_most: int) -> list[AuditEntry]:
+    """The matching entries, reading no more than ``at_most`` + 1 (so a caller can tell that
+    there were too many without holding them all)."""
+    found: list[AuditEntry] = []
+    async for entry in matching(store, query):
+        found.append(entry)
+        if len(found) > at_most:
+            break
+    return found
+
+
 def header(kind: str) -> str:
     """What a file of ``kind`` starts with."""
     return _csv_line(["index", *FIELDS]) if kind == "csv" else ""
