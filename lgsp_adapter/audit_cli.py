@@ -24,7 +24,13 @@ import click
 from lgsp_adapter.audit import AuditEntry, AuditEvent
 from lgsp_adapter.audit import export as exports
 from lgsp_adapter.audit.archive import archive_before, verify_archive
-from lgsp_adapter.audit.bundle import MAX_ENTRIES, dump, make_bundle, verify_bundle
+from lgsp_adapter.audit.bundle import (
+    MAX_ENTRIES,
+    dump,
+    make_bundle,
+    subject_of,
+    verify_bundle,
+)
 from lgsp_adapter.audit.proofs import (
     consistency_document,
     inclusion_document,
@@ -59,6 +65,11 @@ class Target:
         store = self.settings.store.path if self.on_postgres else Path(self.location)
         path = self.settings.audit.key_path(store)
         return LogKey.load(path, self.settings.audit.log_name())
+
+    def archive_folder(self) -> Path:
+        """Where the log's archive files are."""
+        store = self.settings.store.path if self.on_postgres else Path(self.location)
+        return self.settings.audit.archive_folder(store)
 
     def verifier(self, public_key: Path | None) -> Verifier:
         """The key to check against: the pinned one, else the signing key's."""
@@ -286,7 +297,9 @@ def export_command(
         async with open_log(target.location) as log:
             total = await log.tree_size()
             progress = Progress("exported", None if any(filters.values()) else total)
-            stream = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+            # Into a side file first: an interrupted export never looks like a finished one.
+            partial = output.with_name(output.name + ".partial") if output else None
+            stream = partial.open("w", encoding="utf-8", newline="") if partial else sys.stdout
             count = 0
             try:
                 stream.write(exports.header(file_format))
@@ -296,8 +309,10 @@ def export_command(
                     if count % 10_000 == 0:
                         progress(count)
             finally:
-                if output:
+                if partial:
                     stream.close()
+            if partial and output:
+                partial.rename(output)
             progress(count)
             progress.end()
             return count
@@ -316,8 +331,9 @@ def verify_command(target: Target, public_key: Path | None) -> None:
     async def work() -> Any:
         verifier = target.verifier(public_key)
         async with open_log(target.location) as log:
-            progress = Progress("verified", await log.tree_size())
-            report = await verify_log(log, verifier, progress)
+            archived = max((a.end for a in await log.archives()), default=0)
+            progress = Progress("verified", await log.tree_size() - archived)
+            report = await verify_log(log, verifier, progress, target.archive_folder())
             progress.end()
             return report
 
@@ -457,7 +473,7 @@ def bundle_command(
                     ErrorCode.CONFIG_INVALID,
                     "a bundle names the log's key: give --public-key, or run where the key is",
                 )
-            subject = {k: v for k, v in filters.items() if v}
+            subject = subject_of(query)
             return dump(
                 await make_bundle(log, entries, subject=subject, verifier=verifier, key=key)
             )
@@ -491,8 +507,7 @@ def archive_command(target: Target, before: str) -> None:
         fail(f"error: {ErrorCode.AUDIT_BAD_QUERY}: --before {before!r} is not an ISO 8601 time")
     if moment.tzinfo is None:
         fail(f"error: {ErrorCode.AUDIT_BAD_QUERY}: --before needs a time zone")
-    store = target.settings.store.path if target.on_postgres else Path(target.location)
-    folder = target.settings.audit.archive_folder(store)
+    folder = target.archive_folder()
 
     async def work() -> Any:
         key = target.key()

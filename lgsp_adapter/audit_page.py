@@ -235,7 +235,8 @@ async def login(request: web.Request) -> web.Response:
         max_age=SESSION_S,
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        # Behind a TLS-terminating proxy the daemon sees plain HTTP; the proxy says otherwise.
+        secure=request.secure or request.headers.get("X-Forwarded-Proto") == "https",
         path="/audit",
     )
     raise response

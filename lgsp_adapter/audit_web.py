@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -19,7 +20,7 @@ from aiohttp import web
 from lgsp_adapter.agencies import Role
 from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.audit import export as exports
-from lgsp_adapter.audit.bundle import MAX_ENTRIES, dump, make_bundle
+from lgsp_adapter.audit.bundle import dump, make_bundle, subject_of
 from lgsp_adapter.audit.proofs import (
     b64,
     consistency_document,
@@ -34,6 +35,7 @@ from lgsp_adapter.errors import ErrorCode, LgspError
 from lgsp_adapter.web import client_of
 
 VERIFY_FRESH_S = 30.0
+HTTP_BUNDLE_ENTRIES = 5000  # a request's bundle; larger ranges are for the command line
 
 
 @dataclass
@@ -42,18 +44,20 @@ class AuditAccess:
 
     log: AuditStore
     key: LogKey
+    archive_dir: Path | None = None
     _verified: tuple[int, float, Report] | None = None
     _verifying: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def verification(self) -> tuple[Report, float]:
         """The log's verification and when it ran: fresh if the log grew or it is old."""
+        # A busy log grows every second: the result is kept for its time, not its size, so
+        # callers cannot make the daemon re-verify more often than that.
         async with self._verifying:
-            size = await self.log.tree_size()
             cached = self._verified
-            if cached and cached[0] == size and time.time() - cached[1] < VERIFY_FRESH_S:
+            if cached and time.time() - cached[1] < VERIFY_FRESH_S:
                 return cached[2], cached[1]
-            report = await verify_log(self.log, self.key.verifier)
-            self._verified = (size, time.time(), report)
+            report = await verify_log(self.log, self.key.verifier, archive_dir=self.archive_dir)
+            self._verified = (report.size, time.time(), report)
             return report, self._verified[1]
 
     async def checkpoint(self, size: int | None = None) -> StoredCheckpoint:
@@ -62,13 +66,18 @@ class AuditAccess:
 
     async def bundle(self, query: AuditQuery, subject: dict[str, Any]) -> bytes:
         """An evidence bundle of the entries ``query`` matches."""
-        entries = await exports.gather(self.log, query, MAX_ENTRIES)
+        entries = await exports.gather(self.log, query, HTTP_BUNDLE_ENTRIES)
         if not entries:
             raise LgspError(ErrorCode.AUDIT_NOT_FOUND, "no entries match")
+        if len(entries) > HTTP_BUNDLE_ENTRIES:
+            raise BadQuery(
+                f"more than {HTTP_BUNDLE_ENTRIES:,} entries match: narrow the range, or use "
+                "`lgsp-adapter audit bundle` on the server"
+            )
         bundle = await make_bundle(
             self.log, entries, subject=subject, verifier=self.key.verifier, key=self.key
         )
-        return dump(bundle)
+        return await asyncio.to_thread(dump, bundle)
 
 
 AUDIT: web.AppKey[AuditAccess] = web.AppKey("audit", AuditAccess)
@@ -120,7 +129,7 @@ def _int(params: Mapping[str, str], name: str, *, required: bool = True) -> int 
         if required:
             raise BadQuery(f"{name} is required")
         return None
-    if not value.isdigit() or len(value) > 18:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise BadQuery(f"{name} must be a whole number, not {value!r}")
     return int(value)
 
@@ -260,7 +269,7 @@ async def bundle(request: web.Request) -> web.Response:
 async def bundle_response(request: web.Request) -> web.Response:
     """The bundle download, shared with the auditors' page."""
     query = query_of(request.query, allowed=("lang",))
-    subject = {k: v for k, v in request.query.items() if k in FILTERS}
+    subject = subject_of(query)
     if not subject:
         raise BadQuery("name a packet_id, or filters, for the bundle")
     data = await request.app[AUDIT].bundle(query, subject)

@@ -8,7 +8,6 @@ underscore: ``[limits] max_bytes`` is ``LGSP_LIMITS__MAX_BYTES``. Every key is d
 
 from __future__ import annotations
 
-import socket
 import tomllib
 from pathlib import Path
 
@@ -77,7 +76,8 @@ class AuditSettings(_Section):
         min_length=1,
         max_length=200,
         pattern=r"^[^\s+]+$",
-        description="The log's name in its checkpoints. Default: lgsp-adapter/<host name>.",
+        description="The log's name in its checkpoints. Default: lgsp-adapter/ and the first "
+        "16 hex digits of the key's fingerprint.",
     )
     checkpoint_interval_s: float = Field(
         60.0, ge=1, le=86_400, description="How often a checkpoint is signed, if the log grew."
@@ -90,9 +90,9 @@ class AuditSettings(_Section):
         """Where the signing key lives."""
         return self.signing_key or store.with_name("audit-signing.key")
 
-    def log_name(self) -> str:
-        """The log's origin line."""
-        return self.origin or f"lgsp-adapter/{socket.gethostname()}"
+    def log_name(self) -> str | None:
+        """The log's origin line, when set (else the key names it)."""
+        return self.origin
 
     def archive_folder(self, store: Path) -> Path:
         """Where archive files go."""

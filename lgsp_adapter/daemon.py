@@ -100,7 +100,11 @@ async def run_daemon(
             retry_delays_s=settings.delivery.retry_delays_s,
             intake=intake,
         )
-        access = AuditAccess(log=store.audit, key=key)
+        access = AuditAccess(
+            log=store.audit,
+            key=key,
+            archive_dir=settings.audit.archive_folder(settings.store.path),
+        )
 
         def mount_audit(app: web.Application) -> None:
             add_audit_routes(app, access)

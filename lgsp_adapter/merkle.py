@@ -163,7 +163,8 @@ def verify_inclusion(
     leaf: bytes, index: int, tree_size: int, proof: Sequence[bytes], expected_root: bytes
 ) -> bool:
     """RFC 9162, 2.1.3.2: whether ``proof`` shows ``leaf`` at ``index`` under ``expected_root``."""
-    if index >= tree_size:
+    # Python's bit operations on a negative index would walk a valid-looking path.
+    if not 0 <= index < tree_size:
         return False
     fn, sn = index, tree_size - 1
     r = leaf
@@ -188,7 +189,7 @@ def verify_consistency(
 ) -> bool:
     """RFC 9162, 2.1.4.2: whether ``proof`` shows the tree of ``new_size`` and ``new_root``
     appends to the tree of ``old_size`` and ``old_root``."""
-    if old_size > new_size or old_size == 0:
+    if not 0 < old_size <= new_size:
         return False
     if old_size == new_size:  # the proof of a tree against itself is empty (SUBPROOF(m, D[m]))
         return not proof and old_root == new_root

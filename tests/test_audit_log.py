@@ -32,6 +32,7 @@ from lgsp_adapter.audit.query import AuditQuery, BadQuery
 from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.audit.store import AuditStore
 from lgsp_adapter.audit.verify import verify_log
+from lgsp_adapter.errors import LgspError
 from lgsp_adapter.merkle import leaf_hash
 from tests import rfc9162
 from tests.audit_stores import BACKENDS, Attacker, open_store, reopen
@@ -169,6 +170,24 @@ async def test_a_bundle_verifies_alone_and_fails_when_touched(
     other = LogKey.generate("lgsp-adapter/test")
     with pytest.raises(BadEvidence, match="not the pinned"):
         verify_bundle(data, other.verifier)
+    # Negative indexes walk the same path bits as the last leaf; they must not count again.
+    padded = json.loads(data)
+    last = padded["entries"][-1]
+    padded["entries"].append({**last, "index": last["index"] - 9 - 16})
+    with pytest.raises(BadEvidence, match="whole number from 0"):
+        verify_bundle(json.dumps(padded).encode())
+    padded["entries"][-1]["index"] = True
+    with pytest.raises(BadEvidence, match="whole number from 0"):
+        verify_bundle(json.dumps(padded).encode())
+    # A bundle that says it is about another packet than its entries is refused.
+    relabelled = json.loads(data)
+    relabelled["subject"] = {"packet_id": str(uuid.UUID(int=3))}
+    with pytest.raises(BadEvidence, match="does not match the bundle's subject"):
+        verify_bundle(json.dumps(relabelled).encode())
+    broken = json.loads(data)
+    broken["entries"][0]["entry"]["detail"] = "\ud800"
+    with pytest.raises(BadEvidence, match="not valid Unicode"):
+        verify_bundle(json.dumps(broken).encode())
 
 
 @pytest.mark.asyncio
@@ -263,7 +282,20 @@ async def test_a_rewritten_stored_tree_is_reported(log: tuple[AuditStore, Attack
         log, f"UPDATE audit_tree SET hash = $bytes'{'00' * 32}' WHERE level = 5 AND idx = 0"
     )
     assert found[0] == (
-        "the tree's stored hashes disagree with checkpoint 40: proofs against it would fail"
+        "the tree's stored hash over entries 0 to 31 disagrees with them: "
+        "proofs for them would fail"
+    )
+
+
+@pytest.mark.asyncio
+async def test_one_damaged_leaf_of_the_stored_tree_is_reported(
+    log: tuple[AuditStore, Attacker],
+) -> None:
+    found = await tampered(
+        log, f"UPDATE audit_tree SET hash = $bytes'{'00' * 32}' WHERE level = 0 AND idx = 2"
+    )
+    assert found[0] == (
+        "the tree's stored hash over entries 2 to 2 disagrees with them: proofs for them would fail"
     )
 
 
@@ -426,7 +458,7 @@ async def test_archives_leave_a_log_that_verifies_and_proves_and_chain_on(
     assert first is not None
     assert (first.start, first.end) == (0, 25)  # the last checkpoint before the cut
     assert await store.entries(0, 25) == []
-    report = await verify_log(store, KEY.verifier)
+    report = await verify_log(store, KEY.verifier, archive_dir=folder)
     assert report.ok, report.problems
     assert report.archived_below == 25
     assert verify_archive(folder / first.file, KEY.verifier).end == 25
@@ -443,6 +475,57 @@ async def test_archives_leave_a_log_that_verifies_and_proves_and_chain_on(
     assert second is not None
     assert (second.start, second.end) == (25, 40)  # chained on from the first
     assert verify_archive(folder / second.file).start == 25
-    assert (await verify_log(store, KEY.verifier)).ok
+    assert (await verify_log(store, KEY.verifier, archive_dir=folder)).ok
     admin = await store.query(AuditQuery(event=AuditEvent.ADMIN))
     assert [e.outcome for e in admin] == ["archived", "archived"]
+
+
+@pytest.mark.asyncio
+async def test_entries_cannot_leave_by_a_forged_archive_record(
+    log: tuple[AuditStore, Attacker], tmp_path: Path
+) -> None:
+    store, attacker = log
+    await filled(store, [10, 25, 40])
+    await attacker.run(
+        'INSERT INTO audit_archives (start, "end", file, sha256, at)'
+        " VALUES (0, 10, 'audit-forged.jsonl', 'x', '2026-11-27T08:00:00.000000Z')",
+        "DELETE FROM audit_entries WHERE idx < 10",
+    )
+    report = await verify_log(store, KEY.verifier, archive_dir=tmp_path)
+    assert report.first_bad_entry == 0
+    assert "archive audit-forged.jsonl (entries 0 to 9): cannot read" in report.problems[0].message
+
+
+@pytest.mark.asyncio
+async def test_archiving_refuses_entries_that_were_tampered_with(
+    log: tuple[AuditStore, Attacker], tmp_path: Path
+) -> None:
+    store, attacker = log
+    await filled(store, [10, 25, 40])
+    await attacker.run(
+        f"UPDATE audit_entries SET outcome = 'refused', leaf = $bytes'{forged_leaf(5)}'"
+        " WHERE idx = 5"
+    )
+    folder = tmp_path / "archive"
+    with pytest.raises(LgspError, match="do not rebuild the checkpoint of size 25"):
+        await archive_before(store, KEY, T0 + timedelta(seconds=30), folder, actor="test")
+    assert await store.archives() == []
+    assert len(await store.entries(0, 40)) == 40
+    assert await asyncio.to_thread(lambda: list(folder.glob("*"))) == []  # no partial file
+
+
+@pytest.mark.asyncio
+async def test_a_change_past_an_unaligned_archive_boundary_is_named(
+    log: tuple[AuditStore, Attacker], tmp_path: Path
+) -> None:
+    store, attacker = log
+    await filled(store, [3, 8, 13])
+    await archive_before(store, KEY, T0 + timedelta(seconds=5), tmp_path, actor="test")
+    await attacker.run(
+        f"UPDATE audit_entries SET outcome = 'refused', leaf = $bytes'{forged_leaf(6)}'"
+        " WHERE idx = 6"
+    )
+    report = await verify_log(store, KEY.verifier, archive_dir=tmp_path)
+    assert report.problems[0].message == (
+        "entry 6 was altered: it differs from the one signed in checkpoint 8"
+    )

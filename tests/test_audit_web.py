@@ -144,7 +144,13 @@ async def test_checkpoints_and_proofs_check_with_rfc9162(api: TestClient[Any, An
     root = base64.b64decode(note.splitlines()[2])
     path = [base64.b64decode(p) for p in proof["audit_path"]]
     assert rfc9162.inclusion_holds(canonical_entry(fields), 2, 4, path, root)
-    for query in ("index=x", "index=99999999999999999999", ""):
+    for query in (
+        "index=x",
+        "index=99999999999999999999",
+        "",
+        "index=%C2%B2",
+        "index=2&size=%C2%B2",
+    ):
         response = await api.get(f"/v1/audit/proofs/inclusion?{query}", headers=AUDITOR)
         assert await error_code(response, 400) == "audit.bad_query"
     beyond = await api.get("/v1/audit/proofs/inclusion?index=9", headers=AUDITOR)

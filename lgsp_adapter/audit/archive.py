@@ -23,15 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from lgsp_adapter.audit.checkpoint import Checkpoint
-from lgsp_adapter.audit.entry import FIELDS, AuditEntry, AuditEvent, canonical_entry, format_time
-from lgsp_adapter.audit.proofs import BadEvidence, b64, open_checkpoint, unb64
+from lgsp_adapter.audit.entry import AuditEntry, AuditEvent, format_time
+from lgsp_adapter.audit.proofs import BadEvidence, b64, leaf_of, open_checkpoint, unb64
 from lgsp_adapter.audit.query import AuditQuery
 from lgsp_adapter.audit.signing import LogKey, NoteError, Verifier
 from lgsp_adapter.audit.store import ArchiveRecord, AuditStore
 from lgsp_adapter.audit.tree import load_frontier
+from lgsp_adapter.errors import ErrorCode, LgspError
 from lgsp_adapter.merkle import Frontier, leaf_hash
 
 FORMAT = "lgsp-adapter/audit-archive/1"
+# Signed before the digest, so an archive signature can never pass for a signed note's.
+SIGNED_AS = b"lgsp-adapter audit archive v1\n"
 _CHUNK = 5000
 
 
@@ -48,7 +51,8 @@ async def archive_before(
     if not sizes:
         return None
     checkpoint = sizes[-1]
-    edge = (await load_frontier(start, store.nodes)).hashes()
+    rebuilt = await load_frontier(start, store.nodes)
+    edge = rebuilt.hashes()
     header = {
         "format": FORMAT,
         "origin": key.name,
@@ -77,17 +81,30 @@ async def archive_before(
         await asyncio.to_thread(out.write, lines([header]))
         for offset in range(start, checkpoint.size, _CHUNK):
             chunk = await store.entries(offset, min(offset + _CHUNK, checkpoint.size))
+            for entry in chunk:  # rebuilt from the fields: nothing altered leaves the store
+                if entry.index != rebuilt.size:
+                    break
+                rebuilt.append(leaf_hash(entry.canonical()))
             documents = [
                 {"index": e.index, "entry": {k: v for k, v in e.fields().items() if v is not None}}
                 for e in chunk
             ]
             await asyncio.to_thread(out.write, lines(documents))
+        if rebuilt.size != checkpoint.size or rebuilt.root() != checkpoint.root:
+            raise LgspError(
+                ErrorCode.AUDIT_TAMPERED,
+                f"entries {start} to {checkpoint.size - 1} do not rebuild the checkpoint of size "
+                f"{checkpoint.size}: nothing was archived; run `lgsp-adapter audit verify`",
+            )
         sha256 = digest.hexdigest()
-        trailer = {"sha256": sha256, "signature": b64(key.sign(sha256.encode()))}
+        trailer = {"sha256": sha256, "signature": b64(key.sign(SIGNED_AS + sha256.encode()))}
         await asyncio.to_thread(out.write, json.dumps(trailer).encode() + b"\n")
         await asyncio.to_thread(_sync, out)
-    finally:
+    except BaseException:
         await asyncio.to_thread(out.close)
+        await asyncio.to_thread(partial.unlink, missing_ok=True)
+        raise
+    await asyncio.to_thread(out.close)
     # Only a complete, durable file takes the entries' place in the store.
     await asyncio.to_thread(partial.rename, path)
     record = ArchiveRecord(
@@ -159,25 +176,32 @@ def verify_archive(path: Path, pinned: Verifier | None = None) -> ArchiveCheck:
         signature = base64.b64decode(str(trailer.get("signature", "")), validate=True)
     except (binascii.Error, AttributeError) as exc:
         raise BadEvidence("the archive's trailer is damaged") from exc
-    if trailer.get("sha256") != digest or not verifier.signed(digest.encode(), signature):
+    if trailer.get("sha256") != digest or not verifier.signed(
+        SIGNED_AS + digest.encode(), signature
+    ):
         raise BadEvidence("the archive's lines do not match its signed digest: altered or cut")
     checkpoint = open_checkpoint(header.get("checkpoint"), verifier)
     start, end = header.get("start"), header.get("end")
     edge = header.get("start_edge")
-    if not isinstance(start, int) or not isinstance(end, int) or not isinstance(edge, list):
+    if type(start) is not int or type(end) is not int or not isinstance(edge, list):
         raise BadEvidence("the archive's header lacks start, end or start_edge")
+    if not 0 <= start < end:
+        raise BadEvidence(f"the archive's range {start} to {end} is empty or negative")
     try:
         frontier = Frontier(start, [unb64(h, "start_edge") for h in edge])
     except ValueError as exc:
         raise BadEvidence(f"the archive's start_edge: {exc}") from exc
     for number, line in enumerate(lines[1:-1], start=start):
-        document = json.loads(line)
-        fields = document.get("entry") if isinstance(document, dict) else None
-        if document.get("index") != number or not isinstance(fields, dict):
+        try:
+            document = json.loads(line)
+        except ValueError as exc:
+            raise BadEvidence(f"entry {number} is not JSON") from exc
+        if not isinstance(document, dict) or type(document.get("index")) is not int:
+            raise BadEvidence(f"entry {number} is not an entry")
+        fields = document.get("entry")
+        if document["index"] != number or not isinstance(fields, dict):
             raise BadEvidence(f"entry {number} is missing or out of order")
-        if set(fields) - set(FIELDS):
-            raise BadEvidence(f"entry {number} has unknown fields")
-        frontier.append(leaf_hash(canonical_entry(fields)))
+        frontier.append(leaf_of(fields, f"entry {number}"))
     if frontier.size != end or end != checkpoint.size or frontier.root() != checkpoint.root:
         raise BadEvidence(
             f"the entries do not rebuild the signed tree of size {checkpoint.size}: altered"

@@ -15,10 +15,13 @@ from typing import Any
 
 from lgsp_adapter.audit.checkpoint import Checkpoint
 from lgsp_adapter.audit.entry import AuditEntry, format_time
-from lgsp_adapter.audit.proofs import BadEvidence, check_entry_under, inclusion_document
+from lgsp_adapter.audit.proofs import BadEvidence, b64, check_entry_under, entry_document
+from lgsp_adapter.audit.query import AuditQuery
 from lgsp_adapter.audit.signing import LogKey, NoteError, Verifier
 from lgsp_adapter.audit.store import AuditStore, StoredCheckpoint
+from lgsp_adapter.audit.tree import inclusion_paths
 from lgsp_adapter.errors import ErrorCode, LgspError
+from lgsp_adapter.merkle import leaf_hash, verify_inclusion
 
 FORMAT = "lgsp-adapter/audit-bundle/1"
 MAX_BUNDLE_BYTES = 256 * 1024 * 1024
@@ -62,10 +65,23 @@ async def make_bundle(
         )
     last = max(entry.index or 0 for entry in entries)
     checkpoint = await covering_checkpoint(store, last, key)
+    paths = await inclusion_paths(store, [entry.index or 0 for entry in entries], checkpoint.size)
     proven = []
     for entry in entries:
-        document = await inclusion_document(store, entry, checkpoint)
-        proven.append({k: document[k] for k in ("index", "entry", "leaf_hash", "audit_path")})
+        index = entry.index or 0
+        leaf = leaf_hash(entry.canonical())
+        if not verify_inclusion(leaf, index, checkpoint.size, paths[index], checkpoint.root):
+            raise LgspError(
+                ErrorCode.AUDIT_TAMPERED,
+                f"the stored tree does not prove entry {index}; run `lgsp-adapter audit verify`",
+            )
+        proven.append(
+            {
+                **entry_document(entry),
+                "leaf_hash": b64(leaf),
+                "audit_path": [b64(node) for node in paths[index]],
+            }
+        )
     return {
         "format": FORMAT,
         "made_at": format_time(datetime.now(UTC)),
@@ -78,6 +94,36 @@ async def make_bundle(
         "checkpoint": checkpoint.note,
         "entries": proven,
     }
+
+
+SUBJECT_FIELDS = ("packet_id", "kind", "document_id", "outcome", "event")
+
+
+def subject_of(query: AuditQuery) -> dict[str, Any]:
+    """What a bundle of ``query``'s entries is about, as its ``subject`` says."""
+    return query.model_dump(
+        mode="json", include={*SUBJECT_FIELDS, "agency", "since", "until"}, exclude_none=True
+    )
+
+
+def within(subject: dict[str, Any], fields: dict[str, Any]) -> bool:
+    """Whether an entry's fields match the bundle's subject."""
+    if any(name in subject and fields.get(name) != subject[name] for name in SUBJECT_FIELDS):
+        return False
+    if "agency" in subject and subject["agency"] not in (
+        fields.get("sender"),
+        fields.get("recipient"),
+    ):
+        return False
+    try:
+        at = datetime.fromisoformat(str(fields.get("at")))
+        if "since" in subject and at < datetime.fromisoformat(str(subject["since"])):
+            return False
+        if "until" in subject and at >= datetime.fromisoformat(str(subject["until"])):
+            return False
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def dump(bundle: dict[str, Any]) -> bytes:
@@ -105,7 +151,8 @@ class BundleCheck:
         return (
             f"bundle verifies: {self.entries} entries are in log {self.checkpoint.origin!r}"
             f" at size {self.checkpoint.size} (checkpoint of {format_time(self.checkpoint.at)})\n"
-            f"subject: {json.dumps(self.subject, ensure_ascii=False)}\n"
+            f"subject: {json.dumps(self.subject, ensure_ascii=False)} (every entry matches it; "
+            "a bundle cannot show that no other entry does)\n"
             f"key fingerprint (SHA-256): {self.verifier.fingerprint}\n"
             f"signed with {trust}"
         )
@@ -143,6 +190,9 @@ def verify_bundle(data: bytes, pinned: Verifier | None = None) -> BundleCheck:
     entries = bundle.get("entries")
     if not isinstance(entries, list) or not entries:
         raise BadEvidence("the bundle has no entries")
+    subject = bundle.get("subject")
+    if not isinstance(subject, dict):
+        raise BadEvidence("the bundle does not say what it is about (subject)")
     seen: set[int] = set()
     for document in entries:
         if not isinstance(document, dict):
@@ -151,11 +201,12 @@ def verify_bundle(data: bytes, pinned: Verifier | None = None) -> BundleCheck:
         if index in seen:
             raise BadEvidence(f"entry {index} appears twice")
         seen.add(index)
-    subject = bundle.get("subject")
+        if not within(subject, document["entry"]):
+            raise BadEvidence(f"entry {index} does not match the bundle's subject")
     return BundleCheck(
         verifier=verifier,
         pinned=pinned is not None,
         checkpoint=checkpoint,
         entries=len(entries),
-        subject=subject if isinstance(subject, dict) else {},
+        subject=subject,
     )

@@ -42,7 +42,8 @@ class Checkpoint:
         if len(lines) < 3:
             raise NoteError("a checkpoint has an origin, a size and a root hash")
         origin, size_text, root_text, *extensions = lines
-        if not size_text.isdigit() or (size_text.startswith("0") and size_text != "0"):
+        digits = size_text.isascii() and size_text.isdigit()
+        if not digits or (size_text.startswith("0") and size_text != "0"):
             raise NoteError(f"bad tree size {size_text!r}")
         try:
             root = base64.b64decode(root_text, validate=True)

@@ -10,6 +10,7 @@ from an exported entry without our code.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -57,12 +58,13 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def _clean(text: str) -> str:
     # NUL and lone surrogates cannot be stored (PostgreSQL) or encoded (UTF-8); an entry's text
     # comes partly from error messages, so it is made storable rather than refused.
-    if "\x00" not in text and text.isascii():
-        return text
-    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+    return _UNSTORABLE.sub("\ufffd", text)
 
 
 class AuditEntry(BaseModel):

@@ -75,10 +75,17 @@ async def inclusion_document(
             f"entry {entry.index} is not under the checkpoint of size {checkpoint.size}",
         )
     path = await inclusion_path(store, entry.index, checkpoint.size)
+    leaf = leaf_hash(entry.canonical())
+    if not verify_inclusion(leaf, entry.index, checkpoint.size, path, checkpoint.root):
+        raise LgspError(
+            ErrorCode.AUDIT_TAMPERED,
+            f"the stored tree does not prove entry {entry.index} under the checkpoint of size "
+            f"{checkpoint.size}; run `lgsp-adapter audit verify`",
+        )
     return {
         "type": "inclusion",
         **entry_document(entry),
-        "leaf_hash": b64(leaf_hash(entry.canonical())),
+        "leaf_hash": b64(leaf),
         "tree_size": checkpoint.size,
         "audit_path": [b64(node) for node in path],
         "checkpoint": checkpoint.note,
@@ -90,6 +97,12 @@ async def consistency_document(
 ) -> dict[str, Any]:
     """That the tree of ``new`` only appended to the tree of ``old``."""
     path = await consistency_path(store, old.size, new.size)
+    if not verify_consistency(old.size, new.size, old.root, new.root, path):
+        raise LgspError(
+            ErrorCode.AUDIT_TAMPERED,
+            f"the stored tree does not prove size {new.size} extends size {old.size}; "
+            "run `lgsp-adapter audit verify`",
+        )
     return {
         "type": "consistency",
         "old_size": old.size,
@@ -112,6 +125,18 @@ def open_checkpoint(note: Any, verifier: Verifier, what: str = "the checkpoint")
         raise BadEvidence(f"{what}: {exc}") from exc
 
 
+def leaf_of(fields: dict[str, Any], what: str) -> bytes:
+    """The leaf hash of entry fields read from a document; ``BadEvidence`` if they cannot be
+    an entry's (unknown names, values that are not text, text that is not UTF-8)."""
+    unknown = set(fields) - set(FIELDS)
+    if unknown or not all(isinstance(v, str) for v in fields.values()):
+        raise BadEvidence(f"{what}: fields must be text, and only {', '.join(FIELDS)}")
+    try:
+        return leaf_hash(canonical_entry(fields))
+    except UnicodeEncodeError as exc:
+        raise BadEvidence(f"{what}: a field is not valid Unicode text") from exc
+
+
 def check_inclusion(document: dict[str, Any], verifier: Verifier) -> tuple[Checkpoint, int]:
     """Check an inclusion document offline; the checkpoint and the entry's index if it holds."""
     checkpoint = open_checkpoint(document.get("checkpoint"), verifier)
@@ -123,12 +148,12 @@ def check_entry_under(document: dict[str, Any], checkpoint: Checkpoint) -> int:
     index = document.get("index")
     fields = document.get("entry")
     path = document.get("audit_path")
-    if not isinstance(index, int) or not isinstance(fields, dict) or not isinstance(path, list):
-        raise BadEvidence("an entry needs an index, its fields and an audit_path")
-    unknown = set(fields) - set(FIELDS)
-    if unknown or not all(isinstance(v, str) for v in fields.values()):
-        raise BadEvidence(f"entry {index}: fields must be text, and only {', '.join(FIELDS)}")
-    leaf = leaf_hash(canonical_entry(fields))
+    # ``type(...) is int``: JSON's true and false are ints to Python, and must not pass as 1 and 0.
+    if type(index) is not int or index < 0:
+        raise BadEvidence(f"an entry's index must be a whole number from 0, not {index!r}")
+    if not isinstance(fields, dict) or not isinstance(path, list):
+        raise BadEvidence(f"entry {index} needs its fields and an audit_path")
+    leaf = leaf_of(fields, f"entry {index}")
     if "leaf_hash" in document and unb64(document["leaf_hash"], "leaf_hash") != leaf:
         raise BadEvidence(f"entry {index}: its leaf_hash is not the hash of its fields")
     proof = [unb64(node, f"entry {index}: audit path") for node in path]

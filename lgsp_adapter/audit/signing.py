@@ -111,21 +111,23 @@ class Verifier:
 class LogKey:
     """The private key that signs checkpoints and archives."""
 
-    def __init__(self, name: str, private_key: Ed25519PrivateKey) -> None:
-        self.name = name
+    def __init__(self, name: str | None, private_key: Ed25519PrivateKey) -> None:
         self._key = private_key
         raw = private_key.public_key().public_bytes(
             serialization.Encoding.Raw, serialization.PublicFormat.Raw
         )
-        self.verifier = Verifier(name, raw)
+        # Without a configured name, one derived from the key itself: the same wherever the key
+        # goes (a new container, the CLI on another host), unlike a host name.
+        self.name = name or f"lgsp-adapter/{hashlib.sha256(raw).hexdigest()[:16]}"
+        self.verifier = Verifier(self.name, raw)
 
     @classmethod
-    def generate(cls, name: str) -> LogKey:
+    def generate(cls, name: str | None) -> LogKey:
         """A new key (tests, and the first start of a daemon)."""
         return cls(name, Ed25519PrivateKey.generate())
 
     @classmethod
-    def load(cls, path: Path, name: str) -> LogKey:
+    def load(cls, path: Path, name: str | None) -> LogKey:
         """The key in ``path``; ``FatalError`` if there is none (read-only commands)."""
         if not path.is_file():
             raise FatalError(
@@ -135,7 +137,7 @@ class LogKey:
         return cls.load_or_create(path, name)
 
     @classmethod
-    def load_or_create(cls, path: Path, name: str) -> LogKey:
+    def load_or_create(cls, path: Path, name: str | None) -> LogKey:
         """The key in ``path`` (PEM, PKCS#8), made there with mode 0600 if there is none."""
         try:
             if not path.exists():

@@ -63,7 +63,17 @@ async def _range_roots(store: AuditStore, ranges: Sequence[tuple[int, int]]) -> 
 
 async def inclusion_path(store: AuditStore, index: int, size: int) -> list[bytes]:
     """The audit path of leaf ``index`` in the stored tree of ``size`` leaves."""
-    return await _range_roots(store, inclusion_ranges(index, size))
+    return (await inclusion_paths(store, [index], size))[index]
+
+
+async def inclusion_paths(
+    store: AuditStore, indexes: Sequence[int], size: int
+) -> dict[int, list[bytes]]:
+    """The audit paths of many leaves, from one round of lookups (a bundle's entries)."""
+    ranges = {index: inclusion_ranges(index, size) for index in indexes}
+    flat = [r for index in indexes for r in ranges[index]]
+    roots = iter(await _range_roots(store, flat))
+    return {index: [next(roots) for _ in ranges[index]] for index in indexes}
 
 
 async def consistency_path(store: AuditStore, old_size: int, size: int) -> list[bytes]:
