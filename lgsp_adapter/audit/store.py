@@ -68,6 +68,10 @@ class AuditStore(Protocol):
         """The stored subtree hashes among ``keys``."""
         ...
 
+    async def node_range(self, level: int, start: int, end: int) -> dict[int, bytes]:
+        """The stored subtree hashes of ``level`` with index in [start, end), by index."""
+        ...
+
     def stored_entries(self, start: int = 0) -> AsyncIterator[StoredEntry]:
         """Every entry from index ``start`` on, in index order, with its stored leaf."""
         ...

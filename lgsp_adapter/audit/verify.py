@@ -28,7 +28,7 @@ from lgsp_adapter.audit.tree import load_frontier, root_at
 from lgsp_adapter.merkle import Frontier, Node, cover, fold, leaf_hash, node_hash, root
 
 Progress = Callable[[int], None]
-_NODE_BATCH = 4000
+_NODE_BATCH = 16_000
 
 
 @dataclass(frozen=True)
@@ -177,9 +177,17 @@ class _Run:
         batch, self.pending = self.pending, []
         if self.tree_fault or not batch:
             return
-        found = await self.store.nodes([(level, index) for level, index, _ in batch])
-        for level, index, digest in batch:
-            if found.get((level, index)) == digest:
+        # The batch holds consecutive subtrees of each level: one range read per level.
+        spans: dict[int, tuple[int, int]] = {}
+        for level, index, _ in batch:
+            lo, hi = spans.get(level, (index, index))
+            spans[level] = (min(lo, index), max(hi, index))
+        found = {
+            level: await self.store.node_range(level, lo, hi + 1)
+            for level, (lo, hi) in spans.items()
+        }
+        for level, index, digest in sorted(batch, key=lambda node: node[1] << node[0]):
+            if found[level].get(index) == digest:
                 continue
             lo, hi = index << level, (index + 1) << level
             if any(p.entry is not None and lo <= p.entry < hi for p in self.report.problems):

@@ -194,6 +194,17 @@ class PostgresAuditLog:
         async with self._pool.acquire() as conn:
             return await _nodes(conn, keys)
 
+    async def node_range(self, level: int, start: int, end: int) -> dict[int, bytes]:
+        """The stored subtree hashes of ``level`` with index in [start, end), by index."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT idx, hash FROM audit_tree WHERE level = $1 AND idx >= $2 AND idx < $3",
+                level,
+                start,
+                end,
+            )
+        return {int(row[0]): bytes(row[1]) for row in rows}
+
     async def stored_entries(self, start: int = 0) -> AsyncIterator[StoredEntry]:
         """Every entry from ``start`` on, in index order, with its stored leaf."""
         position = start

@@ -164,6 +164,14 @@ class SqliteAuditLog:
         """The stored subtree hashes among ``keys``."""
         return await _nodes(self._read, keys)
 
+    async def node_range(self, level: int, start: int, end: int) -> dict[int, bytes]:
+        """The stored subtree hashes of ``level`` with index in [start, end), by index."""
+        async with self._read.execute(
+            "SELECT idx, hash FROM audit_tree WHERE level = ? AND idx >= ? AND idx < ?",
+            (level, start, end),
+        ) as cursor:
+            return {int(row[0]): bytes(row[1]) for row in await cursor.fetchall()}
+
     async def stored_entries(self, start: int = 0) -> AsyncIterator[StoredEntry]:
         """Every entry from ``start`` on, in index order, with its stored leaf."""
         position = start
