@@ -33,7 +33,7 @@ from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.audit.store import AuditStore
 from lgsp_adapter.audit.verify import verify_log
 from lgsp_adapter.errors import LgspError
-from lgsp_adapter.merkle import leaf_hash
+from lgsp_adapter.merkle import leaf_hash, root
 from tests import rfc9162
 from tests.audit_stores import BACKENDS, Attacker, open_store, reopen
 
@@ -183,6 +183,9 @@ async def test_a_bundle_verifies_alone_and_fails_when_touched(
     relabelled = json.loads(data)
     relabelled["subject"] = {"packet_id": str(uuid.UUID(int=3))}
     with pytest.raises(BadEvidence, match="does not match the bundle's subject"):
+        verify_bundle(json.dumps(relabelled).encode())
+    relabelled["subject"] = {"packet_id": str(packet), "sender": "000.99.99.X00"}
+    with pytest.raises(BadEvidence, match="names what it cannot check: sender"):
         verify_bundle(json.dumps(relabelled).encode())
     broken = json.loads(data)
     broken["entries"][0]["entry"]["detail"] = "\ud800"
@@ -529,3 +532,93 @@ async def test_a_change_past_an_unaligned_archive_boundary_is_named(
     assert report.problems[0].message == (
         "entry 6 was altered: it differs from the one signed in checkpoint 8"
     )
+
+
+@pytest.mark.asyncio
+async def test_archiving_goes_by_the_signed_note_not_the_rows_root(
+    log: tuple[AuditStore, Attacker], tmp_path: Path
+) -> None:
+    """The attacker changes an entry and makes the checkpoint row's root column agree."""
+    store, attacker = log
+    await filled(store, [10, 25, 40])
+    changed = [
+        e.model_copy(update={"outcome": "refused"}) if e.index == 5 else e
+        for e in await store.entries(0, 25)
+    ]
+    forged_root = root([leaf_hash(e.canonical()) for e in changed])
+    await attacker.run(
+        f"UPDATE audit_entries SET outcome = 'refused', leaf = $bytes'{forged_leaf(5)}'"
+        " WHERE idx = 5",
+        f"UPDATE audit_checkpoints SET root = $bytes'{forged_root.hex()}' WHERE size = 25",
+    )
+    with pytest.raises(LgspError, match="do not rebuild the checkpoint of size 25"):
+        await archive_before(
+            store, KEY, T0 + timedelta(seconds=30), tmp_path / "archive", actor="test"
+        )
+    assert len(await store.entries(0, 40)) == 40
+
+
+@pytest.mark.asyncio
+async def test_a_damaged_node_under_archived_entries_is_reported(
+    log: tuple[AuditStore, Attacker], tmp_path: Path
+) -> None:
+    store, attacker = log
+    await filled(store, [10, 25, 40])
+    folder = tmp_path / "archive"
+    await archive_before(store, KEY, T0 + timedelta(seconds=30), folder, actor="test")
+    await attacker.run(
+        f"UPDATE audit_tree SET hash = $bytes'{'00' * 32}' WHERE level = 1 AND idx = 5"
+    )
+    report = await verify_log(store, KEY.verifier, archive_dir=folder)
+    assert [p.message for p in report.problems] == [
+        "the tree's stored hash over entries 10 to 11 disagrees with them: "
+        "proofs for them would fail"
+    ]
+
+
+@pytest.mark.asyncio
+async def test_an_archive_record_must_name_a_file_in_the_archive_folder(
+    log: tuple[AuditStore, Attacker], tmp_path: Path
+) -> None:
+    store, attacker = log
+    await filled(store, [10, 25, 40])
+    folder = tmp_path / "archive"
+    record = await archive_before(store, KEY, T0 + timedelta(seconds=30), folder, actor="test")
+    assert record is not None
+    outside = tmp_path / "elsewhere.jsonl"
+    outside.write_bytes((folder / record.file).read_bytes())  # a test's setup
+    await attacker.run(f"UPDATE audit_archives SET file = '{outside}', at = 'garbage'")
+    report = await verify_log(store, KEY.verifier, archive_dir=folder)
+    assert "not a file name in the archive folder" in report.problems[0].message
+    assert report.first_bad_entry == 0
+
+
+@pytest.mark.asyncio
+async def test_a_change_is_named_even_when_the_stored_tree_is_compared_early(
+    log: tuple[AuditStore, Attacker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stored subtrees are compared in batches before the checkpoint above them is reached;
+    an altered entry makes them differ too, and must not be mistaken for a damaged tree."""
+    monkeypatch.setattr("lgsp_adapter.audit.verify._NODE_BATCH", 4)
+    found = await tampered(
+        log,
+        f"UPDATE audit_entries SET outcome = 'refused', leaf = $bytes'{forged_leaf(17)}'"
+        " WHERE idx = 17",
+    )
+    assert found[0] == "entry 17 was altered: it differs from the one signed in checkpoint 25"
+    assert not any("stored hash" in f for f in found)
+
+
+@pytest.mark.asyncio
+async def test_a_last_leaf_rewritten_everywhere_is_placed_after_the_last_sound_checkpoint(
+    log: tuple[AuditStore, Attacker],
+) -> None:
+    found = await tampered(
+        log,
+        f"UPDATE audit_entries SET outcome = 'refused', leaf = $bytes'{forged_leaf(24)}'"
+        " WHERE idx = 24",
+        f"UPDATE audit_tree SET hash = $bytes'{forged_leaf(24)}' WHERE level = 0 AND idx = 24",
+    )
+    # Everything below checkpoint 10, which still matches, is sound; the change is above it.
+    assert found[0].startswith("entries 10 to 24: one was altered since checkpoint 25")
+    assert found[-1] == "first=10"

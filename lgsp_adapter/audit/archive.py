@@ -17,6 +17,7 @@ import binascii
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +52,14 @@ async def archive_before(
     if not sizes:
         return None
     checkpoint = sizes[-1]
+    # The signed note, not the row's columns, says what the entries must rebuild.
+    try:
+        signed = Checkpoint.open(checkpoint.note, key.verifier)
+    except NoteError as exc:
+        raise LgspError(
+            ErrorCode.AUDIT_TAMPERED,
+            f"checkpoint {checkpoint.size}: {exc}; nothing was archived",
+        ) from exc
     rebuilt = await load_frontier(start, store.nodes)
     edge = rebuilt.hashes()
     header = {
@@ -90,7 +99,9 @@ async def archive_before(
                 for e in chunk
             ]
             await asyncio.to_thread(out.write, lines(documents))
-        if rebuilt.size != checkpoint.size or rebuilt.root() != checkpoint.root:
+        if (rebuilt.size, rebuilt.root()) != (signed.size, signed.root) or (
+            signed.size != checkpoint.size
+        ):
             raise LgspError(
                 ErrorCode.AUDIT_TAMPERED,
                 f"entries {start} to {checkpoint.size - 1} do not rebuild the checkpoint of size "
@@ -100,6 +111,7 @@ async def archive_before(
         trailer = {"sha256": sha256, "signature": b64(key.sign(SIGNED_AS + sha256.encode()))}
         await asyncio.to_thread(out.write, json.dumps(trailer).encode() + b"\n")
         await asyncio.to_thread(_sync, out)
+        await asyncio.to_thread(verify_archive, partial, key.verifier)  # as an auditor will
     except BaseException:
         await asyncio.to_thread(out.close)
         await asyncio.to_thread(partial.unlink, missing_ok=True)
@@ -138,6 +150,7 @@ class ArchiveCheck:
     end: int
     checkpoint: Checkpoint
     verifier: Verifier
+    sha256: str
 
     def summary(self) -> str:
         """One line for people."""
@@ -148,62 +161,112 @@ class ArchiveCheck:
         )
 
 
+class ArchiveFile:
+    """An archive file read as a stream: its header at once, its entries one by one, its
+    trailer's digest and signature checked when the entries run out."""
+
+    def __init__(self, path: Path, pinned: Verifier | None = None) -> None:
+        try:
+            self._file = path.open("rb")
+        except (OSError, ValueError) as exc:
+            raise BadEvidence(f"cannot read {path.name}: {exc}") from exc
+        try:
+            self._open(pinned)
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _open(self, pinned: Verifier | None) -> None:
+        first = self._file.readline()
+        self.digest = hashlib.sha256(first)
+        try:
+            header = json.loads(first)
+        except ValueError as exc:
+            raise BadEvidence(f"not an archive: {exc}") from exc
+        if not isinstance(header, dict) or header.get("format") != FORMAT:
+            raise BadEvidence(f"not an archive of format {FORMAT}")
+        try:
+            self.verifier = Verifier.parse(str(header.get("verifier_key", "")))
+        except NoteError as exc:
+            raise BadEvidence(f"the archive's key: {exc}") from exc
+        if pinned is not None and pinned != self.verifier:
+            raise BadEvidence(
+                f"the archive is signed by key {self.verifier.fingerprint}, not the pinned one"
+            )
+        self.checkpoint = open_checkpoint(header.get("checkpoint"), self.verifier)
+        start, end, edge = header.get("start"), header.get("end"), header.get("start_edge")
+        if type(start) is not int or type(end) is not int or not isinstance(edge, list):
+            raise BadEvidence("the archive's header lacks start, end or start_edge")
+        if not 0 <= start < end or end != self.checkpoint.size:
+            raise BadEvidence(f"the archive's range {start} to {end} is not its checkpoint's")
+        self.start, self.end = start, end
+        self.edge = [unb64(h, "start_edge") for h in edge]
+
+    def close(self) -> None:
+        """Release the file."""
+        self._file.close()
+
+    def entries(self) -> Iterator[tuple[int, bytes]]:
+        """Each entry's index and recomputed leaf, in order; at the end, ``BadEvidence`` unless
+        the trailer signs exactly the lines read."""
+        number = self.start
+        held = self._file.readline()
+        while held:
+            following = self._file.readline()
+            if not following:
+                break  # ``held`` is the trailer
+            self.digest.update(held)
+            try:
+                document = json.loads(held)
+            except ValueError as exc:
+                raise BadEvidence(f"entry {number} is not JSON") from exc
+            if not isinstance(document, dict) or type(document.get("index")) is not int:
+                raise BadEvidence(f"entry {number} is not an entry")
+            fields = document.get("entry")
+            if document["index"] != number or not isinstance(fields, dict):
+                raise BadEvidence(f"entry {number} is missing or out of order")
+            yield number, leaf_of(fields, f"entry {number}")
+            number += 1
+            held = following
+        if number != self.end:
+            raise BadEvidence(
+                f"the archive holds entries {self.start} to {number - 1}, not to {self.end - 1}"
+            )
+        self._check_trailer(held)
+
+    def _check_trailer(self, line: bytes) -> None:
+        try:
+            trailer = json.loads(line)
+            signature = base64.b64decode(str(trailer.get("signature", "")), validate=True)
+        except (ValueError, AttributeError, binascii.Error) as exc:
+            raise BadEvidence("the archive's trailer is damaged") from exc
+        digest = self.digest.hexdigest()
+        if trailer.get("sha256") != digest or not self.verifier.signed(
+            SIGNED_AS + digest.encode(), signature
+        ):
+            raise BadEvidence("the archive's lines do not match its signed digest: altered or cut")
+
+
 def verify_archive(path: Path, pinned: Verifier | None = None) -> ArchiveCheck:
     """Check an archive file on its own (and against a pinned key, when given)."""
+    archive = ArchiveFile(path, pinned)
     try:
-        lines = path.read_bytes().splitlines(keepends=True)
-    except OSError as exc:
-        raise BadEvidence(f"cannot read {path}: {exc.strerror}") from exc
-    if len(lines) < 2:
-        raise BadEvidence("not an archive: too short")
-    try:
-        header = json.loads(lines[0])
-        trailer = json.loads(lines[-1])
-    except ValueError as exc:
-        raise BadEvidence(f"not an archive: {exc}") from exc
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise BadEvidence(f"not an archive of format {FORMAT}")
-    try:
-        verifier = Verifier.parse(str(header.get("verifier_key", "")))
-    except NoteError as exc:
-        raise BadEvidence(f"the archive's key: {exc}") from exc
-    if pinned is not None and pinned != verifier:
-        raise BadEvidence(
-            f"the archive is signed by key {verifier.fingerprint}, not the pinned one"
-        )
-    digest = hashlib.sha256(b"".join(lines[:-1])).hexdigest()
-    try:
-        signature = base64.b64decode(str(trailer.get("signature", "")), validate=True)
-    except (binascii.Error, AttributeError) as exc:
-        raise BadEvidence("the archive's trailer is damaged") from exc
-    if trailer.get("sha256") != digest or not verifier.signed(
-        SIGNED_AS + digest.encode(), signature
-    ):
-        raise BadEvidence("the archive's lines do not match its signed digest: altered or cut")
-    checkpoint = open_checkpoint(header.get("checkpoint"), verifier)
-    start, end = header.get("start"), header.get("end")
-    edge = header.get("start_edge")
-    if type(start) is not int or type(end) is not int or not isinstance(edge, list):
-        raise BadEvidence("the archive's header lacks start, end or start_edge")
-    if not 0 <= start < end:
-        raise BadEvidence(f"the archive's range {start} to {end} is empty or negative")
-    try:
-        frontier = Frontier(start, [unb64(h, "start_edge") for h in edge])
-    except ValueError as exc:
-        raise BadEvidence(f"the archive's start_edge: {exc}") from exc
-    for number, line in enumerate(lines[1:-1], start=start):
         try:
-            document = json.loads(line)
+            frontier = Frontier(archive.start, archive.edge)
         except ValueError as exc:
-            raise BadEvidence(f"entry {number} is not JSON") from exc
-        if not isinstance(document, dict) or type(document.get("index")) is not int:
-            raise BadEvidence(f"entry {number} is not an entry")
-        fields = document.get("entry")
-        if document["index"] != number or not isinstance(fields, dict):
-            raise BadEvidence(f"entry {number} is missing or out of order")
-        frontier.append(leaf_of(fields, f"entry {number}"))
-    if frontier.size != end or end != checkpoint.size or frontier.root() != checkpoint.root:
+            raise BadEvidence(f"the archive's start_edge: {exc}") from exc
+        for _, leaf in archive.entries():
+            frontier.append(leaf)
+    finally:
+        archive.close()
+    if frontier.root() != archive.checkpoint.root:
         raise BadEvidence(
-            f"the entries do not rebuild the signed tree of size {checkpoint.size}: altered"
+            f"the entries do not rebuild the signed tree of size {archive.end}: altered"
         )
-    return ArchiveCheck(start=start, end=end, checkpoint=checkpoint, verifier=verifier)
+    return ArchiveCheck(
+        start=archive.start,
+        end=archive.end,
+        checkpoint=archive.checkpoint,
+        verifier=archive.verifier,
+        sha256=archive.digest.hexdigest(),
+    )

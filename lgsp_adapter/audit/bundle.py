@@ -193,6 +193,9 @@ def verify_bundle(data: bytes, pinned: Verifier | None = None) -> BundleCheck:
     subject = bundle.get("subject")
     if not isinstance(subject, dict):
         raise BadEvidence("the bundle does not say what it is about (subject)")
+    unknown = sorted(set(subject) - {*SUBJECT_FIELDS, "agency", "since", "until"})
+    if unknown:
+        raise BadEvidence(f"the bundle's subject names what it cannot check: {', '.join(unknown)}")
     seen: set[int] = set()
     for document in entries:
         if not isinstance(document, dict):

@@ -256,7 +256,7 @@ class SqliteAuditLog:
                 end=row[1],
                 file=row[2],
                 sha256=row[3],
-                at=datetime.fromisoformat(row[4]),
+                at=_time(row[4]),
             )
             for row in rows
         ]
@@ -323,6 +323,13 @@ def _where(query: AuditQuery) -> tuple[str, list[Any]]:
 
 
 def _checkpoint(row: Any) -> StoredCheckpoint:
-    return StoredCheckpoint(
-        size=row[0], root=bytes(row[1]), at=datetime.fromisoformat(row[2]), note=row[3]
-    )
+    return StoredCheckpoint(size=row[0], root=bytes(row[1]), at=_time(row[2]), note=row[3])
+
+
+def _time(text: Any) -> datetime:
+    """A stored time; one that cannot be read (the row was tampered with) reads as the epoch,
+    and ``verify`` judges the row by what was signed, not by this column."""
+    try:
+        return datetime.fromisoformat(str(text))
+    except ValueError:
+        return datetime.fromtimestamp(0, UTC)
