@@ -38,6 +38,7 @@ SESSION_S = 8 * 3600
 COOKIE = "lgsp_audit"
 LANG_COOKIE = "lgsp_lang"
 PAGE = 50
+PAGE_WAIT_S = 3.0  # how long the page waits for a verification before showing the last one
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
@@ -84,6 +85,8 @@ TEXT: dict[str, dict[str, str]] = {
         "log": "Nhật ký",
         "error": "Yêu cầu không hợp lệ",
         "by": "bởi",
+        "running": "Đang kiểm tra lại toàn bộ nhật ký; tải lại trang sau ít phút.",
+        "never": "Nhật ký chưa được kiểm tra lần nào.",
     },
     "en": {
         "title": "Exchange audit log",
@@ -122,6 +125,8 @@ TEXT: dict[str, dict[str, str]] = {
         "log": "Log",
         "error": "Bad request",
         "by": "by",
+        "running": "The whole log is being verified again; reload this page in a while.",
+        "never": "The log has not been verified yet.",
     },
 }
 EVENTS: dict[str, dict[str, str]] = {
@@ -322,11 +327,12 @@ async def checkpoints(request: web.Request) -> web.Response:
     """Checkpoints, the public key and the log's verification."""
     _signed_in(request)
     access = request.app[AUDIT]
-    report, at = await access.verification()
+    report, at, running = await access.verification(wait_s=PAGE_WAIT_S)
     return _render(
         request,
         "audit/checkpoints.html",
         report=report,
+        running=running,
         checked_at=time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at)),
         checkpoints=list(reversed(await access.log.checkpoints()))[:200],
         key=access.key.verifier,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -45,20 +45,37 @@ class AuditAccess:
     log: AuditStore
     key: LogKey
     archive_dir: Path | None = None
-    _verified: tuple[int, float, Report] | None = None
-    _verifying: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _verified: tuple[float, Report] | None = None
+    _running: asyncio.Task[None] | None = None
 
-    async def verification(self) -> tuple[Report, float]:
-        """The log's verification and when it ran: fresh if the log grew or it is old."""
-        # A busy log grows every second: the result is kept for its time, not its size, so
-        # callers cannot make the daemon re-verify more often than that.
-        async with self._verifying:
-            cached = self._verified
-            if cached and time.time() - cached[1] < VERIFY_FRESH_S:
-                return cached[2], cached[1]
-            report = await verify_log(self.log, self.key.verifier, archive_dir=self.archive_dir)
-            self._verified = (report.size, time.time(), report)
-            return report, self._verified[1]
+    async def verification(self, wait_s: float | None = None) -> tuple[Report | None, float, bool]:
+        """The latest verification, when it finished, and whether a newer one is running.
+
+        A result is kept for ``VERIFY_FRESH_S`` whatever the log does, so callers cannot make
+        the daemon re-verify more often than that; one run serves everyone waiting. With
+        ``wait_s``, the caller waits that long at most (the page), then gets the previous
+        result (or none) and ``True`` for running."""
+        cached = self._verified
+        if cached and time.time() - cached[0] < VERIFY_FRESH_S:
+            return cached[1], cached[0], False
+        if self._running is None or self._running.done():
+            self._running = asyncio.create_task(self._verify(), name="audit-verify")
+        try:
+            await asyncio.wait_for(asyncio.shield(self._running), wait_s)
+        except TimeoutError:
+            return (cached[1], cached[0], True) if cached else (None, 0.0, True)
+        assert self._verified is not None  # noqa: S101  # set by the run that just ended
+        return self._verified[1], self._verified[0], False
+
+    async def _verify(self) -> None:
+        report = await verify_log(self.log, self.key.verifier, archive_dir=self.archive_dir)
+        self._verified = (time.time(), report)
+
+    async def close(self) -> None:
+        """Stop a verification still running (the store is about to close)."""
+        if self._running is not None and not self._running.done():
+            self._running.cancel()
+            await asyncio.gather(self._running, return_exceptions=True)
 
     async def checkpoint(self, size: int | None = None) -> StoredCheckpoint:
         """The checkpoint of ``size``, or the latest."""
@@ -284,7 +301,8 @@ async def bundle_response(request: web.Request) -> web.Response:
 async def verify(request: web.Request) -> web.Response:
     """``GET /v1/audit/verify``: the whole log recomputed (cached for a short while)."""
     client_of(request, Role.AUDITOR)
-    report, at = await request.app[AUDIT].verification()
+    report, at, _ = await request.app[AUDIT].verification()
+    assert report is not None  # noqa: S101  # waited for without a limit
     return web.json_response(report_json(report, at))
 
 

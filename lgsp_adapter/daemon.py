@@ -105,6 +105,7 @@ async def run_daemon(
             key=key,
             archive_dir=settings.audit.archive_folder(settings.store.path),
         )
+        stack.push_async_callback(access.close)
 
         def mount_audit(app: web.Application) -> None:
             add_audit_routes(app, access)

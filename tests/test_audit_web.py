@@ -202,3 +202,19 @@ async def test_the_page_asks_for_an_auditors_token_and_escapes_what_it_shows(
     bad = await api.get("/audit?since=yesterday")
     assert bad.status == 400
     assert "since" in await bad.text()
+
+
+@pytest.mark.asyncio
+async def test_the_page_does_not_wait_long_for_a_verification(
+    api: TestClient[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long log takes a while to verify: the page says so and shows the last result."""
+    monkeypatch.setattr("lgsp_adapter.audit_page.PAGE_WAIT_S", 0)
+    await api.post("/audit/login", data={"token": AUDITOR_TOKEN, "next": "/audit"})
+    first = await (await api.get("/audit/checkpoints?lang=en")).text()
+    assert "being verified again" in first
+    assert "has not been verified yet" in first
+    verified = await (await api.get("/v1/audit/verify", headers=AUDITOR)).json()
+    assert verified["ok"] is True
+    later = await (await api.get("/audit/checkpoints?lang=en")).text()
+    assert "The log verifies" in later
