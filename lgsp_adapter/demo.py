@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import shutil
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -68,6 +70,23 @@ async def running(system: AgencySystem) -> AsyncIterator[AgencySystem]:
         yield system
     finally:
         await runner.cleanup()
+
+
+def _command() -> str:
+    """How the person who ran the demo runs ``lgsp-adapter``: by name if it is on their PATH,
+    else by its path in the virtual environment (``make demo`` does not activate one)."""
+    if shutil.which("lgsp-adapter"):
+        return "lgsp-adapter"
+    script = Path(sys.executable).with_name("lgsp-adapter")
+    if not script.exists():
+        return f"{sys.executable} -m lgsp_adapter"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
+COMMAND = _command()
 
 
 def settings_for(
@@ -203,8 +222,8 @@ async def run_demo(data_dir: Path, say: Callable[[str], None]) -> bool:
     say(f"\n{'Every packet reached every recipient.' if all_ok else 'NOT every packet arrived.'}")
     verified = await audit_the_log(settings, ids[0], data_dir, say)
     say(
-        f"\nSee one packet's journey again:  lgsp-adapter audit show {ids[0]} --store {store}"
-        "\nRead a packet as the adapter does:  lgsp-adapter inspect FILE"
+        f"\nSee one packet's journey again:  {COMMAND} audit show {ids[0]} --store {store}"
+        f"\nRead a packet as the adapter does:  {COMMAND} inspect FILE"
     )
     return all_ok and verified
 
@@ -238,8 +257,8 @@ async def audit_the_log(
         f"Evidence for packet 1: {check.entries} entries proven in the signed log"
         f" (size {check.checkpoint.size}), {bundle_path.stat().st_size:,} bytes"
         f"\nAn auditor checks it offline, with nothing but the file and the published key:"
-        f"\n  lgsp-adapter audit verify-bundle {bundle_path} --public-key {public_key}"
+        f"\n  {COMMAND} audit verify-bundle {bundle_path} --public-key {public_key}"
         f"\nand re-checks the whole log:"
-        f"\n  lgsp-adapter audit verify --store {store_path} --public-key {public_key}"
+        f"\n  {COMMAND} audit verify --store {store_path} --public-key {public_key}"
     )
     return report.ok

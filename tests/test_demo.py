@@ -20,3 +20,9 @@ async def test_the_demo_exchange_delivers_everything(tmp_path: Path) -> None:
     assert "-> 000.22.00.H56 UBND xã Hoằng Hóa: delivered after 3 attempt(s)" in text
     assert text.count("delivered after") == 6
     assert (tmp_path / "lgsp-adapter.sqlite3").is_file()
+    # It ends as an auditor would go on: the log verified, one packet's evidence checked offline.
+    assert re.search(r"Audit log: the log verifies: \d+ entries, 1 signed checkpoints", text)
+    command = re.search(r"\n  (\S+) audit verify-bundle (\S+) --public-key (\S+)", text)
+    assert command is not None
+    assert Path(command.group(2)).is_file()  # noqa: ASYNC240  # after the run
+    assert Path(command.group(3)).read_text().startswith("lgsp-adapter/")  # noqa: ASYNC240
