@@ -170,6 +170,19 @@ async def test_a_bundle_verifies_alone_and_fails_when_touched(
     other = LogKey.generate("lgsp-adapter/test")
     with pytest.raises(BadEvidence, match="not the pinned"):
         verify_bundle(data, other.verifier)
+    swapped = json.loads(data)  # two entries trade places
+    first, second = swapped["entries"][0], swapped["entries"][1]
+    first["index"], second["index"] = second["index"], first["index"]
+    with pytest.raises(BadEvidence, match="is not in the log at size 9"):
+        verify_bundle(json.dumps(swapped).encode())
+    resigned = json.loads(data)  # the checkpoint altered, or signed by another key
+    resigned["checkpoint"] = resigned["checkpoint"].replace("\n9\n", "\n8\n")
+    with pytest.raises(BadEvidence, match="does not verify"):
+        verify_bundle(json.dumps(resigned).encode())
+    other_note = Checkpoint.open(bundle["checkpoint"], KEY.verifier)
+    resigned["checkpoint"] = other_note.sign(LogKey.generate(KEY.name))
+    with pytest.raises(BadEvidence, match="no signature with that key"):
+        verify_bundle(json.dumps(resigned).encode())
     # Negative indexes walk the same path bits as the last leaf; they must not count again.
     padded = json.loads(data)
     last = padded["entries"][-1]
