@@ -140,6 +140,7 @@ EVENTS: dict[str, dict[str, str]] = {
         "refused": "Bên nhận từ chối",
         "dead_lettered": "Chuyển hàng đợi lỗi",
         "receipt": "Đã báo kết quả cho bên gửi",
+        "held": "Chờ bên nhận lấy về (hộp thư)",
         "config_changed": "Cấu hình thay đổi",
         "admin": "Thao tác quản trị",
     },

@@ -16,7 +16,6 @@ from contextlib import AsyncExitStack
 import aiohttp
 from aiohttp import web
 
-from lgsp_adapter.agencies import DeliveryMode
 from lgsp_adapter.audit.admin import record_start, sign_periodically
 from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.audit_page import add_audit_page
@@ -27,6 +26,8 @@ from lgsp_adapter.bus.topology import Topology
 from lgsp_adapter.config import Settings
 from lgsp_adapter.delivery import Deliverer
 from lgsp_adapter.errors import ErrorCode, FatalError
+from lgsp_adapter.inbox import Inbox
+from lgsp_adapter.inbox_web import add_inbox_routes
 from lgsp_adapter.intake import Intake
 from lgsp_adapter.receipts import ReceiptPusher
 from lgsp_adapter.receiving import Receiver
@@ -41,12 +42,6 @@ def check_servable(settings: Settings) -> None:
     """Refuse, before anything starts, settings this daemon cannot run."""
     if not settings.agencies:
         raise FatalError(ErrorCode.CONFIG_INVALID, "no [[agencies]]: this daemon serves nobody")
-    pull = [str(a.code) for a in settings.agencies if a.endpoint.mode is DeliveryMode.PULL]
-    if pull:
-        raise FatalError(
-            ErrorCode.CONFIG_INVALID,
-            f"pull delivery needs the inbox, which this version lacks: {', '.join(pull)}",
-        )
 
 
 async def run_daemon(
@@ -107,16 +102,19 @@ async def run_daemon(
         )
         stack.push_async_callback(access.close)
 
-        def mount_audit(app: web.Application) -> None:
+        inbox = Inbox(store=store, directory=directory, announce=bus.announce_final)
+
+        def mount_routes(app: web.Application) -> None:
             add_audit_routes(app, access)
             add_audit_page(app)
+            add_inbox_routes(app, inbox)
 
         app = make_app(
             store=store,
             directory=directory,
             intake=intake,
             max_bytes=settings.limits.max_bytes,
-            mount=mount_audit,
+            mount=mount_routes,
         )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()

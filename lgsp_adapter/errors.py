@@ -47,6 +47,9 @@ class ErrorCode(StrEnum):
     PACKET_FORGED_SENDER = "packet.forged_sender"
     PACKET_UNKNOWN_RECIPIENT = "packet.unknown_recipient"
     PACKET_NOT_FOUND = "packet.not_found"
+    # The pull inbox
+    INBOX_BAD_REQUEST = "inbox.bad_request"
+    INBOX_ALREADY_ACKNOWLEDGED = "inbox.already_acknowledged"
     # Delivery to an agency system
     DELIVERY_REFUSED = "delivery.refused"
     DELIVERY_UNAVAILABLE = "delivery.unavailable"

@@ -69,10 +69,10 @@ class Receiver:
             log.info("%s %s already %s; not posting again", packet_id, recipient, record.state)
             return Settlement(record.state, detail=record.detail)
         agency = self._directory.served(AgencyCode.parse(recipient))
-        if agency is None or agency.endpoint.mode is not DeliveryMode.PUSH:
-            return self._give_up(
-                packet, recipient, "recipient.not_served", "not served here by push"
-            )
+        if agency is None:
+            return self._give_up(packet, recipient, "recipient.not_served", "not served here")
+        if agency.endpoint.mode is DeliveryMode.PULL:
+            return self._hold(packet, recipient, record.state)
         try:
             delivered = await self._deliverer.push(packet, recipient, agency.endpoint)
         except TransientError as exc:
@@ -123,6 +123,15 @@ class Receiver:
         entry = _entry(packet, recipient, AuditEvent.RETRIED, str(error.code), detail)
         log.info(entry.line())
         return Settlement(DeliveryState.RETRYING, [entry], detail, attempted=True, retry_in_s=delay)
+
+    def _hold(self, packet: StoredPacket, recipient: str, state: DeliveryState) -> Settlement:
+        """A pull agency's packet waits in its inbox; its acknowledgement ends the delivery."""
+        detail = "in the pull inbox until the agency's system acknowledges it"
+        if state is DeliveryState.HELD:  # the bus redelivered: it is there already
+            return Settlement(DeliveryState.HELD, detail=detail)
+        entry = _entry(packet, recipient, AuditEvent.HELD, "ok", detail)
+        log.info(entry.line())
+        return Settlement(DeliveryState.HELD, [entry], detail)
 
     def _give_up(self, packet: StoredPacket, recipient: str, code: str, why: str) -> Settlement:
         entry = _entry(packet, recipient, AuditEvent.DEAD_LETTERED, code, why)

@@ -49,6 +49,7 @@ class AuditEvent(StrEnum):
     REFUSED = "refused"  # the recipient's system refused it for good (4xx)
     DEAD_LETTERED = "dead_lettered"  # no more attempts: parked for an operator
     RECEIPT = "receipt"  # the sender learned the outcome
+    HELD = "held"  # kept in the pull inbox of an agency whose system fetches its packets
     CONFIG_CHANGED = "config_changed"  # the daemon started with settings unlike the last ones
     ADMIN = "admin"  # an administrative act (outcome names it: archived, checkpoint, ...)
 

@@ -67,6 +67,12 @@ class EmbeddedBus:
             await self._store.enqueue_many(routable)
             self._wake.set()
 
+    async def announce_final(self, packet_id: UUID, recipient: str) -> None:
+        """A delivery ended outside the consumer (a pull inbox's acknowledgement): tell the
+        sender, as for a delivery the consumer ended."""
+        if self._on_final is not None:
+            await self._on_final(packet_id, recipient)
+
     async def consume(self, handler: Handler, stopping: asyncio.Event) -> None:
         """Deliver due deliveries until ``stopping`` is set, then finish those in hand."""
         # One process owns the embedded bus: leases left by a killed predecessor are void.

@@ -374,6 +374,16 @@ class RabbitBus:
                 packet, recipient, record.state, record.attempts, record.detail
             )
 
+    async def announce_final(self, packet_id: UUID, recipient: str) -> None:
+        """A delivery ended outside the consumer (a pull inbox's acknowledgement): send the
+        sender's daemon its receipt, as for a delivery the consumer ended."""
+        packet = await self._store.packet(packet_id)
+        records = {d.recipient: d for d in await self._store.deliveries(packet_id)}
+        record = records.get(recipient)
+        if packet is None or record is None or not record.state.final:
+            return
+        await self._send_receipt(packet, recipient, record.state, record.attempts, record.detail)
+
     async def _send_receipt(
         self,
         packet: StoredPacket,

@@ -62,6 +62,7 @@ class DeliveryState(StrEnum):
     ACCEPTED = "accepted"  # durable here, not yet on the bus
     PUBLISHED = "published"  # on the bus, confirmed
     RETRYING = "retrying"  # an attempt failed for a passing reason; another will follow
+    HELD = "held"  # in the pull inbox: the agency's system has yet to fetch and acknowledge it
     DELIVERED = "delivered"  # the recipient's system took it
     REFUSED = "refused"  # the recipient's system refused it for good
     DEAD_LETTERED = "dead_lettered"  # no more attempts; an operator must act
@@ -83,6 +84,22 @@ class DeliveryRecord(BaseModel):
     attempts: int = 0
     detail: str | None = None
     updated_at: datetime
+
+
+class InboxItem(BaseModel):
+    """A packet waiting in a pull agency's inbox, as its system lists it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cursor: int = Field(description="Position in the inbox listing, for the next page.")
+    packet_id: UUID
+    recipient: str
+    sender: str
+    kind: str
+    document_id: str | None
+    content_type: str
+    size_bytes: int
+    received_at: datetime
 
 
 class Store(Protocol):

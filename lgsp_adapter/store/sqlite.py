@@ -27,7 +27,7 @@ import aiosqlite
 from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.audit.entry import FIELDS
 from lgsp_adapter.errors import ErrorCode, FatalError
-from lgsp_adapter.store.base import DeliveryRecord, DeliveryState, StoredPacket
+from lgsp_adapter.store.base import DeliveryRecord, DeliveryState, InboxItem, StoredPacket
 from lgsp_adapter.store.sqlite_audit import SCHEMA, SqliteAuditLog
 
 # Each entry moves the schema one version on; never edit one that has shipped. An entry is SQL,
@@ -466,6 +466,58 @@ class SqliteStore:
             row = await cursor.fetchone()
         if row is None:
             raise KeyError(f"no delivery of {packet_id} to {recipient}")
+        return _delivery(row)
+
+    async def inbox(
+        self, recipients: list[str], *, kind: str | None, after: int, limit: int
+    ) -> list[InboxItem]:
+        """Packets held for ``recipients``' pull inboxes, oldest first, after ``after``."""
+        async with self._read.execute(
+            "SELECT d.rowid, p.id, d.recipient, p.sender, p.kind, p.document_id,"
+            " p.content_type, length(p.payload), p.received_at"
+            " FROM deliveries d JOIN packets p ON p.id = d.packet_id"
+            " WHERE d.state = ? AND d.recipient IN (SELECT value FROM json_each(?))"
+            " AND (? IS NULL OR p.kind = ?) AND d.rowid > ? ORDER BY d.rowid LIMIT ?",
+            (DeliveryState.HELD.value, json.dumps(recipients), kind, kind, after, limit),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            InboxItem(
+                cursor=row[0],
+                packet_id=UUID(row[1]),
+                recipient=row[2],
+                sender=row[3],
+                kind=row[4],
+                document_id=row[5],
+                content_type=row[6],
+                size_bytes=row[7],
+                received_at=datetime.fromisoformat(row[8]),
+            )
+            for row in rows
+        ]
+
+    async def acknowledge(
+        self,
+        packet_id: UUID,
+        recipient: str,
+        state: DeliveryState,
+        *,
+        entries: list[AuditEntry],
+        detail: str | None,
+    ) -> DeliveryRecord | None:
+        """End a held delivery as ``state``, with its entries; None if it was not held (an
+        acknowledgement raced another, or came twice): then nothing is written."""
+        async with self._write():
+            async with self._db.execute(
+                "UPDATE deliveries SET state = ?, detail = ?, updated_at = ?,"
+                " attempts = attempts + 1 WHERE packet_id = ? AND recipient = ? AND state = ?"
+                " RETURNING packet_id, recipient, state, attempts, detail, updated_at",
+                (state.value, detail, _now(), str(packet_id), recipient, DeliveryState.HELD.value),
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is None:
+                return None
+            await self._append(entries)
         return _delivery(row)
 
     async def append(self, entries: list[AuditEntry]) -> None:
