@@ -24,6 +24,13 @@ from lgsp_adapter.demo import run_demo
 from lgsp_adapter.errors import LgspError
 from lgsp_adapter.packets import read_packet
 from lgsp_adapter.summary import canonical_json, summary
+from lgsp_adapter.translators import (
+    Envelope,
+    find,
+    installed,
+    translate_from_packet,
+    translate_to_packet,
+)
 
 CONFIG_OPTION = click.option(
     "--config",
@@ -116,6 +123,56 @@ def configure_logging() -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+
+
+@main.command("translate")
+@click.argument("name", required=False)
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--list", "listing", is_flag=True, help="List the installed translators.")
+@click.option("--reverse", is_flag=True, help="From one of our packets to the agency's format.")
+@click.option("--sender", help="The sending agency (into a packet).")
+@click.option("--to", "recipients", multiple=True, help="A recipient agency (repeat for more).")
+@click.option("--reference", help="The packet's reference (default: from the file's digest).")
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Default: stdout."
+)
+def translate_command(
+    name: str | None,
+    file: Path | None,
+    listing: bool,
+    reverse: bool,
+    sender: str | None,
+    recipients: tuple[str, ...],
+    reference: str | None,
+    output: Path | None,
+) -> None:
+    """Turn an agency system's own format into one of our packets (or back, --reverse)."""
+    if listing:
+        for translator in installed().values():
+            click.echo(
+                f"{translator.name:<20} {translator.media_type:<18} {translator.description}"
+            )
+        return
+    if name is None or file is None:
+        _fail("error: name a translator and a file (or --list)")
+    try:
+        translator = find(name)
+        data = file.read_bytes()
+        if reverse:
+            result = translate_from_packet(translator, data)
+        else:
+            if sender is None:
+                _fail("error: --sender is required to make a packet")
+            envelope = Envelope(sender=sender, recipients=list(recipients), reference=reference)
+            result = translate_to_packet(translator, data, envelope)
+    except OSError as exc:
+        _fail(f"error: cannot read {file}: {exc.strerror}")
+    except LgspError as exc:
+        _fail(f"error: {file}: {exc}")
+    if output is None:
+        click.echo(result.decode("utf-8-sig"), nl=False)
+    else:
+        output.write_bytes(result)
 
 
 main.add_command(audit_group)

@@ -41,6 +41,9 @@ class ErrorCode(StrEnum):
     JSON_MALFORMED = "json.malformed"
     TAX_TRANSPORT_INVALID = "tax_transport.invalid"
     TAX_TRANSPORT_UNSUPPORTED_VERSION = "tax_transport.unsupported_version"
+    # Translators of agency systems' own formats
+    TRANSLATION_FAILED = "translation.failed"
+    TRANSLATOR_UNKNOWN = "translation.unknown_translator"
     # Any packet
     PACKET_UNKNOWN_KIND = "packet.unknown_kind"
     PACKET_TOO_LARGE = "packet.too_large"
