@@ -43,6 +43,12 @@ _OUTCOME = {
 }
 
 
+def _one_line(text: str) -> str:
+    """A reason as one storable line: no control characters, no unpaired surrogates."""
+    printable = "".join(c if c.isprintable() else " " for c in text)
+    return " ".join(printable.encode("utf-8", "replace").decode("utf-8").split())
+
+
 def _not_found() -> PermanentError:
     return PermanentError(ErrorCode.PACKET_NOT_FOUND, "no such packet in this client's inboxes")
 
@@ -103,7 +109,9 @@ class Inbox:
         packet = await self._store.packet(packet_id)
         if packet is None:
             raise _not_found()
-        detail = f"acknowledged {status.value} by {client.name}" + (f": {reason}" if reason else "")
+        detail = f"acknowledged {status.value} by {client.name}" + (
+            f": {_one_line(reason)}" if reason else ""
+        )
         entry = entry_for(
             packet, event, recipient=record.recipient, outcome=outcome, detail=detail[:500]
         )
@@ -112,14 +120,25 @@ class Inbox:
         )
         if ended is None:  # it was not held any more: acknowledged before
             current = await self._delivery(client, packet_id, record.recipient)
-            if current.state is state:
-                return current
-            raise PermanentError(
-                ErrorCode.INBOX_ALREADY_ACKNOWLEDGED,
-                f"packet {packet_id} was already acknowledged ({current.state.value})",
+            if current.state is not state:
+                raise PermanentError(
+                    ErrorCode.INBOX_ALREADY_ACKNOWLEDGED,
+                    f"packet {packet_id} was already acknowledged ({current.state.value})",
+                )
+            ended = current  # the same again: a client retrying after a lost answer
+        else:
+            log.info(entry.line())
+        # Told again on a repeated acknowledgement, since the first telling may have failed;
+        # receipts are idempotent. A failure here leaves the acknowledgement standing.
+        try:
+            await self._announce(packet_id, record.recipient)
+        except Exception:
+            log.warning(
+                "%s %s: the sender could not be told yet; acknowledge again to retry",
+                packet_id,
+                record.recipient,
+                exc_info=True,
             )
-        log.info(entry.line())
-        await self._announce(packet_id, record.recipient)
         return ended
 
     async def _delivery(

@@ -69,9 +69,8 @@ async def fetch(request: web.Request) -> web.Response:
     packet, recipient = await request.app[INBOX].fetch(
         client, _packet_id(request), request.query.get("recipient")
     )
-    response = web.Response(body=packet.payload, headers=headers_for(packet, recipient))
-    response.content_type = packet.content_type.split(";")[0].strip()
-    return response
+    # headers_for names the content type exactly as the sender submitted it.
+    return web.Response(body=packet.payload, headers=headers_for(packet, recipient))
 
 
 async def acknowledge(request: web.Request) -> web.Response:

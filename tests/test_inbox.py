@@ -240,3 +240,49 @@ async def test_an_acknowledgement_reaches_the_sender_across_daemons(tmp_path: Pa
                     await asyncio.sleep(0.1)
     finally:
         await remove_topology(exchange, [PROVINCE, COMMUNES[0]], delays=[0.3])
+
+
+@pytest.mark.asyncio
+async def test_an_acknowledgement_stands_when_the_sender_cannot_be_told(tmp_path: Path) -> None:
+    """Telling the sender failed once: the acknowledgement holds, and acknowledging again
+    tells it then."""
+    from lgsp_adapter.inbox import Acknowledgement, Inbox
+    from lgsp_adapter.store import DeliveryState, StoredPacket
+    from lgsp_adapter.store.sqlite import SqliteStore
+
+    config = Settings.model_validate(
+        {
+            "store": {"path": str(tmp_path / "s.sqlite3")},
+            "agencies": [pull(COMMUNES[0])],
+            "clients": [{"name": "quang-phu", "token": QUANG_PHU, "agencies": [COMMUNES[0]]}],
+        }
+    )
+    told: list[tuple[uuid.UUID, str]] = []
+
+    async def announce(packet_id: uuid.UUID, recipient: str) -> None:
+        if not told:
+            told.append((packet_id, "failed"))
+            raise ConnectionError("the broker is away")
+        told.append((packet_id, recipient))
+
+    async with await SqliteStore.open(config.store.path) as store:
+        packet = StoredPacket(
+            id=uuid.uuid4(),
+            kind="edoc",
+            sender=PROVINCE,
+            recipients=[COMMUNES[0]],
+            content_type="application/xml",
+            payload=DOCUMENT,
+            sha256="0" * 64,
+        )
+        await store.accept(packet, [])
+        await store.update_delivery(packet.id, COMMUNES[0], DeliveryState.HELD, entries=[])
+        inbox = Inbox(store=store, directory=config.directory(), announce=announce)
+        client = config.clients[0]
+        first = await inbox.acknowledge(client, packet.id, None, Acknowledgement.DONE, None)
+        assert first.state is DeliveryState.DELIVERED
+        again = await inbox.acknowledge(client, packet.id, None, Acknowledgement.DONE, None)
+        assert again.state is DeliveryState.DELIVERED
+        assert told == [(packet.id, "failed"), (packet.id, COMMUNES[0])]
+        history = await store.history(packet.id)
+        assert [e.event.value for e in history] == ["delivered"]  # recorded once

@@ -335,3 +335,23 @@ async def test_a_delivered_packet_stays_delivered(store: SqliteStore) -> None:
     await store.update_delivery(p.id, RECIPIENTS[0], DeliveryState.DELIVERED, entries=[])
     late = await store.update_delivery(p.id, RECIPIENTS[0], DeliveryState.RETRYING, entries=[])
     assert late.state is DeliveryState.DELIVERED
+
+
+@pytest.mark.asyncio
+async def test_an_ended_delivery_never_starts_again(store: SqliteStore) -> None:
+    """A bus redelivery racing a pull inbox's "fail" must not put the packet back on hold."""
+    p = packet()
+    await store.accept(p, [received(p)])
+    await store.update_delivery(p.id, RECIPIENTS[0], DeliveryState.HELD, entries=[])
+    refused = await store.acknowledge(
+        p.id, RECIPIENTS[0], DeliveryState.REFUSED, entries=[], detail="fail"
+    )
+    assert refused is not None
+    after = await store.update_delivery(p.id, RECIPIENTS[0], DeliveryState.HELD, entries=[])
+    assert after.state is DeliveryState.REFUSED
+    assert (
+        await store.acknowledge(
+            p.id, RECIPIENTS[0], DeliveryState.DELIVERED, entries=[], detail="done"
+        )
+        is None
+    )

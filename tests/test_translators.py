@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import unicodedata
 from datetime import datetime
 from pathlib import Path
 
@@ -91,7 +92,7 @@ def test_bad_cells_are_named(change: object, message: str) -> None:
 
 def test_a_csv_that_is_not_the_export_is_refused() -> None:
     translator = find("badges-csv")
-    with pytest.raises(TranslationError, match="row 1: unknown columns Colour"):
+    with pytest.raises(TranslationError, match="row 1: unknown columns 'Colour'"):
         translator.to_packet(f"{HEADER},Colour\r\n".encode(), ENVELOPE)
     with pytest.raises(TranslationError, match="not UTF-8"):
         translator.to_packet(HEADER.encode("utf-16"), ENVELOPE)
@@ -170,3 +171,36 @@ def test_the_command_translates_and_names_bad_rows(tmp_path: Path) -> None:
     refused = run("badges-csv", str(bad), "--sender", "000.00.12.H56", "--to", "000.56.20.G12")
     assert refused.returncode == 1
     assert "translation.failed: row 2, Biển số:" in refused.stderr
+
+
+def test_the_export_s_usual_quirks_are_read_and_doubled_columns_refused() -> None:
+    translator = find("badges-csv")
+    trailing = f"{HEADER},\r\n{GOOD_ROW},\r\n".encode()  # the empty last column
+    assert json.loads(translator.to_packet(trailing, ENVELOPE))["records"][0]["seats"] == 29
+    decomposed = unicodedata.normalize("NFD", HEADER)
+    assert translator.to_packet(f"{decomposed}\r\n{GOOD_ROW}\r\n".encode(), ENVELOPE)
+    doubled = HEADER + ",Biển số"
+    with pytest.raises(TranslationError, match="columns given twice: Biển số"):
+        translator.to_packet(f"{doubled}\r\n{GOOD_ROW},99A-999.99\r\n".encode(), ENVELOPE)
+
+
+def test_cells_a_spreadsheet_would_run_are_written_as_text_and_read_back() -> None:
+    translator = find("badges-csv")
+    packet = json.loads(translator.to_packet(BADGES, ENVELOPE))
+    packet["records"][1]["reason"] = '=HYPERLINK("http://x","bấm")'
+    csv_bytes = translator.from_packet(json.dumps(packet).encode())
+    assert "'=HYPERLINK" in csv_bytes.decode("utf-8-sig")
+    again = json.loads(translator.to_packet(csv_bytes, ENVELOPE))
+    assert again["records"][1]["reason"] == '=HYPERLINK("http://x","bấm")'
+
+
+def test_a_translation_must_come_from_the_envelope_s_sender_and_go_where_it_says() -> None:
+    document = find("vn-document-json")
+    with pytest.raises(TranslationError, match=r"is from .000\.00\.00\.H56., not the sender"):
+        translate_to_packet(document, DOCUMENT, Envelope(sender="000.21.00.H56"))
+    with pytest.raises(TranslationError, match=r"not to 000\.22\.00\.H56"):
+        translate_to_packet(
+            document, DOCUMENT, Envelope(sender="000.00.00.H56", recipients=["000.22.00.H56"])
+        )
+    made = translate_to_packet(document, DOCUMENT, Envelope(sender="000.00.00.H56"))
+    assert made.startswith(b"<?xml")

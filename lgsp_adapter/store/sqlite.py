@@ -446,7 +446,8 @@ class SqliteStore:
         attempted: bool,
     ) -> DeliveryRecord:
         # A delivered packet stays delivered: a late outcome of an older attempt must not
-        # reopen it (it would be posted again).
+        # reopen it (it would be posted again). And no ended delivery starts again: a bus
+        # redelivery racing a pull inbox's "fail" must not put the packet back in the inbox.
         async with self._db.execute(
             "SELECT packet_id, recipient, state, attempts, detail, updated_at FROM deliveries"
             " WHERE packet_id = ? AND recipient = ?",
@@ -455,7 +456,8 @@ class SqliteStore:
             current = await cursor.fetchone()
         if current is None:
             raise KeyError(f"no delivery of {packet_id} to {recipient}")
-        if current[2] == DeliveryState.DELIVERED.value and state is not DeliveryState.DELIVERED:
+        now = DeliveryState(current[2])
+        if (now is DeliveryState.DELIVERED and state is not now) or (now.final and not state.final):
             return _delivery(current)
         async with self._db.execute(
             "UPDATE deliveries SET state = ?, detail = ?, updated_at = ?,"

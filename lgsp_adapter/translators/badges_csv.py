@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import re
+import unicodedata
 from datetime import date
 from typing import Any
 
@@ -80,15 +81,26 @@ class BadgesCsv:
             raise TranslationError(
                 f"the CSV is not UTF-8 (byte {exc.start})", details={"byte": exc.start}
             ) from exc
-        rows = list(csv.reader(io.StringIO(text, newline="")))
+        try:
+            rows = list(csv.reader(io.StringIO(text, newline="")))
+        except csv.Error as exc:
+            raise TranslationError(f"not a CSV the adapter can read: {exc}") from exc
         if not rows:
             raise TranslationError("the CSV is empty")
-        header = [cell.strip() for cell in rows[0]]
+        header = [unicodedata.normalize("NFC", cell.strip()) for cell in rows[0]]
+        while header and not header[-1]:  # the empty last column spreadsheets often add
+            header.pop()
         unknown = [cell for cell in header if cell not in COLUMNS]
         if unknown:
             raise TranslationError(
-                f"row 1: unknown columns {', '.join(unknown)}",
+                f"row 1: unknown columns {', '.join(repr(c) for c in unknown)}",
                 details={"row": 1, "columns": unknown},
+            )
+        twice = sorted({cell for cell in header if header.count(cell) > 1})
+        if twice:
+            raise TranslationError(
+                f"row 1: columns given twice: {', '.join(twice)}",
+                details={"row": 1, "columns": twice},
             )
         body = [(number, row) for number, row in enumerate(rows[1:], start=2) if any(row)]
         if not body:
@@ -122,18 +134,22 @@ class BadgesCsv:
         writer.writerow(list(COLUMNS))
         for record in parsed.records:
             values = record.model_dump(mode="json")
-            writer.writerow([_cell(field, values.get(field)) for field in COLUMNS.values()])
+            writer.writerow(
+                [_guarded(_cell(field, values.get(field))) for field in COLUMNS.values()]
+            )
         return ("\ufeff" + out.getvalue()).encode()
 
 
 def _record(number: int, header: list[str], row: list[str], envelope: Envelope) -> dict[str, Any]:
+    while len(row) > len(header) and not row[-1].strip():
+        row = row[:-1]  # the empty last column spreadsheets often add
     if len(row) > len(header):
         raise TranslationError(
             f"row {number}: {len(row)} cells under {len(header)} columns", details={"row": number}
         )
     record: dict[str, Any] = {"source_agency": envelope.sender}
     for column, cell in zip(header, row, strict=False):
-        field, value = COLUMNS[column], cell.strip()
+        field, value = COLUMNS[column], _unguarded(cell.strip())
         if not value:
             continue
         record[field] = _value(number, column, field, value)
@@ -158,8 +174,8 @@ def _value(number: int, column: str, field: str, value: str) -> Any:
         except ValueError as exc:
             raise fault(f"{value!r} is not a date written dd/mm/yyyy") from exc
     if field in NUMBERS:
-        if not (value.isascii() and value.isdigit()):
-            raise fault(f"{value!r} is not a whole number")
+        if not (value.isascii() and value.isdigit()) or len(value) > 9:
+            raise fault(f"{value!r} is not a whole number of at most 9 digits")
         return int(value)
     return value
 
@@ -178,6 +194,19 @@ def _located(error: InvalidPacket, rows: list[int]) -> TranslationError:
                 details={"row": row, "column": column, "field": field},
             )
     return TranslationError(f"the rows do not make a badge packet: {error.message}")
+
+
+# A cell a spreadsheet would run as a formula gets a leading apostrophe, which Excel shows as
+# text and this translator removes again on the way in.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _guarded(cell: str) -> str:
+    return "'" + cell if cell.startswith(_FORMULA_START) else cell
+
+
+def _unguarded(cell: str) -> str:
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA_START) else cell
 
 
 _PLATE = re.compile(r"(\d{2}[A-Z]{1,2})(\d{4,5})")

@@ -8,12 +8,18 @@ reference) comes in an ``Envelope``. Whatever a translator raises reaches the ca
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
 from lgsp_adapter.errors import ErrorCode, InvalidPacket, LgspError
+from lgsp_adapter.intake import recipients_of, sender_of
+from lgsp_adapter.packets import read_packet
+from lgsp_adapter.safe_xml import XmlLimits
+
+log = logging.getLogger(__name__)
 
 GROUP = "lgsp_adapter.translators"
 
@@ -53,22 +59,37 @@ class Translator(Protocol):
         ...
 
 
-def installed() -> dict[str, Translator]:
-    """Every installed translator, by name."""
+def _load() -> tuple[dict[str, Translator], dict[str, str]]:
+    """Installed translators by name, and those that failed to load with why: one broken
+    plugin must not take the others down."""
     found: dict[str, Translator] = {}
+    broken: dict[str, str] = {}
     for point in entry_points(group=GROUP):
-        translator = point.load()()
+        try:
+            translator = point.load()()
+        except Exception as exc:  # a plugin's import or constructor failing
+            broken[point.name] = f"{type(exc).__name__}: {exc}"
+            log.warning("translator %s could not be loaded: %s", point.name, broken[point.name])
+            continue
         if not isinstance(translator, Translator):
-            raise LgspError(
-                ErrorCode.TRANSLATOR_UNKNOWN, f"entry point {point.name} is not a translator"
-            )
+            broken[point.name] = "not a translator (name, media_type, to_packet, from_packet)"
+            continue
         found[translator.name] = translator
-    return found
+    return found, broken
+
+
+def installed() -> dict[str, Translator]:
+    """Every installed translator that loads, by name."""
+    return _load()[0]
 
 
 def find(name: str) -> Translator:
     """The installed translator called ``name``."""
-    translators = installed()
+    translators, broken = _load()
+    if name in broken:
+        raise LgspError(
+            ErrorCode.TRANSLATOR_UNKNOWN, f"translator {name!r} could not be loaded: {broken[name]}"
+        )
     if name not in translators:
         raise LgspError(
             ErrorCode.TRANSLATOR_UNKNOWN,
@@ -77,10 +98,14 @@ def find(name: str) -> Translator:
     return translators[name]
 
 
-def translate_to_packet(translator: Translator, data: bytes, envelope: Envelope) -> bytes:
-    """``translator.to_packet``, with anything it raises told as a translation error."""
+def translate_to_packet(
+    translator: Translator, data: bytes, envelope: Envelope, limits: XmlLimits | None = None
+) -> bytes:
+    """``translator.to_packet``, with anything it raises told as a translation error, and its
+    output read and checked as a submitted packet would be: it must be a packet we read,
+    within the limits, from the envelope's sender to the envelope's recipients (when named)."""
     try:
-        return translator.to_packet(data, envelope)
+        packet = translator.to_packet(data, envelope)
     except LgspError:
         raise
     except Exception as exc:  # a plugin's bug, reported as such, never as ours
@@ -88,6 +113,21 @@ def translate_to_packet(translator: Translator, data: bytes, envelope: Envelope)
             f"translator {translator.name} failed: {type(exc).__name__}: {exc}",
             details={"translator": translator.name},
         ) from exc
+    read = read_packet(packet, limits=limits or XmlLimits())
+    sender = sender_of(read.packet)
+    if sender != envelope.sender:
+        raise TranslationError(
+            f"the translated packet is from {sender!r}, not the sender {envelope.sender!r}",
+            details={"sender": sender},
+        )
+    recipients = recipients_of(read.packet)
+    if envelope.recipients and sorted(recipients) != sorted(envelope.recipients):
+        raise TranslationError(
+            f"the translated packet goes to {', '.join(recipients)}, not to "
+            f"{', '.join(envelope.recipients)}",
+            details={"recipients": recipients},
+        )
+    return packet
 
 
 def translate_from_packet(translator: Translator, packet: bytes) -> bytes:
