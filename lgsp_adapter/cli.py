@@ -17,12 +17,15 @@ from typing import NoReturn
 import click
 
 from lgsp_adapter import __version__
+from lgsp_adapter.agency_list import Agency, ImportReport
+from lgsp_adapter.agency_list_admin import import_national_list
 from lgsp_adapter.audit_cli import audit_group
 from lgsp_adapter.config import Settings, load_settings
 from lgsp_adapter.daemon import check_servable, run_daemon
 from lgsp_adapter.demo import run_demo
 from lgsp_adapter.errors import LgspError
 from lgsp_adapter.packets import read_packet
+from lgsp_adapter.store.sqlite import SqliteStore
 from lgsp_adapter.summary import canonical_json, summary
 from lgsp_adapter.translators import (
     Envelope,
@@ -173,6 +176,69 @@ def translate_command(
         click.echo(result.decode("utf-8-sig"), nl=False)
     else:
         output.write_bytes(result)
+
+
+@main.group("agencies")
+def agencies_group() -> None:
+    """The list of agencies the exchange knows (codes, names, hierarchy)."""
+
+
+STORE_OPTION = click.option(
+    "--store",
+    "store_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The store file (default: store.path of the settings).",
+)
+
+
+@agencies_group.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@CONFIG_OPTION
+@STORE_OPTION
+def agencies_import_command(file: Path, config_path: Path | None, store_path: Path | None) -> None:
+    """Merge the national axis' agency list (getAgenciesList JSON) into the store's list."""
+
+    async def work(path: Path, data: bytes) -> ImportReport:
+        async with await SqliteStore.open(path) as store:
+            return await import_national_list(store, data, actor="operator (cli)", source=file.name)
+
+    try:
+        path = store_path or load_settings(config_path).store.path
+        report = asyncio.run(work(path, file.read_bytes()))
+    except LgspError as exc:
+        _fail(f"error: {file}: {exc}")
+    click.echo(report.summary())
+    for skipped in report.skipped[:20]:
+        click.echo(f"  skipped entry {skipped['position']}: {skipped['why']}", err=True)
+
+
+@agencies_group.command("list")
+@click.option("--under", help="Only the agencies directly under this one.")
+@click.option("--search", help="Name or code containing this.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=200, show_default=True)
+@CONFIG_OPTION
+@STORE_OPTION
+def agencies_list_command(
+    under: str | None,
+    search: str | None,
+    limit: int,
+    config_path: Path | None,
+    store_path: Path | None,
+) -> None:
+    """The agencies of the list, by code."""
+
+    async def work(path: Path) -> list[Agency]:
+        async with await SqliteStore.open(path) as store:
+            return await store.agency_list.find(under=under, search=search, limit=limit)
+
+    try:
+        path = store_path or load_settings(config_path).store.path
+        found = asyncio.run(work(path))
+    except LgspError as exc:
+        _fail(f"error: {exc}")
+    for agency in found:
+        click.echo(f"{agency.code}  {agency.parent or '-':<14}  {agency.name}")
 
 
 main.add_command(audit_group)

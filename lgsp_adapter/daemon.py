@@ -16,6 +16,8 @@ from contextlib import AsyncExitStack
 import aiohttp
 from aiohttp import web
 
+from lgsp_adapter.agency_list_admin import list_settings_agencies
+from lgsp_adapter.agency_list_web import add_agency_list_routes
 from lgsp_adapter.audit.admin import record_start, sign_periodically
 from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.audit_page import add_audit_page
@@ -56,6 +58,7 @@ async def run_daemon(
         key_created = not key_path.exists()
         key = LogKey.load_or_create(key_path, settings.audit.log_name())
         await record_start(store.audit, settings, key, key_created=key_created)
+        await list_settings_agencies(store, settings)
         session = await stack.enter_async_context(aiohttp.ClientSession())
         directory = settings.directory()
         served = [str(agency.code) for agency in settings.agencies]
@@ -108,6 +111,7 @@ async def run_daemon(
             add_audit_routes(app, access)
             add_audit_page(app)
             add_inbox_routes(app, inbox)
+            add_agency_list_routes(app, store)
 
         app = make_app(
             store=store,

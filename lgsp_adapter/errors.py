@@ -61,6 +61,7 @@ class ErrorCode(StrEnum):
     AUTH_INVALID = "auth.invalid"
     AUTH_FORBIDDEN = "auth.forbidden"
     AGENCY_CODE_INVALID = "agency_code.invalid"
+    AGENCY_LIST_INVALID = "agency_list.invalid"
     # The audit log
     AUDIT_BAD_QUERY = "audit.bad_query"
     AUDIT_NOT_FOUND = "audit.not_found"

@@ -68,11 +68,12 @@ async def test_the_daemon_records_its_key_and_settings_changes_and_signs_on_stop
         assert [(e.event, e.outcome) for e in entries] == [
             (AuditEvent.ADMIN, "key_created"),
             (AuditEvent.CONFIG_CHANGED, "first"),
+            (AuditEvent.ADMIN, "agencies_from_settings"),  # its agencies join the list, once
             (AuditEvent.CONFIG_CHANGED, "changed"),  # a token changed: only its digest shows
         ]
         assert "a-new-token" not in str(entries)
         assert key.verifier.fingerprint in (entries[0].detail or "")
         checkpoints = await store.audit.checkpoints()
-        assert checkpoints[-1].size == 3  # signed at the last stop
+        assert checkpoints[-1].size == 4  # signed at the last stop
         report = await verify_log(store.audit, key.verifier)
         assert report.ok, report.problems

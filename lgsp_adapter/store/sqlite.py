@@ -28,6 +28,8 @@ from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.audit.entry import FIELDS
 from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.store.base import DeliveryRecord, DeliveryState, InboxItem, StoredPacket
+from lgsp_adapter.store.sqlite_agency_list import SCHEMA as AGENCY_LIST_SCHEMA
+from lgsp_adapter.store.sqlite_agency_list import SqliteAgencyList
 from lgsp_adapter.store.sqlite_audit import SCHEMA, SqliteAuditLog
 
 # Each entry moves the schema one version on; never edit one that has shipped. An entry is SQL,
@@ -91,6 +93,8 @@ MIGRATIONS: list[str | tuple[str, str]] = [
     # The audit log becomes a verifiable transparency log (docs/audit.md): entries by leaf index
     # and the tree's hashes; the entries of the plain log move over, in order.
     (SCHEMA, "_move_audit_log"),
+    # The list of agencies the exchange knows (national list, settings): who can be sent to.
+    AGENCY_LIST_SCHEMA,
 ]
 
 
@@ -109,6 +113,9 @@ class SqliteStore:
         self._lock = asyncio.Lock()
         self._owner = owner  # the open lock file while this process owns the store
         self.audit = SqliteAuditLog(writer=connection, reader=reader, transaction=self._write)
+        self.agency_list = SqliteAgencyList(
+            writer=connection, reader=reader, transaction=self._write, audit=self.audit
+        )
 
     @classmethod
     async def open(cls, path: Path, *, owner: bool = False) -> SqliteStore:

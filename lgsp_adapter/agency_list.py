@@ -1,0 +1,115 @@
+"""The list of agencies an exchange knows: codes, names, hierarchy, contacts, as agency
+systems ask "who can I send to", and as the national axis publishes it.
+
+The national axis answers ``getAgenciesList`` (and ``getSynchronizeUnit``, incrementally) with
+``{"status": "OK", "data": [{"id", "pcode", "code", "name", "mail", "mobile", "fax", ...}]}``;
+an import reads that (or the bare list), keeps each agency's parent (``pcode``, else the parent
+its code implies), and reports, without stopping, the entries it cannot take: a code without
+the standard shape, a missing name. An entry marked ``deleted`` is kept as deleted, so a
+document addressed to a dissolved body is refused with a reason rather than as unknown.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lgsp_adapter.agency_code import AgencyCode
+from lgsp_adapter.errors import ErrorCode, InvalidPacket
+
+MAX_AGENCIES = 200_000
+
+
+class Agency(BaseModel):
+    """One agency of the list."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    name: str
+    parent: str | None = None
+    mail: str | None = None
+    mobile: str | None = None
+    fax: str | None = None
+    deleted: bool = False
+    source: str = Field("national", description="national (imported) or config.")
+
+
+@dataclass
+class ImportReport:
+    """What an import did."""
+
+    read: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line for people."""
+        return (
+            f"{self.read:,} read: {self.added:,} added, {self.updated:,} updated, "
+            f"{self.unchanged:,} unchanged, {self.deleted:,} marked deleted, "
+            f"{len(self.skipped):,} skipped"
+        )
+
+
+def _text(value: Any, limit: int) -> str | None:
+    if value is None:
+        return None
+    text = " ".join(str(value).split())
+    return text[:limit] or None
+
+
+def read_national_list(data: bytes) -> tuple[list[Agency], list[dict[str, Any]]]:
+    """The agencies of a national-axis list, and the entries skipped (with their position and
+    why); ``InvalidPacket`` when the document is not such a list at all."""
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidPacket(ErrorCode.JSON_MALFORMED, f"not valid JSON: {exc}") from exc
+    if isinstance(document, dict):
+        if str(document.get("status", "OK")).upper() != "OK":
+            raise InvalidPacket(
+                ErrorCode.AGENCY_LIST_INVALID,
+                f"the list says it failed: {document.get('ErrorDesc') or document.get('status')}",
+            )
+        document = document.get("data")
+    if not isinstance(document, list):
+        raise InvalidPacket(
+            ErrorCode.AGENCY_LIST_INVALID, "expected a list of agencies (or {data: [...]})"
+        )
+    if len(document) > MAX_AGENCIES:
+        raise InvalidPacket(
+            ErrorCode.AGENCY_LIST_INVALID, f"more than {MAX_AGENCIES:,} agencies in one list"
+        )
+    agencies: dict[str, Agency] = {}
+    skipped: list[dict[str, Any]] = []
+    for position, item in enumerate(document):
+        if not isinstance(item, dict):
+            skipped.append({"position": position, "why": "not an object"})
+            continue
+        reading = AgencyCode.read(str(item.get("code", "")))
+        if reading.code is None:
+            skipped.append({"position": position, "code": item.get("code"), "why": reading.problem})
+            continue
+        name = _text(item.get("name"), 300)
+        if name is None:
+            skipped.append({"position": position, "code": str(reading.code), "why": "no name"})
+            continue
+        parent = AgencyCode.read(str(item.get("pcode") or "")).code or reading.code.parent
+        code = str(reading.code)
+        agencies[code] = Agency(
+            code=code,
+            name=name,
+            parent=str(parent) if parent is not None and parent != reading.code else None,
+            mail=_text(item.get("mail"), 200),
+            mobile=_text(item.get("mobile"), 50),
+            fax=_text(item.get("fax"), 50),
+            deleted=item.get("deleted") in (True, 1, "1", "true", "True"),
+        )
+    return list(agencies.values()), skipped

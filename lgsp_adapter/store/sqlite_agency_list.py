@@ -1,0 +1,131 @@
+"""The agency list on SQLite: who the exchange knows, by code, with names and hierarchy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
+from typing import Any
+
+import aiosqlite
+
+from lgsp_adapter.agency_list import Agency, ImportReport
+from lgsp_adapter.audit import AuditEntry
+from lgsp_adapter.store.sqlite_audit import SqliteAuditLog
+
+SCHEMA = """
+    CREATE TABLE agencies (
+        code TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        parent TEXT,
+        mail TEXT,
+        mobile TEXT,
+        fax TEXT,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        source TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX agencies_parent ON agencies (parent, code);
+"""
+_COLUMNS = ("code", "name", "parent", "mail", "mobile", "fax", "deleted", "source")
+
+
+class SqliteAgencyList:
+    """Reads and imports of the agency list, on the store's connections."""
+
+    def __init__(
+        self,
+        *,
+        writer: aiosqlite.Connection,
+        reader: aiosqlite.Connection,
+        transaction: Callable[[], AbstractAsyncContextManager[None]],
+        audit: SqliteAuditLog,
+    ) -> None:
+        self._db = writer
+        self._read = reader
+        self._transaction = transaction
+        self._audit = audit
+
+    async def merge(
+        self, agencies: Sequence[Agency], entries: Callable[[ImportReport], list[AuditEntry]]
+    ) -> ImportReport:
+        """Add new agencies and update changed ones, in one transaction with the audit
+        entries ``entries`` makes of the outcome. An agency from the settings never overwrites
+        one the national list gave (its name and place are the authoritative ones)."""
+        report = ImportReport(read=len(agencies))
+        now = datetime.now(UTC).isoformat()
+        async with self._transaction():
+            for agency in agencies:
+                async with self._db.execute(
+                    f"SELECT {', '.join(_COLUMNS)} FROM agencies WHERE code = ?", (agency.code,)
+                ) as cursor:
+                    row = await cursor.fetchone()
+                values = _row(agency)
+                if row is None:
+                    await self._db.execute(
+                        f"INSERT INTO agencies ({', '.join(_COLUMNS)}, updated_at)"
+                        f" VALUES ({', '.join('?' * len(_COLUMNS))}, ?)",
+                        (*values, now),
+                    )
+                    report.added += 1
+                elif tuple(row) == values or (agency.source == "config" and row[7] != "config"):
+                    report.unchanged += 1
+                    continue
+                else:
+                    await self._db.execute(
+                        "UPDATE agencies SET name = ?, parent = ?, mail = ?, mobile = ?, fax = ?,"
+                        " deleted = ?, source = ?, updated_at = ? WHERE code = ?",
+                        (*values[1:], now, agency.code),
+                    )
+                    report.updated += 1
+                if agency.deleted and (row is None or not row[6]):
+                    report.deleted += 1
+            await self._audit.append_in_transaction(entries(report))
+        return report
+
+    async def find(
+        self,
+        *,
+        under: str | None = None,
+        search: str | None = None,
+        after: str = "",
+        limit: int = 100,
+        include_deleted: bool = False,
+    ) -> list[Agency]:
+        """Agencies by code order: those directly under ``under``, whose name or code has
+        ``search``, after the code ``after``."""
+        clauses = ["code > ?"]
+        parameters: list[Any] = [after]
+        if under is not None:
+            clauses.append("parent = ?")
+            parameters.append(under)
+        if search:
+            clauses.append("(instr(lower(name), lower(?)) > 0 OR instr(code, ?) > 0)")
+            parameters += [search, search]
+        if not include_deleted:
+            clauses.append("deleted = 0")
+        async with self._read.execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM agencies WHERE {' AND '.join(clauses)}"
+            " ORDER BY code LIMIT ?",
+            (*parameters, limit),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            Agency.model_validate(
+                {**dict(zip(_COLUMNS, row, strict=True)), "deleted": bool(row[6])}
+            )
+            for row in rows
+        ]
+
+
+def _row(agency: Agency) -> tuple[Any, ...]:
+    return (
+        agency.code,
+        agency.name,
+        agency.parent,
+        agency.mail,
+        agency.mobile,
+        agency.fax,
+        int(agency.deleted),
+        agency.source,
+    )
