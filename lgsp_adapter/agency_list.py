@@ -12,6 +12,7 @@ document addressed to a dissolved body is refused with a reason rather than as u
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,10 +60,17 @@ class ImportReport:
 
 
 def _text(value: Any, limit: int) -> str | None:
-    if value is None:
+    """Text from the list, tidied; None for what is not text (a number, an object)."""
+    if not isinstance(value, str):
         return None
-    text = " ".join(str(value).split())
+    clean = value.encode("utf-8", "replace").decode("utf-8")  # lone surrogates cannot be stored
+    text = unicodedata.normalize("NFC", " ".join(clean.split()))
     return text[:limit] or None
+
+
+def search_key(text: str) -> str:
+    """What searches match on: composed, case-folded (Vietnamese capitals included)."""
+    return unicodedata.normalize("NFC", text).casefold()
 
 
 def read_national_list(data: bytes) -> tuple[list[Agency], list[dict[str, Any]]]:
@@ -88,6 +96,7 @@ def read_national_list(data: bytes) -> tuple[list[Agency], list[dict[str, Any]]]
             ErrorCode.AGENCY_LIST_INVALID, f"more than {MAX_AGENCIES:,} agencies in one list"
         )
     agencies: dict[str, Agency] = {}
+    positions: dict[str, int] = {}
     skipped: list[dict[str, Any]] = []
     for position, item in enumerate(document):
         if not isinstance(item, dict):
@@ -99,10 +108,23 @@ def read_national_list(data: bytes) -> tuple[list[Agency], list[dict[str, Any]]]
             continue
         name = _text(item.get("name"), 300)
         if name is None:
-            skipped.append({"position": position, "code": str(reading.code), "why": "no name"})
+            skipped.append(
+                {"position": position, "code": str(reading.code), "why": "no name as text"}
+            )
             continue
-        parent = AgencyCode.read(str(item.get("pcode") or "")).code or reading.code.parent
+        pcode = item.get("pcode")
+        given = AgencyCode.read(pcode).code if isinstance(pcode, str) else None
+        parent = given if given is not None and given != reading.code else reading.code.parent
         code = str(reading.code)
+        if code in agencies:  # the list's last word on a code wins; the earlier one is reported
+            skipped.append(
+                {
+                    "position": positions[code],
+                    "code": code,
+                    "why": f"the same code again at entry {position}, which is kept",
+                }
+            )
+        positions[code] = position
         agencies[code] = Agency(
             code=code,
             name=name,
@@ -110,6 +132,25 @@ def read_national_list(data: bytes) -> tuple[list[Agency], list[dict[str, Any]]]
             mail=_text(item.get("mail"), 200),
             mobile=_text(item.get("mobile"), 50),
             fax=_text(item.get("fax"), 50),
-            deleted=item.get("deleted") in (True, 1, "1", "true", "True"),
+            deleted=item.get("deleted") in (True, 1, "1", "true", "True", "yes"),
         )
-    return list(agencies.values()), skipped
+    return _without_cycles(agencies), skipped
+
+
+def _without_cycles(agencies: dict[str, Agency]) -> list[Agency]:
+    """A parent chain that comes back to where it started is cut where it closes: that agency
+    takes the parent its own code implies (or none)."""
+    result = dict(agencies)
+    for code in agencies:
+        seen = {code}
+        current = result[code].parent
+        while current is not None and current in result:
+            if current in seen:
+                implied = AgencyCode.parse(code).parent
+                result[code] = result[code].model_copy(
+                    update={"parent": str(implied) if implied is not None else None}
+                )
+                break
+            seen.add(current)
+            current = result[current].parent
+    return list(result.values())

@@ -3,7 +3,10 @@ daemon's own settings at start. Both are administrative acts, recorded in the au
 
 from __future__ import annotations
 
+import getpass
 import hashlib
+import os
+import socket
 
 from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.agency_list import Agency, ImportReport, read_national_list
@@ -36,18 +39,16 @@ async def import_national_list(
 
 
 async def list_settings_agencies(store: SqliteStore, settings: Settings) -> ImportReport:
-    """Put the agencies the settings name into the list, where it lacks them."""
+    """Put the agencies the settings name into the list, where it lacks them; those served
+    here are never left marked deleted (they are routable, whatever the national list says)."""
+    named: dict[str, str] = {str(agency.code): agency.name for agency in settings.agencies}
+    for known in settings.known_agencies:  # an agency listed twice: a name beats none
+        code = str(known.code)
+        if code not in named or (known.name and named[code] == code):
+            named[code] = known.name or code
     agencies = [
-        Agency(code=str(a.code), name=a.name, parent=_parent(str(a.code)), source="config")
-        for a in settings.agencies
-    ] + [
-        Agency(
-            code=str(a.code),
-            name=a.name or str(a.code),
-            parent=_parent(str(a.code)),
-            source="config",
-        )
-        for a in settings.known_agencies
+        Agency(code=code, name=name, parent=_parent(code), source="config")
+        for code, name in named.items()
     ]
 
     def entries(report: ImportReport) -> list[AuditEntry]:
@@ -62,7 +63,17 @@ async def list_settings_agencies(store: SqliteStore, settings: Settings) -> Impo
             )
         ]
 
-    return await store.agency_list.merge(agencies, entries)
+    served = [str(agency.code) for agency in settings.agencies]
+    return await store.agency_list.merge(agencies, entries, revive=served)
+
+
+def cli_actor() -> str:
+    """Who runs a command: the account and the machine, for the audit log."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        user = f"uid {os.getuid()}"
+    return f"{user}@{socket.gethostname()} (cli)"
 
 
 def _parent(code: str) -> str | None:

@@ -21,6 +21,7 @@ from uuid import UUID
 
 import click
 
+from lgsp_adapter.agency_list_admin import cli_actor
 from lgsp_adapter.audit import AuditEntry, AuditEvent
 from lgsp_adapter.audit import export as exports
 from lgsp_adapter.audit.archive import archive_before, verify_archive
@@ -512,7 +513,7 @@ def archive_command(target: Target, before: str) -> None:
     async def work() -> Any:
         key = target.key()
         async with open_log(target.location) as log:
-            return await archive_before(log, key, moment, folder, actor="operator (cli)")
+            return await archive_before(log, key, moment, folder, actor=cli_actor())
 
     record = run(work())
     if record is None:

@@ -18,12 +18,12 @@ import click
 
 from lgsp_adapter import __version__
 from lgsp_adapter.agency_list import Agency, ImportReport
-from lgsp_adapter.agency_list_admin import import_national_list
+from lgsp_adapter.agency_list_admin import cli_actor, import_national_list
 from lgsp_adapter.audit_cli import audit_group
 from lgsp_adapter.config import Settings, load_settings
 from lgsp_adapter.daemon import check_servable, run_daemon
 from lgsp_adapter.demo import run_demo
-from lgsp_adapter.errors import LgspError
+from lgsp_adapter.errors import ErrorCode, FatalError, LgspError
 from lgsp_adapter.packets import read_packet
 from lgsp_adapter.store.sqlite import SqliteStore
 from lgsp_adapter.summary import canonical_json, summary
@@ -201,7 +201,7 @@ def agencies_import_command(file: Path, config_path: Path | None, store_path: Pa
 
     async def work(path: Path, data: bytes) -> ImportReport:
         async with await SqliteStore.open(path) as store:
-            return await import_national_list(store, data, actor="operator (cli)", source=file.name)
+            return await import_national_list(store, data, actor=cli_actor(), source=file.name)
 
     try:
         path = store_path or load_settings(config_path).store.path
@@ -229,6 +229,8 @@ def agencies_list_command(
     """The agencies of the list, by code."""
 
     async def work(path: Path) -> list[Agency]:
+        if not await asyncio.to_thread(path.is_file):  # never make an empty store by mistake
+            raise FatalError(ErrorCode.STORE_UNAVAILABLE, f"no store at {path}")
         async with await SqliteStore.open(path) as store:
             return await store.agency_list.find(under=under, search=search, limit=limit)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import aiosqlite
 
-from lgsp_adapter.agency_list import Agency, ImportReport
+from lgsp_adapter.agency_list import Agency, ImportReport, search_key
 from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.store.sqlite_audit import SqliteAuditLog
 
@@ -23,6 +23,7 @@ SCHEMA = """
         fax TEXT,
         deleted INTEGER NOT NULL DEFAULT 0,
         source TEXT NOT NULL,
+        search_key TEXT NOT NULL,          -- name and code, composed and case-folded
         updated_at TEXT NOT NULL
     );
     CREATE INDEX agencies_parent ON agencies (parent, code);
@@ -47,39 +48,54 @@ class SqliteAgencyList:
         self._audit = audit
 
     async def merge(
-        self, agencies: Sequence[Agency], entries: Callable[[ImportReport], list[AuditEntry]]
+        self,
+        agencies: Sequence[Agency],
+        entries: Callable[[ImportReport], list[AuditEntry]],
+        *,
+        revive: Sequence[str] = (),
     ) -> ImportReport:
-        """Add new agencies and update changed ones, in one transaction with the audit
+        """Add new agencies and update changed ones, in one short transaction with the audit
         entries ``entries`` makes of the outcome. An agency from the settings never overwrites
-        one the national list gave (its name and place are the authoritative ones)."""
+        one the national list gave (its name and place are the authoritative ones); the codes
+        in ``revive`` (served here) are never left marked deleted.
+
+        What changes is worked out before the transaction, so a national list of 200,000
+        agencies holds the store's writer for two bulk statements, not a query per agency."""
         report = ImportReport(read=len(agencies))
+        async with self._read.execute(f"SELECT {', '.join(_COLUMNS)} FROM agencies") as cursor:
+            existing = {row[0]: tuple(row) for row in await cursor.fetchall()}
         now = datetime.now(UTC).isoformat()
+        added: list[tuple[Any, ...]] = []
+        changed: list[tuple[Any, ...]] = []
+        for agency in agencies:
+            values = _row(agency)
+            row = existing.get(agency.code)
+            if row is None:
+                added.append((*values, _key(agency), now))
+                report.added += 1
+            elif row == values or (agency.source == "config" and row[7] != "config"):
+                report.unchanged += 1
+                continue
+            else:
+                changed.append((*values[1:], _key(agency), now, agency.code))
+                report.updated += 1
+            if agency.deleted and (row is None or not row[6]):
+                report.deleted += 1
         async with self._transaction():
-            for agency in agencies:
-                async with self._db.execute(
-                    f"SELECT {', '.join(_COLUMNS)} FROM agencies WHERE code = ?", (agency.code,)
-                ) as cursor:
-                    row = await cursor.fetchone()
-                values = _row(agency)
-                if row is None:
-                    await self._db.execute(
-                        f"INSERT INTO agencies ({', '.join(_COLUMNS)}, updated_at)"
-                        f" VALUES ({', '.join('?' * len(_COLUMNS))}, ?)",
-                        (*values, now),
-                    )
-                    report.added += 1
-                elif tuple(row) == values or (agency.source == "config" and row[7] != "config"):
-                    report.unchanged += 1
-                    continue
-                else:
-                    await self._db.execute(
-                        "UPDATE agencies SET name = ?, parent = ?, mail = ?, mobile = ?, fax = ?,"
-                        " deleted = ?, source = ?, updated_at = ? WHERE code = ?",
-                        (*values[1:], now, agency.code),
-                    )
-                    report.updated += 1
-                if agency.deleted and (row is None or not row[6]):
-                    report.deleted += 1
+            await self._db.executemany(
+                f"INSERT INTO agencies ({', '.join(_COLUMNS)}, search_key, updated_at)"
+                f" VALUES ({', '.join('?' * (len(_COLUMNS) + 2))})",
+                added,
+            )
+            await self._db.executemany(
+                "UPDATE agencies SET name = ?, parent = ?, mail = ?, mobile = ?, fax = ?,"
+                " deleted = ?, source = ?, search_key = ?, updated_at = ? WHERE code = ?",
+                changed,
+            )
+            await self._db.executemany(
+                "UPDATE agencies SET deleted = 0, updated_at = ? WHERE code = ? AND deleted = 1",
+                [(now, code) for code in revive],
+            )
             await self._audit.append_in_transaction(entries(report))
         return report
 
@@ -93,15 +109,15 @@ class SqliteAgencyList:
         include_deleted: bool = False,
     ) -> list[Agency]:
         """Agencies by code order: those directly under ``under``, whose name or code has
-        ``search``, after the code ``after``."""
+        ``search`` (any case, composed or not), after the code ``after``."""
         clauses = ["code > ?"]
         parameters: list[Any] = [after]
         if under is not None:
             clauses.append("parent = ?")
             parameters.append(under)
         if search:
-            clauses.append("(instr(lower(name), lower(?)) > 0 OR instr(code, ?) > 0)")
-            parameters += [search, search]
+            clauses.append("instr(search_key, ?) > 0")
+            parameters.append(search_key(search))
         if not include_deleted:
             clauses.append("deleted = 0")
         async with self._read.execute(
@@ -116,6 +132,10 @@ class SqliteAgencyList:
             )
             for row in rows
         ]
+
+
+def _key(agency: Agency) -> str:
+    return search_key(f"{agency.name} {agency.code}")
 
 
 def _row(agency: Agency) -> tuple[Any, ...]:
