@@ -16,6 +16,7 @@ from aiohttp import web
 from lgsp_adapter.agencies import Client, Directory, Role
 from lgsp_adapter.errors import ErrorCode, FatalError, LgspError, PermanentError, TransientError
 from lgsp_adapter.intake import Intake
+from lgsp_adapter.openapi import openapi
 from lgsp_adapter.store import Store
 
 log = logging.getLogger(__name__)
@@ -190,6 +191,7 @@ def make_app(
     app[MAX_BYTES] = max_bytes
     app.router.add_post("/v1/packets", submit)
     app.router.add_get("/v1/packets/{packet_id}", show)
+    app.router.add_get("/v1/openapi.json", openapi)
     if mount is not None:
         mount(app)
     return app

@@ -1,0 +1,342 @@
+"""The HTTP API's OpenAPI 3.1 description, served at ``/v1/openapi.json``.
+
+Written by hand, next to the routes it describes: a test checks that every route the daemon
+serves is described here and nothing else is, and that the document is valid OpenAPI, so the
+description cannot drift from the code unnoticed. Other vendors generate clients from it, and
+issue 6's fuzzing drives the API from it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from lgsp_adapter import __version__
+
+_ERROR = {"$ref": "#/components/responses/Error"}
+_ID = {
+    "name": "packet_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "format": "uuid"},
+}
+
+
+def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema or {"type": "string"},
+    }
+
+
+def _json(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+
+
+def _op(summary: str, tag: str, responses: dict[str, Any], **more: Any) -> dict[str, Any]:
+    codes = {"400": _ERROR, "401": _ERROR, "403": _ERROR, **responses}
+    return {
+        "summary": summary,
+        "tags": [tag],
+        "security": [{"bearer": []}],
+        "responses": codes,
+        **more,
+    }
+
+
+_FILTERS = [
+    _query(
+        "since",
+        "From this time (ISO 8601 with zone), inclusive.",
+        {"type": "string", "format": "date-time"},
+    ),
+    _query("until", "Up to this time, exclusive.", {"type": "string", "format": "date-time"}),
+    _query("agency", "Sender or recipient agency code (000.00.00.X00)."),
+    _query("kind", "Packet kind: edoc, status, tax-transport/…"),
+    _query("document_id", "The document's id."),
+    _query("outcome", "ok, an error code, a status."),
+    _query("event", "What happened (received, delivered, …)."),
+    _query("packet_id", "One packet's entries.", {"type": "string", "format": "uuid"}),
+]
+_PAGE = [
+    _query(
+        "after", "Entries after this index (the next page).", {"type": "integer", "minimum": -1}
+    ),
+    _query("before", "Entries before this index.", {"type": "integer", "minimum": 0}),
+    _query("limit", "Entries per page.", {"type": "integer", "minimum": 1, "maximum": 1000}),
+    _query("newest_first", "Latest entries first.", {"type": "boolean"}),
+]
+
+PATHS: dict[str, dict[str, Any]] = {
+    "/v1/packets": {
+        "post": _op(
+            "Submit a packet (edXML as XML, tax–transport as JSON); 202 once it is durable",
+            "packets",
+            {
+                "202": _json("Accepted: the packet id, its deliveries and any warnings"),
+                "413": _ERROR,
+                "422": _ERROR,
+            },
+            requestBody={
+                "required": True,
+                "content": {
+                    "application/xml": {"schema": {"type": "string", "format": "binary"}},
+                    "application/json": {"schema": {"type": "object"}},
+                },
+            },
+        )
+    },
+    "/v1/packets/{packet_id}": {
+        "get": _op(
+            "A packet's deliveries and history, for its sender or recipients",
+            "packets",
+            {"200": _json("The packet's state"), "404": _ERROR},
+            parameters=[_ID],
+        )
+    },
+    "/v1/inbox": {
+        "get": _op(
+            "Packets waiting in the pull inboxes of the caller's agencies, oldest first",
+            "inbox",
+            {"200": _json("A page of waiting packets and the cursor to the next")},
+            parameters=[
+                _query("kind", "Only packets of this kind."),
+                _query(
+                    "after", "The cursor of the previous page.", {"type": "integer", "minimum": 0}
+                ),
+                _query(
+                    "limit", "Packets per page.", {"type": "integer", "minimum": 1, "maximum": 500}
+                ),
+            ],
+        )
+    },
+    "/v1/inbox/{packet_id}": {
+        "get": _op(
+            "One waiting packet, byte for byte as submitted",
+            "inbox",
+            {
+                "200": {"description": "The packet, with X-LGSP-* headers"},
+                "404": _ERROR,
+            },
+            parameters=[_ID, _query("recipient", "Which of the caller's agencies, if several.")],
+        )
+    },
+    "/v1/inbox/{packet_id}/ack": {
+        "post": _op(
+            "Acknowledge a fetched packet: done (delivered) or fail (refused)",
+            "inbox",
+            {"200": _json("The delivery's new state"), "404": _ERROR, "409": _ERROR},
+            parameters=[_ID, _query("recipient", "Which of the caller's agencies, if several.")],
+            requestBody={
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["status"],
+                            "properties": {
+                                "status": {"enum": ["done", "fail"]},
+                                "reason": {"type": "string"},
+                            },
+                        }
+                    }
+                },
+            },
+        )
+    },
+    "/v1/agencies": {
+        "get": _op(
+            "Who the caller can send to: codes, names, hierarchy, reachability",
+            "agencies",
+            {"200": _json("A page of agencies and the cursor to the next")},
+            parameters=[
+                _query("under", "Only the agencies directly under this code."),
+                _query("q", "Name or code containing this (any case)."),
+                _query("after", "The last code of the previous page."),
+                _query(
+                    "limit",
+                    "Agencies per page.",
+                    {"type": "integer", "minimum": 1, "maximum": 1000},
+                ),
+            ],
+        )
+    },
+    "/v1/audit/entries": {
+        "get": _op(
+            "Search the audit log (auditors)",
+            "audit",
+            {"200": _json("A page of entries and the cursor to the next")},
+            parameters=[*_FILTERS, *_PAGE],
+        )
+    },
+    "/v1/audit/packets/{packet_id}": {
+        "get": _op(
+            "Every audit entry about one packet (auditors)",
+            "audit",
+            {"200": _json("The packet's entries"), "404": _ERROR},
+            parameters=[_ID],
+        )
+    },
+    "/v1/audit/export": {
+        "get": _op(
+            "Every matching entry as CSV or JSON Lines, streamed (auditors)",
+            "audit",
+            {
+                "200": {
+                    "description": "The export",
+                    "content": {
+                        "text/csv": {"schema": {"type": "string"}},
+                        "application/jsonl": {"schema": {"type": "string"}},
+                    },
+                }
+            },
+            parameters=[_query("format", "csv or jsonl.", {"enum": ["csv", "jsonl"]}), *_FILTERS],
+        )
+    },
+    "/v1/audit/checkpoints": {
+        "get": _op(
+            "Every signed checkpoint (auditors)", "audit", {"200": _json("The checkpoints")}
+        ),
+        "post": _op(
+            "Sign a checkpoint now (auditors)",
+            "audit",
+            {
+                "200": _json("The latest, the log has not grown"),
+                "201": _json("A new one"),
+                "404": _ERROR,
+            },
+        ),
+    },
+    "/v1/audit/checkpoints/latest": {
+        "get": _op(
+            "The latest checkpoint as a signed note (auditors)",
+            "audit",
+            {
+                "200": {
+                    "description": "C2SP signed note",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                },
+                "409": _ERROR,
+            },
+        )
+    },
+    "/v1/audit/public-key": {
+        "get": _op("The log's verifier key (auditors)", "audit", {"200": _json("Key forms")})
+    },
+    "/v1/audit/proofs/inclusion": {
+        "get": _op(
+            "An inclusion proof (auditors; docs/audit.md)",
+            "audit",
+            {"200": _json("The proof"), "404": _ERROR, "409": _ERROR},
+            parameters=[
+                {
+                    "name": "index",
+                    "in": "query",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 0},
+                },
+                _query(
+                    "size",
+                    "A checkpoint's size (default: the latest).",
+                    {"type": "integer", "minimum": 1},
+                ),
+            ],
+        )
+    },
+    "/v1/audit/proofs/consistency": {
+        "get": _op(
+            "A consistency proof between two checkpoints (auditors; docs/audit.md)",
+            "audit",
+            {"200": _json("The proof"), "404": _ERROR, "409": _ERROR},
+            parameters=[
+                {
+                    "name": "old",
+                    "in": "query",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 1},
+                },
+                _query(
+                    "new",
+                    "The newer checkpoint's size (default: the latest).",
+                    {"type": "integer", "minimum": 1},
+                ),
+            ],
+        )
+    },
+    "/v1/audit/bundle": {
+        "get": _op(
+            "An evidence bundle of a packet or a range, checkable offline (auditors)",
+            "audit",
+            {"200": _json("The bundle"), "404": _ERROR, "409": _ERROR},
+            parameters=_FILTERS,
+        )
+    },
+    "/v1/audit/verify": {
+        "get": _op(
+            "The whole log verified (auditors; kept 30 s)",
+            "audit",
+            {"200": _json("The verification")},
+        )
+    },
+    "/v1/openapi.json": {
+        "get": {
+            "summary": "This description",
+            "tags": ["meta"],
+            "responses": {"200": _json("OpenAPI 3.1")},
+        }
+    },
+}
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI document."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "lgsp-adapter",
+            "version": __version__,
+            "description": "Agency systems submit and fetch packets; auditors read the audit log. "
+            "Errors are JSON {error: {code, message, details}} with the stable codes of "
+            "docs/errors.md.",
+        },
+        "paths": PATHS,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "responses": {
+                "Error": {
+                    "description": "A refusal with a stable code",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["error"],
+                                "properties": {
+                                    "error": {
+                                        "type": "object",
+                                        "required": ["code", "message"],
+                                        "properties": {
+                                            "code": {"type": "string"},
+                                            "message": {"type": "string"},
+                                            "details": {},
+                                        },
+                                    }
+                                },
+                            }
+                        }
+                    },
+                }
+            },
+        },
+    }
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """``GET /v1/openapi.json``."""
+    return web.json_response(document())

@@ -1,0 +1,64 @@
+"""The OpenAPI description is valid, served, and covers exactly the routes the daemon serves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from openapi_spec_validator import validate
+
+from lgsp_adapter.agency_list_web import add_agency_list_routes
+from lgsp_adapter.audit.signing import LogKey
+from lgsp_adapter.audit_web import AuditAccess, add_audit_routes
+from lgsp_adapter.inbox import Inbox
+from lgsp_adapter.inbox_web import add_inbox_routes
+from lgsp_adapter.intake import Intake
+from lgsp_adapter.openapi import document
+from lgsp_adapter.store.sqlite import SqliteStore
+from lgsp_adapter.web import make_app
+from tests.test_web import settings
+
+
+def test_the_document_is_valid_openapi() -> None:
+    validate(document())
+
+
+@pytest.mark.asyncio
+async def test_every_route_is_described_and_nothing_else(tmp_path: Path) -> None:
+    config = settings(tmp_path)
+    async with await SqliteStore.open(config.store.path) as store:
+        directory = config.directory()
+
+        async def announce(*_: Any) -> None:
+            return None
+
+        def mount(app: web.Application) -> None:  # as the daemon mounts them
+            add_audit_routes(app, AuditAccess(log=store.audit, key=LogKey.generate(None)))
+            add_inbox_routes(app, Inbox(store=store, directory=directory, announce=announce))
+            add_agency_list_routes(app, store)
+
+        app = make_app(
+            store=store,
+            directory=directory,
+            intake=Intake(store=store, directory=directory, limits=config.limits),
+            max_bytes=config.limits.max_bytes,
+            mount=mount,
+        )
+        served = {
+            (route.method.lower(), route.resource.canonical)
+            for route in app.router.routes()
+            if route.resource is not None
+            and route.resource.canonical.startswith("/v1/")
+            and route.method != "HEAD"
+        }
+        described = {
+            (method, path) for path, item in document()["paths"].items() for method in item
+        }
+        assert served == described
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            answer = await client.get("/v1/openapi.json")
+            assert answer.status == 200
+            assert (await answer.json())["openapi"] == "3.1.0"
