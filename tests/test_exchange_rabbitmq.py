@@ -17,7 +17,10 @@ from typing import Any
 import aio_pika
 import aiohttp
 import pytest
+from pydantic import SecretStr
 
+from lgsp_adapter.agencies import KnownAgency
+from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.bus.topology import Topology
 from lgsp_adapter.config import Settings
 from lgsp_adapter.daemon import run_daemon
@@ -341,3 +344,107 @@ async def test_a_stale_copy_after_a_lost_ack_costs_no_extra_attempt(tmp_path: Pa
     # waiting out its retry delay (0.3 s; a loaded machine only makes the gaps longer).
     times = [r.at for r in commune.received]
     assert min(b - a for a, b in itertools.pairwise(times)) >= 0.25
+
+
+async def rabbitmqctl(*args: str) -> None:
+    """Run rabbitmqctl; skip the test where it cannot manage the broker."""
+    if RABBITMQCTL is None:
+        pytest.skip("rabbitmqctl is needed to make broker accounts")
+    run = await asyncio.create_subprocess_exec(
+        str(RABBITMQCTL),
+        *args,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, errors = await asyncio.wait_for(run.communicate(), timeout=60)
+    if run.returncode != 0:
+        pytest.skip(f"rabbitmqctl cannot manage the broker here: {errors!r}")
+
+
+@asynccontextmanager
+async def broker_account(name: str) -> AsyncIterator[str]:
+    """A broker account of its own for one daemon; its AMQP URL."""
+    password = uuid.uuid4().hex
+    await rabbitmqctl("add_user", name, password)
+    try:
+        await rabbitmqctl("set_permissions", "-p", "/", name, ".*", ".*", ".*")
+        yield f"amqp://{name}:{password}@127.0.0.1:5672/"
+    finally:
+        await rabbitmqctl("delete_user", name)
+
+
+@pytest.mark.asyncio
+async def test_retries_pass_the_sender_identity_check_of_separate_accounts(
+    tmp_path: Path,
+) -> None:
+    """With each daemon on its own broker account and bus_user set, a packet that needs retries
+    is still delivered: the receiving daemon's own retry copies are not taken for forgeries."""
+    exchange = f"lgsp.test.{uuid.uuid4().hex[:12]}"
+    suffix = uuid.uuid4().hex[:8]
+    a_user, b_user = f"lgsp-a-{suffix}", f"lgsp-b-{suffix}"
+    commune = AgencyServer(script=[503])
+    try:
+        async with (
+            broker_account(a_user) as a_url,
+            broker_account(b_user) as b_url,
+            AsyncExitStack() as stack,
+        ):
+            await stack.enter_async_context(agency_server(commune))
+            province = await stack.enter_async_context(agency_server(AgencyServer()))
+            b = settings(tmp_path, "b", exchange, {COMMUNE: commune.url}, [PROVINCE])
+            a = settings(tmp_path, "a", exchange, {PROVINCE: province.url}, [COMMUNE])
+            b = b.model_copy(
+                update={
+                    "bus": b.bus.model_copy(update={"url": SecretStr(b_url)}),
+                    "known_agencies": [
+                        KnownAgency(code=AgencyCode.parse(PROVINCE), bus_user=a_user)
+                    ],
+                }
+            )
+            a = a.model_copy(
+                update={
+                    "bus": a.bus.model_copy(update={"url": SecretStr(a_url)}),
+                    "known_agencies": [
+                        KnownAgency(code=AgencyCode.parse(COMMUNE), bus_user=b_user)
+                    ],
+                }
+            )
+            await stack.enter_async_context(daemon(b))
+            url = await stack.enter_async_context(daemon(a))
+            packet_id = await submit(url, letter_to(COMMUNE))
+            seen = await wait_for(b.store.path, packet_id, COMMUNE, DeliveryState.DELIVERED)
+            await wait_for(a.store.path, packet_id, COMMUNE, DeliveryState.DELIVERED)
+            # Another account's copy of a packet B already holds is still a forgery.
+            body = letter_to(COMMUNE)
+            await publish_raw(
+                exchange,
+                f"edoc.{COMMUNE}",
+                aio_pika.Message(
+                    body,
+                    message_id=packet_id,  # the very packet B holds, from someone else
+                    type="edoc",
+                    content_type="application/xml",
+                    user_id="guest",
+                    headers={
+                        "x-lgsp-sender": PROVINCE,
+                        "x-lgsp-recipient": COMMUNE,
+                        "x-lgsp-recipients": COMMUNE,
+                        "x-lgsp-payload-sha256": hashlib.sha256(body).hexdigest(),
+                    },
+                ),
+            )
+            for _ in range(100):
+                with sqlite3.connect(b.store.path) as db:
+                    rejected = db.execute(
+                        "SELECT outcome, detail FROM audit_entries WHERE event = 'rejected'"
+                    ).fetchall()
+                if rejected:
+                    break
+                await asyncio.sleep(0.05)
+        assert [e for e, _ in seen["events"]] == ["received", "retried", "delivered"]
+        assert [r.status for r in commune.received] == [503, 200]
+        assert len(rejected) == 1
+        assert rejected[0][0] == "bus.forged"
+        assert f"not by '{a_user}'" in rejected[0][1]
+    finally:
+        await remove_topology(exchange, [PROVINCE, COMMUNE])
