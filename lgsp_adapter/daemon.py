@@ -28,7 +28,7 @@ from lgsp_adapter.bus.topology import Topology
 from lgsp_adapter.config import Settings
 from lgsp_adapter.delivery import Deliverer
 from lgsp_adapter.errors import ErrorCode, FatalError
-from lgsp_adapter.inbox import Inbox
+from lgsp_adapter.inbox import Inbox, release_stranded
 from lgsp_adapter.inbox_web import add_inbox_routes
 from lgsp_adapter.intake import Intake
 from lgsp_adapter.receipts import ReceiptPusher
@@ -133,6 +133,7 @@ async def run_daemon(
             "serving %s on %s (%s, store %s)", ", ".join(served), url, carrier, settings.store.path
         )
 
+        await release_stranded(store, directory, bus)
         stopping = asyncio.Event()
         workers = [
             asyncio.create_task(relay.run(stopping), name="relay"),

@@ -14,10 +14,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
+from typing import Protocol
 from uuid import UUID
 
 from lgsp_adapter.agencies import Client, DeliveryMode, Directory
-from lgsp_adapter.audit import AuditEvent
+from lgsp_adapter.agency_code import AgencyCode
+from lgsp_adapter.audit import AuditEntry, AuditEvent
 from lgsp_adapter.errors import ErrorCode, PermanentError
 from lgsp_adapter.store import DeliveryRecord, DeliveryState, StoredPacket, entry_for
 from lgsp_adapter.store.base import InboxItem
@@ -51,6 +53,57 @@ def _one_line(text: str) -> str:
 
 def _not_found() -> PermanentError:
     return PermanentError(ErrorCode.PACKET_NOT_FOUND, "no such packet in this client's inboxes")
+
+
+class Requeue(Protocol):
+    """What the bus offers to put a delivery back in its agency's queue."""
+
+    async def requeue(self, packet_id: UUID, recipient: str, entries: list[AuditEntry]) -> None:
+        """Queue the delivery again for this daemon's consumer."""
+        ...
+
+    async def announce_final(self, packet_id: UUID, recipient: str) -> None:
+        """Tell the sender how the delivery ended."""
+        ...
+
+
+async def release_stranded(store: SqliteStore, directory: Directory, bus: Requeue) -> int:
+    """At start: packets held for agencies that no longer fetch them. One whose agency now
+    takes pushes goes back on the bus to be pushed; one whose agency is no longer served here
+    is dead-lettered, and its sender told. Returns how many were moved."""
+    moved = 0
+    for packet_id, recipient in await store.held():
+        packet = await store.packet(packet_id)
+        if packet is None:
+            continue
+        agency = directory.served(AgencyCode.parse(recipient))
+        if agency is not None and agency.endpoint.mode is DeliveryMode.PULL:
+            continue
+        if agency is not None:
+            entry = entry_for(
+                packet,
+                AuditEvent.PUBLISHED,
+                recipient=recipient,
+                outcome="inbox.released",
+                detail="the agency's endpoint now takes pushes: out of the inbox, onto the bus",
+            )
+            await bus.requeue(packet_id, recipient, [entry])
+        else:
+            why = "held for an agency this daemon no longer serves"
+            entry = entry_for(
+                packet,
+                AuditEvent.DEAD_LETTERED,
+                recipient=recipient,
+                outcome="recipient.not_served",
+                detail=why,
+            )
+            await store.update_delivery(
+                packet_id, recipient, DeliveryState.DEAD_LETTERED, entries=[entry], detail=why
+            )
+            await bus.announce_final(packet_id, recipient)
+        log.warning(entry.line())
+        moved += 1
+    return moved
 
 
 class Inbox:

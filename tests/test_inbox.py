@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 
 from lgsp_adapter.config import Settings
+from lgsp_adapter.store.sqlite import SqliteStore
 from tests.agency_server import AgencyServer, agency_server
 from tests.conftest import EXAMPLES
 from tests.test_exchange_embedded import COMMUNES, DEPARTMENT, PROVINCE, TOKEN, settled, submit
@@ -248,7 +249,6 @@ async def test_an_acknowledgement_stands_when_the_sender_cannot_be_told(tmp_path
     tells it then."""
     from lgsp_adapter.inbox import Acknowledgement, Inbox
     from lgsp_adapter.store import DeliveryState, StoredPacket
-    from lgsp_adapter.store.sqlite import SqliteStore
 
     config = Settings.model_validate(
         {
@@ -286,3 +286,117 @@ async def test_an_acknowledgement_stands_when_the_sender_cannot_be_told(tmp_path
         assert told == [(packet.id, "failed"), (packet.id, COMMUNES[0])]
         history = await store.history(packet.id)
         assert [e.event.value for e in history] == ["delivered"]  # recorded once
+
+
+@pytest.mark.asyncio
+async def test_held_packets_follow_their_agency_when_it_stops_pulling(tmp_path: Path) -> None:
+    """Restarted with one commune now taking pushes and the other no longer served here: the
+    first gets its held packet pushed, the second's is dead-lettered and the sender told."""
+    commune = AgencyServer()
+    async with AsyncExitStack() as stack:
+        province = await stack.enter_async_context(agency_server(AgencyServer()))
+        department = await stack.enter_async_context(agency_server(AgencyServer()))
+        await stack.enter_async_context(agency_server(commune))
+        base = {
+            "http": {"port": 0},
+            "store": {"path": str(tmp_path / "store.sqlite3")},
+            "delivery": {"quick_retries": 0, "retry_delays_s": [0.2]},
+            "daemon": {"drain_s": 5},
+            "clients": [{"name": "province", "token": TOKEN, "agencies": [PROVINCE]}],
+        }
+        pulling = Settings.model_validate(
+            {
+                **base,
+                "agencies": [
+                    push(PROVINCE, province.url),
+                    push(DEPARTMENT, department.url),
+                    pull(COMMUNES[0]),
+                    pull(COMMUNES[1]),
+                ],
+            }
+        )
+        async with daemon(pulling) as url:
+            packet_id = await submit(url, DOCUMENT)
+            await held(url, packet_id, COMMUNES)
+        changed = Settings.model_validate(
+            {
+                **base,
+                "agencies": [
+                    push(PROVINCE, province.url),
+                    push(DEPARTMENT, department.url),
+                    push(COMMUNES[0], commune.url),
+                ],
+                "known_agencies": [{"code": COMMUNES[1]}],
+            }
+        )
+        async with daemon(changed) as url:
+            state = await settled(url, packet_id)
+    states = {d["recipient"]: d["state"] for d in state["deliveries"]}
+    assert states[COMMUNES[0]] == "delivered"
+    assert states[COMMUNES[1]] == "dead_lettered"
+    assert commune.delivered() == [packet_id]
+    outcomes = [(e["event"], e.get("recipient"), e.get("outcome")) for e in state["history"]]
+    assert ("published", COMMUNES[0], "inbox.released") in outcomes
+    assert ("dead_lettered", COMMUNES[1], "recipient.not_served") in outcomes
+
+
+@pytest.mark.asyncio
+async def test_a_released_packet_crosses_back_onto_rabbitmq(tmp_path: Path) -> None:
+    """On RabbitMQ the released packet goes back through the agency's queue, and the sender's
+    daemon learns from the receipt that it was delivered."""
+    exchange = f"lgsp.test.{uuid.uuid4().hex[:12]}"
+    common = {
+        "bus": {"url": BROKER, "exchange": exchange},
+        "delivery": {"quick_retries": 0, "retry_delays_s": [0.3]},
+        "daemon": {"drain_s": 5},
+        "http": {"port": 0},
+        "known_agencies": [{"code": PROVINCE}],
+    }
+    commune = AgencyServer()
+    try:
+        async with AsyncExitStack() as stack:
+            province = await stack.enter_async_context(agency_server(AgencyServer()))
+            await stack.enter_async_context(agency_server(commune))
+            a = Settings.model_validate(
+                {
+                    **common,
+                    "store": {"path": str(tmp_path / "a.sqlite3")},
+                    "agencies": [push(PROVINCE, province.url)],
+                    "known_agencies": [{"code": c} for c in (COMMUNES[0], COMMUNES[1], DEPARTMENT)],
+                    "clients": [{"name": "province", "token": TOKEN, "agencies": [PROVINCE]}],
+                }
+            )
+            b_store = str(tmp_path / "b.sqlite3")
+            b_pull = Settings.model_validate(
+                {**common, "store": {"path": b_store}, "agencies": [pull(COMMUNES[0])]}
+            )
+            b_push = Settings.model_validate(
+                {**common, "store": {"path": b_store}, "agencies": [push(COMMUNES[0], commune.url)]}
+            )
+            a_url = await stack.enter_async_context(daemon(a))
+            async with daemon(b_pull):
+                packet_id = await submit(a_url, DOCUMENT)
+                headers = {"Authorization": f"Bearer {TOKEN}"}
+                deadline = time.monotonic() + 15
+                async with aiohttp.ClientSession() as session:
+                    while True:  # held at B: B's store says so
+                        async with await SqliteStore.open(Path(b_store)) as store:
+                            records = await store.deliveries(uuid.UUID(packet_id))
+                        if records and records[0].state.value == "held":
+                            break
+                        assert time.monotonic() < deadline, "never held at B"
+                        await asyncio.sleep(0.1)
+            async with daemon(b_push), aiohttp.ClientSession() as session:
+                deadline = time.monotonic() + 15
+                while True:
+                    answer = await session.get(f"{a_url}/v1/packets/{packet_id}", headers=headers)
+                    states = {
+                        d["recipient"]: d["state"] for d in (await answer.json())["deliveries"]
+                    }
+                    if states.get(COMMUNES[0]) == "delivered":
+                        break
+                    assert time.monotonic() < deadline, f"no receipt reached A: {states}"
+                    await asyncio.sleep(0.1)
+        assert commune.delivered() == [packet_id]
+    finally:
+        await remove_topology(exchange, [PROVINCE, COMMUNES[0]], delays=[0.3])

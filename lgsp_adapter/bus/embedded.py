@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
+from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.receiving import Settlement
 from lgsp_adapter.relay import Outgoing, set_aside
 from lgsp_adapter.store.sqlite import SqliteStore
@@ -66,6 +67,12 @@ class EmbeddedBus:
         if routable:
             await self._store.enqueue_many(routable)
             self._wake.set()
+
+    async def requeue(self, packet_id: UUID, recipient: str, entries: list[AuditEntry]) -> None:
+        """Put a delivery back on the bus for this daemon's consumer (a held packet whose agency
+        now takes pushes)."""
+        await self._store.enqueue(packet_id, recipient, entries)
+        self._wake.set()
 
     async def announce_final(self, packet_id: UUID, recipient: str) -> None:
         """A delivery ended outside the consumer (a pull inbox's acknowledgement): tell the

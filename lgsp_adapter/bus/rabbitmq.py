@@ -379,6 +379,17 @@ class RabbitBus:
                 packet, recipient, record.state, record.attempts, record.detail
             )
 
+    async def requeue(self, packet_id: UUID, recipient: str, entries: list[AuditEntry]) -> None:
+        """Put a delivery back on the bus for this daemon's consumer (a held packet whose agency
+        now takes pushes): a copy straight into the agency's queue, recorded once confirmed."""
+        packet = await self._store.packet(packet_id)
+        if packet is None:
+            return
+        await self._park(packet, recipient, self._topology.agency_queue(recipient))
+        await self._store.update_delivery(
+            packet_id, recipient, DeliveryState.PUBLISHED, entries=entries
+        )
+
     async def announce_final(self, packet_id: UUID, recipient: str) -> None:
         """A delivery ended outside the consumer (a pull inbox's acknowledgement): send the
         sender's daemon its receipt, as for a delivery the consumer ended."""

@@ -505,6 +505,15 @@ class SqliteStore:
             for row in rows
         ]
 
+    async def held(self) -> list[tuple[UUID, str]]:
+        """Every delivery waiting in a pull inbox, oldest first."""
+        async with self._read.execute(
+            "SELECT packet_id, recipient FROM deliveries WHERE state = ? ORDER BY rowid",
+            (DeliveryState.HELD.value,),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [(UUID(row[0]), row[1]) for row in rows]
+
     async def acknowledge(
         self,
         packet_id: UUID,
