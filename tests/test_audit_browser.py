@@ -49,17 +49,23 @@ def _browser_or_skip() -> None:
 def browse(base: str, downloads: Path, profile: Path) -> dict[str, str]:
     """What an auditor does on the page; returns what they saw."""
     from selenium import webdriver
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webelement import WebElement
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.wait import WebDriverWait
 
     def follow(element: WebElement) -> None:
-        """Click and wait for the next page: the old one's elements go stale once it is gone."""
-        page = driver.find_element(By.TAG_NAME, "html")
+        """Click and wait until the next page has loaded. The old page is marked and the mark
+        must be gone; chromium answers some queries with errors while it swaps documents, so
+        those are waited through rather than taken for failures."""
+        driver.execute_script("window.lgspOldPage = true;")
         element.click()
-        WebDriverWait(driver, 15).until(expected_conditions.staleness_of(page))
+        WebDriverWait(driver, 15, ignored_exceptions=(WebDriverException,)).until(
+            lambda d: d.execute_script(
+                "return window.lgspOldPage === undefined && document.readyState === 'complete';"
+            )
+        )
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
