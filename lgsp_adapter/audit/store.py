@@ -8,16 +8,16 @@ per entry, and any proof a handful of lookups, however long the log grows.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol
 from uuid import UUID
 
-from lgsp_adapter.audit.entry import AuditEntry
+from lgsp_adapter.audit.entry import AuditEntry, canonical_entry, format_time
 from lgsp_adapter.audit.query import AuditQuery
 from lgsp_adapter.audit.signing import LogKey
-from lgsp_adapter.merkle import Node
+from lgsp_adapter.merkle import Node, leaf_hash
 
 Fields = dict[str, str | None]
 
@@ -104,3 +104,48 @@ class AuditStore(Protocol):
     async def remove_archived(self, record: ArchiveRecord) -> None:
         """Record the archive and delete its entries, in one transaction."""
         ...
+
+
+def where(query: AuditQuery, bind: Callable[[Any], str]) -> str:
+    """The WHERE clause of ``query`` for either store: ``bind`` records a value and returns
+    its placeholder (``?`` on SQLite, ``$n`` on PostgreSQL)."""
+    clauses: list[str] = []
+    if query.since is not None:
+        clauses.append(f"at >= {bind(format_time(query.since))}")
+    if query.until is not None:
+        clauses.append(f"at < {bind(format_time(query.until))}")
+    if query.agency is not None:
+        clauses.append(f"(sender = {bind(query.agency)} OR recipient = {bind(query.agency)})")
+    for name in ("kind", "document_id", "outcome"):
+        value = getattr(query, name)
+        if value is not None:
+            clauses.append(f"{name} = {bind(value)}")
+    if query.event is not None:
+        clauses.append(f"event = {bind(query.event.value)}")
+    if query.packet_id is not None:
+        clauses.append(f"packet_id = {bind(str(query.packet_id))}")
+    if query.after is not None:
+        clauses.append(f"idx > {bind(query.after)}")
+    if query.before is not None:
+        clauses.append(f"idx < {bind(query.before)}")
+    return " WHERE " + " AND ".join(clauses) if clauses else ""
+
+
+def stored_time(text: Any) -> datetime:
+    """A stored time; one that cannot be read (the row was tampered with) reads as the epoch,
+    and ``verify`` judges the row by what was signed, not by this column."""
+    try:
+        return datetime.fromisoformat(str(text))
+    except ValueError:
+        return datetime.fromtimestamp(0, UTC)
+
+
+def entry_row(entry: AuditEntry) -> tuple[Any, ...]:
+    """An entry's leaf hash and fields, as both stores insert them (its fields read once)."""
+    fields = entry.fields()
+    return (leaf_hash(canonical_entry(fields)), *fields.values())
+
+
+def checkpoint_of(row: Any) -> StoredCheckpoint:
+    """A checkpoint from a stored row (size, root, at, note)."""
+    return StoredCheckpoint(size=row[0], root=bytes(row[1]), at=stored_time(row[2]), note=row[3])

@@ -21,10 +21,18 @@ from lgsp_adapter.audit.checkpoint import Checkpoint
 from lgsp_adapter.audit.entry import FIELDS, AuditEntry, format_time
 from lgsp_adapter.audit.query import AuditQuery
 from lgsp_adapter.audit.signing import LogKey
-from lgsp_adapter.audit.store import ArchiveRecord, StoredCheckpoint, StoredEntry
+from lgsp_adapter.audit.store import (
+    ArchiveRecord,
+    StoredCheckpoint,
+    StoredEntry,
+    checkpoint_of,
+    entry_row,
+    stored_time,
+    where,
+)
 from lgsp_adapter.audit.tree import extend
 from lgsp_adapter.errors import ErrorCode, FatalError
-from lgsp_adapter.merkle import Node, leaf_hash
+from lgsp_adapter.merkle import Node
 
 Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 _APPEND_LOCK = 0x4C475350  # "LGSP": the advisory lock that serialises appends
@@ -178,10 +186,7 @@ class PostgresAuditLog:
         size = await conn.fetchval(_SIZE)
         await conn.executemany(
             _INSERT_ENTRY,
-            [
-                (size + n, leaf_hash(e.canonical()), *e.fields().values())
-                for n, e in enumerate(entries)
-            ],
+            [(size + n, *entry_row(entry)) for n, entry in enumerate(entries)],
         )
 
     async def tree_size(self) -> int:
@@ -232,10 +237,16 @@ class PostgresAuditLog:
 
     async def query(self, query: AuditQuery) -> list[AuditEntry]:
         """One page of entries matching ``query``, in index order."""
-        where, parameters = _where(query)
+        parameters: list[Any] = []
+
+        def bind(value: Any) -> str:
+            parameters.append(value)
+            return f"${len(parameters)}"
+
+        clause = where(query, bind)
         order = "DESC" if query.newest_first else ""
         return await self._select(
-            f"{where} ORDER BY idx {order} LIMIT ${len(parameters) + 1}",
+            f"{clause} ORDER BY idx {order} LIMIT ${len(parameters) + 1}",
             *parameters,
             query.limit,
         )
@@ -263,7 +274,7 @@ class PostgresAuditLog:
                 "SELECT size, root, at, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1"
             )
             if latest is not None and latest[0] == size:
-                return _checkpoint(latest)
+                return checkpoint_of(latest)
 
             root = await _build_tree(conn, size)
             signed = Checkpoint(origin=key.name, size=size, root=root, at=datetime.now(UTC))
@@ -283,7 +294,7 @@ class PostgresAuditLog:
             rows = await conn.fetch(
                 "SELECT size, root, at, note FROM audit_checkpoints ORDER BY size"
             )
-        return [_checkpoint(row) for row in rows]
+        return [checkpoint_of(row) for row in rows]
 
     async def archives(self) -> list[ArchiveRecord]:
         """Archives made so far, oldest first."""
@@ -297,7 +308,7 @@ class PostgresAuditLog:
                 end=row[1],
                 file=row[2],
                 sha256=row[3],
-                at=_time(row[4]),
+                at=stored_time(row[4]),
             )
             for row in rows
         ]
@@ -349,46 +360,3 @@ async def _nodes(conn: Conn, keys: Sequence[Node]) -> dict[Node, bytes]:
         [index for _, index in keys],
     )
     return {(row[0], row[1]): bytes(row[2]) for row in rows}
-
-
-def _where(query: AuditQuery) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    parameters: list[Any] = []
-
-    def bind(value: Any) -> str:
-        parameters.append(value)
-        return f"${len(parameters)}"
-
-    if query.since is not None:
-        clauses.append(f"at >= {bind(format_time(query.since))}")
-    if query.until is not None:
-        clauses.append(f"at < {bind(format_time(query.until))}")
-    if query.agency is not None:
-        marker = bind(query.agency)
-        clauses.append(f"(sender = {marker} OR recipient = {marker})")
-    for name in ("kind", "document_id", "outcome"):
-        value = getattr(query, name)
-        if value is not None:
-            clauses.append(f"{name} = {bind(value)}")
-    if query.event is not None:
-        clauses.append(f"event = {bind(query.event.value)}")
-    if query.packet_id is not None:
-        clauses.append(f"packet_id = {bind(str(query.packet_id))}")
-    if query.after is not None:
-        clauses.append(f"idx > {bind(query.after)}")
-    if query.before is not None:
-        clauses.append(f"idx < {bind(query.before)}")
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), parameters
-
-
-def _checkpoint(row: Any) -> StoredCheckpoint:
-    return StoredCheckpoint(size=row[0], root=bytes(row[1]), at=_time(row[2]), note=row[3])
-
-
-def _time(text: Any) -> datetime:
-    """A stored time; one that cannot be read (the row was tampered with) reads as the epoch,
-    and ``verify`` judges the row by what was signed, not by this column."""
-    try:
-        return datetime.fromisoformat(str(text))
-    except ValueError:
-        return datetime.fromtimestamp(0, UTC)

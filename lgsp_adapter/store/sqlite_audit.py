@@ -21,9 +21,17 @@ from lgsp_adapter.audit.checkpoint import Checkpoint
 from lgsp_adapter.audit.entry import FIELDS, AuditEntry, format_time
 from lgsp_adapter.audit.query import AuditQuery
 from lgsp_adapter.audit.signing import LogKey
-from lgsp_adapter.audit.store import ArchiveRecord, StoredCheckpoint, StoredEntry
+from lgsp_adapter.audit.store import (
+    ArchiveRecord,
+    StoredCheckpoint,
+    StoredEntry,
+    checkpoint_of,
+    entry_row,
+    stored_time,
+    where,
+)
 from lgsp_adapter.audit.tree import extend
-from lgsp_adapter.merkle import Node, leaf_hash
+from lgsp_adapter.merkle import Node
 
 SCHEMA = """
     CREATE TABLE audit_entries (
@@ -116,7 +124,7 @@ class SqliteAuditLog:
         if entries:
             await self._db.executemany(
                 _INSERT_ENTRY,
-                [(leaf_hash(e.canonical()), *e.fields().values()) for e in entries],
+                [entry_row(entry) for entry in entries],
             )
 
     async def append(self, entries: Sequence[AuditEntry]) -> None:
@@ -198,10 +206,16 @@ class SqliteAuditLog:
 
     async def query(self, query: AuditQuery) -> list[AuditEntry]:
         """One page of entries matching ``query``, in index order."""
-        where, parameters = _where(query)
+        parameters: list[Any] = []
+
+        def bind(value: Any) -> str:
+            parameters.append(value)
+            return "?"
+
+        clause = where(query, bind)
         order = "DESC" if query.newest_first else ""
         return await self._select(
-            f"{where} ORDER BY idx {order} LIMIT ?", (*parameters, query.limit)
+            f"{clause} ORDER BY idx {order} LIMIT ?", (*parameters, query.limit)
         )
 
     async def history(self, packet_id: UUID) -> list[AuditEntry]:
@@ -226,7 +240,7 @@ class SqliteAuditLog:
             ) as cursor:
                 latest = await cursor.fetchone()
             if latest is not None and latest[0] == size:
-                return _checkpoint(latest)
+                return checkpoint_of(latest)
             root = await self._build_tree(size)
             signed = Checkpoint(origin=key.name, size=size, root=root, at=datetime.now(UTC))
             note = signed.sign(key)
@@ -242,7 +256,7 @@ class SqliteAuditLog:
             "SELECT size, root, at, note FROM audit_checkpoints ORDER BY size"
         ) as cursor:
             rows = await cursor.fetchall()
-        return [_checkpoint(row) for row in rows]
+        return [checkpoint_of(row) for row in rows]
 
     async def archives(self) -> list[ArchiveRecord]:
         """Archives made so far, oldest first."""
@@ -256,7 +270,7 @@ class SqliteAuditLog:
                 end=row[1],
                 file=row[2],
                 sha256=row[3],
-                at=_time(row[4]),
+                at=stored_time(row[4]),
             )
             for row in rows
         ]
@@ -288,48 +302,3 @@ async def _nodes(db: aiosqlite.Connection, keys: Sequence[Node]) -> dict[Node, b
             for level, index, digest in await cursor.fetchall():
                 found[(level, index)] = bytes(digest)
     return found
-
-
-def _where(query: AuditQuery) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    parameters: list[Any] = []
-    if query.since is not None:
-        clauses.append("at >= ?")
-        parameters.append(format_time(query.since))
-    if query.until is not None:
-        clauses.append("at < ?")
-        parameters.append(format_time(query.until))
-    if query.agency is not None:
-        clauses.append("(sender = ? OR recipient = ?)")
-        parameters += [query.agency, query.agency]
-    for name in ("kind", "document_id", "outcome"):
-        value = getattr(query, name)
-        if value is not None:
-            clauses.append(f"{name} = ?")
-            parameters.append(value)
-    if query.event is not None:
-        clauses.append("event = ?")
-        parameters.append(query.event.value)
-    if query.packet_id is not None:
-        clauses.append("packet_id = ?")
-        parameters.append(str(query.packet_id))
-    if query.after is not None:
-        clauses.append("idx > ?")
-        parameters.append(query.after)
-    if query.before is not None:
-        clauses.append("idx < ?")
-        parameters.append(query.before)
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), parameters
-
-
-def _checkpoint(row: Any) -> StoredCheckpoint:
-    return StoredCheckpoint(size=row[0], root=bytes(row[1]), at=_time(row[2]), note=row[3])
-
-
-def _time(text: Any) -> datetime:
-    """A stored time; one that cannot be read (the row was tampered with) reads as the epoch,
-    and ``verify`` judges the row by what was signed, not by this column."""
-    try:
-        return datetime.fromisoformat(str(text))
-    except ValueError:
-        return datetime.fromtimestamp(0, UTC)
