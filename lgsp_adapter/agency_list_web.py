@@ -13,7 +13,7 @@ from aiohttp import web
 from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.errors import ErrorCode, PermanentError
 from lgsp_adapter.store.sqlite import SqliteStore
-from lgsp_adapter.web import DIRECTORY, client_of
+from lgsp_adapter.web import DIRECTORY, client_of, whole_number
 
 AGENCY_STORE: web.AppKey[SqliteStore] = web.AppKey("agency_store", SqliteStore)
 MAX_PAGE = 1000
@@ -32,12 +32,12 @@ def _code(request: web.Request, name: str) -> str | None:
 async def agencies(request: web.Request) -> web.Response:
     """A page of the agency list."""
     client_of(request)
-    limit_text = request.query.get("limit", "100")
-    if not (limit_text.isascii() and limit_text.isdigit()) or not 1 <= int(limit_text) <= MAX_PAGE:
+    given = whole_number(request.query, "limit", ErrorCode.AGENCY_LIST_INVALID)
+    limit = 100 if given is None else given
+    if not 1 <= limit <= MAX_PAGE:
         raise PermanentError(
             ErrorCode.AGENCY_LIST_INVALID, f"limit must be a whole number from 1 to {MAX_PAGE}"
         )
-    limit = int(limit_text)
     found = await request.app[AGENCY_STORE].agency_list.find(
         under=_code(request, "under"),
         search=(request.query.get("q") or "").strip()[:100] or None,

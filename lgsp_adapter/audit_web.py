@@ -32,7 +32,7 @@ from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.audit.store import AuditStore, StoredCheckpoint
 from lgsp_adapter.audit.verify import Report, verify_log
 from lgsp_adapter.errors import ErrorCode, LgspError
-from lgsp_adapter.web import client_of
+from lgsp_adapter.web import client_of, whole_number
 
 VERIFY_FRESH_S = 30.0
 HTTP_BUNDLE_ENTRIES = 5000  # a request's bundle; larger ranges are for the command line
@@ -141,14 +141,10 @@ def report_json(report: Report, at: float) -> dict[str, Any]:
 
 
 def _int(params: Mapping[str, str], name: str, *, required: bool = True) -> int | None:
-    value = params.get(name)
-    if value is None:
-        if required:
-            raise BadQuery(f"{name} is required")
-        return None
-    if not (value.isascii() and value.isdigit()) or len(value) > 18:
-        raise BadQuery(f"{name} must be a whole number, not {value!r}")
-    return int(value)
+    value = whole_number(params, name, ErrorCode.AUDIT_BAD_QUERY)
+    if value is None and required:
+        raise BadQuery(f"{name} is required")
+    return value
 
 
 async def entries(request: web.Request) -> web.Response:

@@ -16,7 +16,7 @@ from aiohttp import web
 from lgsp_adapter.delivery import headers_for
 from lgsp_adapter.errors import ErrorCode, PermanentError
 from lgsp_adapter.inbox import Acknowledgement, Inbox
-from lgsp_adapter.web import client_of, read_body
+from lgsp_adapter.web import client_of, read_body, whole_number
 
 INBOX: web.AppKey[Inbox] = web.AppKey("inbox", Inbox)
 _ACK_MAX_BYTES = 8 * 1024
@@ -27,12 +27,8 @@ def _bad(message: str) -> PermanentError:
 
 
 def _number(request: web.Request, name: str, default: int) -> int:
-    value = request.query.get(name)
-    if value is None:
-        return default
-    if not (value.isascii() and value.isdigit()) or len(value) > 18:
-        raise _bad(f"{name} must be a whole number, not {value!r}")
-    return int(value)
+    value = whole_number(request.query, name, ErrorCode.INBOX_BAD_REQUEST)
+    return default if value is None else value
 
 
 def _packet_id(request: web.Request) -> UUID:

@@ -7,7 +7,7 @@ Errors are JSON, ``{"error": {"code", "message", "details"}}``, with the stable 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from uuid import UUID
 
@@ -94,6 +94,18 @@ def client_of(request: web.Request, role: Role = Role.AGENCY) -> Client:
             ErrorCode.AUTH_FORBIDDEN, f"client {client.name} is not an {role.value}'s client"
         )
     return client
+
+
+def whole_number(params: Mapping[str, str], name: str, code: ErrorCode) -> int | None:
+    """A query parameter that must be a whole number (None when absent); otherwise a 400
+    with ``code``. ASCII digits only, at most 18: ``int`` would take "²" or refuse 5,000
+    digits with an error of its own."""
+    value = params.get(name)
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
+        raise PermanentError(code, f"{name} must be a whole number, not {value!r}")
+    return int(value)
 
 
 async def read_body(request: web.Request, max_bytes: int) -> bytes:
