@@ -154,4 +154,4 @@ async def test_an_auditor_searches_opens_a_packet_and_downloads_its_bundle(
     check = verify_bundle(await asyncio.to_thread(Path(seen["bundle"]).read_bytes))
     assert check.subject == {"packet_id": packet_id}
     assert check.entries >= 7  # received; published and delivered to each of 3 recipients
-    assert "Nhật ký toàn vẹn" in seen["verification"] or "The log verifies" in seen["verification"]
+    assert "The log verifies" in seen["verification"]  # English, as chosen before

@@ -208,16 +208,7 @@ async def test_dropped_connections_mid_stream_lose_and_duplicate_nothing(tmp_pat
         for i in range(60):
             sent.append(await submit(url, letter_to(COMMUNE)))
             if i in (20, 40):
-                drop = await asyncio.create_subprocess_exec(
-                    str(RABBITMQCTL),
-                    "close_all_connections",
-                    "lgsp-adapter test drop",
-                    stdout=asyncio.subprocess.DEVNULL,
-                    stderr=asyncio.subprocess.PIPE,
-                )
-                _, errors = await asyncio.wait_for(drop.communicate(), timeout=60)
-                if drop.returncode != 0:  # not root, say: the broker's cookie is root's
-                    pytest.skip(f"rabbitmqctl cannot manage the broker here: {errors!r}")
+                await rabbitmqctl("close_all_connections", "lgsp-adapter test drop")
         for packet_id in sent:
             await wait_for(b_store, packet_id, COMMUNE, DeliveryState.DELIVERED)
     delivered = Counter(commune.delivered())
@@ -357,7 +348,7 @@ async def rabbitmqctl(*args: str) -> None:
         stderr=asyncio.subprocess.PIPE,
     )
     _, errors = await asyncio.wait_for(run.communicate(), timeout=60)
-    if run.returncode != 0:
+    if run.returncode != 0:  # not root, say: the broker's cookie is root's
         pytest.skip(f"rabbitmqctl cannot manage the broker here: {errors!r}")
 
 

@@ -16,11 +16,13 @@ import aiohttp
 import pytest
 
 from lgsp_adapter.config import Settings
+from lgsp_adapter.inbox import Acknowledgement, Inbox
+from lgsp_adapter.store import DeliveryState, StoredPacket
 from lgsp_adapter.store.sqlite import SqliteStore
 from tests.agency_server import AgencyServer, agency_server
 from tests.conftest import EXAMPLES
 from tests.test_exchange_embedded import COMMUNES, DEPARTMENT, PROVINCE, TOKEN, settled, submit
-from tests.test_exchange_rabbitmq import BROKER, daemon, remove_topology
+from tests.test_exchange_rabbitmq import BROKER, daemon, remove_topology, wait_for
 
 QUANG_PHU = "quang-phu-system-token-0123456789"
 HOANG_HOA = "hoang-hoa-system-token-0123456789"
@@ -225,20 +227,8 @@ async def test_an_acknowledgement_reaches_the_sender_across_daemons(tmp_path: Pa
                 await asyncio.sleep(0.1)
             assert await (await quang_phu.fetch(packet_id)).read() == DOCUMENT
             assert (await quang_phu.ack(packet_id, {"status": "done"}))[0] == 200
-            deadline = time.monotonic() + 15
-            async with aiohttp.ClientSession() as province_session:
-                while True:
-                    answer = await province_session.get(
-                        f"{a_url}/v1/packets/{packet_id}",
-                        headers={"Authorization": f"Bearer {TOKEN}"},
-                    )
-                    states = {
-                        d["recipient"]: d["state"] for d in (await answer.json())["deliveries"]
-                    }
-                    if states.get(COMMUNES[0]) == "delivered":
-                        break
-                    assert time.monotonic() < deadline, f"no receipt reached A: {states}"
-                    await asyncio.sleep(0.1)
+            # The receipt reaches the sender's daemon.
+            await wait_for(a.store.path, packet_id, COMMUNES[0], DeliveryState.DELIVERED)
     finally:
         await remove_topology(exchange, [PROVINCE, COMMUNES[0]], delays=[0.3])
 
@@ -247,8 +237,6 @@ async def test_an_acknowledgement_reaches_the_sender_across_daemons(tmp_path: Pa
 async def test_an_acknowledgement_stands_when_the_sender_cannot_be_told(tmp_path: Path) -> None:
     """Telling the sender failed once: the acknowledgement holds, and acknowledging again
     tells it then."""
-    from lgsp_adapter.inbox import Acknowledgement, Inbox
-    from lgsp_adapter.store import DeliveryState, StoredPacket
 
     config = Settings.model_validate(
         {
@@ -376,27 +364,9 @@ async def test_a_released_packet_crosses_back_onto_rabbitmq(tmp_path: Path) -> N
             a_url = await stack.enter_async_context(daemon(a))
             async with daemon(b_pull):
                 packet_id = await submit(a_url, DOCUMENT)
-                headers = {"Authorization": f"Bearer {TOKEN}"}
-                deadline = time.monotonic() + 15
-                async with aiohttp.ClientSession() as session:
-                    while True:  # held at B: B's store says so
-                        async with await SqliteStore.open(Path(b_store)) as store:
-                            records = await store.deliveries(uuid.UUID(packet_id))
-                        if records and records[0].state.value == "held":
-                            break
-                        assert time.monotonic() < deadline, "never held at B"
-                        await asyncio.sleep(0.1)
-            async with daemon(b_push), aiohttp.ClientSession() as session:
-                deadline = time.monotonic() + 15
-                while True:
-                    answer = await session.get(f"{a_url}/v1/packets/{packet_id}", headers=headers)
-                    states = {
-                        d["recipient"]: d["state"] for d in (await answer.json())["deliveries"]
-                    }
-                    if states.get(COMMUNES[0]) == "delivered":
-                        break
-                    assert time.monotonic() < deadline, f"no receipt reached A: {states}"
-                    await asyncio.sleep(0.1)
+                await wait_for(Path(b_store), packet_id, COMMUNES[0], DeliveryState.HELD)
+            async with daemon(b_push):
+                await wait_for(a.store.path, packet_id, COMMUNES[0], DeliveryState.DELIVERED)
         assert commune.delivered() == [packet_id]
     finally:
         await remove_topology(exchange, [PROVINCE, COMMUNES[0]], delays=[0.3])
