@@ -33,6 +33,9 @@ from lgsp_adapter.audit.bundle import (
     verify_bundle,
 )
 from lgsp_adapter.audit.proofs import (
+    BadEvidence,
+    check_consistency,
+    check_inclusion,
     consistency_document,
     inclusion_document,
     signed_checkpoint,
@@ -495,6 +498,36 @@ def verify_bundle_command(file: Path, public_key: Path | None) -> None:
     except LgspError as exc:
         fail(f"error: {file}: {exc}")
     click.echo(check.summary())
+
+
+@audit_group.command("verify-proof")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--public-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    required=True,
+    help="The log's verifier key (a proof carries none of its own).",
+)
+def verify_proof_command(file: Path, public_key: Path) -> None:
+    """Check a proof from `audit prove` (or /v1/audit/proofs/…) offline."""
+    try:
+        verifier = read_verifier(public_key)
+        document = json.loads(file.read_bytes())
+        if not isinstance(document, dict) or document.get("type") not in (
+            "inclusion",
+            "consistency",
+        ):
+            raise BadEvidence("not a proof of this log (type inclusion or consistency)")
+        if document["type"] == "inclusion":
+            checkpoint, index = check_inclusion(document, verifier)
+            click.echo(f"entry {index} is in log {checkpoint.origin!r} at size {checkpoint.size}")
+        else:
+            old, new = check_consistency(document, verifier)
+            click.echo(f"log {new.origin!r} at size {new.size} extends it at size {old.size}")
+    except ValueError as exc:
+        fail(f"error: {file}: not JSON: {exc}")
+    except LgspError as exc:
+        fail(f"error: {file}: {exc}")
 
 
 @audit_group.command("archive")

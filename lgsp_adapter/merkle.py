@@ -44,16 +44,6 @@ def root(leaves: Sequence[bytes]) -> bytes:
     return node_hash(root(leaves[:k]), root(leaves[k:]))
 
 
-def inclusion_proof(index: int, leaves: Sequence[bytes]) -> list[bytes]:
-    """PATH(m, D[n]): the audit path of leaf ``index`` in the tree over ``leaves``."""
-    return [root(leaves[lo:hi]) for lo, hi in inclusion_ranges(index, len(leaves))]
-
-
-def consistency_proof(old_size: int, leaves: Sequence[bytes]) -> list[bytes]:
-    """PROOF(m, D[n]): that the tree over ``leaves`` appends to its first ``old_size``."""
-    return [root(leaves[lo:hi]) for lo, hi in consistency_ranges(old_size, len(leaves))]
-
-
 Range = tuple[int, int]  # leaves [lo, hi) whose tree root is one element of a proof
 Node = tuple[int, int]  # (level, index): the perfect subtree over leaves [index·2^level, +2^level)
 

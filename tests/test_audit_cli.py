@@ -22,7 +22,11 @@ ORIGIN = "lgsp-adapter/cli-test"
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    offline = args[0] in ("verify-bundle", "verify-archive")  # they need nothing but the file
+    offline = args[0] in (
+        "verify-bundle",
+        "verify-archive",
+        "verify-proof",
+    )  # they need nothing but the file
     settings = [] if offline else ["--config", str(cwd / "lgsp.toml")]
     return subprocess.run(
         [sys.executable, "-m", "lgsp_adapter", "audit", *args, *settings],
@@ -154,6 +158,25 @@ def test_proofs_come_out_as_documented_json(folder: Path) -> None:
     assert (inclusion["type"], inclusion["index"], inclusion["tree_size"]) == ("inclusion", 7, 20)
     consistency = json.loads(run("prove", "consistency", "20", "60", cwd=folder).stdout)
     assert (consistency["old_size"], consistency["new_size"]) == (20, 60)
+    for name, document in (("inclusion", inclusion), ("consistency", consistency)):
+        (folder / f"{name}.json").write_text(json.dumps(document))
+    key = folder / "published.key"
+    key.write_text(run("public-key", cwd=folder).stdout)
+    checked = run(
+        "verify-proof", str(folder / "inclusion.json"), "--public-key", str(key), cwd=folder
+    )
+    assert checked.stdout == "entry 7 is in log 'lgsp-adapter/cli-test' at size 20\n"
+    checked = run(
+        "verify-proof", str(folder / "consistency.json"), "--public-key", str(key), cwd=folder
+    )
+    assert "at size 60 extends it at size 20" in checked.stdout
+    inclusion["entry"]["outcome"] = "refused"
+    (folder / "inclusion.json").write_text(json.dumps(inclusion))
+    refused = run(
+        "verify-proof", str(folder / "inclusion.json"), "--public-key", str(key), cwd=folder
+    )
+    assert refused.returncode == 1
+    assert "leaf_hash is not the hash of its fields" in refused.stderr
     result = run("prove", "consistency", "21", cwd=folder)
     assert result.returncode == 1
     assert "audit.not_found: no checkpoint of size 21" in result.stderr
