@@ -1,9 +1,10 @@
 """What the audit log needs from a store, on SQLite or PostgreSQL alike.
 
-A store keeps three append-only tables: the entries (by leaf index, from 0), the hash of every
-perfect subtree of the Merkle tree over them (``(level, index)``: level 0 are the leaves), and
-the signed checkpoints. Keeping the subtree hashes makes appending cost about two small inserts
-per entry, and any proof a handful of lookups, however long the log grows.
+A store keeps four append-only tables: the entries (by leaf index, from 0, each row with its
+leaf hash), the hash of every perfect subtree of the Merkle tree over them (``(level, index)``:
+level 0 are the leaves), built when a checkpoint is signed, the signed checkpoints, and the
+archives. Appending is one insert per entry; any proof is a handful of lookups, however long
+the log grows. Both stores share the query builder and row readers below.
 """
 
 from __future__ import annotations
@@ -45,19 +46,20 @@ class ArchiveRecord:
 
 @dataclass(frozen=True)
 class StoredEntry:
-    """An entry's stored fields, its index, and the leaf hash the tree holds at that index
-    (None when the tree has no such leaf)."""
+    """An entry's stored fields, its index, and the leaf hash its row carries (which ``verify``
+    compares with the hash of the fields, to name an entry changed alone)."""
 
     index: int
     fields: Fields
-    leaf: bytes | None
+    leaf: bytes
 
 
 class AuditStore(Protocol):
     """The audit log's storage."""
 
     async def append(self, entries: Sequence[AuditEntry]) -> None:
-        """Append entries, and their leaves and completed subtrees, in one transaction."""
+        """Append entries with their leaves, in one transaction (the tree's other hashes are
+        stored when a checkpoint is signed)."""
         ...
 
     async def tree_size(self) -> int:

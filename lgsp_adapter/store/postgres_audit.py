@@ -174,7 +174,7 @@ class PostgresAuditLog:
         await self._pool.close()
 
     async def append(self, entries: Sequence[AuditEntry]) -> None:
-        """Append entries, their leaves and completed subtrees, in one transaction."""
+        """Append entries with their leaves, in one transaction."""
         if not entries:
             return
         async with self._pool.acquire() as conn, conn.transaction():
@@ -225,7 +225,7 @@ class PostgresAuditLog:
                 yield StoredEntry(
                     index=row[0],
                     fields=dict(zip(FIELDS, list(row)[1:-1], strict=True)),
-                    leaf=None if row[-1] is None else bytes(row[-1]),
+                    leaf=bytes(row[-1]),
                 )
             if len(rows) < _BATCH:
                 return

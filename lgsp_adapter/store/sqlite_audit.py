@@ -194,7 +194,7 @@ class SqliteAuditLog:
                 yield StoredEntry(
                     index=row[0],
                     fields=dict(zip(FIELDS, row[1:-1], strict=True)),
-                    leaf=None if row[-1] is None else bytes(row[-1]),
+                    leaf=bytes(row[-1]),
                 )
             if len(rows) < _BATCH:
                 return
