@@ -148,7 +148,9 @@ class Settings(BaseSettings):
         names = [c.name for c in self.clients]
         if len(set(names)) != len(names):
             raise ValueError("two clients share a name")
-        tokens = [c.token.get_secret_value() for c in self.clients]
+        if any(c.token is None for c in self.clients):
+            raise ValueError("a client in the settings needs its token")
+        tokens = [c.token.get_secret_value() for c in self.clients if c.token is not None]
         if len(set(tokens)) != len(tokens):
             raise ValueError("two clients share a token")
         return self

@@ -7,6 +7,7 @@ packet to the same door; the content type, or else the first byte, tells which c
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import get_args
 
 from lgsp_adapter.diagnostics import Diagnostic
 from lgsp_adapter.edxml_codec import EdxmlPacket, parse_edxml
@@ -74,3 +75,13 @@ def _syntax(data: bytes, content_type: str | None) -> str:
         ErrorCode.PACKET_UNKNOWN_KIND,
         "the content is neither XML (edXML) nor a JSON object (tax–transport)",
     )
+
+
+def _kinds() -> frozenset[str]:
+    models = [*get_args(EdxmlPacket), *get_args(get_args(TaxTransportPacket)[0])]
+    return frozenset(
+        kind for model in models for kind in get_args(model.model_fields["kind"].annotation)
+    )
+
+
+KINDS = _kinds()  # every packet kind we carry: what an endpoint may name as accepted

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from lgsp_adapter.agency_code import AgencyCode
+from lgsp_adapter.audit.admin import settings_digest
 from lgsp_adapter.config import load_settings
 from lgsp_adapter.errors import ErrorCode, FatalError
 from tests.conftest import PROJECT
@@ -102,3 +103,54 @@ def test_secrets_never_show_in_the_settings_text(
     for shown in (repr(settings), str(settings), settings.model_dump_json()):
         assert "hunter2-secret" not in shown
         assert TOKEN not in shown
+
+
+def test_endpoint_kinds_must_be_kinds_we_carry(tmp_path: Path) -> None:
+    text = AGENCY + 'kinds = ["edoc", "tax-transport/licences"]\n'
+    assert "unknown packet kinds ['tax-transport/licences']" in refused(tmp_path, text)
+
+
+def test_a_client_certificate_needs_https(tmp_path: Path) -> None:
+    text = (
+        AGENCY
+        + '[agencies.endpoint.auth]\nkind = "mtls"\ncertificate = "c.pem"\nprivate_key = "k.pem"\n'
+    )
+    assert "a client certificate needs an https url" in refused(tmp_path, text)
+
+
+def test_an_hmac_secret_must_be_long(tmp_path: Path) -> None:
+    text = AGENCY + '[agencies.endpoint.auth]\nkind = "hmac"\nkey_id = "k1"\nsecret = "short"\n'
+    assert "at least 32 characters" in refused(tmp_path, text)
+
+
+def test_a_settings_client_needs_its_token(tmp_path: Path) -> None:
+    text = AGENCY + '[[clients]]\nname = "x"\nagencies = ["000.00.00.H56"]\n'
+    assert "needs its token" in refused(tmp_path, text)
+
+
+def test_an_integrator_speaks_for_no_agency(tmp_path: Path) -> None:
+    text = (
+        AGENCY
+        + f'[[clients]]\nname = "i"\nrole = "integrator"\ntoken = "{TOKEN}"\n'
+        + 'agencies = ["000.00.00.H56"]\n'
+    )
+    assert "an integrator speaks for no agency" in refused(tmp_path, text)
+
+
+def test_a_changed_endpoint_password_changes_the_settings_digest() -> None:
+    base = {
+        "agencies": [
+            {
+                "code": "000.00.00.H56",
+                "name": "x",
+                "endpoint": {
+                    "url": "http://127.0.0.1:1/",
+                    "auth": {"kind": "basic", "username": "u", "password": "one"},
+                },
+            }
+        ]
+    }
+    first = load_settings(None).model_validate(base)
+    base["agencies"][0]["endpoint"]["auth"]["password"] = "two"  # type: ignore[index]
+    second = load_settings(None).model_validate(base)
+    assert settings_digest(first) != settings_digest(second)

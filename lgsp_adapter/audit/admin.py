@@ -3,7 +3,7 @@ checkpoints it signs on a schedule.
 
 Settings are recorded by digest at each start that finds them changed, so an auditor sees
 "configuration changed at 08:02" in the same log as the packets, without the log holding
-secrets: tokens and the bus URL enter the digest, never the text.
+secrets: tokens, passwords and the bus URL enter the digest, never the text.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 
+from lgsp_adapter.agencies import with_secrets
 from lgsp_adapter.audit.entry import AuditEntry, AuditEvent
 from lgsp_adapter.audit.query import AuditQuery
 from lgsp_adapter.audit.signing import LogKey
@@ -25,12 +26,9 @@ log = logging.getLogger(__name__)
 
 def settings_digest(settings: Settings) -> str:
     """SHA-256 over every setting, secrets included (as their own digests)."""
-    document = settings.model_dump(mode="json")
-    secrets = [client.token.get_secret_value() for client in settings.clients]
-    if settings.bus.url is not None:
-        secrets.append(settings.bus.url.get_secret_value())
-    document["_secrets"] = [hashlib.sha256(secret.encode()).hexdigest() for secret in secrets]
-    text = json.dumps(document, sort_keys=True, ensure_ascii=False, default=str)
+    # The digest is all that is kept, so secrets enter it as they are: a changed endpoint
+    # password is a changed configuration too.
+    text = json.dumps(with_secrets(settings), sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
