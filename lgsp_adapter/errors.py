@@ -50,6 +50,8 @@ class ErrorCode(StrEnum):
     PACKET_FORGED_SENDER = "packet.forged_sender"
     PACKET_UNKNOWN_RECIPIENT = "packet.unknown_recipient"
     PACKET_NOT_FOUND = "packet.not_found"
+    PACKET_RECIPIENT_DISABLED = "packet.recipient_disabled"
+    PACKET_KIND_NOT_ACCEPTED = "packet.kind_not_accepted"
     # The pull inbox
     INBOX_BAD_REQUEST = "inbox.bad_request"
     INBOX_ALREADY_ACKNOWLEDGED = "inbox.already_acknowledged"
@@ -62,6 +64,13 @@ class ErrorCode(StrEnum):
     AUTH_FORBIDDEN = "auth.forbidden"
     AGENCY_CODE_INVALID = "agency_code.invalid"
     AGENCY_LIST_INVALID = "agency_list.invalid"
+    # The registry of endpoints
+    REGISTRY_INVALID = "registry.invalid"
+    REGISTRY_NOT_FOUND = "registry.not_found"
+    REGISTRY_DUPLICATE = "registry.duplicate"
+    REGISTRY_CONFLICT = "registry.conflict"
+    REGISTRY_TOKEN_REUSED = "registry.token_reused"  # noqa: S105  # a code, not a secret
+    ENDPOINT_UNREACHABLE = "endpoint.unreachable"
     # The audit log
     AUDIT_BAD_QUERY = "audit.bad_query"
     AUDIT_NOT_FOUND = "audit.not_found"

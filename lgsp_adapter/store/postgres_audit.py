@@ -161,6 +161,11 @@ class PostgresAuditLog:
                 len(MIGRATIONS),
             )
 
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The connections, for tables whose changes append to this log in one transaction."""
+        return self._pool
+
     async def __aenter__(self) -> Self:
         return self
 

@@ -31,6 +31,8 @@ from lgsp_adapter.store.base import DeliveryRecord, DeliveryState, InboxItem, St
 from lgsp_adapter.store.sqlite_agency_list import SCHEMA as AGENCY_LIST_SCHEMA
 from lgsp_adapter.store.sqlite_agency_list import SqliteAgencyList
 from lgsp_adapter.store.sqlite_audit import SCHEMA, SqliteAuditLog
+from lgsp_adapter.store.sqlite_registry import SCHEMA as REGISTRY_SCHEMA
+from lgsp_adapter.store.sqlite_registry import SqliteRegistry
 
 # Each entry moves the schema one version on; never edit one that has shipped. An entry is SQL,
 # or SQL and the name of a method that moves data in the same transaction.
@@ -95,6 +97,8 @@ MIGRATIONS: list[str | tuple[str, str]] = [
     (SCHEMA, "_move_audit_log"),
     # The list of agencies the exchange knows (national list, settings): who can be sent to.
     AGENCY_LIST_SCHEMA,
+    # The live registry of the endpoints this daemon serves, and the tokens of their systems.
+    REGISTRY_SCHEMA,
 ]
 
 
@@ -114,6 +118,9 @@ class SqliteStore:
         self._owner = owner  # the open lock file while this process owns the store
         self.audit = SqliteAuditLog(writer=connection, reader=reader, transaction=self._write)
         self.agency_list = SqliteAgencyList(
+            writer=connection, reader=reader, transaction=self._write, audit=self.audit
+        )
+        self.registry = SqliteRegistry(
             writer=connection, reader=reader, transaction=self._write, audit=self.audit
         )
 

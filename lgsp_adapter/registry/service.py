@@ -1,0 +1,370 @@
+"""Changing the registry: the checks, the audit entries, and applying each change live.
+
+Every change goes through ``Registry``: it validates (the code's shape, a URL that is http(s),
+an installed translator, a client certificate that loads, a token nobody else has), writes
+through the store's one transactional ``change`` with the audit entries naming who acted, and
+then refreshes the ``Directory`` and tells the listeners (the bus declares and consumes a new
+agency's queue), so the next packet already sees it. Changes made by another process on the
+same store (the CLI beside a running daemon, a replica) are picked up by ``watch``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import secrets
+import ssl
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from lgsp_adapter.agencies import (
+    Client,
+    Directory,
+    IssuedToken,
+    MutualTlsAuth,
+    ServedAgency,
+    token_digest,
+    with_secrets,
+)
+from lgsp_adapter.agency_code import AgencyCode
+from lgsp_adapter.audit import AuditEntry, AuditEvent
+from lgsp_adapter.errors import ErrorCode, PermanentError
+from lgsp_adapter.registry.records import Edit, EndpointRecord, RegistryStore, Source, TokenRecord
+from lgsp_adapter.translators import find
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[list[str]], Awaitable[None]]
+_LABEL = r"^[A-Za-z0-9._-]{1,64}$"
+
+
+class Registry:
+    """The live registry over a ``RegistryStore``, keeping a ``Directory`` up to date."""
+
+    def __init__(
+        self,
+        store: RegistryStore,
+        directory: Directory,
+        *,
+        served_elsewhere: frozenset[str] = frozenset(),
+    ) -> None:
+        self.store = store
+        self.directory = directory
+        self._elsewhere = served_elsewhere  # known_agencies: another daemon serves them
+        self._listeners: list[Listener] = []
+        self._revision = -1
+        self._refreshing = asyncio.Lock()
+
+    def on_change(self, listener: Listener) -> None:
+        """Call ``listener`` with the served codes after every change that reaches us."""
+        self._listeners.append(listener)
+
+    async def refresh(self) -> bool:
+        """Load the registry into the directory if it changed; whether it had."""
+        async with self._refreshing:
+            revision = await self.store.revision()
+            if revision == self._revision:
+                return False
+            records = await self.store.endpoints()
+            tokens = await self.store.tokens()
+            served = [record.agency for record in records]
+            self.directory.update(served, [_issued(t) for t in tokens if t.revoked_at is None])
+            self._revision = revision
+            codes = [str(agency.code) for agency in served]
+            for listener in self._listeners:
+                await listener(codes)
+            return True
+
+    async def watch(self, stopping: asyncio.Event, interval_s: float = 2.0) -> None:
+        """Pick up changes other processes make, until ``stopping`` is set."""
+        while not stopping.is_set():
+            try:
+                if await self.refresh():
+                    log.info("registry changed elsewhere; now serving %s", self.served_text())
+            except Exception:
+                log.exception("the registry could not be read; trying again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=interval_s)
+
+    def served_text(self) -> str:
+        """The served codes, for a log line."""
+        return ", ".join(map(str, self.directory.served_codes)) or "nobody"
+
+    async def create(
+        self,
+        body: Mapping[str, Any],
+        *,
+        actor: str,
+        token: str | None = None,
+        issue_token: bool = True,
+        token_label: str = "system",  # noqa: S107  # a label, not a secret
+    ) -> tuple[EndpointRecord, str | None]:
+        """Register an agency's endpoint; with the token its system submits with (shown this
+        once) unless ``issue_token`` is false."""
+        agency = self._validated(body)
+        code = str(agency.code)
+        if code in self._elsewhere:
+            raise PermanentError(
+                ErrorCode.REGISTRY_DUPLICATE,
+                f"{code} is served by another daemon ([[known_agencies]] in the settings)",
+            )
+        plain, issued = self._new_token(code, token_label, token) if issue_token else (None, [])
+
+        def edit(current: EndpointRecord | None) -> Edit:
+            if current is not None:
+                raise PermanentError(
+                    ErrorCode.REGISTRY_DUPLICATE,
+                    f"{code} is registered already (revision {current.revision}); change it",
+                    details={"code": code, "revision": current.revision},
+                )
+            detail = f"{agency.endpoint.mode} endpoint for {agency.name}"[:500]
+            entries = [_entry("endpoint_created", code, detail, actor)]
+            entries += [
+                _entry("token_issued", code, f"token {t.id} ({t.label})", actor) for t in issued
+            ]
+            return Edit(agency, Source.REGISTRY, entries, issue=issued)
+
+        record = await self.store.change(code, edit, actor=actor)
+        await self.refresh()
+        assert record is not None  # noqa: S101  # a create writes a record
+        return record, plain
+
+    async def change(
+        self,
+        code: str,
+        patch: Mapping[str, Any],
+        *,
+        actor: str,
+        expected_revision: int | None = None,
+        outcome: str = "endpoint_changed",
+    ) -> EndpointRecord:
+        """Change fields of a record (a JSON merge patch; ``auth`` is replaced whole)."""
+        code = _code(code)
+        if "code" in patch and patch["code"] != code:
+            raise PermanentError(
+                ErrorCode.REGISTRY_INVALID, "an agency's code cannot change; remove and register"
+            )
+
+        def edit(current: EndpointRecord | None) -> Edit | None:
+            current = _present(code, current, expected_revision)
+            before = with_secrets(current.agency)
+            agency = self._validated(_merge(before, patch))
+            changed = _changed_paths(before, with_secrets(agency))
+            if not changed:
+                return None
+            detail = f"changed {', '.join(changed)}; revision {current.revision + 1}"[:500]
+            return Edit(agency, Source.REGISTRY, [_entry(outcome, code, detail, actor)])
+
+        record = await self.store.change(code, edit, actor=actor)
+        await self.refresh()
+        assert record is not None  # noqa: S101  # a change keeps the record
+        return record
+
+    async def set_enabled(
+        self, code: str, enabled: bool, *, actor: str, expected_revision: int | None = None
+    ) -> EndpointRecord:
+        """Enable or disable an endpoint."""
+        outcome = "endpoint_enabled" if enabled else "endpoint_disabled"
+        return await self.change(
+            code,
+            {"enabled": enabled},
+            actor=actor,
+            expected_revision=expected_revision,
+            outcome=outcome,
+        )
+
+    async def remove(self, code: str, *, actor: str, expected_revision: int | None = None) -> None:
+        """Stop serving an agency. Its queued packets stay on the bus (and in the store) until
+        it is registered again or an operator deals with them; its tokens are revoked."""
+        code = _code(code)
+
+        def edit(current: EndpointRecord | None) -> Edit:
+            current = _present(code, current, expected_revision)
+            detail = f"was revision {current.revision}; its tokens are revoked"
+            return Edit(None, current.source, [_entry("endpoint_removed", code, detail, actor)])
+
+        await self.store.change(code, edit, actor=actor)
+        await self.refresh()
+
+    async def issue_token(
+        self, code: str, *, actor: str, label: str = "system", token: str | None = None
+    ) -> tuple[TokenRecord, str]:
+        """A new submitting token for an agency's system; the token is returned this once."""
+        code = _code(code)
+        plain, issued = self._new_token(code, label, token)
+
+        def edit(current: EndpointRecord | None) -> Edit:
+            current = _present(code, current, None)
+            detail = f"token {issued[0].id} ({label})"
+            entries = [_entry("token_issued", code, detail, actor)]
+            return Edit(current.agency, current.source, entries, issue=issued)
+
+        await self.store.change(code, edit, actor=actor)
+        await self.refresh()
+        return issued[0], plain
+
+    async def revoke_token(self, code: str, token_id: str, *, actor: str) -> None:
+        """Revoke one of an agency's tokens: from the next request, it opens nothing."""
+        code = _code(code)
+        tokens = {t.id: t for t in await self.store.tokens(code)}
+        if token_id not in tokens or tokens[token_id].revoked_at is not None:
+            raise PermanentError(
+                ErrorCode.REGISTRY_NOT_FOUND, f"{code} has no live token {token_id!r}"
+            )
+
+        def edit(current: EndpointRecord | None) -> Edit:
+            current = _present(code, current, None)
+            entries = [_entry("token_revoked", code, f"token {token_id}", actor)]
+            return Edit(current.agency, current.source, entries, revoke=[token_id])
+
+        await self.store.change(code, edit, actor=actor)
+        await self.refresh()
+
+    async def load_settings_agencies(self, agencies: list[ServedAgency]) -> None:
+        """Put the settings' agencies into the registry. A record an integrator changed since
+        is the registry's now: the settings no longer override it (a warning says so)."""
+        for agency in agencies:
+            code = str(agency.code)
+
+            def edit(current: EndpointRecord | None, agency: ServedAgency = agency) -> Edit | None:
+                if current is not None and with_secrets(current.agency) == with_secrets(agency):
+                    return None
+                if current is not None and current.source is Source.REGISTRY:
+                    log.warning(
+                        "%s: the settings differ from the registry, which an integrator "
+                        "changed last; the registry's record stays",
+                        current.code,
+                    )
+                    return None
+                what = "added" if current is None else "changed"
+                entry = _entry("endpoint_from_settings", str(agency.code), what, "daemon")
+                return Edit(agency, Source.SETTINGS, [entry])
+
+            await self.store.change(code, edit, actor="daemon")
+        await self.refresh()
+
+    def _validated(self, body: Mapping[str, Any]) -> ServedAgency:
+        if isinstance(body.get("code"), str):
+            _code(body["code"])  # its own error: the most common mistake, said precisely
+        try:
+            agency = ServedAgency.model_validate(body)
+        except ValidationError as exc:
+            raise invalid(exc) from exc
+        if agency.endpoint.translator is not None:
+            find(agency.endpoint.translator)  # translation.unknown_translator
+        if isinstance(agency.endpoint.auth, MutualTlsAuth) or agency.endpoint.tls_ca:
+            _check_tls_files(agency)
+        return agency
+
+    def _new_token(self, code: str, label: str, token: str | None) -> tuple[str, list[TokenRecord]]:
+        if not re.fullmatch(_LABEL, label):
+            raise PermanentError(
+                ErrorCode.REGISTRY_INVALID,
+                f"a token label is 1–64 of A-Z a-z 0-9 . _ -, not {label!r}",
+            )
+        if token is not None and len(token) < 24:
+            raise PermanentError(ErrorCode.REGISTRY_INVALID, "a token is at least 24 characters")
+        plain = token or secrets.token_urlsafe(32)
+        digest = token_digest(plain)
+        if self.directory.configured_token(digest):
+            raise PermanentError(
+                ErrorCode.REGISTRY_TOKEN_REUSED,
+                "that token is already in use (tokens are never shared, nor given out twice)",
+            )
+        record = TokenRecord(
+            id=secrets.token_hex(6),
+            digest=digest,
+            agency=code,
+            label=label,
+            created_at=datetime.now(UTC),
+            created_by="",  # the store records who, with the change
+        )
+        return plain, [record]
+
+
+def invalid(exc: ValidationError) -> PermanentError:
+    """A validation failure as ``registry.invalid``, each problem at its field."""
+    problems = [
+        {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()
+    ]
+    text = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
+    return PermanentError(ErrorCode.REGISTRY_INVALID, text, details=problems)
+
+
+def _code(text: str) -> str:
+    code = AgencyCode.read(text).code
+    if code is None or str(code) != text:
+        raise PermanentError(
+            ErrorCode.AGENCY_CODE_INVALID,
+            f"{text!r} is not an agency code (four parts like 000.00.12.H56)",
+        )
+    return text
+
+
+def _present(code: str, current: EndpointRecord | None, expected: int | None) -> EndpointRecord:
+    if current is None:
+        raise PermanentError(ErrorCode.REGISTRY_NOT_FOUND, f"{code} is not registered here")
+    if expected is not None and expected != current.revision:
+        raise PermanentError(
+            ErrorCode.REGISTRY_CONFLICT,
+            f"{code} is at revision {current.revision}, not {expected}: someone changed it "
+            "meanwhile; read it again",
+            details={"revision": current.revision},
+        )
+    return current
+
+
+def _merge(target: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """RFC 7386 merge, except that an ``auth`` object replaces the old one whole (mixing two
+    kinds of credentials would make neither)."""
+    merged = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, Mapping) and key != "auth" and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _changed_paths(before: Any, after: Any, prefix: str = "") -> list[str]:
+    if isinstance(before, dict) and isinstance(after, dict):
+        paths: list[str] = []
+        for key in sorted(set(before) | set(after)):
+            name = f"{prefix}{key}"
+            paths += _changed_paths(before.get(key), after.get(key), f"{name}.")
+        return paths
+    return [] if before == after else [prefix.rstrip(".")]
+
+
+def _check_tls_files(agency: ServedAgency) -> None:
+    context = ssl.create_default_context()
+    endpoint = agency.endpoint
+    try:
+        if endpoint.tls_ca is not None:
+            context.load_verify_locations(cafile=endpoint.tls_ca)
+        if isinstance(endpoint.auth, MutualTlsAuth):
+            context.load_cert_chain(endpoint.auth.certificate, endpoint.auth.private_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise PermanentError(
+            ErrorCode.REGISTRY_INVALID,
+            f"the endpoint's TLS files cannot be loaded: {exc}",
+            details=[{"field": "endpoint.auth", "problem": str(exc)}],
+        ) from exc
+
+
+def _issued(token: TokenRecord) -> IssuedToken:
+    client = Client(name=f"{token.agency}/{token.label}", agencies=[AgencyCode.parse(token.agency)])
+    return IssuedToken(token.digest, client)
+
+
+def _entry(outcome: str, code: str, detail: str, actor: str) -> AuditEntry:
+    return AuditEntry(
+        event=AuditEvent.ADMIN, outcome=outcome, recipient=code, detail=detail, actor=actor
+    )

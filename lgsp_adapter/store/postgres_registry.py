@@ -1,0 +1,178 @@
+"""The registry of endpoints on PostgreSQL, for daemons that share one database.
+
+The same tables as on SQLite (``sqlite_registry``). Changes take a transaction-scoped advisory
+lock: registry changes are rare, and serialising them gives replicas exactly SQLite's
+semantics (a create racing a create, a token issued twice) without relying on which unique
+index fires first.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from lgsp_adapter.errors import ErrorCode, FatalError
+from lgsp_adapter.registry.records import Editor, EndpointRecord, TokenRecord
+from lgsp_adapter.store.postgres_audit import Conn, PostgresAuditLog
+from lgsp_adapter.store.sqlite_registry import (
+    endpoint_record,
+    stored_form,
+    token_record,
+    token_reused,
+)
+
+_REGISTRY_LOCK = 0x4C475352  # "LGSR": serialises registry changes and migrations
+MIGRATIONS = [
+    """
+    CREATE TABLE registry_endpoints (
+        code TEXT PRIMARY KEY,
+        record TEXT NOT NULL,
+        revision INT NOT NULL,
+        source TEXT NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL,
+        updated_by TEXT NOT NULL
+    );
+    CREATE TABLE registry_tokens (
+        id TEXT PRIMARY KEY,
+        digest TEXT NOT NULL UNIQUE,
+        agency TEXT NOT NULL,
+        label TEXT NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        created_by TEXT NOT NULL,
+        revoked_at TIMESTAMPTZ
+    );
+    CREATE INDEX registry_tokens_agency ON registry_tokens (agency, created_at);
+    CREATE TABLE registry_state (
+        one INT PRIMARY KEY CHECK (one = 1),
+        revision BIGINT NOT NULL
+    );
+    INSERT INTO registry_state VALUES (1, 0);
+    """,
+]
+_ENDPOINT = "SELECT record, revision, source, created_at, updated_at, updated_by"
+_SELECT_ISSUED = "SELECT id, digest, agency, label, created_at, created_by, revoked_at"
+
+
+class PostgresRegistry:
+    """The ``RegistryStore`` on PostgreSQL; ``async with await PostgresRegistry.open(dsn)``."""
+
+    def __init__(self, audit: PostgresAuditLog) -> None:
+        self.audit = audit
+        self._pool = audit.pool
+
+    @classmethod
+    async def open(cls, dsn: str) -> PostgresRegistry:
+        """Connect and bring the audit log's and the registry's schemas up to date."""
+        audit = await PostgresAuditLog.open(dsn)
+        registry = cls(audit)
+        try:
+            await registry._migrate()
+        except BaseException:
+            await audit.close()
+            raise
+        return registry
+
+    async def _migrate(self) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _REGISTRY_LOCK)
+            version = (
+                await conn.fetchval("SELECT version FROM lgsp_schema WHERE part = 'registry'") or 0
+            )
+            if version > len(MIGRATIONS):
+                raise FatalError(
+                    ErrorCode.STORE_UNAVAILABLE,
+                    f"the registry schema (version {version}) is newer than this adapter knows",
+                )
+            for script in MIGRATIONS[version:]:
+                await conn.execute(script)
+            await conn.execute(
+                "INSERT INTO lgsp_schema (part, version) VALUES ('registry', $1)"
+                " ON CONFLICT (part) DO UPDATE SET version = $1",
+                len(MIGRATIONS),
+            )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.audit.close()
+
+    async def revision(self) -> int:
+        """The registry's revision."""
+        return int(await self._pool.fetchval("SELECT revision FROM registry_state") or 0)
+
+    async def endpoints(self) -> list[EndpointRecord]:
+        """Every record, by code."""
+        rows = await self._pool.fetch(f"{_ENDPOINT} FROM registry_endpoints ORDER BY code")
+        return [endpoint_record(tuple(row)) for row in rows]
+
+    async def endpoint(self, code: str) -> EndpointRecord | None:
+        """One record."""
+        async with self._pool.acquire() as conn:
+            return await _endpoint(conn, code)
+
+    async def tokens(self, agency: str | None = None) -> list[TokenRecord]:
+        """Tokens, revoked ones too."""
+        where, parameters = ("WHERE agency = $1", [agency]) if agency else ("", [])
+        rows = await self._pool.fetch(
+            f"{_SELECT_ISSUED} FROM registry_tokens {where} ORDER BY agency, created_at, id",
+            *parameters,
+        )
+        return [token_record(tuple(row)) for row in rows]
+
+    async def change(self, code: str, edit: Editor, *, actor: str) -> EndpointRecord | None:
+        """Read, edit and write ``code``'s record in one transaction."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _REGISTRY_LOCK)
+            current = await _endpoint(conn, code)
+            outcome = edit(current)
+            if outcome is None:
+                return current
+            now = await conn.fetchval("SELECT now()")
+            if outcome.agency is None:
+                await conn.execute("DELETE FROM registry_endpoints WHERE code = $1", code)
+                await conn.execute(
+                    "UPDATE registry_tokens SET revoked_at = $1 WHERE agency = $2"
+                    " AND revoked_at IS NULL",
+                    now,
+                    code,
+                )
+            else:
+                await conn.execute(
+                    "INSERT INTO registry_endpoints (code, record, revision, source, created_at,"
+                    " updated_at, updated_by) VALUES ($1, $2, 1, $3, $4, $4, $5)"
+                    " ON CONFLICT (code) DO UPDATE SET record = excluded.record,"
+                    " revision = registry_endpoints.revision + 1, source = excluded.source,"
+                    " updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+                    code,
+                    stored_form(outcome.agency),
+                    str(outcome.source),
+                    now,
+                    actor,
+                )
+            for token in outcome.issue:
+                if await conn.fetchval(
+                    "SELECT 1 FROM registry_tokens WHERE digest = $1", token.digest
+                ):
+                    raise token_reused()
+            await conn.executemany(
+                "INSERT INTO registry_tokens (id, digest, agency, label, created_at, created_by)"
+                " VALUES ($1, $2, $3, $4, $5, $6)",
+                [(t.id, t.digest, code, t.label, now, actor) for t in outcome.issue],
+            )
+            await conn.executemany(
+                "UPDATE registry_tokens SET revoked_at = $1 WHERE id = $2 AND agency = $3"
+                " AND revoked_at IS NULL",
+                [(now, token_id, code) for token_id in outcome.revoke],
+            )
+            await conn.execute("UPDATE registry_state SET revision = revision + 1")
+            await self.audit.append_in_transaction(conn, outcome.entries)
+            return None if outcome.agency is None else await _endpoint(conn, code)
+
+
+async def _endpoint(conn: Conn, code: str) -> EndpointRecord | None:
+    row = await conn.fetchrow(f"{_ENDPOINT} FROM registry_endpoints WHERE code = $1", code)
+    return None if row is None else endpoint_record(tuple(row))

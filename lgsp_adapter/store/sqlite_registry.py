@@ -1,0 +1,183 @@
+"""The registry of endpoints on SQLite: records as JSON (secrets included: the daemon presents
+them to endpoints), tokens as digests, and a revision other processes poll."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
+from typing import Any
+
+import aiosqlite
+
+from lgsp_adapter.agencies import ServedAgency, with_secrets
+from lgsp_adapter.errors import ErrorCode, PermanentError
+from lgsp_adapter.registry.records import Editor, EndpointRecord, Source, TokenRecord
+from lgsp_adapter.store.sqlite_audit import SqliteAuditLog
+
+SCHEMA = """
+    CREATE TABLE registry_endpoints (
+        code TEXT PRIMARY KEY,
+        record TEXT NOT NULL,              -- the ServedAgency as JSON
+        revision INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        updated_by TEXT NOT NULL
+    );
+    CREATE TABLE registry_tokens (
+        id TEXT PRIMARY KEY,
+        digest TEXT NOT NULL UNIQUE,       -- SHA-256 of the token; the token is never kept
+        agency TEXT NOT NULL,
+        label TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        revoked_at TEXT
+    );
+    CREATE INDEX registry_tokens_agency ON registry_tokens (agency, created_at);
+    CREATE TABLE registry_state (
+        one INTEGER PRIMARY KEY CHECK (one = 1),
+        revision INTEGER NOT NULL
+    );
+    INSERT INTO registry_state VALUES (1, 0);
+"""
+_ENDPOINT = "SELECT record, revision, source, created_at, updated_at, updated_by"
+_SELECT_ISSUED = "SELECT id, digest, agency, label, created_at, created_by, revoked_at"
+
+
+class SqliteRegistry:
+    """The ``RegistryStore`` on the store's connections."""
+
+    def __init__(
+        self,
+        *,
+        writer: aiosqlite.Connection,
+        reader: aiosqlite.Connection,
+        transaction: Callable[[], AbstractAsyncContextManager[None]],
+        audit: SqliteAuditLog,
+    ) -> None:
+        self._db = writer
+        self._read = reader
+        self._transaction = transaction
+        self._audit = audit
+
+    async def revision(self) -> int:
+        """The registry's revision."""
+        async with self._read.execute("SELECT revision FROM registry_state") as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def endpoints(self) -> list[EndpointRecord]:
+        """Every record, by code."""
+        async with self._read.execute(f"{_ENDPOINT} FROM registry_endpoints ORDER BY code") as cur:
+            return [endpoint_record(row) for row in await cur.fetchall()]
+
+    async def endpoint(self, code: str) -> EndpointRecord | None:
+        """One record."""
+        return await self._endpoint(self._read, code)
+
+    @staticmethod
+    async def _endpoint(db: aiosqlite.Connection, code: str) -> EndpointRecord | None:
+        async with db.execute(f"{_ENDPOINT} FROM registry_endpoints WHERE code = ?", (code,)) as c:
+            row = await c.fetchone()
+        return None if row is None else endpoint_record(row)
+
+    async def tokens(self, agency: str | None = None) -> list[TokenRecord]:
+        """Tokens, revoked ones too."""
+        where, parameters = ("WHERE agency = ?", (agency,)) if agency else ("", ())
+        async with self._read.execute(
+            f"{_SELECT_ISSUED} FROM registry_tokens {where} ORDER BY agency, created_at, id",
+            parameters,
+        ) as cursor:
+            return [token_record(row) for row in await cursor.fetchall()]
+
+    async def change(self, code: str, edit: Editor, *, actor: str) -> EndpointRecord | None:
+        """Read, edit and write ``code``'s record in one transaction."""
+        async with self._transaction():
+            current = await self._endpoint(self._db, code)
+            outcome = edit(current)
+            if outcome is None:
+                return current
+            now = _now()
+            if outcome.agency is None:
+                await self._db.execute("DELETE FROM registry_endpoints WHERE code = ?", (code,))
+                await self._db.execute(
+                    "UPDATE registry_tokens SET revoked_at = ? WHERE agency = ?"
+                    " AND revoked_at IS NULL",
+                    (now, code),
+                )
+            else:
+                await self._db.execute(
+                    "INSERT INTO registry_endpoints (code, record, revision, source, created_at,"
+                    " updated_at, updated_by) VALUES (?, ?, 1, ?, ?, ?, ?)"
+                    " ON CONFLICT (code) DO UPDATE SET record = excluded.record,"
+                    " revision = revision + 1, source = excluded.source,"
+                    " updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+                    (code, stored_form(outcome.agency), outcome.source, now, now, actor),
+                )
+            for token in outcome.issue:
+                async with self._db.execute(
+                    "SELECT 1 FROM registry_tokens WHERE digest = ?", (token.digest,)
+                ) as cursor:
+                    if await cursor.fetchone() is not None:
+                        raise token_reused()
+            await self._db.executemany(
+                "INSERT INTO registry_tokens (id, digest, agency, label, created_at, created_by)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(t.id, t.digest, code, t.label, now, actor) for t in outcome.issue],
+            )
+            await self._db.executemany(
+                "UPDATE registry_tokens SET revoked_at = ? WHERE id = ? AND agency = ?"
+                " AND revoked_at IS NULL",
+                [(now, token_id, code) for token_id in outcome.revoke],
+            )
+            await self._db.execute("UPDATE registry_state SET revision = revision + 1")
+            await self._audit.append_in_transaction(outcome.entries)
+            return None if outcome.agency is None else await self._endpoint(self._db, code)
+
+
+def stored_form(agency: ServedAgency) -> str:
+    """The record's JSON, as kept: compact, keys sorted, secrets in the clear."""
+    return json.dumps(with_secrets(agency), sort_keys=True, ensure_ascii=False)
+
+
+def token_reused() -> PermanentError:
+    """A token already issued (to any agency, revoked or not) offered again."""
+    return PermanentError(
+        ErrorCode.REGISTRY_TOKEN_REUSED,
+        "that token is already in use (tokens are never shared, nor given out twice)",
+    )
+
+
+def endpoint_record(row: Sequence[Any]) -> EndpointRecord:
+    """A record from its row: record, revision, source, created, updated, by whom."""
+    return EndpointRecord(
+        agency=ServedAgency.model_validate_json(row[0]),
+        revision=int(row[1]),
+        source=Source(row[2]),
+        created_at=_time(row[3]),
+        updated_at=_time(row[4]),
+        updated_by=row[5],
+    )
+
+
+def token_record(row: Sequence[Any]) -> TokenRecord:
+    """A token from its row."""
+    return TokenRecord(
+        id=row[0],
+        digest=row[1],
+        agency=row[2],
+        label=row[3],
+        created_at=_time(row[4]),
+        created_by=row[5],
+        revoked_at=None if row[6] is None else _time(row[6]),
+    )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _time(value: str | datetime) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
