@@ -267,6 +267,7 @@ class _Snapshot:
     served: dict[AgencyCode, ServedAgency]
     known: frozenset[AgencyCode]
     tokens: dict[str, Client]
+    wants_receipts: frozenset[str]
 
 
 class Directory:
@@ -294,7 +295,8 @@ class Directory:
         by_code = {agency.code: agency for agency in served}
         tokens = {token.digest: token.client for token in issued}
         tokens.update(self._configured)  # the settings' clients win a (refused) collision
-        return _Snapshot(by_code, frozenset(self._known_elsewhere) | set(by_code), tokens)
+        receipts = frozenset(str(a.code) for a in served if a.endpoint.receipts_url)
+        return _Snapshot(by_code, frozenset(self._known_elsewhere) | set(by_code), tokens, receipts)
 
     def update(self, served: Sequence[ServedAgency], issued: Iterable[IssuedToken]) -> None:
         """Serve ``served`` and honour ``issued`` from now on (the registry changed)."""
@@ -308,6 +310,11 @@ class Directory:
     def served_codes(self) -> list[AgencyCode]:
         """Every agency this daemon serves, in code order."""
         return sorted(self._now.served)
+
+    @property
+    def wants_receipts(self) -> frozenset[str]:
+        """The served agencies whose endpoint has a ``receipts_url``."""
+        return self._now.wants_receipts
 
     def is_known(self, code: AgencyCode) -> bool:
         """Whether the code can be routed to (served here or elsewhere on the bus)."""

@@ -1,5 +1,5 @@
 """Filling the agency list: from the national axis' list (an operator's import), and from the
-daemon's own settings at start. Both are administrative acts, recorded in the audit log."""
+daemon's registry and settings. Both are administrative acts, recorded in the audit log."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import getpass
 import hashlib
 import os
 import socket
+from collections.abc import Sequence
 
+from lgsp_adapter.agencies import KnownAgency, ServedAgency
 from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.agency_list import Agency, ImportReport, read_national_list
 from lgsp_adapter.audit import AuditEntry, AuditEvent
-from lgsp_adapter.config import Settings
 from lgsp_adapter.store.sqlite import SqliteStore
 
 
@@ -38,17 +39,23 @@ async def import_national_list(
     return await store.agency_list.merge(agencies, entries)
 
 
-async def list_settings_agencies(store: SqliteStore, settings: Settings) -> ImportReport:
-    """Put the agencies the settings name into the list, where it lacks them; those served
-    here are never left marked deleted (they are routable, whatever the national list says)."""
-    named: dict[str, str] = {str(agency.code): agency.name for agency in settings.agencies}
-    for known in settings.known_agencies:  # an agency listed twice: a name beats none
-        code = str(known.code)
-        if code not in named or (known.name and named[code] == code):
-            named[code] = known.name or code
+async def list_served_agencies(
+    store: SqliteStore, served: Sequence[ServedAgency], known: Sequence[KnownAgency]
+) -> ImportReport:
+    """Put the agencies this daemon serves (the registry's) and knows on the bus (the
+    settings') into the list, where it lacks them; those served here are never left marked
+    deleted (they are routable, whatever the national list says). Called at start and after
+    every registry change, so "who can I send to" includes a commune registered a moment ago."""
+    named: dict[str, tuple[str, str | None]] = {
+        str(agency.code): (agency.name, _text(agency.parent_code)) for agency in served
+    }
+    for other in known:  # an agency listed twice: a name beats none
+        code = str(other.code)
+        if code not in named or (other.name and named[code][0] == code):
+            named[code] = (other.name or code, _text(other.code.parent))
     agencies = [
-        Agency(code=code, name=name, parent=_parent(code), source="config")
-        for code, name in named.items()
+        Agency(code=code, name=name, parent=parent, source="config")
+        for code, (name, parent) in named.items()
     ]
 
     def entries(report: ImportReport) -> list[AuditEntry]:
@@ -63,8 +70,9 @@ async def list_settings_agencies(store: SqliteStore, settings: Settings) -> Impo
             )
         ]
 
-    served = [str(agency.code) for agency in settings.agencies]
-    return await store.agency_list.merge(agencies, entries, revive=served)
+    return await store.agency_list.merge(
+        agencies, entries, revive=[str(agency.code) for agency in served]
+    )
 
 
 def cli_actor() -> str:
@@ -76,6 +84,5 @@ def cli_actor() -> str:
     return f"{user}@{socket.gethostname()} (cli)"
 
 
-def _parent(code: str) -> str | None:
-    parent = AgencyCode.parse(code).parent
-    return None if parent is None else str(parent)
+def _text(code: AgencyCode | None) -> str | None:
+    return None if code is None else str(code)

@@ -105,6 +105,13 @@ class DaemonSettings(_Section):
     drain_s: float = Field(
         30.0, ge=0, le=3600, description="On SIGTERM, how long deliveries in hand may finish."
     )
+    registry_poll_s: float = Field(
+        2.0,
+        gt=0,
+        le=3600,
+        description="How often the registry is checked for changes made by another process "
+        "(the CLI, a replica); changes through this daemon's API apply at once.",
+    )
 
 
 class Settings(BaseSettings):

@@ -9,6 +9,7 @@ Nothing is lost either way: what is not finished is in the store, and is picked 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -16,7 +17,8 @@ from contextlib import AsyncExitStack
 import aiohttp
 from aiohttp import web
 
-from lgsp_adapter.agency_list_admin import list_settings_agencies
+from lgsp_adapter.agencies import Role
+from lgsp_adapter.agency_list_admin import list_served_agencies
 from lgsp_adapter.agency_list_web import add_agency_list_routes
 from lgsp_adapter.audit.admin import record_start, sign_periodically
 from lgsp_adapter.audit.signing import LogKey
@@ -33,6 +35,8 @@ from lgsp_adapter.inbox_web import add_inbox_routes
 from lgsp_adapter.intake import Intake
 from lgsp_adapter.receipts import ReceiptPusher
 from lgsp_adapter.receiving import Receiver
+from lgsp_adapter.registry.service import Registry
+from lgsp_adapter.registry_web import add_registry_routes
 from lgsp_adapter.relay import Relay
 from lgsp_adapter.store.sqlite import SqliteStore
 from lgsp_adapter.web import make_app
@@ -42,8 +46,29 @@ log = logging.getLogger(__name__)
 
 def check_servable(settings: Settings) -> None:
     """Refuse, before anything starts, settings this daemon cannot run."""
-    if not settings.agencies:
-        raise FatalError(ErrorCode.CONFIG_INVALID, "no [[agencies]]: this daemon serves nobody")
+    if not settings.agencies and not any(c.role is Role.INTEGRATOR for c in settings.clients):
+        raise FatalError(
+            ErrorCode.CONFIG_INVALID,
+            "no [[agencies]] and no integrator client: this daemon serves nobody, and nobody "
+            "could register an agency with it",
+        )
+
+
+def mount_api(
+    app: web.Application,
+    *,
+    access: AuditAccess,
+    inbox: Inbox,
+    store: SqliteStore,
+    registry: Registry,
+    session: aiohttp.ClientSession,
+) -> None:
+    """Every part of the API beyond packets: audit log and page, inbox, agency list, registry."""
+    add_audit_routes(app, access)
+    add_audit_page(app)
+    add_inbox_routes(app, inbox)
+    add_agency_list_routes(app, store)
+    add_registry_routes(app, registry, session)
 
 
 async def run_daemon(
@@ -58,10 +83,22 @@ async def run_daemon(
         key_created = not key_path.exists()
         key = LogKey.load_or_create(key_path, settings.audit.log_name())
         await record_start(store.audit, settings, key, key_created=key_created)
-        await list_settings_agencies(store, settings)
-        session = await stack.enter_async_context(aiohttp.ClientSession())
         directory = settings.directory()
-        served = [str(agency.code) for agency in settings.agencies]
+        registry = Registry(
+            store.registry,
+            directory,
+            served_elsewhere=frozenset(str(a.code) for a in settings.known_agencies),
+        )
+        await registry.load_settings_agencies(list(settings.agencies))
+
+        async def list_served(codes: list[str]) -> None:
+            agencies = [a for code in directory.served_codes if (a := directory.served(code))]
+            await list_served_agencies(store, agencies, settings.known_agencies)
+
+        await list_served([])
+        registry.on_change(list_served)
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        served = [str(code) for code in directory.served_codes]
         receipts = ReceiptPusher(store=store, directory=directory, session=session)
         bus: EmbeddedBus | RabbitBus
         if settings.bus.url is None:
@@ -83,6 +120,7 @@ async def run_daemon(
                     on_final=receipts.push,
                 )
             )
+        registry.on_change(bus.serve)
         relay = Relay(store=store, bus=bus)
         intake = Intake(
             store=store, directory=directory, limits=settings.limits, on_accept=relay.wake.set
@@ -107,18 +145,19 @@ async def run_daemon(
 
         inbox = Inbox(store=store, directory=directory, announce=bus.announce_final)
 
-        def mount_routes(app: web.Application) -> None:
-            add_audit_routes(app, access)
-            add_audit_page(app)
-            add_inbox_routes(app, inbox)
-            add_agency_list_routes(app, store)
-
         app = make_app(
             store=store,
             directory=directory,
             intake=intake,
             max_bytes=settings.limits.max_bytes,
-            mount=mount_routes,
+            mount=functools.partial(
+                mount_api,
+                access=access,
+                inbox=inbox,
+                store=store,
+                registry=registry,
+                session=session,
+            ),
         )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -130,7 +169,11 @@ async def run_daemon(
             "embedded bus" if settings.bus.url is None else f"RabbitMQ {settings.bus.exchange}"
         )
         log.info(
-            "serving %s on %s (%s, store %s)", ", ".join(served), url, carrier, settings.store.path
+            "serving %s on %s (%s, store %s)",
+            registry.served_text(),
+            url,
+            carrier,
+            settings.store.path,
         )
 
         await release_stranded(store, directory, bus)
@@ -141,6 +184,9 @@ async def run_daemon(
             asyncio.create_task(
                 sign_periodically(store.audit, key, settings.audit.checkpoint_interval_s, stopping),
                 name="checkpoints",
+            ),
+            asyncio.create_task(
+                registry.watch(stopping, settings.daemon.registry_poll_s), name="registry"
             ),
         ]
         if on_ready is not None:

@@ -10,6 +10,7 @@ registry matter, not something to chase with a government document.
 
 from __future__ import annotations
 
+import ssl
 import time
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -17,12 +18,21 @@ from urllib.parse import quote
 import aiohttp
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
-from lgsp_adapter.agencies import BasicAuth, BearerAuth, Endpoint
+from lgsp_adapter.agencies import Endpoint
+from lgsp_adapter.endpoint_transport import present
 from lgsp_adapter.errors import ErrorCode, PermanentError, TransientError
 from lgsp_adapter.store import StoredPacket
 
 _RETRYABLE_STATUS = frozenset({408, 429})
 _ANSWER_BYTES = 64 * 1024  # what we read of an agency system's answer; the status is what counts
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """What is posted: the packet as submitted, or its translation for the agency's system."""
+
+    payload: bytes
+    content_type: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +70,15 @@ class Deliverer:
         self._quick_retries = quick_retries
         self._quick_retry_delay_s = quick_retry_delay_s
 
-    async def push(self, packet: StoredPacket, recipient: str, endpoint: Endpoint) -> Delivered:
-        """Deliver, retrying blips; raises ``TransientError`` or ``PermanentError`` otherwise."""
+    async def push(
+        self,
+        packet: StoredPacket,
+        recipient: str,
+        endpoint: Endpoint,
+        outbound: Outbound | None = None,
+    ) -> Delivered:
+        """Deliver, retrying blips; raises ``TransientError`` or ``PermanentError`` otherwise.
+        ``outbound``: the body to send instead of the packet's (its translation)."""
         started = time.monotonic()
         attempts = 0
         retrying = AsyncRetrying(
@@ -70,34 +87,38 @@ class Deliverer:
             retry=retry_if_exception_type(TransientError),
             reraise=True,
         )
+        body = outbound or Outbound(packet.payload, packet.content_type)
         async for attempt in retrying:
             with attempt:
                 attempts += 1
-                status = await self._post(packet, recipient, endpoint)
+                status = await self._post(packet, recipient, endpoint, body)
         return Delivered(status=status, elapsed_s=time.monotonic() - started, attempts=attempts)
 
-    async def _post(self, packet: StoredPacket, recipient: str, endpoint: Endpoint) -> int:
+    async def _post(
+        self, packet: StoredPacket, recipient: str, endpoint: Endpoint, body: Outbound
+    ) -> int:
         assert endpoint.url is not None  # noqa: S101  # settings refuse a push endpoint without one
-        headers = headers_for(packet, recipient)
-        auth = None
-        if isinstance(endpoint.auth, BearerAuth):
-            headers["Authorization"] = f"Bearer {endpoint.auth.token.get_secret_value()}"
-        elif isinstance(endpoint.auth, BasicAuth):
-            auth = aiohttp.BasicAuth(
-                endpoint.auth.username, endpoint.auth.password.get_secret_value()
-            )
+        try:
+            presented = present(endpoint, packet_id=str(packet.id), body=body.payload)
+        except (OSError, ssl.SSLError) as exc:  # the client certificate's files went missing
+            raise TransientError(
+                ErrorCode.DELIVERY_UNAVAILABLE, f"the endpoint's TLS files cannot be loaded: {exc}"
+            ) from exc
+        headers = headers_for(packet, recipient) | presented.headers
+        headers["Content-Type"] = body.content_type
         try:
             async with self._session.post(
                 str(endpoint.url),
-                data=packet.payload,
+                data=body.payload,
                 headers=headers,
-                auth=auth,
+                auth=presented.auth,
+                ssl=presented.ssl,
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=endpoint.timeout_s),
             ) as response:
                 await response.content.read(_ANSWER_BYTES)  # bounded: answers are not trusted
                 status = response.status
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError) as exc:
             raise TransientError(
                 ErrorCode.DELIVERY_UNAVAILABLE,
                 f"{endpoint.url} did not answer: {type(exc).__name__} {exc}".strip(),

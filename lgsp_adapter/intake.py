@@ -88,6 +88,7 @@ class Intake:
             read = read_packet(data, content_type=content_type, limits=self.limits)
             sender = self._check_sender(read.packet, client)
             recipients = self._check_recipients(read.packet)
+            self._check_served_recipients(recipients, read.kind)
         except LgspError as exc:
             rejection = _rejection(exc, client, sha256)
             await self._store.append([rejection])
@@ -125,7 +126,34 @@ class Intake:
                 f"client {client.name} may not send as {sender!r}",
                 details={"sender": sender},
             )
+        served = self._directory.served(AgencyCode.parse(sender))
+        if served is not None and not served.enabled:
+            raise PermanentError(
+                ErrorCode.AUTH_FORBIDDEN,
+                f"{sender} is disabled in the registry: its systems may not submit",
+                details={"sender": sender},
+            )
         return sender
+
+    def _check_served_recipients(self, recipients: list[str], kind: str) -> None:
+        """Recipients served here are checked now: disabled, or not taking this kind, is a
+        refusal the sender hears at once rather than a dead letter later."""
+        for code in recipients:
+            agency = self._directory.served(AgencyCode.parse(code))
+            if agency is None:
+                continue
+            if not agency.enabled:
+                raise InvalidPacket(
+                    ErrorCode.PACKET_RECIPIENT_DISABLED,
+                    f"{code} is disabled in the registry and takes no packets now",
+                    details={"recipient": code},
+                )
+            if not agency.endpoint.accepts(kind):
+                raise InvalidPacket(
+                    ErrorCode.PACKET_KIND_NOT_ACCEPTED,
+                    f"{code} takes only {', '.join(agency.endpoint.kinds)}, not {kind}",
+                    details={"recipient": code, "kinds": agency.endpoint.kinds},
+                )
 
     def _check_recipients(self, packet: Packet) -> list[str]:
         recipients = recipients_of(packet)

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from lgsp_adapter import __version__
+from lgsp_adapter.agencies import ServedAgency
 
 _ERROR = {"$ref": "#/components/responses/Error"}
 _ID = {
@@ -49,6 +50,104 @@ def _op(summary: str, tag: str, responses: dict[str, Any], **more: Any) -> dict[
         "responses": codes,
         **more,
     }
+
+
+def _schema(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _body_of(schema: dict[str, Any], media: str = "application/json") -> dict[str, Any]:
+    return {"required": True, "content": {media: {"schema": schema}}}
+
+
+_CODE = {
+    "name": "code",
+    "in": "path",
+    "required": True,
+    "description": "The agency's code (000.00.00.X00).",
+    "schema": {"type": "string"},
+}
+_IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": False,
+    "description": 'The revision the change is based on, e.g. "3" (the ETag read).',
+    "schema": {"type": "string"},
+}
+
+
+def _registry_schemas() -> dict[str, Any]:
+    """The endpoint record's schema, from the model the registry validates with."""
+    ref = "#/components/schemas/{model}"
+    agency = ServedAgency.model_json_schema(ref_template=ref, mode="validation")
+    schemas: dict[str, Any] = agency.pop("$defs", {})
+    schemas["Registration"] = {
+        "allOf": [
+            agency,
+            {
+                "type": "object",
+                "properties": {
+                    "token": {
+                        "type": "string",
+                        "minLength": 24,
+                        "description": "The system's own token (default: one is made).",
+                    },
+                    "issue_token": {"type": "boolean", "default": True},
+                    "token_label": {"type": "string", "default": "system"},
+                },
+            },
+        ]
+    }
+    schemas["Endpoint"] = {
+        "type": "object",
+        "description": "A record as shown: secrets as **********, and the registry's bookkeeping.",
+        "required": ["code", "name", "endpoint", "revision", "source"],
+        "properties": {
+            **{name: {} for name in agency["properties"]},
+            "revision": {"type": "integer"},
+            "source": {"type": "string", "enum": ["settings", "registry"]},
+            "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
+            "updated_by": {"type": "string"},
+            "token": {"type": "string", "description": "Only in the answer to a registration."},
+            "tokens": {"type": "array", "items": {"type": "object"}},
+        },
+    }
+    schemas["EndpointList"] = {
+        "type": "object",
+        "required": ["endpoints"],
+        "properties": {
+            "endpoints": {"type": "array", "items": {"$ref": "#/components/schemas/Endpoint"}},
+            "next": {"type": "string"},
+        },
+    }
+    schemas["TestReport"] = {
+        "type": "object",
+        "required": ["code", "url", "ok", "verdict", "latency_ms"],
+        "properties": {
+            "code": {"type": "string"},
+            "url": {"type": "string"},
+            "method": {"type": "string"},
+            "ok": {"type": "boolean"},
+            "verdict": {
+                "type": "string",
+                "enum": [
+                    "answers",
+                    "credentials_refused",
+                    "not_found",
+                    "redirects",
+                    "server_error",
+                    "unreachable",
+                    "tls_failed",
+                ],
+            },
+            "status": {"type": ["integer", "null"]},
+            "latency_ms": {"type": "number"},
+            "tls": {"type": ["object", "null"]},
+            "error": {"type": "object"},
+        },
+    }
+    return schemas
 
 
 _FILTERS = [
@@ -285,6 +384,117 @@ PATHS: dict[str, dict[str, Any]] = {
             {"200": _json("The verification")},
         )
     },
+    "/v1/endpoints": {
+        "get": _op(
+            "The registry's endpoints by code (integrators and auditors)",
+            "registry",
+            {"200": _schema("A page", {"$ref": "#/components/schemas/EndpointList"})},
+            parameters=[
+                _query("after", "Codes after this one (the next page)."),
+                _query("limit", "Per page.", {"type": "integer", "minimum": 1, "maximum": 1000}),
+            ],
+        ),
+        "post": _op(
+            "Register an agency's endpoint; its system's token is in the answer, this once "
+            "(integrators)",
+            "registry",
+            {
+                "201": _schema("Registered", {"$ref": "#/components/schemas/Endpoint"}),
+                "409": _ERROR,
+            },
+            requestBody=_body_of({"$ref": "#/components/schemas/Registration"}),
+        ),
+    },
+    "/v1/endpoints/{code}": {
+        "get": _op(
+            "One endpoint, with its tokens' ids; ETag is its revision",
+            "registry",
+            {
+                "200": _schema("The record", {"$ref": "#/components/schemas/Endpoint"}),
+                "404": _ERROR,
+            },
+            parameters=[_CODE],
+        ),
+        "patch": _op(
+            "Change fields (JSON merge patch; auth is replaced whole); If-Match guards it "
+            "(integrators)",
+            "registry",
+            {
+                "200": _schema("Changed", {"$ref": "#/components/schemas/Endpoint"}),
+                "404": _ERROR,
+                "412": _ERROR,
+            },
+            parameters=[_CODE, _IF_MATCH],
+            requestBody=_body_of({"type": "object"}, "application/merge-patch+json"),
+        ),
+        "delete": _op(
+            "Stop serving the agency; its tokens are revoked (integrators)",
+            "registry",
+            {"204": {"description": "Removed"}, "404": _ERROR, "412": _ERROR},
+            parameters=[_CODE, _IF_MATCH],
+        ),
+    },
+    "/v1/endpoints/{code}/enable": {
+        "post": _op(
+            "Take packets again (integrators)",
+            "registry",
+            {"200": _json("The record"), "404": _ERROR, "412": _ERROR},
+            parameters=[_CODE, _IF_MATCH],
+        )
+    },
+    "/v1/endpoints/{code}/disable": {
+        "post": _op(
+            "Refuse packets to and from it; its deliveries wait on the retry schedule "
+            "(integrators)",
+            "registry",
+            {"200": _json("The record"), "404": _ERROR, "412": _ERROR},
+            parameters=[_CODE, _IF_MATCH],
+        )
+    },
+    "/v1/endpoints/{code}/test": {
+        "post": _op(
+            "Does the push endpoint answer, how fast, over what TLS (integrators)",
+            "registry",
+            {
+                "200": _schema("The report", {"$ref": "#/components/schemas/TestReport"}),
+                "404": _ERROR,
+            },
+            parameters=[_CODE],
+        )
+    },
+    "/v1/endpoints/{code}/tokens": {
+        "post": _op(
+            "Another token for the agency's system, shown this once (integrators)",
+            "registry",
+            {"201": _json("The token"), "404": _ERROR, "409": _ERROR},
+            parameters=[_CODE],
+            requestBody={
+                "required": False,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "label": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
+                                "token": {"type": "string", "minLength": 24},
+                            },
+                        }
+                    }
+                },
+            },
+        )
+    },
+    "/v1/endpoints/{code}/tokens/{token_id}": {
+        "delete": _op(
+            "Revoke a token (integrators)",
+            "registry",
+            {"204": {"description": "Revoked"}, "404": _ERROR},
+            parameters=[
+                _CODE,
+                {"name": "token_id", "in": "path", "required": True, "schema": {"type": "string"}},
+            ],
+        )
+    },
     "/v1/openapi.json": {
         "get": {
             "summary": "This description",
@@ -302,13 +512,15 @@ def document() -> dict[str, Any]:
         "info": {
             "title": "lgsp-adapter",
             "version": __version__,
-            "description": "Agency systems submit and fetch packets; auditors read the audit log. "
+            "description": "Agency systems submit and fetch packets; integrators change the "
+            "registry of endpoints; auditors read the audit log and the registry. "
             "Errors are JSON {error: {code, message, details}} with the stable codes of "
             "docs/errors.md.",
         },
         "paths": PATHS,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": _registry_schemas(),
             "responses": {
                 "Error": {
                     "description": "A refusal with a stable code",

@@ -37,20 +37,14 @@ class ReceiptPusher:
         self._directory = directory
         self._session = session
         self._timeout_s = timeout_s
-        # Worked out once: most daemons have no agency that wants receipts pushed, and then
-        # the hot path costs nothing.
-        self._wanted = {
-            str(code)
-            for code in directory.served_codes
-            if (agency := directory.served(code)) and agency.endpoint.receipts_url
-        }
 
     async def push(self, packet_id: UUID, recipient: str) -> None:
         """Push the outcome of one final delivery, if its sender wants receipts pushed."""
-        if not self._wanted:
+        # Most daemons have no agency that wants receipts pushed: then this costs no read.
+        if not self._directory.wants_receipts:
             return
         packet = await self._store.packet(packet_id)
-        if packet is None or packet.sender not in self._wanted:
+        if packet is None or packet.sender not in self._directory.wants_receipts:
             return
         code = AgencyCode.read(packet.sender).code
         sender = self._directory.served(code) if code else None

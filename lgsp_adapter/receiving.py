@@ -19,10 +19,11 @@ from lgsp_adapter.agencies import Client, DeliveryMode, Directory
 from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.arrival import arrival_status
 from lgsp_adapter.audit import AuditEntry, AuditEvent
-from lgsp_adapter.delivery import Deliverer
-from lgsp_adapter.errors import PermanentError, TransientError
+from lgsp_adapter.delivery import Deliverer, Outbound
+from lgsp_adapter.errors import ErrorCode, LgspError, PermanentError, TransientError
 from lgsp_adapter.intake import Intake
 from lgsp_adapter.store import DeliveryState, Store, StoredPacket, entry_for
+from lgsp_adapter.translators import find, translate_from_packet
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +72,26 @@ class Receiver:
         agency = self._directory.served(AgencyCode.parse(recipient))
         if agency is None:
             return self._give_up(packet, recipient, "recipient.not_served", "not served here")
-        if agency.endpoint.mode is DeliveryMode.PULL:
+        endpoint = agency.endpoint
+        delays = endpoint.retry_delays_s or self._retry_delays_s
+        if not agency.enabled:
+            # Waits on the retry schedule: re-enabled in time, it is delivered.
+            paused = TransientError(
+                ErrorCode.DELIVERY_UNAVAILABLE, f"{recipient} is disabled in the registry"
+            )
+            return self._retry_or_give_up(packet, recipient, record.attempts, paused, delays)
+        if not endpoint.accepts(packet.kind):
+            why = f"{recipient} takes only {', '.join(endpoint.kinds)}, not {packet.kind}"
+            entry = _entry(packet, recipient, AuditEvent.REFUSED, "packet.kind_not_accepted", why)
+            log.info(entry.line())
+            return Settlement(DeliveryState.REFUSED, [entry], why)
+        if endpoint.mode is DeliveryMode.PULL:
             return self._hold(packet, recipient, record.state)
         try:
-            delivered = await self._deliverer.push(packet, recipient, agency.endpoint)
+            outbound = _translated(packet, endpoint.translator)
+            delivered = await self._deliverer.push(packet, recipient, endpoint, outbound)
         except TransientError as exc:
-            return self._retry_or_give_up(packet, recipient, record.attempts, exc)
+            return self._retry_or_give_up(packet, recipient, record.attempts, exc, delays)
         except PermanentError as exc:
             entry = _entry(packet, recipient, AuditEvent.REFUSED, str(exc.code), exc.message)
             log.info(entry.line())
@@ -86,7 +101,7 @@ class Receiver:
             detail += f" ({delivered.attempts} tries)"
         entry = _entry(packet, recipient, AuditEvent.DELIVERED, "ok", detail)
         log.info(entry.line())
-        if agency.endpoint.send_arrival_status and packet.kind == "edoc":
+        if endpoint.send_arrival_status and packet.kind == "edoc":
             await self._send_arrival(packet, recipient, agency.name)
         return Settlement(DeliveryState.DELIVERED, [entry], detail, attempted=True)
 
@@ -111,14 +126,19 @@ class Receiver:
             log.warning("%s %s: status 01 not sent", packet.id, recipient, exc_info=True)
 
     def _retry_or_give_up(
-        self, packet: StoredPacket, recipient: str, attempts: int, error: TransientError
+        self,
+        packet: StoredPacket,
+        recipient: str,
+        attempts: int,
+        error: TransientError,
+        delays: list[float],
     ) -> Settlement:
-        if attempts >= len(self._retry_delays_s):
+        if attempts >= len(delays):
             detail = f"gave up after {attempts + 1} attempts: {error.message}"
             entry = _entry(packet, recipient, AuditEvent.DEAD_LETTERED, str(error.code), detail)
             log.warning(entry.line())
             return Settlement(DeliveryState.DEAD_LETTERED, [entry], detail, attempted=True)
-        delay = self._retry_delays_s[attempts]
+        delay = delays[attempts]
         detail = f"{error.message}; next attempt in {delay:g} s"
         entry = _entry(packet, recipient, AuditEvent.RETRIED, str(error.code), detail)
         log.info(entry.line())
@@ -143,3 +163,16 @@ def _entry(
     packet: StoredPacket, recipient: str, event: AuditEvent, outcome: str, detail: str
 ) -> AuditEntry:
     return entry_for(packet, event, recipient=recipient, outcome=outcome, detail=detail)
+
+
+def _translated(packet: StoredPacket, translator: str | None) -> Outbound | None:
+    """The packet in the agency system's own format, when its endpoint names a translator. A
+    packet the translator cannot take is refused for good (``translation.failed``); a
+    translator missing from this installation is the operator's to fix, so it is retried."""
+    if translator is None:
+        return None
+    try:
+        found = find(translator)
+    except LgspError as exc:
+        raise TransientError(ErrorCode.DELIVERY_UNAVAILABLE, exc.message) from exc
+    return Outbound(translate_from_packet(found, packet.payload), found.media_type)

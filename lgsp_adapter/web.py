@@ -34,6 +34,13 @@ _STATUS = {
     ErrorCode.AUDIT_BAD_QUERY: 400,
     ErrorCode.AUDIT_NOT_FOUND: 404,
     ErrorCode.AUDIT_NO_CHECKPOINT: 409,
+    ErrorCode.PACKET_RECIPIENT_DISABLED: 422,
+    ErrorCode.PACKET_KIND_NOT_ACCEPTED: 422,
+    ErrorCode.TRANSLATOR_UNKNOWN: 400,
+    ErrorCode.REGISTRY_NOT_FOUND: 404,
+    ErrorCode.REGISTRY_DUPLICATE: 409,
+    ErrorCode.REGISTRY_TOKEN_REUSED: 409,
+    ErrorCode.REGISTRY_CONFLICT: 412,
 }
 _CHUNK_BYTES = 64 * 1024
 
@@ -79,9 +86,9 @@ async def errors(
         return web.json_response(body, status=500)
 
 
-def client_of(request: web.Request, role: Role = Role.AGENCY) -> Client:
-    """The client presenting a bearer token in ``role``: else ``auth.missing``,
-    ``auth.invalid`` or ``auth.forbidden``."""
+def client_of(request: web.Request, role: Role | frozenset[Role] = Role.AGENCY) -> Client:
+    """The client presenting a bearer token in ``role`` (or one of those roles): else
+    ``auth.missing``, ``auth.invalid`` or ``auth.forbidden``."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -89,9 +96,11 @@ def client_of(request: web.Request, role: Role = Role.AGENCY) -> Client:
     client = request.app[DIRECTORY].client_for(token.strip())
     if client is None:
         raise PermanentError(ErrorCode.AUTH_INVALID, "the token is not one this exchange issued")
-    if client.role is not role:
+    roles = {role} if isinstance(role, Role) else role
+    if client.role not in roles:
+        wanted = " or ".join(sorted(r.value for r in roles))
         raise PermanentError(
-            ErrorCode.AUTH_FORBIDDEN, f"client {client.name} is not an {role.value}'s client"
+            ErrorCode.AUTH_FORBIDDEN, f"client {client.name} is not an {wanted}'s client"
         )
     return client
 

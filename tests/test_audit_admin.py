@@ -68,12 +68,13 @@ async def test_the_daemon_records_its_key_and_settings_changes_and_signs_on_stop
         assert [(e.event, e.outcome) for e in entries] == [
             (AuditEvent.ADMIN, "key_created"),
             (AuditEvent.CONFIG_CHANGED, "first"),
-            (AuditEvent.ADMIN, "agencies_from_settings"),  # its agencies join the list, once
+            (AuditEvent.ADMIN, "endpoint_from_settings"),  # into the registry, once
+            (AuditEvent.ADMIN, "agencies_from_settings"),  # and the agency list, once
             (AuditEvent.CONFIG_CHANGED, "changed"),  # a token changed: only its digest shows
         ]
         assert "a-new-token" not in str(entries)
         assert key.verifier.fingerprint in (entries[0].detail or "")
         checkpoints = await store.audit.checkpoints()
-        assert checkpoints[-1].size == 4  # signed at the last stop
+        assert checkpoints[-1].size == 5  # signed at the last stop
         report = await verify_log(store.audit, key.verifier)
         assert report.ok, report.problems

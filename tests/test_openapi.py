@@ -5,18 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from openapi_spec_validator import validate
 
-from lgsp_adapter.agency_list_web import add_agency_list_routes
 from lgsp_adapter.audit.signing import LogKey
-from lgsp_adapter.audit_web import AuditAccess, add_audit_routes
+from lgsp_adapter.audit_web import AuditAccess
+from lgsp_adapter.daemon import mount_api
 from lgsp_adapter.inbox import Inbox
-from lgsp_adapter.inbox_web import add_inbox_routes
 from lgsp_adapter.intake import Intake
 from lgsp_adapter.openapi import document
+from lgsp_adapter.registry.service import Registry
 from lgsp_adapter.store.sqlite import SqliteStore
 from lgsp_adapter.web import make_app
 from tests.test_web import settings
@@ -29,16 +30,24 @@ def test_the_document_is_valid_openapi() -> None:
 @pytest.mark.asyncio
 async def test_every_route_is_described_and_nothing_else(tmp_path: Path) -> None:
     config = settings(tmp_path)
-    async with await SqliteStore.open(config.store.path) as store:
+    async with (
+        await SqliteStore.open(config.store.path) as store,
+        aiohttp.ClientSession() as session,
+    ):
         directory = config.directory()
 
         async def announce(*_: Any) -> None:
             return None
 
         def mount(app: web.Application) -> None:  # as the daemon mounts them
-            add_audit_routes(app, AuditAccess(log=store.audit, key=LogKey.generate(None)))
-            add_inbox_routes(app, Inbox(store=store, directory=directory, announce=announce))
-            add_agency_list_routes(app, store)
+            mount_api(
+                app,
+                access=AuditAccess(log=store.audit, key=LogKey.generate(None)),
+                inbox=Inbox(store=store, directory=directory, announce=announce),
+                store=store,
+                registry=Registry(store.registry, directory),
+                session=session,
+            )
 
         app = make_app(
             store=store,

@@ -297,10 +297,19 @@ async def test_settings_agencies_load_once_and_yield_to_an_integrators_change(
     record = await opened.registry.endpoint(COMMUNE)
     assert record is not None
     assert record.agency.endpoint.timeout_s == 4
+    # Gone from the settings: removed if the settings own it, kept if the registry does.
+    other = ServedAgency.model_validate(commune("000.12.35.H56"))
+    await registry.load_settings_agencies([other])
+    await registry.load_settings_agencies([])
+    assert await opened.registry.endpoint("000.12.35.H56") is None
+    assert await opened.registry.endpoint(COMMUNE) is not None
     entries = await opened.audit.query(AuditQuery(event=AuditEvent.ADMIN))
-    assert [(e.outcome, e.detail, e.actor) for e in entries][:2] == [
-        ("endpoint_from_settings", "added", "daemon"),
-        ("endpoint_from_settings", "changed", "daemon"),
+    assert [(e.outcome, e.recipient, e.detail, e.actor) for e in entries] == [
+        ("endpoint_from_settings", COMMUNE, "added", "daemon"),
+        ("endpoint_from_settings", COMMUNE, "changed", "daemon"),
+        ("endpoint_changed", COMMUNE, "changed endpoint.timeout_s; revision 3", "i"),
+        ("endpoint_from_settings", "000.12.35.H56", "added", "daemon"),
+        ("endpoint_removed", "000.12.35.H56", "no longer in the settings", "daemon"),
     ]
 
 

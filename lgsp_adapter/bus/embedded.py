@@ -48,6 +48,12 @@ class EmbeddedBus:
         self._wake = asyncio.Event()
         self._on_final = on_final  # sender and recipient share this store: tell the sender
 
+    async def serve(self, codes: list[str]) -> None:
+        """Serve these agencies from now on (the registry changed): new ones' deliveries are
+        leased at once, removed ones' wait in the store until they are registered again."""
+        self._served = list(codes)
+        self._wake.set()
+
     async def publish(self, deliveries: list[Outgoing]) -> None:
         """Queue deliveries in one transaction; one to an agency no daemon here serves comes
         back as returned."""

@@ -25,6 +25,7 @@ from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
     AbstractIncomingMessage,
+    AbstractQueue,
     AbstractRobustConnection,
 )
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
@@ -33,6 +34,7 @@ from pamqp.commands import Basic
 from yarl import URL
 
 from lgsp_adapter.agencies import Directory
+from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.audit import AuditEntry, AuditEvent
 from lgsp_adapter.bus.embedded import Handler
 from lgsp_adapter.bus.topology import Topology
@@ -82,7 +84,7 @@ class RabbitBus:
         self._user = URL(url).user or "guest"
         self._topology = topology
         self._store = store
-        self._served = served
+        self._served = set(served)
         self._prefetch = prefetch
         self._retry_delays_s = retry_delays_s
         self._connection_name = connection_name
@@ -97,6 +99,12 @@ class RabbitBus:
         # published again, and both copies may arrive together.
         self._handling: dict[tuple[UUID, str], tuple[asyncio.Lock, int]] = {}
         self._working: set[asyncio.Task[None]] = set()  # shielded work, awaited at shutdown
+        # The consuming side, kept so that agencies registered later get their consumers.
+        self._consuming: AbstractChannel | None = None
+        self._handler: Handler | None = None
+        self._consumers: dict[str, tuple[AbstractQueue, str]] = {}
+        self._serving = asyncio.Lock()
+        self._retry_queues: set[str] = set()  # declared by this process
 
     async def __aenter__(self) -> Self:
         self._connection = await aio_pika.connect_robust(
@@ -120,25 +128,60 @@ class RabbitBus:
         exchange = await channel.declare_exchange(
             t.exchange, aio_pika.ExchangeType.TOPIC, durable=True
         )
-        dead = await channel.declare_exchange(
-            t.dead_exchange, aio_pika.ExchangeType.TOPIC, durable=True
-        )
-        for recipient in self._served:
-            queue = await channel.declare_queue(
-                t.agency_queue(recipient), durable=True, arguments=t.agency_arguments()
-            )
-            await queue.bind(exchange, t.binding(recipient))
-            dead_queue = await channel.declare_queue(
-                t.dead_queue(recipient), durable=True, arguments=t.dead_arguments()
-            )
-            await dead_queue.bind(dead, t.binding(recipient))
-            for delay in self._retry_delays_s:
-                await channel.declare_queue(
-                    t.retry_queue(recipient, delay),
-                    durable=True,
-                    arguments=t.retry_arguments(recipient, delay),
-                )
+        await channel.declare_exchange(t.dead_exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+        for recipient in sorted(self._served):
+            await self._declare_agency(channel, recipient)
         return exchange
+
+    async def _declare_agency(self, channel: AbstractChannel, recipient: str) -> None:
+        """One agency's queue, dead letters and retry queues, bound (idempotent)."""
+        t = self._topology
+        queue = await channel.declare_queue(
+            t.agency_queue(recipient), durable=True, arguments=t.agency_arguments()
+        )
+        await queue.bind(t.exchange, t.binding(recipient))
+        dead_queue = await channel.declare_queue(
+            t.dead_queue(recipient), durable=True, arguments=t.dead_arguments()
+        )
+        await dead_queue.bind(t.dead_exchange, t.binding(recipient))
+        agency = self._directory.served(AgencyCode.parse(recipient))
+        delays = (agency.endpoint.retry_delays_s if agency else None) or self._retry_delays_s
+        for delay in delays:
+            await self._declare_retry(channel, recipient, delay)
+
+    async def _declare_retry(self, channel: AbstractChannel, recipient: str, delay: float) -> None:
+        name = self._topology.retry_queue(recipient, delay)
+        if name in self._retry_queues:
+            return
+        await channel.declare_queue(
+            name, durable=True, arguments=self._topology.retry_arguments(recipient, delay)
+        )
+        self._retry_queues.add(name)
+
+    async def serve(self, codes: list[str]) -> None:
+        """Serve these agencies from now on (the registry changed): declare and consume a new
+        agency's queues at once; stop consuming a removed one's (its queue keeps what it holds
+        until the agency is registered again or an operator acts). Idempotent, so a failure
+        halfway (the broker away) is mended by calling it again."""
+        assert self._publishing is not None  # noqa: S101  # used only inside `async with`
+        async with self._serving:
+            wanted = set(codes)
+            for recipient in sorted(wanted - self._served):
+                await self._declare_agency(self._publishing, recipient)
+            for recipient in sorted(wanted & self._served):  # a changed retry schedule
+                agency = self._directory.served(AgencyCode.parse(recipient))
+                for delay in (agency.endpoint.retry_delays_s if agency else None) or []:
+                    await self._declare_retry(self._publishing, recipient, delay)
+            gone = self._served - wanted
+            self._served = wanted
+            if self._consuming is None or self._handler is None:
+                return
+            for recipient in sorted(wanted - set(self._consumers)):
+                await self._start_consumer(self._consuming, self._handler, recipient)
+            for recipient in sorted(gone & set(self._consumers)):
+                queue, tag = self._consumers.pop(recipient)
+                await queue.cancel(tag)
+                log.info("no longer consuming %s", recipient)
 
     def _message(self, packet: StoredPacket, recipient: str, **headers: Any) -> aio_pika.Message:
         return aio_pika.Message(
@@ -192,29 +235,39 @@ class RabbitBus:
         assert self._connection is not None  # noqa: S101  # used only inside `async with`
         channel = await self._connection.channel()
         await channel.set_qos(prefetch_count=self._prefetch)
-        consumers = []
-        for recipient in self._served:
-            queue = await channel.get_queue(self._topology.agency_queue(recipient), ensure=True)
-
-            async def on_message(message: AbstractIncomingMessage) -> None:
-                task = asyncio.current_task()
-                if task is not None:
-                    self._in_hand.add(task)
-                try:
-                    await self._handle(handler, message)
-                finally:
-                    if task is not None:
-                        self._in_hand.discard(task)
-
-            consumers.append((queue, await queue.consume(on_message)))
+        async with self._serving:
+            self._consuming, self._handler = channel, handler
+            for recipient in sorted(self._served):
+                await self._start_consumer(channel, handler, recipient)
         await stopping.wait()
-        for queue, tag in consumers:
-            await queue.cancel(tag)
+        async with self._serving:
+            for queue, tag in self._consumers.values():
+                await queue.cancel(tag)
+            self._consumers.clear()
+            self._consuming = None
         if self._in_hand:
             await asyncio.gather(*self._in_hand, return_exceptions=True)
         if self._working:
             await asyncio.gather(*self._working, return_exceptions=True)
         await channel.close()
+
+    async def _start_consumer(
+        self, channel: AbstractChannel, handler: Handler, recipient: str
+    ) -> None:
+        queue = await channel.get_queue(self._topology.agency_queue(recipient), ensure=True)
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            task = asyncio.current_task()
+            if task is not None:
+                self._in_hand.add(task)
+            try:
+                await self._handle(handler, message)
+            finally:
+                if task is not None:
+                    self._in_hand.discard(task)
+
+        self._consumers[recipient] = (queue, await queue.consume(on_message))
+        log.info("consuming %s", recipient)
 
     async def _handle(self, handler: Handler, message: AbstractIncomingMessage) -> None:
         if message.type == RECEIPT:
@@ -352,6 +405,9 @@ class RabbitBus:
         # Park first, record second: a crash between them costs at most an extra attempt,
         # and after the record, the redelivered original is recognised as stale.
         if settlement.retry_in_s is not None:
+            assert self._publishing is not None  # noqa: S101  # used only inside `async with`
+            # The agency's schedule may have changed since its queues were declared.
+            await self._declare_retry(self._publishing, recipient, settlement.retry_in_s)
             await self._park(
                 packet,
                 recipient,

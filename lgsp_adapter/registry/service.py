@@ -226,8 +226,9 @@ class Registry:
         await self.refresh()
 
     async def load_settings_agencies(self, agencies: list[ServedAgency]) -> None:
-        """Put the settings' agencies into the registry. A record an integrator changed since
-        is the registry's now: the settings no longer override it (a warning says so)."""
+        """Put the settings' agencies into the registry, and take out those the settings put
+        there and no longer list. A record an integrator changed since is the registry's now:
+        the settings no longer override nor remove it (a warning says so)."""
         for agency in agencies:
             code = str(agency.code)
 
@@ -246,6 +247,10 @@ class Registry:
                 return Edit(agency, Source.SETTINGS, [entry])
 
             await self.store.change(code, edit, actor="daemon")
+        listed = {str(agency.code) for agency in agencies}
+        for record in await self.store.endpoints():
+            if record.source is Source.SETTINGS and record.code not in listed:
+                await self.store.change(record.code, _dropped_from_settings, actor="daemon")
         await self.refresh()
 
     def _validated(self, body: Mapping[str, Any]) -> ServedAgency:
@@ -285,6 +290,15 @@ class Registry:
             created_by="",  # the store records who, with the change
         )
         return plain, [record]
+
+
+def _dropped_from_settings(current: EndpointRecord | None) -> Edit | None:
+    """An agency the settings put in the registry, and no longer list: the operator removed
+    it (one an integrator changed since is the registry's, and stays)."""
+    if current is None or current.source is not Source.SETTINGS:
+        return None
+    entry = _entry("endpoint_removed", current.code, "no longer in the settings", "daemon")
+    return Edit(None, current.source, [entry])
 
 
 def invalid(exc: ValidationError) -> PermanentError:

@@ -1,0 +1,115 @@
+"""``test`` of an endpoint: does it really answer, how fast, and over what TLS.
+
+The probe is an ``OPTIONS`` request to the push URL, presenting the same credentials and TLS
+context a delivery would (``endpoint_transport``): safe by HTTP's rules, so testing never makes
+an agency system take a packet. Any answer proves the system is there; what the answer says
+is graded (a 401 means our credentials are wrong, a 404 that the path is), and the TLS
+session is described so an integrator sees a certificate about to expire before it does.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+
+from lgsp_adapter.agencies import DeliveryMode, MutualTlsAuth, ServedAgency
+from lgsp_adapter.endpoint_transport import present
+from lgsp_adapter.errors import ErrorCode, PermanentError
+
+_VERDICTS = {401: "credentials_refused", 403: "credentials_refused", 404: "not_found"}
+
+
+async def probe(agency: ServedAgency, session: aiohttp.ClientSession) -> dict[str, Any]:
+    """The report of one test (JSON-ready): ``ok``, ``verdict``, ``status``, ``latency_ms``,
+    ``tls`` and, when it failed, ``error`` with a stable code."""
+    endpoint = agency.endpoint
+    if endpoint.mode is DeliveryMode.PULL or endpoint.url is None:
+        raise PermanentError(
+            ErrorCode.REGISTRY_INVALID,
+            f"{agency.code} is a pull endpoint: its system fetches from /v1/inbox, there is "
+            "no URL to test",
+        )
+    url = str(endpoint.url)
+    report: dict[str, Any] = {"code": str(agency.code), "url": url, "method": "OPTIONS"}
+    started = time.monotonic()
+    try:
+        presented = present(endpoint, packet_id="probe", body=b"")
+        async with session.options(
+            url,
+            headers={**presented.headers, "X-LGSP-Kind": "probe"},
+            auth=presented.auth,
+            ssl=presented.ssl,
+            allow_redirects=False,
+            timeout=aiohttp.ClientTimeout(total=endpoint.timeout_s),
+        ) as response:
+            tls = _tls(response, isinstance(endpoint.auth, MutualTlsAuth))
+            await response.content.read(64 * 1024)
+            status = response.status
+    except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError) as exc:
+        report |= {
+            "ok": False,
+            "verdict": "tls_failed"
+            if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError)
+            else "unreachable",
+            "status": None,
+            "latency_ms": _ms(started),
+            "tls": None,
+            "error": {
+                "code": str(ErrorCode.ENDPOINT_UNREACHABLE),
+                "message": f"{url} did not answer: {_why(exc)}",
+            },
+        }
+        return report
+    verdict = _VERDICTS.get(status) or (
+        "server_error" if status >= 500 else "redirects" if 300 <= status < 400 else "answers"
+    )
+    report |= {
+        "ok": verdict == "answers",
+        "verdict": verdict,
+        "status": status,
+        "latency_ms": _ms(started),
+        "tls": tls,
+    }
+    return report
+
+
+def _tls(response: aiohttp.ClientResponse, client_certificate: bool) -> dict[str, Any] | None:
+    connection = response.connection
+    transport = connection.transport if connection is not None else None
+    secured = transport.get_extra_info("ssl_object") if transport is not None else None
+    if not isinstance(secured, ssl.SSLObject):
+        return None
+    cipher = secured.cipher()
+    peer: dict[str, Any] = dict(secured.getpeercert() or {})
+    details: dict[str, Any] = {
+        "version": secured.version(),
+        "cipher": cipher[0] if cipher else None,
+        "client_certificate": client_certificate,
+        "subject": _name(peer.get("subject", ())),
+        "issuer": _name(peer.get("issuer", ())),
+        "subject_alt_names": [value for _, value in peer.get("subjectAltName", ())],
+    }
+    not_after = peer.get("notAfter")
+    if isinstance(not_after, str):
+        expires = datetime.fromtimestamp(ssl.cert_time_to_seconds(not_after), UTC)
+        details["not_after"] = expires.isoformat()
+        details["days_left"] = (expires - datetime.now(UTC)).days
+    return details
+
+
+def _name(parts: Any) -> str:
+    return ", ".join(f"{key}={value}" for rdn in parts for key, value in rdn)
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    return f"{type(exc).__name__}: {exc}".strip()
+
+
+def _ms(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 1)
