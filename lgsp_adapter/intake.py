@@ -17,13 +17,23 @@ from dataclasses import dataclass
 from lgsp_adapter.agencies import Client, Directory
 from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.audit import AuditEntry, AuditEvent
-from lgsp_adapter.edxml_model import EdocPacket, StatusPacket
 from lgsp_adapter.errors import ErrorCode, InvalidPacket, LgspError, PermanentError
-from lgsp_adapter.packets import Packet, ReadPacket, read_packet
+from lgsp_adapter.packets import (
+    Packet,
+    ReadPacket,
+    document_id_of,
+    read_packet,
+    recipients_of,
+    sender_of,
+)
 from lgsp_adapter.safe_xml import XmlLimits
 from lgsp_adapter.store import DeliveryRecord, Store, StoredPacket, entry_for
+from lgsp_adapter.translators.base import Envelope, find, translate_to_packet
 
 log = logging.getLogger(__name__)
+
+# The translator (by name) and the envelope for what an agency system submits in its own format.
+Translation = tuple[str, Envelope]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,35 +43,6 @@ class Accepted:
     packet: StoredPacket
     read: ReadPacket
     deliveries: list[DeliveryRecord]
-
-
-def sender_of(packet: Packet) -> str:
-    """The agency the packet says it comes from, as written."""
-    if isinstance(packet, EdocPacket | StatusPacket):
-        return packet.sender.organ_id.strip()
-    return str(packet.sender)
-
-
-def recipients_of(packet: Packet) -> list[str]:
-    """The agencies the packet goes to, as written, each once, in order of appearance.
-
-    A status packet goes to the agency whose document it is about (``ResponseFor``)."""
-    if isinstance(packet, EdocPacket):
-        codes = [org.organ_id.strip() for org in packet.recipients]
-    elif isinstance(packet, StatusPacket):
-        codes = [packet.message.response_for.organ_id.strip()]
-    else:
-        codes = [str(code) for code in packet.recipients]
-    return list(dict.fromkeys(codes))
-
-
-def document_id_of(packet: Packet) -> str | None:
-    """The document a packet carries or is about, when it names one."""
-    if isinstance(packet, EdocPacket):
-        return packet.message.document_id
-    if isinstance(packet, StatusPacket):
-        return packet.message.response_for.document_id
-    return packet.reference
 
 
 class Intake:
@@ -80,11 +61,26 @@ class Intake:
         self.limits = limits
         self._on_accept = on_accept
 
-    async def submit(self, data: bytes, *, content_type: str | None, client: Client) -> Accepted:
-        """Accept a packet, or raise ``LgspError`` saying why not (the refusal is audited)."""
+    async def submit(
+        self,
+        data: bytes,
+        *,
+        content_type: str | None,
+        client: Client,
+        translation: Translation | None = None,
+    ) -> Accepted:
+        """Accept a packet, or raise ``LgspError`` saying why not (the refusal is audited).
+        With ``translation``, ``data`` is in the agency system's own format: the packet kept
+        is its translation, checked like any other."""
         sha256 = hashlib.sha256(data).hexdigest()
+        translated_from = None
         try:
             _check_content_type(content_type)
+            if translation is not None:
+                name, envelope = translation
+                data = translate_to_packet(find(name), data, envelope, self.limits)
+                translated_from, sha256 = sha256, hashlib.sha256(data).hexdigest()
+                content_type = None  # whatever it became, the packet says
             read = read_packet(data, content_type=content_type, limits=self.limits)
             sender = self._check_sender(read.packet, client)
             recipients = self._check_recipients(read.packet)
@@ -110,7 +106,7 @@ class Intake:
             AuditEvent.RECEIVED,
             recipient=",".join(recipients),
             outcome="ok",
-            detail=f"{len(read.warnings)} warnings" if read.warnings else None,
+            detail=_received_detail(read, translation, translated_from),
         )
         await self._store.accept(packet, [received])
         log.info(received.line())
@@ -169,6 +165,15 @@ class Intake:
     def _routable(self, text: str) -> bool:
         code = AgencyCode.read(text).code
         return code is not None and str(code) == text and self._directory.is_known(code)
+
+
+def _received_detail(
+    read: ReadPacket, translation: Translation | None, original_sha256: str | None
+) -> str | None:
+    parts = [f"{len(read.warnings)} warnings"] if read.warnings else []
+    if translation is not None:
+        parts.append(f"translated by {translation[0]} from sha256 {original_sha256}")
+    return "; ".join(parts) or None
 
 
 def _check_content_type(content_type: str | None) -> None:

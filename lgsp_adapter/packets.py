@@ -11,6 +11,7 @@ from typing import get_args
 
 from lgsp_adapter.diagnostics import Diagnostic
 from lgsp_adapter.edxml_codec import EdxmlPacket, parse_edxml
+from lgsp_adapter.edxml_model import EdocPacket, StatusPacket
 from lgsp_adapter.errors import ErrorCode, InvalidPacket
 from lgsp_adapter.safe_xml import XmlLimits
 from lgsp_adapter.tax_transport import TaxTransportPacket, parse_tax_transport
@@ -75,6 +76,35 @@ def _syntax(data: bytes, content_type: str | None) -> str:
         ErrorCode.PACKET_UNKNOWN_KIND,
         "the content is neither XML (edXML) nor a JSON object (tax–transport)",
     )
+
+
+def sender_of(packet: Packet) -> str:
+    """The agency the packet says it comes from, as written."""
+    if isinstance(packet, EdocPacket | StatusPacket):
+        return packet.sender.organ_id.strip()
+    return str(packet.sender)
+
+
+def recipients_of(packet: Packet) -> list[str]:
+    """The agencies the packet goes to, as written, each once, in order of appearance.
+
+    A status packet goes to the agency whose document it is about (``ResponseFor``)."""
+    if isinstance(packet, EdocPacket):
+        codes = [org.organ_id.strip() for org in packet.recipients]
+    elif isinstance(packet, StatusPacket):
+        codes = [packet.message.response_for.organ_id.strip()]
+    else:
+        codes = [str(code) for code in packet.recipients]
+    return list(dict.fromkeys(codes))
+
+
+def document_id_of(packet: Packet) -> str | None:
+    """The document a packet carries or is about, when it names one."""
+    if isinstance(packet, EdocPacket):
+        return packet.message.document_id
+    if isinstance(packet, StatusPacket):
+        return packet.message.response_for.document_id
+    return packet.reference
 
 
 def _kinds() -> frozenset[str]:

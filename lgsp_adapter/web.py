@@ -13,11 +13,14 @@ from uuid import UUID
 
 from aiohttp import web
 
+from lgsp_adapter import translators
 from lgsp_adapter.agencies import Client, Directory, Role
+from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.errors import ErrorCode, FatalError, LgspError, PermanentError, TransientError
-from lgsp_adapter.intake import Intake
+from lgsp_adapter.intake import Intake, Translation
 from lgsp_adapter.openapi import openapi
 from lgsp_adapter.store import Store
+from lgsp_adapter.translators import Envelope
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +120,40 @@ def whole_number(params: Mapping[str, str], name: str, code: ErrorCode) -> int |
     return int(value)
 
 
+def translation_for(
+    request: web.Request, client: Client, content_type: str | None
+) -> Translation | None:
+    """The translator a submission goes through, if any: the one the sending agency's endpoint
+    names, when the body comes in that translator's media type (``X-LGSP-Format: lgsp`` says
+    it is one of our packets after all). Who sends is ``X-LGSP-Sender`` or the client's only
+    agency; ``X-LGSP-To`` (codes, comma-separated) and ``X-LGSP-Reference`` fill what the
+    agency's format may not say."""
+    if request.headers.get("X-LGSP-Format", "").strip().lower() == "lgsp":
+        return None
+    sender = request.headers.get("X-LGSP-Sender", "").strip()
+    if not sender and len(client.agencies) == 1:
+        sender = str(client.agencies[0])
+    code = AgencyCode.read(sender).code
+    if code is None or code not in client.agencies:
+        return None  # the packet itself must then say who sends, and is checked for it
+    agency = request.app[DIRECTORY].served(code)
+    name = agency.endpoint.translator if agency is not None else None
+    if name is None:
+        return None
+    installed = translators.installed().get(name)
+    if installed is None:  # the intake's refusal names it, in the audit log too
+        return name, Envelope(sender=str(code))
+    if _media(content_type) != _media(installed.media_type):
+        return None
+    recipients = [c.strip() for c in request.headers.get("X-LGSP-To", "").split(",") if c.strip()]
+    reference = request.headers.get("X-LGSP-Reference", "").strip() or None
+    return name, Envelope(sender=str(code), recipients=recipients, reference=reference)
+
+
+def _media(content_type: str | None) -> str:
+    return (content_type or "").split(";")[0].strip().lower()
+
+
 async def read_body(request: web.Request, max_bytes: int) -> bytes:
     """The request body, refused as soon as it is known to exceed ``max_bytes``: from its
     declared length, or while it streams in (never buffered whole)."""
@@ -146,7 +183,12 @@ async def submit(request: web.Request) -> web.Response:
     client = client_of(request)
     data = await read_body(request, request.app[MAX_BYTES])
     content_type = request.headers.get("Content-Type")
-    accepted = await request.app[INTAKE].submit(data, content_type=content_type, client=client)
+    accepted = await request.app[INTAKE].submit(
+        data,
+        content_type=content_type,
+        client=client,
+        translation=translation_for(request, client, content_type),
+    )
     packet = accepted.packet
     body: dict[str, Any] = {
         "packet_id": str(packet.id),

@@ -31,6 +31,7 @@ class AgencyServer:
     then: int = 200
     delay_s: float = 0.0
     received: list[Received] = field(default_factory=list)
+    probes: list[dict[str, str]] = field(default_factory=list)
     url: str = ""
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -40,6 +41,11 @@ class AgencyServer:
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         return web.Response(status=status, text="ok" if status < 300 else "no")
+
+    async def answer_options(self, request: web.Request) -> web.Response:
+        """An endpoint test: answered, and counted apart from deliveries."""
+        self.probes.append(dict(request.headers))
+        return web.Response(status=204, headers={"Allow": "POST, OPTIONS"})
 
     def delivered(self) -> list[str]:
         """The packet ids of the requests answered 2xx, in order (a packet may repeat)."""
@@ -51,6 +57,7 @@ async def agency_server(server: AgencyServer) -> AsyncIterator[AgencyServer]:
     """Serve ``server`` on a free loopback port for the duration."""
     app = web.Application()
     app.router.add_post("/inbox", server.handle)
+    app.router.add_route("OPTIONS", "/inbox", server.answer_options)
     test_server = TestServer(app, host="127.0.0.1")
     await test_server.start_server()
     server.url = str(test_server.make_url("/inbox"))

@@ -39,8 +39,7 @@ from lgsp_adapter.audit import AuditEntry, AuditEvent
 from lgsp_adapter.bus.embedded import Handler
 from lgsp_adapter.bus.topology import Topology
 from lgsp_adapter.errors import LgspError
-from lgsp_adapter.intake import recipients_of, sender_of
-from lgsp_adapter.packets import read_packet
+from lgsp_adapter.packets import read_packet, recipients_of, sender_of
 from lgsp_adapter.relay import Outgoing, set_aside
 from lgsp_adapter.safe_xml import XmlLimits
 from lgsp_adapter.store import DeliveryState, StoredPacket, entry_for

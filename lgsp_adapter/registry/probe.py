@@ -2,13 +2,16 @@
 
 The probe is an ``OPTIONS`` request to the push URL, presenting the same credentials and TLS
 context a delivery would (``endpoint_transport``): safe by HTTP's rules, so testing never makes
-an agency system take a packet. Any answer proves the system is there; what the answer says
-is graded (a 401 means our credentials are wrong, a 404 that the path is), and the TLS
-session is described so an integrator sees a certificate about to expire before it does.
+an agency system take a packet. For https, a second handshake with the same context reads the
+session's details, so an integrator sees a certificate about to expire before it does. Any
+answer proves the system is there; what the answer says is graded (a 401 means our credentials
+are wrong, a 404 that the path is).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ssl
 import time
 from datetime import UTC, datetime
@@ -46,7 +49,6 @@ async def probe(agency: ServedAgency, session: aiohttp.ClientSession) -> dict[st
             allow_redirects=False,
             timeout=aiohttp.ClientTimeout(total=endpoint.timeout_s),
         ) as response:
-            tls = _tls(response, isinstance(endpoint.auth, MutualTlsAuth))
             await response.content.read(64 * 1024)
             status = response.status
     except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError) as exc:
@@ -64,6 +66,10 @@ async def probe(agency: ServedAgency, session: aiohttp.ClientSession) -> dict[st
             },
         }
         return report
+    tls = None
+    if endpoint.url.scheme == "https":
+        tls = await _tls(endpoint.url.host or "", endpoint.url.port or 443, presented.ssl)
+        tls["client_certificate"] = isinstance(endpoint.auth, MutualTlsAuth)
     verdict = _VERDICTS.get(status) or (
         "server_error" if status >= 500 else "redirects" if 300 <= status < 400 else "answers"
     )
@@ -77,28 +83,38 @@ async def probe(agency: ServedAgency, session: aiohttp.ClientSession) -> dict[st
     return report
 
 
-def _tls(response: aiohttp.ClientResponse, client_certificate: bool) -> dict[str, Any] | None:
-    connection = response.connection
-    transport = connection.transport if connection is not None else None
-    secured = transport.get_extra_info("ssl_object") if transport is not None else None
-    if not isinstance(secured, ssl.SSLObject):
-        return None
-    cipher = secured.cipher()
-    peer: dict[str, Any] = dict(secured.getpeercert() or {})
-    details: dict[str, Any] = {
-        "version": secured.version(),
-        "cipher": cipher[0] if cipher else None,
-        "client_certificate": client_certificate,
-        "subject": _name(peer.get("subject", ())),
-        "issuer": _name(peer.get("issuer", ())),
-        "subject_alt_names": [value for _, value in peer.get("subjectAltName", ())],
-    }
-    not_after = peer.get("notAfter")
-    if isinstance(not_after, str):
-        expires = datetime.fromtimestamp(ssl.cert_time_to_seconds(not_after), UTC)
-        details["not_after"] = expires.isoformat()
-        details["days_left"] = (expires - datetime.now(UTC)).days
-    return details
+async def _tls(host: str, port: int, context: ssl.SSLContext | bool) -> dict[str, Any]:
+    """The TLS session a delivery gets, from a handshake of its own: aiohttp lets go of a
+    connection as soon as a bodiless answer is read, so the HTTP request cannot tell."""
+    if not isinstance(context, ssl.SSLContext):
+        context = ssl.create_default_context()
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, ssl=context), timeout=10
+        )
+    except (TimeoutError, OSError) as exc:  # it answered HTTP a moment ago
+        return {"error": _why(exc)}
+    try:
+        secured = writer.get_extra_info("ssl_object")
+        cipher = secured.cipher()
+        peer: dict[str, Any] = dict(secured.getpeercert() or {})
+        details: dict[str, Any] = {
+            "version": secured.version(),
+            "cipher": cipher[0] if cipher else None,
+            "subject": _name(peer.get("subject", ())),
+            "issuer": _name(peer.get("issuer", ())),
+            "subject_alt_names": [value for _, value in peer.get("subjectAltName", ())],
+        }
+        not_after = peer.get("notAfter")
+        if isinstance(not_after, str):
+            expires = datetime.fromtimestamp(ssl.cert_time_to_seconds(not_after), UTC)
+            details["not_after"] = expires.isoformat()
+            details["days_left"] = (expires - datetime.now(UTC)).days
+        return details
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await writer.wait_closed()
 
 
 def _name(parts: Any) -> str:

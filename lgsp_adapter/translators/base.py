@@ -15,8 +15,7 @@ from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
 from lgsp_adapter.errors import ErrorCode, InvalidPacket, LgspError
-from lgsp_adapter.intake import recipients_of, sender_of
-from lgsp_adapter.packets import read_packet
+from lgsp_adapter.packets import read_packet, recipients_of, sender_of
 from lgsp_adapter.safe_xml import XmlLimits
 
 log = logging.getLogger(__name__)
