@@ -25,6 +25,7 @@ from lgsp_adapter.daemon import check_servable, run_daemon
 from lgsp_adapter.demo import run_demo
 from lgsp_adapter.errors import ErrorCode, FatalError, LgspError
 from lgsp_adapter.packets import read_packet
+from lgsp_adapter.registry_cli import endpoints_group
 from lgsp_adapter.store.sqlite import SqliteStore
 from lgsp_adapter.summary import canonical_json, summary
 from lgsp_adapter.translators import (
@@ -244,6 +245,7 @@ def agencies_list_command(
 
 
 main.add_command(audit_group)
+main.add_command(endpoints_group)
 
 
 def _fail(message: str) -> NoReturn:
