@@ -55,7 +55,7 @@ async def consumers(exchange: str, code: str) -> int | None:
             queue = await channel.declare_queue(Topology(exchange).agency_queue(code), passive=True)
         except aio_pika.exceptions.ChannelClosed:
             return None
-        return int(queue.declaration_result.consumer_count)
+        return int(queue.declaration_result.consumer_count or 0)
 
 
 @pytest.mark.asyncio
