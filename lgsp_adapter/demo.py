@@ -90,9 +90,10 @@ COMMAND = _command()
 
 
 def settings_for(
-    data_dir: Path, systems: dict[str, AgencySystem], tokens: dict[str, str]
+    data_dir: Path, systems: dict[str, AgencySystem], tokens: dict[str, str], integrator: str
 ) -> Settings:
-    """One daemon serving every agency of the demo, with quick durable retries to watch."""
+    """One daemon serving the demo's agencies, with quick durable retries to watch and an
+    integrator who registers one more while it runs."""
     return Settings.model_validate(
         {
             "http": {"port": 0},
@@ -104,8 +105,11 @@ def settings_for(
                 for code, system in systems.items()
             ],
             "clients": [
-                {"name": f"system-{code}", "token": token, "agencies": [code]}
-                for code, token in tokens.items()
+                *(
+                    {"name": f"system-{code}", "token": token, "agencies": [code]}
+                    for code, token in tokens.items()
+                ),
+                {"name": "integrator", "token": integrator, "role": "integrator"},
             ],
         }
     )
@@ -168,13 +172,15 @@ def journey(title: str, state: dict[str, Any], say: Callable[[str], None]) -> bo
 
 async def run_demo(data_dir: Path, say: Callable[[str], None]) -> bool:
     """Run the exchange; True when every packet reached every recipient."""
-    systems = {code: AgencySystem(code) for code in packets.NAMES}
+    systems = {code: AgencySystem(code) for code in packets.NAMES if code != packets.NEW_COMMUNE}
     systems[packets.COMMUNES[1]].failures = 2
-    tokens = {code: secrets.token_urlsafe(24) for code in packets.NAMES}
+    tokens = {code: secrets.token_urlsafe(24) for code in systems}
+    integrator = secrets.token_urlsafe(24)
+    newcomer = AgencySystem(packets.NEW_COMMUNE)
     async with AsyncExitStack() as stack:
-        for system in systems.values():
+        for system in [*systems.values(), newcomer]:
             await stack.enter_async_context(running(system))
-        settings = settings_for(data_dir, systems, tokens)
+        settings = settings_for(data_dir, systems, tokens, integrator)
         stop = asyncio.Event()
         ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         daemon = asyncio.create_task(run_daemon(settings, stop, ready.set_result))
@@ -215,6 +221,15 @@ async def run_demo(data_dir: Path, say: Callable[[str], None]) -> bool:
                 packet_id = await exchange.send(sender, body, content_type)
                 ids.append(packet_id)
                 all_ok &= journey(title, await exchange.settled(sender, packet_id), say)
+            all_ok &= await register_live(url, integrator, newcomer, session, say)
+            packet_id = await exchange.send(
+                packets.PROVINCE,
+                packets.document((packets.NEW_COMMUNE,), number="1240"),
+                "application/xml",
+            )
+            title = "6. The office's next letter, 1240/UBND-KSTTHC, reaches the new system"
+            all_ok &= journey(title, await exchange.settled(packets.PROVINCE, packet_id), say)
+            all_ok &= len(newcomer.received) == 1
         finally:
             stop.set()
             await asyncio.wait_for(daemon, timeout=30)
@@ -226,6 +241,37 @@ async def run_demo(data_dir: Path, say: Callable[[str], None]) -> bool:
         f"\nRead a packet as the adapter does:  {COMMAND} inspect FILE"
     )
     return all_ok and verified
+
+
+async def register_live(
+    url: str,
+    token: str,
+    system: AgencySystem,
+    session: aiohttp.ClientSession,
+    say: Callable[[str], None],
+) -> bool:
+    """What an integrator does for a commune joining: register its system while the daemon
+    runs, and test that it answers."""
+    code = system.code
+    say(f"\n5. An integrator registers the system of {packets.NAMES[code]} ({code}), live")
+    headers = {"Authorization": f"Bearer {token}"}
+    record = {"code": code, "name": packets.NAMES[code], "endpoint": {"url": system.url}}
+    async with session.post(f"{url}/v1/endpoints", json=record, headers=headers) as response:
+        answer: dict[str, Any] = await response.json()
+    if response.status != 201:
+        say(f"  registration refused: {answer}")
+        return False
+    say(
+        f"  POST /v1/endpoints -> 201, revision {answer['revision']}; its system's token is "
+        "in this answer, once"
+    )
+    async with session.post(f"{url}/v1/endpoints/{code}/test", headers=headers) as response:
+        report: dict[str, Any] = await response.json()
+    say(
+        f"  POST /v1/endpoints/{code}/test -> {report['verdict']}, HTTP {report['status']}, "
+        f"{report['latency_ms']} ms"
+    )
+    return bool(report.get("ok"))
 
 
 async def audit_the_log(

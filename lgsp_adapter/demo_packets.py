@@ -40,6 +40,7 @@ PROVINCE = "000.00.00.H56"
 DEPARTMENT = "000.00.12.H56"
 COMMUNES = ("000.21.00.H56", "000.22.00.H56")
 TAX_OFFICE = "000.56.20.G12"
+NEW_COMMUNE = "000.23.00.H56"  # not served at start: an integrator registers it live
 
 NAMES = {
     PROVINCE: "Văn phòng UBND tỉnh Thanh Hóa",
@@ -47,6 +48,7 @@ NAMES = {
     COMMUNES[0]: "UBND xã Quảng Phú",
     COMMUNES[1]: "UBND xã Hoằng Hóa",
     TAX_OFFICE: "Thuế tỉnh Thanh Hóa",
+    NEW_COMMUNE: "UBND xã Quảng Tâm",
 }
 DOCUMENT_ID = "000.00.00.H56,2026/11/20,1234/UBND-KSTTHC"
 BADGE_REFERENCE = "SXD-TH-2026-11-000382"
@@ -58,15 +60,17 @@ def _org(code: str) -> Organization:
     )
 
 
-def document() -> bytes:
-    """The provincial office's official letter to the department and two communes."""
+def document(recipients: tuple[str, ...] = (DEPARTMENT, *COMMUNES), number: str = "1234") -> bytes:
+    """The provincial office's official letter (to the department and two communes)."""
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("cong-van-1234.txt", "Công văn số 1234/UBND-KSTTHC về liên thông văn bản.\n")
+        z.writestr(
+            f"cong-van-{number}.txt", f"Công văn số {number}/UBND-KSTTHC về liên thông văn bản.\n"
+        )
     attachment = Attachment.from_bytes(
         archive.getvalue(),
         content_id="cid:1",
-        name="cong-van-1234.zip",
+        name=f"cong-van-{number}.zip",
         content_type="application/zip",
     )
     now = datetime.now(UTC)
@@ -75,9 +79,9 @@ def document() -> bytes:
             header=DocumentHeader(
                 message_header=DocumentMessageHeader(
                     sender=_org(PROVINCE),
-                    recipients=[_org(DEPARTMENT), *(_org(c) for c in COMMUNES)],
-                    document_id=DOCUMENT_ID,
-                    code=DocumentCode(code_number="1234", code_notation="UBND-KSTTHC"),
+                    recipients=[_org(code) for code in recipients],
+                    document_id=DOCUMENT_ID.replace("1234", number),
+                    code=DocumentCode(code_number=number, code_notation="UBND-KSTTHC"),
                     promulgation_info=PromulgationInfo(
                         place="Thanh Hóa", promulgation_date=EdxmlDate(text="2026/11/20")
                     ),
@@ -97,7 +101,7 @@ def document() -> bytes:
                         ManifestReference(
                             content_id="cid:1",
                             content_type="application/zip",
-                            attachment_name="cong-van-1234.zip",
+                            attachment_name=f"cong-van-{number}.zip",
                         )
                     ]
                 )
