@@ -334,3 +334,22 @@ async def test_a_change_made_by_another_process_reaches_a_watching_daemon(
     finally:
         stopping.set()
         await watching
+
+
+@pytest.mark.asyncio
+async def test_a_listener_that_fails_is_told_again(opened: Opened) -> None:
+    registry = live(opened)
+    calls: list[list[str]] = []
+
+    async def flaky(codes: list[str]) -> None:
+        calls.append(codes)
+        if len(calls) == 1:
+            raise ConnectionError("the broker is away")
+
+    registry.on_change(flaky)
+    record, _ = await registry.create(commune(), actor="i")  # stored, although the bus failed
+    assert record.revision == 1
+    assert registry.directory.served(AgencyCode.parse(COMMUNE)) is not None
+    assert await registry.refresh()  # the next look tries again
+    assert not await registry.refresh()  # and, done, stops
+    assert calls == [[COMMUNE], [COMMUNE]]

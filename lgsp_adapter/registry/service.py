@@ -65,7 +65,9 @@ class Registry:
         self._listeners.append(listener)
 
     async def refresh(self) -> bool:
-        """Load the registry into the directory if it changed; whether it had."""
+        """Load the registry into the directory if it changed, and tell the listeners; whether
+        it had. A listener that fails is told again at the next ``refresh`` (``watch`` calls it
+        every few seconds): listeners must be idempotent."""
         async with self._refreshing:
             revision = await self.store.revision()
             if revision == self._revision:
@@ -74,10 +76,19 @@ class Registry:
             tokens = await self.store.tokens()
             served = [record.agency for record in records]
             self.directory.update(served, [_issued(t) for t in tokens if t.revoked_at is None])
-            self._revision = revision
             codes = [str(agency.code) for agency in served]
+            failed = False
             for listener in self._listeners:
-                await listener(codes)
+                try:
+                    await listener(codes)
+                except Exception:
+                    # The change is stored and the directory has it; what failed (the bus
+                    # away, say) is tried again at the next look, since the revision is not
+                    # marked seen.
+                    log.exception("applying the registry's revision %d failed; retrying", revision)
+                    failed = True
+            if not failed:
+                self._revision = revision
             return True
 
     async def watch(self, stopping: asyncio.Event, interval_s: float = 2.0) -> None:
