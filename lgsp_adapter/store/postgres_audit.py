@@ -33,6 +33,7 @@ from lgsp_adapter.audit.store import (
 from lgsp_adapter.audit.tree import extend
 from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.merkle import Node
+from lgsp_adapter.store.postgres_schema import migrate
 
 Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 _APPEND_LOCK = 0x4C475350  # "LGSP": the advisory lock that serialises appends
@@ -140,26 +141,7 @@ class PostgresAuditLog:
         return log
 
     async def _migrate(self) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS lgsp_schema (part TEXT PRIMARY KEY, version INT)"
-            )
-            version = (
-                await conn.fetchval("SELECT version FROM lgsp_schema WHERE part = 'audit'") or 0
-            )
-            if version > len(MIGRATIONS):
-                raise FatalError(
-                    ErrorCode.STORE_UNAVAILABLE,
-                    f"the audit schema (version {version}) is newer than this adapter knows",
-                )
-            for script in MIGRATIONS[version:]:
-                await conn.execute(script)
-            await conn.execute(
-                "INSERT INTO lgsp_schema (part, version) VALUES ('audit', $1)"
-                " ON CONFLICT (part) DO UPDATE SET version = $1",
-                len(MIGRATIONS),
-            )
+        await migrate(self._pool, "audit", MIGRATIONS, _APPEND_LOCK)
 
     @property
     def pool(self) -> asyncpg.Pool:

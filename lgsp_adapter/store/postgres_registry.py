@@ -11,9 +11,9 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Self
 
-from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.registry.records import Editor, EndpointRecord, TokenRecord
 from lgsp_adapter.store.postgres_audit import Conn, PostgresAuditLog
+from lgsp_adapter.store.postgres_schema import migrate
 from lgsp_adapter.store.sqlite_registry import (
     endpoint_record,
     stored_form,
@@ -74,23 +74,7 @@ class PostgresRegistry:
         return registry
 
     async def _migrate(self) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _REGISTRY_LOCK)
-            version = (
-                await conn.fetchval("SELECT version FROM lgsp_schema WHERE part = 'registry'") or 0
-            )
-            if version > len(MIGRATIONS):
-                raise FatalError(
-                    ErrorCode.STORE_UNAVAILABLE,
-                    f"the registry schema (version {version}) is newer than this adapter knows",
-                )
-            for script in MIGRATIONS[version:]:
-                await conn.execute(script)
-            await conn.execute(
-                "INSERT INTO lgsp_schema (part, version) VALUES ('registry', $1)"
-                " ON CONFLICT (part) DO UPDATE SET version = $1",
-                len(MIGRATIONS),
-            )
+        await migrate(self._pool, "registry", MIGRATIONS, _REGISTRY_LOCK)
 
     async def __aenter__(self) -> Self:
         return self

@@ -1,0 +1,34 @@
+"""Versioned schemas on PostgreSQL: each part of the store (the audit log, the registry) keeps
+its version in ``lgsp_schema`` and moves forward by its own list of scripts, never edited once
+shipped. A part's advisory lock makes two processes starting at once migrate one at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+
+from lgsp_adapter.errors import ErrorCode, FatalError
+
+
+async def migrate(pool: asyncpg.Pool, part: str, scripts: Sequence[str], lock: int) -> None:
+    """Bring ``part`` up to ``len(scripts)``, in one transaction under ``lock``."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", lock)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS lgsp_schema (part TEXT PRIMARY KEY, version INT)"
+        )
+        version = await conn.fetchval("SELECT version FROM lgsp_schema WHERE part = $1", part) or 0
+        if version > len(scripts):
+            raise FatalError(
+                ErrorCode.STORE_UNAVAILABLE,
+                f"the {part} schema (version {version}) is newer than this adapter knows",
+            )
+        for script in scripts[version:]:
+            await conn.execute(script)
+        await conn.execute(
+            "INSERT INTO lgsp_schema (part, version) VALUES ($1, $2)"
+            " ON CONFLICT (part) DO UPDATE SET version = $2",
+            part,
+            len(scripts),
+        )
