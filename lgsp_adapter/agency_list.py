@@ -36,7 +36,9 @@ class Agency(BaseModel):
     mobile: str | None = None
     fax: str | None = None
     deleted: bool = False
-    source: str = Field("national", description="national (imported) or config.")
+    source: str = Field(
+        "national", description="national (imported) or config (this daemon's registry, settings)."
+    )
 
 
 @dataclass

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import secrets
@@ -385,8 +386,14 @@ def _check_tls_files(agency: ServedAgency) -> None:
 
 
 def _issued(token: TokenRecord) -> IssuedToken:
-    client = Client(name=f"{token.agency}/{token.label}", agencies=[AgencyCode.parse(token.agency)])
-    return IssuedToken(token.digest, client)
+    return _issued_token(token.digest, token.agency, token.label)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _issued_token(digest: str, agency: str, label: str) -> IssuedToken:
+    # Made once per token, not at every registry change.
+    client = Client(name=f"{agency}/{label}", agencies=[AgencyCode.parse(agency)])
+    return IssuedToken(digest, client)
 
 
 def _entry(outcome: str, code: str, detail: str, actor: str) -> AuditEntry:

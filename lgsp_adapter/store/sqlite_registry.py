@@ -3,6 +3,7 @@ them to endpoints), tokens as digests, and a revision other processes poll."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -153,13 +154,20 @@ def token_reused() -> PermanentError:
 def endpoint_record(row: Sequence[Any]) -> EndpointRecord:
     """A record from its row: record, revision, source, created, updated, by whom."""
     return EndpointRecord(
-        agency=ServedAgency.model_validate_json(row[0]),
+        agency=_agency(row[0]),
         revision=int(row[1]),
         source=Source(row[2]),
         created_at=_time(row[3]),
         updated_at=_time(row[4]),
         updated_by=row[5],
     )
+
+
+@functools.lru_cache(maxsize=65_536)
+def _agency(text: str) -> ServedAgency:
+    # The daemon reloads the registry at every change; records are immutable, so each stored
+    # text is validated once, not once per change (a province has thousands of communes).
+    return ServedAgency.model_validate_json(text)
 
 
 def token_record(row: Sequence[Any]) -> TokenRecord:
