@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AnyHttpUrl,
     BaseModel,
     ConfigDict,
@@ -48,19 +49,43 @@ class NoAuth(_Section):
     kind: Literal["none"] = "none"
 
 
+MASK = "**********"  # how a secret is shown; never one itself
+
+
+def _sendable(secret: SecretStr) -> SecretStr:
+    """A secret that can travel in a header: not empty, no control characters (a CR/LF would
+    split the request), and not the mask an API answer shows in its place (a record read and
+    sent back must not replace the real secret with the mask)."""
+    value = secret.get_secret_value()
+    if not value:
+        raise ValueError("a secret cannot be empty")
+    if not value.isprintable():
+        raise ValueError("a secret cannot hold control characters (CR, LF, ...)")
+    if value == MASK:
+        raise ValueError(
+            f"{MASK} is how a secret is shown, not a secret: send the real one, or leave auth "
+            "out of the change to keep it"
+        )
+    return secret
+
+
+Sendable = Annotated[SecretStr, AfterValidator(_sendable)]
+
+
 class BearerAuth(_Section):
     """``Authorization: Bearer <token>``."""
 
     kind: Literal["bearer"]
-    token: SecretStr
+    token: Sendable
 
 
 class BasicAuth(_Section):
     """``Authorization: Basic`` with a user name and password."""
 
     kind: Literal["basic"]
-    username: str = Field(min_length=1)
-    password: SecretStr
+    # No colon (it separates the two) and nothing unprintable: RFC 7617.
+    username: str = Field(min_length=1, max_length=200, pattern=r"^[^:\x00-\x1f\x7f]+$")
+    password: Sendable
 
 
 class HmacAuth(_Section):
@@ -69,7 +94,7 @@ class HmacAuth(_Section):
 
     kind: Literal["hmac"]
     key_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
-    secret: SecretStr = Field(description="At least 32 characters.")
+    secret: Sendable = Field(description="At least 32 characters.")
 
     @field_validator("secret")
     @classmethod
@@ -129,6 +154,14 @@ class Endpoint(_Section):
     tls_ca: Path | None = Field(
         None, description="PEM file of the CA that signed the endpoint's certificate, if private."
     )
+
+    @field_validator("url", "receipts_url")
+    @classmethod
+    def _no_credentials(cls, url: AnyHttpUrl | None) -> AnyHttpUrl | None:
+        # A URL is shown to auditors and lands in delivery details; credentials go in auth.
+        if url is not None and (url.username or url.password):
+            raise ValueError("a URL may not carry credentials; put them in auth")
+        return url
 
     @model_validator(mode="after")
     def _consistent(self) -> Endpoint:
@@ -251,7 +284,8 @@ def _plain(value: object) -> object:
 def token_digest(token: str) -> str:
     """How a token is kept: its SHA-256, hex. Tokens are random and long, so a fast hash loses
     nothing against guessing, and a stolen store reveals no token that works."""
-    return hashlib.sha256(token.encode()).hexdigest()
+    # A header that is not UTF-8 reaches us surrogate-escaped: digest its bytes as they came.
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,7 +97,10 @@ async def run_daemon(
 
         await list_served([])
         registry.on_change(list_served)
-        session = await stack.enter_async_context(aiohttp.ClientSession())
+        # No cookie jar: one agency system's cookie must never ride along to another's.
+        session = await stack.enter_async_context(
+            aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+        )
         served = [str(code) for code in directory.served_codes]
         receipts = ReceiptPusher(store=store, directory=directory, session=session)
         bus: EmbeddedBus | RabbitBus

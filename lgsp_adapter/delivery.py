@@ -100,7 +100,7 @@ class Deliverer:
         assert endpoint.url is not None  # noqa: S101  # settings refuse a push endpoint without one
         try:
             presented = present(endpoint, packet_id=str(packet.id), body=body.payload)
-        except (OSError, ssl.SSLError) as exc:  # the client certificate's files went missing
+        except (OSError, ssl.SSLError, ValueError) as exc:  # its TLS files went missing
             raise TransientError(
                 ErrorCode.DELIVERY_UNAVAILABLE, f"the endpoint's TLS files cannot be loaded: {exc}"
             ) from exc
@@ -122,6 +122,10 @@ class Deliverer:
             raise TransientError(
                 ErrorCode.DELIVERY_UNAVAILABLE,
                 f"{endpoint.url} did not answer: {type(exc).__name__} {exc}".strip(),
+            ) from exc
+        except ValueError as exc:  # a request aiohttp will not make (a header it refuses)
+            raise PermanentError(
+                ErrorCode.DELIVERY_REFUSED, f"no request to {endpoint.url} can be made: {exc}"
             ) from exc
         if 200 <= status < 300:
             return status

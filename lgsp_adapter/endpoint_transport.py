@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import ssl
+import stat
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -90,7 +92,22 @@ def _mtime(path: Path) -> float:
 def _context(
     ca: str | None, certificate: str | None, key: str | None, stamps: tuple[tuple[str, float], ...]
 ) -> ssl.SSLContext:
+    # ``stamps`` is part of the cache key only: a file changed on disk makes a new context.
+    for path in (ca, certificate, key):
+        if path is not None:
+            _regular_file(path)
     context = ssl.create_default_context(cafile=ca)
     if certificate is not None and key is not None:
-        context.load_cert_chain(certificate, key)
+        context.load_cert_chain(certificate, key, password=_no_passphrase)
     return context
+
+
+def _regular_file(path: str) -> None:
+    """Only a regular file: a FIFO or a device (``/dev/stdin``) would block the daemon."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise ValueError(f"{path} is not a regular file")
+
+
+def _no_passphrase() -> str:
+    # OpenSSL would otherwise ask for one on the daemon's terminal, and wait.
+    raise ValueError("the private key is encrypted; give it unencrypted, protected by its mode")

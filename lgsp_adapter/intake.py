@@ -123,7 +123,13 @@ class Intake:
                 details={"sender": sender},
             )
         served = self._directory.served(AgencyCode.parse(sender))
-        if served is not None and not served.enabled:
+        if served is None:  # its settings client outlived its removal from the registry
+            raise PermanentError(
+                ErrorCode.AUTH_FORBIDDEN,
+                f"{sender} is no longer served here: its systems may not submit",
+                details={"sender": sender},
+            )
+        if not served.enabled:
             raise PermanentError(
                 ErrorCode.AUTH_FORBIDDEN,
                 f"{sender} is disabled in the registry: its systems may not submit",

@@ -139,6 +139,7 @@ def _registry_schemas() -> dict[str, Any]:
                     "server_error",
                     "unreachable",
                     "tls_failed",
+                    "misconfigured",
                 ],
             },
             "status": {"type": ["integer", "null"]},

@@ -192,7 +192,7 @@ def test_command(code: str, target: Target) -> None:
         record = await registry.store.endpoint(code)
         if record is None:
             raise PermanentError(ErrorCode.REGISTRY_NOT_FOUND, f"{code} is not registered here")
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
             return await probe(record.agency, session)
 
     report = _with(target, work)

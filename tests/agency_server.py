@@ -45,7 +45,9 @@ class AgencyServer:
     async def answer_options(self, request: web.Request) -> web.Response:
         """An endpoint test: answered, and counted apart from deliveries."""
         self.probes.append(dict(request.headers))
-        return web.Response(status=204, headers={"Allow": "POST, OPTIONS"})
+        # A cookie, as many web stacks set one: it must never ride along to another agency.
+        headers = {"Allow": "POST, OPTIONS", "Set-Cookie": f"SESSION={id(self)}; Path=/"}
+        return web.Response(status=204, headers=headers)
 
     def delivered(self) -> list[str]:
         """The packet ids of the requests answered 2xx, in order (a packet may repeat)."""

@@ -4,12 +4,14 @@ applied to the directory at once, and safe against integrators changing one endp
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from cryptography.hazmat.primitives import serialization
 from pydantic import SecretStr
 
 from lgsp_adapter.agencies import Client, Directory, KnownAgency, ServedAgency
@@ -20,6 +22,7 @@ from lgsp_adapter.errors import ErrorCode, LgspError
 from lgsp_adapter.registry.records import Source
 from lgsp_adapter.registry.service import Registry
 from tests.registry_stores import BACKENDS, Opened, open_registry, reopen_registry
+from tests.tls_files import make_tls_files
 
 COMMUNE = "000.12.34.H56"
 SETTINGS_TOKEN = "the-settings-client-token-0123456789"
@@ -353,3 +356,114 @@ async def test_a_listener_that_fails_is_told_again(opened: Opened) -> None:
     assert await registry.refresh()  # the next look tries again
     assert not await registry.refresh()  # and, done, stops
     assert calls == [[COMMUNE], [COMMUNE]]
+
+
+@pytest.mark.asyncio
+async def test_an_integrators_removal_outlives_the_settings_file_and_revisions_go_on(
+    opened: Opened,
+) -> None:
+    registry = live(opened)
+    agency = ServedAgency.model_validate(commune())
+    await registry.load_settings_agencies([agency])
+    await registry.remove(COMMUNE, actor="i")
+    await registry.load_settings_agencies([agency])  # the next start: it stays removed
+    assert await opened.registry.endpoint(COMMUNE) is None
+    # Registered again, it continues its revisions: an old If-Match cannot match it.
+    record, _ = await registry.create(commune(), actor="i")
+    assert record.revision == 2
+    await refused(
+        ErrorCode.REGISTRY_CONFLICT,
+        registry.change(COMMUNE, {"name": "x"}, actor="i", expected_revision=1),
+    )
+
+
+@pytest.mark.asyncio
+async def test_concurrent_revocations_of_one_token_make_one_entry(opened: Opened) -> None:
+    registry = live(opened)
+    await registry.create(commune(), actor="i")
+    token_id = (await opened.registry.tokens(COMMUNE))[0].id
+    outcomes = await asyncio.gather(
+        *(registry.revoke_token(COMMUNE, token_id, actor=f"i{n}") for n in range(8)),
+        return_exceptions=True,
+    )
+    assert sum(o is None for o in outcomes) == 1
+    assert {o.code for o in outcomes if isinstance(o, LgspError)} == {ErrorCode.REGISTRY_NOT_FOUND}
+    entries = await opened.audit.query(AuditQuery(event=AuditEvent.ADMIN, outcome="token_revoked"))
+    assert len(entries) == 1
+
+
+@pytest.mark.asyncio
+async def test_credentials_follow_their_host_and_the_mask_is_no_secret(opened: Opened) -> None:
+    registry = live(opened)
+    await registry.create(
+        commune(auth={"kind": "bearer", "token": SECRET}), actor="i", issue_token=False
+    )
+    before = await unchanged(opened)
+    error = await refused(
+        ErrorCode.REGISTRY_INVALID,
+        registry.change(COMMUNE, {"endpoint": {"url": "https://elsewhere.example/in"}}, actor="i"),
+    )
+    assert "send its auth again" in error.message
+    error = await refused(
+        ErrorCode.REGISTRY_INVALID,
+        registry.change(
+            COMMUNE, {"endpoint": {"auth": {"kind": "bearer", "token": "**********"}}}, actor="i"
+        ),
+    )
+    assert "how a secret is shown" in error.message
+    assert await unchanged(opened) == before
+    # The same host on another path keeps its credentials; another host with auth restated too.
+    await registry.change(COMMUNE, {"endpoint": {"url": "http://127.0.0.1:9/other"}}, actor="i")
+    moved = {"url": "https://elsewhere.example/in", "auth": {"kind": "bearer", "token": "t" * 30}}
+    record = await registry.change(COMMUNE, {"endpoint": moved}, actor="i")
+    assert str(record.agency.endpoint.url) == "https://elsewhere.example/in"
+
+
+@pytest.mark.asyncio
+async def test_credentials_no_request_can_carry_are_refused(opened: Opened, tmp_path: Path) -> None:
+    registry = live(opened)
+    fifo = tmp_path / "ca.fifo"
+    os.mkfifo(fifo)
+    encrypted = make_tls_files(tmp_path)
+    locked = tmp_path / "locked.key"
+    key = serialization.load_pem_private_key(encrypted.client_key.read_bytes(), password=None)
+    locked.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"passphrase"),
+        )
+    )
+    https = "https://127.0.0.1:9/inbox"
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"url": "http://alice:pw@127.0.0.1:9/"}, "may not carry credentials"),
+        ({"auth": {"kind": "basic", "username": "a:b", "password": "p"}}, "pattern"),
+        ({"auth": {"kind": "bearer", "token": "a\r\nInjected: 1"}}, "control characters"),
+        ({"auth": {"kind": "bearer", "token": ""}}, "cannot be empty"),
+        ({"url": https, "tls_ca": str(fifo)}, "TLS files cannot be loaded"),
+        ({"url": https, "tls_ca": "/etc/pass\x00wd"}, "TLS files cannot be loaded"),
+        (
+            {
+                "url": https,
+                "auth": {
+                    "kind": "mtls",
+                    "certificate": str(encrypted.client_cert),
+                    "private_key": str(locked),
+                },
+            },
+            "encrypted private key",
+        ),
+    ]
+    for endpoint, what in cases:
+        error = await refused(
+            ErrorCode.REGISTRY_INVALID,
+            asyncio.wait_for(
+                registry.create(commune(**endpoint), actor="i", issue_token=False), timeout=10
+            ),
+        )
+        assert what in error.message, (endpoint, error.message)
+    for token in (" padded-token-of-enough-length-0001", "x" * 23, "tab\tinside-a-long-token-0001"):
+        await refused(
+            ErrorCode.REGISTRY_INVALID, registry.create(commune(), actor="i", token=token)
+        )
+    assert await opened.registry.endpoints() == []

@@ -111,7 +111,9 @@ async def test_an_integrator_registers_tests_and_serves_a_commune_live(tmp_path:
         )
         assert (status, answer["error"]["code"]) == (422, "packet.unknown_recipient")
 
-        status, record, response = await api.call("POST", "/v1/endpoints", commune(quang_phu.url))
+        # By name, not address: a cookie jar keeps cookies of names only.
+        by_name = quang_phu.url.replace("127.0.0.1", "localhost")
+        status, record, response = await api.call("POST", "/v1/endpoints", commune(by_name))
         assert status == 201, record
         assert response.headers["Location"] == f"/v1/endpoints/{COMMUNE}"
         assert response.headers["ETag"] == '"1"'
@@ -147,6 +149,8 @@ async def test_an_integrator_registers_tests_and_serves_a_commune_live(tmp_path:
                 break
             await asyncio.sleep(0.05)
         assert province.delivered() == [reply_id]
+        # The commune's test answer set a cookie; no later request of the daemon carries it.
+        assert all("Cookie" not in r.headers for r in quang_phu.received)
         # The agency list answers "who can I send to" with the commune in it.
         status, listed, _ = await sender.call("GET", f"/v1/agencies?under={PROVINCE}")
         assert status == 200
@@ -204,6 +208,13 @@ async def test_change_disable_and_remove_apply_to_the_next_packet(tmp_path: Path
         assert (status, answer["error"]["code"]) == (422, "packet.unknown_recipient")
         status, answer, _ = await api.call("GET", f"/v1/endpoints/{COMMUNE}")
         assert (status, answer["error"]["code"]) == (404, "registry.not_found")
+        # The province removed too: its settings client may no longer speak for it.
+        status, _, _ = await api.call("DELETE", f"/v1/endpoints/{PROVINCE}")
+        assert status == 204
+        status, answer, _ = await sender.call(
+            "POST", "/v1/packets", letter_to(PROVINCE), **{"Content-Type": "application/xml"}
+        )
+        assert (status, answer["error"]["code"]) == (403, "auth.forbidden")
 
 
 @pytest.mark.asyncio
@@ -423,3 +434,20 @@ async def test_translators_on_an_endpoint_work_both_ways(tmp_path: Path) -> None
         )
         assert (status, answer["error"]["code"]) == (400, "translation.failed")
         assert answer["error"]["details"]["field"]
+
+
+@pytest.mark.asyncio
+async def test_a_token_that_is_not_utf8_is_refused_not_a_crash(tmp_path: Path) -> None:
+    async with AsyncExitStack() as stack:
+        province = await stack.enter_async_context(agency_server(AgencyServer()))
+        api = await stack.enter_async_context(running(tmp_path, province))
+        host, port = api.url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            b"GET /v1/endpoints HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Authorization: Bearer \xff\xfe-not-utf8-token-0123456789\r\n\r\n"
+        )
+        answer = await reader.read()
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+        assert b"auth.invalid" in answer

@@ -66,6 +66,19 @@ async def probe(agency: ServedAgency, session: aiohttp.ClientSession) -> dict[st
             },
         }
         return report
+    except ValueError as exc:  # after SSLError, itself a ValueError: what no request can carry
+        report |= {
+            "ok": False,
+            "verdict": "misconfigured",
+            "status": None,
+            "latency_ms": _ms(started),
+            "tls": None,
+            "error": {
+                "code": str(ErrorCode.REGISTRY_INVALID),
+                "message": f"no request to {url} can be made: {exc}",
+            },
+        }
+        return report
     tls = None
     if endpoint.url.scheme == "https":
         tls = await _tls(endpoint.url.host or "", endpoint.url.port or 443, presented.ssl)

@@ -91,6 +91,10 @@ class RegistryStore(Protocol):
         """Tokens, revoked ones too, by agency and age; only ``agency``'s when given."""
         ...
 
+    async def removed(self) -> dict[str, Source]:
+        """Codes removed and not registered again, with who removed them."""
+        ...
+
     async def change(self, code: str, edit: Editor, *, actor: str) -> EndpointRecord | None:
         """Apply ``edit`` to ``code``'s record in one transaction; the record as written."""
         ...

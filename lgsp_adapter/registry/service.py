@@ -28,12 +28,14 @@ from lgsp_adapter.agencies import (
     Directory,
     IssuedToken,
     MutualTlsAuth,
+    NoAuth,
     ServedAgency,
     token_digest,
     with_secrets,
 )
 from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.audit import AuditEntry, AuditEvent
+from lgsp_adapter.endpoint_transport import tls_context
 from lgsp_adapter.errors import ErrorCode, PermanentError
 from lgsp_adapter.registry.records import Edit, EndpointRecord, RegistryStore, Source, TokenRecord
 from lgsp_adapter.translators import find
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 
 Listener = Callable[[list[str]], Awaitable[None]]
 _LABEL = r"^[A-Za-z0-9._-]{1,64}$"
+_BEARER_SHAPE = r"[A-Za-z0-9._~+/=-]{24,500}"  # RFC 6750's b64token, long enough
 
 
 class Registry:
@@ -166,6 +169,7 @@ class Registry:
             current = _present(code, current, expected_revision)
             before = with_secrets(current.agency)
             agency = self._validated(_merge(before, patch))
+            _check_credentials_follow(current.agency, agency, patch)
             changed = _changed_paths(before, with_secrets(agency))
             if not changed:
                 return None
@@ -198,7 +202,8 @@ class Registry:
         def edit(current: EndpointRecord | None) -> Edit:
             current = _present(code, current, expected_revision)
             detail = f"was revision {current.revision}; its tokens are revoked"
-            return Edit(None, current.source, [_entry("endpoint_removed", code, detail, actor)])
+            # The registry's act: the settings file no longer brings it back at a start.
+            return Edit(None, Source.REGISTRY, [_entry("endpoint_removed", code, detail, actor)])
 
         await self.store.change(code, edit, actor=actor)
         await self.refresh()
@@ -239,10 +244,19 @@ class Registry:
 
     async def load_settings_agencies(self, agencies: list[ServedAgency]) -> None:
         """Put the settings' agencies into the registry, and take out those the settings put
-        there and no longer list. A record an integrator changed since is the registry's now:
-        the settings no longer override nor remove it (a warning says so)."""
+        there and no longer list. A record an integrator changed or removed since is the
+        registry's now: the settings no longer override, remove nor restore it (a warning
+        says so)."""
+        removed = await self.store.removed()
         for agency in agencies:
             code = str(agency.code)
+            if removed.get(code) is Source.REGISTRY:
+                log.warning(
+                    "%s: in the settings, but an integrator removed it from the registry; it "
+                    "stays removed (register it again, or take it out of the settings)",
+                    code,
+                )
+                continue
 
             def edit(current: EndpointRecord | None, agency: ServedAgency = agency) -> Edit | None:
                 if current is not None and with_secrets(current.agency) == with_secrets(agency):
@@ -284,8 +298,12 @@ class Registry:
                 ErrorCode.REGISTRY_INVALID,
                 f"a token label is 1–64 of A-Z a-z 0-9 . _ -, not {label!r}",
             )
-        if token is not None and len(token) < 24:
-            raise PermanentError(ErrorCode.REGISTRY_INVALID, "a token is at least 24 characters")
+        if token is not None and not re.fullmatch(_BEARER_SHAPE, token):
+            raise PermanentError(
+                ErrorCode.REGISTRY_INVALID,
+                "a token is 24 to 500 characters of A-Z a-z 0-9 - . _ ~ + / = (as a bearer "
+                "token is written)",
+            )
         plain = token or secrets.token_urlsafe(32)
         digest = token_digest(plain)
         if self.directory.configured_token(digest):
@@ -311,6 +329,30 @@ def _dropped_from_settings(current: EndpointRecord | None) -> Edit | None:
         return None
     entry = _entry("endpoint_removed", current.code, "no longer in the settings", "daemon")
     return Edit(None, current.source, [entry])
+
+
+def _check_credentials_follow(
+    before: ServedAgency, after: ServedAgency, patch: Mapping[str, Any]
+) -> None:
+    """Credentials stored for one host are not sent to another unasked: a change that moves
+    the endpoint to another scheme, host or port must say its auth again."""
+    old, new = before.endpoint, after.endpoint
+    if old.url is None or new.url is None or isinstance(old.auth, NoAuth):
+        return
+    moved = (old.url.scheme, old.url.host, old.url.port) != (
+        new.url.scheme,
+        new.url.host,
+        new.url.port,
+    )
+    endpoint_patch = patch.get("endpoint")
+    restated = isinstance(endpoint_patch, Mapping) and "auth" in endpoint_patch
+    if moved and not restated:
+        raise PermanentError(
+            ErrorCode.REGISTRY_INVALID,
+            "the endpoint moves to another host: send its auth again in the same change (the "
+            "stored credentials are not sent to a new host unasked)",
+            details=[{"field": "endpoint.auth", "problem": "required when the host changes"}],
+        )
 
 
 def invalid(exc: ValidationError) -> PermanentError:
@@ -370,18 +412,18 @@ def _changed_paths(before: Any, after: Any, prefix: str = "") -> list[str]:
 
 
 def _check_tls_files(agency: ServedAgency) -> None:
-    context = ssl.create_default_context()
-    endpoint = agency.endpoint
+    """Load the endpoint's TLS files as a delivery will: regular PEM files, the key
+    unencrypted. Refused without saying more than that, so the check cannot be used to tell
+    which files exist on the daemon's machine."""
     try:
-        if endpoint.tls_ca is not None:
-            context.load_verify_locations(cafile=endpoint.tls_ca)
-        if isinstance(endpoint.auth, MutualTlsAuth):
-            context.load_cert_chain(endpoint.auth.certificate, endpoint.auth.private_key)
-    except (OSError, ssl.SSLError) as exc:
+        tls_context(agency.endpoint)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        why = "an encrypted private key" if "encrypted" in str(exc) else "not readable PEM"
         raise PermanentError(
             ErrorCode.REGISTRY_INVALID,
-            f"the endpoint's TLS files cannot be loaded: {exc}",
-            details=[{"field": "endpoint.auth", "problem": str(exc)}],
+            f"the endpoint's TLS files cannot be loaded ({why}): tls_ca, certificate and "
+            "private_key must be regular PEM files the daemon can read, the key unencrypted",
+            details=[{"field": "endpoint.auth", "problem": why}],
         ) from exc
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Self
 
-from lgsp_adapter.registry.records import Editor, EndpointRecord, TokenRecord
+from lgsp_adapter.registry.records import Editor, EndpointRecord, Source, TokenRecord
 from lgsp_adapter.store.postgres_audit import Conn, PostgresAuditLog
 from lgsp_adapter.store.postgres_schema import migrate
 from lgsp_adapter.store.sqlite_registry import (
     endpoint_record,
+    no_live_token,
     stored_form,
     token_record,
     token_reused,
@@ -48,6 +49,15 @@ MIGRATIONS = [
         revision BIGINT NOT NULL
     );
     INSERT INTO registry_state VALUES (1, 0);
+    """,
+    """
+    CREATE TABLE registry_removed (
+        code TEXT PRIMARY KEY,
+        revision INT NOT NULL,
+        source TEXT NOT NULL,
+        removed_at TIMESTAMPTZ NOT NULL,
+        removed_by TEXT NOT NULL
+    );
     """,
 ]
 _ENDPOINT = "SELECT record, revision, source, created_at, updated_at, updated_by"
@@ -107,6 +117,11 @@ class PostgresRegistry:
         )
         return [token_record(tuple(row)) for row in rows]
 
+    async def removed(self) -> dict[str, Source]:
+        """Codes removed and not registered again, with who removed them."""
+        rows = await self._pool.fetch("SELECT code, source FROM registry_removed")
+        return {row[0]: Source(row[1]) for row in rows}
+
     async def change(self, code: str, edit: Editor, *, actor: str) -> EndpointRecord | None:
         """Read, edit and write ``code``'s record in one transaction."""
         async with self._pool.acquire() as conn, conn.transaction():
@@ -124,10 +139,22 @@ class PostgresRegistry:
                     now,
                     code,
                 )
+                await conn.execute(
+                    "INSERT INTO registry_removed (code, revision, source, removed_at, removed_by)"
+                    " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (code) DO UPDATE SET"
+                    " revision = excluded.revision, source = excluded.source,"
+                    " removed_at = excluded.removed_at, removed_by = excluded.removed_by",
+                    code,
+                    current.revision if current else 0,
+                    str(outcome.source),
+                    now,
+                    actor,
+                )
             else:
                 await conn.execute(
                     "INSERT INTO registry_endpoints (code, record, revision, source, created_at,"
-                    " updated_at, updated_by) VALUES ($1, $2, 1, $3, $4, $4, $5)"
+                    " updated_at, updated_by) VALUES ($1, $2, COALESCE((SELECT revision + 1"
+                    " FROM registry_removed WHERE code = $1), 1), $3, $4, $4, $5)"
                     " ON CONFLICT (code) DO UPDATE SET record = excluded.record,"
                     " revision = registry_endpoints.revision + 1, source = excluded.source,"
                     " updated_at = excluded.updated_at, updated_by = excluded.updated_by",
@@ -137,6 +164,7 @@ class PostgresRegistry:
                     now,
                     actor,
                 )
+                await conn.execute("DELETE FROM registry_removed WHERE code = $1", code)
             for token in outcome.issue:
                 if await conn.fetchval(
                     "SELECT 1 FROM registry_tokens WHERE digest = $1", token.digest
@@ -147,11 +175,16 @@ class PostgresRegistry:
                 " VALUES ($1, $2, $3, $4, $5, $6)",
                 [(t.id, t.digest, code, t.label, now, actor) for t in outcome.issue],
             )
-            await conn.executemany(
-                "UPDATE registry_tokens SET revoked_at = $1 WHERE id = $2 AND agency = $3"
-                " AND revoked_at IS NULL",
-                [(now, token_id, code) for token_id in outcome.revoke],
-            )
+            for token_id in outcome.revoke:
+                status = await conn.execute(
+                    "UPDATE registry_tokens SET revoked_at = $1 WHERE id = $2 AND agency = $3"
+                    " AND revoked_at IS NULL",
+                    now,
+                    token_id,
+                    code,
+                )
+                if status != "UPDATE 1":
+                    raise no_live_token(code, token_id)
             await conn.execute("UPDATE registry_state SET revision = revision + 1")
             await self.audit.append_in_transaction(conn, outcome.entries)
             return None if outcome.agency is None else await _endpoint(conn, code)

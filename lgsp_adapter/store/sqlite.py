@@ -31,8 +31,8 @@ from lgsp_adapter.store.base import DeliveryRecord, DeliveryState, InboxItem, St
 from lgsp_adapter.store.sqlite_agency_list import SCHEMA as AGENCY_LIST_SCHEMA
 from lgsp_adapter.store.sqlite_agency_list import SqliteAgencyList
 from lgsp_adapter.store.sqlite_audit import SCHEMA, SqliteAuditLog
+from lgsp_adapter.store.sqlite_registry import REMOVED_SCHEMA, SqliteRegistry
 from lgsp_adapter.store.sqlite_registry import SCHEMA as REGISTRY_SCHEMA
-from lgsp_adapter.store.sqlite_registry import SqliteRegistry
 
 # Each entry moves the schema one version on; never edit one that has shipped. An entry is SQL,
 # or SQL and the name of a method that moves data in the same transaction.
@@ -99,6 +99,8 @@ MIGRATIONS: list[str | tuple[str, str]] = [
     AGENCY_LIST_SCHEMA,
     # The live registry of the endpoints this daemon serves, and the tokens of their systems.
     REGISTRY_SCHEMA,
+    # Removed codes, so that a removal outlives the settings file and a revision its record.
+    REMOVED_SCHEMA,
 ]
 
 

@@ -43,6 +43,17 @@ SCHEMA = """
     );
     INSERT INTO registry_state VALUES (1, 0);
 """
+# Removed codes: their last revision (a code registered again continues from it) and whether
+# an integrator removed it (then the settings file does not bring it back at the next start).
+REMOVED_SCHEMA = """
+    CREATE TABLE registry_removed (
+        code TEXT PRIMARY KEY,
+        revision INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        removed_at TEXT NOT NULL,
+        removed_by TEXT NOT NULL
+    );
+"""
 _ENDPOINT = "SELECT record, revision, source, created_at, updated_at, updated_by"
 _SELECT_ISSUED = "SELECT id, digest, agency, label, created_at, created_by, revoked_at"
 
@@ -93,6 +104,11 @@ class SqliteRegistry:
         ) as cursor:
             return [token_record(row) for row in await cursor.fetchall()]
 
+    async def removed(self) -> dict[str, Source]:
+        """Codes removed and not registered again, with who removed them."""
+        async with self._read.execute("SELECT code, source FROM registry_removed") as cursor:
+            return {row[0]: Source(row[1]) for row in await cursor.fetchall()}
+
     async def change(self, code: str, edit: Editor, *, actor: str) -> EndpointRecord | None:
         """Read, edit and write ``code``'s record in one transaction."""
         async with self._transaction():
@@ -108,15 +124,26 @@ class SqliteRegistry:
                     " AND revoked_at IS NULL",
                     (now, code),
                 )
+                await self._db.execute(
+                    "INSERT INTO registry_removed (code, revision, source, removed_at, removed_by)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (code) DO UPDATE SET"
+                    " revision = excluded.revision, source = excluded.source,"
+                    " removed_at = excluded.removed_at, removed_by = excluded.removed_by",
+                    (code, current.revision if current else 0, outcome.source, now, actor),
+                )
             else:
+                # A code registered again continues its revisions: an If-Match read before
+                # the removal cannot match the new record.
                 await self._db.execute(
                     "INSERT INTO registry_endpoints (code, record, revision, source, created_at,"
-                    " updated_at, updated_by) VALUES (?, ?, 1, ?, ?, ?, ?)"
+                    " updated_at, updated_by) VALUES (?, ?, COALESCE((SELECT revision + 1 FROM"
+                    " registry_removed WHERE code = ?), 1), ?, ?, ?, ?)"
                     " ON CONFLICT (code) DO UPDATE SET record = excluded.record,"
                     " revision = revision + 1, source = excluded.source,"
                     " updated_at = excluded.updated_at, updated_by = excluded.updated_by",
-                    (code, stored_form(outcome.agency), outcome.source, now, now, actor),
+                    (code, stored_form(outcome.agency), code, outcome.source, now, now, actor),
                 )
+                await self._db.execute("DELETE FROM registry_removed WHERE code = ?", (code,))
             for token in outcome.issue:
                 async with self._db.execute(
                     "SELECT 1 FROM registry_tokens WHERE digest = ?", (token.digest,)
@@ -128,11 +155,14 @@ class SqliteRegistry:
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 [(t.id, t.digest, code, t.label, now, actor) for t in outcome.issue],
             )
-            await self._db.executemany(
-                "UPDATE registry_tokens SET revoked_at = ? WHERE id = ? AND agency = ?"
-                " AND revoked_at IS NULL",
-                [(now, token_id, code) for token_id in outcome.revoke],
-            )
+            for token_id in outcome.revoke:
+                cursor = await self._db.execute(
+                    "UPDATE registry_tokens SET revoked_at = ? WHERE id = ? AND agency = ?"
+                    " AND revoked_at IS NULL",
+                    (now, token_id, code),
+                )
+                if cursor.rowcount != 1:  # revoked meanwhile: one revocation, one entry
+                    raise no_live_token(code, token_id)
             await self._db.execute("UPDATE registry_state SET revision = revision + 1")
             await self._audit.append_in_transaction(outcome.entries)
             return None if outcome.agency is None else await self._endpoint(self._db, code)
@@ -141,6 +171,11 @@ class SqliteRegistry:
 def stored_form(agency: ServedAgency) -> str:
     """The record's JSON, as kept: compact, keys sorted, secrets in the clear."""
     return json.dumps(with_secrets(agency), sort_keys=True, ensure_ascii=False)
+
+
+def no_live_token(code: str, token_id: str) -> PermanentError:
+    """A token to revoke that is not (or no longer) live."""
+    return PermanentError(ErrorCode.REGISTRY_NOT_FOUND, f"{code} has no live token {token_id!r}")
 
 
 def token_reused() -> PermanentError:
