@@ -106,7 +106,11 @@ async def run_daemon(
         bus: EmbeddedBus | RabbitBus
         if settings.bus.url is None:
             bus = EmbeddedBus(
-                store=store, served=served, prefetch=settings.bus.prefetch, on_final=receipts.push
+                store=store,
+                served=served,
+                prefetch=settings.bus.prefetch,
+                on_final=receipts.push,
+                elsewhere=frozenset(str(a.code) for a in settings.known_agencies),
             )
         else:
             bus = await stack.enter_async_context(
@@ -124,6 +128,11 @@ async def run_daemon(
                 )
             )
         registry.on_change(bus.serve)
+
+        async def release(codes: list[str]) -> None:  # an agency that stopped pulling
+            await release_stranded(store, directory, bus)
+
+        registry.on_change(release)
         relay = Relay(store=store, bus=bus)
         intake = Intake(
             store=store, directory=directory, limits=settings.limits, on_accept=relay.wake.set

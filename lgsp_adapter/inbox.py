@@ -68,16 +68,21 @@ class Requeue(Protocol):
 
 
 async def release_stranded(store: SqliteStore, directory: Directory, bus: Requeue) -> int:
-    """At start: packets held for agencies that no longer fetch them. One whose agency now
-    takes pushes goes back on the bus to be pushed; one whose agency is no longer served here
-    is dead-lettered, and its sender told. Returns how many were moved."""
+    """Packets held for agencies that no longer fetch them (at start, and after every registry
+    change): one whose agency now takes pushes goes back on the bus to be pushed; one whose
+    agency another daemon serves now ([[known_agencies]]) is dead-lettered, and its sender
+    told. One whose agency was removed from the registry stays held, as its queued packets
+    do, until it is registered again. Returns how many were moved."""
     moved = 0
     for packet_id, recipient in await store.held():
+        code = AgencyCode.parse(recipient)
+        agency = directory.served(code)
+        if agency is not None and agency.endpoint.mode is DeliveryMode.PULL:
+            continue
+        if agency is None and not directory.is_known(code):
+            continue  # removed from the registry: held until it is registered again
         packet = await store.packet(packet_id)
         if packet is None:
-            continue
-        agency = directory.served(AgencyCode.parse(recipient))
-        if agency is not None and agency.endpoint.mode is DeliveryMode.PULL:
             continue
         if agency is not None:
             entry = entry_for(
@@ -89,7 +94,7 @@ async def release_stranded(store: SqliteStore, directory: Directory, bus: Requeu
             )
             await bus.requeue(packet_id, recipient, [entry])
         else:
-            why = "held for an agency this daemon no longer serves"
+            why = "held for an agency another daemon serves now"
             entry = entry_for(
                 packet,
                 AuditEvent.DEAD_LETTERED,

@@ -27,6 +27,8 @@ from lgsp_adapter.translators import find, translate_from_packet
 
 log = logging.getLogger(__name__)
 
+NOT_SERVED_WAIT_S = 1.0  # how long a delivery for an agency not served right now waits
+
 
 @dataclass(frozen=True, slots=True)
 class Settlement:
@@ -71,7 +73,11 @@ class Receiver:
             return Settlement(record.state, detail=record.detail)
         agency = self._directory.served(AgencyCode.parse(recipient))
         if agency is None:
-            return self._give_up(packet, recipient, "recipient.not_served", "not served here")
+            # Removed from the registry while this delivery was on its way (or registered and
+            # not yet in the directory): not an outcome. It goes back to wait on the bus, and
+            # is delivered if the agency is served again; no attempt is counted.
+            log.info("%s %s: not served here now; back on the bus", packet_id, recipient)
+            return Settlement(record.state, detail=record.detail, retry_in_s=NOT_SERVED_WAIT_S)
         endpoint = agency.endpoint
         delays = endpoint.retry_delays_s or self._retry_delays_s
         if not agency.enabled:
@@ -152,11 +158,6 @@ class Receiver:
         entry = _entry(packet, recipient, AuditEvent.HELD, "ok", detail)
         log.info(entry.line())
         return Settlement(DeliveryState.HELD, [entry], detail)
-
-    def _give_up(self, packet: StoredPacket, recipient: str, code: str, why: str) -> Settlement:
-        entry = _entry(packet, recipient, AuditEvent.DEAD_LETTERED, code, why)
-        log.warning(entry.line())
-        return Settlement(DeliveryState.DEAD_LETTERED, [entry], why)
 
 
 def _entry(

@@ -58,9 +58,14 @@ class Api:
 
 
 @asynccontextmanager
-async def running(tmp_path: Path, province: AgencyServer) -> AsyncIterator[Api]:
+async def running(
+    tmp_path: Path, province: AgencyServer, bus: dict[str, str] | None = None
+) -> AsyncIterator[Api]:
+    """A daemon serving the province, with an integrator and an auditor; on the embedded bus
+    unless ``bus`` gives a RabbitMQ url and exchange."""
     config = Settings.model_validate(
         {
+            "bus": bus or {},
             "http": {"port": 0},
             "store": {"path": str(tmp_path / "store.sqlite3")},
             "delivery": {"quick_retries": 0, "retry_delays_s": [0.2, 0.2]},

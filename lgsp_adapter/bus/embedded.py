@@ -38,9 +38,11 @@ class EmbeddedBus:
         failure_retry_s: float = 30.0,
         idle_poll_s: float = 1.0,
         on_final: Callable[[UUID, str], Awaitable[None]] | None = None,
+        elsewhere: frozenset[str] = frozenset(),
     ) -> None:
         self._store = store
         self._served = served
+        self._elsewhere = elsewhere  # known_agencies: served by daemons this bus cannot reach
         self._prefetch = prefetch
         self._lease_s = lease_s
         self._failure_retry_s = failure_retry_s
@@ -55,12 +57,14 @@ class EmbeddedBus:
         self._wake.set()
 
     async def publish(self, deliveries: list[Outgoing]) -> None:
-        """Queue deliveries in one transaction; one to an agency no daemon here serves comes
-        back as returned."""
+        """Queue deliveries in one transaction; one to an agency another daemon serves comes
+        back as returned (the embedded bus reaches no other daemon). One to an agency removed
+        from the registry since the packet was accepted waits in the queue, as it would in its
+        RabbitMQ queue, until the agency is registered again."""
         routable = []
         for outgoing in deliveries:
             packet, recipient, entry = outgoing
-            if recipient in self._served:
+            if recipient not in self._elsewhere:
                 routable.append((packet.id, recipient, [entry]))
             else:
                 await set_aside(

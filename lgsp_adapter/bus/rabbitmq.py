@@ -12,6 +12,7 @@ The connection is robust: aio-pika reconnects and restores channels, queues and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -40,6 +41,7 @@ from lgsp_adapter.bus.embedded import Handler
 from lgsp_adapter.bus.topology import Topology
 from lgsp_adapter.errors import LgspError
 from lgsp_adapter.packets import read_packet, recipients_of, sender_of
+from lgsp_adapter.receiving import NOT_SERVED_WAIT_S
 from lgsp_adapter.relay import Outgoing, set_aside
 from lgsp_adapter.safe_xml import XmlLimits
 from lgsp_adapter.store import DeliveryState, StoredPacket, entry_for
@@ -163,6 +165,10 @@ class RabbitBus:
         until the agency is registered again or an operator acts). Idempotent, so a failure
         halfway (the broker away) is mended by calling it again."""
         assert self._publishing is not None  # noqa: S101  # used only inside `async with`
+        assert self._connection is not None  # noqa: S101
+        if not self._connection.connected.is_set():
+            # A robust channel would wait for the broker; the registry retries instead.
+            raise ConnectionError("the bus is away; the registry's change is applied on its return")
         async with self._serving:
             wanted = set(codes)
             for recipient in sorted(wanted - self._served):
@@ -171,16 +177,20 @@ class RabbitBus:
                 agency = self._directory.served(AgencyCode.parse(recipient))
                 for delay in (agency.endpoint.retry_delays_s if agency else None) or []:
                     await self._declare_retry(self._publishing, recipient, delay)
-            gone = self._served - wanted
+            for recipient in self._served - wanted:
+                # An operator may delete a removed agency's queues: declare them anew if it
+                # comes back.
+                prefix = self._topology.retry_queue(recipient, 0).rsplit(".", 1)[0] + "."
+                self._retry_queues = {q for q in self._retry_queues if not q.startswith(prefix)}
             self._served = wanted
             if self._consuming is None or self._handler is None:
                 return
-            for recipient in sorted(wanted - set(self._consumers)):
-                await self._start_consumer(self._consuming, self._handler, recipient)
-            for recipient in sorted(gone & set(self._consumers)):
+            for recipient in sorted(set(self._consumers) - wanted):
                 queue, tag = self._consumers.pop(recipient)
                 await queue.cancel(tag)
                 log.info("no longer consuming %s", recipient)
+            for recipient in sorted(wanted - set(self._consumers)):
+                await self._start_consumer(self._consuming, self._handler, recipient)
 
     def _message(self, packet: StoredPacket, recipient: str, **headers: Any) -> aio_pika.Message:
         return aio_pika.Message(
@@ -232,12 +242,9 @@ class RabbitBus:
     async def consume(self, handler: Handler, stopping: asyncio.Event) -> None:
         """Deliver what the agency queues hold until ``stopping`` is set."""
         assert self._connection is not None  # noqa: S101  # used only inside `async with`
-        channel = await self._connection.channel()
-        await channel.set_qos(prefetch_count=self._prefetch)
-        async with self._serving:
-            self._consuming, self._handler = channel, handler
-            for recipient in sorted(self._served):
-                await self._start_consumer(channel, handler, recipient)
+        channel = await self._consuming_channel(handler, stopping)
+        if channel is None:
+            return
         await stopping.wait()
         async with self._serving:
             for queue, tag in self._consumers.values():
@@ -250,6 +257,28 @@ class RabbitBus:
             await asyncio.gather(*self._working, return_exceptions=True)
         await channel.close()
 
+    async def _consuming_channel(
+        self, handler: Handler, stopping: asyncio.Event
+    ) -> AbstractChannel | None:
+        """The consuming channel with a consumer per served agency. The broker may drop the
+        connection meanwhile: then again, once it is back (None if told to stop first)."""
+        assert self._connection is not None  # noqa: S101  # used only inside `async with`
+        while not stopping.is_set():
+            try:
+                channel = await self._connection.channel()
+                await channel.set_qos(prefetch_count=self._prefetch)
+                async with self._serving:
+                    self._consumers.clear()
+                    for recipient in sorted(self._served):
+                        await self._start_consumer(channel, handler, recipient)
+                    self._consuming, self._handler = channel, handler
+                return channel
+            except _CONNECTION_ERRORS:
+                log.warning("the bus went away while consumers were starting; trying again")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), timeout=1.0)
+        return None
+
     async def _start_consumer(
         self, channel: AbstractChannel, handler: Handler, recipient: str
     ) -> None:
@@ -260,7 +289,7 @@ class RabbitBus:
             if task is not None:
                 self._in_hand.add(task)
             try:
-                await self._handle(handler, message)
+                await self._handle(handler, message, recipient)
             finally:
                 if task is not None:
                     self._in_hand.discard(task)
@@ -268,7 +297,13 @@ class RabbitBus:
         self._consumers[recipient] = (queue, await queue.consume(on_message))
         log.info("consuming %s", recipient)
 
-    async def _handle(self, handler: Handler, message: AbstractIncomingMessage) -> None:
+    def _publishing_channel(self) -> AbstractChannel:
+        assert self._publishing is not None  # noqa: S101  # used only inside `async with`
+        return self._publishing
+
+    async def _handle(
+        self, handler: Handler, message: AbstractIncomingMessage, queue_code: str
+    ) -> None:
         if message.type == RECEIPT:
             try:
                 await self._take_receipt(message)
@@ -299,9 +334,21 @@ class RabbitBus:
             # Shielded: a dropped connection cancels this callback, but a delivery half done
             # (posted, not yet recorded) would be posted again on redelivery. The work finishes;
             # only the acknowledgement is lost, and the redelivered copy finds it recorded.
-            forged = await self._forged(message, packet, recipient)
+            forged = await self._forged(message, packet, recipient, queue_code)
             if forged is not None:
                 await self._refuse(message, packet, recipient, forged)
+                return
+            if recipient not in self._served:
+                # Removed while this message was on its way: it waits in the agency's queue
+                # (through a short retry queue, so it neither spins nor counts as a delivery).
+                await self._declare_retry(self._publishing_channel(), recipient, NOT_SERVED_WAIT_S)
+                await self._park(
+                    packet,
+                    recipient,
+                    self._topology.retry_queue(recipient, NOT_SERVED_WAIT_S),
+                    **{HEADER_ATTEMPT: attempt},
+                )
+                await message.ack()
                 return
             work = asyncio.ensure_future(self._settle(handler, packet, recipient, attempt))
             self._working.add(work)
@@ -316,12 +363,16 @@ class RabbitBus:
         await message.ack()
 
     async def _forged(
-        self, message: AbstractIncomingMessage, packet: StoredPacket, recipient: str
+        self,
+        message: AbstractIncomingMessage,
+        packet: StoredPacket,
+        recipient: str,
+        queue_code: str,
     ) -> str | None:
         """Why a message must not be believed, or None. The broker vouches only for the
         publishing account; the rest is checked against the content and the directory."""
-        if recipient not in self._served:
-            return f"{recipient} is not served here"
+        if recipient != queue_code:
+            return f"addressed to {recipient} but in the queue of {queue_code}"
         if hashlib.sha256(packet.payload).hexdigest() != packet.sha256:
             return "the payload does not match its digest"
         expected = self._directory.bus_user(packet.sender)
@@ -404,14 +455,14 @@ class RabbitBus:
         # Park first, record second: a crash between them costs at most an extra attempt,
         # and after the record, the redelivered original is recognised as stale.
         if settlement.retry_in_s is not None:
-            assert self._publishing is not None  # noqa: S101  # used only inside `async with`
             # The agency's schedule may have changed since its queues were declared.
-            await self._declare_retry(self._publishing, recipient, settlement.retry_in_s)
+            channel = self._publishing_channel()
+            await self._declare_retry(channel, recipient, settlement.retry_in_s)
             await self._park(
                 packet,
                 recipient,
                 self._topology.retry_queue(recipient, settlement.retry_in_s),
-                **{HEADER_ATTEMPT: record.attempts + 1},
+                **{HEADER_ATTEMPT: record.attempts + (1 if settlement.attempted else 0)},
             )
         elif settlement.state in (DeliveryState.REFUSED, DeliveryState.DEAD_LETTERED):
             await self._park(

@@ -61,6 +61,7 @@ class Registry:
         self.directory = directory
         self._elsewhere = served_elsewhere  # known_agencies: another daemon serves them
         self._listeners: list[Listener] = []
+        self.listener_timeout_s = 10.0
         self._revision = -1
         self._refreshing = asyncio.Lock()
 
@@ -70,8 +71,14 @@ class Registry:
 
     async def refresh(self) -> bool:
         """Load the registry into the directory if it changed, and tell the listeners; whether
-        it had. A listener that fails is told again at the next ``refresh`` (``watch`` calls it
-        every few seconds): listeners must be idempotent."""
+        it had.
+
+        The listeners (the bus) hear twice: first every code served before or after, so a new
+        agency's queue exists before the directory lets a packet for it in; then, once the
+        directory has changed, the codes served now, so a removed agency's consumer stops.
+        A listener that fails, or takes longer than ``listener_timeout_s`` (the broker away),
+        is told again at the next ``refresh``; the directory changes whatever they do, so a
+        revoked token stops working at once. Listeners must be idempotent."""
         async with self._refreshing:
             revision = await self.store.revision()
             if revision == self._revision:
@@ -79,21 +86,29 @@ class Registry:
             records = await self.store.endpoints()
             tokens = await self.store.tokens()
             served = [record.agency for record in records]
+            now = [str(agency.code) for agency in served]
+            before = [str(code) for code in self.directory.served_codes]
+            told = await self._tell(sorted({*before, *now}), revision)
+            if not told:
+                # The bus could not make room for new agencies: the directory takes every
+                # other change (a revocation must not wait for the broker), not them yet.
+                served = [agency for agency in served if str(agency.code) in before]
             self.directory.update(served, [_issued(t) for t in tokens if t.revoked_at is None])
-            codes = [str(agency.code) for agency in served]
-            failed = False
-            for listener in self._listeners:
-                try:
-                    await listener(codes)
-                except Exception:
-                    # The change is stored and the directory has it; what failed (the bus
-                    # away, say) is tried again at the next look, since the revision is not
-                    # marked seen.
-                    log.exception("applying the registry's revision %d failed; retrying", revision)
-                    failed = True
-            if not failed:
+            if told:  # else the bus is away: both are told again at the next look
+                told = await self._tell(now, revision)
+            if told:
                 self._revision = revision
             return True
+
+    async def _tell(self, codes: list[str], revision: int) -> bool:
+        ok = True
+        for listener in self._listeners:
+            try:
+                await asyncio.wait_for(listener(codes), timeout=self.listener_timeout_s)
+            except Exception:
+                log.exception("applying the registry's revision %d failed; retrying", revision)
+                ok = False
+        return ok
 
     async def watch(self, stopping: asyncio.Event, interval_s: float = 2.0) -> None:
         """Pick up changes other processes make, until ``stopping`` is set."""
