@@ -110,7 +110,6 @@ async def run_daemon(
                 served=served,
                 prefetch=settings.bus.prefetch,
                 on_final=receipts.push,
-                elsewhere=frozenset(str(a.code) for a in settings.known_agencies),
             )
         else:
             bus = await stack.enter_async_context(

@@ -111,7 +111,6 @@ class Deliverer:
                 str(endpoint.url),
                 data=body.payload,
                 headers=headers,
-                auth=presented.auth,
                 ssl=presented.ssl,
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=endpoint.timeout_s),

@@ -82,6 +82,8 @@ def view(record: EndpointRecord, tokens: list[TokenRecord] | None = None) -> dic
         "updated_at": record.updated_at.isoformat(),
         "updated_by": record.updated_by,
     }
+    if record.problem is not None:  # kept by an older version: not served until mended
+        shown["problem"] = record.problem
     if tokens is not None:
         shown["tokens"] = [
             {

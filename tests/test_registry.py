@@ -417,6 +417,20 @@ async def test_credentials_follow_their_host_and_the_mask_is_no_secret(opened: O
     )
     assert "how a secret is shown" in error.message
     assert await unchanged(opened) == before
+    # Nor through a detour: pull (no URL), then push to another host.
+    await registry.change(COMMUNE, {"endpoint": {"mode": "pull", "url": None}}, actor="i")
+    await refused(
+        ErrorCode.REGISTRY_INVALID,
+        registry.change(
+            COMMUNE, {"endpoint": {"mode": "push", "url": "http://evil.example/x"}}, actor="i"
+        ),
+    )
+    back = {
+        "mode": "push",
+        "url": "http://127.0.0.1:9/inbox",
+        "auth": {"kind": "bearer", "token": SECRET},
+    }
+    await registry.change(COMMUNE, {"endpoint": back}, actor="i")
     # The same host on another path keeps its credentials; another host with auth restated too.
     await registry.change(COMMUNE, {"endpoint": {"url": "http://127.0.0.1:9/other"}}, actor="i")
     moved = {"url": "https://elsewhere.example/in", "auth": {"kind": "bearer", "token": "t" * 30}}

@@ -6,6 +6,8 @@ is lost, nothing is dead-lettered for the race, nothing is posted twice."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,16 +17,23 @@ from typing import Any
 
 import aio_pika
 import pytest
+from yarl import URL
 
-from lgsp_adapter.agencies import Directory, ServedAgency
+from lgsp_adapter.agencies import Directory, KnownAgency, ServedAgency
+from lgsp_adapter.agency_code import AgencyCode
+from lgsp_adapter.audit import AuditEvent
+from lgsp_adapter.audit.query import AuditQuery
+from lgsp_adapter.bus.embedded import EmbeddedBus
 from lgsp_adapter.bus.rabbitmq import RabbitBus
 from lgsp_adapter.bus.topology import Topology
-from lgsp_adapter.receiving import Settlement
+from lgsp_adapter.receiving import NOT_SERVED_WAIT_S, Settlement
+from lgsp_adapter.registry.service import Registry
 from lgsp_adapter.safe_xml import XmlLimits
+from lgsp_adapter.store import DeliveryState, StoredPacket, entry_for
 from lgsp_adapter.store.sqlite import SqliteStore
 from tests.agency_server import AgencyServer, agency_server
 from tests.tcp_proxy import BrokerProxy
-from tests.test_exchange_rabbitmq import BROKER, letter_to, remove_topology
+from tests.test_exchange_rabbitmq import BROKER, broker_account, letter_to, remove_topology
 from tests.test_registry_web import COMMUNE, PROVINCE, PROVINCE_TOKEN, Api, commune, running
 
 BUSES = ["embedded", "rabbitmq"]
@@ -271,6 +280,9 @@ async def test_a_broker_blip_as_the_daemon_starts_does_not_leave_it_consuming_no
             sent = [await send(api.as_(PROVINCE_TOKEN), code) for code in (PROVINCE, COMMUNE)]
             await eventually(lambda: province.delivered() == sent[:1], timeout_s=30)
             await eventually(lambda: quang_phu.delivered() == sent[1:], timeout_s=30)
+            # One consumer each: a channel abandoned in the blip is not restored with its own.
+            assert await consumer_count(exchange, PROVINCE) == 1
+            assert await consumer_count(exchange, COMMUNE) == 1
     finally:
         await proxy.cut()
         await remove_topology(exchange, [PROVINCE, COMMUNE], [0.2, 1.0])
@@ -278,14 +290,19 @@ async def test_a_broker_blip_as_the_daemon_starts_does_not_leave_it_consuming_no
 
 async def consumers(exchange: str, code: str) -> bool:
     """Whether the agency's queue has a consumer."""
+    return bool(await consumer_count(exchange, code))
+
+
+async def consumer_count(exchange: str, code: str) -> int:
+    """How many consumers the agency's queue has (0 when there is no such queue)."""
     connection = await aio_pika.connect(BROKER)
     async with connection:
         channel = await connection.channel()
         try:
             queue = await channel.declare_queue(Topology(exchange).agency_queue(code), passive=True)
         except aio_pika.exceptions.ChannelClosed:
-            return False
-        return bool(queue.declaration_result.consumer_count)
+            return 0
+        return int(queue.declaration_result.consumer_count or 0)
 
 
 def served_agency(code: str) -> ServedAgency:
@@ -342,3 +359,171 @@ async def test_a_serve_that_fails_halfway_is_mended_by_the_next(tmp_path: Path) 
             await consuming
     finally:
         await remove_topology(exchange, [a, b, c], [0.3])
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("bus", BUSES)
+async def test_a_retrying_packet_held_then_released_is_pushed(bus: str, tmp_path: Path) -> None:
+    async with AsyncExitStack() as stack:
+        province = await stack.enter_async_context(agency_server(AgencyServer()))
+        quang_phu = await stack.enter_async_context(agency_server(AgencyServer(script=[503])))
+        api = await stack.enter_async_context(daemon_on(bus, tmp_path, province))
+        body: dict[str, Any] = commune(quang_phu.url, retry_delays_s=[1.0])
+        assert (await api.call("POST", "/v1/endpoints", body))[0] == 201
+        packet_id = await send(api.as_(PROVINCE_TOKEN))
+        await eventually(lambda: states(tmp_path / "store.sqlite3").get(packet_id) == "retrying")
+        pulling = {"endpoint": {"mode": "pull", "url": None}}
+        assert (await api.call("PATCH", f"/v1/endpoints/{COMMUNE}", pulling))[0] == 200
+        await eventually(lambda: states(tmp_path / "store.sqlite3").get(packet_id) == "held")
+        pushing = {"endpoint": {"mode": "push", "url": quang_phu.url}}
+        assert (await api.call("PATCH", f"/v1/endpoints/{COMMUNE}", pushing))[0] == 200
+        await eventually(lambda: quang_phu.delivered() == [packet_id])
+
+
+@pytest.mark.asyncio
+async def test_a_copy_bounced_while_not_served_is_not_taken_for_a_forgery(
+    tmp_path: Path,
+) -> None:
+    """A packet from another daemon's agency arrives while its recipient is not served: the
+    copy that waits is published under this daemon's account, and still believed after."""
+    sender, recipient = "000.00.00.H56", "000.21.05.H56"
+    exchange = f"lgsp.test.{uuid.uuid4().hex[:12]}"
+    handled: list[str] = []
+    async with broker_account(f"lgsp_test_{uuid.uuid4().hex[:8]}") as other:
+        directory = Directory(
+            served=[served_agency(recipient)],
+            known=[KnownAgency(code=AgencyCode.parse(sender), bus_user=URL(other).user)],
+            clients=[],
+        )
+        stopping = asyncio.Event()
+        try:
+            async with (
+                await SqliteStore.open(tmp_path / "store.sqlite3", owner=True) as store,
+                RabbitBus(
+                    url=BROKER,
+                    topology=Topology(exchange),
+                    store=store,
+                    served=[recipient],
+                    prefetch=4,
+                    retry_delays_s=[0.3],
+                    connection_name="lgsp-adapter test",
+                    directory=directory,
+                    limits=XmlLimits(),
+                ) as bus,
+            ):
+
+                async def handler(packet_id: uuid.UUID, to: str) -> Settlement:
+                    handled.append(str(packet_id))
+                    return Settlement(DeliveryState.DELIVERED, attempted=True)
+
+                consuming = asyncio.create_task(bus.consume(handler, stopping))
+                await eventually(lambda: consumers(exchange, recipient))
+                bus._served = set()  # the window between a removal and its consumer's end
+                body = letter_to(recipient)
+                packet = StoredPacket(
+                    id=uuid.uuid4(),
+                    kind="edoc",
+                    sender=sender,
+                    recipients=[recipient],
+                    content_type="application/xml",
+                    payload=body,
+                    sha256=hashlib.sha256(body).hexdigest(),
+                )
+                connection = await aio_pika.connect(other)
+                async with connection:
+                    channel = await connection.channel()
+                    exchange_handle = await channel.get_exchange(exchange)
+                    message = bus._message(packet, recipient)
+                    message.user_id = URL(other).user
+                    await exchange_handle.publish(message, routing_key=f"edoc.{recipient}")
+                await asyncio.sleep(0.3)
+                bus._served = {recipient}  # served again
+                await eventually(lambda: handled == [str(packet.id)])
+                rejected = await store.audit.query(AuditQuery(outcome="bus.forged"))
+                assert rejected == []
+                stopping.set()
+                await consuming
+        finally:
+            await remove_topology(exchange, [recipient], [0.3, NOT_SERVED_WAIT_S])
+
+
+@pytest.mark.asyncio
+async def test_a_record_an_older_version_stored_is_not_served_but_can_be_mended(
+    tmp_path: Path,
+) -> None:
+    """Credentials in the URL were accepted once; such a stored record must neither stop the
+    daemon nor be served, and its secret must not reach the log."""
+    store_path = tmp_path / "store.sqlite3"
+    async with agency_server(AgencyServer()) as province:
+        async with running(tmp_path, province) as api:
+            assert (await api.call("POST", "/v1/endpoints", commune("http://127.0.0.1:9/")))[
+                0
+            ] == 201
+        with sqlite3.connect(store_path) as db:  # as an older version would have kept it
+            (text,) = db.execute(
+                "SELECT record FROM registry_endpoints WHERE code = ?", (COMMUNE,)
+            ).fetchone()
+            old = json.loads(text)
+            old["endpoint"]["url"] = "http://vp:s3cret-pass@127.0.0.1:9/"
+            db.execute(
+                "UPDATE registry_endpoints SET record = ? WHERE code = ?",
+                (json.dumps(old), COMMUNE),
+            )
+        async with running(tmp_path, province) as api:
+            status, shown, _ = await api.call("GET", f"/v1/endpoints/{COMMUNE}")
+            assert status == 200
+            assert "may not carry credentials" in shown["problem"]
+            assert "s3cret-pass" not in json.dumps(shown["problem"])
+            status, answer, _ = await api.as_(PROVINCE_TOKEN).call(
+                "POST", "/v1/packets", letter_to(COMMUNE), **{"Content-Type": "application/xml"}
+            )
+            assert (status, answer["error"]["code"]) == (422, "packet.unknown_recipient")
+            mend = {"endpoint": {"url": "http://127.0.0.1:9/"}}
+            status, mended, _ = await api.call("PATCH", f"/v1/endpoints/{COMMUNE}", mend)
+            assert status == 200
+            assert "problem" not in mended
+            await send(api.as_(PROVINCE_TOKEN))
+
+
+@pytest.mark.asyncio
+async def test_the_embedded_bus_returns_what_no_daemon_here_ever_served(tmp_path: Path) -> None:
+    """A packet accepted for an agency another daemon serves (the embedded bus reaches none)
+    comes back as returned and its sender is told; one for an agency removed since waits."""
+    told: list[str] = []
+
+    async def on_final(packet_id: uuid.UUID, recipient: str) -> None:
+        told.append(recipient)
+
+    removed, elsewhere = COMMUNE, "000.00.12.H56"
+    async with await SqliteStore.open(tmp_path / "store.sqlite3", owner=True) as store:
+        registry = Registry(store.registry, Directory(served=[], known=[], clients=[]))
+        await registry.create(commune("http://127.0.0.1:9/"), actor="i", issue_token=False)
+        await registry.remove(COMMUNE, actor="i")
+        bus = EmbeddedBus(store=store, served=[PROVINCE], prefetch=4, on_final=on_final)
+        body = letter_to(removed, elsewhere)
+        packet = StoredPacket(
+            id=uuid.uuid4(),
+            kind="edoc",
+            sender=PROVINCE,
+            recipients=[removed, elsewhere],
+            content_type="application/xml",
+            payload=body,
+            sha256=hashlib.sha256(body).hexdigest(),
+        )
+        await store.accept(packet, [])
+        await bus.publish(
+            [
+                (
+                    packet,
+                    code,
+                    entry_for(packet, AuditEvent.PUBLISHED, recipient=code, outcome="ok"),
+                )
+                for code in (removed, elsewhere)
+            ]
+        )
+        records = {d.recipient: d.state for d in await store.deliveries(packet.id)}
+        assert records == {
+            removed: DeliveryState.PUBLISHED,  # waits in the queue for its agency
+            elsewhere: DeliveryState.DEAD_LETTERED,  # returned: no daemon here serves it
+        }
+        assert told == [elsewhere]

@@ -4,6 +4,7 @@ changes and removes agencies live, and each change applies to the very next pack
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import json
@@ -456,3 +457,20 @@ async def test_a_token_that_is_not_utf8_is_refused_not_a_crash(tmp_path: Path) -
         writer.close()
         assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
         assert b"auth.invalid" in answer
+
+
+@pytest.mark.asyncio
+async def test_vietnamese_basic_credentials_reach_the_endpoint_in_utf8(tmp_path: Path) -> None:
+    async with AsyncExitStack() as stack:
+        province = await stack.enter_async_context(agency_server(AgencyServer()))
+        quang_phu = await stack.enter_async_context(agency_server(AgencyServer()))
+        api = await stack.enter_async_context(running(tmp_path, province))
+        auth = {"kind": "basic", "username": "văn-thư", "password": "mật-khẩu-xã-Quảng-Phú"}
+        body = commune(quang_phu.url, auth=auth)
+        assert (await api.call("POST", "/v1/endpoints", body))[0] == 201
+        packet_id = await submit(api.as_(PROVINCE_TOKEN), letter_to(COMMUNE))
+        await settled(api.url, packet_id)
+        (got,) = quang_phu.received
+        scheme, _, encoded = got.headers["Authorization"].partition(" ")
+        assert scheme == "Basic"
+        assert base64.b64decode(encoded).decode() == "văn-thư:mật-khẩu-xã-Quảng-Phú"

@@ -38,11 +38,9 @@ class EmbeddedBus:
         failure_retry_s: float = 30.0,
         idle_poll_s: float = 1.0,
         on_final: Callable[[UUID, str], Awaitable[None]] | None = None,
-        elsewhere: frozenset[str] = frozenset(),
     ) -> None:
         self._store = store
         self._served = served
-        self._elsewhere = elsewhere  # known_agencies: served by daemons this bus cannot reach
         self._prefetch = prefetch
         self._lease_s = lease_s
         self._failure_retry_s = failure_retry_s
@@ -57,14 +55,17 @@ class EmbeddedBus:
         self._wake.set()
 
     async def publish(self, deliveries: list[Outgoing]) -> None:
-        """Queue deliveries in one transaction; one to an agency another daemon serves comes
-        back as returned (the embedded bus reaches no other daemon). One to an agency removed
-        from the registry since the packet was accepted waits in the queue, as it would in its
-        RabbitMQ queue, until the agency is registered again."""
+        """Queue deliveries in one transaction. One to an agency removed from the registry
+        since the packet was accepted waits in the queue, as it would in its RabbitMQ queue,
+        until the agency is registered again; one to an agency this daemon never served comes
+        back as returned (the embedded bus reaches no other daemon)."""
         routable = []
+        removed: dict[str, object] | None = None
         for outgoing in deliveries:
             packet, recipient, entry = outgoing
-            if recipient not in self._elsewhere:
+            if recipient not in self._served and removed is None:
+                removed = dict(await self._store.registry.removed())
+            if recipient in self._served or (removed is not None and recipient in removed):
                 routable.append((packet.id, recipient, [entry]))
             else:
                 await set_aside(

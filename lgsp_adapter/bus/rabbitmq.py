@@ -159,6 +159,10 @@ class RabbitBus:
         )
         self._retry_queues.add(name)
 
+    def _forget_retry_queues(self, recipient: str) -> None:
+        prefix = self._topology.retry_queue(recipient, 0).rsplit(".", 1)[0] + "."
+        self._retry_queues = {q for q in self._retry_queues if not q.startswith(prefix)}
+
     async def serve(self, codes: list[str]) -> None:
         """Serve these agencies from now on (the registry changed): declare and consume a new
         agency's queues at once; stop consuming a removed one's (its queue keeps what it holds
@@ -172,16 +176,14 @@ class RabbitBus:
         async with self._serving:
             wanted = set(codes)
             for recipient in sorted(wanted - self._served):
+                # Its queues may have been deleted while it was not served (an operator may):
+                # declare every one anew, whatever this process declared before.
+                self._forget_retry_queues(recipient)
                 await self._declare_agency(self._publishing, recipient)
             for recipient in sorted(wanted & self._served):  # a changed retry schedule
                 agency = self._directory.served(AgencyCode.parse(recipient))
                 for delay in (agency.endpoint.retry_delays_s if agency else None) or []:
                     await self._declare_retry(self._publishing, recipient, delay)
-            for recipient in self._served - wanted:
-                # An operator may delete a removed agency's queues: declare them anew if it
-                # comes back.
-                prefix = self._topology.retry_queue(recipient, 0).rsplit(".", 1)[0] + "."
-                self._retry_queues = {q for q in self._retry_queues if not q.startswith(prefix)}
             self._served = wanted
             if self._consuming is None or self._handler is None:
                 return
@@ -264,6 +266,7 @@ class RabbitBus:
         connection meanwhile: then again, once it is back (None if told to stop first)."""
         assert self._connection is not None  # noqa: S101  # used only inside `async with`
         while not stopping.is_set():
+            channel: AbstractChannel | None = None
             try:
                 channel = await self._connection.channel()
                 await channel.set_qos(prefetch_count=self._prefetch)
@@ -275,6 +278,11 @@ class RabbitBus:
                 return channel
             except _CONNECTION_ERRORS:
                 log.warning("the bus went away while consumers were starting; trying again")
+                # Closed, or the robust connection would restore it with its consumers: a
+                # second consumer no removal knows to cancel.
+                if channel is not None:
+                    with contextlib.suppress(Exception):
+                        await channel.close()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), timeout=1.0)
         return None
@@ -341,6 +349,16 @@ class RabbitBus:
             if recipient not in self._served:
                 # Removed while this message was on its way: it waits in the agency's queue
                 # (through a short retry queue, so it neither spins nor counts as a delivery).
+                # Kept first: the copy goes out under this daemon's account, and the store is
+                # what vouches for it when it comes back.
+                entry = entry_for(
+                    packet,
+                    AuditEvent.RECEIVED,
+                    recipient=recipient,
+                    outcome="ok",
+                    detail="from the bus",
+                )
+                await self._store.receive(packet, recipient, [entry])
                 await self._declare_retry(self._publishing_channel(), recipient, NOT_SERVED_WAIT_S)
                 await self._park(
                     packet,
@@ -489,9 +507,16 @@ class RabbitBus:
         """Put a delivery back on the bus for this daemon's consumer (a held packet whose agency
         now takes pushes): a copy straight into the agency's queue, recorded once confirmed."""
         packet = await self._store.packet(packet_id)
-        if packet is None:
+        record = {d.recipient: d for d in await self._store.deliveries(packet_id)}.get(recipient)
+        if packet is None or record is None:
             return
-        await self._park(packet, recipient, self._topology.agency_queue(recipient))
+        # The copy is for the attempt after those recorded: not taken for a stale one.
+        await self._park(
+            packet,
+            recipient,
+            self._topology.agency_queue(recipient),
+            **{HEADER_ATTEMPT: record.attempts},
+        )
         await self._store.update_delivery(
             packet_id, recipient, DeliveryState.PUBLISHED, entries=entries
         )

@@ -44,7 +44,6 @@ async def probe(agency: ServedAgency, session: aiohttp.ClientSession) -> dict[st
         async with session.options(
             url,
             headers={**presented.headers, "X-LGSP-Kind": "probe"},
-            auth=presented.auth,
             ssl=presented.ssl,
             allow_redirects=False,
             timeout=aiohttp.ClientTimeout(total=endpoint.timeout_s),

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from lgsp_adapter.agencies import ServedAgency
 from lgsp_adapter.audit import AuditEntry
@@ -36,6 +36,8 @@ class EndpointRecord:
     created_at: datetime
     updated_at: datetime
     updated_by: str
+    stored: dict[str, Any] = field(default_factory=dict)  # as kept, secrets included
+    problem: str | None = None  # why the stored record no longer validates; then not served
 
     @property
     def code(self) -> str:

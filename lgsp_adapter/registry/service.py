@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import functools
 import logging
 import re
@@ -85,7 +86,7 @@ class Registry:
                 return False
             records = await self.store.endpoints()
             tokens = await self.store.tokens()
-            served = [record.agency for record in records]
+            served = [record.agency for record in records if record.problem is None]
             now = [str(agency.code) for agency in served]
             before = [str(code) for code in self.directory.served_codes]
             told = await self._tell(sorted({*before, *now}), revision)
@@ -182,9 +183,9 @@ class Registry:
 
         def edit(current: EndpointRecord | None) -> Edit | None:
             current = _present(code, current, expected_revision)
-            before = with_secrets(current.agency)
-            agency = self._validated(_merge(before, patch))
-            _check_credentials_follow(current.agency, agency, patch)
+            before = copy.deepcopy(current.stored)  # as kept: a record that no longer
+            agency = self._validated(_merge(before, patch))  # validates is mended by a patch
+            _check_credentials_follow(current, agency, patch)
             changed = _changed_paths(before, with_secrets(agency))
             if not changed:
                 return None
@@ -274,7 +275,11 @@ class Registry:
                 continue
 
             def edit(current: EndpointRecord | None, agency: ServedAgency = agency) -> Edit | None:
-                if current is not None and with_secrets(current.agency) == with_secrets(agency):
+                if (
+                    current is not None
+                    and current.problem is None
+                    and with_secrets(current.agency) == with_secrets(agency)
+                ):
                     return None
                 if current is not None and current.source is Source.REGISTRY:
                     log.warning(
@@ -347,21 +352,23 @@ def _dropped_from_settings(current: EndpointRecord | None) -> Edit | None:
 
 
 def _check_credentials_follow(
-    before: ServedAgency, after: ServedAgency, patch: Mapping[str, Any]
+    current: EndpointRecord, after: ServedAgency, patch: Mapping[str, Any]
 ) -> None:
-    """Credentials stored for one host are not sent to another unasked: a change that moves
-    the endpoint to another scheme, host or port must say its auth again."""
-    old, new = before.endpoint, after.endpoint
-    if old.url is None or new.url is None or isinstance(old.auth, NoAuth):
+    """Credentials stored for one host are not sent to another unasked: a change that gives
+    the endpoint another scheme, host or port — or a URL where it had none (a detour through
+    pull must not launder it) — must say its auth again."""
+    new = after.endpoint
+    endpoint_patch = patch.get("endpoint")
+    restated = isinstance(endpoint_patch, Mapping) and "auth" in endpoint_patch
+    if new.url is None or isinstance(new.auth, NoAuth) or restated:
         return
-    moved = (old.url.scheme, old.url.host, old.url.port) != (
+    old = current.agency.endpoint.url if current.problem is None else None
+    moved = old is None or (old.scheme, old.host, old.port) != (
         new.url.scheme,
         new.url.host,
         new.url.port,
     )
-    endpoint_patch = patch.get("endpoint")
-    restated = isinstance(endpoint_patch, Mapping) and "auth" in endpoint_patch
-    if moved and not restated:
+    if moved:
         raise PermanentError(
             ErrorCode.REGISTRY_INVALID,
             "the endpoint moves to another host: send its auth again in the same change (the "

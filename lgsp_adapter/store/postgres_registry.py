@@ -60,7 +60,7 @@ MIGRATIONS = [
     );
     """,
 ]
-_ENDPOINT = "SELECT record, revision, source, created_at, updated_at, updated_by"
+_ENDPOINT = "SELECT record, revision, source, created_at, updated_at, updated_by, code"
 _SELECT_ISSUED = "SELECT id, digest, agency, label, created_at, created_by, revoked_at"
 
 

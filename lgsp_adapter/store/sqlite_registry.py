@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 
 import aiosqlite
+from pydantic import ValidationError
 
-from lgsp_adapter.agencies import ServedAgency, with_secrets
+from lgsp_adapter.agencies import DeliveryMode, Endpoint, ServedAgency, with_secrets
+from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.errors import ErrorCode, PermanentError
 from lgsp_adapter.registry.records import Editor, EndpointRecord, Source, TokenRecord
 from lgsp_adapter.store.sqlite_audit import SqliteAuditLog
@@ -54,7 +57,8 @@ REMOVED_SCHEMA = """
         removed_by TEXT NOT NULL
     );
 """
-_ENDPOINT = "SELECT record, revision, source, created_at, updated_at, updated_by"
+log = logging.getLogger(__name__)
+_ENDPOINT = "SELECT record, revision, source, created_at, updated_at, updated_by, code"
 _SELECT_ISSUED = "SELECT id, digest, agency, label, created_at, created_by, revoked_at"
 
 
@@ -187,22 +191,43 @@ def token_reused() -> PermanentError:
 
 
 def endpoint_record(row: Sequence[Any]) -> EndpointRecord:
-    """A record from its row: record, revision, source, created, updated, by whom."""
+    """A record from its row: record, revision, source, created, updated, by whom, code."""
+    agency, stored, problem = _parsed(row[0], row[6])
     return EndpointRecord(
-        agency=_agency(row[0]),
+        agency=agency,
         revision=int(row[1]),
         source=Source(row[2]),
         created_at=_time(row[3]),
         updated_at=_time(row[4]),
         updated_by=row[5],
+        stored=stored,
+        problem=problem,
     )
 
 
 @functools.lru_cache(maxsize=65_536)
-def _agency(text: str) -> ServedAgency:
-    # The daemon reloads the registry at every change; records are immutable, so each stored
-    # text is validated once, not once per change (a province has thousands of communes).
-    return ServedAgency.model_validate_json(text)
+def _parsed(text: str, code: str) -> tuple[ServedAgency, dict[str, Any], str | None]:
+    """The stored record, validated once per stored text (records are immutable, and the
+    daemon reloads the registry at every change). One that no longer validates (stored by an
+    older version, whose rules were looser) is not fatal: it comes back as a disabled
+    placeholder with the problem named, so the daemon starts and an integrator can fix or
+    remove it. The problem never quotes the stored values (they may be secrets)."""
+    stored: dict[str, Any] = json.loads(text)
+    try:
+        return ServedAgency.model_validate(stored), stored, None
+    except ValidationError as exc:
+        problems = exc.errors(include_input=False, include_url=False)
+        problem = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in problems[:5]
+        )
+        log.error("the registry's record of %s no longer validates (%s); not served", code, problem)
+        placeholder = ServedAgency(
+            code=AgencyCode.parse(code),
+            name=str(stored.get("name") or code)[:500] or code,
+            endpoint=Endpoint(mode=DeliveryMode.PULL),
+            enabled=False,
+        )
+        return placeholder, stored, problem
 
 
 def token_record(row: Sequence[Any]) -> TokenRecord:
