@@ -86,7 +86,7 @@ def list_command(target: Target) -> None:
     async def work(registry: Registry) -> None:
         for record in await registry.store.endpoints():
             agency = record.agency
-            state = "enabled" if agency.enabled else "DISABLED"
+            state = "INVALID" if record.problem else "enabled" if agency.enabled else "DISABLED"
             where = str(agency.endpoint.url or "(pull inbox)")
             click.echo(
                 f"{record.code}  {agency.endpoint.mode:<4}  {state:<8}  {where}  {agency.name}"
