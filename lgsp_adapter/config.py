@@ -49,6 +49,14 @@ class StoreSettings(_Section):
     """Where the daemon keeps packets, deliveries and the audit log."""
 
     path: Path = Field(Path("var/lgsp-adapter.sqlite3"), description="The SQLite file.")
+    outbox_budget_mb: int = Field(
+        1024,
+        ge=1,
+        le=10_000_000,
+        description="While the bus is away, accepted packets wait in the store, up to this "
+        "many megabytes; beyond it submissions get 503 with Retry-After until the bus has "
+        "taken some.",
+    )
 
 
 class DeliverySettings(_Section):

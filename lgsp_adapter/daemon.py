@@ -30,6 +30,7 @@ from lgsp_adapter.bus.topology import Topology
 from lgsp_adapter.config import Settings
 from lgsp_adapter.delivery import Deliverer
 from lgsp_adapter.errors import ErrorCode, FatalError
+from lgsp_adapter.health_web import Health, add_health_routes
 from lgsp_adapter.inbox import Inbox, release_stranded
 from lgsp_adapter.inbox_web import add_inbox_routes
 from lgsp_adapter.intake import Intake
@@ -62,8 +63,11 @@ def mount_api(
     store: SqliteStore,
     registry: Registry,
     session: aiohttp.ClientSession,
+    health: Health,
 ) -> None:
-    """Every part of the API beyond packets: audit log and page, inbox, agency list, registry."""
+    """Every part of the API beyond packets: health, audit log and page, inbox, agency list,
+    registry."""
+    add_health_routes(app, health)
     add_audit_routes(app, access)
     add_audit_page(app)
     add_inbox_routes(app, inbox)
@@ -134,7 +138,11 @@ async def run_daemon(
         registry.on_change(release)
         relay = Relay(store=store, bus=bus)
         intake = Intake(
-            store=store, directory=directory, limits=settings.limits, on_accept=relay.wake.set
+            store=store,
+            directory=directory,
+            limits=settings.limits,
+            on_accept=relay.wake.set,
+            outbox_budget_bytes=settings.store.outbox_budget_mb * 1_000_000,
         )
         receiver = Receiver(
             store=store,
@@ -168,6 +176,12 @@ async def run_daemon(
                 store=store,
                 registry=registry,
                 session=session,
+                health=Health(
+                    store=store,
+                    bus_connected=lambda: bus.connected,
+                    bus_name="embedded" if settings.bus.url is None else "rabbitmq",
+                    outbox_budget_bytes=settings.store.outbox_budget_mb * 1_000_000,
+                ),
             ),
         )
         runner = web.AppRunner(app, access_log=None)

@@ -77,6 +77,8 @@ class ErrorCode(StrEnum):
     AUDIT_NO_CHECKPOINT = "audit.no_checkpoint"
     AUDIT_TAMPERED = "audit.tampered"
     AUDIT_BAD_BUNDLE = "audit.bad_bundle"
+    # The bus
+    OUTBOX_FULL = "bus.outbox_full"
     # Configuration and the process
     CONFIG_INVALID = "config.invalid"
     STORE_UNAVAILABLE = "store.unavailable"

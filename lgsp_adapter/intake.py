@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from lgsp_adapter.agencies import Client, Directory
 from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.audit import AuditEntry, AuditEvent
-from lgsp_adapter.errors import ErrorCode, InvalidPacket, LgspError, PermanentError
+from lgsp_adapter.errors import ErrorCode, InvalidPacket, LgspError, PermanentError, TransientError
 from lgsp_adapter.packets import (
     Packet,
     ReadPacket,
@@ -31,6 +32,9 @@ from lgsp_adapter.store import DeliveryRecord, Store, StoredPacket, entry_for
 from lgsp_adapter.translators.base import Envelope, find, translate_to_packet
 
 log = logging.getLogger(__name__)
+
+OUTBOX_MEASURE_S = 1.0  # how often the outbox's size is read again
+OUTBOX_RETRY_AFTER_S = 30  # what a sender refused for a full outbox is told to wait
 
 # The translator (by name) and the envelope for what an agency system submits in its own format.
 Translation = tuple[str, Envelope]
@@ -55,11 +59,15 @@ class Intake:
         directory: Directory,
         limits: XmlLimits,
         on_accept: Callable[[], None] | None = None,
+        outbox_budget_bytes: int | None = None,
     ) -> None:
         self._store = store
         self._directory = directory
         self.limits = limits
         self._on_accept = on_accept
+        self._budget = outbox_budget_bytes
+        self._outbox_bytes = 0  # as last measured, plus what was accepted since
+        self._measured_at = -OUTBOX_MEASURE_S
 
     async def submit(
         self,
@@ -75,6 +83,7 @@ class Intake:
         sha256 = hashlib.sha256(data).hexdigest()
         translated_from = None
         try:
+            await self._check_outbox(len(data))
             _check_content_type(content_type)
             if translation is not None:
                 name, envelope = translation
@@ -113,6 +122,25 @@ class Intake:
         if self._on_accept is not None:
             self._on_accept()  # the relay need not wait for its next look at the outbox
         return Accepted(packet, read, await self._store.deliveries(packet.id))
+
+    async def _check_outbox(self, size: int) -> None:
+        """Refuse, for now, what would take the outbox past its budget: the bus has been away
+        long enough to fill it. Measured at most once a second (the sum is a query), and
+        counted up in between."""
+        if self._budget is None:
+            return
+        now = time.monotonic()
+        if now - self._measured_at >= OUTBOX_MEASURE_S:
+            _, self._outbox_bytes = await self._store.outbox_size()
+            self._measured_at = now
+        if self._outbox_bytes + size > self._budget:
+            raise TransientError(
+                ErrorCode.OUTBOX_FULL,
+                f"the bus has been away long enough to fill the outbox "
+                f"({self._outbox_bytes // 1_000_000} MB); try again later",
+                details={"retry_after_s": OUTBOX_RETRY_AFTER_S},
+            )
+        self._outbox_bytes += size
 
     def _check_sender(self, packet: Packet, client: Client) -> str:
         sender = sender_of(packet)

@@ -69,6 +69,11 @@ def error_response(error: LgspError) -> web.Response:
     response = web.json_response(error.to_dict(), status=status_of(error))
     if response.status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="lgsp-adapter"'
+    details = error.details if isinstance(error.details, dict) else {}
+    retry_after = details.get("retry_after_s")
+    if isinstance(retry_after, int):
+        response.headers["Retry-After"] = str(retry_after)
+
     return response
 
 

@@ -14,6 +14,7 @@ from openapi_spec_validator import validate
 from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.audit_web import AuditAccess
 from lgsp_adapter.daemon import mount_api
+from lgsp_adapter.health_web import Health
 from lgsp_adapter.inbox import Inbox
 from lgsp_adapter.intake import Intake
 from lgsp_adapter.openapi import document
@@ -47,6 +48,7 @@ async def test_every_route_is_described_and_nothing_else(tmp_path: Path) -> None
                 store=store,
                 registry=Registry(store.registry, directory),
                 session=session,
+                health=Health(store, lambda: True, "embedded", 1_000_000),
             )
 
         app = make_app(

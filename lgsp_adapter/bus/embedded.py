@@ -48,6 +48,11 @@ class EmbeddedBus:
         self._wake = asyncio.Event()
         self._on_final = on_final  # sender and recipient share this store: tell the sender
 
+    @property
+    def connected(self) -> bool:
+        """The embedded bus is the store: there whenever the store is."""
+        return True
+
     async def serve(self, codes: list[str]) -> None:
         """Serve these agencies from now on (the registry changed): new ones' deliveries are
         leased at once, removed ones' wait in the store until they are registered again."""

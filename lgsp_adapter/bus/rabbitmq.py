@@ -123,6 +123,11 @@ class RabbitBus:
         if self._connection is not None:
             await self._connection.close()
 
+    @property
+    def connected(self) -> bool:
+        """Whether the connection to the broker is up now."""
+        return self._connection is not None and self._connection.connected.is_set()
+
     async def declare(self, channel: AbstractChannel) -> AbstractExchange:
         """Declare the exchange and this daemon's queues (idempotent); returns the exchange."""
         t = self._topology

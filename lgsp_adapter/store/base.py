@@ -135,6 +135,10 @@ class Store(Protocol):
         """Entries about no stored packet (a rejection at ingest)."""
         ...
 
+    async def outbox_size(self) -> tuple[int, int]:
+        """How many packets wait for the bus, and their bytes."""
+        ...
+
     async def history(self, packet_id: UUID) -> list[AuditEntry]:
         """A packet's audit entries, in the order they were appended."""
         ...

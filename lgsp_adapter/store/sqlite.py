@@ -311,12 +311,23 @@ class SqliteStore:
         async with (
             self._read.execute(
                 "SELECT packet_id, recipient FROM deliveries WHERE state = ?"
-                " ORDER BY updated_at LIMIT ?",
+                " ORDER BY updated_at, rowid LIMIT ?",
                 (DeliveryState.ACCEPTED.value, limit),
             ) as cursor,
         ):
             rows = await cursor.fetchall()
         return [(UUID(row[0]), row[1]) for row in rows]
+
+    async def outbox_size(self) -> tuple[int, int]:
+        """How many packets wait for the bus, and their bytes (each packet once, however many
+        of its deliveries wait)."""
+        async with self._read.execute(
+            "SELECT COUNT(*), COALESCE(SUM(length(payload)), 0) FROM packets WHERE id IN"
+            " (SELECT packet_id FROM deliveries WHERE state = ?)",
+            (DeliveryState.ACCEPTED.value,),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
 
     async def enqueue(self, packet_id: UUID, recipient: str, entries: list[AuditEntry]) -> None:
         """The embedded bus's publish: queue the delivery and mark it published, together."""
