@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -33,6 +34,10 @@ from lgsp_adapter.store.sqlite_agency_list import SqliteAgencyList
 from lgsp_adapter.store.sqlite_audit import SCHEMA, SqliteAuditLog
 from lgsp_adapter.store.sqlite_registry import REMOVED_SCHEMA, SqliteRegistry
 from lgsp_adapter.store.sqlite_registry import SCHEMA as REGISTRY_SCHEMA
+
+# aiosqlite logs every statement with its parameters at DEBUG: packets, tokens' digests and
+# endpoint secrets. Capped here, so that turning on DEBUG to chase a problem leaks none of them.
+logging.getLogger("aiosqlite").setLevel(logging.INFO)
 
 # Each entry moves the schema one version on; never edit one that has shipped. An entry is SQL,
 # or SQL and the name of a method that moves data in the same transaction.
