@@ -92,7 +92,10 @@ def config(
     )
     bus_section = "".join(f'{k} = "{v}"\n' for k, v in (bus or {}).items())
     path.write_text(
-        f'[http]\nport = 0\n[store]\npath = "{store}"\n[bus]\nprefetch = 64\n{bus_section}'
+        # The bench client is one token sending as fast as it can: the per-token limit, there
+        # to protect other agencies, would measure itself.
+        f"[http]\nport = 0\nrequests_per_second = 100000\nburst = 1000000\n"
+        f'[store]\npath = "{store}"\n[bus]\nprefetch = 64\n{bus_section}'
         f"{agencies}{known}{client}"
     )
     return path

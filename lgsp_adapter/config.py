@@ -33,6 +33,10 @@ class HttpSettings(_Section):
 
     host: str = Field("127.0.0.1", description="Address to listen on.")
     port: int = Field(8080, ge=0, le=65535, description="0 picks a free port (tests, the demo).")
+    requests_per_second: float = Field(
+        50.0, gt=0, le=100_000, description="Per token, sustained; more gets 429 with Retry-After."
+    )
+    burst: int = Field(200, ge=1, le=1_000_000, description="Per token, at once.")
 
 
 class BusSettings(_Section):

@@ -34,6 +34,7 @@ from lgsp_adapter.health_web import Health, add_health_routes
 from lgsp_adapter.inbox import Inbox, release_stranded
 from lgsp_adapter.inbox_web import add_inbox_routes
 from lgsp_adapter.intake import Intake
+from lgsp_adapter.rate_limit import RateLimiter
 from lgsp_adapter.receipts import ReceiptPusher
 from lgsp_adapter.receiving import Receiver
 from lgsp_adapter.registry.service import Registry
@@ -169,6 +170,7 @@ async def run_daemon(
             directory=directory,
             intake=intake,
             max_bytes=settings.limits.max_bytes,
+            limiter=RateLimiter(settings.http.requests_per_second, settings.http.burst),
             mount=functools.partial(
                 mount_api,
                 access=access,

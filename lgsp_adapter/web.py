@@ -19,6 +19,7 @@ from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.errors import ErrorCode, FatalError, LgspError, PermanentError, TransientError
 from lgsp_adapter.intake import Intake, Translation
 from lgsp_adapter.openapi import openapi
+from lgsp_adapter.rate_limit import RateLimiter
 from lgsp_adapter.store import Store
 from lgsp_adapter.translators import Envelope
 
@@ -33,6 +34,7 @@ _STATUS = {
     ErrorCode.XML_TOO_LARGE: 413,
     ErrorCode.PACKET_UNKNOWN_RECIPIENT: 422,
     ErrorCode.AUTH_FORBIDDEN: 403,
+    ErrorCode.AUTH_RATE_LIMITED: 429,
     ErrorCode.INBOX_ALREADY_ACKNOWLEDGED: 409,
     ErrorCode.AUDIT_BAD_QUERY: 400,
     ErrorCode.AUDIT_NOT_FOUND: 404,
@@ -51,6 +53,7 @@ STORE: web.AppKey[Store] = web.AppKey("store", Store)
 DIRECTORY: web.AppKey[Directory] = web.AppKey("directory", Directory)
 INTAKE: web.AppKey[Intake] = web.AppKey("intake", Intake)
 MAX_BYTES: web.AppKey[int] = web.AppKey("max_bytes", int)
+LIMITER: web.AppKey[RateLimiter] = web.AppKey("limiter", RateLimiter)
 
 
 def status_of(error: LgspError) -> int:
@@ -104,6 +107,8 @@ def client_of(request: web.Request, role: Role | frozenset[Role] = Role.AGENCY) 
     client = request.app[DIRECTORY].client_for(token.strip())
     if client is None:
         raise PermanentError(ErrorCode.AUTH_INVALID, "the token is not one this exchange issued")
+    if LIMITER in request.app:
+        request.app[LIMITER].take(client.name)
     roles = {role} if isinstance(role, Role) else role
     if client.role not in roles:
         wanted = " or ".join(sorted(r.value for r in roles))
@@ -249,6 +254,7 @@ def make_app(
     intake: Intake,
     max_bytes: int,
     mount: Callable[[web.Application], None] | None = None,
+    limiter: RateLimiter | None = None,
 ) -> web.Application:
     """The application, with its parts injected (the tests pass real ones on loopback);
     ``mount`` adds more routes (the audit log's)."""
@@ -257,6 +263,8 @@ def make_app(
     app[DIRECTORY] = directory
     app[INTAKE] = intake
     app[MAX_BYTES] = max_bytes
+    if limiter is not None:
+        app[LIMITER] = limiter
     app.router.add_post("/v1/packets", submit)
     app.router.add_get("/v1/packets/{packet_id}", show)
     app.router.add_get("/v1/openapi.json", openapi)
