@@ -8,6 +8,7 @@ underscore: ``[limits] max_bytes`` is ``LGSP_LIMITS__MAX_BYTES``. Every key is d
 
 from __future__ import annotations
 
+import ssl
 import tomllib
 from pathlib import Path
 
@@ -37,6 +38,39 @@ class HttpSettings(_Section):
         50.0, gt=0, le=100_000, description="Per token, sustained; more gets 429 with Retry-After."
     )
     burst: int = Field(200, ge=1, le=1_000_000, description="Per token, at once.")
+    tls_certificate: Path | None = Field(
+        None, description="PEM certificate (with its chain): serve https. Unset: plain http."
+    )
+    tls_private_key: Path | None = Field(None, description="Its PEM private key, unencrypted.")
+    tls_client_ca: Path | None = Field(
+        None,
+        description="PEM CA bundle: require a client certificate it signed, besides the token.",
+    )
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> HttpSettings:
+        if (self.tls_certificate is None) != (self.tls_private_key is None):
+            raise ValueError("tls_certificate and tls_private_key go together")
+        if self.tls_client_ca is not None and self.tls_certificate is None:
+            raise ValueError("tls_client_ca needs tls_certificate and tls_private_key")
+        return self
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The server's TLS context (TLS 1.2 at least), or None for plain http."""
+        if self.tls_certificate is None or self.tls_private_key is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(self.tls_certificate, self.tls_private_key)
+            if self.tls_client_ca is not None:
+                context.load_verify_locations(cafile=self.tls_client_ca)
+                context.verify_mode = ssl.CERT_REQUIRED
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            raise FatalError(
+                ErrorCode.CONFIG_INVALID, f"[http] TLS files cannot be loaded: {exc}"
+            ) from exc
+        return context
 
 
 class BusSettings(_Section):

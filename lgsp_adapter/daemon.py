@@ -54,6 +54,7 @@ def check_servable(settings: Settings) -> None:
             "no [[agencies]] and no integrator client: this daemon serves nobody, and nobody "
             "could register an agency with it",
         )
+    settings.http.ssl_context()  # its files, read now: a bad path stops the start, not a client
 
 
 def mount_api(
@@ -188,10 +189,11 @@ async def run_daemon(
         )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, settings.http.host, settings.http.port)
+        tls = settings.http.ssl_context()
+        site = web.TCPSite(runner, settings.http.host, settings.http.port, ssl_context=tls)
         await site.start()
         host, port = runner.addresses[0][:2]
-        url = f"http://{host}:{port}"
+        url = f"{'https' if tls else 'http'}://{host}:{port}"
         carrier = (
             "embedded bus" if settings.bus.url is None else f"RabbitMQ {settings.bus.exchange}"
         )
