@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import shlex
 import signal
 import sys
 import tempfile
@@ -20,6 +22,7 @@ from lgsp_adapter import __version__
 from lgsp_adapter.agency_list import Agency, ImportReport
 from lgsp_adapter.agency_list_admin import cli_actor, import_national_list
 from lgsp_adapter.audit_cli import audit_group
+from lgsp_adapter.bus.topology import Topology, permissions
 from lgsp_adapter.config import Settings, load_settings
 from lgsp_adapter.daemon import check_servable, run_daemon
 from lgsp_adapter.demo import run_demo
@@ -242,6 +245,44 @@ def agencies_list_command(
         _fail(f"error: {exc}")
     for agency in found:
         click.echo(f"{agency.code}  {agency.parent or '-':<14}  {agency.name}")
+
+
+@main.command("broker-permissions")
+@click.argument("user")
+@click.option(
+    "--codes",
+    help="A regular expression of the agency codes the daemon serves, now and later (e.g. "
+    r"'000\.21\.\d\d\.H56' for every commune of a district). Default: those in the settings.",
+)
+@click.option("--vhost", default="/", show_default=True)
+@CONFIG_OPTION
+def broker_permissions_command(
+    user: str, codes: str | None, vhost: str, config_path: Path | None
+) -> None:
+    """Print the rabbitmqctl line giving USER the least permissions this daemon needs."""
+    try:
+        settings = load_settings(config_path)
+    except LgspError as exc:
+        _fail(f"error: {exc}")
+    served = codes or "|".join(re.escape(str(agency.code)) for agency in settings.agencies)
+    if not served:
+        _fail("error: no [[agencies]] in the settings: say which codes with --codes")
+    rules = permissions(Topology(settings.bus.exchange), served)
+    click.echo(
+        " ".join(
+            shlex.quote(word)
+            for word in (
+                "rabbitmqctl",
+                "set_permissions",
+                "-p",
+                vhost,
+                user,
+                rules.configure,
+                rules.write,
+                rules.read,
+            )
+        )
+    )
 
 
 main.add_command(audit_group)

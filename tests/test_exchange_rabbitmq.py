@@ -21,7 +21,7 @@ from pydantic import SecretStr
 
 from lgsp_adapter.agencies import KnownAgency
 from lgsp_adapter.agency_code import AgencyCode
-from lgsp_adapter.bus.topology import Topology
+from lgsp_adapter.bus.topology import Permissions, Topology
 from lgsp_adapter.config import Settings
 from lgsp_adapter.daemon import run_daemon
 from lgsp_adapter.store import DeliveryState
@@ -353,12 +353,14 @@ async def rabbitmqctl(*args: str) -> None:
 
 
 @asynccontextmanager
-async def broker_account(name: str) -> AsyncIterator[str]:
-    """A broker account of its own for one daemon; its AMQP URL."""
+async def broker_account(name: str, allowed: Permissions | None = None) -> AsyncIterator[str]:
+    """A broker account of its own for one daemon (allowed everything, or ``allowed``); its
+    AMQP URL."""
     password = uuid.uuid4().hex
     await rabbitmqctl("add_user", name, password)
     try:
-        await rabbitmqctl("set_permissions", "-p", "/", name, ".*", ".*", ".*")
+        rules = (allowed.configure, allowed.write, allowed.read) if allowed else (".*",) * 3
+        await rabbitmqctl("set_permissions", "-p", "/", name, *rules)
         yield f"amqp://{name}:{password}@127.0.0.1:5672/"
     finally:
         await rabbitmqctl("delete_user", name)

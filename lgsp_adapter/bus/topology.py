@@ -9,6 +9,7 @@ start-up; documented for other vendors in ``docs/bus.md``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,3 +73,28 @@ class Topology:
     def dead_arguments(self) -> dict[str, Any]:
         """Kept until an operator replays or drops them."""
         return {"x-queue-type": "quorum"}
+
+
+@dataclass(frozen=True, slots=True)
+class Permissions:
+    """A daemon's broker permissions (``rabbitmqctl set_permissions`` regular expressions)."""
+
+    configure: str
+    write: str
+    read: str
+
+
+def permissions(topology: Topology, codes: str) -> Permissions:
+    """The least a daemon needs: declare the exchanges and its agencies' queues, publish to
+    the exchange and (for retry and dead-letter copies) the default exchange, bind and consume
+    its own queues. ``codes`` is a regular expression of the agency codes it serves, e.g.
+    ``000\\.21\\.\\d\\d\\.H56`` for every commune of one district, so that agencies an
+    integrator registers later are covered without touching the broker."""
+    exchange = re.escape(topology.exchange)
+    own = rf"{exchange}\.(agency|dead|retry)\.({codes})(\..*)?"
+    exchanges = rf"{exchange}|{exchange}\.dead"
+    return Permissions(
+        configure=f"^({exchanges}|{own})$",
+        write=f"^({exchanges}|amq\\.default|{own})$",
+        read=f"^({exchanges}|{own})$",
+    )
