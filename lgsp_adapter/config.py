@@ -38,6 +38,12 @@ class HttpSettings(_Section):
         50.0, gt=0, le=100_000, description="Per token, sustained; more gets 429 with Retry-After."
     )
     burst: int = Field(200, ge=1, le=1_000_000, description="Per token, at once.")
+    body_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        le=3600,
+        description="A request body must arrive whole within this; a trickle gets 408.",
+    )
     tls_certificate: Path | None = Field(
         None, description="PEM certificate (with its chain): serve https. Unset: plain http."
     )

@@ -172,6 +172,7 @@ async def run_daemon(
             intake=intake,
             max_bytes=settings.limits.max_bytes,
             limiter=RateLimiter(settings.http.requests_per_second, settings.http.burst),
+            body_timeout_s=settings.http.body_timeout_s,
             mount=functools.partial(
                 mount_api,
                 access=access,

@@ -63,6 +63,7 @@ class ErrorCode(StrEnum):
     AUTH_INVALID = "auth.invalid"
     AUTH_FORBIDDEN = "auth.forbidden"
     AUTH_RATE_LIMITED = "auth.rate_limited"
+    HTTP_BODY_TIMEOUT = "http.body_timeout"
     AGENCY_CODE_INVALID = "agency_code.invalid"
     AGENCY_LIST_INVALID = "agency_list.invalid"
     # The registry of endpoints

@@ -6,6 +6,7 @@ Errors are JSON, ``{"error": {"code", "message", "details"}}``, with the stable 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -35,6 +36,7 @@ _STATUS = {
     ErrorCode.PACKET_UNKNOWN_RECIPIENT: 422,
     ErrorCode.AUTH_FORBIDDEN: 403,
     ErrorCode.AUTH_RATE_LIMITED: 429,
+    ErrorCode.HTTP_BODY_TIMEOUT: 408,
     ErrorCode.INBOX_ALREADY_ACKNOWLEDGED: 409,
     ErrorCode.AUDIT_BAD_QUERY: 400,
     ErrorCode.AUDIT_NOT_FOUND: 404,
@@ -54,6 +56,8 @@ DIRECTORY: web.AppKey[Directory] = web.AppKey("directory", Directory)
 INTAKE: web.AppKey[Intake] = web.AppKey("intake", Intake)
 MAX_BYTES: web.AppKey[int] = web.AppKey("max_bytes", int)
 LIMITER: web.AppKey[RateLimiter] = web.AppKey("limiter", RateLimiter)
+BODY_TIMEOUT: web.AppKey[float] = web.AppKey("body_timeout_s", float)
+DEFAULT_BODY_TIMEOUT_S = 120.0
 
 
 def status_of(error: LgspError) -> int:
@@ -172,11 +176,21 @@ async def read_body(request: web.Request, max_bytes: int) -> bytes:
         raise _too_large(declared, max_bytes)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_chunked(_CHUNK_BYTES):
-        size += len(chunk)
-        if size > max_bytes:
-            raise _too_large(size, max_bytes)
-        chunks.append(chunk)
+    # A body trickling in (a byte now and then) would hold a connection and a worker for ever.
+    limit_s = request.app.get(BODY_TIMEOUT, DEFAULT_BODY_TIMEOUT_S)
+    try:
+        async with asyncio.timeout(limit_s):
+            async for chunk in request.content.iter_chunked(_CHUNK_BYTES):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise _too_large(size, max_bytes)
+                chunks.append(chunk)
+    except TimeoutError as exc:
+        raise PermanentError(
+            ErrorCode.HTTP_BODY_TIMEOUT,
+            f"the body did not arrive within {limit_s:g} s ({size} bytes came)",
+            details={"received_bytes": size},
+        ) from exc
     return b"".join(chunks)
 
 
@@ -255,6 +269,7 @@ def make_app(
     max_bytes: int,
     mount: Callable[[web.Application], None] | None = None,
     limiter: RateLimiter | None = None,
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
 ) -> web.Application:
     """The application, with its parts injected (the tests pass real ones on loopback);
     ``mount`` adds more routes (the audit log's)."""
@@ -265,6 +280,7 @@ def make_app(
     app[MAX_BYTES] = max_bytes
     if limiter is not None:
         app[LIMITER] = limiter
+    app[BODY_TIMEOUT] = body_timeout_s
     app.router.add_post("/v1/packets", submit)
     app.router.add_get("/v1/packets/{packet_id}", show)
     app.router.add_get("/v1/openapi.json", openapi)
