@@ -102,6 +102,14 @@ class Receiver:
             entry = _entry(packet, recipient, AuditEvent.REFUSED, str(exc.code), exc.message)
             log.info(entry.line())
             return Settlement(DeliveryState.REFUSED, [entry], exc.message, attempted=True)
+        except Exception as exc:
+            # Our bug or a library's. Not a silent loop: an attempt on the retry schedule, in
+            # the audit log, ending in the dead letters if it never passes.
+            log.exception("%s %s: delivery failed unexpectedly", packet.id, recipient)
+            failed = TransientError(
+                ErrorCode.DELIVERY_UNAVAILABLE, f"internal error: {type(exc).__name__}"
+            )
+            return self._retry_or_give_up(packet, recipient, record.attempts, failed, delays)
         detail = f"HTTP {delivered.status} on attempt {record.attempts + 1}"
         if delivered.attempts > 1:
             detail += f" ({delivered.attempts} tries)"

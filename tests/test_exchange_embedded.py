@@ -276,3 +276,19 @@ async def test_a_sender_with_a_receipts_url_is_told_how_each_delivery_ended(
     assert (
         sorted(e.outcome or "" for e in history if e.event is AuditEvent.RECEIPT) == ["pushed"] * 3
     )
+
+
+@pytest.mark.asyncio
+async def test_an_unexpected_failure_is_retried_then_dead_lettered_not_looped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: Any) -> Any:
+        raise RuntimeError("a bug of ours")
+
+    monkeypatch.setattr("lgsp_adapter.delivery.Deliverer.push", broken)
+    async with exchange(tmp_path, servers()) as (url, _):
+        state = await settled(url, await submit(url, DOCUMENT))
+    assert {d["state"] for d in state["deliveries"]} == {"dead_lettered"}
+    events = [(e["event"], e.get("detail", "")) for e in state["history"]]
+    assert ("retried", "internal error: RuntimeError; next attempt in 0.2 s") in events
+    assert any(event == "dead_lettered" for event, _ in events)
