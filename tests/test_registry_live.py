@@ -34,6 +34,7 @@ from lgsp_adapter.store.sqlite import SqliteStore
 from tests.agency_server import AgencyServer, agency_server
 from tests.tcp_proxy import BrokerProxy
 from tests.test_exchange_rabbitmq import BROKER, broker_account, letter_to, remove_topology
+from tests.test_registry_rabbitmq import consumers as queue_consumers
 from tests.test_registry_web import COMMUNE, PROVINCE, PROVINCE_TOKEN, Api, commune, running
 
 BUSES = ["embedded", "rabbitmq"]
@@ -295,14 +296,7 @@ async def consumers(exchange: str, code: str) -> bool:
 
 async def consumer_count(exchange: str, code: str) -> int:
     """How many consumers the agency's queue has (0 when there is no such queue)."""
-    connection = await aio_pika.connect(BROKER)
-    async with connection:
-        channel = await connection.channel()
-        try:
-            queue = await channel.declare_queue(Topology(exchange).agency_queue(code), passive=True)
-        except aio_pika.exceptions.ChannelClosed:
-            return 0
-        return int(queue.declaration_result.consumer_count or 0)
+    return await queue_consumers(exchange, code) or 0
 
 
 def served_agency(code: str) -> ServedAgency:
