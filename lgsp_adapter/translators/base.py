@@ -8,6 +8,7 @@ reference) comes in an ``Envelope``. Whatever a translator raises reaches the ca
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -58,9 +59,12 @@ class Translator(Protocol):
         ...
 
 
+@functools.cache
 def _load() -> tuple[dict[str, Translator], dict[str, str]]:
     """Installed translators by name, and those that failed to load with why: one broken
-    plugin must not take the others down."""
+    plugin must not take the others down. Read once per process: the daemon asks for every
+    translated packet, and scanning the installed packages costs milliseconds each time (a
+    plugin installed later is seen after a restart, as any code is)."""
     found: dict[str, Translator] = {}
     broken: dict[str, str] = {}
     for point in entry_points(group=GROUP):
