@@ -132,7 +132,7 @@ async def run_daemon(
                     on_final=receipts.push,
                 )
             )
-        registry.on_change(bus.serve)
+        registry.on_change(bus.serve, early=True)
 
         async def release(codes: list[str]) -> None:  # an agency that stopped pulling
             await release_stranded(store, directory, bus)

@@ -84,7 +84,13 @@ async def test_a_registered_commune_is_served_at_once_and_its_token_works(
     async def listener(codes: list[str]) -> None:
         seen.append(codes)
 
-    registry.on_change(listener)
+    late: list[tuple[list[str], bool]] = []
+
+    async def after(codes: list[str]) -> None:  # sees the directory already changed
+        late.append((codes, registry.directory.served(AgencyCode.parse(COMMUNE)) is not None))
+
+    registry.on_change(listener, early=True)
+    registry.on_change(after)
     record, token = await registry.create(commune(), actor="integrator:tinh")
     assert record.revision == 1
     assert record.source is Source.REGISTRY
@@ -96,6 +102,7 @@ async def test_a_registered_commune_is_served_at_once_and_its_token_works(
     assert served.contact is not None
     # Told before the directory lets packets in (every code), then after (the codes served).
     assert seen == [[COMMUNE], [COMMUNE]]
+    assert late == [([COMMUNE], True)]  # once, after
     client = registry.directory.client_for(token)
     assert client is not None
     assert client.agencies == [AgencyCode.parse(COMMUNE)]
@@ -350,7 +357,7 @@ async def test_a_listener_that_fails_is_told_again(opened: Opened) -> None:
         if len(calls) == 1:
             raise ConnectionError("the broker is away")
 
-    registry.on_change(flaky)
+    registry.on_change(flaky, early=True)
     record, token = await registry.create(commune(), actor="i")  # stored, though the bus failed
     assert record.revision == 1
     # Not served until the bus has made room for it; its token already known.

@@ -61,22 +61,28 @@ class Registry:
         self.store = store
         self.directory = directory
         self._elsewhere = served_elsewhere  # known_agencies: another daemon serves them
-        self._listeners: list[Listener] = []
+        self._listeners: list[Listener] = []  # told after the directory changed
+        self._early: list[Listener] = []  # and before it too (the bus)
         self.listener_timeout_s = 10.0
         self._revision = -1
         self._refreshing = asyncio.Lock()
 
-    def on_change(self, listener: Listener) -> None:
-        """Call ``listener`` with the served codes after every change that reaches us."""
+    def on_change(self, listener: Listener, *, early: bool = False) -> None:
+        """Call ``listener`` with the served codes after every change that reaches us; with
+        ``early``, also before the directory changes, with every code served before or after
+        (the bus: a new agency's queue must exist before a packet for it is let in)."""
         self._listeners.append(listener)
+        if early:
+            self._early.append(listener)
 
     async def refresh(self) -> bool:
         """Load the registry into the directory if it changed, and tell the listeners; whether
         it had.
 
-        The listeners (the bus) hear twice: first every code served before or after, so a new
-        agency's queue exists before the directory lets a packet for it in; then, once the
-        directory has changed, the codes served now, so a removed agency's consumer stops.
+        Early listeners (the bus) hear first every code served before or after, so a new
+        agency's queue exists before the directory lets a packet for it in; then all hear,
+        once the directory has changed, the codes served now (a removed agency's consumer
+        stops, the agency list and the inboxes follow).
         A listener that fails, or takes longer than ``listener_timeout_s`` (the broker away),
         is told again at the next ``refresh``; the directory changes whatever they do, so a
         revoked token stops working at once. Listeners must be idempotent."""
@@ -89,21 +95,21 @@ class Registry:
             served = [record.agency for record in records if record.problem is None]
             now = [str(agency.code) for agency in served]
             before = [str(code) for code in self.directory.served_codes]
-            told = await self._tell(sorted({*before, *now}), revision)
+            told = await self._tell(self._early, sorted({*before, *now}), revision)
             if not told:
                 # The bus could not make room for new agencies: the directory takes every
                 # other change (a revocation must not wait for the broker), not them yet.
                 served = [agency for agency in served if str(agency.code) in before]
             self.directory.update(served, [_issued(t) for t in tokens if t.revoked_at is None])
             if told:  # else the bus is away: both are told again at the next look
-                told = await self._tell(now, revision)
+                told = await self._tell(self._listeners, now, revision)
             if told:
                 self._revision = revision
             return True
 
-    async def _tell(self, codes: list[str], revision: int) -> bool:
+    async def _tell(self, listeners: list[Listener], codes: list[str], revision: int) -> bool:
         ok = True
-        for listener in self._listeners:
+        for listener in listeners:
             try:
                 await asyncio.wait_for(listener(codes), timeout=self.listener_timeout_s)
             except Exception:
