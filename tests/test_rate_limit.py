@@ -44,11 +44,20 @@ async def test_a_token_over_its_limit_waits_and_others_do_not(tmp_path: Path) ->
             assert status == 200
 
 
-def test_the_bucket_refills_at_its_rate() -> None:
-    limiter = RateLimiter(per_second=1000, burst=3)
+def test_a_bucket_spends_its_burst_then_refuses_and_buckets_are_per_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [100.0]  # the clock, moved by hand: the test says nothing about this machine's speed
+    monkeypatch.setattr("lgsp_adapter.rate_limit.time.monotonic", lambda: now[0])
+    limiter = RateLimiter(per_second=2, burst=3)
     for _ in range(3):
         limiter.take("a")
     with pytest.raises(LgspError) as info:
         limiter.take("a")
     assert info.value.code is ErrorCode.AUTH_RATE_LIMITED
-    limiter.take("b")
+    assert info.value.details == {"retry_after_s": 1}
+    limiter.take("b")  # another client's bucket is full
+    now[0] += 0.5  # one request's worth at 2 a second
+    limiter.take("a")
+    with pytest.raises(LgspError):
+        limiter.take("a")
