@@ -21,8 +21,8 @@ from pathlib import Path
 import aiohttp
 
 from tests.agency_server import AgencyServer, agency_server
-from tests.test_daemon_process import start
-from tests.test_exchange_rabbitmq import letter_to, remove_topology
+from tests.test_daemon_process import log_tail, start
+from tests.test_exchange_rabbitmq import BROKER, letter_to, remove_topology
 
 PROVINCE, COMMUNE = "000.00.00.H56", "000.21.00.H56"
 TOKEN = "province-office-token-0123456789"
@@ -49,7 +49,17 @@ class Outcome:
                 report.write(json.dumps(asdict(self)) + "\n")
 
 
-def _config(tmp: Path, name: str, exchange: str, served: str, inbox: str, known: str) -> Path:
+@dataclass(frozen=True)
+class Broker:
+    """Where the daemons' bus is: a node's URL and the cluster's other nodes (host:port)."""
+
+    url: str = BROKER
+    nodes: tuple[str, ...] = ()
+
+
+def _config(
+    tmp: Path, name: str, exchange: str, served: str, inbox: str, known: str, broker: Broker
+) -> Path:
     path = tmp / f"{name}.toml"
     client = (
         f'[[clients]]\nname = "province"\ntoken = "{TOKEN}"\nagencies = ["{served}"]\n'
@@ -63,7 +73,8 @@ port = 0
 requests_per_second = 100000
 burst = 1000000
 [bus]
-url = "amqp://guest:guest@127.0.0.1:5672/"
+url = "{broker.url}"
+cluster_nodes = {list(broker.nodes)}
 exchange = "{exchange}"
 [store]
 path = "{tmp / f"{name}.sqlite3"}"
@@ -88,10 +99,14 @@ code = "{known}"
 class Exchange:
     """The two daemons, restartable, and the commune's system."""
 
-    def __init__(self, tmp: Path, exchange: str, commune: AgencyServer, province: str) -> None:
+    def __init__(
+        self, tmp: Path, exchange: str, commune: AgencyServer, province: str, broker: Broker
+    ) -> None:
         self.commune = commune
-        self.sender_config = _config(tmp, "province", exchange, PROVINCE, province, COMMUNE)
-        self.receiver_config = _config(tmp, "commune", exchange, COMMUNE, commune.url, PROVINCE)
+        self.sender_config = _config(tmp, "province", exchange, PROVINCE, province, COMMUNE, broker)
+        self.receiver_config = _config(
+            tmp, "commune", exchange, COMMUNE, commune.url, PROVINCE, broker
+        )
         self.sender: asyncio.subprocess.Process | None = None
         self.receiver: asyncio.subprocess.Process | None = None
         self.url = ""
@@ -120,13 +135,16 @@ class Exchange:
 
 
 @asynccontextmanager
-async def exchange(tmp: Path, commune: AgencyServer | None = None) -> AsyncIterator[Exchange]:
+async def exchange(
+    tmp: Path, commune: AgencyServer | None = None, broker: Broker | None = None
+) -> AsyncIterator[Exchange]:
     """Both daemons running on a fresh exchange; the topology removed afterwards."""
+    broker = broker or Broker()
     name = f"lgsp.test.{uuid.uuid4().hex[:12]}"
     commune = commune or AgencyServer()
     try:
         async with agency_server(commune), agency_server(AgencyServer()) as province:
-            pair = Exchange(tmp, name, commune, province.url)
+            pair = Exchange(tmp, name, commune, province.url, broker)
             try:
                 await pair.start_receiver()
                 await pair.start_sender()
@@ -134,7 +152,7 @@ async def exchange(tmp: Path, commune: AgencyServer | None = None) -> AsyncItera
             finally:
                 await pair.stop()
     finally:
-        await remove_topology(name, [PROVINCE, COMMUNE], RETRY_DELAYS)
+        await remove_topology(name, [PROVINCE, COMMUNE], RETRY_DELAYS, broker.url)
 
 
 async def send(pair: Exchange, count: int, concurrency: int = 8) -> list[str]:
@@ -149,7 +167,10 @@ async def send(pair: Exchange, count: int, concurrency: int = 8) -> list[str]:
                 gate,
                 session.post(f"{pair.url}/v1/packets", data=LETTER, headers=headers) as response,
             ):
-                assert response.status == 202, await response.text()
+                assert response.status == 202, (
+                    f"{await response.text()}\nthe sending daemon's log:\n"
+                    f"{log_tail(pair.sender_config)}"
+                )
                 accepted.append(str((await response.json())["packet_id"]))
 
         await asyncio.gather(*(one() for _ in range(count)))

@@ -10,6 +10,7 @@ import time
 import uuid
 from collections import Counter
 from pathlib import Path
+from typing import BinaryIO
 
 import aiohttp
 import pytest
@@ -54,8 +55,23 @@ agencies = ["000.21.00.H56"]
     return path
 
 
+def log_of(config_path: Path) -> Path:
+    """Where a daemon started by :func:`start` writes what it logs: beside its config, so a
+    failing test can quote it (each start appends)."""
+    return config_path.with_suffix(".log")
+
+
+def log_tail(config_path: Path, lines: int = 60) -> str:
+    """The end of a daemon's log, for an assertion message."""
+    path = log_of(config_path)
+    if not path.exists():
+        return "(no log)"
+    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+
 async def start(config_path: Path) -> tuple[asyncio.subprocess.Process, str]:
-    """Start `lgsp-adapter serve` and wait for the line that says where it listens."""
+    """Start `lgsp-adapter serve` and wait for the line that says where it listens; what it
+    logs goes on to :func:`log_of` its config."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -66,22 +82,31 @@ async def start(config_path: Path) -> tuple[asyncio.subprocess.Process, str]:
         stderr=asyncio.subprocess.PIPE,
     )
     assert process.stderr is not None
+    log = log_of(config_path).open("ab")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        line = (await asyncio.wait_for(process.stderr.readline(), timeout=30)).decode()
+        raw = await asyncio.wait_for(process.stderr.readline(), timeout=30)
+        log.write(raw)
+        line = raw.decode(errors="replace")
         if " on http://" in line:
             url = line.split(" on ", 1)[1].split()[0]
-            _DRAINS.add(asyncio.create_task(_drain(process.stderr)))  # keep the pipe from filling
+            # Keep the pipe from filling, and keep what it says for a failing test.
+            _DRAINS.add(asyncio.create_task(_drain(process.stderr, log)))
             return process, url
-    raise AssertionError("the daemon did not start")
+        if not raw:
+            break
+    log.close()
+    raise AssertionError(f"the daemon did not start:\n{log_tail(config_path)}")
 
 
 _DRAINS: set[asyncio.Task[None]] = set()
 
 
-async def _drain(stream: asyncio.StreamReader) -> None:
-    while await stream.readline():
-        pass
+async def _drain(stream: asyncio.StreamReader, log: BinaryIO) -> None:
+    with log:
+        while line := await stream.readline():
+            log.write(line)
+            log.flush()
 
 
 async def submit(session: aiohttp.ClientSession, url: str) -> str:
@@ -143,6 +168,7 @@ def bus_config(
         f"""
 [http]
 port = 0
+requests_per_second = 1000
 [bus]
 url = "amqp://guest:guest@127.0.0.1:5672/"
 exchange = "{exchange}"
@@ -174,14 +200,17 @@ async def test_two_daemon_processes_exchange_over_rabbitmq(tmp_path: Path) -> No
         + rest[rest.rindex("</edXML:To>") + len("</edXML:To>") :]
     ).encode()
     commune, province = AgencyServer(), AgencyServer()
+    started: list[asyncio.subprocess.Process] = []
     try:
         async with agency_server(commune), agency_server(province):
             b, _ = await start(
                 bus_config(tmp_path, "b", exchange, "000.21.00.H56", commune.url, "000.00.00.H56")
             )
+            started.append(b)
             a, url = await start(
                 bus_config(tmp_path, "a", exchange, "000.00.00.H56", province.url, "000.21.00.H56")
             )
+            started.append(a)
             async with aiohttp.ClientSession() as session:
                 sent = []
                 for _ in range(20):
@@ -204,7 +233,9 @@ async def test_two_daemon_processes_exchange_over_rabbitmq(tmp_path: Path) -> No
                             f"{url}/v1/packets/{packet_id}",
                             headers={"Authorization": f"Bearer {TOKEN}"},
                         ) as response:
-                            states += [d["state"] for d in (await response.json())["deliveries"]]
+                            answer = await response.json()
+                            assert response.status == 200, answer
+                            states += [d["state"] for d in answer["deliveries"]]
                     if states == ["delivered"] * len(sent):
                         break
                     await asyncio.sleep(0.2)
@@ -212,6 +243,10 @@ async def test_two_daemon_processes_exchange_over_rabbitmq(tmp_path: Path) -> No
                 process.send_signal(signal.SIGTERM)
                 assert await asyncio.wait_for(process.wait(), timeout=20) == 0
     finally:
+        for process in started:  # a failure above must not leave daemons running
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
         await remove_topology(exchange, ["000.00.00.H56", "000.21.00.H56"], [0.3])
     assert states == ["delivered"] * len(sent)  # as the sender's daemon learned from receipts
     assert Counter(commune.delivered()) == Counter(sent)

@@ -71,10 +71,12 @@ async def daemon(config: Settings) -> AsyncIterator[str]:
         await asyncio.wait_for(task, timeout=20)
 
 
-async def remove_topology(exchange: str, served: list[str], delays: list[float] = DELAYS) -> None:
+async def remove_topology(
+    exchange: str, served: list[str], delays: list[float] = DELAYS, broker: str = BROKER
+) -> None:
     """Leave the broker as we found it."""
     topology = Topology(exchange)
-    connection = await aio_pika.connect(BROKER)
+    connection = await aio_pika.connect(broker)
     async with connection:
         channel = await connection.channel()
         for code in served:
