@@ -120,6 +120,17 @@ EndpointAuth = Annotated[
 class Endpoint(_Section):
     """Where and how packets for one agency are delivered."""
 
+    # The rule _push_needs_url checks, said in the schema too, so that an integrator's
+    # tool (and the API fuzz) knows it before asking.
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "if": {"properties": {"mode": {"const": "pull"}}, "required": ["mode"]},
+            "else": {"properties": {"url": {"type": "string"}}, "required": ["url"]},
+        },
+    )
+
     mode: DeliveryMode = DeliveryMode.PUSH
     url: AnyHttpUrl | None = Field(None, description="Required for push: where packets are POSTed.")
     timeout_s: float = Field(10.0, gt=0, le=300, description="Per attempt, connect to last byte.")

@@ -107,6 +107,11 @@ def query_of(params: Mapping[str, str], *, allowed: tuple[str, ...] = ()) -> Aud
     unknown = [name for name in unknown if name != "newest_first"]
     if unknown:
         raise BadQuery(f"unknown parameters: {', '.join(unknown)}", details={"unknown": unknown})
+    # An empty value is a mistake to name, not a filter to drop silently (the page leaves
+    # empty fields out before it asks).
+    empty = sorted(name for name, value in params.items() if value == "")
+    if empty:
+        raise BadQuery(f"empty parameters: {', '.join(empty)}", details={"empty": empty})
     return AuditQuery.of({k: v for k, v in params.items() if k not in allowed})
 
 

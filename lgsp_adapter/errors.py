@@ -64,6 +64,7 @@ class ErrorCode(StrEnum):
     AUTH_FORBIDDEN = "auth.forbidden"
     AUTH_RATE_LIMITED = "auth.rate_limited"
     HTTP_BODY_TIMEOUT = "http.body_timeout"
+    HTTP_UNKNOWN_PARAMETER = "http.unknown_parameter"
     AGENCY_CODE_INVALID = "agency_code.invalid"
     AGENCY_LIST_INVALID = "agency_list.invalid"
     # The registry of endpoints

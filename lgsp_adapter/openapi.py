@@ -12,8 +12,10 @@ from typing import Any
 
 from aiohttp import web
 
-from lgsp_adapter import __version__
+from lgsp_adapter import __version__, tax_transport
 from lgsp_adapter.agencies import ServedAgency
+from lgsp_adapter.audit.entry import AuditEvent
+from lgsp_adapter.registry.service import TOKEN_LABEL, TOKEN_SHAPE
 
 _ERROR = {"$ref": "#/components/responses/Error"}
 _ID = {
@@ -60,19 +62,21 @@ def _body_of(schema: dict[str, Any], media: str = "application/json") -> dict[st
     return {"required": True, "content": {media: {"schema": schema}}}
 
 
+_WHOLE = 10**18 - 1  # an index or a size: at most 18 digits (web.whole_number)
+_AGENCY_CODE = {"type": "string", "pattern": r"^[0-9]{3}\.[0-9]{2}\.[0-9]{2}\.[A-Z][0-9]{2}$"}
 _CODE = {
     "name": "code",
     "in": "path",
     "required": True,
     "description": "The agency's code (000.00.00.X00).",
-    "schema": {"type": "string"},
+    "schema": _AGENCY_CODE,
 }
 _IF_MATCH = {
     "name": "If-Match",
     "in": "header",
     "required": False,
     "description": 'The revision the change is based on, e.g. "3" (the ETag read).',
-    "schema": {"type": "string"},
+    "schema": {"type": "string", "pattern": '^(W/)?"?[0-9]{1,18}"?$'},
 }
 
 
@@ -81,24 +85,24 @@ def _registry_schemas() -> dict[str, Any]:
     ref = "#/components/schemas/{model}"
     agency = ServedAgency.model_json_schema(ref_template=ref, mode="validation")
     schemas: dict[str, Any] = agency.pop("$defs", {})
+    # One object rather than allOf: the record admits no other fields, so an allOf with the
+    # token's fields beside it would admit no registration at all.
     schemas["Registration"] = {
-        "allOf": [
-            agency,
-            {
-                "type": "object",
-                "properties": {
-                    "token": {
-                        "type": "string",
-                        "minLength": 24,
-                        "description": "The system's own token (default: one is made).",
-                    },
-                    "issue_token": {"type": "boolean", "default": True},
-                    "token_label": {"type": "string", "default": "system"},
-                },
+        **agency,
+        "title": "Registration",
+        "properties": {
+            **agency["properties"],
+            "token": {
+                "type": "string",
+                "pattern": f"^{TOKEN_SHAPE}$",
+                "description": "The system's own token (default: one is made).",
             },
-        ]
+            "issue_token": {"type": "boolean", "default": True},
+            "token_label": {"type": "string", "pattern": TOKEN_LABEL},
+        },
     }
-    schemas["Endpoint"] = {
+    # Not "Endpoint": the record's own model has an Endpoint (where and how to deliver).
+    schemas["EndpointRecord"] = {
         "type": "object",
         "description": "A record as shown: secrets as **********, and the registry's bookkeeping.",
         "required": ["code", "name", "endpoint", "revision", "source"],
@@ -117,7 +121,10 @@ def _registry_schemas() -> dict[str, Any]:
         "type": "object",
         "required": ["endpoints"],
         "properties": {
-            "endpoints": {"type": "array", "items": {"$ref": "#/components/schemas/Endpoint"}},
+            "endpoints": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/EndpointRecord"},
+            },
             "next": {"type": "string"},
         },
     }
@@ -151,6 +158,16 @@ def _registry_schemas() -> dict[str, Any]:
     return schemas
 
 
+def _packet_schemas() -> dict[str, Any]:
+    """The tax–transport packet's schema (docs/schema), its definitions among the components."""
+    schema = tax_transport.json_schema(ref_template="#/components/schemas/{model}")
+    definitions: dict[str, Any] = schema.pop("$defs")
+    return {
+        **definitions,
+        "TaxTransport": {"oneOf": schema["oneOf"], "discriminator": schema["discriminator"]},
+    }
+
+
 _FILTERS = [
     _query(
         "since",
@@ -158,18 +175,32 @@ _FILTERS = [
         {"type": "string", "format": "date-time"},
     ),
     _query("until", "Up to this time, exclusive.", {"type": "string", "format": "date-time"}),
-    _query("agency", "Sender or recipient agency code (000.00.00.X00)."),
-    _query("kind", "Packet kind: edoc, status, tax-transport/…"),
-    _query("document_id", "The document's id."),
-    _query("outcome", "ok, an error code, a status."),
-    _query("event", "What happened (received, delivered, …)."),
+    _query("agency", "Sender or recipient agency code (000.00.00.X00).", _AGENCY_CODE),
+    _query(
+        "kind",
+        "Packet kind: edoc, status, tax-transport/…",
+        {"type": "string", "minLength": 1, "maxLength": 200},
+    ),
+    _query(
+        "document_id", "The document's id.", {"type": "string", "minLength": 1, "maxLength": 500}
+    ),
+    _query(
+        "outcome",
+        "ok, an error code, a status.",
+        {"type": "string", "minLength": 1, "maxLength": 200},
+    ),
+    _query("event", "What happened.", {"type": "string", "enum": [e.value for e in AuditEvent]}),
     _query("packet_id", "One packet's entries.", {"type": "string", "format": "uuid"}),
 ]
 _PAGE = [
     _query(
-        "after", "Entries after this index (the next page).", {"type": "integer", "minimum": -1}
+        "after",
+        "Entries after this index (the next page).",
+        {"type": "integer", "minimum": -1, "maximum": _WHOLE},
     ),
-    _query("before", "Entries before this index.", {"type": "integer", "minimum": 0}),
+    _query(
+        "before", "Entries before this index.", {"type": "integer", "minimum": 0, "maximum": _WHOLE}
+    ),
     _query("limit", "Entries per page.", {"type": "integer", "minimum": 1, "maximum": 1000}),
     _query("newest_first", "Latest entries first.", {"type": "boolean"}),
 ]
@@ -188,7 +219,7 @@ PATHS: dict[str, dict[str, Any]] = {
                 "required": True,
                 "content": {
                     "application/xml": {"schema": {"type": "string", "format": "binary"}},
-                    "application/json": {"schema": {"type": "object"}},
+                    "application/json": {"schema": {"$ref": "#/components/schemas/TaxTransport"}},
                 },
             },
         )
@@ -209,7 +240,9 @@ PATHS: dict[str, dict[str, Any]] = {
             parameters=[
                 _query("kind", "Only packets of this kind."),
                 _query(
-                    "after", "The cursor of the previous page.", {"type": "integer", "minimum": 0}
+                    "after",
+                    "The cursor of the previous page.",
+                    {"type": "integer", "minimum": 0, "maximum": _WHOLE},
                 ),
                 _query(
                     "limit", "Packets per page.", {"type": "integer", "minimum": 1, "maximum": 500}
@@ -257,9 +290,9 @@ PATHS: dict[str, dict[str, Any]] = {
             "agencies",
             {"200": _json("A page of agencies and the cursor to the next")},
             parameters=[
-                _query("under", "Only the agencies directly under this code."),
+                _query("under", "Only the agencies directly under this code.", _AGENCY_CODE),
                 _query("q", "Name or code containing this (any case)."),
-                _query("after", "The last code of the previous page."),
+                _query("after", "The last code of the previous page.", _AGENCY_CODE),
                 _query(
                     "limit",
                     "Agencies per page.",
@@ -340,12 +373,12 @@ PATHS: dict[str, dict[str, Any]] = {
                     "name": "index",
                     "in": "query",
                     "required": True,
-                    "schema": {"type": "integer", "minimum": 0},
+                    "schema": {"type": "integer", "minimum": 0, "maximum": _WHOLE},
                 },
                 _query(
                     "size",
                     "A checkpoint's size (default: the latest).",
-                    {"type": "integer", "minimum": 1},
+                    {"type": "integer", "minimum": 1, "maximum": _WHOLE},
                 ),
             ],
         )
@@ -360,12 +393,12 @@ PATHS: dict[str, dict[str, Any]] = {
                     "name": "old",
                     "in": "query",
                     "required": True,
-                    "schema": {"type": "integer", "minimum": 1},
+                    "schema": {"type": "integer", "minimum": 1, "maximum": _WHOLE},
                 },
                 _query(
                     "new",
                     "The newer checkpoint's size (default: the latest).",
-                    {"type": "integer", "minimum": 1},
+                    {"type": "integer", "minimum": 1, "maximum": _WHOLE},
                 ),
             ],
         )
@@ -400,7 +433,7 @@ PATHS: dict[str, dict[str, Any]] = {
             "(integrators)",
             "registry",
             {
-                "201": _schema("Registered", {"$ref": "#/components/schemas/Endpoint"}),
+                "201": _schema("Registered", {"$ref": "#/components/schemas/EndpointRecord"}),
                 "409": _ERROR,
             },
             requestBody=_body_of({"$ref": "#/components/schemas/Registration"}),
@@ -411,7 +444,7 @@ PATHS: dict[str, dict[str, Any]] = {
             "One endpoint, with its tokens' ids; ETag is its revision",
             "registry",
             {
-                "200": _schema("The record", {"$ref": "#/components/schemas/Endpoint"}),
+                "200": _schema("The record", {"$ref": "#/components/schemas/EndpointRecord"}),
                 "404": _ERROR,
             },
             parameters=[_CODE],
@@ -421,7 +454,7 @@ PATHS: dict[str, dict[str, Any]] = {
             "(integrators)",
             "registry",
             {
-                "200": _schema("Changed", {"$ref": "#/components/schemas/Endpoint"}),
+                "200": _schema("Changed", {"$ref": "#/components/schemas/EndpointRecord"}),
                 "404": _ERROR,
                 "412": _ERROR,
             },
@@ -475,9 +508,10 @@ PATHS: dict[str, dict[str, Any]] = {
                     "application/json": {
                         "schema": {
                             "type": "object",
+                            "additionalProperties": False,
                             "properties": {
-                                "label": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
-                                "token": {"type": "string", "minLength": 24},
+                                "label": {"type": "string", "pattern": TOKEN_LABEL},
+                                "token": {"type": "string", "pattern": f"^{TOKEN_SHAPE}$"},
                             },
                         }
                     }
@@ -521,7 +555,7 @@ def document() -> dict[str, Any]:
         "paths": PATHS,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": _registry_schemas(),
+            "schemas": {**_registry_schemas(), **_packet_schemas()},
             "responses": {
                 "Error": {
                     "description": "A refusal with a stable code",
@@ -553,3 +587,20 @@ def document() -> dict[str, Any]:
 async def openapi(request: web.Request) -> web.Response:
     """``GET /v1/openapi.json``."""
     return web.json_response(document())
+
+
+_QUERY_NAMES: dict[tuple[str, str], frozenset[str]] = {
+    (path, method.upper()): frozenset(
+        parameter["name"]
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "query"
+    )
+    for path, operations in PATHS.items()
+    for method, operation in operations.items()
+}
+
+
+def query_names(path: str, method: str) -> frozenset[str] | None:
+    """The query parameters the document gives the operation at ``path`` (a route template,
+    e.g. ``/v1/endpoints/{code}``); None for routes it does not describe (the audit page)."""
+    return _QUERY_NAMES.get((path, method.upper()))

@@ -207,6 +207,13 @@ async def issue_token(request: web.Request) -> web.Response:
     """Another token for the agency's system (a second system, or a rotation)."""
     actor = _integrator(request)
     body = await _body(request) if request.can_read_body else {}
+    unknown = sorted(set(body) - {"label", "token"})
+    if unknown:
+        raise PermanentError(
+            ErrorCode.REGISTRY_INVALID,
+            f"a token request has a label and a token, not {', '.join(unknown)}",
+            details={"unknown": unknown},
+        )
     label = body.get("label", "system")
     token = body.get("token")
     if not isinstance(label, str) or not (token is None or isinstance(token, str)):

@@ -406,9 +406,10 @@ def render_tax_transport(packet: TaxTransportPacket) -> bytes:
     return packet.model_dump_json(exclude_none=True, indent=2).encode()
 
 
-def json_schema() -> dict[str, object]:
-    """The published JSON Schema of version 1."""
-    schema = _ADAPTER.json_schema(ref_template="#/$defs/{model}")
+def json_schema(ref_template: str = "#/$defs/{model}") -> dict[str, Any]:
+    """The published JSON Schema of version 1; ``ref_template`` places its definitions
+    elsewhere (the OpenAPI document keeps them under components)."""
+    schema = _ADAPTER.json_schema(ref_template=ref_template)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "urn:lgsp-adapter:schema:tax-transport:v1",

@@ -19,7 +19,7 @@ from lgsp_adapter.agencies import Client, Directory, Role
 from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.errors import ErrorCode, FatalError, LgspError, PermanentError, TransientError
 from lgsp_adapter.intake import Intake, Translation
-from lgsp_adapter.openapi import openapi
+from lgsp_adapter.openapi import openapi, query_names
 from lgsp_adapter.rate_limit import RateLimiter
 from lgsp_adapter.store import Store
 from lgsp_adapter.translators import Envelope
@@ -37,6 +37,7 @@ _STATUS = {
     ErrorCode.AUTH_FORBIDDEN: 403,
     ErrorCode.AUTH_RATE_LIMITED: 429,
     ErrorCode.HTTP_BODY_TIMEOUT: 408,
+    ErrorCode.HTTP_UNKNOWN_PARAMETER: 400,
     ErrorCode.INBOX_ALREADY_ACKNOWLEDGED: 409,
     ErrorCode.AUDIT_BAD_QUERY: 400,
     ErrorCode.AUDIT_NOT_FOUND: 404,
@@ -99,6 +100,25 @@ async def errors(
         log.exception("unexpected error serving %s %s", request.method, request.path)
         body = {"error": {"code": "internal", "message": "an internal error; it is logged"}}
         return web.json_response(body, status=500)
+
+
+@web.middleware
+async def known_parameters(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Refuse query parameters the API document does not give the operation: a misspelt
+    filter (``?agncy=``) would otherwise widen a search or a page without a word."""
+    resource = request.match_info.route.resource
+    allowed = query_names(resource.canonical, request.method) if resource else None
+    if allowed is not None:
+        unknown = sorted(set(request.query) - allowed)
+        if unknown:
+            raise PermanentError(
+                ErrorCode.HTTP_UNKNOWN_PARAMETER,
+                f"unknown query parameters: {', '.join(unknown)}",
+                details={"unknown": unknown, "allowed": sorted(allowed)},
+            )
+    return await handler(request)
 
 
 def client_of(request: web.Request, role: Role | frozenset[Role] = Role.AGENCY) -> Client:
@@ -273,7 +293,7 @@ def make_app(
 ) -> web.Application:
     """The application, with its parts injected (the tests pass real ones on loopback);
     ``mount`` adds more routes (the audit log's)."""
-    app = web.Application(middlewares=[errors])
+    app = web.Application(middlewares=[errors, known_parameters])
     app[STORE] = store
     app[DIRECTORY] = directory
     app[INTAKE] = intake

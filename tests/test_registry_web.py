@@ -315,6 +315,11 @@ async def test_bad_requests_get_precise_errors_and_change_nothing(tmp_path: Path
         assert (status, answer["error"]["code"]) == (404, "registry.not_found")
         status, answer, _ = await api.call("DELETE", f"/v1/endpoints/{COMMUNE}/tokens/nope")
         assert (status, answer["error"]["code"]) == (404, "registry.not_found")
+        # A token request's misspelt field is named, not ignored (found by the API fuzz).
+        status, answer, _ = await api.call(
+            "POST", f"/v1/endpoints/{COMMUNE}/tokens", {"lable": "second-system"}
+        )
+        assert (status, answer["error"]["details"]) == (400, {"unknown": ["lable"]})
 
 
 @pytest.mark.asyncio

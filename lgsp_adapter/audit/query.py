@@ -6,6 +6,7 @@ paging through a log that grows underneath stays exact and each page is one inde
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,7 @@ from lgsp_adapter.audit.entry import AuditEvent
 from lgsp_adapter.errors import ErrorCode, LgspError, PermanentError
 
 MAX_PAGE = 1000
+MAX_INDEX = 10**18 - 1  # what a store's 64-bit integer holds, with room
 
 
 class BadQuery(PermanentError):
@@ -40,10 +42,35 @@ class AuditQuery(BaseModel):
     outcome: str | None = Field(None, max_length=200)
     event: AuditEvent | None = None
     packet_id: UUID | None = None
-    after: int | None = Field(None, ge=-1, description="Entries after this index.")
-    before: int | None = Field(None, ge=0, description="Entries before this index.")
+    after: int | None = Field(None, ge=-1, le=MAX_INDEX, description="Entries after this index.")
+    before: int | None = Field(None, ge=0, le=MAX_INDEX, description="Entries before this index.")
     newest_first: bool = False
     limit: int = Field(100, ge=1, le=MAX_PAGE)
+
+    @field_validator("after", "before", "limit", mode="before")
+    @classmethod
+    def _whole(cls, value: Any) -> Any:
+        # As written in a URL or on a command line: lax pydantic would also read " 12" or
+        # "1_0" as numbers.
+        if isinstance(value, str) and not re.fullmatch(r"-?[0-9]{1,18}", value):
+            raise ValueError(f"{value[:40]!r} is not a whole number")
+        return value
+
+    @field_validator("since", "until", mode="before")
+    @classmethod
+    def _iso_8601(cls, value: Any) -> Any:
+        # Lax pydantic would read "0.5" or 1700000000 as seconds since 1970: a typo would
+        # become a search of 1970 rather than an error.
+        if isinstance(value, datetime):
+            return value
+        if not isinstance(value, str):
+            raise ValueError("a time is ISO 8601 text, e.g. 2026-11-27T08:00:00+07:00")
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(
+                f"{value[:40]!r} is not an ISO 8601 time, e.g. 2026-11-27T08:00:00+07:00"
+            ) from None
 
     @field_validator("since", "until")
     @classmethod

@@ -44,8 +44,8 @@ from lgsp_adapter.translators import find
 log = logging.getLogger(__name__)
 
 Listener = Callable[[list[str]], Awaitable[None]]
-_LABEL = r"^[A-Za-z0-9._-]{1,64}$"
-_BEARER_SHAPE = r"[A-Za-z0-9._~+/=-]{24,500}"  # RFC 6750's b64token, long enough
+TOKEN_LABEL = r"^[A-Za-z0-9._-]{1,64}$"  # noqa: S105  # a pattern, not a secret
+TOKEN_SHAPE = r"[A-Za-z0-9._~+/=-]{24,500}"  # noqa: S105  # RFC 6750's b64token, long enough
 
 
 class Registry:
@@ -319,12 +319,12 @@ class Registry:
         return agency
 
     def _new_token(self, code: str, label: str, token: str | None) -> tuple[str, list[TokenRecord]]:
-        if not re.fullmatch(_LABEL, label):
+        if not re.fullmatch(TOKEN_LABEL, label):
             raise PermanentError(
                 ErrorCode.REGISTRY_INVALID,
                 f"a token label is 1–64 of A-Z a-z 0-9 . _ -, not {label!r}",
             )
-        if token is not None and not re.fullmatch(_BEARER_SHAPE, token):
+        if token is not None and not re.fullmatch(TOKEN_SHAPE, token):
             raise PermanentError(
                 ErrorCode.REGISTRY_INVALID,
                 "a token is 24 to 500 characters of A-Z a-z 0-9 - . _ ~ + / = (as a bearer "
