@@ -11,7 +11,7 @@ import pytest
 
 from lgsp_adapter.config import Settings
 from tests.agency_server import AgencyServer, agency_server
-from tests.test_exchange_rabbitmq import daemon
+from tests.test_exchange_rabbitmq import COMMUNE, daemon, letter_to
 from tests.test_registry_web import INTEGRATOR, PROVINCE, PROVINCE_TOKEN
 
 
@@ -130,3 +130,48 @@ async def test_bodies_that_are_not_what_they_claim(tmp_path: Path) -> None:
             )
             assert answer.startswith(b"HTTP/1.1 " + status), (path, answer[:300])
             assert code in answer, (path, answer[:300])
+
+
+@pytest.mark.asyncio
+async def test_values_that_reach_headers_or_file_names_cannot_inject(tmp_path: Path) -> None:
+    # A document id carrying CR/LF and a header of its own, an attachment named to climb out
+    # of a folder: the letter is accepted (the standard allows odd text) with a warning on the
+    # name, and the agency system gets neither an extra header nor a split one.
+    letter = (
+        letter_to(COMMUNE)
+        .decode()
+        .replace(
+            "1234/UBND-KSTTHC</edXML:DocumentId>",
+            "1234/UBND-KSTTHC&#13;&#10;X-Injected: yes</edXML:DocumentId>",
+        )
+        .replace(">cong-van-1234.zip<", ">../../etc/cong-van-1234.zip<")
+        .encode()
+    )
+    async with agency_server(AgencyServer()) as commune:
+        config = Settings.model_validate(
+            {
+                "http": {"port": 0},
+                "store": {"path": str(tmp_path / "store.sqlite3")},
+                "delivery": {"quick_retries": 0, "retry_delays_s": [0.2]},
+                "agencies": [
+                    {"code": PROVINCE, "name": "tỉnh", "endpoint": {"mode": "pull"}},
+                    {"code": COMMUNE, "name": "xã", "endpoint": {"url": commune.url}},
+                ],
+                "clients": [{"name": "province", "token": PROVINCE_TOKEN, "agencies": [PROVINCE]}],
+            }
+        )
+        async with daemon(config) as url:
+            request = (
+                f"POST /v1/packets HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {PROVINCE_TOKEN}"
+                f"\r\nContent-Type: application/xml\r\nContent-Length: {len(letter)}\r\n"
+                "Connection: close\r\n\r\n"
+            ).encode() + letter
+            answer = await raw(url, request)
+            assert answer[9:12] == b"202", answer[:300]
+            assert b"edxml.unsafe_attachment_name" in answer
+            deadline = time.monotonic() + 10
+            while not commune.received and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+    (delivered,) = commune.received
+    assert "X-Injected" not in delivered.headers
+    assert delivered.headers["X-LGSP-Document-Id"].endswith("KSTTHC%0D%0AX-Injected:%20yes")
