@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint format typecheck bench services schema clean
+.PHONY: demo test test-cluster lint format typecheck bench services schema clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,13 @@ demo: $(VENV)/.installed
 ## The whole suite: lint and types first, then tests against real RabbitMQ and PostgreSQL.
 test: $(VENV)/.installed-dev services lint
 	$(BIN)/pytest
+
+## One RabbitMQ node of three killed mid-stream: starts a three-node cluster beside the broker
+## (scripts/rabbitmq-cluster.sh, root and Debian's rabbitmq-server), runs, removes it.
+test-cluster: $(VENV)/.installed-dev services
+	bash scripts/rabbitmq-cluster.sh stop
+	bash scripts/rabbitmq-cluster.sh start >/dev/null
+	$(BIN)/pytest -m cluster; status=$$?; bash scripts/rabbitmq-cluster.sh stop; exit $$status
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ssl
 import tomllib
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
@@ -84,6 +85,12 @@ class BusSettings(_Section):
 
     url: SecretStr | None = Field(
         None, description="amqp://user:password@host:5672/vhost of the province's RabbitMQ."
+    )
+    cluster_nodes: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")]] = Field(
+        default_factory=list,
+        max_length=20,
+        description="The cluster's other nodes as host:port, same account and vhost as url: "
+        "when the connected node is lost the daemon moves to the next.",
     )
     exchange: str = Field("lgsp.packets", min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
     prefetch: int = Field(32, ge=1, le=10_000, description="Unacknowledged packets per consumer.")

@@ -130,6 +130,7 @@ async def run_daemon(
                     directory=directory,
                     limits=settings.limits,
                     on_final=receipts.push,
+                    cluster_nodes=settings.bus.cluster_nodes,
                 )
             )
         registry.on_change(bus.serve, early=True)

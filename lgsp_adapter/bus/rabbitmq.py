@@ -37,6 +37,7 @@ from yarl import URL
 from lgsp_adapter.agencies import Directory
 from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.audit import AuditEntry, AuditEvent
+from lgsp_adapter.bus import failover
 from lgsp_adapter.bus.embedded import Handler
 from lgsp_adapter.bus.topology import Topology
 from lgsp_adapter.errors import LgspError
@@ -80,8 +81,10 @@ class RabbitBus:
         directory: Directory,
         limits: XmlLimits,
         on_final: Callable[[UUID, str], Awaitable[None]] | None = None,
+        cluster_nodes: list[str] | None = None,
     ) -> None:
         self._url = url
+        self._cluster_nodes = cluster_nodes or []
         self._user = URL(url).user or "guest"
         self._topology = topology
         self._store = store
@@ -108,8 +111,10 @@ class RabbitBus:
         self._retry_queues: set[str] = set()  # declared by this process
 
     async def __aenter__(self) -> Self:
-        self._connection = await aio_pika.connect_robust(
-            self._url, client_properties={"connection_name": self._connection_name}
+        self._connection = await failover.connect(
+            self._url,
+            self._cluster_nodes,
+            client_properties={"connection_name": self._connection_name},
         )
         self._publishing = await self._connection.channel(
             publisher_confirms=True, on_return_raises=True
