@@ -248,6 +248,7 @@ class Role(StrEnum):
     AGENCY = "agency"  # submit packets for its agencies and follow them
     AUDITOR = "auditor"  # read the audit log, its proofs and checkpoints, and the registry
     INTEGRATOR = "integrator"  # change the registry of endpoints; submit nothing
+    OPERATOR = "operator"  # replay or drop dead letters; read no document
 
 
 class Client(_Section):

@@ -28,6 +28,8 @@ from lgsp_adapter.bus.embedded import EmbeddedBus
 from lgsp_adapter.bus.rabbitmq import RabbitBus
 from lgsp_adapter.bus.topology import Topology
 from lgsp_adapter.config import Settings
+from lgsp_adapter.dead_letters import DeadLetters
+from lgsp_adapter.dead_letters_web import add_dead_letter_routes
 from lgsp_adapter.delivery import Deliverer
 from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.health_web import Health, add_health_routes
@@ -66,15 +68,17 @@ def mount_api(
     registry: Registry,
     session: aiohttp.ClientSession,
     health: Health,
+    dead_letters: DeadLetters,
 ) -> None:
     """Every part of the API beyond packets: health, audit log and page, inbox, agency list,
-    registry."""
+    registry, dead letters."""
     add_health_routes(app, health)
     add_audit_routes(app, access)
     add_audit_page(app)
     add_inbox_routes(app, inbox)
     add_agency_list_routes(app, store)
     add_registry_routes(app, registry, session)
+    add_dead_letter_routes(app, dead_letters)
 
 
 async def run_daemon(
@@ -181,6 +185,7 @@ async def run_daemon(
                 store=store,
                 registry=registry,
                 session=session,
+                dead_letters=DeadLetters(store=store, wake=relay.wake.set),
                 health=Health(
                     store=store,
                     bus_connected=lambda: bus.connected,

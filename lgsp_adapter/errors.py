@@ -74,6 +74,10 @@ class ErrorCode(StrEnum):
     REGISTRY_CONFLICT = "registry.conflict"
     REGISTRY_TOKEN_REUSED = "registry.token_reused"  # noqa: S105  # a code, not a secret
     ENDPOINT_UNREACHABLE = "endpoint.unreachable"
+    # Dead letters, for operators
+    DEAD_LETTER_BAD_REQUEST = "dead_letter.bad_request"
+    DEAD_LETTER_NOT_FOUND = "dead_letter.not_found"
+    DEAD_LETTER_NOT_DEAD = "dead_letter.not_dead_lettered"
     # The audit log
     AUDIT_BAD_QUERY = "audit.bad_query"
     AUDIT_NOT_FOUND = "audit.not_found"

@@ -12,10 +12,11 @@ from typing import Any
 
 from aiohttp import web
 
-from lgsp_adapter import __version__, tax_transport
+from lgsp_adapter import __version__, dead_letters, tax_transport
 from lgsp_adapter.agencies import ServedAgency
 from lgsp_adapter.audit.entry import AuditEvent
 from lgsp_adapter.registry.service import TOKEN_LABEL, TOKEN_SHAPE
+from lgsp_adapter.store import DeadLetter
 
 _ERROR = {"$ref": "#/components/responses/Error"}
 _ID = {
@@ -69,6 +70,13 @@ _CODE = {
     "in": "path",
     "required": True,
     "description": "The agency's code (000.00.00.X00).",
+    "schema": _AGENCY_CODE,
+}
+_RECIPIENT = {
+    "name": "recipient",
+    "in": "path",
+    "required": True,
+    "description": "The agency the delivery was for.",
     "schema": _AGENCY_CODE,
 }
 _IF_MATCH = {
@@ -126,6 +134,26 @@ def _registry_schemas() -> dict[str, Any]:
                 "items": {"$ref": "#/components/schemas/EndpointRecord"},
             },
             "next": {"type": "string"},
+        },
+    }
+    dead_letter = DeadLetter.model_json_schema(mode="serialization")
+    dead_letter["properties"].pop("cursor")
+    dead_letter["required"].remove("cursor")
+    schemas["DeadLetter"] = dead_letter
+    schemas["DeadLetterList"] = {
+        "type": "object",
+        "required": ["dead_letters", "next"],
+        "properties": {
+            "dead_letters": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/DeadLetter"},
+            },
+            "next": {
+                "anyOf": [
+                    {"type": "null"},
+                    {"type": "object", "properties": {"after": {"type": "integer"}}},
+                ]
+            },
         },
     }
     schemas["TestReport"] = {
@@ -530,6 +558,60 @@ PATHS: dict[str, dict[str, Any]] = {
             ],
         )
     },
+    "/v1/dead-letters": {
+        "get": _op(
+            "Dead-lettered deliveries, oldest first (operators)",
+            "operations",
+            {"200": _schema("A page", {"$ref": "#/components/schemas/DeadLetterList"})},
+            parameters=[
+                _query("agency", "Only those to this agency.", _AGENCY_CODE),
+                _query("sender", "Only those from this agency.", _AGENCY_CODE),
+                _query("kind", "Only packets of this kind.", {"type": "string", "minLength": 1}),
+                _query(
+                    "after",
+                    "The cursor of the previous page.",
+                    {"type": "integer", "minimum": 0, "maximum": _WHOLE},
+                ),
+                _query(
+                    "limit",
+                    "Per page.",
+                    {"type": "integer", "minimum": 1, "maximum": dead_letters.MAX_PAGE},
+                ),
+            ],
+        )
+    },
+    "/v1/dead-letters/{packet_id}/{recipient}": {
+        "get": _op(
+            "One dead letter and its packet's history, metadata only (operators)",
+            "operations",
+            {"200": _json("The dead letter and its history"), "404": _ERROR},
+            parameters=[_ID, _RECIPIENT],
+        )
+    },
+    "/v1/dead-letters/{packet_id}/{recipient}/replay": {
+        "post": _op(
+            "Back to the outbox, on a fresh retry schedule; audited (operators)",
+            "operations",
+            {"200": _json("The delivery's new state"), "404": _ERROR, "409": _ERROR},
+            parameters=[_ID, _RECIPIENT],
+        )
+    },
+    "/v1/dead-letters/{packet_id}/{recipient}/drop": {
+        "post": _op(
+            "Give it up for good, saying why; audited (operators)",
+            "operations",
+            {"200": _json("The delivery's new state"), "404": _ERROR, "409": _ERROR},
+            parameters=[_ID, _RECIPIENT],
+            requestBody=_body_of(
+                {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["reason"],
+                    "properties": {"reason": {"type": "string", "pattern": "[^\\s]"}},
+                }
+            ),
+        )
+    },
     "/v1/openapi.json": {
         "get": {
             "summary": "This description",
@@ -548,7 +630,8 @@ def document() -> dict[str, Any]:
             "title": "lgsp-adapter",
             "version": __version__,
             "description": "Agency systems submit and fetch packets; integrators change the "
-            "registry of endpoints; auditors read the audit log and the registry. "
+            "registry of endpoints; auditors read the audit log and the registry; operators "
+            "replay or drop dead letters. "
             "Errors are JSON {error: {code, message, details}} with the stable codes of "
             "docs/errors.md.",
         },

@@ -14,6 +14,7 @@ from openapi_spec_validator import validate
 from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.audit_web import AuditAccess
 from lgsp_adapter.daemon import mount_api
+from lgsp_adapter.dead_letters import DeadLetters
 from lgsp_adapter.health_web import Health
 from lgsp_adapter.inbox import Inbox
 from lgsp_adapter.intake import Intake
@@ -49,6 +50,7 @@ async def test_every_route_is_described_and_nothing_else(tmp_path: Path) -> None
                 registry=Registry(store.registry, directory),
                 session=session,
                 health=Health(store, lambda: True, "embedded", 1_000_000),
+                dead_letters=DeadLetters(store=store, wake=lambda: None),
             )
 
         app = make_app(

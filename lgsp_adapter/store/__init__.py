@@ -5,6 +5,7 @@ PostgreSQL store for scale-out implements the same interface and passes the same
 """
 
 from lgsp_adapter.store.base import (
+    DeadLetter,
     DeliveryRecord,
     DeliveryState,
     Store,
@@ -12,4 +13,4 @@ from lgsp_adapter.store.base import (
     entry_for,
 )
 
-__all__ = ["DeliveryRecord", "DeliveryState", "Store", "StoredPacket", "entry_for"]
+__all__ = ["DeadLetter", "DeliveryRecord", "DeliveryState", "Store", "StoredPacket", "entry_for"]

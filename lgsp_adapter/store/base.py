@@ -66,11 +66,17 @@ class DeliveryState(StrEnum):
     DELIVERED = "delivered"  # the recipient's system took it
     REFUSED = "refused"  # the recipient's system refused it for good
     DEAD_LETTERED = "dead_lettered"  # no more attempts; an operator must act
+    DROPPED = "dropped"  # dead-lettered, then given up for good by an operator
 
     @property
     def final(self) -> bool:
         """Nothing more will happen on its own."""
-        return self in (DeliveryState.DELIVERED, DeliveryState.REFUSED, self.DEAD_LETTERED)
+        return self in (
+            DeliveryState.DELIVERED,
+            DeliveryState.REFUSED,
+            DeliveryState.DEAD_LETTERED,
+            DeliveryState.DROPPED,
+        )
 
 
 class DeliveryRecord(BaseModel):
@@ -84,6 +90,24 @@ class DeliveryRecord(BaseModel):
     attempts: int = 0
     detail: str | None = None
     updated_at: datetime
+
+
+class DeadLetter(BaseModel):
+    """A delivery no attempt will be made of until an operator says: what it was, where it
+    was going, and why it stopped."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cursor: int = Field(description="Position in the listing, for the next page.")
+    packet_id: UUID
+    recipient: str
+    sender: str
+    kind: str
+    document_id: str | None
+    attempts: int
+    detail: str | None
+    received_at: datetime
+    dead_lettered_at: datetime
 
 
 class InboxItem(BaseModel):

@@ -28,7 +28,13 @@ import aiosqlite
 from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.audit.entry import FIELDS
 from lgsp_adapter.errors import ErrorCode, FatalError
-from lgsp_adapter.store.base import DeliveryRecord, DeliveryState, InboxItem, StoredPacket
+from lgsp_adapter.store.base import (
+    DeadLetter,
+    DeliveryRecord,
+    DeliveryState,
+    InboxItem,
+    StoredPacket,
+)
 from lgsp_adapter.store.sqlite_agency_list import SCHEMA as AGENCY_LIST_SCHEMA
 from lgsp_adapter.store.sqlite_agency_list import SqliteAgencyList
 from lgsp_adapter.store.sqlite_audit import SCHEMA, SqliteAuditLog
@@ -530,6 +536,78 @@ class SqliteStore:
             for row in rows
         ]
 
+    async def dead_letters(
+        self,
+        *,
+        recipient: str | None,
+        sender: str | None,
+        kind: str | None,
+        after: int,
+        limit: int,
+    ) -> list[DeadLetter]:
+        """Dead-lettered deliveries, oldest first, after the cursor ``after``."""
+        async with self._read.execute(
+            f"SELECT {_DEAD_LETTER_COLUMNS} FROM deliveries d JOIN packets p ON p.id = d.packet_id"
+            " WHERE d.state = ? AND (? IS NULL OR d.recipient = ?) AND (? IS NULL OR p.sender = ?)"
+            " AND (? IS NULL OR p.kind = ?) AND d.rowid > ? ORDER BY d.rowid LIMIT ?",
+            (
+                DeliveryState.DEAD_LETTERED.value,
+                recipient,
+                recipient,
+                sender,
+                sender,
+                kind,
+                kind,
+                after,
+                limit,
+            ),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [_dead_letter(row) for row in rows]
+
+    async def dead_letter(self, packet_id: UUID, recipient: str) -> DeadLetter | None:
+        """One delivery, if it is dead-lettered."""
+        async with self._read.execute(
+            f"SELECT {_DEAD_LETTER_COLUMNS} FROM deliveries d JOIN packets p ON p.id = d.packet_id"
+            " WHERE d.state = ? AND d.packet_id = ? AND d.recipient = ?",
+            (DeliveryState.DEAD_LETTERED.value, str(packet_id), recipient),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else _dead_letter(row)
+
+    async def leave_dead_letters(
+        self,
+        packet_id: UUID,
+        recipient: str,
+        state: DeliveryState,
+        entries: list[AuditEntry],
+    ) -> DeliveryRecord | None:
+        """An operator's decision on a dead letter: back to the outbox (``accepted``, its
+        attempts counted from nought) or ``dropped``; None if it is not dead-lettered (any
+        more: two operators cannot both act on it)."""
+        async with self._write():
+            async with self._db.execute(
+                "UPDATE deliveries SET state = ?, updated_at = ?,"
+                " attempts = CASE WHEN ? THEN 0 ELSE attempts END,"
+                " detail = CASE WHEN ? THEN NULL ELSE detail END"
+                " WHERE packet_id = ? AND recipient = ? AND state = ?"
+                " RETURNING packet_id, recipient, state, attempts, detail, updated_at",
+                (
+                    state.value,
+                    _now(),
+                    state is DeliveryState.ACCEPTED,
+                    state is DeliveryState.ACCEPTED,
+                    str(packet_id),
+                    recipient,
+                    DeliveryState.DEAD_LETTERED.value,
+                ),
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is None:
+                return None
+            await self._append(entries)
+        return _delivery(row)
+
     async def held(self) -> list[tuple[UUID, str]]:
         """Every delivery waiting in a pull inbox, oldest first."""
         async with self._read.execute(
@@ -608,6 +686,27 @@ def _packet_row(packet: StoredPacket) -> tuple[Any, ...]:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+_DEAD_LETTER_COLUMNS = (
+    "d.rowid, p.id, d.recipient, p.sender, p.kind, p.document_id, d.attempts, d.detail,"
+    " p.received_at, d.updated_at"
+)
+
+
+def _dead_letter(row: Any) -> DeadLetter:
+    return DeadLetter(
+        cursor=row[0],
+        packet_id=UUID(row[1]),
+        recipient=row[2],
+        sender=row[3],
+        kind=row[4],
+        document_id=row[5],
+        attempts=row[6],
+        detail=row[7],
+        received_at=datetime.fromisoformat(row[8]),
+        dead_lettered_at=datetime.fromisoformat(row[9]),
+    )
 
 
 def _delivery(row: Any) -> DeliveryRecord:
