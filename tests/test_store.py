@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import sqlite3
 import subprocess
@@ -180,6 +181,35 @@ async def test_concurrent_writers_do_not_interleave(store: SqliteStore) -> None:
     for p in packets:
         assert {d.state for d in await store.deliveries(p.id)} == {DeliveryState.DELIVERED}
         assert len(await store.history(p.id)) == 1 + len(RECIPIENTS)
+
+
+@pytest.mark.asyncio
+async def test_a_writer_cancelled_mid_transaction_leaves_the_store_writable(
+    store: SqliteStore,
+) -> None:
+    # A consumer's task is cancelled when its broker connection drops; aiosqlite's thread runs
+    # a statement whether or not its caller still waits. Cancelled while BEGIN ran, a write
+    # once left the connection inside a transaction: every later write failed ("cannot start
+    # a transaction within a transaction") and intake answered 500 until a restart (seen in
+    # the fault test dropping all connections). Cancelled at each step of a write in turn:
+    first = packet(b"<edXML>0</edXML>")
+    await store.accept(first, [received(first)])
+    for steps in range(12):
+        p = packet(f"<edXML>{steps + 1}</edXML>".encode())
+        writer = asyncio.create_task(store.accept(p, [received(p)]))
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+        # Whatever the cancelled write left, it is all or nothing, and writes go on.
+        kept = await store.packet(p.id)
+        assert len(await store.history(p.id)) == (1 if kept else 0)
+        retried = AuditEntry(event=AuditEvent.RETRIED, packet_id=first.id, recipient=RECIPIENTS[0])
+        await store.update_delivery(
+            first.id, RECIPIENTS[0], DeliveryState.RETRYING, entries=[retried], attempted=True
+        )
+    assert (await store.deliveries(first.id))[0].attempts == 12
 
 
 @pytest.mark.asyncio

@@ -235,15 +235,40 @@ class SqliteStore:
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[None]:
-        """One write transaction at a time: all of it on disk, or none of it."""
+        """One write transaction at a time: all of it on disk, or none of it, even when the
+        writer is cancelled (a consumer whose broker connection dropped)."""
         async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                await self._to_the_end("BEGIN IMMEDIATE")
+            except asyncio.CancelledError:
+                if self._db.in_transaction:  # it began after all: end it
+                    await self._to_the_end("ROLLBACK")
+                raise
             try:
                 yield
             except BaseException:
-                await self._db.execute("ROLLBACK")
+                await self._to_the_end("ROLLBACK")
                 raise
-            await self._db.execute("COMMIT")
+            await self._to_the_end("COMMIT")
+
+    async def _to_the_end(self, statement: str) -> None:
+        """Run a transaction statement and wait for it even if cancelled meanwhile, then pass
+        the cancellation on. aiosqlite's thread runs a statement whether or not its caller
+        still waits; a BEGIN that ran unseen left the connection inside a transaction, and
+        every later write failed."""
+        running = asyncio.ensure_future(self._db.execute(statement))
+        cancelled = False
+        while True:
+            try:
+                await asyncio.shield(running)
+            except asyncio.CancelledError:
+                if running.done():
+                    raise
+                cancelled = True
+                continue
+            break
+        if cancelled:
+            raise asyncio.CancelledError
 
     async def accept(self, packet: StoredPacket, entries: list[AuditEntry]) -> None:
         """Keep a new packet, one ``accepted`` delivery per recipient, and the entries."""
