@@ -5,6 +5,7 @@ RabbitMQ, counting at the receiving agency's server what was lost and what came 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from tests.agency_server import AgencyServer
 from tests.faults import exchange, send, settle, stream_with
+from tests.test_daemon_process import log_of
 from tests.test_exchange_rabbitmq import rabbitmqctl
 
 PACKETS = 1000
@@ -99,14 +101,35 @@ async def test_disk_alarm_blocks_publishing_then_clears(tmp_path: Path) -> None:
     async def alarm(_: int) -> None:
         await rabbitmqctl("set_disk_free_limit", "100000GB")  # more than any disk: alarm
         try:
+            assert pair.sender is not None
+            cpu_before, failures_before = cpu_s(pair.sender.pid), publish_failures()
             pair_sends.append(asyncio.create_task(send(pair, 200)))
             await asyncio.sleep(10)
+            # The daemon waits for the broker: it neither spins on the CPU nor retries in a
+            # loop (a spin would cost ~10 s of CPU and thousands of failures).
+            blocked.append(cpu_s(pair.sender.pid) - cpu_before)
+            blocked.append(publish_failures() - failures_before)
         finally:
             await rabbitmqctl("set_disk_free_limit", "50MB")
 
+    def publish_failures() -> int:
+        log = log_of(pair.sender_config).read_text(encoding="utf-8", errors="replace")
+        return log.count("publishing failed")
+
     pair_sends: list[asyncio.Task[list[str]]] = []
+    blocked: list[float] = []
     async with exchange(tmp_path) as pair:
         accepted, ended = await stream_with(pair, PACKETS - 200, [0.4], alarm)
         accepted += await pair_sends[0]
         outcome = await settle("broker disk alarm for 10 s", pair, accepted, ended)
     assert (outcome.sent, outcome.lost, outcome.duplicated) == (PACKETS, 0, 0)
+    cpu, failures = blocked
+    print(f"during the alarm: {cpu:.2f} s of CPU in 10 s, {failures:.0f} failed publishes")  # noqa: T201
+    assert cpu < 5, cpu  # it took 200 submissions meanwhile; a spin would be ~10
+    assert failures <= 10, failures
+
+
+def cpu_s(pid: int) -> float:
+    """User and system CPU seconds a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
