@@ -213,6 +213,25 @@ async def test_a_writer_cancelled_mid_transaction_leaves_the_store_writable(
 
 
 @pytest.mark.asyncio
+async def test_a_cancelled_write_waiting_on_a_locked_store_is_cancelled(tmp_path: Path) -> None:
+    # Another process holds the write lock (the CLI, say); the writer gives up waiting. The
+    # caller must see its cancellation (a timeout), not the lock error that follows it, and
+    # nothing may be left half-done.
+    path = tmp_path / "store.sqlite3"
+    async with await SqliteStore.open(path) as store:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        p = packet()
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await store.accept(p, [received(p)])
+        other.execute("ROLLBACK")
+        other.close()
+        await store.accept(p, [received(p)])
+        assert len(await store.history(p.id)) == 1
+
+
+@pytest.mark.asyncio
 async def test_reopening_migrates_once_and_keeps_everything(tmp_path: Path) -> None:
     path = tmp_path / "store.sqlite3"
     p = packet()

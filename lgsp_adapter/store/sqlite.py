@@ -241,34 +241,37 @@ class SqliteStore:
             try:
                 await self._to_the_end("BEGIN IMMEDIATE")
             except asyncio.CancelledError:
-                if self._db.in_transaction:  # it began after all: end it
-                    await self._to_the_end("ROLLBACK")
+                await self._roll_back()  # it may have begun after all
                 raise
             try:
                 yield
             except BaseException:
-                await self._to_the_end("ROLLBACK")
+                await self._roll_back()
                 raise
             await self._to_the_end("COMMIT")
 
+    async def _roll_back(self) -> None:
+        # SQLite may have rolled back already (an I/O error does): a ROLLBACK then fails and
+        # would hide the error that matters.
+        if self._db.in_transaction:
+            await self._to_the_end("ROLLBACK")
+
     async def _to_the_end(self, statement: str) -> None:
         """Run a transaction statement and wait for it even if cancelled meanwhile, then pass
-        the cancellation on. aiosqlite's thread runs a statement whether or not its caller
-        still waits; a BEGIN that ran unseen left the connection inside a transaction, and
-        every later write failed."""
+        the cancellation on (before any error of the statement's: the caller was cancelled).
+        aiosqlite's thread runs a statement whether or not its caller still waits; a BEGIN
+        that ran unseen left the connection inside a transaction, and every later write
+        failed."""
         running = asyncio.ensure_future(self._db.execute(statement))
         cancelled = False
-        while True:
+        while not running.done():
             try:
-                await asyncio.shield(running)
+                await asyncio.wait([running])  # cancelling the wait leaves the statement be
             except asyncio.CancelledError:
-                if running.done():
-                    raise
                 cancelled = True
-                continue
-            break
         if cancelled:
-            raise asyncio.CancelledError
+            raise asyncio.CancelledError from (None if running.cancelled() else running.exception())
+        running.result()
 
     async def accept(self, packet: StoredPacket, entries: list[AuditEntry]) -> None:
         """Keep a new packet, one ``accepted`` delivery per recipient, and the entries."""
