@@ -28,7 +28,7 @@ test: $(VENV)/.installed-dev services lint
 ## (scripts/rabbitmq-cluster.sh, root and Debian's rabbitmq-server), runs, removes it.
 test-cluster: $(VENV)/.installed-dev services
 	bash scripts/rabbitmq-cluster.sh stop
-	bash scripts/rabbitmq-cluster.sh start >/dev/null
+	bash scripts/rabbitmq-cluster.sh start >/dev/null || { bash scripts/rabbitmq-cluster.sh stop; exit 1; }
 	$(BIN)/pytest -m cluster; status=$$?; bash scripts/rabbitmq-cluster.sh stop; exit $$status
 
 lint: $(VENV)/.installed-dev

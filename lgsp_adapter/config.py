@@ -13,7 +13,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -80,13 +88,24 @@ class HttpSettings(_Section):
         return context
 
 
+def _node(value: str) -> str:
+    """``host:port`` or ``[v6 address]:port``, the port a real one."""
+    host, _, port = value.rpartition(":")
+    bracketed = host.startswith("[") and host.endswith("]")
+    if not host or (":" in host and not bracketed) or not port.isdigit():
+        raise ValueError(f"{value!r} is not host:port (or [IPv6]:port)")
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"{value!r}: a port is from 1 to 65535")
+    return value
+
+
 class BusSettings(_Section):
     """The exchange bus. No URL: the embedded bus, durable in the local store."""
 
     url: SecretStr | None = Field(
         None, description="amqp://user:password@host:5672/vhost of the province's RabbitMQ."
     )
-    cluster_nodes: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")]] = Field(
+    cluster_nodes: list[Annotated[str, AfterValidator(_node)]] = Field(
         default_factory=list,
         max_length=20,
         description="The cluster's other nodes as host:port, same account and vhost as url: "

@@ -19,6 +19,7 @@ ctl() { local n=$1; shift; rabbitmqctl -q -n "$(name "$n")" "$@"; }
 launch() {
     local n=$1 dir="$BASE/c$1"
     mkdir -p "$dir/mnesia" "$dir/log"
+    chmod 755 "$BASE"  # the nodes run as the rabbitmq user, whatever root's umask
     # Only this node's listener: the system config would also bind 5672.
     printf 'listeners.tcp.local = 127.0.0.1:568%s\nloopback_users = none\n' "$n" >"$dir/rabbitmq.conf"
     echo "[]." >"$dir/enabled_plugins.erl"  # no plugins: their ports would clash too
@@ -31,7 +32,7 @@ launch() {
         RABBITMQ_MNESIA_BASE="$dir/mnesia" \
         RABBITMQ_LOG_BASE="$dir/log" \
         RABBITMQ_PID_FILE="$dir/pid" \
-        rabbitmq-server -detached
+        rabbitmq-server -detached >"$dir/start.log" 2>&1
     # await_startup fails at once while the node does not answer at all: ask again.
     for _ in $(seq 120); do
         ctl "$n" await_startup --timeout 60 >/dev/null 2>&1 && return 0

@@ -10,7 +10,6 @@ first, so that a province needs no load balancer in front of a three-node cluste
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -19,73 +18,66 @@ from yarl import URL
 
 log = logging.getLogger(__name__)
 
+NODE_TIMEOUT_S = 10.0  # per connection attempt to a cluster's node
+
 
 def node_urls(url: str, nodes: list[str]) -> list[URL]:
-    """The connection URL, then the same account and vhost on each other ``host:port``."""
+    """The connection URL, then the same account, vhost and options on each other
+    ``host:port`` (``[v6 address]:port`` too)."""
     first = URL(url)
     others = []
     for node in nodes:
         host, _, port = node.rpartition(":")
-        others.append(first.with_host(host).with_port(int(port)))
+        others.append(first.with_host(host.strip("[]")).with_port(int(port)))
     return [first, *others]
 
 
 class FailoverConnection(RobustConnection):
-    """Moves to the next node each time the connection is lost, and again after each
-    reconnect interval spent without one."""
+    """Moves to the next node each time the connection is lost or an attempt to make one
+    fails (aio-pika reports both through ``_on_connection_close``), so that every node is
+    tried in turn."""
 
     def __init__(self, url: URL, *, nodes: list[URL] | None = None, **kwargs: Any) -> None:
         super().__init__(url, **kwargs)
         self._nodes = nodes or [URL(url)]
         self._current = 0
-        self._moving: asyncio.Task[None] | None = None
-
-    def _advance(self) -> None:
-        self._current = (self._current + 1) % len(self._nodes)
-        self.url = self._nodes[self._current]
-        log.warning("the bus connection is lost; trying node %s", self.url.host_port_subcomponent)
 
     async def _on_connection_close(self, closing: asyncio.Future[Any]) -> None:
         if len(self._nodes) > 1 and not self._close_called:
-            self._advance()
-            if self._moving is None or self._moving.done():
-                self._moving = asyncio.create_task(self._move_until_connected())
+            self._current = (self._current + 1) % len(self._nodes)
+            self.url = self._nodes[self._current]
+            log.warning(
+                "the bus connection is lost; next, node %s", self.url.host_port_subcomponent
+            )
         await super()._on_connection_close(closing)
-
-    async def _move_until_connected(self) -> None:
-        # Each reconnect attempt reads self.url; a node that refuses is left for the next.
-        while not self._close_called:
-            try:
-                await asyncio.wait_for(self.connected.wait(), self.reconnect_interval * 2)
-                return
-            except TimeoutError:
-                self._advance()
-
-    async def close(self, exc: Any = asyncio.CancelledError) -> None:
-        """Close, and stop moving between nodes."""
-        if self._moving is not None:
-            self._moving.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._moving
-        await super().close(exc)
 
 
 async def connect(
-    url: str, nodes: list[str], *, client_properties: dict[str, Any]
+    url: str,
+    nodes: list[str],
+    *,
+    client_properties: dict[str, Any],
+    node_timeout_s: float = NODE_TIMEOUT_S,
 ) -> FailoverConnection:
     """A connection to the first node that answers, starting with ``url``'s: a daemon starts
-    while one node of its cluster is down."""
+    while one node of its cluster is down. With several nodes, each attempt has
+    ``node_timeout_s`` (here and at every reconnect): a node that takes the TCP connection
+    but never answers (frozen, or a dead one behind a NAT) must not hold the daemon."""
     urls = node_urls(url, nodes)
+    timeout = node_timeout_s if len(urls) > 1 else None
     failure: BaseException | None = None
     for start in range(len(urls)):
         order = urls[start:] + urls[:start]
         connection = FailoverConnection(order[0], nodes=order, client_properties=client_properties)
         try:
-            await connection.connect()
+            await connection.connect(timeout=timeout)
         except Exception as exc:  # the next node may answer
             failure = exc
             await connection.close()
             continue
+        except BaseException:  # cancelled: leave nothing connecting behind
+            await connection.close()
+            raise
         return connection
     assert failure is not None  # noqa: S101  # urls is never empty
     raise failure
