@@ -185,7 +185,13 @@ async def run_daemon(
                 store=store,
                 registry=registry,
                 session=session,
-                dead_letters=DeadLetters(store=store, wake=relay.wake.set),
+                dead_letters=DeadLetters(
+                    store=store,
+                    directory=directory,
+                    wake=relay.wake.set,
+                    tell_sender=bus.announce_final,
+                    tell_own_system=receipts.push,
+                ),
                 health=Health(
                     store=store,
                     bus_connected=lambda: bus.connected,

@@ -34,7 +34,7 @@ from lgsp_adapter.config import Settings
 from lgsp_adapter.daemon import run_daemon
 from lgsp_adapter.store.sqlite import SqliteStore
 
-FINAL = {"delivered", "refused", "dead_lettered"}
+FINAL = {"delivered", "refused", "dead_lettered", "dropped"}
 
 
 @dataclass

@@ -78,6 +78,7 @@ class ErrorCode(StrEnum):
     DEAD_LETTER_BAD_REQUEST = "dead_letter.bad_request"
     DEAD_LETTER_NOT_FOUND = "dead_letter.not_found"
     DEAD_LETTER_NOT_DEAD = "dead_letter.not_dead_lettered"
+    DEAD_LETTER_ELSEWHERE = "dead_letter.elsewhere"
     # The audit log
     AUDIT_BAD_QUERY = "audit.bad_query"
     AUDIT_NOT_FOUND = "audit.not_found"

@@ -51,6 +51,7 @@ _STATUS = {
     ErrorCode.REGISTRY_CONFLICT: 412,
     ErrorCode.DEAD_LETTER_NOT_FOUND: 404,
     ErrorCode.DEAD_LETTER_NOT_DEAD: 409,
+    ErrorCode.DEAD_LETTER_ELSEWHERE: 409,
 }
 _CHUNK_BYTES = 64 * 1024
 
@@ -111,7 +112,8 @@ async def known_parameters(
     """Refuse query parameters the API document does not give the operation: a misspelt
     filter (``?agncy=``) would otherwise widen a search or a page without a word."""
     resource = request.match_info.route.resource
-    allowed = query_names(resource.canonical, request.method) if resource else None
+    method = "GET" if request.method == "HEAD" else request.method
+    allowed = query_names(resource.canonical, method) if resource else None
     if allowed is not None:
         unknown = sorted(set(request.query) - allowed)
         if unknown:

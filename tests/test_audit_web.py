@@ -116,6 +116,8 @@ async def test_entries_page_by_cursor_and_bad_queries_get_400(
     assert (response.status, error["code"]) == (400, "http.unknown_parameter")
     assert error["details"]["unknown"] == ["colour"]
     assert "agency" in error["details"]["allowed"]
+    response = await api.head("/v1/audit/entries?colour=red", headers=AUDITOR)
+    assert response.status == 400  # HEAD is GET without the body
 
 
 @pytest.mark.asyncio

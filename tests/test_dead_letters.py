@@ -172,3 +172,82 @@ async def test_an_operator_replays_one_dead_letter_and_drops_another(
         assert acts[1]["detail"] == "the commune's old system is retired; resent by post"
         await asyncio.sleep(0.5)
     assert sent[1] not in commune.delivered()
+
+
+@pytest.mark.asyncio
+async def test_a_dead_letter_is_acted_on_where_it_ended_and_its_sender_told(
+    tmp_path: Path,
+) -> None:
+    # Two daemons on RabbitMQ: the province's sends, the commune's made the attempts. The
+    # sender's daemon shows the dead letter (from the receipt) but cannot replay it: it would
+    # make no attempt. A drop at the commune's reaches the sender's record.
+    exchange = f"lgsp.test.{uuid.uuid4().hex[:12]}"
+    commune = AgencyServer(then=503)
+
+    def config(name: str, served: dict[str, Any], known: str) -> Settings:
+        code = next(iter(served))
+        return Settings.model_validate(
+            {
+                "bus": {"url": BROKER, "exchange": exchange},
+                "http": {"port": 0},
+                "store": {"path": str(tmp_path / f"{name}.sqlite3")},
+                "delivery": {"quick_retries": 0, "retry_delays_s": RETRY_DELAYS},
+                "daemon": {"drain_s": 2},
+                "agencies": [{"code": code, "name": code, "endpoint": served[code]}],
+                "known_agencies": [{"code": known}],
+                "clients": [
+                    {"name": "van-hanh", "token": OPERATOR, "role": "operator"},
+                    *(
+                        [{"name": "province", "token": PROVINCE_TOKEN, "agencies": [PROVINCE]}]
+                        if code == PROVINCE
+                        else []
+                    ),
+                ],
+            }
+        )
+
+    try:
+        async with (
+            agency_server(commune),
+            daemon(config("r", {COMMUNE: {"url": commune.url}}, PROVINCE)) as r_url,
+            daemon(config("s", {PROVINCE: {"mode": "pull"}}, COMMUNE)) as s_url,
+            aiohttp.ClientSession() as session,
+        ):
+            at_sender, at_recipient = Api(session, s_url, OPERATOR), Api(session, r_url, OPERATOR)
+            status, answer, _ = await at_sender.as_(PROVINCE_TOKEN).call(
+                "POST", "/v1/packets", letter_to(COMMUNE), **{"Content-Type": "application/xml"}
+            )
+            assert status == 202, answer
+            packet_id = answer["packet_id"]
+
+            async def listed(api: Api) -> list[dict[str, Any]]:
+                _, page, _ = await api.call("GET", "/v1/dead-letters")
+                return list(page["dead_letters"])
+
+            (theirs,) = await eventually(lambda: listed(at_recipient), "dead at the commune's")
+            (ours,) = await eventually(lambda: listed(at_sender), "the receipt at the sender's")
+            assert (theirs["here"], ours["here"]) == (True, False)
+            for act, body in (("replay", None), ("drop", {"reason": "not ours to drop"})):
+                status, answer, _ = await at_sender.call(
+                    "POST", f"/v1/dead-letters/{packet_id}/{COMMUNE}/{act}", body
+                )
+                assert (status, answer["error"]["code"]) == (409, "dead_letter.elsewhere")
+
+            status, record, _ = await at_recipient.call(
+                "POST",
+                f"/v1/dead-letters/{packet_id}/{COMMUNE}/drop",
+                {"reason": "the commune resends it by post"},
+            )
+            assert (status, record["state"]) == (200, "dropped"), record
+
+            async def told() -> bool:
+                _, packet, _ = await at_sender.as_(PROVINCE_TOKEN).call(
+                    "GET", f"/v1/packets/{packet_id}"
+                )
+                return bool(packet["deliveries"][0]["state"] == "dropped")
+
+            await eventually(told, "the sender's record dropped too")
+            assert await listed(at_sender) == []
+    finally:
+        await remove_topology(exchange, [PROVINCE, COMMUNE], RETRY_DELAYS)
+    assert commune.delivered() == []

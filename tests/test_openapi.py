@@ -50,7 +50,13 @@ async def test_every_route_is_described_and_nothing_else(tmp_path: Path) -> None
                 registry=Registry(store.registry, directory),
                 session=session,
                 health=Health(store, lambda: True, "embedded", 1_000_000),
-                dead_letters=DeadLetters(store=store, wake=lambda: None),
+                dead_letters=DeadLetters(
+                    store=store,
+                    directory=directory,
+                    wake=lambda: None,
+                    tell_sender=announce,
+                    tell_own_system=announce,
+                ),
             )
 
         app = make_app(

@@ -108,6 +108,11 @@ class DeadLetter(BaseModel):
     detail: str | None
     received_at: datetime
     dead_lettered_at: datetime
+    here: bool = Field(
+        True,
+        description="Whether it can be replayed or dropped at this daemon: false for a "
+        "sender's record of a delivery another daemon gave up on.",
+    )
 
 
 class InboxItem(BaseModel):
