@@ -7,15 +7,26 @@ it must get their own 4xx. No door may answer 5xx.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import sqlite3
+import uuid
 from pathlib import Path
 
+import aio_pika
 import pytest
 
 from lgsp_adapter.config import Settings
 from tests.agency_server import AgencyServer, agency_server
 from tests.conftest import DATA
-from tests.test_exchange_rabbitmq import daemon
+from tests.test_exchange_rabbitmq import (
+    COMMUNE,
+    daemon,
+    letter_to,
+    publish_raw,
+    remove_topology,
+    settings,
+)
 from tests.test_hostile_http import raw
 from tests.test_registry_web import INTEGRATOR, PROVINCE, PROVINCE_TOKEN
 
@@ -70,3 +81,50 @@ async def test_every_hostile_file_is_refused_precisely_at_every_door(tmp_path: P
             )
         ]
     assert rejected == [path.name.split("__")[0] for path in CORPUS]
+
+
+@pytest.mark.asyncio
+async def test_the_corpus_published_on_the_bus_is_refused_and_the_next_letter_arrives(
+    tmp_path: Path,
+) -> None:
+    # The bus door: anyone with a broker account can publish to an agency's queue. Each file,
+    # with a digest that matches it and honest-looking headers, is refused as bus.forged and
+    # delivered to nobody; an honest letter after all of them still arrives.
+    commune = AgencyServer()
+    exchange = f"lgsp.test.{uuid.uuid4().hex[:12]}"
+    try:
+        async with agency_server(commune):
+            config = settings(tmp_path, "b", exchange, {COMMUNE: commune.url}, [PROVINCE])
+            async with daemon(config):
+                for path in [*CORPUS, None]:
+                    body = letter_to(COMMUNE) if path is None else path.read_bytes()
+                    media = "application/xml" if path is None else MEDIA[path.suffix]
+                    await publish_raw(
+                        exchange,
+                        f"edoc.{COMMUNE}",
+                        aio_pika.Message(
+                            body,
+                            message_id=str(uuid.uuid4()),
+                            type="edoc",
+                            content_type=media,
+                            headers={
+                                "x-lgsp-sender": PROVINCE,
+                                "x-lgsp-recipient": COMMUNE,
+                                "x-lgsp-recipients": COMMUNE,
+                                "x-lgsp-payload-sha256": hashlib.sha256(body).hexdigest(),
+                            },
+                        ),
+                    )
+                for _ in range(200):
+                    if commune.received:
+                        break
+                    await asyncio.sleep(0.05)
+                with sqlite3.connect(config.store.path) as db:
+                    refused = db.execute(
+                        "SELECT outcome FROM audit_entries WHERE event = 'rejected'"
+                    ).fetchall()
+    finally:
+        await remove_topology(exchange, [COMMUNE])
+    assert refused == [("bus.forged",)] * len(CORPUS)
+    assert len(commune.received) == 1  # the honest letter, and only it
+    assert b"<edXML:OrganId>" + COMMUNE.encode() in commune.received[0].body
