@@ -23,6 +23,7 @@ from lgsp_adapter.agency_list import Agency, ImportReport
 from lgsp_adapter.agency_list_admin import cli_actor, import_national_list
 from lgsp_adapter.audit_cli import audit_group
 from lgsp_adapter.bus.topology import Topology, permissions
+from lgsp_adapter.check import check, readyz_url
 from lgsp_adapter.config import Settings, load_settings
 from lgsp_adapter.daemon import check_servable, run_daemon
 from lgsp_adapter.demo import run_demo
@@ -104,6 +105,30 @@ async def _serve(settings: Settings) -> None:
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signal_number, stop.set)
     await run_daemon(settings, stop)
+
+
+@main.command("check")
+@CONFIG_OPTION
+@click.option("--url", help="The daemon's /readyz (default: from the settings' [http]).")
+@click.option(
+    "--cafile",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The CA that signed the daemon's certificate, when it serves https.",
+)
+def check_command(config_path: Path | None, url: str | None, cafile: Path | None) -> None:
+    """Exit 0 if the running daemon is ready (or degraded: the bus away, packets kept), 1 if
+    not or if it does not answer. For HEALTHCHECK, systemd and monitoring agents."""
+    if url is None:
+        try:
+            settings = load_settings(config_path)
+        except LgspError as exc:
+            _fail(f"error: {exc}")
+        if settings.http.port == 0:
+            _fail("error: the settings let the daemon pick its port; give --url")
+        url = readyz_url(settings)
+    status, line = asyncio.run(check(url, cafile=cafile))
+    click.echo(line)
+    sys.exit(status)
 
 
 @main.command("demo")
