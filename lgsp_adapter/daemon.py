@@ -13,6 +13,7 @@ import functools
 import logging
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from uuid import UUID
 
 import aiohttp
 from aiohttp import web
@@ -36,6 +37,7 @@ from lgsp_adapter.health_web import Health, add_health_routes
 from lgsp_adapter.inbox import Inbox, release_stranded
 from lgsp_adapter.inbox_web import add_inbox_routes
 from lgsp_adapter.intake import Intake
+from lgsp_adapter.metrics import Metrics, add_metrics_route
 from lgsp_adapter.rate_limit import RateLimiter
 from lgsp_adapter.receipts import ReceiptPusher
 from lgsp_adapter.receiving import Receiver
@@ -69,10 +71,12 @@ def mount_api(
     session: aiohttp.ClientSession,
     health: Health,
     dead_letters: DeadLetters,
+    metrics: Metrics,
 ) -> None:
-    """Every part of the API beyond packets: health, audit log and page, inbox, agency list,
-    registry, dead letters."""
+    """Every part of the API beyond packets: health and metrics, audit log and page, inbox,
+    agency list, registry, dead letters."""
     add_health_routes(app, health)
+    add_metrics_route(app, metrics)
     add_audit_routes(app, access)
     add_audit_page(app)
     add_inbox_routes(app, inbox)
@@ -113,13 +117,20 @@ async def run_daemon(
         )
         served = [str(code) for code in directory.served_codes]
         receipts = ReceiptPusher(store=store, directory=directory, session=session)
+        metrics = Metrics(store)
+        store.observe(metrics.committed)
+
+        async def ended(packet_id: UUID, recipient: str) -> None:  # a delivery sent from here
+            await receipts.push(packet_id, recipient)
+            await metrics.ended(packet_id, recipient)
+
         bus: EmbeddedBus | RabbitBus
         if settings.bus.url is None:
             bus = EmbeddedBus(
                 store=store,
                 served=served,
                 prefetch=settings.bus.prefetch,
-                on_final=receipts.push,
+                on_final=ended,
             )
         else:
             bus = await stack.enter_async_context(
@@ -133,10 +144,13 @@ async def run_daemon(
                     connection_name=f"lgsp-adapter {','.join(served)}",
                     directory=directory,
                     limits=settings.limits,
-                    on_final=receipts.push,
+                    on_final=ended,
                     cluster_nodes=settings.bus.cluster_nodes,
                 )
             )
+        metrics.watch_bus(
+            lambda: bus.connected, bus.queue_depths if isinstance(bus, RabbitBus) else None
+        )
         registry.on_change(bus.serve, early=True)
 
         async def release(codes: list[str]) -> None:  # an agency that stopped pulling
@@ -185,6 +199,7 @@ async def run_daemon(
                 store=store,
                 registry=registry,
                 session=session,
+                metrics=metrics,
                 dead_letters=DeadLetters(
                     store=store,
                     directory=directory,

@@ -18,6 +18,7 @@ from lgsp_adapter.dead_letters import DeadLetters
 from lgsp_adapter.health_web import Health
 from lgsp_adapter.inbox import Inbox
 from lgsp_adapter.intake import Intake
+from lgsp_adapter.metrics import Metrics
 from lgsp_adapter.openapi import document
 from lgsp_adapter.registry.service import Registry
 from lgsp_adapter.store.sqlite import SqliteStore
@@ -50,6 +51,7 @@ async def test_every_route_is_described_and_nothing_else(tmp_path: Path) -> None
                 registry=Registry(store.registry, directory),
                 session=session,
                 health=Health(store, lambda: True, "embedded", 1_000_000),
+                metrics=Metrics(store),
                 dead_letters=DeadLetters(
                     store=store,
                     directory=directory,

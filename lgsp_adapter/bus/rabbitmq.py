@@ -128,6 +128,32 @@ class RabbitBus:
         if self._connection is not None:
             await self._connection.close()
 
+    async def queue_depths(self) -> dict[tuple[str, str], int]:
+        """Messages waiting in each served agency's queue and dead-letter queue (for the
+        metrics), read by passive declarations on a channel of their own: a queue an
+        operator deleted closes that channel, not the one publishing."""
+        assert self._connection is not None  # noqa: S101  # used only inside `async with`
+        depths: dict[tuple[str, str], int] = {}
+        channel = await self._connection.channel(publisher_confirms=False)
+        try:
+            for code in sorted(self._served):
+                for role, name in (
+                    ("agency", self._topology.agency_queue(code)),
+                    ("dead", self._topology.dead_queue(code)),
+                ):
+                    if channel.is_closed:
+                        channel = await self._connection.channel(publisher_confirms=False)
+                    try:
+                        queue = await channel.declare_queue(name, passive=True)
+                    except aio_pika.exceptions.ChannelClosed:
+                        continue  # gone: nothing to count
+                    count = queue.declaration_result.message_count
+                    depths[(role, code)] = int(count or 0)
+        finally:
+            if not channel.is_closed:
+                await channel.close()
+        return depths
+
     @property
     def connected(self) -> bool:
         """Whether the connection to the broker is up now."""

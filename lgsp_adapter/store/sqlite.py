@@ -15,7 +15,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +44,9 @@ from lgsp_adapter.store.sqlite_registry import SCHEMA as REGISTRY_SCHEMA
 # aiosqlite logs every statement with its parameters at DEBUG: packets, tokens' digests and
 # endpoint secrets. Capped here, so that turning on DEBUG to chase a problem leaks none of them.
 logging.getLogger("aiosqlite").setLevel(logging.INFO)
+
+CommitObserver = Callable[[Sequence[AuditEntry], float], None]
+"""Told of each commit's audit entries and how long the write took."""
 
 # Each entry moves the schema one version on; never edit one that has shipped. An entry is SQL,
 # or SQL and the name of a method that moves data in the same transaction.
@@ -129,7 +132,15 @@ class SqliteStore:
         self._read = reader
         self._lock = asyncio.Lock()
         self._owner = owner  # the open lock file while this process owns the store
-        self.audit = SqliteAuditLog(writer=connection, reader=reader, transaction=self._write)
+        # Entries appended in the open transaction, told to observers once it commits.
+        self._appended: list[AuditEntry] = []
+        self._observers: list[CommitObserver] = []
+        self.audit = SqliteAuditLog(
+            writer=connection,
+            reader=reader,
+            transaction=self._write,
+            appended=self._appended.extend,
+        )
         self.agency_list = SqliteAgencyList(
             writer=connection, reader=reader, transaction=self._write, audit=self.audit
         )
@@ -233,11 +244,19 @@ class SqliteStore:
         if self._owner is not None:
             self._owner.close()  # releases the lock
 
+    def observe(self, observer: CommitObserver) -> None:
+        """Call ``observer`` after each commit that appended to the audit log, with the
+        entries and the seconds the write took (the metrics count packet events so, and so
+        cannot disagree with the log)."""
+        self._observers.append(observer)
+
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[None]:
         """One write transaction at a time: all of it on disk, or none of it, even when the
         writer is cancelled (a consumer whose broker connection dropped)."""
         async with self._lock:
+            began = time.perf_counter()
+            self._appended.clear()
             try:
                 await self._to_the_end("BEGIN IMMEDIATE")
             except asyncio.CancelledError:
@@ -249,6 +268,11 @@ class SqliteStore:
                 await self._roll_back()
                 raise
             await self._to_the_end("COMMIT")
+            if self._appended:
+                committed = list(self._appended)
+                took = time.perf_counter() - began
+                for observer in self._observers:
+                    observer(committed, took)
 
     async def _roll_back(self) -> None:
         # SQLite may have rolled back already (an I/O error does): a ROLLBACK then fails and
@@ -356,6 +380,14 @@ class SqliteStore:
         ):
             rows = await cursor.fetchall()
         return [(UUID(row[0]), row[1]) for row in rows]
+
+    async def delivery_counts(self) -> dict[DeliveryState, int]:
+        """How many deliveries are in each state (for the metrics)."""
+        async with self._read.execute(
+            "SELECT state, COUNT(*) FROM deliveries GROUP BY state"
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return {DeliveryState(row[0]): int(row[1]) for row in rows}
 
     async def outbox_size(self) -> tuple[int, int]:
         """How many packets wait for the bus, and their bytes (each packet once, however many

@@ -114,10 +114,12 @@ class SqliteAuditLog:
         writer: aiosqlite.Connection,
         reader: aiosqlite.Connection,
         transaction: WriteTransaction,
+        appended: Callable[[Sequence[AuditEntry]], None] | None = None,
     ) -> None:
         self._db = writer
         self._read = reader
         self._transaction = transaction
+        self._appended = appended  # the store's: what its transaction will have committed
 
     async def append_in_transaction(self, entries: Sequence[AuditEntry]) -> None:
         """Append inside the caller's open write transaction."""
@@ -126,6 +128,8 @@ class SqliteAuditLog:
                 _INSERT_ENTRY,
                 [entry_row(entry) for entry in entries],
             )
+            if self._appended is not None:
+                self._appended(entries)
 
     async def append(self, entries: Sequence[AuditEntry]) -> None:
         """Append in a transaction of their own."""

@@ -1,0 +1,116 @@
+"""/metrics after a known exchange: the series say what happened, on both buses."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from lgsp_adapter.config import Settings
+from tests.agency_server import AgencyServer, agency_server
+from tests.test_exchange_rabbitmq import (
+    BROKER,
+    COMMUNE,
+    PROVINCE,
+    daemon,
+    letter_to,
+    remove_topology,
+)
+from tests.test_registry_web import PROVINCE_TOKEN
+
+ELSEWHERE = "000.22.00.H56"  # the commune whose system is down: its letter is dead-lettered
+RETRY_DELAYS = [0.1]
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of an exposition, by name and labels."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(
+    found: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
+) -> float:
+    return found.get((name, frozenset(labels.items())), 0.0)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("bus", ["embedded", "rabbitmq"])
+async def test_the_series_tell_the_exchange_that_happened(tmp_path: Path, bus: str) -> None:
+    exchange = f"lgsp.test.{uuid.uuid4().hex[:12]}"
+    up, down = AgencyServer(), AgencyServer(then=503)
+    try:
+        async with agency_server(up), agency_server(down):
+            config = Settings.model_validate(
+                {
+                    "bus": {"url": BROKER, "exchange": exchange} if bus == "rabbitmq" else {},
+                    "http": {"port": 0},
+                    "store": {"path": str(tmp_path / "store.sqlite3")},
+                    "delivery": {"quick_retries": 0, "retry_delays_s": RETRY_DELAYS},
+                    "agencies": [
+                        {"code": PROVINCE, "name": "tỉnh", "endpoint": {"mode": "pull"}},
+                        {"code": COMMUNE, "name": "xã", "endpoint": {"url": up.url}},
+                        {"code": ELSEWHERE, "name": "xã 2", "endpoint": {"url": down.url}},
+                    ],
+                    "clients": [
+                        {"name": "province", "token": PROVINCE_TOKEN, "agencies": [PROVINCE]}
+                    ],
+                }
+            )
+            async with daemon(config) as url, aiohttp.ClientSession() as session:
+                headers = {
+                    "Authorization": f"Bearer {PROVINCE_TOKEN}",
+                    "Content-Type": "application/xml",
+                }
+                for body in [letter_to(COMMUNE)] * 3 + [letter_to(ELSEWHERE), b"<edXML"]:
+                    async with session.post(f"{url}/v1/packets", data=body, headers=headers):
+                        pass
+
+                async def scrape() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+                    async with session.get(f"{url}/metrics") as response:
+                        assert response.status == 200
+                        assert response.content_type == "text/plain"
+                        return samples(await response.text())
+
+                deadline = time.monotonic() + 20
+                found = await scrape()
+                while time.monotonic() < deadline and not (
+                    value(found, "lgsp_deliveries", state="delivered") == 3
+                    and value(found, "lgsp_deliveries", state="dead_lettered") == 1
+                    and (
+                        bus == "embedded"
+                        or value(found, "lgsp_queue_messages", queue="dead", agency=ELSEWHERE) == 1
+                    )
+                ):
+                    await asyncio.sleep(0.1)
+                    found = await scrape()
+    finally:
+        if bus == "rabbitmq":
+            await remove_topology(exchange, [PROVINCE, COMMUNE, ELSEWHERE], RETRY_DELAYS)
+
+    def count(event: str) -> float:
+        return value(found, "lgsp_packet_events_total", event=event, kind="edoc")
+
+    assert (count("received"), count("delivered"), count("dead_lettered")) == (4, 3, 1)
+    assert count("retried") == len(RETRY_DELAYS)
+    assert value(found, "lgsp_rejections_total", code="xml.malformed") == 1
+    assert value(found, "lgsp_delivery_latency_seconds_count") == 3
+    assert value(found, "lgsp_delivery_latency_seconds_sum") > 0
+    assert value(found, "lgsp_deliveries", state="delivered") == 3
+    assert value(found, "lgsp_deliveries", state="dead_lettered") == 1
+    assert value(found, "lgsp_outbox_packets") == 0
+    assert value(found, "lgsp_bus_connected") == 1
+    assert value(found, "lgsp_audit_append_seconds_count") >= 5  # one write per submission at least
+    if bus == "rabbitmq":
+        assert value(found, "lgsp_queue_messages", queue="dead", agency=ELSEWHERE) == 1
+        assert value(found, "lgsp_queue_messages", queue="agency", agency=COMMUNE) == 0
+    else:  # the embedded bus has no queues of its own: the deliveries' states say it
+        assert not any(name == "lgsp_queue_messages" for name, _ in found)
