@@ -190,6 +190,14 @@ class DaemonSettings(_Section):
         description="How often the registry is checked for changes made by another process "
         "(the CLI, a replica); changes through this daemon's API apply at once.",
     )
+    consumer_watch_s: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="On RabbitMQ, how often the daemon checks that each served agency's "
+        "consumer is still attached (the broker cancels one whose queue was deleted), and "
+        "attaches it again; /readyz says unready meanwhile.",
+    )
 
 
 class Settings(BaseSettings):

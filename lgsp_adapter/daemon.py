@@ -146,6 +146,7 @@ async def run_daemon(
                     limits=settings.limits,
                     on_final=ended,
                     cluster_nodes=settings.bus.cluster_nodes,
+                    consumer_watch_s=settings.daemon.consumer_watch_s,
                 )
             )
         metrics.watch_bus(
@@ -212,6 +213,11 @@ async def run_daemon(
                     bus_connected=lambda: bus.connected,
                     bus_name="embedded" if settings.bus.url is None else "rabbitmq",
                     outbox_budget_bytes=settings.store.outbox_budget_mb * 1_000_000,
+                    **(
+                        {"missing_consumers": bus.missing_consumers}
+                        if isinstance(bus, RabbitBus)
+                        else {}
+                    ),
                 ),
             ),
         )

@@ -3,15 +3,16 @@
 Ready has three answers. ``ready``: store and bus are there. ``degraded`` (still 200): the bus
 is away, and accepted packets wait in the store's outbox to be published when it returns
 (store-and-forward) — the daemon keeps its promise, so a load balancer should keep sending.
-``unready`` (503): the store cannot be read, or the outbox has less than 5 % of its budget
-left and submissions are being refused until the bus takes some. No token is needed: probes
-carry none, and the answer holds counts, not packets.
+``unready`` (503): the store cannot be read, the outbox has less than 5 % of its budget left
+and submissions are being refused until the bus takes some, or an agency served here has no
+consumer attached on RabbitMQ (its queue was deleted, say) until the watchdog attaches one.
+No token is needed: probes carry none, and the answer holds counts, not packets.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,10 @@ from lgsp_adapter.store import Store
 log = logging.getLogger(__name__)
 
 
+async def _none_missing() -> list[str]:
+    return []  # the embedded bus has no consumers to lose
+
+
 @dataclass(frozen=True)
 class Health:
     """What readiness looks at."""
@@ -30,6 +35,7 @@ class Health:
     bus_connected: Callable[[], bool]
     bus_name: str
     outbox_budget_bytes: int
+    missing_consumers: Callable[[], Awaitable[list[str]]] = _none_missing
 
     async def readiness(self) -> tuple[int, dict[str, Any]]:
         """The HTTP status and the report."""
@@ -50,6 +56,10 @@ class Health:
         }
         if size > self.outbox_budget_bytes * 0.95:
             return 503, {"status": "unready", **report, "why": "the outbox is (all but) full"}
+        missing = await self.missing_consumers()
+        if missing:
+            why = f"no consumer attached for {', '.join(missing)}; the watchdog attaches them"
+            return 503, {"status": "unready", **report, "why": why}
         if not connected:
             why = "the bus is away; packets wait in the outbox"
             return 200, {"status": "degraded", **report, "why": why}

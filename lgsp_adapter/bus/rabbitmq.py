@@ -82,7 +82,9 @@ class RabbitBus:
         limits: XmlLimits,
         on_final: Callable[[UUID, str], Awaitable[None]] | None = None,
         cluster_nodes: list[str] | None = None,
+        consumer_watch_s: float = 5.0,
     ) -> None:
+        self._watch_s = consumer_watch_s
         self._url = url
         self._cluster_nodes = cluster_nodes or []
         self._user = URL(url).user or "guest"
@@ -283,7 +285,11 @@ class RabbitBus:
         channel = await self._consuming_channel(handler, stopping)
         if channel is None:
             return
-        await stopping.wait()
+        while not stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=self._watch_s)
+            if not stopping.is_set():
+                await self._attach_missing()
         async with self._serving:
             for queue, tag in self._consumers.values():
                 await queue.cancel(tag)
@@ -322,6 +328,39 @@ class RabbitBus:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), timeout=1.0)
         return None
+
+    async def missing_consumers(self) -> list[str]:
+        """Served agencies with no consumer attached here now: the broker cancels one whose
+        queue was deleted, and nothing in aio-pika brings it back. Empty while the bus is
+        away (that is a state of its own) or before consuming starts."""
+        if not self.connected or self._consuming is None or self._consuming.is_closed:
+            return []
+        try:
+            underlay = await asyncio.wait_for(self._consuming.get_underlay_channel(), 1)
+        except Exception:  # the channel is being restored
+            return []
+        live = getattr(underlay, "consumers", None)
+        if live is None:
+            return []
+        attached = {code for code, (_, tag) in self._consumers.items() if tag in live}
+        return sorted(self._served - attached)
+
+    async def _attach_missing(self) -> None:
+        """The watchdog: declare a missing consumer's queues again (they may be gone) and
+        consume them; a failure is tried again at the next look."""
+        async with self._serving:
+            missing = await self.missing_consumers()
+            if not missing or self._consuming is None or self._handler is None:
+                return
+            for recipient in missing:
+                try:
+                    self._forget_retry_queues(recipient)
+                    await self._declare_agency(self._publishing_channel(), recipient)
+                    await self._start_consumer(self._consuming, self._handler, recipient)
+                except (*_CONNECTION_ERRORS, aio_pika.exceptions.ChannelClosed):
+                    log.warning("the consumer of %s could not be attached again yet", recipient)
+                    continue
+                log.warning("the consumer of %s had vanished; attached again", recipient)
 
     async def _start_consumer(
         self, channel: AbstractChannel, handler: Handler, recipient: str
