@@ -7,7 +7,6 @@ one line on stderr naming the error code), and 2 on a usage mistake (click's con
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 import shlex
 import signal
@@ -18,7 +17,7 @@ from typing import NoReturn
 
 import click
 
-from lgsp_adapter import __version__
+from lgsp_adapter import __version__, logs
 from lgsp_adapter.agency_list import Agency, ImportReport
 from lgsp_adapter.agency_list_admin import cli_actor, import_national_list
 from lgsp_adapter.audit_cli import audit_group
@@ -28,6 +27,7 @@ from lgsp_adapter.config import Settings, load_settings
 from lgsp_adapter.daemon import check_servable, run_daemon
 from lgsp_adapter.demo import run_demo
 from lgsp_adapter.errors import ErrorCode, FatalError, LgspError
+from lgsp_adapter.logs import LogFormat, LoggingSettings
 from lgsp_adapter.packets import read_packet
 from lgsp_adapter.registry_cli import endpoints_group
 from lgsp_adapter.store.sqlite import SqliteStore
@@ -88,14 +88,22 @@ def inspect_command(files: tuple[Path, ...], as_json: bool, config_path: Path | 
 
 @main.command("serve")
 @CONFIG_OPTION
-def serve_command(config_path: Path | None) -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice([f.value for f in LogFormat]),
+    help="text for people, json for machines (default: the settings' [log] format).",
+)
+def serve_command(config_path: Path | None, log_format: str | None) -> None:
     """Run the daemon until SIGTERM or Ctrl-C (then drain and stop)."""
     try:
         settings = load_settings(config_path)
         check_servable(settings)
     except LgspError as exc:
         _fail(f"error: {exc}")
-    configure_logging()
+    chosen = settings.log
+    if log_format is not None:
+        chosen = chosen.model_copy(update={"format": LogFormat(log_format)})
+    logs.configure(chosen)
     asyncio.run(_serve(settings))
 
 
@@ -142,19 +150,10 @@ def check_command(config_path: Path | None, url: str | None, cafile: Path | None
 def demo_command(data_dir: Path | None, verbose: bool) -> None:
     """Run a real exchange between Thanh Hóa agencies in one process (exit 0 if all arrived)."""
     if verbose:
-        configure_logging()
+        logs.configure(LoggingSettings())
     folder = data_dir or Path(tempfile.mkdtemp(prefix="lgsp-demo-"))
     ok = asyncio.run(run_demo(folder, click.echo))
     sys.exit(0 if ok else 1)
-
-
-def configure_logging() -> None:
-    """One line per event on stderr, for people."""
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
 
 
 @main.command("translate")

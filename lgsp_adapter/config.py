@@ -31,6 +31,7 @@ from pydantic_settings import (
 
 from lgsp_adapter.agencies import Client, Directory, KnownAgency, ServedAgency
 from lgsp_adapter.errors import ErrorCode, FatalError
+from lgsp_adapter.logs import LoggingSettings
 from lgsp_adapter.safe_xml import XmlLimits
 
 
@@ -214,6 +215,7 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     delivery: DeliverySettings = DeliverySettings()
     audit: AuditSettings = AuditSettings()
+    log: LoggingSettings = LoggingSettings()
     agencies: list[ServedAgency] = Field(
         default_factory=list, description="The agencies this daemon serves."
     )

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from uuid import UUID
 
+from lgsp_adapter import logs
 from lgsp_adapter.agencies import Directory
 from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.audit import AuditEvent
@@ -141,7 +142,7 @@ class DeadLetters:
         if record is None:  # another operator was quicker
             now = {d.recipient: d for d in await self._store.deliveries(packet_id)}[recipient]
             raise _not_dead(recipient, now.state)
-        log.warning(entry.line())
+        logs.event(log, entry, logging.WARNING)
         if state is DeliveryState.ACCEPTED:
             self._wake()
         else:

@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Protocol
 from uuid import UUID
 
+from lgsp_adapter import logs
 from lgsp_adapter.agencies import Client, DeliveryMode, Directory
 from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.audit import AuditEntry, AuditEvent
@@ -106,7 +107,7 @@ async def release_stranded(store: SqliteStore, directory: Directory, bus: Requeu
                 packet_id, recipient, DeliveryState.DEAD_LETTERED, entries=[entry], detail=why
             )
             await bus.announce_final(packet_id, recipient)
-        log.warning(entry.line())
+        logs.event(log, entry, logging.WARNING)
         moved += 1
     return moved
 
@@ -185,7 +186,7 @@ class Inbox:
                 )
             ended = current  # the same again: a client retrying after a lost answer
         else:
-            log.info(entry.line())
+            logs.event(log, entry)
         # Told again on a repeated acknowledgement, since the first telling may have failed;
         # receipts are idempotent. A failure here leaves the acknowledgement standing.
         try:

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from lgsp_adapter import logs
 from lgsp_adapter.agencies import Client, Directory
 from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.audit import AuditEntry, AuditEvent
@@ -97,7 +98,7 @@ class Intake:
         except LgspError as exc:
             rejection = _rejection(exc, client, sha256)
             await self._store.append([rejection])
-            log.info(rejection.line())
+            logs.event(log, rejection)
             raise
         packet = StoredPacket(
             id=uuid.uuid4(),
@@ -118,7 +119,7 @@ class Intake:
             detail=_received_detail(read, translation, translated_from),
         )
         await self._store.accept(packet, [received])
-        log.info(received.line())
+        logs.event(log, received)
         if self._on_accept is not None:
             self._on_accept()  # the relay need not wait for its next look at the outbox
         return Accepted(packet, read, await self._store.deliveries(packet.id))

@@ -14,6 +14,7 @@ from uuid import UUID
 
 import aiohttp
 
+from lgsp_adapter import logs
 from lgsp_adapter.agencies import Directory
 from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.audit import AuditEvent
@@ -85,4 +86,4 @@ class ReceiptPusher:
             detail=f"{record.state} receipt to {url}",
         )
         await self._store.append([entry])
-        log.info(entry.line())
+        logs.event(log, entry)

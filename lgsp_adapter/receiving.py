@@ -15,6 +15,7 @@ from uuid import UUID
 
 from pydantic import SecretStr
 
+from lgsp_adapter import logs
 from lgsp_adapter.agencies import Client, DeliveryMode, Directory
 from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.arrival import arrival_status
@@ -89,7 +90,7 @@ class Receiver:
         if not endpoint.accepts(packet.kind):
             why = f"{recipient} takes only {', '.join(endpoint.kinds)}, not {packet.kind}"
             entry = _entry(packet, recipient, AuditEvent.REFUSED, "packet.kind_not_accepted", why)
-            log.info(entry.line())
+            logs.event(log, entry)
             return Settlement(DeliveryState.REFUSED, [entry], why)
         if endpoint.mode is DeliveryMode.PULL:
             return self._hold(packet, recipient, record.state)
@@ -100,7 +101,7 @@ class Receiver:
             return self._retry_or_give_up(packet, recipient, record.attempts, exc, delays)
         except PermanentError as exc:
             entry = _entry(packet, recipient, AuditEvent.REFUSED, str(exc.code), exc.message)
-            log.info(entry.line())
+            logs.event(log, entry)
             return Settlement(DeliveryState.REFUSED, [entry], exc.message, attempted=True)
         except Exception as exc:
             # Our bug or a library's. Not a silent loop: an attempt on the retry schedule, in
@@ -114,7 +115,7 @@ class Receiver:
         if delivered.attempts > 1:
             detail += f" ({delivered.attempts} tries)"
         entry = _entry(packet, recipient, AuditEvent.DELIVERED, "ok", detail)
-        log.info(entry.line())
+        logs.event(log, entry)
         if endpoint.send_arrival_status and packet.kind == "edoc":
             await self._send_arrival(packet, recipient, agency.name)
         return Settlement(DeliveryState.DELIVERED, [entry], detail, attempted=True)
@@ -150,12 +151,12 @@ class Receiver:
         if attempts >= len(delays):
             detail = f"gave up after {attempts + 1} attempts: {error.message}"
             entry = _entry(packet, recipient, AuditEvent.DEAD_LETTERED, str(error.code), detail)
-            log.warning(entry.line())
+            logs.event(log, entry, logging.WARNING)
             return Settlement(DeliveryState.DEAD_LETTERED, [entry], detail, attempted=True)
         delay = delays[attempts]
         detail = f"{error.message}; next attempt in {delay:g} s"
         entry = _entry(packet, recipient, AuditEvent.RETRIED, str(error.code), detail)
-        log.info(entry.line())
+        logs.event(log, entry)
         return Settlement(DeliveryState.RETRYING, [entry], detail, attempted=True, retry_in_s=delay)
 
     def _hold(self, packet: StoredPacket, recipient: str, state: DeliveryState) -> Settlement:
@@ -164,7 +165,7 @@ class Receiver:
         if state is DeliveryState.HELD:  # the bus redelivered: it is there already
             return Settlement(DeliveryState.HELD, detail=detail)
         entry = _entry(packet, recipient, AuditEvent.HELD, "ok", detail)
-        log.info(entry.line())
+        logs.event(log, entry)
         return Settlement(DeliveryState.HELD, [entry], detail)
 
 

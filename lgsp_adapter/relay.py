@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 from uuid import UUID
 
+from lgsp_adapter import logs
 from lgsp_adapter.audit import AuditEntry, AuditEvent
 from lgsp_adapter.store import DeliveryState, StoredPacket, entry_for
 from lgsp_adapter.store.sqlite import SqliteStore
@@ -49,7 +50,7 @@ async def set_aside(
     await store.update_delivery(
         packet.id, recipient, DeliveryState.DEAD_LETTERED, entries=[returned], detail=detail
     )
-    log.warning(returned.line())
+    logs.event(log, returned, logging.WARNING)
     if on_final is not None:
         await on_final(packet.id, recipient)
 
@@ -104,5 +105,5 @@ class Relay:
         if batch:
             await self._bus.publish(batch)
             for _, _, entry in batch:
-                log.info(entry.line())
+                logs.event(log, entry)
         return len(pending)

@@ -34,6 +34,7 @@ from aiormq.exceptions import ChannelInvalidStateError, DeliveryError
 from pamqp.commands import Basic
 from yarl import URL
 
+from lgsp_adapter import logs
 from lgsp_adapter.agencies import Directory
 from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.audit import AuditEntry, AuditEvent
@@ -511,7 +512,7 @@ class RabbitBus:
             detail=f"message {message.message_id}: {why}"[:500],
         )
         await self._store.append([entry])
-        log.warning(entry.line())
+        logs.event(log, entry, logging.WARNING)
         await message.reject(requeue=False)
 
     async def _settle(
@@ -681,7 +682,7 @@ class RabbitBus:
         await self._store.update_delivery(
             packet_id, recipient, state, entries=[entry], detail=detail
         )
-        log.info(entry.line())
+        logs.event(log, entry)
         await message.ack()
         if self._on_final is not None:
             await self._on_final(packet_id, recipient)
