@@ -18,13 +18,19 @@ import aiohttp
 from lgsp_adapter.config import Settings
 
 
-def readyz_url(settings: Settings) -> str:
-    """Where the daemon these settings describe answers ``/readyz``."""
+def base_url(settings: Settings) -> str:
+    """Where the daemon these settings describe answers (on loopback when it listens on
+    every address)."""
     scheme = "https" if settings.http.tls_certificate else "http"
     host = settings.http.host
     if host in ("0.0.0.0", "::", ""):  # noqa: S104  # listening everywhere: ask on loopback
         host = "127.0.0.1"
-    return f"{scheme}://{host}:{settings.http.port}/readyz"
+    return f"{scheme}://{host}:{settings.http.port}"
+
+
+def readyz_url(settings: Settings) -> str:
+    """Where the daemon these settings describe answers ``/readyz``."""
+    return f"{base_url(settings)}/readyz"
 
 
 async def check(url: str, *, cafile: Path | None = None, timeout_s: float = 5) -> tuple[int, str]:

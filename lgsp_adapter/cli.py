@@ -26,6 +26,7 @@ from lgsp_adapter.check import check, readyz_url
 from lgsp_adapter.config import Settings, load_settings
 from lgsp_adapter.daemon import check_servable, run_daemon
 from lgsp_adapter.demo import run_demo
+from lgsp_adapter.dlq_cli import dlq_group
 from lgsp_adapter.errors import ErrorCode, FatalError, LgspError
 from lgsp_adapter.logs import LogFormat, LoggingSettings
 from lgsp_adapter.packets import read_packet
@@ -311,6 +312,7 @@ def broker_permissions_command(
 
 main.add_command(audit_group)
 main.add_command(endpoints_group)
+main.add_command(dlq_group)
 
 
 def _fail(message: str) -> NoReturn:

@@ -1,0 +1,83 @@
+"""``lgsp-adapter dlq``: an operator's dead letters from a shell, through the running daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.agency_server import AgencyServer, agency_server
+from tests.test_dead_letters import OPERATOR, eventually, operated
+from tests.test_exchange_rabbitmq import COMMUNE, letter_to
+from tests.test_registry_web import PROVINCE_TOKEN
+
+
+async def dlq(url: str, *args: str, token: str = OPERATOR) -> tuple[int, str, str]:
+    run = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "lgsp_adapter",
+        "dlq",
+        "--url",
+        url,
+        *args,
+        env={**os.environ, "LGSP_OPERATOR_TOKEN": token},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(run.communicate(), timeout=30)
+    assert run.returncode is not None
+    return run.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.asyncio
+async def test_an_operator_lists_shows_replays_and_drops_from_a_shell(tmp_path: Path) -> None:
+    commune = AgencyServer(then=503)
+    async with agency_server(commune), operated(tmp_path, commune, "embedded") as operator:
+        sent = []
+        for _ in range(2):
+            _, answer, _ = await operator.as_(PROVINCE_TOKEN).call(
+                "POST", "/v1/packets", letter_to(COMMUNE), **{"Content-Type": "application/xml"}
+            )
+            sent.append(answer["packet_id"])
+
+        async def both() -> Any:
+            _, page, _ = await operator.call("GET", "/v1/dead-letters")
+            return len(page["dead_letters"]) == 2
+
+        await eventually(both, "both dead-lettered")
+        url = operator.url
+
+        status, out, err = await dlq(url, "list")
+        assert status == 0, err
+        assert sorted(line.split()[1] for line in out.splitlines()) == sorted(sent)
+        assert "2 dead letter(s)" in err
+        status, out, _ = await dlq(
+            url, "list", "--json", "--agency", COMMUNE, "--limit", "1", "--all"
+        )
+        assert sorted(json.loads(line)["packet_id"] for line in out.splitlines()) == sorted(sent)
+
+        status, out, _ = await dlq(url, "show", sent[0], COMMUNE)
+        assert status == 0
+        assert "dead_lettered" in out
+
+        commune.then = 200
+        status, out, _ = await dlq(url, "replay", sent[0], COMMUNE)
+        assert (status, out.strip()) == (0, f"{sent[0]} -> {COMMUNE}: accepted (replayed)")
+        status, out, _ = await dlq(url, "drop", sent[1], COMMUNE, "--reason", "resent by post")
+        assert (status, out.strip()) == (0, f"{sent[1]} -> {COMMUNE}: dropped")
+
+        status, _, err = await dlq(url, "replay", sent[1], COMMUNE)
+        assert status == 1
+        assert "dead_letter.not_dead_lettered" in err
+        status, _, err = await dlq(url, "list", token="not-the-operator-token-000000")
+        assert status == 1
+        assert "auth.invalid" in err
+    status, _, err = await dlq(url, "list")
+    assert status == 1
+    assert "does not answer" in err
