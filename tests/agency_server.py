@@ -67,3 +67,10 @@ async def agency_server(server: AgencyServer) -> AsyncIterator[AgencyServer]:
         yield server
     finally:
         await test_server.close()
+
+
+async def arrival(server: AgencyServer, packet_id: str, timeout_s: float = 10) -> None:
+    """Wait until ``server`` has taken ``packet_id`` (another task or process delivers it)."""
+    deadline = time.monotonic() + timeout_s
+    while packet_id not in server.delivered() and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)

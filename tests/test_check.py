@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import sys
 from pathlib import Path
 
 import pytest
 
 from lgsp_adapter.config import Settings
+from tests.cli_process import lgsp_adapter
 from tests.test_exchange_rabbitmq import daemon
 
 
 async def check(*args: str) -> tuple[int, str]:
-    run = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "lgsp_adapter",
-        "check",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(run.communicate(), timeout=30)
-    assert run.returncode is not None
-    return run.returncode, output.decode()
+    status, out, err = await lgsp_adapter("check", *args)
+    return status, out + err
 
 
 @pytest.mark.asyncio

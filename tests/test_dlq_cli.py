@@ -2,37 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.agency_server import AgencyServer, agency_server
+from tests.cli_process import lgsp_adapter
 from tests.test_dead_letters import OPERATOR, eventually, operated
 from tests.test_exchange_rabbitmq import COMMUNE, letter_to
 from tests.test_registry_web import PROVINCE_TOKEN
 
 
 async def dlq(url: str, *args: str, token: str = OPERATOR) -> tuple[int, str, str]:
-    run = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "lgsp_adapter",
-        "dlq",
-        "--url",
-        url,
-        *args,
-        env={**os.environ, "LGSP_OPERATOR_TOKEN": token},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(run.communicate(), timeout=30)
-    assert run.returncode is not None
-    return run.returncode, out.decode(), err.decode()
+    return await lgsp_adapter("dlq", "--url", url, *args, LGSP_OPERATOR_TOKEN=token)
 
 
 @pytest.mark.asyncio

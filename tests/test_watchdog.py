@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,8 @@ import pytest
 
 from lgsp_adapter.bus.topology import Topology
 from lgsp_adapter.config import Settings
-from tests.agency_server import AgencyServer, agency_server
+from tests.agency_server import AgencyServer, agency_server, arrival
+from tests.test_exchange_embedded import submit
 from tests.test_exchange_rabbitmq import (
     BROKER,
     COMMUNE,
@@ -32,59 +35,70 @@ async def readiness(session: aiohttp.ClientSession, url: str) -> tuple[int, dict
         return response.status, await response.json()
 
 
-@pytest.mark.asyncio
-async def test_a_vanished_consumer_is_attached_again(tmp_path: Path) -> None:
+@asynccontextmanager
+async def consumer_lost(
+    tmp_path: Path, commune: AgencyServer, watch_s: float
+) -> AsyncIterator[tuple[str, aiohttp.ClientSession]]:
+    """A daemon on RabbitMQ, ready, whose commune's queue is then deleted under it."""
     exchange = f"lgsp.test.{uuid.uuid4().hex[:12]}"
-    commune = AgencyServer()
+    config = Settings.model_validate(
+        {
+            "bus": {"url": BROKER, "exchange": exchange},
+            "http": {"port": 0},
+            "store": {"path": str(tmp_path / "store.sqlite3")},
+            "daemon": {"consumer_watch_s": watch_s},
+            "agencies": [
+                {"code": PROVINCE, "name": "tỉnh", "endpoint": {"mode": "pull"}},
+                {"code": COMMUNE, "name": "xã", "endpoint": {"url": commune.url}},
+            ],
+            "clients": [{"name": "province", "token": PROVINCE_TOKEN, "agencies": [PROVINCE]}],
+        }
+    )
     try:
-        async with agency_server(commune):
-            config = Settings.model_validate(
-                {
-                    "bus": {"url": BROKER, "exchange": exchange},
-                    "http": {"port": 0},
-                    "store": {"path": str(tmp_path / "store.sqlite3")},
-                    "daemon": {"consumer_watch_s": 3},
-                    "agencies": [
-                        {"code": PROVINCE, "name": "tỉnh", "endpoint": {"mode": "pull"}},
-                        {"code": COMMUNE, "name": "xã", "endpoint": {"url": commune.url}},
-                    ],
-                    "clients": [
-                        {"name": "province", "token": PROVINCE_TOKEN, "agencies": [PROVINCE]}
-                    ],
-                }
-            )
-            async with daemon(config) as url, aiohttp.ClientSession() as session:
-                assert (await readiness(session, url))[0] == 200
-                connection = await aio_pika.connect(BROKER)
-                async with connection:
-                    channel = await connection.channel()
-                    await channel.queue_delete(Topology(exchange).agency_queue(COMMUNE))
-
-                seen: list[tuple[int, str]] = []
-                deadline = time.monotonic() + 20
-                while time.monotonic() < deadline:
-                    status, report = await readiness(session, url)
-                    seen.append((status, report["status"]))
-                    if seen[-1] == (200, "ready") and (503, "unready") in seen:
-                        break
-                    await asyncio.sleep(0.05)
-                assert (503, "unready") in seen, seen[:5]
-                assert seen[-1] == (200, "ready"), seen[-5:]
-
-                async with session.post(
-                    f"{url}/v1/packets",
-                    data=letter_to(COMMUNE),
-                    headers={
-                        "Authorization": f"Bearer {PROVINCE_TOKEN}",
-                        "Content-Type": "application/xml",
-                    },
-                ) as response:
-                    assert response.status == 202
-                    packet_id = (await response.json())["packet_id"]
-                for _ in range(200):
-                    if packet_id in commune.delivered():
-                        break
-                    await asyncio.sleep(0.05)
+        async with daemon(config) as url, aiohttp.ClientSession() as session:
+            assert (await readiness(session, url))[0] == 200
+            connection = await aio_pika.connect(BROKER)
+            async with connection:
+                channel = await connection.channel()
+                await channel.queue_delete(Topology(exchange).agency_queue(COMMUNE))
+            yield url, session
     finally:
         await remove_topology(exchange, [PROVINCE, COMMUNE])
+
+
+async def readiness_becomes(
+    session: aiohttp.ClientSession, url: str, wanted: str, timeout_s: float = 20
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        _, report = await readiness(session, url)
+        if report["status"] == wanted or time.monotonic() > deadline:
+            return report
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.asyncio
+async def test_readiness_names_an_agency_whose_consumer_vanished(tmp_path: Path) -> None:
+    commune = AgencyServer()
+    async with (
+        agency_server(commune),
+        consumer_lost(tmp_path, commune, watch_s=3600) as (url, session),  # no watchdog now
+    ):
+        report = await readiness_becomes(session, url, "unready")
+    assert report["status"] == "unready", report
+    assert COMMUNE in report["why"]
+
+
+@pytest.mark.asyncio
+async def test_the_watchdog_attaches_a_vanished_consumer_again(tmp_path: Path) -> None:
+    commune = AgencyServer()
+    async with (
+        agency_server(commune),
+        consumer_lost(tmp_path, commune, watch_s=0.5) as (url, session),
+    ):
+        await asyncio.sleep(1)  # a look of the watchdog at least
+        report = await readiness_becomes(session, url, "ready")
+        assert report["status"] == "ready", report
+        packet_id = await submit(url, letter_to(COMMUNE))
+        await arrival(commune, packet_id)
     assert commune.delivered() == [packet_id]
