@@ -7,6 +7,7 @@ one line on stderr naming the error code), and 2 on a usage mistake (click's con
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import shlex
 import signal
@@ -15,12 +16,14 @@ import tempfile
 from pathlib import Path
 from typing import NoReturn
 
+import aio_pika
 import click
 
 from lgsp_adapter import __version__, logs
 from lgsp_adapter.agency_list import Agency, ImportReport
 from lgsp_adapter.agency_list_admin import cli_actor, import_national_list
 from lgsp_adapter.audit_cli import audit_group
+from lgsp_adapter.bus import declare
 from lgsp_adapter.bus.topology import Topology, permissions
 from lgsp_adapter.check import check, readyz_url
 from lgsp_adapter.config import Settings, load_settings
@@ -293,6 +296,8 @@ def broker_permissions_command(
     if not served:
         _fail("error: no [[agencies]] in the settings: say which codes with --codes")
     rules = permissions(Topology(settings.bus.exchange), served)
+    if not settings.bus.declare:  # an administrator declares: the daemon configures nothing
+        rules = dataclasses.replace(rules, configure="^$")
     click.echo(
         " ".join(
             shlex.quote(word)
@@ -308,6 +313,50 @@ def broker_permissions_command(
             )
         )
     )
+
+
+@main.command("declare")
+@CONFIG_OPTION
+@click.option(
+    "--url",
+    envvar="LGSP_ADMIN_BUS_URL",
+    help="An administrator's amqp:// URL (or LGSP_ADMIN_BUS_URL); default: the settings' bus.",
+)
+@click.option(
+    "--store",
+    "store_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The daemon's store, for the agencies registered live (default: the settings').",
+)
+def declare_command(config_path: Path | None, url: str | None, store_path: Path | None) -> None:
+    """Declare the exchange and the queues of every agency the daemon serves (the settings'
+    and the registry's), for a broker where daemons may not (bus.declare = false)."""
+    try:
+        settings = load_settings(config_path)
+        target = url or (settings.bus.url.get_secret_value() if settings.bus.url else None)
+        if target is None:
+            _fail("error: no bus: give --url or set [bus] url")
+        declared = asyncio.run(_declare(settings, target, store_path or settings.store.path))
+    except LgspError as exc:
+        _fail(f"error: {exc}")
+    except (OSError, aio_pika.exceptions.AMQPException) as exc:
+        _fail(f"error: the broker refused or did not answer: {exc}")
+    for name in declared:
+        click.echo(name)
+    click.echo(f"{len(declared)} declared on {settings.bus.exchange}", err=True)
+
+
+async def _declare(settings: Settings, url: str, store_path: Path | None) -> list[str]:
+    default = settings.delivery.retry_delays_s
+    agencies = {str(a.code): a.endpoint.retry_delays_s or default for a in settings.agencies}
+    if store_path is not None:  # integrators' registrations, as the daemon will serve them
+        async with await SqliteStore.open(store_path) as store:
+            for record in await store.registry.endpoints():
+                if record.problem is None:
+                    agencies[record.code] = record.agency.endpoint.retry_delays_s or default
+    connection = await aio_pika.connect(url)
+    async with connection:
+        return await declare.everything(connection, Topology(settings.bus.exchange), agencies)
 
 
 main.add_command(audit_group)

@@ -113,6 +113,12 @@ class BusSettings(_Section):
         "when the connected node is lost the daemon moves to the next.",
     )
     exchange: str = Field("lgsp.packets", min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    declare: bool = Field(
+        True,
+        description="Declare the exchange and this daemon's queues at start. False where the "
+        "daemon's account may configure nothing: an administrator runs `lgsp-adapter declare` "
+        "beforehand, and the daemon only checks they are there.",
+    )
     prefetch: int = Field(32, ge=1, le=10_000, description="Unacknowledged packets per consumer.")
 
 

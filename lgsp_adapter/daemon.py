@@ -147,6 +147,7 @@ async def run_daemon(
                     on_final=ended,
                     cluster_nodes=settings.bus.cluster_nodes,
                     consumer_watch_s=settings.daemon.consumer_watch_s,
+                    declare_topology=settings.bus.declare,
                 )
             )
         metrics.watch_bus(

@@ -87,6 +87,7 @@ class ErrorCode(StrEnum):
     AUDIT_BAD_BUNDLE = "audit.bad_bundle"
     # The bus
     OUTBOX_FULL = "bus.outbox_full"
+    BUS_TOPOLOGY_MISSING = "bus.topology_missing"
     # Configuration and the process
     CONFIG_INVALID = "config.invalid"
     STORE_UNAVAILABLE = "store.unavailable"

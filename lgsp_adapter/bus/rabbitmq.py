@@ -38,10 +38,10 @@ from lgsp_adapter import logs
 from lgsp_adapter.agencies import Directory
 from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.audit import AuditEntry, AuditEvent
-from lgsp_adapter.bus import failover
+from lgsp_adapter.bus import declare, failover
 from lgsp_adapter.bus.embedded import Handler
 from lgsp_adapter.bus.topology import Topology
-from lgsp_adapter.errors import LgspError
+from lgsp_adapter.errors import ErrorCode, FatalError, LgspError
 from lgsp_adapter.packets import read_packet, recipients_of, sender_of
 from lgsp_adapter.receiving import NOT_SERVED_WAIT_S
 from lgsp_adapter.relay import Outgoing, set_aside
@@ -84,8 +84,10 @@ class RabbitBus:
         on_final: Callable[[UUID, str], Awaitable[None]] | None = None,
         cluster_nodes: list[str] | None = None,
         consumer_watch_s: float = 5.0,
+        declare_topology: bool = True,
     ) -> None:
         self._watch_s = consumer_watch_s
+        self._declare = declare_topology
         self._url = url
         self._cluster_nodes = cluster_nodes or []
         self._user = URL(url).user or "guest"
@@ -163,39 +165,55 @@ class RabbitBus:
         return self._connection is not None and self._connection.connected.is_set()
 
     async def declare(self, channel: AbstractChannel) -> AbstractExchange:
-        """Declare the exchange and this daemon's queues (idempotent); returns the exchange."""
-        t = self._topology
-        exchange = await channel.declare_exchange(
-            t.exchange, aio_pika.ExchangeType.TOPIC, durable=True
-        )
-        await channel.declare_exchange(t.dead_exchange, aio_pika.ExchangeType.TOPIC, durable=True)
+        """Declare the exchange and this daemon's queues (idempotent), or, where the daemon
+        may not (``bus.declare = false``), check that they are there; returns the exchange."""
+        if not self._declare:
+            await self._require(sorted(self._served))
+            return await channel.get_exchange(self._topology.exchange, ensure=False)
+        exchange = await declare.exchanges(channel, self._topology)
         for recipient in sorted(self._served):
             await self._declare_agency(channel, recipient)
         return exchange
 
+    def _delays(self, recipient: str) -> list[float]:
+        agency = self._directory.served(AgencyCode.parse(recipient))
+        return (agency.endpoint.retry_delays_s if agency else None) or self._retry_delays_s
+
+    async def _require(self, codes: list[str]) -> None:
+        """The topology an administrator declared beforehand is all there, or a clear error."""
+        assert self._connection is not None  # noqa: S101  # used only inside `async with`
+        needed = {code: self._delays(code) for code in codes}
+        absent = await declare.missing(self._connection, self._topology, needed)
+        for code in codes:  # what is there need not be declared again
+            for name in declare.queue_names(self._topology, code, needed[code]):
+                if name not in absent and ".retry." in name:
+                    self._retry_queues.add(name)
+        if absent:
+            raise FatalError(
+                ErrorCode.BUS_TOPOLOGY_MISSING,
+                f"bus.declare is false and the broker lacks {', '.join(absent[:5])}"
+                + (f" and {len(absent) - 5} more" if len(absent) > 5 else "")
+                + ": run `lgsp-adapter declare` with an administrator's account",
+                details={"missing": absent},
+            )
+
     async def _declare_agency(self, channel: AbstractChannel, recipient: str) -> None:
         """One agency's queue, dead letters and retry queues, bound (idempotent)."""
-        t = self._topology
-        queue = await channel.declare_queue(
-            t.agency_queue(recipient), durable=True, arguments=t.agency_arguments()
-        )
-        await queue.bind(t.exchange, t.binding(recipient))
-        dead_queue = await channel.declare_queue(
-            t.dead_queue(recipient), durable=True, arguments=t.dead_arguments()
-        )
-        await dead_queue.bind(t.dead_exchange, t.binding(recipient))
-        agency = self._directory.served(AgencyCode.parse(recipient))
-        delays = (agency.endpoint.retry_delays_s if agency else None) or self._retry_delays_s
-        for delay in delays:
+        if not self._declare:
+            await self._require([recipient])
+            return
+        await declare.agency_queues(channel, self._topology, recipient)
+        for delay in self._delays(recipient):
             await self._declare_retry(channel, recipient, delay)
 
     async def _declare_retry(self, channel: AbstractChannel, recipient: str, delay: float) -> None:
         name = self._topology.retry_queue(recipient, delay)
         if name in self._retry_queues:
             return
-        await channel.declare_queue(
-            name, durable=True, arguments=self._topology.retry_arguments(recipient, delay)
-        )
+        if not self._declare:
+            await self._require([recipient])  # a schedule changed since `declare` ran
+            return
+        await declare.retry_queue(channel, self._topology, recipient, delay)
         self._retry_queues.add(name)
 
     def _forget_retry_queues(self, recipient: str) -> None:

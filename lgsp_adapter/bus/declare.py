@@ -1,0 +1,104 @@
+"""Declaring the exchange's shape on RabbitMQ: by each daemon as it starts (the default), or
+beforehand by an administrator with ``lgsp-adapter declare`` where daemons' broker accounts
+may configure nothing (``bus.declare = false``): such a daemon only checks that what it needs
+is there, and says what is missing.
+"""
+
+from __future__ import annotations
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
+from aio_pika.exceptions import ChannelClosed
+
+from lgsp_adapter.bus.topology import Topology
+from lgsp_adapter.receiving import NOT_SERVED_WAIT_S
+
+
+async def exchanges(channel: AbstractChannel, topology: Topology) -> AbstractExchange:
+    """The topic exchange and the broker's dead-letter exchange; returns the first."""
+    exchange = await channel.declare_exchange(
+        topology.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+    )
+    await channel.declare_exchange(
+        topology.dead_exchange, aio_pika.ExchangeType.TOPIC, durable=True
+    )
+    return exchange
+
+
+async def agency_queues(channel: AbstractChannel, topology: Topology, code: str) -> None:
+    """One agency's queue and dead-letter queue, bound."""
+    queue = await channel.declare_queue(
+        topology.agency_queue(code), durable=True, arguments=topology.agency_arguments()
+    )
+    await queue.bind(topology.exchange, topology.binding(code))
+    dead = await channel.declare_queue(
+        topology.dead_queue(code), durable=True, arguments=topology.dead_arguments()
+    )
+    await dead.bind(topology.dead_exchange, topology.binding(code))
+
+
+async def retry_queue(
+    channel: AbstractChannel, topology: Topology, code: str, delay_s: float
+) -> None:
+    """Where a packet for ``code`` waits ``delay_s`` before its next attempt."""
+    await channel.declare_queue(
+        topology.retry_queue(code, delay_s),
+        durable=True,
+        arguments=topology.retry_arguments(code, delay_s),
+    )
+
+
+def queue_names(topology: Topology, code: str, delays: list[float]) -> list[str]:
+    """Every queue a daemon serving ``code`` uses: its own, its dead letters, one per retry
+    delay, and the short wait of a delivery for an agency not served at that moment."""
+    waits = sorted({*delays, NOT_SERVED_WAIT_S})
+    return [
+        topology.agency_queue(code),
+        topology.dead_queue(code),
+        *(topology.retry_queue(code, delay) for delay in waits),
+    ]
+
+
+async def everything(
+    connection: AbstractConnection, topology: Topology, agencies: dict[str, list[float]]
+) -> list[str]:
+    """Declare the whole shape for ``agencies`` (code -> retry delays); the names declared."""
+    channel = await connection.channel()
+    try:
+        await exchanges(channel, topology)
+        declared = [topology.exchange, topology.dead_exchange]
+        for code, delays in sorted(agencies.items()):
+            await agency_queues(channel, topology, code)
+            for delay in sorted({*delays, NOT_SERVED_WAIT_S}):
+                await retry_queue(channel, topology, code, delay)
+            declared += queue_names(topology, code, delays)
+        return declared
+    finally:
+        await channel.close()
+
+
+async def missing(
+    connection: AbstractConnection, topology: Topology, agencies: dict[str, list[float]]
+) -> list[str]:
+    """What is not on the broker of what ``agencies`` need, asked passively on a channel of
+    its own (a missing name closes the channel that asked)."""
+    absent: list[str] = []
+    checks: list[tuple[str, bool]] = [(topology.exchange, True), (topology.dead_exchange, True)]
+    for code, delays in sorted(agencies.items()):
+        checks += [(name, False) for name in queue_names(topology, code, delays)]
+    channel = await connection.channel()
+    try:
+        for name, is_exchange in checks:
+            if channel.is_closed:
+                channel = await connection.channel()
+            try:
+                if is_exchange:
+                    await channel.get_exchange(name, ensure=True)
+                else:
+                    await channel.declare_queue(name, passive=True)
+            except ChannelClosed:
+                absent.append(name)
+    finally:
+        if not channel.is_closed:
+            await channel.close()
+    return absent
