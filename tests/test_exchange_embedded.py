@@ -65,12 +65,12 @@ async def exchange(
             await asyncio.wait_for(task, timeout=20)
 
 
-async def submit(url: str, body: bytes) -> str:
+async def submit(url: str, body: bytes, token: str = TOKEN) -> str:
     async with aiohttp.ClientSession() as session:
         response = await session.post(
             f"{url}/v1/packets",
             data=body,
-            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/xml"},
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/xml"},
         )
         assert response.status == 202, await response.text()
         return str((await response.json())["packet_id"])
