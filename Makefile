@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-cluster lint format typecheck bench services schema clean
+.PHONY: demo test test-cluster config-reference lint format typecheck bench services schema clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ format: $(VENV)/.installed-dev
 ## Makes sure RabbitMQ (5672) and PostgreSQL (5432) listen on loopback, starting local ones if it can.
 services:
 	bash scripts/ensure-services.sh
+
+## Regenerates docs/configuration.md from the settings model (a test checks it is current).
+config-reference: $(VENV)/.installed
+	$(BIN)/python -m lgsp_adapter.config_reference > docs/configuration.md
 
 ## Regenerates the published JSON Schema of the tax–transport packets.
 schema: $(VENV)/.installed
