@@ -11,6 +11,7 @@ import dataclasses
 import re
 import shlex
 import signal
+import sqlite3
 import sys
 import tempfile
 from pathlib import Path
@@ -23,6 +24,7 @@ from lgsp_adapter import __version__, logs
 from lgsp_adapter.agency_list import Agency, ImportReport
 from lgsp_adapter.agency_list_admin import cli_actor, import_national_list
 from lgsp_adapter.audit_cli import audit_group
+from lgsp_adapter.backup import backup
 from lgsp_adapter.bus import declare
 from lgsp_adapter.bus.topology import Topology, permissions
 from lgsp_adapter.check import check, readyz_url
@@ -313,6 +315,37 @@ def broker_permissions_command(
             )
         )
     )
+
+
+@main.command("backup")
+@CONFIG_OPTION
+@click.option(
+    "--store",
+    "store_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The store to copy (default: the settings').",
+)
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The copy's file; it must not exist.",
+)
+def backup_command(config_path: Path | None, store_path: Path | None, target: Path) -> None:
+    """Copy the store while the daemon runs (one consistent moment), and check the copy."""
+    try:
+        store = store_path or load_settings(config_path).store.path
+        copy = backup(store, target)
+    except LgspError as exc:
+        _fail(f"error: {exc}")
+    except sqlite3.Error as exc:
+        _fail(f"error: {ErrorCode.STORE_UNAVAILABLE}: {exc}")
+    click.echo(
+        f"{copy.path}: {copy.packets} packets, {copy.deliveries} deliveries, "
+        f"{copy.audit_entries} audit entries, {copy.size_bytes:,} bytes; integrity ok"
+    )
+    click.echo(f"check its audit log with: lgsp-adapter audit verify --store {copy.path}", err=True)
 
 
 @main.command("declare")
