@@ -34,6 +34,7 @@ from lgsp_adapter.demo import run_demo
 from lgsp_adapter.dlq_cli import dlq_group
 from lgsp_adapter.errors import ErrorCode, FatalError, LgspError
 from lgsp_adapter.logs import LogFormat, LoggingSettings
+from lgsp_adapter.migrate import migrate
 from lgsp_adapter.packets import read_packet
 from lgsp_adapter.registry_cli import endpoints_group
 from lgsp_adapter.store.sqlite import SqliteStore
@@ -315,6 +316,28 @@ def broker_permissions_command(
             )
         )
     )
+
+
+@main.command("migrate")
+@CONFIG_OPTION
+@click.option(
+    "--store",
+    "location",
+    help="A SQLite file or a postgresql:// URL (default: the settings' store.path).",
+)
+def migrate_command(config_path: Path | None, location: str | None) -> None:
+    """Bring the store's schema up to this version (the daemon also does at start)."""
+    try:
+        where = location or str(load_settings(config_path).store.path)
+        before, after = asyncio.run(migrate(where))
+    except LgspError as exc:
+        _fail(f"error: {exc}")
+    except sqlite3.Error as exc:
+        _fail(f"error: {ErrorCode.STORE_UNAVAILABLE}: {exc}")
+    for part, version in sorted(after.items()):
+        was = before.get(part, 0)
+        change = f"{was} -> {version}" if was != version else f"{version}, current"
+        click.echo(f"{part}: schema {change}")
 
 
 @main.command("backup")
