@@ -22,8 +22,9 @@ from pydantic import SecretStr
 from lgsp_adapter.agencies import KnownAgency
 from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.bus.topology import Permissions, Topology
-from lgsp_adapter.config import Settings
+from lgsp_adapter.config import DeliverySettings, Settings
 from lgsp_adapter.daemon import run_daemon
+from lgsp_adapter.receiving import NOT_SERVED_WAIT_S
 from lgsp_adapter.store import DeliveryState
 from lgsp_adapter.store.sqlite import SqliteStore
 from tests.agency_server import AgencyServer, agency_server
@@ -74,14 +75,17 @@ async def daemon(config: Settings) -> AsyncIterator[str]:
 async def remove_topology(
     exchange: str, served: list[str], delays: list[float] = DELAYS, broker: str = BROKER
 ) -> None:
-    """Leave the broker as we found it."""
+    """Leave the broker as we found it: every queue a daemon may have declared, whatever
+    schedule it ran on (a deleted queue that is not there is no error). Quorum queues left
+    behind by earlier runs piled up in the hundreds and once wedged the shared broker."""
     topology = Topology(exchange)
+    waits = {*delays, *DeliverySettings().retry_delays_s, NOT_SERVED_WAIT_S}
     connection = await aio_pika.connect(broker)
     async with connection:
         channel = await connection.channel()
         for code in served:
             names = [topology.agency_queue(code), topology.dead_queue(code)]
-            names += [topology.retry_queue(code, d) for d in delays]
+            names += [topology.retry_queue(code, d) for d in sorted(waits)]
             for name in names:
                 await channel.queue_delete(name)
         await channel.exchange_delete(exchange)
