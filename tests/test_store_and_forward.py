@@ -51,8 +51,8 @@ async def test_the_outbox_holds_what_is_accepted_while_the_broker_is_away(
             url = await stack.enter_async_context(daemon(config))
             session = await stack.enter_async_context(aiohttp.ClientSession())
             sender = Api(session, url, PROVINCE_TOKEN)
-            status, report, _ = await sender.call("GET", "/readyz")
-            assert (status, report["status"]) == (200, "ready")
+            # Ready once its consumers are attached.
+            await eventually(lambda: readiness(session, url, "ready"))
 
             await proxy.cut()
             await eventually(lambda: readiness(session, url, "degraded"))

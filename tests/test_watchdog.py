@@ -27,6 +27,7 @@ from tests.test_exchange_rabbitmq import (
     letter_to,
     remove_topology,
 )
+from tests.test_registry_live import consumer_count
 from tests.test_registry_web import PROVINCE_TOKEN
 
 
@@ -38,7 +39,7 @@ async def readiness(session: aiohttp.ClientSession, url: str) -> tuple[int, dict
 @asynccontextmanager
 async def consumer_lost(
     tmp_path: Path, commune: AgencyServer, watch_s: float
-) -> AsyncIterator[tuple[str, aiohttp.ClientSession]]:
+) -> AsyncIterator[tuple[str, aiohttp.ClientSession, str]]:
     """A daemon on RabbitMQ, ready, whose commune's queue is then deleted under it."""
     exchange = f"lgsp.test.{uuid.uuid4().hex[:12]}"
     config = Settings.model_validate(
@@ -56,12 +57,13 @@ async def consumer_lost(
     )
     try:
         async with daemon(config) as url, aiohttp.ClientSession() as session:
-            assert (await readiness(session, url))[0] == 200
+            # Ready once its consumers are attached (not before: readiness says so).
+            assert (await readiness_becomes(session, url, "ready"))["status"] == "ready"
             connection = await aio_pika.connect(BROKER)
             async with connection:
                 channel = await connection.channel()
                 await channel.queue_delete(Topology(exchange).agency_queue(COMMUNE))
-            yield url, session
+            yield url, session, exchange
     finally:
         await remove_topology(exchange, [PROVINCE, COMMUNE])
 
@@ -82,7 +84,7 @@ async def test_readiness_names_an_agency_whose_consumer_vanished(tmp_path: Path)
     commune = AgencyServer()
     async with (
         agency_server(commune),
-        consumer_lost(tmp_path, commune, watch_s=3600) as (url, session),  # no watchdog now
+        consumer_lost(tmp_path, commune, watch_s=3600) as (url, session, _),  # no watchdog now
     ):
         report = await readiness_becomes(session, url, "unready")
     assert report["status"] == "unready", report
@@ -94,11 +96,15 @@ async def test_the_watchdog_attaches_a_vanished_consumer_again(tmp_path: Path) -
     commune = AgencyServer()
     async with (
         agency_server(commune),
-        consumer_lost(tmp_path, commune, watch_s=0.5) as (url, session),
+        consumer_lost(tmp_path, commune, watch_s=0.5) as (url, session, exchange),
     ):
         await asyncio.sleep(1)  # a look of the watchdog at least
         report = await readiness_becomes(session, url, "ready")
         assert report["status"] == "ready", report
+        # aio-pika restores a cancelled consumer by itself once its queue is back (after its
+        # 5 s): the watchdog's must be the only one then, not a second beside it.
+        await asyncio.sleep(6)
+        assert await consumer_count(exchange, COMMUNE) == 1
         packet_id = await submit(url, letter_to(COMMUNE))
         await arrival(commune, packet_id)
     assert commune.delivered() == [packet_id]

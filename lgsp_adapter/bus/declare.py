@@ -6,6 +6,8 @@ is there, and says what is missing.
 
 from __future__ import annotations
 
+import contextlib
+
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 from aio_pika.exceptions import ChannelClosed
@@ -89,8 +91,6 @@ async def missing(
     channel = await connection.channel()
     try:
         for name, is_exchange in checks:
-            if channel.is_closed:
-                channel = await connection.channel()
             try:
                 if is_exchange:
                     await channel.get_exchange(name, ensure=True)
@@ -98,7 +98,12 @@ async def missing(
                     await channel.declare_queue(name, passive=True)
             except ChannelClosed:
                 absent.append(name)
+                # The broker closed it; closing it here too keeps aio-pika from reopening
+                # it (a channel leaked at every check otherwise).
+                with contextlib.suppress(Exception):
+                    await channel.close()
+                channel = await connection.channel()
     finally:
-        if not channel.is_closed:
+        with contextlib.suppress(Exception):
             await channel.close()
     return absent

@@ -43,12 +43,15 @@ from lgsp_adapter.bus.embedded import Handler
 from lgsp_adapter.bus.topology import Topology
 from lgsp_adapter.errors import ErrorCode, FatalError, LgspError
 from lgsp_adapter.packets import read_packet, recipients_of, sender_of
-from lgsp_adapter.receiving import NOT_SERVED_WAIT_S
+from lgsp_adapter.receiving import NOT_SERVED_WAIT_S, Settlement
 from lgsp_adapter.relay import Outgoing, set_aside
 from lgsp_adapter.safe_xml import XmlLimits
 from lgsp_adapter.store import DeliveryState, StoredPacket, entry_for
 from lgsp_adapter.store.sqlite import SqliteStore
 
+# aiormq logs every frame at DEBUG, documents' bodies among them: capped, so that DEBUG
+# turned on to chase a broker problem leaks none (tests/test_no_secrets_in_logs.py).
+logging.getLogger("aiormq").setLevel(logging.INFO)
 log = logging.getLogger(__name__)
 
 HEADER_SENDER = "x-lgsp-sender"
@@ -64,6 +67,23 @@ HEADER_ATTEMPT = "x-lgsp-attempt"  # on retry copies: the delivery attempt they 
 RECEIPT = "receipt"  # the message type (and routing-key kind) of transport receipts
 # The bus is away: what failed is tried again when it is back, nothing is set aside.
 _CONNECTION_ERRORS = (*CONNECTION_EXCEPTIONS, ChannelInvalidStateError, TimeoutError)
+
+
+def _set_aside(
+    packet: StoredPacket, recipient: str, settlement: Settlement, why: LgspError
+) -> Settlement:
+    """A retry that cannot wait on the bus, as a dead letter."""
+    detail = f"{why.message} (after {settlement.detail})"
+    entry = entry_for(
+        packet, AuditEvent.DEAD_LETTERED, recipient=recipient, outcome=str(why.code), detail=detail
+    )
+    logs.event(log, entry, logging.ERROR)
+    return Settlement(
+        DeliveryState.DEAD_LETTERED,
+        [*settlement.entries, entry],
+        detail,
+        attempted=settlement.attempted,
+    )
 
 
 class RabbitBus:
@@ -87,6 +107,7 @@ class RabbitBus:
         declare_topology: bool = True,
     ) -> None:
         self._watch_s = consumer_watch_s
+        self._handler_wanted = False  # consume() has been asked for
         self._declare = declare_topology
         self._url = url
         self._cluster_nodes = cluster_nodes or []
@@ -146,12 +167,15 @@ class RabbitBus:
                     ("agency", self._topology.agency_queue(code)),
                     ("dead", self._topology.dead_queue(code)),
                 ):
-                    if channel.is_closed:
-                        channel = await self._connection.channel(publisher_confirms=False)
                     try:
                         queue = await channel.declare_queue(name, passive=True)
                     except aio_pika.exceptions.ChannelClosed:
-                        continue  # gone: nothing to count
+                        # Gone: nothing to count. The broker closed the channel; closing it
+                        # here too keeps aio-pika from reopening it behind our back.
+                        with contextlib.suppress(Exception):
+                            await channel.close()
+                        channel = await self._connection.channel(publisher_confirms=False)
+                        continue
                     count = queue.declaration_result.message_count
                     depths[(role, code)] = int(count or 0)
         finally:
@@ -301,6 +325,7 @@ class RabbitBus:
     async def consume(self, handler: Handler, stopping: asyncio.Event) -> None:
         """Deliver what the agency queues hold until ``stopping`` is set."""
         assert self._connection is not None  # noqa: S101  # used only inside `async with`
+        self._handler_wanted = True
         channel = await self._consuming_channel(handler, stopping)
         if channel is None:
             return
@@ -352,8 +377,11 @@ class RabbitBus:
         """Served agencies with no consumer attached here now: the broker cancels one whose
         queue was deleted, and nothing in aio-pika brings it back. Empty while the bus is
         away (that is a state of its own) or before consuming starts."""
-        if not self.connected or self._consuming is None or self._consuming.is_closed:
+        if not self.connected:
             return []
+        if self._consuming is None or self._consuming.is_closed:
+            # Connected, consuming asked for, and no channel: none is attached.
+            return sorted(self._served) if self._handler_wanted else []
         try:
             underlay = await asyncio.wait_for(self._consuming.get_underlay_channel(), 1)
         except Exception:  # the channel is being restored
@@ -373,10 +401,16 @@ class RabbitBus:
                 return
             for recipient in missing:
                 try:
+                    # aio-pika would restore the cancelled consumer by itself once the queue
+                    # is back, beside ours: cancelling it takes it off that list.
+                    if recipient in self._consumers:
+                        queue, tag = self._consumers.pop(recipient)
+                        with contextlib.suppress(Exception):
+                            await queue.cancel(tag)
                     self._forget_retry_queues(recipient)
                     await self._declare_agency(self._publishing_channel(), recipient)
                     await self._start_consumer(self._consuming, self._handler, recipient)
-                except (*_CONNECTION_ERRORS, aio_pika.exceptions.ChannelClosed):
+                except (*_CONNECTION_ERRORS, aio_pika.exceptions.ChannelClosed, FatalError):
                     log.warning("the consumer of %s could not be attached again yet", recipient)
                     continue
                 log.warning("the consumer of %s had vanished; attached again", recipient)
@@ -568,8 +602,16 @@ class RabbitBus:
         # and after the record, the redelivered original is recognised as stale.
         if settlement.retry_in_s is not None:
             # The agency's schedule may have changed since its queues were declared.
-            channel = self._publishing_channel()
-            await self._declare_retry(channel, recipient, settlement.retry_in_s)
+            try:
+                await self._declare_retry(
+                    self._publishing_channel(), recipient, settlement.retry_in_s
+                )
+            except FatalError as exc:
+                # bus.declare is false and nobody declared that retry queue: the delivery is
+                # set aside for an operator (replayed once `lgsp-adapter declare` has run),
+                # not handed back to the broker to be posted again and again.
+                settlement = _set_aside(packet, recipient, settlement, exc)
+        if settlement.retry_in_s is not None:
             await self._park(
                 packet,
                 recipient,
