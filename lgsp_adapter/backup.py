@@ -1,22 +1,23 @@
 """``lgsp-adapter backup``: a consistent copy of a running daemon's store, checked.
 
-SQLite's online backup copies the file page by page while the daemon goes on writing (a
-write between steps restarts the copy of what changed), so the copy is one moment of the
-store: every accepted packet with its deliveries and the audit log up to that moment. A copy
-of the file with cp while the daemon runs is not: the write-ahead log would be missing or
-half-copied. Restoring is stopping the daemon, putting the copy in the store's place and
-starting it: the outbox, the retries and the log go on from that moment.
+SQLite's online backup copies every page in one step, inside one read transaction: in WAL
+mode the daemon goes on writing meanwhile, and the copy is one moment of the store (every
+accepted packet with its deliveries, and the audit log, up to it). Copying in small steps
+would restart at every write of a busy daemon and never end; a cp of the file while the
+daemon runs is not a moment at all (the write-ahead log missing or half-copied). The copy holds
+endpoint secrets: it is made readable by its owner only. Restoring is stopping the daemon,
+putting the copy in the store's place and starting it: the outbox, the retries and the log go
+on from that moment.
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 from lgsp_adapter.errors import ErrorCode, FatalError
-
-_PAGES_PER_STEP = 1024  # 4 MB at a time: the daemon's writes go on between steps
 
 
 @dataclass(frozen=True)
@@ -31,11 +32,13 @@ class Copy:
 
 
 def _copy(store: Path, to: Path) -> Copy:
-    source = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    # A URI of the resolved path: '?', '#' or '%' in a name would otherwise be read as URI
+    # syntax (another file opened, read-only lost).
+    source = sqlite3.connect(store.resolve().as_uri() + "?mode=ro", uri=True)
     try:
         target = sqlite3.connect(to)
         try:
-            source.backup(target, pages=_PAGES_PER_STEP)
+            source.backup(target)
             (verdict,) = target.execute("PRAGMA integrity_check").fetchone()
             if verdict != "ok":
                 raise FatalError(ErrorCode.STORE_UNAVAILABLE, f"the copy is damaged: {verdict}")
@@ -55,8 +58,13 @@ def backup(store: Path, to: Path) -> Copy:
     """Copy ``store`` to ``to`` (which must not exist) while its daemon runs, and check it."""
     if not store.is_file():
         raise FatalError(ErrorCode.STORE_UNAVAILABLE, f"no store at {store}")
-    if to.exists():
-        raise FatalError(ErrorCode.STORE_UNAVAILABLE, f"{to} exists: a backup never overwrites")
+    try:
+        # Made here, for its owner only, and only if it is not there (no race with another).
+        os.close(os.open(to, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        raise FatalError(
+            ErrorCode.STORE_UNAVAILABLE, f"{to} exists: a backup never overwrites"
+        ) from None
     try:
         return _copy(store, to)
     except BaseException:

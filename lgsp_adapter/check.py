@@ -25,6 +25,8 @@ def base_url(settings: Settings) -> str:
     host = settings.http.host
     if host in ("0.0.0.0", "::", ""):  # noqa: S104  # listening everywhere: ask on loopback
         host = "127.0.0.1"
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
     return f"{scheme}://{host}:{settings.http.port}"
 
 

@@ -392,7 +392,9 @@ def declare_command(config_path: Path | None, url: str | None, store_path: Path 
         target = url or (settings.bus.url.get_secret_value() if settings.bus.url else None)
         if target is None:
             _fail("error: no bus: give --url or set [bus] url")
-        declared = asyncio.run(_declare(settings, target, store_path or settings.store.path))
+        store = store_path or settings.store.path
+        # Never make a store by reading one: none yet means no registrations yet.
+        declared = asyncio.run(_declare(settings, target, store if store.is_file() else None))
     except LgspError as exc:
         _fail(f"error: {exc}")
     except (OSError, aio_pika.exceptions.AMQPException) as exc:

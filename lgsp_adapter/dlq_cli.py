@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import aiohttp
 import click
@@ -62,6 +62,11 @@ class Api:
             error = (answer or {}).get("error", {}) if isinstance(answer, dict) else {}
             _fail(f"error: {error.get('code', status)}: {error.get('message', text[:200])}")
         return answer
+
+
+def _part(text: str) -> str:
+    """A path segment as typed, quoted: a '/' or '?' in it must not make another request."""
+    return quote(text, safe="")
 
 
 def _fail(message: str) -> NoReturn:
@@ -166,7 +171,7 @@ def list_command(
 @click.pass_context
 def show_command(context: click.Context, packet_id: str, agency: str) -> None:
     """One dead letter and its packet's history."""
-    letter = _api(context).call("GET", f"/v1/dead-letters/{packet_id}/{agency}")
+    letter = _api(context).call("GET", f"/v1/dead-letters/{_part(packet_id)}/{_part(agency)}")
     click.echo(_line(letter))
     for entry in letter.get("history", []):
         parts = [entry.get("at", "")[:23], f"{entry['event']:<13}", entry.get("recipient") or "-"]
@@ -182,7 +187,9 @@ def show_command(context: click.Context, packet_id: str, agency: str) -> None:
 @click.pass_context
 def replay_command(context: click.Context, packet_id: str, agency: str) -> None:
     """Back to the outbox, on a fresh retry schedule."""
-    record = _api(context).call("POST", f"/v1/dead-letters/{packet_id}/{agency}/replay")
+    record = _api(context).call(
+        "POST", f"/v1/dead-letters/{_part(packet_id)}/{_part(agency)}/replay"
+    )
     click.echo(f"{packet_id} -> {agency}: {record['state']} (replayed)")
 
 
@@ -194,6 +201,6 @@ def replay_command(context: click.Context, packet_id: str, agency: str) -> None:
 def drop_command(context: click.Context, packet_id: str, agency: str, reason: str) -> None:
     """Give it up for good; the sender is told."""
     record = _api(context).call(
-        "POST", f"/v1/dead-letters/{packet_id}/{agency}/drop", {"reason": reason}
+        "POST", f"/v1/dead-letters/{_part(packet_id)}/{_part(agency)}/drop", {"reason": reason}
     )
     click.echo(f"{packet_id} -> {agency}: {record['state']}")

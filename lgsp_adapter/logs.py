@@ -19,9 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lgsp_adapter.audit import AuditEntry
 
-# aiosqlite logs each statement with its parameters at DEBUG: packets and endpoint secrets.
-# No setting may open it below INFO (tests/test_no_secrets_in_logs.py).
-_CAPPED = {"aiosqlite": logging.INFO}
+# aiosqlite logs each statement with its parameters at DEBUG (packets, endpoint secrets),
+# aiormq each frame (documents' bodies). No setting may open them below INFO
+# (tests/test_no_secrets_in_logs.py).
+_CAPPED = {"aiosqlite": logging.INFO, "aiormq": logging.INFO}
 # What an event's JSON line carries of its entry: ids, parties, outcome. Not the document id
 # (a person's case number may be in it), as the text line does not have it either.
 _EVENT_FIELDS = ("event", "packet_id", "sender", "recipient", "kind", "outcome", "detail", "actor")

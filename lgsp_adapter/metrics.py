@@ -9,7 +9,9 @@ not the library's global one: a process may run several daemons (the tests do). 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from uuid import UUID
 
@@ -24,6 +26,7 @@ from prometheus_client import (
 )
 
 from lgsp_adapter.audit import AuditEntry, AuditEvent
+from lgsp_adapter.packets import KINDS
 from lgsp_adapter.store import DeliveryState
 from lgsp_adapter.store.sqlite import SqliteStore
 
@@ -34,6 +37,9 @@ QueueDepths = Callable[[], Awaitable[dict[tuple[str, str], int]]]
 
 # From a few milliseconds on one machine to an agency system down for an hour.
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+_KINDS = frozenset({"edoc", "status", *KINDS})
+_TIMED_KEPT = 100_000  # deliveries remembered as timed (a late duplicate receipt is rare)
+_DEPTHS_TIMEOUT_S = 3.0
 _APPEND_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
 
 
@@ -44,6 +50,7 @@ class Metrics:
         self._store = store
         self._bus_connected: Callable[[], bool] = lambda: False
         self._queue_depths: QueueDepths | None = None
+        self._timed: OrderedDict[tuple[UUID, str], None] = OrderedDict()  # the latest ended
         self.registry = CollectorRegistry()
         r = self.registry
         self.events = Counter(
@@ -96,16 +103,24 @@ class Metrics:
         """A store commit: count its events, time the append."""
         self.append.observe(seconds)
         for entry in entries:
-            self.events.labels(entry.event.value, entry.kind or "-").inc()
+            # A forged message's type must not become a series of its own.
+            kind = entry.kind if entry.kind in _KINDS else ("-" if entry.kind is None else "other")
+            self.events.labels(entry.event.value, kind).inc()
             if entry.event is AuditEvent.REJECTED:
                 self.rejections.labels(entry.outcome or "-").inc()
 
     async def ended(self, packet_id: UUID, recipient: str) -> None:
-        """A delivery of a packet sent from here ended: time it, if it was delivered."""
+        """A delivery of a packet sent from here ended: time it, if it was delivered (once: a
+        receipt sent again must not count twice)."""
+        if (packet_id, recipient) in self._timed:
+            return
         packet = await self._store.packet(packet_id)
         record = {d.recipient: d for d in await self._store.deliveries(packet_id)}.get(recipient)
         if packet is None or record is None or record.state is not DeliveryState.DELIVERED:
             return
+        self._timed[(packet_id, recipient)] = None
+        if len(self._timed) > _TIMED_KEPT:
+            self._timed.popitem(last=False)
         self.latency.observe(max(0.0, (record.updated_at - packet.received_at).total_seconds()))
 
     async def refresh(self) -> None:
@@ -118,15 +133,20 @@ class Metrics:
         self.outbox_bytes.set(size)
         connected = self._bus_connected()
         self.bus_up.set(1 if connected else 0)
-        if self._queue_depths is not None and connected:
-            try:
-                depths = await self._queue_depths()
-            except Exception:  # the broker went away between the check and the count
-                log.warning("metrics: the queue depths could not be read", exc_info=True)
-                return
+        if self._queue_depths is None:
+            return
+        if not connected:  # stale depths would look like real ones
             self.queue_messages.clear()
-            for (queue, agency), messages in depths.items():
-                self.queue_messages.labels(queue, agency).set(messages)
+            return
+        try:
+            depths = await asyncio.wait_for(self._queue_depths(), _DEPTHS_TIMEOUT_S)
+        except Exception:  # the broker went away, or hangs: the scrape must not
+            log.warning("metrics: the queue depths could not be read", exc_info=True)
+            self.queue_messages.clear()
+            return
+        self.queue_messages.clear()
+        for (queue, agency), messages in depths.items():
+            self.queue_messages.labels(queue, agency).set(messages)
 
     def text(self) -> bytes:
         """The exposition, as Prometheus reads it."""

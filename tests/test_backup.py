@@ -30,6 +30,7 @@ async def test_a_backup_taken_under_load_verifies_and_restores(tmp_path: Path) -
             await during
         assert status == 0, err
         assert "integrity ok" in out
+        assert copy.stat().st_mode & 0o777 == 0o600  # it holds endpoint secrets
         status, _, err = await lgsp_adapter("backup", "--store", str(store), "--to", str(copy))
         assert status == 1
         assert "never overwrites" in err

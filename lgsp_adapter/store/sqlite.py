@@ -44,6 +44,7 @@ from lgsp_adapter.store.sqlite_registry import SCHEMA as REGISTRY_SCHEMA
 # aiosqlite logs every statement with its parameters at DEBUG: packets, tokens' digests and
 # endpoint secrets. Capped here, so that turning on DEBUG to chase a problem leaks none of them.
 logging.getLogger("aiosqlite").setLevel(logging.INFO)
+log = logging.getLogger(__name__)
 
 CommitObserver = Callable[[Sequence[AuditEntry], float], None]
 """Told of each commit's audit entries and how long the write took."""
@@ -272,7 +273,12 @@ class SqliteStore:
                 committed = list(self._appended)
                 took = time.perf_counter() - began
                 for observer in self._observers:
-                    observer(committed, took)
+                    try:
+                        observer(committed, took)
+                    except Exception:
+                        # Committed is committed: a metric must never turn it into an error
+                        # (intake would answer 500 for a packet it has kept).
+                        log.exception("a commit observer failed")
 
     async def _roll_back(self) -> None:
         # SQLite may have rolled back already (an I/O error does): a ROLLBACK then fails and
