@@ -9,9 +9,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from lgsp_adapter.backup import backup
+from lgsp_adapter.store.sqlite import SqliteStore
 from tests.agency_server import AgencyServer, agency_server
 from tests.cli_process import lgsp_adapter
 from tests.test_daemon_process import TOKEN, config, start, submit
+from tests.test_store import packet, received
 
 
 @pytest.mark.asyncio
@@ -63,3 +66,18 @@ async def test_a_backup_taken_under_load_verifies_and_restores(tmp_path: Path) -
             await asyncio.wait_for(process.wait(), timeout=30)
     status, out, err = await lgsp_adapter("audit", "verify", "--store", str(store))
     assert status == 0, err
+
+
+def test_a_path_with_uri_characters_is_the_file_it_names(tmp_path: Path) -> None:
+    # '#', '?' and '%' in a folder's name: read as URI syntax, they opened another file.
+    folder = tmp_path / "a#b?c%41"
+    folder.mkdir()
+    asyncio.run(_made(folder / "store.sqlite3"))
+    copy = backup(folder / "store.sqlite3", folder / "copy.sqlite3")
+    assert copy.audit_entries == 1
+
+
+async def _made(path: Path) -> None:
+    async with await SqliteStore.open(path) as store:
+        p = packet()
+        await store.accept(p, [received(p)])

@@ -5,13 +5,18 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from lgsp_adapter.audit import AuditEntry, AuditEvent
 from lgsp_adapter.config import Settings
+from lgsp_adapter.metrics import Metrics
+from lgsp_adapter.store import DeliveryState
+from lgsp_adapter.store.sqlite import SqliteStore
 from tests.agency_server import AgencyServer, agency_server
 from tests.test_exchange_rabbitmq import (
     BROKER,
@@ -22,6 +27,7 @@ from tests.test_exchange_rabbitmq import (
     remove_topology,
 )
 from tests.test_registry_web import PROVINCE_TOKEN
+from tests.test_store import RECIPIENTS, packet, received
 
 ELSEWHERE = "000.22.00.H56"  # the commune whose system is down: its letter is dead-lettered
 RETRY_DELAYS = [0.1]
@@ -114,3 +120,42 @@ async def test_the_series_tell_the_exchange_that_happened(tmp_path: Path, bus: s
         assert value(found, "lgsp_queue_messages", queue="agency", agency=COMMUNE) == 0
     else:  # the embedded bus has no queues of its own: the deliveries' states say it
         assert not any(name == "lgsp_queue_messages" for name, _ in found)
+
+
+@pytest.mark.asyncio
+async def test_a_forged_kind_is_no_series_of_its_own_and_a_repeat_receipt_is_timed_once(
+    tmp_path: Path,
+) -> None:
+    async with await SqliteStore.open(tmp_path / "s.sqlite3") as store:
+        metrics = Metrics(store)
+        forged = [
+            AuditEntry(event=AuditEvent.REJECTED, kind=f"evil-{n}", outcome="bus.forged")
+            for n in range(50)
+        ]
+        metrics.committed(forged, 0.001)
+        p = packet()
+        await store.accept(p, [received(p)])
+        for _ in range(2):  # a receipt sent again
+            await store.update_delivery(
+                p.id, RECIPIENTS[0], DeliveryState.DELIVERED, entries=[], attempted=True
+            )
+            await metrics.ended(p.id, RECIPIENTS[0])
+        found = samples(metrics.text().decode())
+    kinds = {
+        dict(labels).get("kind") for name, labels in found if name == "lgsp_packet_events_total"
+    }
+    assert kinds == {"other"}
+    assert value(found, "lgsp_delivery_latency_seconds_count") == 1
+
+
+@pytest.mark.asyncio
+async def test_an_observer_that_fails_does_not_undo_a_committed_write(tmp_path: Path) -> None:
+    async with await SqliteStore.open(tmp_path / "s.sqlite3") as store:
+
+        def broken(entries: Sequence[AuditEntry], seconds: float) -> None:
+            raise RuntimeError("a metric's bug")
+
+        store.observe(broken)
+        p = packet()
+        await store.accept(p, [received(p)])  # no error for the caller
+        assert await store.packet(p.id) == p
