@@ -15,7 +15,8 @@ from pathlib import Path
 
 import aiohttp
 
-from lgsp_adapter.config import Settings
+from lgsp_adapter.config import Settings, load_settings
+from lgsp_adapter.errors import ErrorCode, FatalError
 
 
 def base_url(settings: Settings) -> str:
@@ -30,9 +31,15 @@ def base_url(settings: Settings) -> str:
     return f"{scheme}://{host}:{settings.http.port}"
 
 
-def readyz_url(settings: Settings) -> str:
-    """Where the daemon these settings describe answers ``/readyz``."""
-    return f"{base_url(settings)}/readyz"
+def daemon_url(config_path: Path | None) -> str:
+    """The base URL of the daemon the settings file describes, for the commands that call it
+    (check, dlq); ``FatalError`` when the settings are wrong or let it pick its port."""
+    settings = load_settings(config_path)
+    if settings.http.port == 0:
+        raise FatalError(
+            ErrorCode.CONFIG_INVALID, "the settings let the daemon pick its port; give --url"
+        )
+    return base_url(settings)
 
 
 async def check(url: str, *, cafile: Path | None = None, timeout_s: float = 5) -> tuple[int, str]:

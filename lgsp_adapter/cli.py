@@ -27,7 +27,7 @@ from lgsp_adapter.audit_cli import audit_group
 from lgsp_adapter.backup import backup
 from lgsp_adapter.bus import declare
 from lgsp_adapter.bus.topology import Topology, permissions
-from lgsp_adapter.check import check, readyz_url
+from lgsp_adapter.check import check, daemon_url
 from lgsp_adapter.config import Settings, load_settings
 from lgsp_adapter.daemon import check_servable, run_daemon
 from lgsp_adapter.demo import run_demo
@@ -133,14 +133,10 @@ async def _serve(settings: Settings) -> None:
 def check_command(config_path: Path | None, url: str | None, cafile: Path | None) -> None:
     """Exit 0 if the running daemon is ready (or degraded: the bus away, packets kept), 1 if
     not or if it does not answer. For HEALTHCHECK, systemd and monitoring agents."""
-    if url is None:
-        try:
-            settings = load_settings(config_path)
-        except LgspError as exc:
-            _fail(f"error: {exc}")
-        if settings.http.port == 0:
-            _fail("error: the settings let the daemon pick its port; give --url")
-        url = readyz_url(settings)
+    try:
+        url = url or f"{daemon_url(config_path)}/readyz"
+    except LgspError as exc:
+        _fail(f"error: {exc}")
     status, line = asyncio.run(check(url, cafile=cafile))
     click.echo(line)
     sys.exit(status)

@@ -19,8 +19,7 @@ from urllib.parse import quote, urlencode
 import aiohttp
 import click
 
-from lgsp_adapter.check import base_url
-from lgsp_adapter.config import load_settings
+from lgsp_adapter.check import daemon_url
 from lgsp_adapter.errors import LgspError
 
 
@@ -102,14 +101,10 @@ def dlq_group(
     cafile: Path | None,
 ) -> None:
     """Dead letters: list, show, replay, drop (operators; through the running daemon)."""
-    if url is None:
-        try:
-            settings = load_settings(config_path)
-        except LgspError as exc:
-            _fail(f"error: {exc}")
-        if settings.http.port == 0:
-            _fail("error: the settings let the daemon pick its port; give --url")
-        url = base_url(settings)
+    try:
+        url = url or daemon_url(config_path)
+    except LgspError as exc:
+        _fail(f"error: {exc}")
     context.obj = Api(url, token, cafile)
 
 

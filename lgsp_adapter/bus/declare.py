@@ -79,31 +79,40 @@ async def everything(
         await channel.close()
 
 
-async def missing(
-    connection: AbstractConnection, topology: Topology, agencies: dict[str, list[float]]
-) -> list[str]:
-    """What is not on the broker of what ``agencies`` need, asked passively on a channel of
-    its own (a missing name closes the channel that asked)."""
-    absent: list[str] = []
-    checks: list[tuple[str, bool]] = [(topology.exchange, True), (topology.dead_exchange, True)]
-    for code, delays in sorted(agencies.items()):
-        checks += [(name, False) for name in queue_names(topology, code, delays)]
-    channel = await connection.channel()
+async def depths(
+    connection: AbstractConnection, queues: list[str], exchanges: tuple[str, ...] = ()
+) -> dict[str, int | None]:
+    """Messages waiting in each of ``queues`` (None: not on the broker), and for each of
+    ``exchanges`` 0 or None, asked passively on a channel of its own: a missing name closes the
+    channel that asked, not the daemon's."""
+    found: dict[str, int | None] = {}
+    channel = await connection.channel(publisher_confirms=False)
     try:
-        for name, is_exchange in checks:
+        for name in [*exchanges, *queues]:
             try:
-                if is_exchange:
+                if name in exchanges:
                     await channel.get_exchange(name, ensure=True)
+                    found[name] = 0
                 else:
-                    await channel.declare_queue(name, passive=True)
+                    queue = await channel.declare_queue(name, passive=True)
+                    found[name] = int(queue.declaration_result.message_count or 0)
             except ChannelClosed:
-                absent.append(name)
+                found[name] = None
                 # The broker closed it; closing it here too keeps aio-pika from reopening
                 # it (a channel leaked at every check otherwise).
                 with contextlib.suppress(Exception):
                     await channel.close()
-                channel = await connection.channel()
+                channel = await connection.channel(publisher_confirms=False)
     finally:
         with contextlib.suppress(Exception):
             await channel.close()
-    return absent
+    return found
+
+
+async def missing(
+    connection: AbstractConnection, topology: Topology, agencies: dict[str, list[float]]
+) -> list[str]:
+    """What is not on the broker of what ``agencies`` need."""
+    queues = [n for code, d in sorted(agencies.items()) for n in queue_names(topology, code, d)]
+    found = await depths(connection, queues, (topology.exchange, topology.dead_exchange))
+    return [name for name, count in found.items() if count is None]

@@ -156,32 +156,18 @@ class RabbitBus:
 
     async def queue_depths(self) -> dict[tuple[str, str], int]:
         """Messages waiting in each served agency's queue and dead-letter queue (for the
-        metrics), read by passive declarations on a channel of their own: a queue an
-        operator deleted closes that channel, not the one publishing."""
+        metrics); a queue an operator deleted is left out."""
         assert self._connection is not None  # noqa: S101  # used only inside `async with`
-        depths: dict[tuple[str, str], int] = {}
-        channel = await self._connection.channel(publisher_confirms=False)
-        try:
-            for code in sorted(self._served):
-                for role, name in (
-                    ("agency", self._topology.agency_queue(code)),
-                    ("dead", self._topology.dead_queue(code)),
-                ):
-                    try:
-                        queue = await channel.declare_queue(name, passive=True)
-                    except aio_pika.exceptions.ChannelClosed:
-                        # Gone: nothing to count. The broker closed the channel; closing it
-                        # here too keeps aio-pika from reopening it behind our back.
-                        with contextlib.suppress(Exception):
-                            await channel.close()
-                        channel = await self._connection.channel(publisher_confirms=False)
-                        continue
-                    count = queue.declaration_result.message_count
-                    depths[(role, code)] = int(count or 0)
-        finally:
-            if not channel.is_closed:
-                await channel.close()
-        return depths
+        named = {
+            name: (role, code)
+            for code in sorted(self._served)
+            for role, name in (
+                ("agency", self._topology.agency_queue(code)),
+                ("dead", self._topology.dead_queue(code)),
+            )
+        }
+        found = await declare.depths(self._connection, list(named))
+        return {named[name]: count for name, count in found.items() if count is not None}
 
     @property
     def connected(self) -> bool:
