@@ -1,4 +1,5 @@
-"""Contract tests of the store: what the exchange relies on, on a real SQLite file."""
+"""Contract tests of the store: what the exchange relies on, on a real SQLite file and on a real
+PostgreSQL database (tests taking ``store`` run on both; the rest are about one of them)."""
 
 from __future__ import annotations
 
@@ -12,16 +13,19 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 import pytest_asyncio
 
+from lgsp_adapter.agency_list import Agency
 from lgsp_adapter.audit import AuditEntry, AuditEvent
 from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.audit.tree import root_at
 from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.merkle import leaf_hash, root
-from lgsp_adapter.store import DeliveryState, StoredPacket
+from lgsp_adapter.store import DeliveryState, Store, StoredPacket
 from lgsp_adapter.store.sqlite import MIGRATIONS, SqliteStore
+from tests.exchange_stores import BACKENDS, open_exchange_store
 
 RECIPIENTS = ["000.00.12.H56", "000.21.00.H56"]
 
@@ -51,14 +55,22 @@ def received(p: StoredPacket) -> AuditEntry:
     )
 
 
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> tuple[str, str | None]:
+    """Each contract test runs on both stores (PostgreSQL's database made only when needed)."""
+    if request.param == "postgres":
+        return request.param, request.getfixturevalue("postgres_database")
+    return request.param, None
+
+
 @pytest_asyncio.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    async with await SqliteStore.open(tmp_path / "store.sqlite3") as opened:
+async def store(backend: tuple[str, str | None], tmp_path: Path) -> AsyncIterator[Store]:
+    async with open_exchange_store(*backend[:1], tmp_path, backend[1]) as (opened, _):
         yield opened
 
 
 @pytest.mark.asyncio
-async def test_an_accepted_packet_comes_back_byte_for_byte(store: SqliteStore) -> None:
+async def test_an_accepted_packet_comes_back_byte_for_byte(store: Store) -> None:
     p = packet(b"\xef\xbb\xbf<edXML>\r\n  H\xc3\xa0 N\xe1\xbb\x99i</edXML>")
     await store.accept(p, [received(p)])
     assert await store.packet(p.id) == p
@@ -66,7 +78,7 @@ async def test_an_accepted_packet_comes_back_byte_for_byte(store: SqliteStore) -
 
 
 @pytest.mark.asyncio
-async def test_each_recipient_gets_its_own_delivery(store: SqliteStore) -> None:
+async def test_each_recipient_gets_its_own_delivery(store: Store) -> None:
     p = packet()
     await store.accept(p, [received(p)])
     deliveries = await store.deliveries(p.id)
@@ -76,7 +88,7 @@ async def test_each_recipient_gets_its_own_delivery(store: SqliteStore) -> None:
 
 
 @pytest.mark.asyncio
-async def test_a_delivery_moves_with_its_audit_entry(store: SqliteStore) -> None:
+async def test_a_delivery_moves_with_its_audit_entry(store: Store) -> None:
     p = packet()
     await store.accept(p, [received(p)])
     retried = AuditEntry(event=AuditEvent.RETRIED, packet_id=p.id, recipient=RECIPIENTS[0])
@@ -90,7 +102,7 @@ async def test_a_delivery_moves_with_its_audit_entry(store: SqliteStore) -> None
 
 
 @pytest.mark.asyncio
-async def test_an_unknown_delivery_changes_nothing(store: SqliteStore) -> None:
+async def test_an_unknown_delivery_changes_nothing(store: Store) -> None:
     p = packet()
     await store.accept(p, [received(p)])
     stray = AuditEntry(event=AuditEvent.DELIVERED, packet_id=p.id, recipient="000.00.00.H41")
@@ -100,10 +112,10 @@ async def test_an_unknown_delivery_changes_nothing(store: SqliteStore) -> None:
 
 
 @pytest.mark.asyncio
-async def test_a_failed_accept_leaves_nothing_behind(store: SqliteStore) -> None:
+async def test_a_failed_accept_leaves_nothing_behind(store: Store) -> None:
     p = packet()
     await store.accept(p, [received(p)])
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises((sqlite3.IntegrityError, asyncpg.UniqueViolationError)):
         await store.accept(p, [received(p)])  # the same id again
     assert len(await store.history(p.id)) == 1
 
@@ -160,7 +172,7 @@ async def test_a_plain_audit_log_moves_into_the_tree_in_order(tmp_path: Path) ->
 
 
 @pytest.mark.asyncio
-async def test_concurrent_writers_do_not_interleave(store: SqliteStore) -> None:
+async def test_concurrent_writers_do_not_interleave(store: Store) -> None:
     packets = [packet(f"<edXML>{i}</edXML>".encode()) for i in range(50)]
     await asyncio.gather(*(store.accept(p, [received(p)]) for p in packets))
     await asyncio.gather(
@@ -185,7 +197,7 @@ async def test_concurrent_writers_do_not_interleave(store: SqliteStore) -> None:
 
 @pytest.mark.asyncio
 async def test_a_writer_cancelled_mid_transaction_leaves_the_store_writable(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     # A consumer's task is cancelled when its broker connection drops; aiosqlite's thread runs
     # a statement whether or not its caller still waits. Cancelled while BEGIN ran, a write
@@ -300,7 +312,7 @@ def published(p: StoredPacket, recipient: str) -> list[AuditEntry]:
 
 
 @pytest.mark.asyncio
-async def test_the_outbox_lists_what_is_not_yet_on_the_bus(store: SqliteStore) -> None:
+async def test_the_outbox_lists_what_is_not_yet_on_the_bus(store: Store) -> None:
     p = packet()
     await store.accept(p, [received(p)])
     assert await store.outbox(10) == [(p.id, r) for r in RECIPIENTS]
@@ -311,7 +323,7 @@ async def test_the_outbox_lists_what_is_not_yet_on_the_bus(store: SqliteStore) -
 
 
 @pytest.mark.asyncio
-async def test_a_lease_hands_each_delivery_to_one_worker_only(store: SqliteStore) -> None:
+async def test_a_lease_hands_each_delivery_to_one_worker_only(store: Store) -> None:
     p = packet()
     await store.accept(p, [received(p)])
     for r in RECIPIENTS:
@@ -323,7 +335,7 @@ async def test_a_lease_hands_each_delivery_to_one_worker_only(store: SqliteStore
 
 
 @pytest.mark.asyncio
-async def test_a_lease_not_settled_in_time_falls_due_again(store: SqliteStore) -> None:
+async def test_a_lease_not_settled_in_time_falls_due_again(store: Store) -> None:
     p = packet()
     await store.accept(p, [received(p)])
     await store.enqueue(p.id, RECIPIENTS[0], published(p, RECIPIENTS[0]))
@@ -334,7 +346,7 @@ async def test_a_lease_not_settled_in_time_falls_due_again(store: SqliteStore) -
 
 @pytest.mark.asyncio
 async def test_settling_takes_a_delivery_off_the_queue_or_puts_it_back_later(
-    store: SqliteStore,
+    store: Store,
 ) -> None:
     p = packet()
     await store.accept(p, [received(p)])
@@ -378,7 +390,7 @@ async def test_only_one_process_may_run_the_exchange_on_a_store(tmp_path: Path) 
 
 
 @pytest.mark.asyncio
-async def test_a_delivered_packet_stays_delivered(store: SqliteStore) -> None:
+async def test_a_delivered_packet_stays_delivered(store: Store) -> None:
     p = packet()
     await store.accept(p, [received(p)])
     await store.update_delivery(p.id, RECIPIENTS[0], DeliveryState.DELIVERED, entries=[])
@@ -387,7 +399,7 @@ async def test_a_delivered_packet_stays_delivered(store: SqliteStore) -> None:
 
 
 @pytest.mark.asyncio
-async def test_an_ended_delivery_never_starts_again(store: SqliteStore) -> None:
+async def test_an_ended_delivery_never_starts_again(store: Store) -> None:
     """A bus redelivery racing a pull inbox's "fail" must not put the packet back on hold."""
     p = packet()
     await store.accept(p, [received(p)])
@@ -404,3 +416,172 @@ async def test_an_ended_delivery_never_starts_again(store: SqliteStore) -> None:
         )
         is None
     )
+
+
+def entry(p: StoredPacket, event: AuditEvent, recipient: str) -> AuditEntry:
+    return AuditEntry(event=event, packet_id=p.id, sender=p.sender, recipient=recipient)
+
+
+@pytest.mark.asyncio
+async def test_a_packet_from_the_bus_is_kept_once(store: Store) -> None:
+    p = packet()
+    first = await store.receive(p, RECIPIENTS[0], [entry(p, AuditEvent.RECEIVED, RECIPIENTS[0])])
+    again = await store.receive(p, RECIPIENTS[0], [entry(p, AuditEvent.RECEIVED, RECIPIENTS[0])])
+    assert (first, again) == (True, False)
+    assert await store.packet(p.id) == p
+    assert [(d.recipient, d.state) for d in await store.deliveries(p.id)] == [
+        (RECIPIENTS[0], DeliveryState.PUBLISHED)
+    ]
+    assert len(await store.history(p.id)) == 1  # the redelivery wrote nothing
+
+
+@pytest.mark.asyncio
+async def test_a_confirmation_never_overtakes_a_receipt(store: Store) -> None:
+    p = packet()
+    await store.accept(p, [received(p)])
+    await store.update_delivery(p.id, RECIPIENTS[0], DeliveryState.DELIVERED, entries=[])
+    await store.mark_published([(p.id, r, [entry(p, AuditEvent.PUBLISHED, r)]) for r in RECIPIENTS])
+    states = {d.recipient: d.state for d in await store.deliveries(p.id)}
+    assert states == {
+        RECIPIENTS[0]: DeliveryState.DELIVERED,
+        RECIPIENTS[1]: DeliveryState.PUBLISHED,
+    }
+    assert await store.outbox(10) == []
+    assert len(await store.history(p.id)) == 3  # both confirmations are in the log
+
+
+@pytest.mark.asyncio
+async def test_the_outbox_counts_each_packet_once_with_its_bytes(store: Store) -> None:
+    assert await store.outbox_size() == (0, 0)
+    small, large = packet(b"<a/>"), packet(b"<b>" + b"x" * 1000 + b"</b>")
+    for p in (small, large):
+        await store.accept(p, [received(p)])
+    assert await store.outbox_size() == (2, len(small.payload) + len(large.payload))
+    await store.mark_published([(small.id, r, []) for r in RECIPIENTS])
+    assert await store.outbox_size() == (1, len(large.payload))
+    counts = await store.delivery_counts()
+    assert counts == {DeliveryState.ACCEPTED: 2, DeliveryState.PUBLISHED: 2}
+    assert await store.outbox(10) == [(large.id, r) for r in RECIPIENTS]
+
+
+@pytest.mark.asyncio
+async def test_a_pull_inbox_pages_and_is_acknowledged_once(store: Store) -> None:
+    packets = [packet(f"<edXML>{i}</edXML>".encode()) for i in range(3)]
+    for p in packets:
+        await store.accept(p, [received(p)])
+        await store.update_delivery(p.id, RECIPIENTS[0], DeliveryState.HELD, entries=[])
+    page = await store.inbox([RECIPIENTS[0]], kind=None, after=0, limit=2)
+    assert [i.packet_id for i in page] == [p.id for p in packets[:2]]
+    assert page[0].size_bytes == len(packets[0].payload)
+    rest = await store.inbox([RECIPIENTS[0]], kind=None, after=page[-1].cursor, limit=2)
+    assert [i.packet_id for i in rest] == [packets[2].id]
+    assert await store.inbox([RECIPIENTS[0]], kind="tax-transport", after=0, limit=10) == []
+    assert await store.inbox([RECIPIENTS[1]], kind=None, after=0, limit=10) == []
+    assert await store.held() == [(p.id, RECIPIENTS[0]) for p in packets]
+    done = entry(packets[0], AuditEvent.DELIVERED, RECIPIENTS[0])
+    acked = await store.acknowledge(
+        packets[0].id, RECIPIENTS[0], DeliveryState.DELIVERED, entries=[done], detail="fetched"
+    )
+    assert acked is not None
+    assert (acked.state, acked.attempts, acked.detail) == (DeliveryState.DELIVERED, 1, "fetched")
+    twice = await store.acknowledge(
+        packets[0].id, RECIPIENTS[0], DeliveryState.DELIVERED, entries=[done], detail="fetched"
+    )
+    assert twice is None
+    assert len(await store.history(packets[0].id)) == 2  # accepted, delivered once
+
+
+@pytest.mark.asyncio
+async def test_dead_letters_are_listed_and_acted_on_once(store: Store) -> None:
+    packets = [packet(f"<edXML>{i}</edXML>".encode()) for i in range(3)]
+    for p in packets:
+        await store.accept(p, [received(p)])
+        await store.update_delivery(
+            p.id,
+            RECIPIENTS[1],
+            DeliveryState.DEAD_LETTERED,
+            entries=[],
+            detail="503 for a day",
+            attempted=True,
+        )
+    listed = await store.dead_letters(recipient=None, sender=None, kind=None, after=0, limit=2)
+    assert [(d.packet_id, d.recipient, d.attempts) for d in listed] == [
+        (p.id, RECIPIENTS[1], 1) for p in packets[:2]
+    ]
+    more = await store.dead_letters(
+        recipient=RECIPIENTS[1],
+        sender=packets[0].sender,
+        kind="edoc",
+        after=listed[-1].cursor,
+        limit=10,
+    )
+    assert [d.packet_id for d in more] == [packets[2].id]
+    assert (
+        await store.dead_letters(recipient=RECIPIENTS[0], sender=None, kind=None, after=0, limit=10)
+        == []
+    )
+    one = await store.dead_letter(packets[0].id, RECIPIENTS[1])
+    assert one is not None
+    assert one.detail == "503 for a day"
+    assert await store.dead_letter(packets[0].id, RECIPIENTS[0]) is None
+
+    replayed = await store.leave_dead_letters(
+        packets[0].id,
+        RECIPIENTS[1],
+        DeliveryState.ACCEPTED,
+        [entry(packets[0], AuditEvent.ADMIN, RECIPIENTS[1])],
+    )
+    assert replayed is not None
+    assert (replayed.state, replayed.attempts, replayed.detail) == (DeliveryState.ACCEPTED, 0, None)
+    assert (packets[0].id, RECIPIENTS[1]) in await store.outbox(10)
+    again = await store.leave_dead_letters(
+        packets[0].id,
+        RECIPIENTS[1],
+        DeliveryState.DROPPED,
+        [entry(packets[0], AuditEvent.ADMIN, RECIPIENTS[1])],
+    )
+    assert again is None  # a second operator finds it gone
+    dropped = await store.leave_dead_letters(
+        packets[1].id,
+        RECIPIENTS[1],
+        DeliveryState.DROPPED,
+        [entry(packets[1], AuditEvent.ADMIN, RECIPIENTS[1])],
+    )
+    assert dropped is not None
+    assert (dropped.state, dropped.detail) == (DeliveryState.DROPPED, "503 for a day")
+    assert [e.event for e in await store.history(packets[0].id)] == [
+        AuditEvent.RECEIVED,
+        AuditEvent.ADMIN,  # the replay; the refused drop wrote nothing
+    ]
+
+
+@pytest.mark.asyncio
+async def test_observers_hear_of_each_commit_with_its_entries(store: Store) -> None:
+    heard: list[list[AuditEvent]] = []
+    store.observe(lambda entries, took: heard.append([e.event for e in entries]))
+
+    def broken(entries: object, took: float) -> None:
+        raise RuntimeError("a broken metric")
+
+    store.observe(broken)
+    p = packet()
+    await store.accept(p, [received(p)])  # a failing observer does not fail the write
+    await store.update_delivery(p.id, RECIPIENTS[0], DeliveryState.PUBLISHED, entries=[])
+    assert heard == [[AuditEvent.RECEIVED]]  # a commit without entries is not told
+
+
+@pytest.mark.asyncio
+async def test_the_agency_list_merges_and_finds(store: Store) -> None:
+    province = Agency(code="000.00.00.H56", name="UBND tỉnh Lâm Đồng", source="national")
+    commune = Agency(
+        code="000.21.00.H56", name="UBND xã Đạ Tẻh", parent="000.00.00.H56", source="national"
+    )
+    report = await store.agency_list.merge([province, commune], lambda report: [])
+    assert (report.added, report.updated) == (2, 0)
+    renamed = commune.model_copy(update={"name": "UBND xã Đạ Tẻh 2"})
+    again = await store.agency_list.merge([province, renamed], lambda report: [])
+    assert (again.added, again.updated, again.unchanged) == (0, 1, 1)
+    found = await store.agency_list.find(under="000.00.00.H56")
+    assert [a.name for a in found] == ["UBND xã Đạ Tẻh 2"]
+    assert [a.code for a in await store.agency_list.find(search="đạ tẻh")] == [commune.code]
+    assert [a.code for a in await store.agency_list.find(after=province.code)] == [commune.code]

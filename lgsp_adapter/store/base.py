@@ -6,6 +6,8 @@ delivery is never recorded without the line that says so, nor the line without t
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
@@ -13,7 +15,10 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lgsp_adapter.agency_list import Agency, ImportReport
 from lgsp_adapter.audit import AuditEntry, AuditEvent
+from lgsp_adapter.audit.store import AuditStore
+from lgsp_adapter.registry.records import RegistryStore
 
 
 class StoredPacket(BaseModel):
@@ -131,8 +136,81 @@ class InboxItem(BaseModel):
     received_at: datetime
 
 
+CommitObserver = Callable[[Sequence[AuditEntry], float], None]
+"""Told of each commit's audit entries and how long the write took."""
+
+
+class AgencyListStore(Protocol):
+    """The agency list's table, on SQLite or PostgreSQL."""
+
+    async def merge(
+        self,
+        agencies: Sequence[Agency],
+        entries: Callable[[ImportReport], list[AuditEntry]],
+        *,
+        revive: Sequence[str] = (),
+    ) -> ImportReport:
+        """Add new agencies and update changed ones, with the entries ``entries`` makes."""
+        ...
+
+    async def find(
+        self,
+        *,
+        under: str | None = None,
+        search: str | None = None,
+        after: str = "",
+        limit: int = 100,
+        include_deleted: bool = False,
+    ) -> list[Agency]:
+        """Agencies by code order."""
+        ...
+
+
 class Store(Protocol):
-    """What the exchange path needs from a store."""
+    """Everything the daemon keeps, on SQLite (one process) or PostgreSQL (replicas).
+
+    Both pass the same contract tests (tests/test_store.py). Every state change appends its
+    audit entries in the same transaction."""
+
+    @property
+    def audit(self) -> AuditStore:
+        """The audit log, in the same database."""
+        ...
+
+    @property
+    def registry(self) -> RegistryStore:
+        """The registry of served endpoints and their tokens."""
+        ...
+
+    @property
+    def agency_list(self) -> AgencyListStore:
+        """The agencies the exchange knows."""
+        ...
+
+    def observe(self, observer: CommitObserver) -> None:
+        """Call ``observer`` after each commit that appended to the audit log."""
+        ...
+
+    async def close(self) -> None:
+        """Finish pending writes and release the store."""
+        ...
+
+    # -- replicas: trivial on SQLite, where one process owns the store
+
+    def exclusive(self, packet_id: UUID, recipient: str) -> AbstractAsyncContextManager[None]:
+        """Hold one delivery against other processes sharing the store."""
+        ...
+
+    async def take_role(self, role: str) -> bool:
+        """Whether this process holds ``role`` (relay, checkpoints, embedded bus), taking it
+        if no other process does."""
+        ...
+
+    async def on_outbox(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` when another process puts a delivery in the outbox."""
+        ...
+
+    # -- packets and deliveries
 
     async def accept(self, packet: StoredPacket, entries: list[AuditEntry]) -> None:
         """Keep a new packet, one ``accepted`` delivery per recipient, and the entries."""
@@ -160,18 +238,126 @@ class Store(Protocol):
         entries; raises ``KeyError`` for an unknown delivery."""
         ...
 
-    async def append(self, entries: list[AuditEntry]) -> None:
-        """Entries about no stored packet (a rejection at ingest)."""
+    async def outbox(self, limit: int) -> list[tuple[UUID, str]]:
+        """Deliveries accepted but not yet on the bus, oldest first."""
         ...
 
     async def outbox_size(self) -> tuple[int, int]:
         """How many packets wait for the bus, and their bytes."""
         ...
 
-    async def history(self, packet_id: UUID) -> list[AuditEntry]:
-        """A packet's audit entries, in the order they were appended."""
+    async def delivery_counts(self) -> dict[DeliveryState, int]:
+        """How many deliveries are in each state."""
         ...
 
-    async def close(self) -> None:
-        """Finish pending writes and release the store."""
+    async def mark_published(self, items: list[tuple[UUID, str, list[AuditEntry]]]) -> None:
+        """Deliveries the bus confirmed, recorded in one transaction."""
+        ...
+
+    async def receive(
+        self, packet: StoredPacket, recipient: str, entries: list[AuditEntry]
+    ) -> bool:
+        """Keep a packet that came over the bus, once; False if it was already here."""
+        ...
+
+    # -- the embedded bus's queue
+
+    async def enqueue(self, packet_id: UUID, recipient: str, entries: list[AuditEntry]) -> None:
+        """Queue a delivery and mark it published, together."""
+        ...
+
+    async def enqueue_many(self, items: list[tuple[UUID, str, list[AuditEntry]]]) -> None:
+        """Queue several deliveries in one transaction."""
+        ...
+
+    async def lease(
+        self, recipients: list[str], *, limit: int, lease_s: float
+    ) -> list[tuple[UUID, str]]:
+        """Take up to ``limit`` due deliveries for ``lease_s`` seconds."""
+        ...
+
+    async def release(self, packet_id: UUID, recipient: str, retry_in_s: float) -> None:
+        """Give a leased delivery back, due again in ``retry_in_s``."""
+        ...
+
+    async def release_leases(self) -> int:
+        """Make every leased delivery due now."""
+        ...
+
+    async def next_due_in(self, recipients: list[str]) -> float | None:
+        """Seconds until the next delivery to ``recipients`` falls due."""
+        ...
+
+    async def settle(
+        self,
+        packet_id: UUID,
+        recipient: str,
+        state: DeliveryState,
+        *,
+        entries: list[AuditEntry],
+        detail: str | None = None,
+        attempted: bool = False,
+        retry_in_s: float | None = None,
+    ) -> DeliveryRecord:
+        """Record an outcome and take the delivery off the queue, or put it back."""
+        ...
+
+    # -- pull inboxes and dead letters
+
+    async def inbox(
+        self, recipients: list[str], *, kind: str | None, after: int, limit: int
+    ) -> list[InboxItem]:
+        """Packets held for ``recipients``' pull inboxes, oldest first."""
+        ...
+
+    async def held(self) -> list[tuple[UUID, str]]:
+        """Every delivery waiting in a pull inbox, oldest first."""
+        ...
+
+    async def acknowledge(
+        self,
+        packet_id: UUID,
+        recipient: str,
+        state: DeliveryState,
+        *,
+        entries: list[AuditEntry],
+        detail: str | None,
+    ) -> DeliveryRecord | None:
+        """End a held delivery as ``state``; None if it was not held."""
+        ...
+
+    async def dead_letters(
+        self,
+        *,
+        recipient: str | None,
+        sender: str | None,
+        kind: str | None,
+        after: int,
+        limit: int,
+    ) -> list[DeadLetter]:
+        """Dead-lettered deliveries, oldest first, after the cursor ``after``."""
+        ...
+
+    async def dead_letter(self, packet_id: UUID, recipient: str) -> DeadLetter | None:
+        """One delivery, if it is dead-lettered."""
+        ...
+
+    async def leave_dead_letters(
+        self,
+        packet_id: UUID,
+        recipient: str,
+        state: DeliveryState,
+        entries: list[AuditEntry],
+    ) -> DeliveryRecord | None:
+        """Replay (``accepted``) or drop a dead letter; None if it is not one (any more)."""
+        ...
+
+    # -- the audit log
+
+    async def append(self, entries: list[AuditEntry]) -> None:
+        """Entries about no stored packet (a rejection at ingest)."""
+        ...
+
+    async def history(self, packet_id: UUID) -> list[AuditEntry]:
+        """A packet's audit entries, in the order they were appended."""
         ...

@@ -36,7 +36,7 @@ from lgsp_adapter.merkle import Node
 from lgsp_adapter.store.postgres_schema import migrate
 
 Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
-_APPEND_LOCK = 0x4C475350  # "LGSP": the advisory lock that serialises appends
+APPEND_LOCK = 0x4C475350  # "LGSP": the advisory lock that serialises appends (and all writes)
 
 MIGRATIONS = [
     """
@@ -124,10 +124,10 @@ class PostgresAuditLog:
         self._pool = pool
 
     @classmethod
-    async def open(cls, dsn: str) -> PostgresAuditLog:
+    async def open(cls, dsn: str, *, pool_size: int = 4) -> PostgresAuditLog:
         """Connect and bring the schema up to date."""
         try:
-            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size)
         except (OSError, asyncpg.PostgresError) as exc:
             raise FatalError(
                 ErrorCode.STORE_UNAVAILABLE, f"cannot connect to PostgreSQL: {exc}"
@@ -141,7 +141,7 @@ class PostgresAuditLog:
         return log
 
     async def _migrate(self) -> None:
-        await migrate(self._pool, "audit", MIGRATIONS, _APPEND_LOCK)
+        await migrate(self._pool, "audit", MIGRATIONS, APPEND_LOCK)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -169,7 +169,7 @@ class PostgresAuditLog:
 
     async def append_in_transaction(self, conn: Conn, entries: Sequence[AuditEntry]) -> None:
         """Append inside the caller's transaction on ``conn``."""
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
         size = await conn.fetchval(_SIZE)
         await conn.executemany(
             _INSERT_ENTRY,
@@ -253,7 +253,7 @@ class PostgresAuditLog:
     async def checkpoint(self, key: LogKey, *, min_size: int = 1) -> StoredCheckpoint | None:
         """Sign and keep a checkpoint of the tree as it is now (see ``AuditStore``)."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _APPEND_LOCK)
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
             size = int(await conn.fetchval(_SIZE))
             if size < min_size:
                 return None

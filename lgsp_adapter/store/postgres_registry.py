@@ -77,13 +77,14 @@ class PostgresRegistry:
         audit = await PostgresAuditLog.open(dsn)
         registry = cls(audit)
         try:
-            await registry._migrate()
+            await registry.migrate()
         except BaseException:
             await audit.close()
             raise
         return registry
 
-    async def _migrate(self) -> None:
+    async def migrate(self) -> None:
+        """Bring the registry's schema up to date."""
         await migrate(self._pool, "registry", MIGRATIONS, _REGISTRY_LOCK)
 
     async def __aenter__(self) -> Self:

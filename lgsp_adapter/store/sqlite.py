@@ -15,7 +15,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +29,7 @@ from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.audit.entry import FIELDS
 from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.store.base import (
+    CommitObserver,
     DeadLetter,
     DeliveryRecord,
     DeliveryState,
@@ -45,9 +46,6 @@ from lgsp_adapter.store.sqlite_registry import SCHEMA as REGISTRY_SCHEMA
 # endpoint secrets. Capped here, so that turning on DEBUG to chase a problem leaks none of them.
 logging.getLogger("aiosqlite").setLevel(logging.INFO)
 log = logging.getLogger(__name__)
-
-CommitObserver = Callable[[Sequence[AuditEntry], float], None]
-"""Told of each commit's audit entries and how long the write took."""
 
 # Each entry moves the schema one version on; never edit one that has shipped. An entry is SQL,
 # or SQL and the name of a method that moves data in the same transaction.
@@ -250,6 +248,20 @@ class SqliteStore:
         entries and the seconds the write took (the metrics count packet events so, and so
         cannot disagree with the log)."""
         self._observers.append(observer)
+
+    # -- one process owns the store: nothing to coordinate with
+
+    @asynccontextmanager
+    async def exclusive(self, packet_id: UUID, recipient: str) -> AsyncIterator[None]:
+        """Nothing to hold: no other process runs the exchange on this file."""
+        yield
+
+    async def take_role(self, role: str) -> bool:
+        """Every role is this process's."""
+        return True
+
+    async def on_outbox(self, listener: Callable[[], None]) -> None:
+        """Nobody else fills this outbox (the intake wakes the relay itself)."""
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[None]:

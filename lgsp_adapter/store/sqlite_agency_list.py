@@ -28,7 +28,7 @@ SCHEMA = """
     );
     CREATE INDEX agencies_parent ON agencies (parent, code);
 """
-_COLUMNS = ("code", "name", "parent", "mail", "mobile", "fax", "deleted", "source")
+COLUMNS = ("code", "name", "parent", "mail", "mobile", "fax", "deleted", "source")
 
 
 class SqliteAgencyList:
@@ -61,30 +61,14 @@ class SqliteAgencyList:
 
         What changes is worked out before the transaction, so a national list of 200,000
         agencies holds the store's writer for two bulk statements, not a query per agency."""
-        report = ImportReport(read=len(agencies))
-        async with self._read.execute(f"SELECT {', '.join(_COLUMNS)} FROM agencies") as cursor:
+        async with self._read.execute(f"SELECT {', '.join(COLUMNS)} FROM agencies") as cursor:
             existing = {row[0]: tuple(row) for row in await cursor.fetchall()}
         now = datetime.now(UTC).isoformat()
-        added: list[tuple[Any, ...]] = []
-        changed: list[tuple[Any, ...]] = []
-        for agency in agencies:
-            values = _row(agency)
-            row = existing.get(agency.code)
-            if row is None:
-                added.append((*values, _key(agency), now))
-                report.added += 1
-            elif row == values or (agency.source == "config" and row[7] != "config"):
-                report.unchanged += 1
-                continue
-            else:
-                changed.append((*values[1:], _key(agency), now, agency.code))
-                report.updated += 1
-            if agency.deleted and (row is None or not row[6]):
-                report.deleted += 1
+        report, added, changed = merge_plan(agencies, existing, now)
         async with self._transaction():
             await self._db.executemany(
-                f"INSERT INTO agencies ({', '.join(_COLUMNS)}, search_key, updated_at)"
-                f" VALUES ({', '.join('?' * (len(_COLUMNS) + 2))})",
+                f"INSERT INTO agencies ({', '.join(COLUMNS)}, search_key, updated_at)"
+                f" VALUES ({', '.join('?' * (len(COLUMNS) + 2))})",
                 added,
             )
             await self._db.executemany(
@@ -121,17 +105,40 @@ class SqliteAgencyList:
         if not include_deleted:
             clauses.append("deleted = 0")
         async with self._read.execute(
-            f"SELECT {', '.join(_COLUMNS)} FROM agencies WHERE {' AND '.join(clauses)}"
+            f"SELECT {', '.join(COLUMNS)} FROM agencies WHERE {' AND '.join(clauses)}"
             " ORDER BY code LIMIT ?",
             (*parameters, limit),
         ) as cursor:
             rows = await cursor.fetchall()
         return [
-            Agency.model_validate(
-                {**dict(zip(_COLUMNS, row, strict=True)), "deleted": bool(row[6])}
-            )
+            Agency.model_validate({**dict(zip(COLUMNS, row, strict=True)), "deleted": bool(row[6])})
             for row in rows
         ]
+
+
+def merge_plan(
+    agencies: Sequence[Agency], existing: dict[str, tuple[Any, ...]], now: str
+) -> tuple[ImportReport, list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """What a merge changes: its report, the rows to add, and the rows to update (their
+    columns after the code, then the code), given the stored rows by code."""
+    report = ImportReport(read=len(agencies))
+    added: list[tuple[Any, ...]] = []
+    changed: list[tuple[Any, ...]] = []
+    for agency in agencies:
+        values = _row(agency)
+        row = existing.get(agency.code)
+        if row is None:
+            added.append((*values, _key(agency), now))
+            report.added += 1
+        elif row == values or (agency.source == "config" and row[7] != "config"):
+            report.unchanged += 1
+            continue
+        else:
+            changed.append((*values[1:], _key(agency), now, agency.code))
+            report.updated += 1
+        if agency.deleted and (row is None or not row[6]):
+            report.deleted += 1
+    return report, added, changed
 
 
 def _key(agency: Agency) -> str:

@@ -1,0 +1,106 @@
+"""The agency list on PostgreSQL: the same table and rules as on SQLite (``sqlite_agency_list``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from lgsp_adapter.agency_list import Agency, ImportReport, search_key
+from lgsp_adapter.audit import AuditEntry
+from lgsp_adapter.store.postgres_audit import PostgresAuditLog
+from lgsp_adapter.store.sqlite_agency_list import COLUMNS, merge_plan
+
+SCHEMA = """
+    CREATE TABLE agencies (
+        code TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        parent TEXT,
+        mail TEXT,
+        mobile TEXT,
+        fax TEXT,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        source TEXT NOT NULL,
+        search_key TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX agencies_parent ON agencies (parent, code);
+"""
+
+
+class PostgresAgencyList:
+    """Reads and imports of the agency list, on the store's pool."""
+
+    def __init__(self, audit: PostgresAuditLog) -> None:
+        self._pool = audit.pool
+        self._audit = audit
+
+    async def merge(
+        self,
+        agencies: Sequence[Agency],
+        entries: Callable[[ImportReport], list[AuditEntry]],
+        *,
+        revive: Sequence[str] = (),
+    ) -> ImportReport:
+        """As ``SqliteAgencyList.merge``: the changes worked out first, then two bulk
+        statements and the entries in one transaction."""
+        rows = await self._pool.fetch(f"SELECT {', '.join(COLUMNS)} FROM agencies")
+        existing = {row[0]: tuple(row) for row in rows}
+        now = datetime.now(UTC).isoformat()
+        report, added, changed = merge_plan(agencies, existing, now)
+        placeholders = ", ".join(f"${n}" for n in range(1, len(COLUMNS) + 3))
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.executemany(
+                f"INSERT INTO agencies ({', '.join(COLUMNS)}, search_key, updated_at)"
+                f" VALUES ({placeholders})"
+                " ON CONFLICT (code) DO UPDATE SET name = excluded.name,"
+                " parent = excluded.parent, mail = excluded.mail, mobile = excluded.mobile,"
+                " fax = excluded.fax, deleted = excluded.deleted, source = excluded.source,"
+                " search_key = excluded.search_key, updated_at = excluded.updated_at",
+                added,  # another replica may have added the same agency meanwhile
+            )
+            await conn.executemany(
+                "UPDATE agencies SET name = $1, parent = $2, mail = $3, mobile = $4, fax = $5,"
+                " deleted = $6, source = $7, search_key = $8, updated_at = $9 WHERE code = $10",
+                changed,
+            )
+            await conn.executemany(
+                "UPDATE agencies SET deleted = 0, updated_at = $1 WHERE code = $2 AND deleted = 1",
+                [(now, code) for code in revive],
+            )
+            await self._audit.append_in_transaction(conn, entries(report))
+        return report
+
+    async def find(
+        self,
+        *,
+        under: str | None = None,
+        search: str | None = None,
+        after: str = "",
+        limit: int = 100,
+        include_deleted: bool = False,
+    ) -> list[Agency]:
+        """As ``SqliteAgencyList.find``."""
+        parameters: list[Any] = [after]
+        clauses = ['code COLLATE "C" > $1']
+        if under is not None:
+            parameters.append(under)
+            clauses.append(f"parent = ${len(parameters)}")
+        if search:
+            parameters.append(search_key(search))
+            clauses.append(f"strpos(search_key, ${len(parameters)}) > 0")
+        if not include_deleted:
+            clauses.append("deleted = 0")
+        parameters.append(limit)
+        rows = await self._pool.fetch(
+            f"SELECT {', '.join(COLUMNS)} FROM agencies WHERE {' AND '.join(clauses)}"
+            f' ORDER BY code COLLATE "C" LIMIT ${len(parameters)}',
+            *parameters,
+        )
+        return [_agency(row) for row in rows]
+
+
+def _agency(row: asyncpg.Record) -> Agency:
+    return Agency.model_validate({**dict(zip(COLUMNS, row, strict=True)), "deleted": bool(row[6])})
