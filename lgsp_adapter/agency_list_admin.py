@@ -13,11 +13,11 @@ from lgsp_adapter.agencies import KnownAgency, ServedAgency
 from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.agency_list import Agency, ImportReport, read_national_list
 from lgsp_adapter.audit import AuditEntry, AuditEvent
-from lgsp_adapter.store.sqlite import SqliteStore
+from lgsp_adapter.store import Store
 
 
 async def import_national_list(
-    store: SqliteStore, data: bytes, *, actor: str, source: str
+    store: Store, data: bytes, *, actor: str, source: str
 ) -> ImportReport:
     """Merge a national-axis agency list into the store's list."""
     agencies, skipped = read_national_list(data)
@@ -40,7 +40,7 @@ async def import_national_list(
 
 
 async def list_served_agencies(
-    store: SqliteStore, served: Sequence[ServedAgency], known: Sequence[KnownAgency]
+    store: Store, served: Sequence[ServedAgency], known: Sequence[KnownAgency]
 ) -> ImportReport:
     """Put the agencies this daemon serves (the registry's) and knows on the bus (the
     settings') into the list, where it lacks them; those served here are never left marked

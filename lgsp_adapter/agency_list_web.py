@@ -12,10 +12,10 @@ from aiohttp import web
 
 from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.errors import ErrorCode, PermanentError
-from lgsp_adapter.store.sqlite import SqliteStore
+from lgsp_adapter.store import Store
 from lgsp_adapter.web import DIRECTORY, client_of, whole_number
 
-AGENCY_STORE: web.AppKey[SqliteStore] = web.AppKey("agency_store", SqliteStore)
+AGENCY_STORE: web.AppKey[Store] = web.AppKey("agency_store", Store)
 MAX_PAGE = 1000
 
 
@@ -59,7 +59,7 @@ async def agencies(request: web.Request) -> web.Response:
     )
 
 
-def add_agency_list_routes(app: web.Application, store: SqliteStore) -> None:
+def add_agency_list_routes(app: web.Application, store: Store) -> None:
     """Mount ``/v1/agencies`` on ``app``."""
     app[AGENCY_STORE] = store
     app.router.add_get("/v1/agencies", agencies)

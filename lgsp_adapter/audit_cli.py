@@ -46,6 +46,8 @@ from lgsp_adapter.audit.store import AuditStore
 from lgsp_adapter.audit.verify import verify_log
 from lgsp_adapter.config import Settings, load_settings
 from lgsp_adapter.errors import ErrorCode, FatalError, LgspError
+from lgsp_adapter.store.location import is_postgres
+from lgsp_adapter.store.opening import open_store
 from lgsp_adapter.store.postgres_audit import PostgresAuditLog
 from lgsp_adapter.store.sqlite import SqliteStore
 
@@ -62,7 +64,7 @@ class Target:
     @property
     def on_postgres(self) -> bool:
         """Whether the log is on PostgreSQL."""
-        return self.location.startswith(("postgresql://", "postgres://"))
+        return is_postgres(self.location)
 
     def key(self) -> LogKey:
         """The signing key (operators only: it must be readable)."""
@@ -95,7 +97,7 @@ def read_verifier(path: Path) -> Verifier:
 @asynccontextmanager
 async def open_log(location: str) -> AsyncIterator[AuditStore]:
     """The audit log at ``location``."""
-    if location.startswith(("postgresql://", "postgres://")):
+    if is_postgres(location):
         async with await PostgresAuditLog.open(location) as log:
             yield log
         return
@@ -134,7 +136,7 @@ def target_options(command: Callable[..., Any]) -> Callable[..., Any]:
         "--store",
         "location",
         default=None,
-        help="The store: a SQLite file or a postgresql:// URL (default: store.path).",
+        help="The store: a SQLite file or a postgresql:// URL (default: the settings').",
     )
     @wraps(command)
     def wrapper(config_path: Path | None, location: str | None, **kwargs: Any) -> Any:
@@ -142,7 +144,7 @@ def target_options(command: Callable[..., Any]) -> Callable[..., Any]:
             settings = load_settings(config_path)
         except LgspError as exc:
             fail(f"error: {exc}")
-        target = Target(settings, location or str(settings.store.path))
+        target = Target(settings, location or settings.store.location())
         return command(target=target, **kwargs)
 
     return wrapper
@@ -218,17 +220,14 @@ def audit_group() -> None:
 @target_options
 def show_command(target: Target, packet_id: UUID) -> None:
     """One packet's journey: its deliveries and every audit entry."""
-    if target.on_postgres:
-        fail("error: `audit show` reads packets, which live in the SQLite store")
-    found = run(_show(packet_id, Path(target.location)))
+    found = run(_show(packet_id, target.location))
     if not found:
         fail(f"error: {ErrorCode.AUDIT_NOT_FOUND}: no packet {packet_id} in {target.location}")
 
 
-async def _show(packet_id: UUID, path: Path) -> bool:
-    if not await asyncio.to_thread(path.is_file):
-        raise FatalError(ErrorCode.STORE_UNAVAILABLE, f"no store at {path}")
-    async with await SqliteStore.open(path) as store:
+async def _show(packet_id: UUID, location: str) -> bool:
+    store = await open_store(location, existing=True)
+    try:
         packet = await store.packet(packet_id)
         if packet is None:
             return False
@@ -247,6 +246,8 @@ async def _show(packet_id: UUID, path: Path) -> bool:
         click.echo("history")
         for entry in await store.history(packet_id):
             click.echo(f"  #{entry.index}  {entry.line()}")
+    finally:
+        await store.close()
     return True
 
 

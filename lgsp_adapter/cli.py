@@ -32,12 +32,13 @@ from lgsp_adapter.config import Settings, load_settings
 from lgsp_adapter.daemon import check_servable, run_daemon
 from lgsp_adapter.demo import run_demo
 from lgsp_adapter.dlq_cli import dlq_group
-from lgsp_adapter.errors import ErrorCode, FatalError, LgspError
+from lgsp_adapter.errors import ErrorCode, LgspError
 from lgsp_adapter.logs import LogFormat, LoggingSettings
 from lgsp_adapter.migrate import migrate
 from lgsp_adapter.packets import read_packet
 from lgsp_adapter.registry_cli import endpoints_group
-from lgsp_adapter.store.sqlite import SqliteStore
+from lgsp_adapter.store.location import is_postgres
+from lgsp_adapter.store.opening import open_store
 from lgsp_adapter.summary import canonical_json, summary
 from lgsp_adapter.translators import (
     Envelope,
@@ -216,10 +217,9 @@ def agencies_group() -> None:
 
 STORE_OPTION = click.option(
     "--store",
-    "store_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    "location",
     default=None,
-    help="The store file (default: store.path of the settings).",
+    help="A SQLite file or a postgresql:// URL (default: the settings' store).",
 )
 
 
@@ -227,16 +227,19 @@ STORE_OPTION = click.option(
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @CONFIG_OPTION
 @STORE_OPTION
-def agencies_import_command(file: Path, config_path: Path | None, store_path: Path | None) -> None:
+def agencies_import_command(file: Path, config_path: Path | None, location: str | None) -> None:
     """Merge the national axis' agency list (getAgenciesList JSON) into the store's list."""
 
-    async def work(path: Path, data: bytes) -> ImportReport:
-        async with await SqliteStore.open(path) as store:
+    async def work(where: str, data: bytes) -> ImportReport:
+        store = await open_store(where)
+        try:
             return await import_national_list(store, data, actor=cli_actor(), source=file.name)
+        finally:
+            await store.close()
 
     try:
-        path = store_path or load_settings(config_path).store.path
-        report = asyncio.run(work(path, file.read_bytes()))
+        where = location or load_settings(config_path).store.location()
+        report = asyncio.run(work(where, file.read_bytes()))
     except LgspError as exc:
         _fail(f"error: {file}: {exc}")
     click.echo(report.summary())
@@ -255,19 +258,20 @@ def agencies_list_command(
     search: str | None,
     limit: int,
     config_path: Path | None,
-    store_path: Path | None,
+    location: str | None,
 ) -> None:
     """The agencies of the list, by code."""
 
-    async def work(path: Path) -> list[Agency]:
-        if not await asyncio.to_thread(path.is_file):  # never make an empty store by mistake
-            raise FatalError(ErrorCode.STORE_UNAVAILABLE, f"no store at {path}")
-        async with await SqliteStore.open(path) as store:
+    async def work(where: str) -> list[Agency]:
+        store = await open_store(where, existing=True)
+        try:
             return await store.agency_list.find(under=under, search=search, limit=limit)
+        finally:
+            await store.close()
 
     try:
-        path = store_path or load_settings(config_path).store.path
-        found = asyncio.run(work(path))
+        where = location or load_settings(config_path).store.location()
+        found = asyncio.run(work(where))
     except LgspError as exc:
         _fail(f"error: {exc}")
     for agency in found:
@@ -319,12 +323,12 @@ def broker_permissions_command(
 @click.option(
     "--store",
     "location",
-    help="A SQLite file or a postgresql:// URL (default: the settings' store.path).",
+    help="A SQLite file or a postgresql:// URL (default: the settings' store).",
 )
 def migrate_command(config_path: Path | None, location: str | None) -> None:
     """Bring the store's schema up to this version (the daemon also does at start)."""
     try:
-        where = location or str(load_settings(config_path).store.path)
+        where = location or load_settings(config_path).store.location()
         before, after = asyncio.run(migrate(where))
     except LgspError as exc:
         _fail(f"error: {exc}")
@@ -354,8 +358,15 @@ def migrate_command(config_path: Path | None, location: str | None) -> None:
 def backup_command(config_path: Path | None, store_path: Path | None, target: Path) -> None:
     """Copy the store while the daemon runs (one consistent moment), and check the copy."""
     try:
-        store = store_path or load_settings(config_path).store.path
-        copy = backup(store, target)
+        if store_path is None:
+            settings = load_settings(config_path)
+            if settings.store.url is not None:
+                _fail(
+                    "error: the store is in PostgreSQL: back it up with pg_dump "
+                    "(docs/operations.md, Backup and restore)"
+                )
+            store_path = settings.store.path
+        copy = backup(store_path, target)
     except LgspError as exc:
         _fail(f"error: {exc}")
     except sqlite3.Error as exc:
@@ -376,11 +387,11 @@ def backup_command(config_path: Path | None, store_path: Path | None, target: Pa
 )
 @click.option(
     "--store",
-    "store_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The daemon's store, for the agencies registered live (default: the settings').",
+    "location",
+    help="The daemon's store, for the agencies registered live: a SQLite file or a "
+    "postgresql:// URL (default: the settings').",
 )
-def declare_command(config_path: Path | None, url: str | None, store_path: Path | None) -> None:
+def declare_command(config_path: Path | None, url: str | None, location: str | None) -> None:
     """Declare the exchange and the queues of every agency the daemon serves (the settings'
     and the registry's), for a broker where daemons may not (bus.declare = false)."""
     try:
@@ -388,9 +399,11 @@ def declare_command(config_path: Path | None, url: str | None, store_path: Path 
         target = url or (settings.bus.url.get_secret_value() if settings.bus.url else None)
         if target is None:
             _fail("error: no bus: give --url or set [bus] url")
-        store = store_path or settings.store.path
+        where: str | None = location or settings.store.location()
         # Never make a store by reading one: none yet means no registrations yet.
-        declared = asyncio.run(_declare(settings, target, store if store.is_file() else None))
+        if where is not None and not is_postgres(where) and not Path(where).is_file():
+            where = None
+        declared = asyncio.run(_declare(settings, target, where))
     except LgspError as exc:
         _fail(f"error: {exc}")
     except (OSError, aio_pika.exceptions.AMQPException) as exc:
@@ -400,14 +413,17 @@ def declare_command(config_path: Path | None, url: str | None, store_path: Path 
     click.echo(f"{len(declared)} declared on {settings.bus.exchange}", err=True)
 
 
-async def _declare(settings: Settings, url: str, store_path: Path | None) -> list[str]:
+async def _declare(settings: Settings, url: str, location: str | None) -> list[str]:
     default = settings.delivery.retry_delays_s
     agencies = {str(a.code): a.endpoint.retry_delays_s or default for a in settings.agencies}
-    if store_path is not None:  # integrators' registrations, as the daemon will serve them
-        async with await SqliteStore.open(store_path) as store:
+    if location is not None:  # integrators' registrations, as the daemon will serve them
+        store = await open_store(location)
+        try:
             for record in await store.registry.endpoints():
                 if record.problem is None:
                     agencies[record.code] = record.agency.endpoint.retry_delays_s or default
+        finally:
+            await store.close()
     connection = await aio_pika.connect(url)
     async with connection:
         return await declare.everything(connection, Topology(settings.bus.exchange), agencies)

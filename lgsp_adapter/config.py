@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import (
@@ -33,6 +34,7 @@ from lgsp_adapter.agencies import Client, Directory, KnownAgency, ServedAgency
 from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.logs import LoggingSettings
 from lgsp_adapter.safe_xml import XmlLimits
+from lgsp_adapter.store.location import is_postgres
 
 
 class _Section(BaseModel):
@@ -125,7 +127,32 @@ class BusSettings(_Section):
 class StoreSettings(_Section):
     """Where the daemon keeps packets, deliveries and the audit log."""
 
-    path: Path = Field(Path("var/lgsp-adapter.sqlite3"), description="The SQLite file.")
+    path: Path = Field(
+        Path("var/lgsp-adapter.sqlite3"),
+        description="The SQLite file (the embedded default). With url set, the folder beside "
+        "which the audit signing key and archives are kept by default.",
+    )
+    url: SecretStr | None = Field(
+        None,
+        description="postgresql://user:password@host:5432/database: keep everything in "
+        "PostgreSQL instead, where replicas of this daemon serving the same agencies share it "
+        "(docs/operations.md, Replicas).",
+    )
+    pool_size: int = Field(
+        10, ge=2, le=200, description="PostgreSQL connections this daemon may hold at once."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_only(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not is_postgres(value.get_secret_value()):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    def location(self) -> str:
+        """Where the store is: the PostgreSQL URL when set, else the SQLite file."""
+        return self.url.get_secret_value() if self.url is not None else str(self.path)
+
     outbox_budget_mb: int = Field(
         1024,
         ge=1,

@@ -21,7 +21,7 @@ from aiohttp import web
 from lgsp_adapter.agencies import Role
 from lgsp_adapter.agency_list_admin import list_served_agencies
 from lgsp_adapter.agency_list_web import add_agency_list_routes
-from lgsp_adapter.audit.admin import record_start, sign_periodically
+from lgsp_adapter.audit.admin import check_shared_key, record_start, sign_periodically
 from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.audit_page import add_audit_page
 from lgsp_adapter.audit_web import AuditAccess, add_audit_routes
@@ -44,7 +44,8 @@ from lgsp_adapter.receiving import Receiver
 from lgsp_adapter.registry.service import Registry
 from lgsp_adapter.registry_web import add_registry_routes
 from lgsp_adapter.relay import Relay
-from lgsp_adapter.store.sqlite import SqliteStore
+from lgsp_adapter.store import Store
+from lgsp_adapter.store.opening import open_store
 from lgsp_adapter.web import make_app
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def mount_api(
     *,
     access: AuditAccess,
     inbox: Inbox,
-    store: SqliteStore,
+    store: Store,
     registry: Registry,
     session: aiohttp.ClientSession,
     health: Health,
@@ -91,11 +92,14 @@ async def run_daemon(
     """Run until ``stop`` is set; ``on_ready`` gets the HTTP base URL once serving."""
     check_servable(settings)
     async with AsyncExitStack() as stack:
-        store = await SqliteStore.open(settings.store.path, owner=True)
+        store = await open_store(
+            settings.store.location(), owner=True, pool_size=settings.store.pool_size
+        )
         stack.push_async_callback(store.close)
         key_path = settings.audit.key_path(settings.store.path)
         key_created = not key_path.exists()
         key = LogKey.load_or_create(key_path, settings.audit.log_name())
+        await check_shared_key(store.audit, key, key_path)
         await record_start(store.audit, settings, key, key_created=key_created)
         directory = settings.directory()
         registry = Registry(
@@ -126,6 +130,12 @@ async def run_daemon(
 
         bus: EmbeddedBus | RabbitBus
         if settings.bus.url is None:
+            if not await store.take_role("embedded-bus"):
+                raise FatalError(
+                    ErrorCode.CONFIG_INVALID,
+                    "another daemon runs the embedded bus on this database; replicas sharing "
+                    "a store need RabbitMQ (bus.url)",
+                )
             bus = EmbeddedBus(
                 store=store,
                 served=served,
@@ -160,6 +170,7 @@ async def run_daemon(
 
         registry.on_change(release)
         relay = Relay(store=store, bus=bus)
+        await store.on_outbox(relay.wake.set)  # filled by another replica
         intake = Intake(
             store=store,
             directory=directory,
@@ -237,7 +248,7 @@ async def run_daemon(
             registry.served_text(),
             url,
             carrier,
-            settings.store.path,
+            "PostgreSQL" if settings.store.url is not None else settings.store.path,
         )
 
         await release_stranded(store, directory, bus)
@@ -246,7 +257,13 @@ async def run_daemon(
             asyncio.create_task(relay.run(stopping), name="relay"),
             asyncio.create_task(bus.consume(receiver.handle, stopping), name="consumer"),
             asyncio.create_task(
-                sign_periodically(store.audit, key, settings.audit.checkpoint_interval_s, stopping),
+                sign_periodically(
+                    store.audit,
+                    key,
+                    settings.audit.checkpoint_interval_s,
+                    stopping,
+                    may_sign=lambda: store.take_role("checkpoints"),
+                ),
                 name="checkpoints",
             ),
             asyncio.create_task(

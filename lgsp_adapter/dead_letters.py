@@ -22,8 +22,7 @@ from lgsp_adapter.agencies import Directory
 from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.audit import AuditEvent
 from lgsp_adapter.errors import ErrorCode, PermanentError
-from lgsp_adapter.store import DeadLetter, DeliveryRecord, DeliveryState, entry_for
-from lgsp_adapter.store.sqlite import SqliteStore
+from lgsp_adapter.store import DeadLetter, DeliveryRecord, DeliveryState, Store, entry_for
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +35,7 @@ class DeadLetters:
     def __init__(
         self,
         *,
-        store: SqliteStore,
+        store: Store,
         directory: Directory,
         wake: Callable[[], None],
         tell_sender: Callable[[UUID, str], Awaitable[None]],

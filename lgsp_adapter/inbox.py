@@ -22,9 +22,8 @@ from lgsp_adapter.agencies import Client, DeliveryMode, Directory
 from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.audit import AuditEntry, AuditEvent
 from lgsp_adapter.errors import ErrorCode, PermanentError
-from lgsp_adapter.store import DeliveryRecord, DeliveryState, StoredPacket, entry_for
+from lgsp_adapter.store import DeliveryRecord, DeliveryState, Store, StoredPacket, entry_for
 from lgsp_adapter.store.base import InboxItem
-from lgsp_adapter.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +67,7 @@ class Requeue(Protocol):
         ...
 
 
-async def release_stranded(store: SqliteStore, directory: Directory, bus: Requeue) -> int:
+async def release_stranded(store: Store, directory: Directory, bus: Requeue) -> int:
     """Packets held for agencies that no longer fetch them (at start, and after every registry
     change): one whose agency now takes pushes goes back on the bus to be pushed; one whose
     agency another daemon serves now ([[known_agencies]]) is dead-lettered, and its sender
@@ -115,7 +114,7 @@ async def release_stranded(store: SqliteStore, directory: Directory, bus: Requeu
 class Inbox:
     """Lists, hands out and takes acknowledgements of held packets."""
 
-    def __init__(self, *, store: SqliteStore, directory: Directory, announce: Announce) -> None:
+    def __init__(self, *, store: Store, directory: Directory, announce: Announce) -> None:
         self._store = store
         self._directory = directory
         self._announce = announce  # the bus tells the sender how the delivery ended

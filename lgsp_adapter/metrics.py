@@ -27,8 +27,7 @@ from prometheus_client import (
 
 from lgsp_adapter.audit import AuditEntry, AuditEvent
 from lgsp_adapter.packets import KINDS
-from lgsp_adapter.store import DeliveryState
-from lgsp_adapter.store.sqlite import SqliteStore
+from lgsp_adapter.store import DeliveryState, Store
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +45,7 @@ _APPEND_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 class Metrics:
     """The daemon's series, and what fills them."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: Store) -> None:
         self._store = store
         self._bus_connected: Callable[[], bool] = lambda: False
         self._queue_depths: QueueDepths | None = None

@@ -13,7 +13,8 @@ from pathlib import Path
 import asyncpg
 
 from lgsp_adapter.errors import ErrorCode, FatalError
-from lgsp_adapter.store.postgres_registry import PostgresRegistry
+from lgsp_adapter.store.location import is_postgres
+from lgsp_adapter.store.postgres import PostgresStore
 from lgsp_adapter.store.sqlite import SqliteStore
 
 Versions = dict[str, int]
@@ -46,10 +47,10 @@ async def _postgres_versions(dsn: str) -> Versions:
 async def migrate(location: str) -> tuple[Versions, Versions]:
     """Migrate the store at ``location`` (a SQLite file or a postgresql:// URL): its parts'
     versions before and after."""
-    if location.startswith(("postgresql://", "postgres://")):
+    if is_postgres(location):
         before = await _postgres_versions(location)
-        async with await PostgresRegistry.open(location):  # migrates the audit log and itself
-            pass
+        shared = await PostgresStore.open(location)  # migrates every part
+        await shared.close()
         return before, await _postgres_versions(location)
     path = Path(location)
     before = {"store": _sqlite_version(path)}

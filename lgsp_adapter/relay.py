@@ -16,8 +16,7 @@ from uuid import UUID
 
 from lgsp_adapter import logs
 from lgsp_adapter.audit import AuditEntry, AuditEvent
-from lgsp_adapter.store import DeliveryState, StoredPacket, entry_for
-from lgsp_adapter.store.sqlite import SqliteStore
+from lgsp_adapter.store import DeliveryState, Store, StoredPacket, entry_for
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +34,7 @@ class Publisher(Protocol):
 
 
 async def set_aside(
-    store: SqliteStore,
+    store: Store,
     outgoing: Outgoing,
     outcome: str,
     detail: str,
@@ -58,7 +57,7 @@ async def set_aside(
 class Relay:
     """Moves deliveries from the outbox to the bus."""
 
-    def __init__(self, *, store: SqliteStore, bus: Publisher, batch: int = 100) -> None:
+    def __init__(self, *, store: Store, bus: Publisher, batch: int = 100) -> None:
         self._store = store
         self._bus = bus
         self._batch = batch
@@ -90,7 +89,11 @@ class Relay:
                     waiter.cancel()
 
     async def publish_pending(self) -> int:
-        """Publish one batch from the outbox; returns how many."""
+        """Publish one batch from the outbox; returns how many. Only the replica holding the
+        relay role publishes (two would put every packet on the bus twice); the others' outbox
+        is the same table, and the holder is woken when they fill it."""
+        if not await self._store.take_role("relay"):
+            return 0
         pending = await self._store.outbox(self._batch)
         packets: dict[UUID, StoredPacket | None] = {}  # a packet to n recipients is read once
         batch: list[Outgoing] = []

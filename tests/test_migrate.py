@@ -24,7 +24,7 @@ async def test_a_postgresql_store_is_brought_up_once(postgres_database: str) -> 
     status, out, err = await lgsp_adapter("migrate", "--store", postgres_database)
     assert status == 0, err
     lines = out.splitlines()
-    assert [line.split(":")[0] for line in lines] == ["audit", "registry"]
+    assert [line.split(":")[0] for line in lines] == ["audit", "exchange", "registry"]
     assert all(" 0 -> " in line for line in lines)
     status, out, _ = await lgsp_adapter("migrate", "--store", postgres_database)
     assert all(line.endswith(", current") for line in out.splitlines())

@@ -13,13 +13,17 @@ import contextlib
 import hashlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from lgsp_adapter.agencies import with_secrets
+from lgsp_adapter.audit.checkpoint import Checkpoint
 from lgsp_adapter.audit.entry import AuditEntry, AuditEvent
 from lgsp_adapter.audit.query import AuditQuery
-from lgsp_adapter.audit.signing import LogKey
+from lgsp_adapter.audit.signing import LogKey, NoteError
 from lgsp_adapter.audit.store import AuditStore
 from lgsp_adapter.config import Settings
+from lgsp_adapter.errors import ErrorCode, FatalError
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +70,41 @@ async def record_start(
     await store.append(entries)
 
 
+async def check_shared_key(store: AuditStore, key: LogKey, key_path: Path) -> None:
+    """Refuse to sign a log whose latest checkpoint another key signed: replicas sharing a
+    store each with a key of their own (made at their first start) would leave a log no
+    single public key verifies."""
+    latest = await store.latest_checkpoint()
+    if latest is None:
+        return
+    try:
+        Checkpoint.open(latest.note, key.verifier)
+    except NoteError as exc:
+        raise FatalError(
+            ErrorCode.CONFIG_INVALID,
+            f"the audit log's latest checkpoint (size {latest.size}) is not signed by the key "
+            f"{key_path} (fingerprint {key.verifier.fingerprint}): every daemon sharing a "
+            "store needs the same audit.signing_key; after `lgsp-adapter audit rotate-key`, "
+            "the new one",
+        ) from exc
+
+
 async def sign_periodically(
-    store: AuditStore, key: LogKey, interval_s: float, stop: asyncio.Event
+    store: AuditStore,
+    key: LogKey,
+    interval_s: float,
+    stop: asyncio.Event,
+    *,
+    may_sign: Callable[[], Awaitable[bool]] | None = None,
 ) -> None:
-    """Sign a checkpoint every ``interval_s`` while the log grows, until ``stop``."""
+    """Sign a checkpoint every ``interval_s`` while the log grows, until ``stop``; only while
+    ``may_sign`` says so (one replica of several signs)."""
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval_s)
         try:
+            if may_sign is not None and not await may_sign():
+                continue
             await store.checkpoint(key)
         except Exception:
             # The entries are safe; the next round signs them. A daemon that stopped delivering

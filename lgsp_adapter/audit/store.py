@@ -99,6 +99,10 @@ class AuditStore(Protocol):
         """Every checkpoint, smallest first."""
         ...
 
+    async def latest_checkpoint(self) -> StoredCheckpoint | None:
+        """The largest checkpoint, or None before the first."""
+        ...
+
     async def archives(self) -> list[ArchiveRecord]:
         """Archives made so far, oldest first."""
         ...

@@ -18,7 +18,7 @@ from uuid import UUID
 from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.receiving import Settlement
 from lgsp_adapter.relay import Outgoing, set_aside
-from lgsp_adapter.store.sqlite import SqliteStore
+from lgsp_adapter.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class EmbeddedBus:
     def __init__(
         self,
         *,
-        store: SqliteStore,
+        store: Store,
         served: list[str],
         prefetch: int,
         lease_s: float = 10 * 365 * 86400.0,

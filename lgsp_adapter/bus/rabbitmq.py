@@ -46,8 +46,7 @@ from lgsp_adapter.packets import read_packet, recipients_of, sender_of
 from lgsp_adapter.receiving import NOT_SERVED_WAIT_S, Settlement
 from lgsp_adapter.relay import Outgoing, set_aside
 from lgsp_adapter.safe_xml import XmlLimits
-from lgsp_adapter.store import DeliveryState, StoredPacket, entry_for
-from lgsp_adapter.store.sqlite import SqliteStore
+from lgsp_adapter.store import DeliveryState, Store, StoredPacket, entry_for
 
 # aiormq logs every frame at DEBUG, documents' bodies among them: capped, so that DEBUG
 # turned on to chase a broker problem leaks none (tests/test_no_secrets_in_logs.py).
@@ -94,7 +93,7 @@ class RabbitBus:
         *,
         url: str,
         topology: Topology,
-        store: SqliteStore,
+        store: Store,
         served: list[str],
         prefetch: int,
         retry_delays_s: list[float],
@@ -561,7 +560,9 @@ class RabbitBus:
         lock, users = self._handling.get(key, (asyncio.Lock(), 0))
         self._handling[key] = (lock, users + 1)
         try:
-            async with lock:
+            # In this process, then against replicas sharing the store: a copy redelivered to
+            # one while another still works on the first waits, and then finds it recorded.
+            async with lock, self._store.exclusive(packet.id, recipient):
                 await self._settle_once(handler, packet, recipient, attempt)
         finally:
             lock, users = self._handling[key]

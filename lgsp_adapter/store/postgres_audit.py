@@ -283,6 +283,13 @@ class PostgresAuditLog:
             )
         return [checkpoint_of(row) for row in rows]
 
+    async def latest_checkpoint(self) -> StoredCheckpoint | None:
+        """The largest checkpoint, or None before the first."""
+        row = await self._pool.fetchrow(
+            "SELECT size, root, at, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1"
+        )
+        return None if row is None else checkpoint_of(row)
+
     async def archives(self) -> list[ArchiveRecord]:
         """Archives made so far, oldest first."""
         async with self._pool.acquire() as conn:

@@ -262,6 +262,14 @@ class SqliteAuditLog:
             rows = await cursor.fetchall()
         return [checkpoint_of(row) for row in rows]
 
+    async def latest_checkpoint(self) -> StoredCheckpoint | None:
+        """The largest checkpoint, or None before the first."""
+        async with self._read.execute(
+            "SELECT size, root, at, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1"
+        ) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else checkpoint_of(row)
+
     async def archives(self) -> list[ArchiveRecord]:
         """Archives made so far, oldest first."""
         async with self._read.execute(
