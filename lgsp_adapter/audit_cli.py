@@ -41,7 +41,8 @@ from lgsp_adapter.audit.proofs import (
     signed_checkpoint,
 )
 from lgsp_adapter.audit.query import AuditQuery
-from lgsp_adapter.audit.signing import LogKey, NoteError, Verifier
+from lgsp_adapter.audit.rotation import Rotation, keyring, retired_paths, rotate_key
+from lgsp_adapter.audit.signing import Keyring, LogKey, NoteError, Trusted, Verifier
 from lgsp_adapter.audit.store import AuditStore
 from lgsp_adapter.audit.verify import verify_log
 from lgsp_adapter.config import Settings, load_settings
@@ -66,32 +67,41 @@ class Target:
         """Whether the log is on PostgreSQL."""
         return is_postgres(self.location)
 
+    def key_path(self) -> Path:
+        """Where the signing key is."""
+        store = self.settings.store.path if self.on_postgres else Path(self.location)
+        return self.settings.audit.key_path(store)
+
     def key(self) -> LogKey:
         """The signing key (operators only: it must be readable)."""
-        store = self.settings.store.path if self.on_postgres else Path(self.location)
-        path = self.settings.audit.key_path(store)
-        return LogKey.load(path, self.settings.audit.log_name())
+        return LogKey.load(self.key_path(), self.settings.audit.log_name())
 
     def archive_folder(self) -> Path:
         """Where the log's archive files are."""
         store = self.settings.store.path if self.on_postgres else Path(self.location)
         return self.settings.audit.archive_folder(store)
 
-    def verifier(self, public_key: Path | None) -> Verifier:
-        """The key to check against: the pinned one, else the signing key's."""
+    def verifier(self, public_key: Path | None) -> Trusted:
+        """The keys to check against: the pinned ones, else the signing key's and those it
+        replaced (kept beside it by `audit rotate-key`)."""
         if public_key is None:
-            return self.key().verifier
+            return keyring(self.key_path(), self.settings.audit.log_name())
         return read_verifier(public_key)
 
 
-def read_verifier(path: Path) -> Verifier:
-    """A verifier key from a file (what ``audit public-key`` prints)."""
+def read_verifier(path: Path) -> Trusted:
+    """Verifier keys from a file, one a line (what ``audit public-key`` prints; with
+    ``--all``, every key the log was signed with)."""
     try:
-        return Verifier.parse(path.read_text(encoding="utf-8"))
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        verifiers = tuple(Verifier.parse(line) for line in lines)
     except OSError as exc:
         raise FatalError(ErrorCode.CONFIG_INVALID, f"cannot read {path}: {exc.strerror}") from exc
-    except NoteError as exc:
+    except (NoteError, UnicodeDecodeError) as exc:
         raise FatalError(ErrorCode.CONFIG_INVALID, f"{path}: {exc}") from exc
+    if not verifiers:
+        raise FatalError(ErrorCode.CONFIG_INVALID, f"{path}: no verifier key in it")
+    return verifiers[0] if len(verifiers) == 1 else Keyring(verifiers)
 
 
 @asynccontextmanager
@@ -387,15 +397,57 @@ def checkpoints_command(target: Target) -> None:
 
 @audit_group.command("public-key")
 @click.option("--pem", is_flag=True, help="PEM (SubjectPublicKeyInfo) instead.")
+@click.option(
+    "--all",
+    "every",
+    is_flag=True,
+    help="Every key the log was signed with (those rotated out first), one a line.",
+)
 @target_options
-def public_key_command(target: Target, pem: bool) -> None:
+def public_key_command(target: Target, pem: bool, every: bool) -> None:
     """The log's verifier key, to give auditors (its fingerprint on stderr)."""
     try:
         key = target.key()
+        retired = [LogKey.load(p, key.name) for p in retired_paths(target.key_path())]
     except LgspError as exc:
         fail(f"error: {exc}")
-    click.echo(key.public_pem() if pem else key.verifier.encoded(), nl=not pem)
-    click.echo(f"fingerprint (SHA-256): {key.verifier.fingerprint}", err=True)
+    for shown in [*retired, key] if every else [key]:
+        click.echo(shown.public_pem() if pem else shown.verifier.encoded(), nl=not pem)
+        click.echo(f"fingerprint (SHA-256): {shown.verifier.fingerprint}", err=True)
+
+
+@audit_group.command("rotate-key")
+@target_options
+def rotate_key_command(target: Target) -> None:
+    """Replace the signing key: the old key and the new sign one hand-over checkpoint, the
+    old is kept beside the new as retired. Stop every daemon on the store first; then give
+    the new key to each replica."""
+
+    async def work() -> Rotation:
+        store = await open_store(target.location, owner=True, existing=True)
+        try:
+            for role in ("relay", "checkpoints", "embedded-bus"):
+                if not await store.take_role(role):
+                    raise FatalError(
+                        ErrorCode.STORE_UNAVAILABLE,
+                        "a daemon is running on this store: stop every daemon (every "
+                        "replica) first, so that none signs with the old key",
+                    )
+            return await rotate_key(
+                store.audit, target.key_path(), target.settings.audit.log_name(), cli_actor()
+            )
+        finally:
+            await store.close()
+
+    done = run(work())
+    click.echo(f"retired  {done.retired.fingerprint}  (kept as {done.kept_at})")
+    click.echo(f"current  {done.current.fingerprint}  ({target.key_path()})")
+    click.echo(f"hand-over checkpoint at size {done.checkpoint.size}, signed by both")
+    click.echo(
+        "give auditors the new verifier key (`audit public-key`), and every replica the new "
+        "key file, before starting the daemons",
+        err=True,
+    )
 
 
 @audit_group.group("prove")
@@ -472,7 +524,7 @@ def bundle_command(
             if key is not None:
                 verifier = key.verifier
             elif public_key is not None:
-                verifier = read_verifier(public_key)
+                verifier = read_verifier(public_key).verifiers[-1]  # the current key
             else:
                 raise LgspError(
                     ErrorCode.CONFIG_INVALID,

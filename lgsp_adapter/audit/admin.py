@@ -20,6 +20,7 @@ from lgsp_adapter.agencies import with_secrets
 from lgsp_adapter.audit.checkpoint import Checkpoint
 from lgsp_adapter.audit.entry import AuditEntry, AuditEvent
 from lgsp_adapter.audit.query import AuditQuery
+from lgsp_adapter.audit.rotation import retired_by
 from lgsp_adapter.audit.signing import LogKey, NoteError
 from lgsp_adapter.audit.store import AuditStore
 from lgsp_adapter.config import Settings
@@ -77,6 +78,12 @@ async def check_shared_key(store: AuditStore, key: LogKey, key_path: Path) -> No
     latest = await store.latest_checkpoint()
     if latest is None:
         return
+    if await retired_by(store, latest) == key.verifier.fingerprint:
+        raise FatalError(
+            ErrorCode.CONFIG_INVALID,
+            f"the audit signing key {key_path} was retired at size {latest.size}: use the key "
+            "`lgsp-adapter audit rotate-key` made in its place",
+        )
     try:
         Checkpoint.open(latest.note, key.verifier)
     except NoteError as exc:

@@ -27,7 +27,7 @@ from lgsp_adapter.audit.checkpoint import Checkpoint
 from lgsp_adapter.audit.entry import AuditEntry, AuditEvent, format_time
 from lgsp_adapter.audit.proofs import BadEvidence, b64, leaf_of, open_checkpoint, unb64
 from lgsp_adapter.audit.query import AuditQuery
-from lgsp_adapter.audit.signing import LogKey, NoteError, Verifier
+from lgsp_adapter.audit.signing import LogKey, NoteError, Trusted, Verifier
 from lgsp_adapter.audit.store import ArchiveRecord, AuditStore
 from lgsp_adapter.audit.tree import load_frontier
 from lgsp_adapter.errors import ErrorCode, LgspError
@@ -165,7 +165,7 @@ class ArchiveFile:
     """An archive file read as a stream: its header at once, its entries one by one, its
     trailer's digest and signature checked when the entries run out."""
 
-    def __init__(self, path: Path, pinned: Verifier | None = None) -> None:
+    def __init__(self, path: Path, pinned: Trusted | None = None) -> None:
         try:
             self._file = path.open("rb")
         except (OSError, ValueError) as exc:
@@ -176,7 +176,7 @@ class ArchiveFile:
             self._file.close()
             raise
 
-    def _open(self, pinned: Verifier | None) -> None:
+    def _open(self, pinned: Trusted | None) -> None:
         first = self._file.readline()
         self.digest = hashlib.sha256(first)
         try:
@@ -189,7 +189,7 @@ class ArchiveFile:
             self.verifier = Verifier.parse(str(header.get("verifier_key", "")))
         except NoteError as exc:
             raise BadEvidence(f"the archive's key: {exc}") from exc
-        if pinned is not None and pinned != self.verifier:
+        if pinned is not None and not pinned.trusts(self.verifier):
             raise BadEvidence(
                 f"the archive is signed by key {self.verifier.fingerprint}, not the pinned one"
             )
@@ -247,7 +247,7 @@ class ArchiveFile:
             raise BadEvidence("the archive's lines do not match its signed digest: altered or cut")
 
 
-def verify_archive(path: Path, pinned: Verifier | None = None) -> ArchiveCheck:
+def verify_archive(path: Path, pinned: Trusted | None = None) -> ArchiveCheck:
     """Check an archive file on its own (and against a pinned key, when given)."""
     archive = ArchiveFile(path, pinned)
     try:

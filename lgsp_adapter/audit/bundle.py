@@ -17,7 +17,7 @@ from lgsp_adapter.audit.checkpoint import Checkpoint
 from lgsp_adapter.audit.entry import AuditEntry, format_time
 from lgsp_adapter.audit.proofs import BadEvidence, b64, check_entry_under, entry_document
 from lgsp_adapter.audit.query import AuditQuery
-from lgsp_adapter.audit.signing import LogKey, NoteError, Verifier
+from lgsp_adapter.audit.signing import LogKey, NoteError, Trusted, Verifier
 from lgsp_adapter.audit.store import AuditStore, StoredCheckpoint
 from lgsp_adapter.audit.tree import inclusion_paths
 from lgsp_adapter.errors import ErrorCode, LgspError
@@ -158,7 +158,7 @@ class BundleCheck:
         )
 
 
-def verify_bundle(data: bytes, pinned: Verifier | None = None) -> BundleCheck:
+def verify_bundle(data: bytes, pinned: Trusted | None = None) -> BundleCheck:
     """Check a bundle with nothing but itself (and a pinned key, when given)."""
     if len(data) > MAX_BUNDLE_BYTES:
         raise BadEvidence(f"larger than {MAX_BUNDLE_BYTES:,} bytes: not a bundle of ours")
@@ -175,7 +175,7 @@ def verify_bundle(data: bytes, pinned: Verifier | None = None) -> BundleCheck:
         verifier = Verifier.parse(str(log.get("verifier_key", "")))
     except NoteError as exc:
         raise BadEvidence(f"the bundle's key: {exc}") from exc
-    if pinned is not None and pinned != verifier:
+    if pinned is not None and not pinned.trusts(verifier):
         raise BadEvidence(
             f"the bundle is signed by key {verifier.fingerprint}, not the pinned "
             f"{pinned.fingerprint}"

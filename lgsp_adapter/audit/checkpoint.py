@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from lgsp_adapter.audit.entry import format_time
-from lgsp_adapter.audit.signing import LogKey, NoteError, Verifier
+from lgsp_adapter.audit.signing import LogKey, NoteError, Trusted, Verifier
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,20 @@ class Checkpoint:
         return key.sign_note(self.text())
 
     @classmethod
-    def open(cls, note: str, verifier: Verifier) -> Checkpoint:
-        """The checkpoint in ``note`` if ``verifier`` signed it; ``NoteError`` if not."""
+    def open(cls, note: str, trusted: Trusted) -> Checkpoint:
+        """The checkpoint in ``note`` if one of the ``trusted`` keys signed it (a key names
+        its log: the origin must be its name); ``NoteError`` if none did."""
+        faults: list[str] = []
+        for verifier in trusted.verifiers:
+            try:
+                return cls._open(note, verifier)
+            except NoteError as exc:
+                if str(exc) not in faults:
+                    faults.append(str(exc))
+        raise NoteError("; ".join(faults) or "no key to check it with")
+
+    @classmethod
+    def _open(cls, note: str, verifier: Verifier) -> Checkpoint:
         lines = verifier.open(note).splitlines()
         if len(lines) < 3:
             raise NoteError("a checkpoint has an origin, a size and a root hash")

@@ -13,7 +13,7 @@ from typing import Any
 
 from lgsp_adapter.audit.checkpoint import Checkpoint
 from lgsp_adapter.audit.entry import FIELDS, AuditEntry, canonical_entry
-from lgsp_adapter.audit.signing import NoteError, Verifier
+from lgsp_adapter.audit.signing import NoteError, Trusted
 from lgsp_adapter.audit.store import AuditStore, StoredCheckpoint
 from lgsp_adapter.audit.tree import consistency_path, inclusion_path
 from lgsp_adapter.errors import ErrorCode, LgspError, PermanentError
@@ -115,7 +115,7 @@ async def consistency_document(
     }
 
 
-def open_checkpoint(note: Any, verifier: Verifier, what: str = "the checkpoint") -> Checkpoint:
+def open_checkpoint(note: Any, verifier: Trusted, what: str = "the checkpoint") -> Checkpoint:
     """A checkpoint from a document, checked; ``BadEvidence`` naming the fault."""
     if not isinstance(note, str):
         raise BadEvidence(f"{what} is missing")
@@ -137,7 +137,7 @@ def leaf_of(fields: dict[str, Any], what: str) -> bytes:
         raise BadEvidence(f"{what}: a field is not valid Unicode text") from exc
 
 
-def check_inclusion(document: dict[str, Any], verifier: Verifier) -> tuple[Checkpoint, int]:
+def check_inclusion(document: dict[str, Any], verifier: Trusted) -> tuple[Checkpoint, int]:
     """Check an inclusion document offline; the checkpoint and the entry's index if it holds."""
     checkpoint = open_checkpoint(document.get("checkpoint"), verifier)
     return checkpoint, check_entry_under(document, checkpoint)
@@ -165,9 +165,7 @@ def check_entry_under(document: dict[str, Any], checkpoint: Checkpoint) -> int:
     return index
 
 
-def check_consistency(
-    document: dict[str, Any], verifier: Verifier
-) -> tuple[Checkpoint, Checkpoint]:
+def check_consistency(document: dict[str, Any], verifier: Trusted) -> tuple[Checkpoint, Checkpoint]:
     """Check a consistency document offline; both checkpoints if it holds."""
     old = open_checkpoint(document.get("old_checkpoint"), verifier, "the old checkpoint")
     new = open_checkpoint(document.get("new_checkpoint"), verifier, "the new checkpoint")

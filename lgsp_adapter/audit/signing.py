@@ -69,6 +69,15 @@ class Verifier:
             raise NoteError("the verifier key's id does not match its name and key")
         return verifier
 
+    @property
+    def verifiers(self) -> tuple[Verifier, ...]:
+        """This key alone (a ``Keyring`` has several)."""
+        return (self,)
+
+    def trusts(self, other: Verifier) -> bool:
+        """Whether ``other`` is this key."""
+        return other == self
+
     def signed(self, data: bytes, signature: bytes) -> bool:
         """Whether this key signed ``data`` (a raw signature, as in archive files)."""
         try:
@@ -108,6 +117,27 @@ class Verifier:
         )
 
 
+@dataclass(frozen=True)
+class Keyring:
+    """The keys a log has been signed with over its life, oldest first: a rotated key's
+    checkpoints, archives and bundles still verify beside the new one's."""
+
+    verifiers: tuple[Verifier, ...]
+
+    def trusts(self, other: Verifier) -> bool:
+        """Whether ``other`` is one of these keys."""
+        return other in self.verifiers
+
+    @property
+    def fingerprint(self) -> str:
+        """The keys' fingerprints, for messages."""
+        return ", ".join(v.fingerprint for v in self.verifiers)
+
+
+Trusted = Verifier | Keyring
+"""What a check accepts signatures from: one key, or a log's keys over its life."""
+
+
 class LogKey:
     """The private key that signs checkpoints and archives."""
 
@@ -142,18 +172,7 @@ class LogKey:
         try:
             if not path.exists():
                 path.parent.mkdir(parents=True, exist_ok=True)
-                key = Ed25519PrivateKey.generate()
-                pem = key.private_bytes(
-                    serialization.Encoding.PEM,
-                    serialization.PrivateFormat.PKCS8,
-                    serialization.NoEncryption(),
-                )
-                # O_EXCL: two processes starting at once must not each write a key.
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "wb") as out:
-                    out.write(pem)
-                    out.flush()
-                    os.fsync(out.fileno())
+                cls.generate(name).save(path)
             loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
         except FileExistsError:
             return cls.load_or_create(path, name)
@@ -168,6 +187,31 @@ class LogKey:
     def sign(self, data: bytes) -> bytes:
         """A raw Ed25519 signature of ``data``."""
         return self._key.sign(data)
+
+    def cosign(self, note: str) -> str:
+        """``note`` (signed by another key) with this key's signature added: a rotation's
+        hand-over checkpoint carries both the old key's and the new one's."""
+        text, separator, _ = note.rpartition("\n\n")
+        if not separator:
+            raise ValueError("not a signed note")
+        signature = self._key.sign((text + "\n").encode())
+        blob = base64.b64encode(self.verifier.key_id + signature).decode()
+        return f"{note}{_DASH} {self.name} {blob}\n"
+
+    def save(self, path: Path) -> None:
+        """Write the key to a new file (PEM, PKCS#8, mode 0600); ``FileExistsError`` if
+        there is one."""
+        pem = self._key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        # O_EXCL: two processes starting at once must not each write a key.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(pem)
+            out.flush()
+            os.fsync(out.fileno())
 
     def sign_note(self, text: str) -> str:
         """``text`` (ending in a newline) as a note signed by this key."""

@@ -90,9 +90,12 @@ class AuditStore(Protocol):
         """A packet's entries, in the order they were appended."""
         ...
 
-    async def checkpoint(self, key: LogKey, *, min_size: int = 1) -> StoredCheckpoint | None:
+    async def checkpoint(
+        self, key: LogKey, *, min_size: int = 1, cosigner: LogKey | None = None
+    ) -> StoredCheckpoint | None:
         """Sign and keep a checkpoint of the tree as it is, unless it has fewer than
-        ``min_size`` leaves or the latest checkpoint already has its size (then that one)."""
+        ``min_size`` leaves or the latest checkpoint already has its size (then that one).
+        ``cosigner`` signs it too (a key rotation's hand-over)."""
         ...
 
     async def checkpoints(self) -> list[StoredCheckpoint]:

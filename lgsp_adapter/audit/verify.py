@@ -23,7 +23,7 @@ from lgsp_adapter.audit.checkpoint import Checkpoint
 from lgsp_adapter.audit.entry import canonical_entry
 from lgsp_adapter.audit.proofs import BadEvidence
 from lgsp_adapter.audit.query import AuditQuery
-from lgsp_adapter.audit.signing import NoteError, Verifier
+from lgsp_adapter.audit.signing import NoteError, Trusted
 from lgsp_adapter.audit.store import ArchiveRecord, AuditStore, StoredCheckpoint
 from lgsp_adapter.audit.tree import root_at
 from lgsp_adapter.merkle import Frontier, Node, cover, fold, leaf_hash, node_hash
@@ -84,7 +84,7 @@ class Report:
 
 async def verify_log(
     store: AuditStore,
-    verifier: Verifier,
+    verifier: Trusted,
     progress: Progress | None = None,
     archive_dir: Path | None = None,
 ) -> Report:
@@ -147,7 +147,7 @@ class _Run:
         position = bisect.bisect_left(self.named, lo)
         return position < len(self.named) and self.named[position] < hi
 
-    async def archive(self, record: ArchiveRecord, folder: Path | None, verifier: Verifier) -> None:
+    async def archive(self, record: ArchiveRecord, folder: Path | None, verifier: Trusted) -> None:
         """Take in an archive's entries from its file, checked as it is read."""
         where = f"archive {record.file} (entries {record.start} to {record.end - 1})"
         if record.start != self.frontier.size:
@@ -166,7 +166,7 @@ class _Run:
         await self._fill(record.end)
 
     async def _read_archive(
-        self, record: ArchiveRecord, path: Path, verifier: Verifier, where: str
+        self, record: ArchiveRecord, path: Path, verifier: Trusted, where: str
     ) -> None:
         try:
             archive = await asyncio.to_thread(ArchiveFile, path, verifier)
@@ -389,7 +389,7 @@ def _next(leaves: Iterator[tuple[int, bytes]], count: int) -> list[tuple[int, by
 
 
 def _open_checkpoints(
-    rows: list[StoredCheckpoint], verifier: Verifier, report: Report
+    rows: list[StoredCheckpoint], verifier: Trusted, report: Report
 ) -> dict[int, Checkpoint]:
     signed: dict[int, Checkpoint] = {}
     for row in rows:

@@ -250,7 +250,9 @@ class PostgresAuditLog:
             for row in rows
         ]
 
-    async def checkpoint(self, key: LogKey, *, min_size: int = 1) -> StoredCheckpoint | None:
+    async def checkpoint(
+        self, key: LogKey, *, min_size: int = 1, cosigner: LogKey | None = None
+    ) -> StoredCheckpoint | None:
         """Sign and keep a checkpoint of the tree as it is now (see ``AuditStore``)."""
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
@@ -266,6 +268,8 @@ class PostgresAuditLog:
             root = await _build_tree(conn, size)
             signed = Checkpoint(origin=key.name, size=size, root=root, at=datetime.now(UTC))
             note = signed.sign(key)
+            if cosigner is not None:
+                note = cosigner.cosign(note)
             await conn.execute(
                 "INSERT INTO audit_checkpoints (size, root, at, note) VALUES ($1, $2, $3, $4)",
                 size,

@@ -233,7 +233,9 @@ class SqliteAuditLog:
             AuditEntry.from_fields(dict(zip(FIELDS, row[1:], strict=True)), row[0]) for row in rows
         ]
 
-    async def checkpoint(self, key: LogKey, *, min_size: int = 1) -> StoredCheckpoint | None:
+    async def checkpoint(
+        self, key: LogKey, *, min_size: int = 1, cosigner: LogKey | None = None
+    ) -> StoredCheckpoint | None:
         """Sign and keep a checkpoint of the tree as it is now (see ``AuditStore``)."""
         async with self._transaction():
             size = await self._size(self._db)
@@ -248,6 +250,8 @@ class SqliteAuditLog:
             root = await self._build_tree(size)
             signed = Checkpoint(origin=key.name, size=size, root=root, at=datetime.now(UTC))
             note = signed.sign(key)
+            if cosigner is not None:
+                note = cosigner.cosign(note)
             await self._db.execute(
                 "INSERT INTO audit_checkpoints (size, root, at, note) VALUES (?, ?, ?, ?)",
                 (size, root, format_time(signed.at), note),
