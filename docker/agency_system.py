@@ -1,5 +1,8 @@
-"""The demo agency system of docker/compose.yaml: answers 200 to each packet POSTed to /inbox
-and prints its id, sender and recipient. Not part of the adapter."""
+"""The demo agency system of docker/compose.yaml and scripts/two-daemons.sh: answers 200 to each
+packet POSTed to /inbox and prints its id, sender and recipient. Not part of the adapter.
+AGENCY_SYSTEM_HOST and AGENCY_SYSTEM_PORT say where it listens (default: every address, 9000)."""
+
+import os
 
 from aiohttp import web
 
@@ -21,4 +24,9 @@ app = web.Application()
 app.router.add_post("/inbox", inbox)
 
 if __name__ == "__main__":
-    web.run_app(app, host="0.0.0.0", port=9000)  # noqa: S104  # inside its container
+    web.run_app(
+        app,
+        host=os.environ.get("AGENCY_SYSTEM_HOST", "0.0.0.0"),  # noqa: S104  # its container's
+        port=int(os.environ.get("AGENCY_SYSTEM_PORT", "9000")),
+        print=None,
+    )

@@ -17,6 +17,7 @@ from uuid import UUID
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from lgsp_adapter.agencies import Role
 from lgsp_adapter.agency_list_admin import list_served_agencies
@@ -62,6 +63,15 @@ def check_servable(settings: Settings) -> None:
     settings.http.ssl_context()  # its files, read now: a bad path stops the start, not a client
 
 
+def _identity(settings: Settings) -> str:
+    """Who the daemon is on the bus (its account and exchange): what its replicas share, and
+    no other daemon may."""
+    if settings.bus.url is None:
+        return "the embedded bus"
+    account = URL(settings.bus.url.get_secret_value()).user or "guest"
+    return f"broker account {account} on exchange {settings.bus.exchange}"
+
+
 def mount_api(
     app: web.Application,
     *,
@@ -96,6 +106,7 @@ async def run_daemon(
             settings.store.location(), owner=True, pool_size=settings.store.pool_size
         )
         stack.push_async_callback(store.close)
+        await store.claim_for(_identity(settings))
         key_path = settings.audit.key_path(settings.store.path)
         key_created = not key_path.exists()
         key = LogKey.load_or_create(key_path, settings.audit.log_name())

@@ -31,6 +31,7 @@ from lgsp_adapter.config import Settings, load_settings
 from lgsp_adapter.metrics import Metrics
 from lgsp_adapter.store.sqlite import SqliteStore
 from tests.agency_server import AgencyServer, agency_server, arrival
+from tests.exchange_stores import fresh_schema
 from tests.test_exchange_embedded import submit
 from tests.test_exchange_rabbitmq import daemon, rabbitmqctl, remove_topology
 
@@ -117,9 +118,18 @@ async def test_the_images_entry_point_and_health_check_run_with_its_settings(
         await asyncio.wait_for(serving.wait(), timeout=30)
 
 
+def settings_file(service: str) -> Path:
+    """The settings file compose mounts into a daemon's container."""
+    for volume in COMPOSE["services"][service]["volumes"]:
+        source, target, *_ = volume.split(":")
+        if target == "/etc/lgsp-adapter/lgsp-adapter.toml":
+            return DOCKER / str(source)
+    raise AssertionError(f"{service} has no settings file")
+
+
 def daemon_settings(name: str) -> Settings:
     """A compose daemon's settings, with the environment compose gives it."""
-    return with_environment(DOCKER / f"{name}.toml", **COMPOSE["services"][name]["environment"])
+    return with_environment(settings_file(name), **COMPOSE["services"][name]["environment"])
 
 
 def with_environment(path: Path, **environment: str) -> Settings:
@@ -146,7 +156,14 @@ def account(settings: Settings) -> tuple[str, str]:
 
 def test_compose_names_files_that_exist_and_settings_that_load() -> None:
     services = COMPOSE["services"]
-    assert {"rabbitmq", "province", "commune", "agency-system"} <= set(services)
+    assert {
+        "rabbitmq",
+        "postgres",
+        "province",
+        "province-replica",
+        "commune",
+        "agency-system",
+    } <= set(services)
     for service in services.values():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
@@ -180,7 +197,7 @@ def test_the_brokers_accounts_are_the_daemons_least_permissions() -> None:
 
 @pytest.mark.asyncio
 async def test_the_compose_daemons_exchange_a_letter_on_the_compose_accounts(
-    tmp_path: Path,
+    tmp_path: Path, postgres_database: str
 ) -> None:
     # The broker here is Debian's, not the image: its definitions are imported into it, and
     # the two daemons' settings run on its accounts, against this machine's broker.
@@ -196,35 +213,51 @@ async def test_the_compose_daemons_exchange_a_letter_on_the_compose_accounts(
     agency = AgencyServer()
     try:
         async with agency_server(agency):
+            province_store = await fresh_schema(postgres_database)
 
             def here(name: str) -> Settings:
                 # Its settings file and compose's environment, with this machine's broker,
-                # agency system, a free port and a store of the test's.
+                # agency system, a free port and a store of the test's (PostgreSQL where
+                # compose gives it one: the province's replicas share it).
                 user, password = account(daemon_settings(name))
-                text = (DOCKER / f"{name}.toml").read_text()
+                text = settings_file(name).read_text()
                 path = tmp_path / f"{name}.toml"
                 path.write_text(text.replace("http://agency-system:9000/inbox", agency.url))
+                on_postgres = "LGSP_STORE__URL" in COMPOSE["services"][name]["environment"]
                 return with_environment(
                     path,
                     LGSP_BUS__URL=f"amqp://{user}:{password}@127.0.0.1:5672/",
                     LGSP_HTTP__HOST="127.0.0.1",
                     LGSP_HTTP__PORT="0",
                     LGSP_STORE__PATH=str(tmp_path / f"{name}.sqlite3"),
+                    **({"LGSP_STORE__URL": province_store} if on_postgres else {}),
                 )
 
             province = here("province")
-            async with daemon(here("commune")), daemon(province) as url:
+            replica = here("province-replica")
+            assert province.store.url is not None
+            assert replica.store.location() == province.store.location()
+            # In order: the replica starts once the first has made the signing key.
+            async with (
+                daemon(here("commune")),
+                daemon(province) as url,
+                daemon(replica) as replica_url,
+            ):
                 token = province.clients[0].token
                 assert token is not None
-                # The letter docs/operations.md sends.
+                # The letter docs/operations.md sends, to each replica.
                 letter = (DOCKER / "letter-to-commune.edxml").read_bytes()
-                packet_id = await submit(url, letter, token.get_secret_value())
-                await arrival(agency, packet_id)
+                packet_ids = [
+                    await submit(address, letter, token.get_secret_value())
+                    for address in (url, replica_url)
+                ]
+                for packet_id in packet_ids:
+                    await arrival(agency, packet_id)
     finally:
         await remove_topology("lgsp.packets", ["000.00.00.H56", "000.21.00.H56"])
         for user in users:
             await rabbitmqctl("delete_user", user)
-    assert agency.delivered() == [packet_id]
+    assert sorted(agency.delivered()) == sorted(packet_ids)
 
 
 def test_the_systemd_unit_runs_the_daemon_unprivileged_and_waits_for_its_drain() -> None:

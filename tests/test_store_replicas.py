@@ -12,6 +12,7 @@ import pytest_asyncio
 from lgsp_adapter.audit import AuditEvent
 from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.audit.verify import verify_log
+from lgsp_adapter.errors import FatalError
 from lgsp_adapter.store import DeliveryState
 from lgsp_adapter.store.postgres import PostgresStore
 from tests.exchange_stores import fresh_schema
@@ -119,3 +120,13 @@ async def test_replicas_writing_at_once_keep_one_linear_log(
     assert report.ok, report
     indexes = [e.index for e in await one.audit.entries(0, len(packets) * 3)]
     assert indexes == list(range(len(packets) * 3))
+
+
+async def test_a_database_serves_the_replicas_of_one_daemon_only(
+    replicas: tuple[PostgresStore, PostgresStore],
+) -> None:
+    one, two = replicas
+    await one.claim_for("broker account lgsp-province on exchange lgsp.packets")
+    await two.claim_for("broker account lgsp-province on exchange lgsp.packets")  # a replica
+    with pytest.raises(FatalError, match="the store of the daemons of broker account lgsp-prov"):
+        await two.claim_for("broker account lgsp-commune on exchange lgsp.packets")

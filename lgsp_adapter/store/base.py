@@ -201,6 +201,10 @@ class Store(Protocol):
         """Hold one delivery against other processes sharing the store."""
         ...
 
+    async def claim_for(self, identity: str) -> None:
+        """Refuse a store that belongs to other daemons (``FatalError``)."""
+        ...
+
     async def take_role(self, role: str) -> bool:
         """Whether this process holds ``role`` (relay, checkpoints, embedded bus), taking it
         if no other process does."""

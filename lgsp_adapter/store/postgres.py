@@ -30,6 +30,7 @@ from uuid import UUID
 import asyncpg
 
 from lgsp_adapter.audit import AuditEntry
+from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.store.base import (
     CommitObserver,
     DeadLetter,
@@ -84,6 +85,11 @@ MIGRATIONS = [
         FOREIGN KEY (packet_id, recipient) REFERENCES deliveries (packet_id, recipient)
     );
     CREATE INDEX queue_due ON queue (recipient, due_at);
+    CREATE TABLE exchange_owner (
+        one INT PRIMARY KEY CHECK (one = 1),
+        identity TEXT NOT NULL,
+        claimed_at TIMESTAMPTZ NOT NULL
+    );
     """
     + AGENCY_LIST_SCHEMA,
 ]
@@ -168,6 +174,22 @@ class PostgresStore:
                         log.exception("a commit observer failed")
 
     # -- coordination between replicas
+
+    async def claim_for(self, identity: str) -> None:
+        """Make this database the store of the daemons that are ``identity`` (their broker
+        account and exchange), or refuse if it is another's: daemons serving different
+        agencies sharing one would relay each other's packets under the wrong account."""
+        owner = await self._pool.fetchval(
+            "INSERT INTO exchange_owner (one, identity, claimed_at) VALUES (1, $1, now())"
+            " ON CONFLICT (one) DO UPDATE SET one = 1 RETURNING identity",
+            identity,
+        )
+        if owner != identity:
+            raise FatalError(
+                ErrorCode.CONFIG_INVALID,
+                f"this database is the store of the daemons of {owner}, not of {identity}: "
+                "replicas of one daemon share a database, other daemons need their own",
+            )
 
     async def _on_session(self, statement: str, *args: Any) -> Any:
         """Run ``statement`` on this replica's session, opening it when needed."""

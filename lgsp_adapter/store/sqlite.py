@@ -256,6 +256,9 @@ class SqliteStore:
         """Nothing to hold: no other process runs the exchange on this file."""
         yield
 
+    async def claim_for(self, identity: str) -> None:
+        """Nothing to claim: the file is this process's (``owner``)."""
+
     async def take_role(self, role: str) -> bool:
         """Every role is this process's."""
         return True
