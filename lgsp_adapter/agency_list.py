@@ -16,9 +16,10 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lgsp_adapter.agency_code import AgencyCode
+from lgsp_adapter.audit.entry import storable
 from lgsp_adapter.errors import ErrorCode, InvalidPacket
 
 MAX_AGENCIES = 200_000
@@ -39,6 +40,12 @@ class Agency(BaseModel):
     source: str = Field(
         "national", description="national (imported) or config (this daemon's registry, settings)."
     )
+
+    @field_validator("name", "parent", "mail", "mobile", "fax")
+    @classmethod
+    def _storable(cls, value: str | None) -> str | None:
+        # Whatever a list or a registration holds, every store can keep (PostgreSQL no NUL).
+        return None if value is None else storable(value)
 
 
 @dataclass
@@ -66,6 +73,7 @@ def _text(value: Any, limit: int) -> str | None:
     if not isinstance(value, str):
         return None
     clean = value.encode("utf-8", "replace").decode("utf-8")  # lone surrogates cannot be stored
+    clean = "".join(c for c in clean if c.isprintable() or c.isspace())  # NUL cannot either
     text = unicodedata.normalize("NFC", " ".join(clean.split()))
     return text[:limit] or None
 

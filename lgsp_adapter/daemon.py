@@ -112,6 +112,22 @@ async def run_daemon(
         key = LogKey.load_or_create(key_path, settings.audit.log_name())
         await check_shared_key(store.audit, key, key_path)
         await record_start(store.audit, settings, key, key_created=key_created)
+
+        async def may_sign() -> bool:
+            """One replica signs, and only with the log's key: replicas each given a key of
+            their own (made at their first start) must not leave a log no one key verifies."""
+            if not await store.take_role("checkpoints"):
+                return False
+            try:
+                await check_shared_key(store.audit, key, key_path)
+            except FatalError as exc:
+                log.error("not signing: %s", exc.message)
+                return False
+            return True
+
+        if await may_sign():  # at once: a replica started beside this one with another key
+            await store.audit.checkpoint(key)  # finds its checkpoints are not its key's
+        await check_shared_key(store.audit, key, key_path)
         directory = settings.directory()
         registry = Registry(
             store.registry,
@@ -177,7 +193,8 @@ async def run_daemon(
         registry.on_change(bus.serve, early=True)
 
         async def release(codes: list[str]) -> None:  # an agency that stopped pulling
-            await release_stranded(store, directory, bus)
+            if await store.take_role("relay"):  # one replica does it, not each
+                await release_stranded(store, directory, bus)
 
         registry.on_change(release)
         relay = Relay(store=store, bus=bus)
@@ -262,7 +279,7 @@ async def run_daemon(
             "PostgreSQL" if settings.store.url is not None else settings.store.path,
         )
 
-        await release_stranded(store, directory, bus)
+        await release([])
         stopping = asyncio.Event()
         workers = [
             asyncio.create_task(relay.run(stopping), name="relay"),
@@ -273,7 +290,7 @@ async def run_daemon(
                     key,
                     settings.audit.checkpoint_interval_s,
                     stopping,
-                    may_sign=lambda: store.take_role("checkpoints"),
+                    may_sign=may_sign,
                 ),
                 name="checkpoints",
             ),
@@ -295,7 +312,7 @@ async def run_daemon(
         for task in done:
             if not task.cancelled() and task.exception() is not None:
                 log.error("%s ended with an error", task.get_name(), exc_info=task.exception())
-        signed = await store.audit.checkpoint(key)
+        signed = await store.audit.checkpoint(key) if await may_sign() else None
         if signed is not None:
             log.info("audit log signed at size %d", signed.size)
         log.info("stopped")

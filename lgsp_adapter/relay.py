@@ -28,6 +28,11 @@ Outgoing = tuple[StoredPacket, str, AuditEntry]
 class Publisher(Protocol):
     """A bus, as far as the relay needs one."""
 
+    @property
+    def connected(self) -> bool:
+        """Whether it can take packets now."""
+        ...
+
     async def publish(self, deliveries: list[Outgoing]) -> None:
         """Put deliveries on the bus; each entry records one."""
         ...
@@ -92,6 +97,10 @@ class Relay:
         """Publish one batch from the outbox; returns how many. Only the replica holding the
         relay role publishes (two would put every packet on the bus twice); the others' outbox
         is the same table, and the holder is woken when they fill it."""
+        if not self._bus.connected:
+            # Another replica's bus may be up: it relays meanwhile.
+            await self._store.release_role("relay")
+            return 0
         if not await self._store.take_role("relay"):
             return 0
         pending = await self._store.outbox(self._batch)

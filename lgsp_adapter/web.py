@@ -22,6 +22,7 @@ from lgsp_adapter.intake import Intake, Translation
 from lgsp_adapter.openapi import openapi, query_names
 from lgsp_adapter.rate_limit import RateLimiter
 from lgsp_adapter.store import Store
+from lgsp_adapter.store.unavailable import STORE_UNAVAILABLE
 from lgsp_adapter.translators import Envelope
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,15 @@ async def errors(
         return error_response(exc)
     except web.HTTPException:
         raise
+    except STORE_UNAVAILABLE as exc:
+        log.warning("%s %s: the store is unavailable: %s", request.method, request.path, exc)
+        return error_response(
+            TransientError(
+                ErrorCode.STORE_UNAVAILABLE,
+                "the store is unavailable for a moment; try again",
+                details={"retry_after_s": 5},
+            )
+        )
     except Exception:
         log.exception("unexpected error serving %s %s", request.method, request.path)
         body = {"error": {"code": "internal", "message": "an internal error; it is logged"}}

@@ -13,14 +13,17 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
+import aio_pika
 import aiohttp
 import asyncpg
 import pytest
 
+from lgsp_adapter.bus.topology import Topology
 from tests.agency_server import AgencyServer, agency_server
 from tests.cli_process import lgsp_adapter
 from tests.exchange_stores import fresh_schema
 from tests.faults import COMMUNE, LETTER, PROVINCE, TOKEN
+from tests.tcp_proxy import BrokerProxy
 from tests.test_daemon_process import log_of, log_tail, start
 from tests.test_exchange_rabbitmq import BROKER, remove_topology
 
@@ -181,3 +184,81 @@ async def test_two_replicas_one_killed_lose_and_duplicate_nothing(
     )
     assert status == 0, err
     assert f"to         {COMMUNE}: delivered" in out
+
+
+@pytest.mark.asyncio
+async def test_postgresql_away_for_a_while_loses_and_dead_letters_nothing(
+    tmp_path: Path, postgres_database: str
+) -> None:
+    # PostgreSQL restarting or failing over: the replicas reach it through a relay the test
+    # cuts (connections dropped, new ones refused) for five seconds, deliveries in hand.
+    dsn = await fresh_schema(postgres_database)
+    database = BrokerProxy(target_port=5432)
+    await database.start()
+    via_proxy = dsn.replace("127.0.0.1:5432", f"127.0.0.1:{database.port}")
+    exchange = f"lgsp.test.{uuid.uuid4().hex[:12]}"
+    commune = AgencyServer(delay_s=0.05)  # deliveries stay in hand long enough to be caught
+    processes: list[asyncio.subprocess.Process] = []
+    try:
+        async with agency_server(commune), agency_server(AgencyServer()) as province:
+            configs = [
+                replica_config(
+                    tmp_path,
+                    name,
+                    dsn=via_proxy,
+                    exchange=exchange,
+                    province=province.url,
+                    commune=commune.url,
+                )
+                for name in ("one", "two")
+            ]
+            urls = []
+            for config in configs:
+                process, url = await start(config)
+                processes.append(process)
+                urls.append(url)
+            accepted = await submit_all(urls, COUNT // 2)
+            await database.cut()
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(
+                    f"{urls[0]}/v1/packets",
+                    data=LETTER,
+                    headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/xml"},
+                ) as refused,
+            ):
+                assert refused.status == 503, await refused.text()
+                assert (await refused.json())["error"]["code"] == "store.unavailable"
+                assert refused.headers["Retry-After"] == "5"
+            await asyncio.sleep(5)
+            await database.start()
+            accepted += await submit_all(urls, COUNT // 2)
+
+            deadline = time.monotonic() + 120
+            # Polling: the deliveries are made by other processes.
+            while time.monotonic() < deadline and not set(accepted) <= set(commune.delivered()):  # noqa: ASYNC110
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(2)
+            delivered = Counter(commune.delivered())
+            logs = "\n".join(log_tail(c) for c in configs)
+            lost = set(accepted) - set(delivered)
+            assert not lost, f"lost {len(lost)}\n{logs}"
+            twice = {p: n for p, n in delivered.items() if n > 1}
+            assert not twice, f"delivered twice: {twice}\n{logs}"
+            dead = await queue_depth(Topology(exchange).dead_queue(COMMUNE))
+            assert dead == 0, f"{dead} messages in the broker's dead letters\n{logs}"
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(process.wait(), timeout=30)
+        await database.cut()
+        await remove_topology(exchange, [PROVINCE, COMMUNE], RETRY_DELAYS)
+
+
+async def queue_depth(name: str) -> int:
+    connection = await aio_pika.connect(BROKER)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(name, passive=True)
+        return int(queue.declaration_result.message_count or 0)

@@ -585,3 +585,23 @@ async def test_the_agency_list_merges_and_finds(store: Store) -> None:
     assert [a.name for a in found] == ["UBND xã Đạ Tẻh 2"]
     assert [a.code for a in await store.agency_list.find(search="đạ tẻh")] == [commune.code]
     assert [a.code for a in await store.agency_list.find(after=province.code)] == [commune.code]
+
+
+@pytest.mark.asyncio
+async def test_text_a_publisher_made_up_is_stored_whatever_it_holds(store: Store) -> None:
+    # Headers on the bus and reasons in receipts are whatever a publisher wrote: NUL, which
+    # PostgreSQL refuses, is kept as U+FFFD rather than failing the message for ever.
+    p = packet().model_copy(update={"document_id": "1234/UBND\x00-KSTTHC", "client": "q\x00"})
+    assert await store.receive(p, RECIPIENTS[0], [received(p)])
+    kept = await store.packet(p.id)
+    assert kept is not None
+    assert kept.document_id in ("1234/UBND\x00-KSTTHC", "1234/UBND\ufffd-KSTTHC")
+    record = await store.update_delivery(
+        p.id, RECIPIENTS[0], DeliveryState.REFUSED, entries=[], detail="no\x00 thanks"
+    )
+    assert record.detail in ("no\x00 thanks", "no\ufffd thanks")
+    report = await store.agency_list.merge(
+        [Agency(code="000.00.00.H41", name="UBND\x00 xã"), Agency(code="000.00.00.H42", name="X")],
+        lambda report: [],
+    )
+    assert report.added == 2

@@ -4,7 +4,10 @@ two daemons (each has its own pool and its own session)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
+from uuid import UUID
 
 import pytest
 import pytest_asyncio
@@ -12,7 +15,12 @@ import pytest_asyncio
 from lgsp_adapter.audit import AuditEvent
 from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.audit.verify import verify_log
+from lgsp_adapter.bus.embedded import EmbeddedBus
+from lgsp_adapter.config import Settings
+from lgsp_adapter.daemon import run_daemon
 from lgsp_adapter.errors import FatalError
+from lgsp_adapter.receiving import Settlement
+from lgsp_adapter.relay import Outgoing, Relay
 from lgsp_adapter.store import DeliveryState
 from lgsp_adapter.store.postgres import PostgresStore
 from tests.exchange_stores import fresh_schema
@@ -130,3 +138,142 @@ async def test_a_database_serves_the_replicas_of_one_daemon_only(
     await two.claim_for("broker account lgsp-province on exchange lgsp.packets")  # a replica
     with pytest.raises(FatalError, match="the store of the daemons of broker account lgsp-prov"):
         await two.claim_for("broker account lgsp-commune on exchange lgsp.packets")
+
+
+async def test_a_cancelled_wait_for_a_delivery_leaves_no_lock_behind(
+    replicas: tuple[PostgresStore, PostgresStore],
+) -> None:
+    one, two = replicas
+    p = packet()
+    for steps in range(6):
+
+        async def take() -> None:
+            async with one.exclusive(p.id, RECIPIENTS[0]):
+                await asyncio.sleep(10)
+
+        taking = asyncio.create_task(take())
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        taking.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await taking
+        async with asyncio.timeout(2):  # the other replica gets it: nothing leaked
+            async with two.exclusive(p.id, RECIPIENTS[0]):
+                pass
+
+
+async def test_stores_in_two_schemas_of_one_database_do_not_share_roles(
+    postgres_database: str,
+) -> None:
+    first, second = await fresh_schema(postgres_database), await fresh_schema(postgres_database)
+    async with await PostgresStore.open(first) as one, await PostgresStore.open(second) as two:
+        assert await one.take_role("relay")
+        assert await two.take_role("relay")  # another daemon's store: its own relay
+
+
+async def test_a_site_idle_timeout_does_not_free_a_delivery_in_hand(
+    postgres_database: str,
+) -> None:
+    # A hardened server ends idle sessions (idle_session_timeout); the replica's session holds
+    # a delivery's lock while it posts to a slow agency system, saying nothing meanwhile.
+    dsn = await fresh_schema(postgres_database)
+    strict = f"{dsn}&idle_session_timeout=500"
+    p = packet()
+    order: list[str] = []
+    async with await PostgresStore.open(strict) as one, await PostgresStore.open(dsn) as two:
+
+        async def slow() -> None:
+            async with one.exclusive(p.id, RECIPIENTS[0]):
+                order.append("one in")
+                await asyncio.sleep(1.5)
+                order.append("one out")
+
+        posting = asyncio.create_task(slow())
+        await asyncio.sleep(0.2)
+        async with two.exclusive(p.id, RECIPIENTS[0]):
+            order.append("two in")
+        await posting
+    assert order == ["one in", "one out", "two in"]
+
+
+class FakeBus:
+    def __init__(self, connected: bool) -> None:
+        self.connected = connected
+        self.published: list[str] = []
+
+    async def publish(self, deliveries: list[Outgoing]) -> None:
+        self.published += [str(packet.id) for packet, _, _ in deliveries]
+
+
+async def test_a_replica_cut_off_from_the_broker_lets_another_relay(
+    replicas: tuple[PostgresStore, PostgresStore],
+) -> None:
+    one, two = replicas
+    cut_off, connected = FakeBus(connected=False), FakeBus(connected=True)
+    assert await one.take_role("relay")  # the holder, when its broker link went
+    for _ in range(3):
+        p = packet()
+        await one.accept(p, [received(p)])
+    assert await Relay(store=one, bus=cut_off).publish_pending() == 0
+    assert await Relay(store=two, bus=connected).publish_pending() == 6
+    assert len(connected.published) == 6
+
+
+async def test_an_embedded_bus_that_lost_its_role_leases_nothing(
+    replicas: tuple[PostgresStore, PostgresStore],
+) -> None:
+    one, two = replicas
+    p = packet()
+    await one.accept(p, [received(p)])
+    await one.enqueue(p.id, RECIPIENTS[0], [])
+    assert await one.take_role("embedded-bus")
+    handled: list[UUID] = []
+
+    async def handler(packet_id: UUID, recipient: str) -> Settlement:
+        handled.append(packet_id)
+        return Settlement(DeliveryState.DELIVERED)
+
+    bus = EmbeddedBus(store=two, served=[RECIPIENTS[0]], prefetch=4, idle_poll_s=0.05)
+    stopping = asyncio.Event()
+    consuming = asyncio.create_task(bus.consume(handler, stopping))
+    await asyncio.sleep(0.5)
+    assert handled == []  # the other daemon's queue
+    await one.close()  # its holder goes: the role is free, and taken
+    await asyncio.sleep(0.5)
+    stopping.set()
+    await consuming
+    assert handled == [p.id]
+
+
+async def test_a_replica_with_a_key_of_its_own_does_not_start(
+    tmp_path: Path, postgres_database: str
+) -> None:
+    # Each replica makes a key at its first start unless given the shared one: the first to
+    # start signs at once, and the second, finding the log signed by another key, refuses.
+    dsn = await fresh_schema(postgres_database)
+
+    def settings(name: str) -> Settings:
+        return Settings.model_validate(
+            {
+                "http": {"port": 0},
+                "store": {"url": dsn, "path": str(tmp_path / name / "store.sqlite3")},
+                "agencies": [
+                    {
+                        "code": RECIPIENTS[0],
+                        "name": "Xã",
+                        "endpoint": {"url": "http://127.0.0.1:9/"},
+                    }
+                ],
+            }
+        )
+
+    stop = asyncio.Event()
+    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    first = asyncio.create_task(run_daemon(settings("one"), stop, ready.set_result))
+    try:
+        await asyncio.wait_for(asyncio.shield(ready), timeout=20)
+        with pytest.raises(FatalError, match="is not signed by the key"):
+            await run_daemon(settings("two"), asyncio.Event())
+    finally:
+        stop.set()
+        await asyncio.wait_for(first, timeout=20)

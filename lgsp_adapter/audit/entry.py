@@ -62,7 +62,7 @@ def format_time(moment: datetime) -> str:
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
-def _clean(text: str) -> str:
+def storable(text: str) -> str:
     # NUL and lone surrogates cannot be stored (PostgreSQL) or encoded (UTF-8); an entry's text
     # comes partly from error messages, so it is made storable rather than refused.
     return _UNSTORABLE.sub("\ufffd", text)
@@ -98,7 +98,7 @@ class AuditEntry(BaseModel):
     )
     @classmethod
     def _storable(cls, value: str | None) -> str | None:
-        return None if value is None else _clean(value)
+        return None if value is None else storable(value)
 
     def fields(self) -> dict[str, str | None]:
         """The entry as text fields, exactly as stored and encoded."""

@@ -10,6 +10,7 @@ handed to a second worker); leases left by a process that died are voided at the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,8 +20,11 @@ from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.receiving import Settlement
 from lgsp_adapter.relay import Outgoing, set_aside
 from lgsp_adapter.store import Store
+from lgsp_adapter.store.unavailable import until_stored
 
 log = logging.getLogger(__name__)
+
+STORE_WAIT_S = 1.0  # how long consuming waits for a store that did not answer
 
 Handler = Callable[[UUID, str], Awaitable[Settlement]]
 
@@ -106,17 +110,36 @@ class EmbeddedBus:
             )
         in_hand: set[asyncio.Task[None]] = set()
         while not stopping.is_set():
-            room = self._prefetch - len(in_hand)
-            leased = await self._store.lease(self._served, limit=room, lease_s=self._lease_s)
-            for packet_id, recipient in leased:
-                task = asyncio.create_task(self._settle(handler, packet_id, recipient))
-                in_hand.add(task)
-                task.add_done_callback(in_hand.discard)
-            if leased and len(in_hand) < self._prefetch:
-                continue
-            await self._wait(stopping, in_hand)
+            try:
+                await self._round(handler, stopping, in_hand)
+            except Exception:
+                # The store is away (PostgreSQL restarting): the queue is in it, nothing is
+                # lost; consuming resumes when it answers.
+                log.warning("the store is unavailable; consuming waits", exc_info=True)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), STORE_WAIT_S)
         if in_hand:
             await asyncio.gather(*in_hand, return_exceptions=True)
+
+    async def _round(
+        self, handler: Handler, stopping: asyncio.Event, in_hand: set[asyncio.Task[None]]
+    ) -> None:
+        """Lease what is due and there is room for, or wait for something to change."""
+        # Asked each round: on a shared database the role can be lost with the session, and
+        # another daemon's embedded bus must not lease the same queue meanwhile.
+        if not await self._store.take_role("embedded-bus"):
+            log.error("another daemon runs the embedded bus on this store; waiting")
+            await self._wait(stopping, in_hand)
+            return
+        room = self._prefetch - len(in_hand)
+        leased = await self._store.lease(self._served, limit=room, lease_s=self._lease_s)
+        for packet_id, recipient in leased:
+            task = asyncio.create_task(self._settle(handler, packet_id, recipient))
+            in_hand.add(task)
+            task.add_done_callback(in_hand.discard)
+        if leased and len(in_hand) < self._prefetch:
+            return
+        await self._wait(stopping, in_hand)
 
     async def _wait(self, stopping: asyncio.Event, in_hand: set[asyncio.Task[None]]) -> None:
         due_in = await self._store.next_due_in(self._served)
@@ -146,14 +169,17 @@ class EmbeddedBus:
             )
             await self._store.release(packet_id, recipient, self._failure_retry_s)
             return
-        await self._store.settle(
-            packet_id,
-            recipient,
-            settlement.state,
-            entries=settlement.entries,
-            detail=settlement.detail,
-            attempted=settlement.attempted,
-            retry_in_s=settlement.retry_in_s,
+        await until_stored(
+            lambda: self._store.settle(
+                packet_id,
+                recipient,
+                settlement.state,
+                entries=settlement.entries,
+                detail=settlement.detail,
+                attempted=settlement.attempted,
+                retry_in_s=settlement.retry_in_s,
+            ),
+            f"{packet_id} {recipient}: recording {settlement.state}",
         )
         self._wake.set()  # room for one more
         if settlement.state.final and self._on_final is not None:

@@ -47,6 +47,7 @@ from lgsp_adapter.receiving import NOT_SERVED_WAIT_S, Settlement
 from lgsp_adapter.relay import Outgoing, set_aside
 from lgsp_adapter.safe_xml import XmlLimits
 from lgsp_adapter.store import DeliveryState, Store, StoredPacket, entry_for
+from lgsp_adapter.store.unavailable import STORE_UNAVAILABLE_OR_SLOW, Backoff, until_stored
 
 # aiormq logs every frame at DEBUG, documents' bodies among them: capped, so that DEBUG
 # turned on to chase a broker problem leaks none (tests/test_no_secrets_in_logs.py).
@@ -83,6 +84,13 @@ def _set_aside(
         detail,
         attempted=settlement.attempted,
     )
+
+
+def _channel_closed(message: AbstractIncomingMessage) -> bool:
+    try:
+        return message.channel.is_closed
+    except ChannelInvalidStateError:  # what aio-pika says of a closed channel
+        return True
 
 
 class RabbitBus:
@@ -426,12 +434,7 @@ class RabbitBus:
         self, handler: Handler, message: AbstractIncomingMessage, queue_code: str
     ) -> None:
         if message.type == RECEIPT:
-            try:
-                await self._take_receipt(message)
-            except Exception:
-                # Requeued; the queue's delivery limit parks it if it never succeeds.
-                log.exception("a receipt could not be recorded; the broker redelivers it")
-                await message.nack(requeue=True)
+            await self._patiently("a receipt", message, lambda: self._take_receipt(message))
             return
         headers = message.headers
         try:
@@ -451,46 +454,77 @@ class RabbitBus:
             log.error("a message without the lgsp headers (%s); dead-lettered", exc)
             await message.reject(requeue=False)
             return
-        try:
-            # Shielded: a dropped connection cancels this callback, but a delivery half done
-            # (posted, not yet recorded) would be posted again on redelivery. The work finishes;
-            # only the acknowledgement is lost, and the redelivered copy finds it recorded.
-            forged = await self._forged(message, packet, recipient, queue_code)
-            if forged is not None:
-                await self._refuse(message, packet, recipient, forged)
+        await self._patiently(
+            f"{packet.id} {recipient}",
+            message,
+            lambda: self._take_packet(handler, message, packet, recipient, attempt, queue_code),
+        )
+
+    async def _patiently(
+        self, what: str, message: AbstractIncomingMessage, work: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Do a message's ``work`` (which acknowledges it); while the store is away, wait and
+        do it again. Handed back to the broker instead, it would come straight back, and the
+        queue's delivery limit would dead-letter it within seconds of an outage (PostgreSQL
+        restarting) where nobody looks. Anything else is handed back, and that limit parks a
+        message that fails every time."""
+        backoff = Backoff()
+        while True:
+            try:
+                await work()
                 return
-            if recipient not in self._served:
-                # Removed while this message was on its way: it waits in the agency's queue
-                # (through a short retry queue, so it neither spins nor counts as a delivery).
-                # Kept first: the copy goes out under this daemon's account, and the store is
-                # what vouches for it when it comes back.
-                entry = entry_for(
-                    packet,
-                    AuditEvent.RECEIVED,
-                    recipient=recipient,
-                    outcome="ok",
-                    detail="from the bus",
-                )
-                await self._store.receive(packet, recipient, [entry])
-                await self._declare_retry(self._publishing_channel(), recipient, NOT_SERVED_WAIT_S)
-                await self._park(
-                    packet,
-                    recipient,
-                    self._topology.retry_queue(recipient, NOT_SERVED_WAIT_S),
-                    **{HEADER_ATTEMPT: attempt},
-                )
-                await message.ack()
+            except STORE_UNAVAILABLE_OR_SLOW as exc:
+                if _channel_closed(message):
+                    return  # the broker has it back, for this consumer or another
+                log.warning("%s: the store is unavailable (%s); the message waits", what, exc)
+                await backoff.wait()
+            except Exception:
+                log.exception("%s could not be handled; the broker redelivers it", what)
+                await message.nack(requeue=True)
                 return
-            work = asyncio.ensure_future(self._settle(handler, packet, recipient, attempt))
-            self._working.add(work)
-            work.add_done_callback(self._working.discard)
-            await asyncio.shield(work)
-        except Exception:
-            log.exception(
-                "%s %s could not be handled; the broker redelivers it", packet.id, recipient
-            )
-            await message.nack(requeue=True)
+
+    async def _take_packet(
+        self,
+        handler: Handler,
+        message: AbstractIncomingMessage,
+        packet: StoredPacket,
+        recipient: str,
+        attempt: int,
+        queue_code: str,
+    ) -> None:
+        forged = await self._forged(message, packet, recipient, queue_code)
+        if forged is not None:
+            await self._refuse(message, packet, recipient, forged)
             return
+        if recipient not in self._served:
+            # Removed while this message was on its way: it waits in the agency's queue
+            # (through a short retry queue, so it neither spins nor counts as a delivery).
+            # Kept first: the copy goes out under this daemon's account, and the store is
+            # what vouches for it when it comes back.
+            entry = entry_for(
+                packet,
+                AuditEvent.RECEIVED,
+                recipient=recipient,
+                outcome="ok",
+                detail="from the bus",
+            )
+            await self._store.receive(packet, recipient, [entry])
+            await self._declare_retry(self._publishing_channel(), recipient, NOT_SERVED_WAIT_S)
+            await self._park(
+                packet,
+                recipient,
+                self._topology.retry_queue(recipient, NOT_SERVED_WAIT_S),
+                **{HEADER_ATTEMPT: attempt},
+            )
+            await message.ack()
+            return
+        # Shielded: a dropped connection cancels this callback, but a delivery half done
+        # (posted, not yet recorded) would be posted again on redelivery. The work finishes;
+        # only the acknowledgement is lost, and the redelivered copy finds it recorded.
+        work = asyncio.ensure_future(self._settle(handler, packet, recipient, attempt))
+        self._working.add(work)
+        work.add_done_callback(self._working.discard)
+        await asyncio.shield(work)
         await message.ack()
 
     async def _forged(
@@ -612,13 +646,18 @@ class RabbitBus:
                 self._topology.dead_queue(recipient),
                 **{HEADER_REASON: settlement.detail or str(settlement.state)},
             )
-        await self._store.update_delivery(
-            packet.id,
-            recipient,
-            settlement.state,
-            entries=settlement.entries,
-            detail=settlement.detail,
-            attempted=settlement.attempted,
+        # The agency system has answered: its answer is recorded whatever the store's moods
+        # (redone from the start, the delivery would be posted again).
+        await until_stored(
+            lambda: self._store.update_delivery(
+                packet.id,
+                recipient,
+                settlement.state,
+                entries=settlement.entries,
+                detail=settlement.detail,
+                attempted=settlement.attempted,
+            ),
+            f"{packet.id} {recipient}: recording {settlement.state}",
         )
         if settlement.state.final:  # again on a redelivery: the first receipt may be lost
             record = {d.recipient: d for d in await self._store.deliveries(packet.id)}[recipient]

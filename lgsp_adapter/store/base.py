@@ -210,6 +210,10 @@ class Store(Protocol):
         if no other process does."""
         ...
 
+    async def release_role(self, role: str) -> None:
+        """Let another process take ``role`` (this one cannot do its work now)."""
+        ...
+
     async def on_outbox(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` when another process puts a delivery in the outbox."""
         ...

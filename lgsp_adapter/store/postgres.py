@@ -17,12 +17,10 @@ on both. What SQLite gets from being one file owned by one process, replicas get
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
@@ -30,6 +28,7 @@ from uuid import UUID
 import asyncpg
 
 from lgsp_adapter.audit import AuditEntry
+from lgsp_adapter.audit.entry import storable
 from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.store.base import (
     CommitObserver,
@@ -41,15 +40,13 @@ from lgsp_adapter.store.base import (
 )
 from lgsp_adapter.store.postgres_agency_list import SCHEMA as AGENCY_LIST_SCHEMA
 from lgsp_adapter.store.postgres_agency_list import PostgresAgencyList
-from lgsp_adapter.store.postgres_audit import APPEND_LOCK, Conn, PostgresAuditLog
+from lgsp_adapter.store.postgres_audit import Conn, PostgresAuditLog
 from lgsp_adapter.store.postgres_registry import PostgresRegistry
 from lgsp_adapter.store.postgres_schema import migrate
+from lgsp_adapter.store.postgres_session import OUTBOX_CHANNEL, ReplicaSession
 
 log = logging.getLogger(__name__)
 
-_EXCHANGE_LOCK = 0x4C475358  # "LGSX": the exchange part's migrations
-_OUTBOX_CHANNEL = "lgsp_outbox"
-_LOCK_WAIT_S = 0.1  # how often a delivery another replica is handling is looked at again
 
 MIGRATIONS = [
     """
@@ -85,13 +82,16 @@ MIGRATIONS = [
         FOREIGN KEY (packet_id, recipient) REFERENCES deliveries (packet_id, recipient)
     );
     CREATE INDEX queue_due ON queue (recipient, due_at);
+    """
+    + AGENCY_LIST_SCHEMA,
+    # Which daemon's replicas the database serves (claim_for).
+    """
     CREATE TABLE exchange_owner (
         one INT PRIMARY KEY CHECK (one = 1),
         identity TEXT NOT NULL,
         claimed_at TIMESTAMPTZ NOT NULL
     );
-    """
-    + AGENCY_LIST_SCHEMA,
+    """,
 ]
 
 _DELIVERY = "packet_id, recipient, state, attempts, detail, updated_at"
@@ -115,12 +115,7 @@ class PostgresStore:
         self.registry = PostgresRegistry(audit)
         self.agency_list = PostgresAgencyList(audit)
         self._observers: list[CommitObserver] = []
-        # One session for this replica's locks and roles, and the outbox notifications.
-        self._session: asyncpg.Connection | None = None
-        self._session_lock = asyncio.Lock()
-        self._roles: set[str] = set()
-        self._outbox_listeners: list[Callable[[], None]] = []
-        self._closed = False
+        self._session = ReplicaSession(dsn, audit.schema)  # its roles and locks
 
     @classmethod
     async def open(cls, dsn: str, *, pool_size: int = 10) -> PostgresStore:
@@ -129,7 +124,7 @@ class PostgresStore:
         store = cls(audit, dsn)
         try:
             await store.registry.migrate()
-            await migrate(audit.pool, "exchange", MIGRATIONS, _EXCHANGE_LOCK)
+            await migrate(audit.pool, "exchange", MIGRATIONS, audit.schema)
         except BaseException:
             await audit.close()
             raise
@@ -145,10 +140,7 @@ class PostgresStore:
 
     async def close(self) -> None:
         """Close the session (giving up its locks and roles) and the pool."""
-        self._closed = True
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._session.close()
         await self.audit.close()
 
     def observe(self, observer: CommitObserver) -> None:
@@ -161,7 +153,7 @@ class PostgresStore:
         began = time.perf_counter()
         async with self._pool.acquire() as conn:
             async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", self.audit.append_lock)
                 tx = _Transaction(conn, self.audit)
                 yield tx
             if tx.appended:
@@ -173,7 +165,7 @@ class PostgresStore:
                         # Committed is committed: a metric must never turn it into an error.
                         log.exception("a commit observer failed")
 
-    # -- coordination between replicas
+    # -- coordination between replicas (postgres_session)
 
     async def claim_for(self, identity: str) -> None:
         """Make this database the store of the daemons that are ``identity`` (their broker
@@ -191,56 +183,24 @@ class PostgresStore:
                 "replicas of one daemon share a database, other daemons need their own",
             )
 
-    async def _on_session(self, statement: str, *args: Any) -> Any:
-        """Run ``statement`` on this replica's session, opening it when needed."""
-        async with self._session_lock:
-            if self._closed:
-                raise ConnectionError("the store is closed")
-            if self._session is None or self._session.is_closed():
-                if self._session is not None:
-                    # The session died (a database restart): its locks and roles went with it.
-                    self._roles.clear()
-                self._session = await asyncpg.connect(self._dsn)
-                for listener in self._outbox_listeners:
-                    await _listen(self._session, listener)
-            return await self._session.fetchval(statement, *args)
-
     async def on_outbox(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` whenever any replica puts a delivery in the outbox."""
-        self._outbox_listeners.append(listener)
-        async with self._session_lock:
-            if self._session is not None and not self._session.is_closed():
-                await _listen(self._session, listener)
-                return
-        await self._on_session("SELECT 1")
+        await self._session.listen(listener)
 
     async def take_role(self, role: str) -> bool:
         """Whether this replica holds ``role``, taking it if it is free. Held until the
         session ends, so a replica that dies frees its roles for another at once."""
-        if role in self._roles and self._session is not None and not self._session.is_closed():
-            return True
-        if await self._on_session("SELECT pg_try_advisory_lock($1)", _key(f"role:{role}")):
-            self._roles.add(role)
-            return True
-        return False
+        return await self._session.take_role(role)
 
-    @asynccontextmanager
-    async def exclusive(self, packet_id: UUID, recipient: str) -> AsyncIterator[None]:
+    async def release_role(self, role: str) -> None:
+        """Let another replica take ``role``."""
+        await self._session.release_role(role)
+
+    def exclusive(self, packet_id: UUID, recipient: str) -> AbstractAsyncContextManager[None]:
         """Hold one delivery against every other replica: a copy another replica is handling
         waits here until it is done, and then finds the outcome recorded. Within one process
         the lock is re-entrant (one session): callers serialise their own coroutines."""
-        key = _key(f"delivery:{packet_id}:{recipient}")
-        # Polled: the holder is another process, whose release no event here can signal.
-        while not await self._on_session("SELECT pg_try_advisory_lock($1)", key):  # noqa: ASYNC110
-            await asyncio.sleep(_LOCK_WAIT_S)
-        try:
-            yield
-        finally:
-            try:
-                await asyncio.shield(self._on_session("SELECT pg_advisory_unlock($1)", key))
-            except (OSError, asyncpg.PostgresError):
-                # The session is gone, and the lock with it.
-                log.warning("could not release the lock of %s %s", packet_id, recipient)
+        return self._session.exclusive(f"delivery:{packet_id}:{recipient}")
 
     # -- packets and deliveries
 
@@ -253,7 +213,7 @@ class PostgresStore:
                 " VALUES ($1, $2, $3, clock_timestamp())",
                 [(packet.id, r, DeliveryState.ACCEPTED.value) for r in packet.recipients],
             )
-            await tx.conn.execute(f"NOTIFY {_OUTBOX_CHANNEL}")
+            await tx.conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
             await tx.append(entries)
 
     async def packet(self, packet_id: UUID) -> StoredPacket | None:
@@ -546,7 +506,7 @@ class PostgresStore:
             if row is None:
                 return None
             if replay:
-                await tx.conn.execute(f"NOTIFY {_OUTBOX_CHANNEL}")
+                await tx.conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
             await tx.append(entries)
         return _delivery(row)
 
@@ -574,7 +534,7 @@ class PostgresStore:
                 " attempts = attempts + 1 WHERE packet_id = $3 AND recipient = $4"
                 f" AND state = $5 RETURNING {_DELIVERY}",
                 state.value,
-                detail,
+                _storable(detail),
                 packet_id,
                 recipient,
                 DeliveryState.HELD.value,
@@ -610,10 +570,6 @@ class _Transaction:
             self.appended.extend(entries)
 
 
-async def _listen(session: asyncpg.Connection, listener: Callable[[], None]) -> None:
-    await session.add_listener(_OUTBOX_CHANNEL, lambda *_: listener())
-
-
 async def _set_state(
     conn: Conn,
     packet_id: UUID,
@@ -638,7 +594,7 @@ async def _set_state(
         " attempts = attempts + $3 WHERE packet_id = $4 AND recipient = $5"
         f" RETURNING {_DELIVERY}",
         state.value,
-        detail,
+        _storable(detail),
         int(attempted),
         packet_id,
         recipient,
@@ -648,24 +604,25 @@ async def _set_state(
     return _delivery(row)
 
 
-def _key(name: str) -> int:
-    """A signed 64-bit advisory lock key for ``name``."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-
-
 def _packet_row(packet: StoredPacket) -> tuple[Any, ...]:
+    # Text from the bus's headers is whatever a publisher put there; PostgreSQL refuses NUL
+    # (SQLite keeps it), so it is replaced, as in audit entries.
     return (
         packet.id,
-        packet.kind,
-        packet.sender,
-        packet.recipients,
-        packet.document_id,
-        packet.content_type,
+        storable(packet.kind),
+        storable(packet.sender),
+        [storable(code) for code in packet.recipients],
+        _storable(packet.document_id),
+        storable(packet.content_type),
         packet.payload,
-        packet.sha256,
-        packet.client,
+        storable(packet.sha256),
+        _storable(packet.client),
         packet.received_at,
     )
+
+
+def _storable(text: str | None) -> str | None:
+    return None if text is None else storable(text)
 
 
 def _dead_letter(row: asyncpg.Record) -> DeadLetter:

@@ -44,14 +44,16 @@ class PostgresAgencyList:
         *,
         revive: Sequence[str] = (),
     ) -> ImportReport:
-        """As ``SqliteAgencyList.merge``: the changes worked out first, then two bulk
-        statements and the entries in one transaction."""
-        rows = await self._pool.fetch(f"SELECT {', '.join(COLUMNS)} FROM agencies")
-        existing = {row[0]: tuple(row) for row in rows}
-        now = datetime.now(UTC).isoformat()
-        report, added, changed = merge_plan(agencies, existing, now)
+        """As ``SqliteAgencyList.merge``, in one transaction under the store's write lock."""
         placeholders = ", ".join(f"${n}" for n in range(1, len(COLUMNS) + 3))
         async with self._pool.acquire() as conn, conn.transaction():
+            # Read under the write lock: a replica's merge of its served agencies racing a
+            # national import must not overwrite what the import wrote.
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", self._audit.append_lock)
+            rows = await conn.fetch(f"SELECT {', '.join(COLUMNS)} FROM agencies")
+            existing = {row[0]: tuple(row) for row in rows}
+            now = datetime.now(UTC).isoformat()
+            report, added, changed = merge_plan(agencies, existing, now)
             await conn.executemany(
                 f"INSERT INTO agencies ({', '.join(COLUMNS)}, search_key, updated_at)"
                 f" VALUES ({placeholders})"
@@ -59,7 +61,7 @@ class PostgresAgencyList:
                 " parent = excluded.parent, mail = excluded.mail, mobile = excluded.mobile,"
                 " fax = excluded.fax, deleted = excluded.deleted, source = excluded.source,"
                 " search_key = excluded.search_key, updated_at = excluded.updated_at",
-                added,  # another replica may have added the same agency meanwhile
+                added,
             )
             await conn.executemany(
                 "UPDATE agencies SET name = $1, parent = $2, mail = $3, mobile = $4, fax = $5,"

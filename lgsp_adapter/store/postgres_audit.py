@@ -33,10 +33,9 @@ from lgsp_adapter.audit.store import (
 from lgsp_adapter.audit.tree import extend
 from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.merkle import Node
-from lgsp_adapter.store.postgres_schema import migrate
+from lgsp_adapter.store.postgres_schema import lock_key, migrate
 
 Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
-APPEND_LOCK = 0x4C475350  # "LGSP": the advisory lock that serialises appends (and all writes)
 
 MIGRATIONS = [
     """
@@ -120,8 +119,11 @@ _BATCH = 5000
 class PostgresAuditLog:
     """The ``AuditStore`` on PostgreSQL; ``async with await PostgresAuditLog.open(dsn)``."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
         self._pool = pool
+        self.schema = schema  # where the tables are: advisory lock keys are made from it
+        # Serialises appends, and every write of the exchange store (``postgres``).
+        self.append_lock = lock_key(schema, "append")
 
     @classmethod
     async def open(cls, dsn: str, *, pool_size: int = 4) -> PostgresAuditLog:
@@ -132,7 +134,12 @@ class PostgresAuditLog:
             raise FatalError(
                 ErrorCode.STORE_UNAVAILABLE, f"cannot connect to PostgreSQL: {exc}"
             ) from exc
-        log = cls(pool)
+        try:
+            schema = str(await pool.fetchval("SELECT current_schema()"))
+        except BaseException:
+            await pool.close()
+            raise
+        log = cls(pool, schema)
         try:
             await log._migrate()
         except BaseException:
@@ -141,7 +148,7 @@ class PostgresAuditLog:
         return log
 
     async def _migrate(self) -> None:
-        await migrate(self._pool, "audit", MIGRATIONS, APPEND_LOCK)
+        await migrate(self._pool, "audit", MIGRATIONS, self.schema)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -169,7 +176,7 @@ class PostgresAuditLog:
 
     async def append_in_transaction(self, conn: Conn, entries: Sequence[AuditEntry]) -> None:
         """Append inside the caller's transaction on ``conn``."""
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", self.append_lock)
         size = await conn.fetchval(_SIZE)
         await conn.executemany(
             _INSERT_ENTRY,
@@ -255,7 +262,7 @@ class PostgresAuditLog:
     ) -> StoredCheckpoint | None:
         """Sign and keep a checkpoint of the tree as it is now (see ``AuditStore``)."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", APPEND_LOCK)
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", self.append_lock)
             size = int(await conn.fetchval(_SIZE))
             if size < min_size:
                 return None

@@ -13,7 +13,7 @@ from typing import Self
 
 from lgsp_adapter.registry.records import Editor, EndpointRecord, Source, TokenRecord
 from lgsp_adapter.store.postgres_audit import Conn, PostgresAuditLog
-from lgsp_adapter.store.postgres_schema import migrate
+from lgsp_adapter.store.postgres_schema import lock_key, migrate
 from lgsp_adapter.store.sqlite_registry import (
     endpoint_record,
     no_live_token,
@@ -22,7 +22,6 @@ from lgsp_adapter.store.sqlite_registry import (
     token_reused,
 )
 
-_REGISTRY_LOCK = 0x4C475352  # "LGSR": serialises registry changes and migrations
 MIGRATIONS = [
     """
     CREATE TABLE registry_endpoints (
@@ -70,6 +69,7 @@ class PostgresRegistry:
     def __init__(self, audit: PostgresAuditLog) -> None:
         self.audit = audit
         self._pool = audit.pool
+        self._lock = lock_key(audit.schema, "registry")  # serialises changes
 
     @classmethod
     async def open(cls, dsn: str) -> PostgresRegistry:
@@ -85,7 +85,7 @@ class PostgresRegistry:
 
     async def migrate(self) -> None:
         """Bring the registry's schema up to date."""
-        await migrate(self._pool, "registry", MIGRATIONS, _REGISTRY_LOCK)
+        await migrate(self._pool, "registry", MIGRATIONS, self.audit.schema)
 
     async def __aenter__(self) -> Self:
         return self
@@ -126,7 +126,7 @@ class PostgresRegistry:
     async def change(self, code: str, edit: Editor, *, actor: str) -> EndpointRecord | None:
         """Read, edit and write ``code``'s record in one transaction."""
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _REGISTRY_LOCK)
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", self._lock)
             current = await _endpoint(conn, code)
             outcome = edit(current)
             if outcome is None:

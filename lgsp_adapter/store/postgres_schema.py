@@ -4,6 +4,7 @@ shipped. A part's advisory lock makes two processes starting at once migrate one
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import asyncpg
@@ -11,8 +12,17 @@ import asyncpg
 from lgsp_adapter.errors import ErrorCode, FatalError
 
 
-async def migrate(pool: asyncpg.Pool, part: str, scripts: Sequence[str], lock: int) -> None:
-    """Bring ``part`` up to ``len(scripts)``, in one transaction under ``lock``."""
+def lock_key(schema: str, name: str) -> int:
+    """The advisory lock ``name`` of the store in ``schema``: advisory locks are database-wide,
+    and the stores of two schemas in one database must not share theirs."""
+    digest = hashlib.sha256(f"lgsp-adapter:{schema}:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+async def migrate(pool: asyncpg.Pool, part: str, scripts: Sequence[str], schema: str) -> None:
+    """Bring ``part`` up to ``len(scripts)``, in one transaction under the schema's migration
+    lock (every part takes the same one: two processes starting at once go one at a time)."""
+    lock = lock_key(schema, "migrate")
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", lock)
         await conn.execute(

@@ -263,6 +263,9 @@ class SqliteStore:
         """Every role is this process's."""
         return True
 
+    async def release_role(self, role: str) -> None:
+        """Nobody else could take it."""
+
     async def on_outbox(self, listener: Callable[[], None]) -> None:
         """Nobody else fills this outbox (the intake wakes the relay itself)."""
 
