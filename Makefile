@@ -52,7 +52,9 @@ config-reference: $(VENV)/.installed
 schema: $(VENV)/.installed
 	$(BIN)/python -m lgsp_adapter.tax_transport > docs/schema/tax-transport-v1.schema.json
 
+## The published figures (docs/performance.md): RabbitMQ must be running. BENCH_SECONDS shortens.
 bench: $(VENV)/.installed-dev
+	$(BIN)/python bench/run.py --seconds $(or $(BENCH_SECONDS),10)
 	$(BIN)/python bench/codec.py
 
 clean:
