@@ -138,9 +138,8 @@ class SqliteAuditLog:
 
     @staticmethod
     async def _size(db: aiosqlite.Connection) -> int:
-        async with db.execute(_SIZE) as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+        rows = list(await db.execute_fetchall(_SIZE))  # one hop to the store's thread
+        return int(rows[0][0]) if rows else 0
 
     def _loader(self, db: aiosqlite.Connection) -> Callable[[Sequence[Node]], Any]:
         async def load(keys: Sequence[Node]) -> dict[Node, bytes]:
