@@ -141,6 +141,12 @@ class StoreSettings(_Section):
     pool_size: int = Field(
         10, ge=2, le=200, description="PostgreSQL connections this daemon may hold at once."
     )
+    migrate_on_start: bool = Field(
+        True,
+        description="Bring the store's schema up to date at start. False where upgrades run "
+        "`lgsp-adapter migrate` themselves (replicas upgraded together): the daemon then "
+        "refuses a schema older than it knows rather than change it.",
+    )
 
     @field_validator("url")
     @classmethod

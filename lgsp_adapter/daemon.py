@@ -103,7 +103,10 @@ async def run_daemon(
     check_servable(settings)
     async with AsyncExitStack() as stack:
         store = await open_store(
-            settings.store.location(), owner=True, pool_size=settings.store.pool_size
+            settings.store.location(),
+            owner=True,
+            pool_size=settings.store.pool_size,
+            migrate=settings.store.migrate_on_start,
         )
         stack.push_async_callback(store.close)
         await store.claim_for(_identity(settings))

@@ -13,15 +13,20 @@ from lgsp_adapter.store.sqlite import SqliteStore
 
 
 async def open_store(
-    location: str, *, owner: bool = False, existing: bool = False, pool_size: int = 10
+    location: str,
+    *,
+    owner: bool = False,
+    existing: bool = False,
+    pool_size: int = 10,
+    migrate: bool = True,
 ) -> Store:
     """The store at ``location`` (a SQLite file or a postgresql:// URL), its schema brought up
     to date. ``owner``: this process runs the exchange (on SQLite, the only one that may).
     ``existing``: a command that only reads or changes a store must never create an empty
-    SQLite file by mistake."""
+    SQLite file by mistake. ``migrate`` false: refuse a schema that is behind."""
     if is_postgres(location):
-        return await PostgresStore.open(location, pool_size=pool_size)
+        return await PostgresStore.open(location, pool_size=pool_size, migrate=migrate)
     path = Path(location)
     if existing and not await asyncio.to_thread(path.is_file):
         raise FatalError(ErrorCode.STORE_UNAVAILABLE, f"no store at {path}")
-    return await SqliteStore.open(path, owner=owner)
+    return await SqliteStore.open(path, owner=owner, migrate=migrate)

@@ -42,7 +42,7 @@ from lgsp_adapter.store.postgres_agency_list import SCHEMA as AGENCY_LIST_SCHEMA
 from lgsp_adapter.store.postgres_agency_list import PostgresAgencyList
 from lgsp_adapter.store.postgres_audit import Conn, PostgresAuditLog
 from lgsp_adapter.store.postgres_registry import PostgresRegistry
-from lgsp_adapter.store.postgres_schema import migrate
+from lgsp_adapter.store.postgres_schema import migrate as migrate_part
 from lgsp_adapter.store.postgres_session import OUTBOX_CHANNEL, ReplicaSession
 
 log = logging.getLogger(__name__)
@@ -118,13 +118,14 @@ class PostgresStore:
         self._session = ReplicaSession(dsn, audit.schema)  # its roles and locks
 
     @classmethod
-    async def open(cls, dsn: str, *, pool_size: int = 10) -> PostgresStore:
-        """Connect and bring every part's schema up to date (audit log, registry, exchange)."""
-        audit = await PostgresAuditLog.open(dsn, pool_size=pool_size)
+    async def open(cls, dsn: str, *, pool_size: int = 10, migrate: bool = True) -> PostgresStore:
+        """Connect and bring every part's schema up to date (audit log, registry, exchange),
+        or, ``migrate`` false, refuse one that is behind."""
+        audit = await PostgresAuditLog.open(dsn, pool_size=pool_size, migrate=migrate)
         store = cls(audit, dsn)
         try:
-            await store.registry.migrate()
-            await migrate(audit.pool, "exchange", MIGRATIONS, audit.schema)
+            await store.registry.migrate(migrate)
+            await migrate_part(audit.pool, "exchange", MIGRATIONS, audit.schema, apply=migrate)
         except BaseException:
             await audit.close()
             raise

@@ -126,8 +126,8 @@ class PostgresAuditLog:
         self.append_lock = lock_key(schema, "append")
 
     @classmethod
-    async def open(cls, dsn: str, *, pool_size: int = 4) -> PostgresAuditLog:
-        """Connect and bring the schema up to date."""
+    async def open(cls, dsn: str, *, pool_size: int = 4, migrate: bool = True) -> PostgresAuditLog:
+        """Connect and bring the schema up to date (or, ``migrate`` false, refuse it behind)."""
         try:
             pool = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size)
         except (OSError, asyncpg.PostgresError) as exc:
@@ -141,14 +141,14 @@ class PostgresAuditLog:
             raise
         log = cls(pool, schema)
         try:
-            await log._migrate()
+            await log._migrate(migrate)
         except BaseException:
             await pool.close()
             raise
         return log
 
-    async def _migrate(self) -> None:
-        await migrate(self._pool, "audit", MIGRATIONS, self.schema)
+    async def _migrate(self, apply: bool = True) -> None:
+        await migrate(self._pool, "audit", MIGRATIONS, self.schema, apply=apply)
 
     @property
     def pool(self) -> asyncpg.Pool:

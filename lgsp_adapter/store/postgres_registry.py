@@ -83,9 +83,9 @@ class PostgresRegistry:
             raise
         return registry
 
-    async def migrate(self) -> None:
-        """Bring the registry's schema up to date."""
-        await migrate(self._pool, "registry", MIGRATIONS, self.audit.schema)
+    async def migrate(self, apply: bool = True) -> None:
+        """Bring the registry's schema up to date (or, ``apply`` false, refuse it behind)."""
+        await migrate(self._pool, "registry", MIGRATIONS, self.audit.schema, apply=apply)
 
     async def __aenter__(self) -> Self:
         return self

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from lgsp_adapter.errors import ErrorCode, FatalError
+from lgsp_adapter.store.sqlite import behind
 
 
 def lock_key(schema: str, name: str) -> int:
@@ -19,9 +20,12 @@ def lock_key(schema: str, name: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-async def migrate(pool: asyncpg.Pool, part: str, scripts: Sequence[str], schema: str) -> None:
+async def migrate(
+    pool: asyncpg.Pool, part: str, scripts: Sequence[str], schema: str, *, apply: bool = True
+) -> None:
     """Bring ``part`` up to ``len(scripts)``, in one transaction under the schema's migration
-    lock (every part takes the same one: two processes starting at once go one at a time)."""
+    lock (every part takes the same one: two processes starting at once go one at a time); with
+    ``apply`` false, refuse a part that is behind instead."""
     lock = lock_key(schema, "migrate")
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", lock)
@@ -34,6 +38,8 @@ async def migrate(pool: asyncpg.Pool, part: str, scripts: Sequence[str], schema:
                 ErrorCode.STORE_UNAVAILABLE,
                 f"the {part} schema (version {version}) is newer than this adapter knows",
             )
+        if version < len(scripts) and not apply:
+            raise FatalError(ErrorCode.STORE_UNAVAILABLE, behind(part, version, len(scripts)))
         for script in scripts[version:]:
             await conn.execute(script)
         await conn.execute(

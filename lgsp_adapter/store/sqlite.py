@@ -148,8 +148,9 @@ class SqliteStore:
         )
 
     @classmethod
-    async def open(cls, path: Path, *, owner: bool = False) -> SqliteStore:
-        """Open (creating it and its folder if needed) and bring the schema up to date.
+    async def open(cls, path: Path, *, owner: bool = False, migrate: bool = True) -> SqliteStore:
+        """Open (creating it and its folder if needed) and bring the schema up to date, or
+        with ``migrate`` false refuse a schema that is not.
 
         ``owner``: this process runs the exchange on the store (the daemon), and no other may
         at the same time: two would both deliver what the queue holds."""
@@ -174,10 +175,12 @@ class SqliteStore:
             ) from exc
         store = cls(connection, reader, lock_file)
         try:
-            await store._prepare()
+            await store._prepare(migrate)
         except BaseException as exc:
             await connection.close()  # its thread would otherwise keep the process alive
             await reader.close()
+            if lock_file is not None:
+                lock_file.close()  # and another process could never own the store
             if isinstance(exc, sqlite3.Error):
                 raise FatalError(
                     ErrorCode.STORE_UNAVAILABLE, f"cannot prepare the store {path}: {exc}"
@@ -185,7 +188,7 @@ class SqliteStore:
             raise
         return store
 
-    async def _prepare(self) -> None:
+    async def _prepare(self, migrate: bool) -> None:
         for pragma in (
             "journal_mode=WAL",
             "synchronous=FULL",
@@ -201,6 +204,8 @@ class SqliteStore:
                 ErrorCode.STORE_UNAVAILABLE,
                 f"the store's schema (version {version}) is newer than this adapter knows",
             )
+        if version < len(MIGRATIONS) and not migrate:
+            raise FatalError(ErrorCode.STORE_UNAVAILABLE, behind("store", version, len(MIGRATIONS)))
         for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
             if isinstance(step, str):
                 await self._db.executescript(
@@ -734,6 +739,14 @@ async def _fetch(db: aiosqlite.Connection, sql: str, parameters: Sequence[Any]) 
     """Every row of ``sql``, in one hop to the connection's thread (a cursor's execute,
     fetch and close are three: each hop costs about 100 µs of CPU, and a packet makes dozens)."""
     return list(await db.execute_fetchall(sql, parameters))
+
+
+def behind(what: str, version: int, wanted: int) -> str:
+    """Why a daemon told not to migrate does not start."""
+    return (
+        f"the {what} schema is at version {version} and this adapter's at {wanted}: run "
+        "`lgsp-adapter migrate` ([store] migrate_on_start is false)"
+    )
 
 
 def _take_ownership(path: Path) -> IO[bytes]:
