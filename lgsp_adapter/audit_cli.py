@@ -63,6 +63,11 @@ class Target:
     location: str  # a SQLite file, or a postgresql:// URL
 
     @property
+    def migrate(self) -> bool:
+        """Whether commands may bring the schema up to date (else only `migrate` does)."""
+        return self.settings.store.migrate_on_start
+
+    @property
     def on_postgres(self) -> bool:
         """Whether the log is on PostgreSQL."""
         return is_postgres(self.location)
@@ -105,16 +110,18 @@ def read_verifier(path: Path) -> Trusted:
 
 
 @asynccontextmanager
-async def open_log(location: str) -> AsyncIterator[AuditStore]:
-    """The audit log at ``location``."""
+async def open_log(target: Target) -> AsyncIterator[AuditStore]:
+    """The audit log of ``target``'s store (its schema brought up to date unless the settings
+    leave that to `lgsp-adapter migrate`)."""
+    location, migrate = target.location, target.migrate
     if is_postgres(location):
-        async with await PostgresAuditLog.open(location) as log:
+        async with await PostgresAuditLog.open(location, migrate=migrate) as log:
             yield log
         return
     path = Path(location)
     if not await asyncio.to_thread(path.is_file):  # never create a store by mistake
         raise FatalError(ErrorCode.STORE_UNAVAILABLE, f"no store at {path}")
-    async with await SqliteStore.open(path) as store:
+    async with await SqliteStore.open(path, migrate=migrate) as store:
         yield store.audit
 
 
@@ -230,13 +237,13 @@ def audit_group() -> None:
 @target_options
 def show_command(target: Target, packet_id: UUID) -> None:
     """One packet's journey: its deliveries and every audit entry."""
-    found = run(_show(packet_id, target.location))
+    found = run(_show(packet_id, target))
     if not found:
         fail(f"error: {ErrorCode.AUDIT_NOT_FOUND}: no packet {packet_id} in {target.location}")
 
 
-async def _show(packet_id: UUID, location: str) -> bool:
-    store = await open_store(location, existing=True)
+async def _show(packet_id: UUID, target: Target) -> bool:
+    store = await open_store(target.location, existing=True, migrate=target.migrate)
     try:
         packet = await store.packet(packet_id)
         if packet is None:
@@ -281,7 +288,7 @@ def query_command(
     query = make_query(filters, limit=limit, newest_first=newest_first, **cursor)
 
     async def work() -> list[AuditEntry]:
-        async with open_log(target.location) as log:
+        async with open_log(target) as log:
             return await log.query(query)
 
     found = run(work())
@@ -309,7 +316,7 @@ def export_command(
     query = make_query(filters)
 
     async def work() -> int:
-        async with open_log(target.location) as log:
+        async with open_log(target) as log:
             total = await log.tree_size()
             progress = Progress("exported", None if any(filters.values()) else total)
             # Into a side file first: an interrupted export never looks like a finished one.
@@ -345,7 +352,7 @@ def verify_command(target: Target, public_key: Path | None) -> None:
 
     async def work() -> Any:
         verifier = target.verifier(public_key)
-        async with open_log(target.location) as log:
+        async with open_log(target) as log:
             archived = max((a.end for a in await log.archives()), default=0)
             progress = Progress("verified", await log.tree_size() - archived)
             report = await verify_log(log, verifier, progress, target.archive_folder())
@@ -371,7 +378,7 @@ def checkpoint_command(target: Target) -> None:
 
     async def work() -> str | None:
         key = target.key()
-        async with open_log(target.location) as log:
+        async with open_log(target) as log:
             made = await log.checkpoint(key)
         return None if made is None else made.note
 
@@ -387,7 +394,7 @@ def checkpoints_command(target: Target) -> None:
     """List the signed checkpoints: size, time, root hash."""
 
     async def work() -> list[Any]:
-        async with open_log(target.location) as log:
+        async with open_log(target) as log:
             return await log.checkpoints()
 
     for checkpoint in run(work()):
@@ -424,7 +431,7 @@ def rotate_key_command(target: Target) -> None:
     the new key to each replica."""
 
     async def work() -> Rotation:
-        store = await open_store(target.location, owner=True, existing=True)
+        store = await open_store(target.location, owner=True, existing=True, migrate=target.migrate)
         try:
             for role in ("relay", "checkpoints", "embedded-bus"):
                 if not await store.take_role(role):
@@ -463,7 +470,7 @@ def prove_inclusion_command(target: Target, index: int, size: int | None) -> Non
     """That entry INDEX is in the log."""
 
     async def work() -> dict[str, Any]:
-        async with open_log(target.location) as log:
+        async with open_log(target) as log:
             checkpoint = await signed_checkpoint(log, size)
             entries = await log.entries(index, index + 1)
             if not entries:
@@ -481,7 +488,7 @@ def prove_consistency_command(target: Target, old_size: int, new_size: int | Non
     """That the log at NEW_SIZE (default: the latest checkpoint) extends it at OLD_SIZE."""
 
     async def work() -> dict[str, Any]:
-        async with open_log(target.location) as log:
+        async with open_log(target) as log:
             old = await signed_checkpoint(log, old_size)
             new = await signed_checkpoint(log, new_size)
             if old.size > new.size:
@@ -517,7 +524,7 @@ def bundle_command(
             key: LogKey | None = target.key()
         except LgspError:
             key = None  # a reader without the key uses the checkpoints already signed
-        async with open_log(target.location) as log:
+        async with open_log(target) as log:
             entries = await exports.gather(log, query, MAX_ENTRIES)
             if not entries:
                 raise LgspError(ErrorCode.AUDIT_NOT_FOUND, "no entries match")
@@ -598,7 +605,7 @@ def archive_command(target: Target, before: str) -> None:
 
     async def work() -> Any:
         key = target.key()
-        async with open_log(target.location) as log:
+        async with open_log(target) as log:
             return await archive_before(log, key, moment, folder, actor=cli_actor())
 
     record = run(work())

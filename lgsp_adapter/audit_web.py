@@ -28,7 +28,7 @@ from lgsp_adapter.audit.proofs import (
     signed_checkpoint,
 )
 from lgsp_adapter.audit.query import AuditQuery, BadQuery
-from lgsp_adapter.audit.signing import LogKey
+from lgsp_adapter.audit.signing import LogKey, Trusted
 from lgsp_adapter.audit.store import AuditStore, StoredCheckpoint
 from lgsp_adapter.audit.verify import Report, verify_log
 from lgsp_adapter.errors import ErrorCode, LgspError
@@ -45,6 +45,9 @@ class AuditAccess:
     log: AuditStore
     key: LogKey
     archive_dir: Path | None = None
+    # Every key the log was signed with (the current and those rotated out): verifying with
+    # the current key alone would call a rotated log tampered.
+    trusted: Trusted | None = None
     _verified: tuple[float, Report] | None = None
     _running: asyncio.Task[None] | None = None
 
@@ -68,7 +71,8 @@ class AuditAccess:
         return self._verified[1], self._verified[0], False
 
     async def _verify(self) -> None:
-        report = await verify_log(self.log, self.key.verifier, archive_dir=self.archive_dir)
+        trusted = self.trusted or self.key.verifier
+        report = await verify_log(self.log, trusted, archive_dir=self.archive_dir)
         self._verified = (time.time(), report)
 
     async def close(self) -> None:

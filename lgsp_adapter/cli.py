@@ -231,14 +231,15 @@ def agencies_import_command(file: Path, config_path: Path | None, location: str 
     """Merge the national axis' agency list (getAgenciesList JSON) into the store's list."""
 
     async def work(where: str, data: bytes) -> ImportReport:
-        store = await open_store(where)
+        store = await open_store(where, migrate=settings.store.migrate_on_start)
         try:
             return await import_national_list(store, data, actor=cli_actor(), source=file.name)
         finally:
             await store.close()
 
     try:
-        where = location or load_settings(config_path).store.location()
+        settings = load_settings(config_path)
+        where = location or settings.store.location()
         report = asyncio.run(work(where, file.read_bytes()))
     except LgspError as exc:
         _fail(f"error: {file}: {exc}")
@@ -263,14 +264,15 @@ def agencies_list_command(
     """The agencies of the list, by code."""
 
     async def work(where: str) -> list[Agency]:
-        store = await open_store(where, existing=True)
+        store = await open_store(where, existing=True, migrate=settings.store.migrate_on_start)
         try:
             return await store.agency_list.find(under=under, search=search, limit=limit)
         finally:
             await store.close()
 
     try:
-        where = location or load_settings(config_path).store.location()
+        settings = load_settings(config_path)
+        where = location or settings.store.location()
         found = asyncio.run(work(where))
     except LgspError as exc:
         _fail(f"error: {exc}")
@@ -417,7 +419,7 @@ async def _declare(settings: Settings, url: str, location: str | None) -> list[s
     default = settings.delivery.retry_delays_s
     agencies = {str(a.code): a.endpoint.retry_delays_s or default for a in settings.agencies}
     if location is not None:  # integrators' registrations, as the daemon will serve them
-        store = await open_store(location)
+        store = await open_store(location, migrate=settings.store.migrate_on_start)
         try:
             for record in await store.registry.endpoints():
                 if record.problem is None:

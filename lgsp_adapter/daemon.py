@@ -23,6 +23,7 @@ from lgsp_adapter.agencies import Role
 from lgsp_adapter.agency_list_admin import list_served_agencies
 from lgsp_adapter.agency_list_web import add_agency_list_routes
 from lgsp_adapter.audit.admin import check_shared_key, record_start, sign_periodically
+from lgsp_adapter.audit.rotation import keyring
 from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.audit_page import add_audit_page
 from lgsp_adapter.audit_web import AuditAccess, add_audit_routes
@@ -224,6 +225,7 @@ async def run_daemon(
             log=store.audit,
             key=key,
             archive_dir=settings.audit.archive_folder(settings.store.path),
+            trusted=keyring(key_path, settings.audit.log_name()),
         )
         stack.push_async_callback(access.close)
 

@@ -37,13 +37,13 @@ async def open_registry(target: Target) -> AsyncIterator[Registry]:
     settings = target.settings
     elsewhere = frozenset(str(a.code) for a in settings.known_agencies)
     if target.on_postgres:
-        async with await PostgresRegistry.open(target.location) as store:
+        async with await PostgresRegistry.open(target.location, migrate=target.migrate) as store:
             yield Registry(store, settings.directory(), served_elsewhere=elsewhere)
         return
     path = Path(target.location)
     if not await asyncio.to_thread(path.is_file):  # never create a store by mistake
         raise FatalError(ErrorCode.STORE_UNAVAILABLE, f"no store at {path}")
-    async with await SqliteStore.open(path) as sqlite:
+    async with await SqliteStore.open(path, migrate=target.migrate) as sqlite:
         yield Registry(sqlite.registry, settings.directory(), served_elsewhere=elsewhere)
 
 

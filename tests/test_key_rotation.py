@@ -4,18 +4,24 @@ more, and no daemon may be signing meanwhile."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sqlite3
 import stat
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from lgsp_adapter.audit import AuditEntry, AuditEvent
 from lgsp_adapter.audit.admin import check_shared_key
-from lgsp_adapter.audit.rotation import rotate_key
-from lgsp_adapter.audit.signing import LogKey
+from lgsp_adapter.audit.archive import archive_before
+from lgsp_adapter.audit.rotation import keyring, rotate_key
+from lgsp_adapter.audit.signing import Keyring, LogKey
 from lgsp_adapter.audit.verify import verify_log
-from lgsp_adapter.errors import FatalError
+from lgsp_adapter.audit_web import AuditAccess
+from lgsp_adapter.errors import FatalError, LgspError
 from lgsp_adapter.store.postgres import PostgresStore
 from lgsp_adapter.store.sqlite import SqliteStore
 from tests.cli_process import lgsp_adapter
@@ -120,7 +126,9 @@ async def test_a_retired_key_may_not_start_a_daemon(tmp_path: Path) -> None:
         with pytest.raises(FatalError, match="not signed by the key"):
             await check_shared_key(store.audit, old, key_path)
         report = await verify_log(store.audit, old.verifier)
-        assert [p.checkpoint for p in report.problems] == [7]  # only what the new key signed
+        # The old key alone checks what it signed; the hand-over's second signature and what
+        # the new key signed need the new key (auditors get every key: public-key --all).
+        assert [p.checkpoint for p in report.problems] == [6, 7]
     assert done.retired == old.verifier
 
 
@@ -180,3 +188,117 @@ async def test_a_log_named_after_its_key_is_named_before_rotating(tmp_path: Path
     async with await SqliteStore.open(tmp_path / "store.sqlite3") as store:
         with pytest.raises(FatalError, match=f'set \\[audit\\] origin = "{key.name}"'):
             await rotate_key(store.audit, tmp_path / "audit-signing.key", None, "test")
+
+
+async def test_a_retired_key_signing_after_the_hand_over_does_not_verify(tmp_path: Path) -> None:
+    # The reason to rotate is often a key that leaked: whoever holds it and the database must
+    # not be able to extend the log past the hand-over, even for an auditor who trusts both.
+    old = await signed_log(tmp_path)
+    key_path = tmp_path / "audit-signing.key"
+    async with await SqliteStore.open(tmp_path / "store.sqlite3") as store:
+        await rotate_key(store.audit, key_path, NAME, "test")
+        new = LogKey.load(key_path, NAME)
+        await store.append(entries(2, 5))
+        await store.audit.checkpoint(old)  # the leaked key, after its hand-over
+        report = await verify_log(store.audit, Keyring((old.verifier, new.verifier)))
+        assert [p.checkpoint for p in report.problems] == [8]
+        assert "the log's key at this size" in report.problems[0].message
+
+
+async def test_archiving_past_the_hand_over_does_not_bring_the_old_key_back(
+    tmp_path: Path,
+) -> None:
+    old = await signed_log(tmp_path)
+    key_path = tmp_path / "audit-signing.key"
+    async with await SqliteStore.open(tmp_path / "store.sqlite3") as store:
+        with pytest.raises(LgspError, match="rotated out"):
+            await rotate_and_archive_before_the_hand_over(store, key_path)
+        new = LogKey.load(key_path, NAME)
+        await archive_before(
+            store.audit, new, datetime.now(UTC) + timedelta(days=1), tmp_path, actor="test"
+        )
+        assert await store.audit.entries(0, 6) == []  # the hand-over entry too
+        with pytest.raises(FatalError, match="was retired"):
+            await check_shared_key(store.audit, old, key_path)
+        await check_shared_key(store.audit, new, key_path)
+        access = AuditAccess(
+            log=store.audit, key=new, archive_dir=tmp_path, trusted=keyring(key_path, NAME)
+        )
+        report, _, _ = await access.verification(wait_s=30)
+        assert report is not None
+        assert report.ok, report.problems
+
+
+async def rotate_and_archive_before_the_hand_over(store: SqliteStore, key_path: Path) -> None:
+    before = datetime.now(UTC) + timedelta(seconds=0)
+    await asyncio.sleep(0.01)
+    await rotate_key(store.audit, key_path, NAME, "test")
+    # Entries older than `before` are those the old key's checkpoint covers: the archive would
+    # carry the new key and the old key's checkpoint.
+    await archive_before(
+        store.audit, LogKey.load(key_path, NAME), before, key_path.parent, actor="test"
+    )
+
+
+async def test_an_unknown_signature_on_a_checkpoint_is_reported(tmp_path: Path) -> None:
+    old = await signed_log(tmp_path)
+    path = tmp_path / "store.sqlite3"
+    stranger = LogKey.generate("someone/else")
+    raw = sqlite3.connect(path)
+    (note,) = raw.execute("SELECT note FROM audit_checkpoints").fetchone()
+    raw.execute("DROP TRIGGER audit_checkpoints_no_update")
+    raw.execute("UPDATE audit_checkpoints SET note = ?", (stranger.cosign(note),))
+    raw.commit()
+    raw.close()
+    async with await SqliteStore.open(path) as store:
+        report = await verify_log(store.audit, old.verifier)
+        assert [p.checkpoint for p in report.problems] == [5]
+
+
+async def test_a_rotation_stopped_before_its_checkpoint_finishes_with_one_hand_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await signed_log(tmp_path)
+    key_path = tmp_path / "audit-signing.key"
+    async with await SqliteStore.open(tmp_path / "store.sqlite3") as store:
+        real = store.audit.checkpoint
+
+        async def crash(*args: object, **kwargs: object) -> None:
+            raise OSError("killed")
+
+        monkeypatch.setattr(store.audit, "checkpoint", crash)
+        with pytest.raises(OSError, match="killed"):
+            await rotate_key(store.audit, key_path, NAME, "test")
+        monkeypatch.setattr(store.audit, "checkpoint", real)
+        done = await rotate_key(store.audit, key_path, NAME, "test")
+        handovers = [e for e in await store.audit.entries(0, 10) if e.outcome == "key_rotated"]
+        assert len(handovers) == 1
+        assert done.current.encoded() in (handovers[0].detail or "")
+        assert LogKey.load(key_path, NAME).verifier == done.current
+
+
+async def test_commands_told_not_to_migrate_change_no_schema(
+    tmp_path: Path, postgres_database: str
+) -> None:
+    dsn = await fresh_schema(postgres_database)
+    settings = tmp_path / "settings.toml"
+    settings.write_text(
+        f'[store]\nurl = "{dsn}"\npath = "{tmp_path / "s.sqlite3"}"\nmigrate_on_start = false\n'
+        '[[agencies]]\ncode = "000.00.00.H56"\nname = "T"\n[agencies.endpoint]\nurl = "http://x/"\n'
+    )
+    status, _, err = await lgsp_adapter("audit", "checkpoints", "--config", str(settings))
+    assert status == 1
+    assert "run `lgsp-adapter migrate`" in err
+    conn = await asyncpg.connect(dsn)
+    try:
+        tables = await conn.fetchval(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()"
+            " AND table_name LIKE 'audit%'"
+        )
+    finally:
+        await conn.close()
+    assert tables == 0
+    missing = tmp_path / "mistyped.sqlite3"
+    with pytest.raises(FatalError, match="run `lgsp-adapter migrate`"):
+        await SqliteStore.open(missing, migrate=False)
+    assert not missing.exists()

@@ -17,11 +17,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from lgsp_adapter.agencies import with_secrets
-from lgsp_adapter.audit.checkpoint import Checkpoint
 from lgsp_adapter.audit.entry import AuditEntry, AuditEvent
 from lgsp_adapter.audit.query import AuditQuery
-from lgsp_adapter.audit.rotation import retired_by
-from lgsp_adapter.audit.signing import LogKey, NoteError
+from lgsp_adapter.audit.signing import LogKey, NoteError, signature_keys
 from lgsp_adapter.audit.store import AuditStore
 from lgsp_adapter.config import Settings
 from lgsp_adapter.errors import ErrorCode, FatalError
@@ -72,28 +70,40 @@ async def record_start(
 
 
 async def check_shared_key(store: AuditStore, key: LogKey, key_path: Path) -> None:
-    """Refuse to sign a log whose latest checkpoint another key signed: replicas sharing a
-    store each with a key of their own (made at their first start) would leave a log no
-    single public key verifies."""
+    """Refuse to sign a log whose latest checkpoint this key did not sign last: replicas
+    sharing a store each with a key of their own (made at their first start) would leave a log
+    no single public key verifies, and a key retired by `audit rotate-key` signed the hand-over
+    before its successor, never after."""
     latest = await store.latest_checkpoint()
     if latest is None:
         return
-    if await retired_by(store, latest) == key.verifier.fingerprint:
+    try:
+        signers = signature_keys(latest.note, key.verifier)
+    except NoteError as exc:
+        raise FatalError(
+            ErrorCode.AUDIT_TAMPERED, f"the latest checkpoint (size {latest.size}): {exc}"
+        ) from exc
+    if signers and signers[-1] == key.verifier:
+        return
+    if key.verifier in signers:
         raise FatalError(
             ErrorCode.CONFIG_INVALID,
             f"the audit signing key {key_path} was retired at size {latest.size}: use the key "
             "`lgsp-adapter audit rotate-key` made in its place",
         )
-    try:
-        Checkpoint.open(latest.note, key.verifier)
-    except NoteError as exc:
-        raise FatalError(
-            ErrorCode.CONFIG_INVALID,
-            f"the audit log's latest checkpoint (size {latest.size}) is not signed by the key "
-            f"{key_path} (fingerprint {key.verifier.fingerprint}): every daemon sharing a "
-            "store needs the same audit.signing_key; after `lgsp-adapter audit rotate-key`, "
-            "the new one",
-        ) from exc
+    names = sorted({line.split(" ")[1] for line in _signature_lines(latest.note)})
+    raise FatalError(
+        ErrorCode.CONFIG_INVALID,
+        f"the audit log's latest checkpoint (size {latest.size}) is not signed by the key "
+        f"{key_path} (fingerprint {key.verifier.fingerprint}): it is signed as "
+        f"{', '.join(names)} and this daemon signs as {key.name}. Every daemon sharing a store "
+        "needs the same audit.signing_key and [audit] origin; after `lgsp-adapter audit "
+        "rotate-key`, the new key",
+    )
+
+
+def _signature_lines(note: str) -> list[str]:
+    return [line for line in note.rpartition("\n\n")[2].splitlines() if line.count(" ") == 2]
 
 
 async def sign_periodically(

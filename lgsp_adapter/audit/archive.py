@@ -27,7 +27,7 @@ from lgsp_adapter.audit.checkpoint import Checkpoint
 from lgsp_adapter.audit.entry import AuditEntry, AuditEvent, format_time
 from lgsp_adapter.audit.proofs import BadEvidence, b64, leaf_of, open_checkpoint, unb64
 from lgsp_adapter.audit.query import AuditQuery
-from lgsp_adapter.audit.signing import LogKey, NoteError, Trusted, Verifier
+from lgsp_adapter.audit.signing import LogKey, NoteError, Trusted, Verifier, signature_keys
 from lgsp_adapter.audit.store import ArchiveRecord, AuditStore
 from lgsp_adapter.audit.tree import load_frontier
 from lgsp_adapter.errors import ErrorCode, LgspError
@@ -51,7 +51,16 @@ async def archive_before(
     sizes = [c for c in await store.checkpoints() if start < c.size <= limit]
     if not sizes:
         return None
-    checkpoint = sizes[-1]
+    # The archive carries this key's verifier: its checkpoint must be one this key signed
+    # (last, as a rotation's successor does its hand-over), not a key rotated out before.
+    ours = [c for c in sizes if _signed_last_by(c.note, key)]
+    if not ours:
+        raise LgspError(
+            ErrorCode.AUDIT_NOT_FOUND,
+            f"the checkpoints up to size {sizes[-1].size} were signed by a key rotated out "
+            "since: archive up to the rotation's hand-over at least (a later --before)",
+        )
+    checkpoint = ours[-1]
     # The signed note, not the row's columns, says what the entries must rebuild.
     try:
         signed = Checkpoint.open(checkpoint.note, key.verifier)
@@ -245,6 +254,13 @@ class ArchiveFile:
             SIGNED_AS + digest.encode(), signature
         ):
             raise BadEvidence("the archive's lines do not match its signed digest: altered or cut")
+
+
+def _signed_last_by(note: str, key: LogKey) -> bool:
+    try:
+        return signature_keys(note, key.verifier)[-1:] == [key.verifier]
+    except NoteError:
+        return False
 
 
 def verify_archive(path: Path, pinned: Trusted | None = None) -> ArchiveCheck:

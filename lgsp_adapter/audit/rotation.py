@@ -20,10 +20,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from lgsp_adapter.audit.checkpoint import Checkpoint
 from lgsp_adapter.audit.entry import AuditEntry, AuditEvent
-from lgsp_adapter.audit.query import AuditQuery
-from lgsp_adapter.audit.signing import Keyring, LogKey, NoteError, Verifier
+from lgsp_adapter.audit.signing import Keyring, LogKey, NoteError, Verifier, signature_keys
 from lgsp_adapter.audit.store import AuditStore, StoredCheckpoint
 from lgsp_adapter.errors import ErrorCode, FatalError
 
@@ -55,25 +53,6 @@ def keyring(key_path: Path, name: str | None) -> Keyring:
     return Keyring(tuple(key.verifier for key in keys))
 
 
-async def retired_by(store: AuditStore, checkpoint: StoredCheckpoint) -> str | None:
-    """The fingerprint of the key ``checkpoint`` hands over from, if it is a rotation's
-    hand-over (signed by two keys: the retired one signs nothing after it)."""
-    if checkpoint.note.count("\n\u2014 ") < 2:
-        return None
-    found = await store.query(
-        AuditQuery(
-            event=AuditEvent.ADMIN,
-            outcome=ROTATED,
-            before=checkpoint.size,
-            newest_first=True,
-            limit=1,
-        )
-    )
-    if not found:
-        return None
-    return (found[0].detail or "").removeprefix("retired ").split(";")[0].strip() or None
-
-
 async def rotate_key(store: AuditStore, key_path: Path, name: str | None, actor: str) -> Rotation:
     """Rotate the key at ``key_path`` on ``store`` (whose daemons are all stopped); ``name``
     is the log's (``[audit] origin``), which it keeps across keys."""
@@ -89,46 +68,62 @@ async def rotate_key(store: AuditStore, key_path: Path, name: str | None, actor:
     latest = await store.latest_checkpoint()
     pending = key_path.with_name(key_path.name + ".new")
     if pending.exists():
-        # An earlier run stopped between the hand-over and the files: finish it if the log
-        # has the hand-over, else the new key was never used and is thrown away.
+        # An earlier run stopped half-way. Finish it if the log names the pending key: with
+        # its hand-over signed (only the files were left), or its entry alone (the
+        # checkpoint was not); else the pending key was never used and is thrown away.
         new = LogKey.load(pending, name)
-        if latest is not None and _signs(new, latest) and _signs(old, latest):
+        if latest is not None and _signers(latest, old, new) == [old.verifier, new.verifier]:
             return _swap(key_path, pending, old, new, latest)
+        if await _names_as_successor(store, new):
+            return await _hand_over(store, key_path, pending, old, new)
         pending.unlink()
-    if latest is not None and not _signs(old, latest):
+    if latest is not None and _signers(latest, old)[-1:] != [old.verifier]:
         raise FatalError(
             ErrorCode.CONFIG_INVALID,
-            f"{key_path} did not sign the log's latest checkpoint: it is not this log's key",
+            f"{key_path} did not sign the log's latest checkpoint last: it is not this log's "
+            "current key (another key, a retired one, or another [audit] origin)",
         )
     new = LogKey.generate(name)
     new.save(pending)
+    entry = AuditEntry(
+        event=AuditEvent.ADMIN,
+        outcome=ROTATED,
+        actor=actor,
+        detail=f"retired {old.verifier.fingerprint}; checkpoints from here are signed by "
+        f"{new.verifier.encoded()} (fingerprint {new.verifier.fingerprint})",
+    )
     try:
-        old_fingerprint = old.verifier.fingerprint
-        await store.append(
-            [
-                AuditEntry(
-                    event=AuditEvent.ADMIN,
-                    outcome=ROTATED,
-                    actor=actor,
-                    detail=f"retired {old_fingerprint}; checkpoints from here are signed by "
-                    f"{new.verifier.encoded()} (fingerprint {new.verifier.fingerprint})",
-                )
-            ]
-        )
-        signed = await store.checkpoint(old, cosigner=new)
+        await store.append([entry])
     except BaseException:
-        pending.unlink()
+        pending.unlink()  # not named in the log: nothing to finish
         raise
-    assert signed is not None  # noqa: S101  # the log just grew by an entry
+    # From here the log names the pending key: a failure leaves it for the next run.
+    return await _hand_over(store, key_path, pending, old, new)
+
+
+async def _hand_over(
+    store: AuditStore, key_path: Path, pending: Path, old: LogKey, new: LogKey
+) -> Rotation:
+    signed = await store.checkpoint(old, cosigner=new)
+    assert signed is not None  # noqa: S101  # the log holds at least the hand-over entry
     return _swap(key_path, pending, old, new, signed)
 
 
-def _signs(key: LogKey, checkpoint: StoredCheckpoint) -> bool:
+def _signers(checkpoint: StoredCheckpoint, *keys: LogKey) -> list[Verifier | None]:
     try:
-        Checkpoint.open(checkpoint.note, key.verifier)
+        return signature_keys(checkpoint.note, Keyring(tuple(k.verifier for k in keys)))
     except NoteError:
-        return False
-    return True
+        return []
+
+
+async def _names_as_successor(store: AuditStore, new: LogKey) -> bool:
+    """Whether the log's last entry is a hand-over entry naming ``new`` (its checkpoint not
+    signed yet)."""
+    size = await store.tree_size()
+    last = await store.entries(size - 1, size) if size else []
+    return bool(
+        last and last[0].outcome == ROTATED and new.verifier.encoded() in (last[0].detail or "")
+    )
 
 
 def _swap(

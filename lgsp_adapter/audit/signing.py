@@ -138,6 +138,27 @@ Trusted = Verifier | Keyring
 """What a check accepts signatures from: one key, or a log's keys over its life."""
 
 
+def signature_keys(note: str, trusted: Trusted) -> list[Verifier | None]:
+    """Who made each of ``note``'s signature lines, in order: the trusted key whose signature
+    it is and verifies, or None (an unknown key, or a signature that does not verify). A
+    rotation's hand-over is signed by the retiring key, then by its successor."""
+    text, separator, lines = note.rpartition("\n\n")
+    if not separator or not text:
+        raise NoteError("not a signed note: no blank line before the signatures")
+    found: list[Verifier | None] = []
+    for line in lines.splitlines():
+        signer = None
+        for verifier in trusted.verifiers:
+            try:
+                verifier.open(f"{text}\n\n{line}\n")
+            except NoteError:
+                continue
+            signer = verifier
+            break
+        found.append(signer)
+    return found
+
+
 class LogKey:
     """The private key that signs checkpoints and archives."""
 

@@ -23,7 +23,7 @@ from lgsp_adapter.audit.checkpoint import Checkpoint
 from lgsp_adapter.audit.entry import canonical_entry
 from lgsp_adapter.audit.proofs import BadEvidence
 from lgsp_adapter.audit.query import AuditQuery
-from lgsp_adapter.audit.signing import NoteError, Trusted
+from lgsp_adapter.audit.signing import NoteError, Trusted, Verifier, signature_keys
 from lgsp_adapter.audit.store import ArchiveRecord, AuditStore, StoredCheckpoint
 from lgsp_adapter.audit.tree import root_at
 from lgsp_adapter.merkle import Frontier, Node, cover, fold, leaf_hash, node_hash
@@ -389,22 +389,49 @@ def _next(leaves: Iterator[tuple[int, bytes]], count: int) -> list[tuple[int, by
 
 
 def _open_checkpoints(
-    rows: list[StoredCheckpoint], verifier: Trusted, report: Report
+    rows: list[StoredCheckpoint], trusted: Trusted, report: Report
 ) -> dict[int, Checkpoint]:
+    """Open every checkpoint with the key in force at its size: the log's first key, then,
+    from each rotation's hand-over (signed by the retiring key, then by its successor), the
+    successor alone. A retired key signing after its hand-over is a problem, however much it
+    is trusted, and so is any signature by a key not trusted or that does not verify."""
     signed: dict[int, Checkpoint] = {}
-    for row in rows:
+    current: Verifier | None = None
+    for row in sorted(rows, key=lambda row: row.size):
+
+        def problem(message: str, size: int = row.size) -> None:
+            report.problems.append(Problem(f"checkpoint {size}: {message}", checkpoint=size))
+
         try:
-            checkpoint = Checkpoint.open(row.note, verifier)
+            signers = signature_keys(row.note, trusted)
         except NoteError as exc:
-            report.problems.append(Problem(f"checkpoint {row.size}: {exc}", checkpoint=row.size))
+            problem(str(exc))
             continue
-        if (checkpoint.size, checkpoint.root) != (row.size, row.root):
-            report.problems.append(
-                Problem(
-                    f"checkpoint {row.size}: its stored size or root differs from its signed note",
-                    checkpoint=row.size,
-                )
+        keys = [signer for signer in signers if signer is not None]
+        if not keys or len(keys) != len(signers):
+            try:
+                Checkpoint.open(row.note, trusted)  # names what is wrong, when it can
+            except NoteError as exc:
+                problem(str(exc))
+                continue
+            problem("it also carries a signature by a key not trusted, or one that does not verify")
+            continue
+        if current is None:
+            current = keys[0]
+        if current not in keys:
+            problem(
+                f"signed by {', '.join(k.fingerprint[:16] for k in keys)}, not by "
+                f"{current.fingerprint[:16]}, the log's key at this size"
             )
             continue
+        try:
+            checkpoint = Checkpoint.open(row.note, current)
+        except NoteError as exc:
+            problem(str(exc))
+            continue
+        if (checkpoint.size, checkpoint.root) != (row.size, row.root):
+            problem("its stored size or root differs from its signed note")
+            continue
         signed[row.size] = checkpoint
+        current = keys[-1]  # a hand-over: its last signer signs from here on
     return signed

@@ -72,12 +72,13 @@ class PostgresRegistry:
         self._lock = lock_key(audit.schema, "registry")  # serialises changes
 
     @classmethod
-    async def open(cls, dsn: str) -> PostgresRegistry:
-        """Connect and bring the audit log's and the registry's schemas up to date."""
-        audit = await PostgresAuditLog.open(dsn)
+    async def open(cls, dsn: str, *, migrate: bool = True) -> PostgresRegistry:
+        """Connect and bring the audit log's and the registry's schemas up to date (or, with
+        ``migrate`` false, refuse them behind)."""
+        audit = await PostgresAuditLog.open(dsn, migrate=migrate)
         registry = cls(audit)
         try:
-            await registry.migrate()
+            await registry.migrate(migrate)
         except BaseException:
             await audit.close()
             raise

@@ -154,6 +154,10 @@ class SqliteStore:
 
         ``owner``: this process runs the exchange on the store (the daemon), and no other may
         at the same time: two would both deliver what the queue holds."""
+        if not migrate and not await asyncio.to_thread(path.exists):
+            # Told to leave the schema to `migrate`, it makes no store either (a mistyped
+            # path would otherwise become an empty one).
+            raise FatalError(ErrorCode.STORE_UNAVAILABLE, behind("store", 0, len(MIGRATIONS)))
         lock_file = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
