@@ -6,11 +6,12 @@ delivery is never recorded without the line that says so, nor the line without t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,6 +20,8 @@ from lgsp_adapter.agency_list import Agency, ImportReport
 from lgsp_adapter.audit import AuditEntry, AuditEvent
 from lgsp_adapter.audit.store import AuditStore
 from lgsp_adapter.registry.records import RegistryStore
+
+log = logging.getLogger(__name__)
 
 
 class StoredPacket(BaseModel):
@@ -83,6 +86,15 @@ class DeliveryState(StrEnum):
             DeliveryState.DROPPED,
         )
 
+    def may_become(self, state: DeliveryState) -> bool:
+        """Whether a delivery here may move to ``state``. A delivered packet stays delivered:
+        a late outcome of an older attempt must not reopen it (it would be posted again). No
+        ended delivery starts again: a bus redelivery racing a pull inbox's "fail" must not
+        put the packet back in the inbox."""
+        if self is DeliveryState.DELIVERED:
+            return state is self
+        return not (self.final and not state.final)
+
 
 class DeliveryRecord(BaseModel):
     """One packet towards one recipient."""
@@ -138,6 +150,62 @@ class InboxItem(BaseModel):
 
 CommitObserver = Callable[[Sequence[AuditEntry], float], None]
 """Told of each commit's audit entries and how long the write took."""
+
+
+def tell_observers(
+    observers: Sequence[CommitObserver], committed: Sequence[AuditEntry], took: float
+) -> None:
+    """Tell each observer of a commit. Committed is committed: a failing observer (a metric)
+    is logged, never turned into an error (intake would answer 500 for a packet it kept)."""
+    for observer in observers:
+        try:
+            observer(committed, took)
+        except Exception:
+            log.exception("a commit observer failed")
+
+
+# Rows as both stores select them. The models read either store's column types: text ids and
+# ISO times on SQLite, native UUIDs and timestamps on PostgreSQL.
+DELIVERY_COLUMNS = ("packet_id", "recipient", "state", "attempts", "detail", "updated_at")
+_DEAD_LETTER_FIELDS = (
+    "cursor",
+    "packet_id",
+    "recipient",
+    "sender",
+    "kind",
+    "document_id",
+    "attempts",
+    "detail",
+    "received_at",
+    "dead_lettered_at",
+)
+_INBOX_FIELDS = (
+    "cursor",
+    "packet_id",
+    "recipient",
+    "sender",
+    "kind",
+    "document_id",
+    "content_type",
+    "size_bytes",
+    "received_at",
+)
+
+
+def delivery_of(row: Iterable[Any]) -> DeliveryRecord:
+    """A delivery from a row of ``DELIVERY_COLUMNS``."""
+    return DeliveryRecord.model_validate(dict(zip(DELIVERY_COLUMNS, row, strict=True)))
+
+
+def dead_letter_of(row: Iterable[Any]) -> DeadLetter:
+    """A dead letter from its listing's row (cursor first, then the packet's and the
+    delivery's columns)."""
+    return DeadLetter.model_validate(dict(zip(_DEAD_LETTER_FIELDS, row, strict=True)))
+
+
+def inbox_item_of(row: Iterable[Any]) -> InboxItem:
+    """An inbox item from its listing's row (cursor first)."""
+    return InboxItem.model_validate(dict(zip(_INBOX_FIELDS, row, strict=True)))
 
 
 class AgencyListStore(Protocol):

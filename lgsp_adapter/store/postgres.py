@@ -25,8 +25,6 @@ from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
 
-import asyncpg
-
 from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.audit.entry import storable
 from lgsp_adapter.errors import ErrorCode, FatalError
@@ -37,6 +35,10 @@ from lgsp_adapter.store.base import (
     DeliveryState,
     InboxItem,
     StoredPacket,
+    dead_letter_of,
+    delivery_of,
+    inbox_item_of,
+    tell_observers,
 )
 from lgsp_adapter.store.postgres_agency_list import SCHEMA as AGENCY_LIST_SCHEMA
 from lgsp_adapter.store.postgres_agency_list import PostgresAgencyList
@@ -158,13 +160,7 @@ class PostgresStore:
                 tx = _Transaction(conn, self.audit)
                 yield tx
             if tx.appended:
-                took = time.perf_counter() - began
-                for observer in self._observers:
-                    try:
-                        observer(tx.appended, took)
-                    except Exception:
-                        # Committed is committed: a metric must never turn it into an error.
-                        log.exception("a commit observer failed")
+                tell_observers(self._observers, tx.appended, time.perf_counter() - began)
 
     # -- coordination between replicas (postgres_session)
 
@@ -242,7 +238,7 @@ class PostgresStore:
             ' ORDER BY recipient COLLATE "C"',
             packet_id,
         )
-        return [_delivery(row) for row in rows]
+        return [delivery_of(row) for row in rows]
 
     async def update_delivery(
         self,
@@ -432,20 +428,7 @@ class PostgresStore:
             after,
             limit,
         )
-        return [
-            InboxItem(
-                cursor=row[0],
-                packet_id=row[1],
-                recipient=row[2],
-                sender=row[3],
-                kind=row[4],
-                document_id=row[5],
-                content_type=row[6],
-                size_bytes=row[7],
-                received_at=row[8],
-            )
-            for row in rows
-        ]
+        return [inbox_item_of(row) for row in rows]
 
     async def dead_letters(
         self,
@@ -469,7 +452,7 @@ class PostgresStore:
             after,
             limit,
         )
-        return [_dead_letter(row) for row in rows]
+        return [dead_letter_of(row) for row in rows]
 
     async def dead_letter(self, packet_id: UUID, recipient: str) -> DeadLetter | None:
         """One delivery, if it is dead-lettered."""
@@ -480,7 +463,7 @@ class PostgresStore:
             packet_id,
             recipient,
         )
-        return None if row is None else _dead_letter(row)
+        return None if row is None else dead_letter_of(row)
 
     async def leave_dead_letters(
         self,
@@ -509,7 +492,7 @@ class PostgresStore:
             if replay:
                 await tx.conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
             await tx.append(entries)
-        return _delivery(row)
+        return delivery_of(row)
 
     async def held(self) -> list[tuple[UUID, str]]:
         """Every delivery waiting in a pull inbox, oldest first."""
@@ -543,7 +526,7 @@ class PostgresStore:
             if row is None:
                 return None
             await tx.append(entries)
-        return _delivery(row)
+        return delivery_of(row)
 
     async def append(self, entries: list[AuditEntry]) -> None:
         """Entries about no stored packet (a rejection at ingest, an administrative act)."""
@@ -579,7 +562,7 @@ async def _set_state(
     detail: str | None,
     attempted: bool,
 ) -> DeliveryRecord:
-    """As on SQLite: a delivered packet stays delivered, and no ended delivery starts again."""
+    """Move a delivery, if ``DeliveryState.may_become`` allows (else leave it as it is)."""
     current = await conn.fetchrow(
         f"SELECT {_DELIVERY} FROM deliveries WHERE packet_id = $1 AND recipient = $2",
         packet_id,
@@ -587,9 +570,8 @@ async def _set_state(
     )
     if current is None:
         raise KeyError(f"no delivery of {packet_id} to {recipient}")
-    now = DeliveryState(current[2])
-    if (now is DeliveryState.DELIVERED and state is not now) or (now.final and not state.final):
-        return _delivery(current)
+    if not DeliveryState(current[2]).may_become(state):
+        return delivery_of(current)
     row = await conn.fetchrow(
         "UPDATE deliveries SET state = $1, detail = $2, updated_at = clock_timestamp(),"
         " attempts = attempts + $3 WHERE packet_id = $4 AND recipient = $5"
@@ -602,7 +584,7 @@ async def _set_state(
     )
     if row is None:
         raise KeyError(f"no delivery of {packet_id} to {recipient}")
-    return _delivery(row)
+    return delivery_of(row)
 
 
 def _packet_row(packet: StoredPacket) -> tuple[Any, ...]:
@@ -624,29 +606,3 @@ def _packet_row(packet: StoredPacket) -> tuple[Any, ...]:
 
 def _storable(text: str | None) -> str | None:
     return None if text is None else storable(text)
-
-
-def _dead_letter(row: asyncpg.Record) -> DeadLetter:
-    return DeadLetter(
-        cursor=row[0],
-        packet_id=row[1],
-        recipient=row[2],
-        sender=row[3],
-        kind=row[4],
-        document_id=row[5],
-        attempts=row[6],
-        detail=row[7],
-        received_at=row[8],
-        dead_lettered_at=row[9],
-    )
-
-
-def _delivery(row: asyncpg.Record) -> DeliveryRecord:
-    return DeliveryRecord(
-        packet_id=row[0],
-        recipient=row[1],
-        state=DeliveryState(row[2]),
-        attempts=row[3],
-        detail=row[4],
-        updated_at=row[5],
-    )

@@ -35,6 +35,10 @@ from lgsp_adapter.store.base import (
     DeliveryState,
     InboxItem,
     StoredPacket,
+    dead_letter_of,
+    delivery_of,
+    inbox_item_of,
+    tell_observers,
 )
 from lgsp_adapter.store.sqlite_agency_list import SCHEMA as AGENCY_LIST_SCHEMA
 from lgsp_adapter.store.sqlite_agency_list import SqliteAgencyList
@@ -297,15 +301,7 @@ class SqliteStore:
                 raise
             await self._to_the_end("COMMIT")
             if self._appended:
-                committed = list(self._appended)
-                took = time.perf_counter() - began
-                for observer in self._observers:
-                    try:
-                        observer(committed, took)
-                    except Exception:
-                        # Committed is committed: a metric must never turn it into an error
-                        # (intake would answer 500 for a packet it has kept).
-                        log.exception("a commit observer failed")
+                tell_observers(self._observers, list(self._appended), time.perf_counter() - began)
 
     async def _roll_back(self) -> None:
         # SQLite may have rolled back already (an I/O error does): a ROLLBACK then fails and
@@ -381,7 +377,7 @@ class SqliteStore:
             " WHERE packet_id = ? ORDER BY recipient",
             (str(packet_id),),
         )
-        return [_delivery(row) for row in rows]
+        return [delivery_of(row) for row in rows]
 
     async def update_delivery(
         self,
@@ -571,9 +567,6 @@ class SqliteStore:
         detail: str | None,
         attempted: bool,
     ) -> DeliveryRecord:
-        # A delivered packet stays delivered: a late outcome of an older attempt must not
-        # reopen it (it would be posted again). And no ended delivery starts again: a bus
-        # redelivery racing a pull inbox's "fail" must not put the packet back in the inbox.
         found = await _fetch(
             self._db,
             "SELECT packet_id, recipient, state, attempts, detail, updated_at FROM deliveries"
@@ -583,9 +576,8 @@ class SqliteStore:
         if not found:
             raise KeyError(f"no delivery of {packet_id} to {recipient}")
         current = found[0]
-        now = DeliveryState(current[2])
-        if (now is DeliveryState.DELIVERED and state is not now) or (now.final and not state.final):
-            return _delivery(current)
+        if not DeliveryState(current[2]).may_become(state):
+            return delivery_of(current)
         updated = await _fetch(
             self._db,
             "UPDATE deliveries SET state = ?, detail = ?, updated_at = ?,"
@@ -595,7 +587,7 @@ class SqliteStore:
         )
         if not updated:
             raise KeyError(f"no delivery of {packet_id} to {recipient}")
-        return _delivery(updated[0])
+        return delivery_of(updated[0])
 
     async def inbox(
         self, recipients: list[str], *, kind: str | None, after: int, limit: int
@@ -610,20 +602,7 @@ class SqliteStore:
             (DeliveryState.HELD.value, json.dumps(recipients), kind, kind, after, limit),
         ) as cursor:
             rows = await cursor.fetchall()
-        return [
-            InboxItem(
-                cursor=row[0],
-                packet_id=UUID(row[1]),
-                recipient=row[2],
-                sender=row[3],
-                kind=row[4],
-                document_id=row[5],
-                content_type=row[6],
-                size_bytes=row[7],
-                received_at=datetime.fromisoformat(row[8]),
-            )
-            for row in rows
-        ]
+        return [inbox_item_of(row) for row in rows]
 
     async def dead_letters(
         self,
@@ -652,7 +631,7 @@ class SqliteStore:
             ),
         ) as cursor:
             rows = await cursor.fetchall()
-        return [_dead_letter(row) for row in rows]
+        return [dead_letter_of(row) for row in rows]
 
     async def dead_letter(self, packet_id: UUID, recipient: str) -> DeadLetter | None:
         """One delivery, if it is dead-lettered."""
@@ -662,7 +641,7 @@ class SqliteStore:
             (DeliveryState.DEAD_LETTERED.value, str(packet_id), recipient),
         ) as cursor:
             row = await cursor.fetchone()
-        return None if row is None else _dead_letter(row)
+        return None if row is None else dead_letter_of(row)
 
     async def leave_dead_letters(
         self,
@@ -695,7 +674,7 @@ class SqliteStore:
             if row is None:
                 return None
             await self._append(entries)
-        return _delivery(row)
+        return delivery_of(row)
 
     async def held(self) -> list[tuple[UUID, str]]:
         """Every delivery waiting in a pull inbox, oldest first."""
@@ -728,7 +707,7 @@ class SqliteStore:
             if row is None:
                 return None
             await self._append(entries)
-        return _delivery(row)
+        return delivery_of(row)
 
     async def append(self, entries: list[AuditEntry]) -> None:
         """Entries about no stored packet (a rejection at ingest, an administrative act)."""
@@ -795,29 +774,3 @@ _DEAD_LETTER_COLUMNS = (
     "d.rowid, p.id, d.recipient, p.sender, p.kind, p.document_id, d.attempts, d.detail,"
     " p.received_at, d.updated_at"
 )
-
-
-def _dead_letter(row: Any) -> DeadLetter:
-    return DeadLetter(
-        cursor=row[0],
-        packet_id=UUID(row[1]),
-        recipient=row[2],
-        sender=row[3],
-        kind=row[4],
-        document_id=row[5],
-        attempts=row[6],
-        detail=row[7],
-        received_at=datetime.fromisoformat(row[8]),
-        dead_lettered_at=datetime.fromisoformat(row[9]),
-    )
-
-
-def _delivery(row: Any) -> DeliveryRecord:
-    return DeliveryRecord(
-        packet_id=UUID(row[0]),
-        recipient=row[1],
-        state=DeliveryState(row[2]),
-        attempts=row[3],
-        detail=row[4],
-        updated_at=datetime.fromisoformat(row[5]),
-    )
