@@ -19,7 +19,7 @@ from pathlib import Path
 from lgsp_adapter.agencies import with_secrets
 from lgsp_adapter.audit.entry import AuditEntry, AuditEvent
 from lgsp_adapter.audit.query import AuditQuery
-from lgsp_adapter.audit.signing import LogKey, NoteError, signature_keys
+from lgsp_adapter.audit.signing import LogKey, NoteError, signature_keys, signature_names
 from lgsp_adapter.audit.store import AuditStore
 from lgsp_adapter.config import Settings
 from lgsp_adapter.errors import ErrorCode, FatalError
@@ -91,7 +91,7 @@ async def check_shared_key(store: AuditStore, key: LogKey, key_path: Path) -> No
             f"the audit signing key {key_path} was retired at size {latest.size}: use the key "
             "`lgsp-adapter audit rotate-key` made in its place",
         )
-    names = sorted({line.split(" ")[1] for line in _signature_lines(latest.note)})
+    names = sorted(set(signature_names(latest.note)))
     raise FatalError(
         ErrorCode.CONFIG_INVALID,
         f"the audit log's latest checkpoint (size {latest.size}) is not signed by the key "
@@ -100,10 +100,6 @@ async def check_shared_key(store: AuditStore, key: LogKey, key_path: Path) -> No
         "needs the same audit.signing_key and [audit] origin; after `lgsp-adapter audit "
         "rotate-key`, the new key",
     )
-
-
-def _signature_lines(note: str) -> list[str]:
-    return [line for line in note.rpartition("\n\n")[2].splitlines() if line.count(" ") == 2]
 
 
 async def sign_periodically(

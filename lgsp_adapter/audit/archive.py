@@ -27,7 +27,7 @@ from lgsp_adapter.audit.checkpoint import Checkpoint
 from lgsp_adapter.audit.entry import AuditEntry, AuditEvent, format_time
 from lgsp_adapter.audit.proofs import BadEvidence, b64, leaf_of, open_checkpoint, unb64
 from lgsp_adapter.audit.query import AuditQuery
-from lgsp_adapter.audit.signing import LogKey, NoteError, Trusted, Verifier, signature_keys
+from lgsp_adapter.audit.signing import LogKey, NoteError, Trusted, Verifier, signed_last_by
 from lgsp_adapter.audit.store import ArchiveRecord, AuditStore
 from lgsp_adapter.audit.tree import load_frontier
 from lgsp_adapter.errors import ErrorCode, LgspError
@@ -53,7 +53,7 @@ async def archive_before(
         return None
     # The archive carries this key's verifier: its checkpoint must be one this key signed
     # (last, as a rotation's successor does its hand-over), not a key rotated out before.
-    ours = [c for c in sizes if _signed_last_by(c.note, key)]
+    ours = [c for c in sizes if signed_last_by(c.note, key.verifier)]
     if not ours:
         raise LgspError(
             ErrorCode.AUDIT_NOT_FOUND,
@@ -254,13 +254,6 @@ class ArchiveFile:
             SIGNED_AS + digest.encode(), signature
         ):
             raise BadEvidence("the archive's lines do not match its signed digest: altered or cut")
-
-
-def _signed_last_by(note: str, key: LogKey) -> bool:
-    try:
-        return signature_keys(note, key.verifier)[-1:] == [key.verifier]
-    except NoteError:
-        return False
 
 
 def verify_archive(path: Path, pinned: Trusted | None = None) -> ArchiveCheck:

@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lgsp_adapter.audit.entry import AuditEntry, AuditEvent
-from lgsp_adapter.audit.signing import Keyring, LogKey, NoteError, Verifier, signature_keys
+from lgsp_adapter.audit.signing import (
+    Keyring,
+    LogKey,
+    NoteError,
+    Verifier,
+    signature_keys,
+    signed_last_by,
+)
 from lgsp_adapter.audit.store import AuditStore, StoredCheckpoint
 from lgsp_adapter.errors import ErrorCode, FatalError
 
@@ -77,7 +84,7 @@ async def rotate_key(store: AuditStore, key_path: Path, name: str | None, actor:
         if await _names_as_successor(store, new):
             return await _hand_over(store, key_path, pending, old, new)
         pending.unlink()
-    if latest is not None and _signers(latest, old)[-1:] != [old.verifier]:
+    if latest is not None and not signed_last_by(latest.note, old.verifier):
         raise FatalError(
             ErrorCode.CONFIG_INVALID,
             f"{key_path} did not sign the log's latest checkpoint last: it is not this log's "

@@ -138,15 +138,35 @@ Trusted = Verifier | Keyring
 """What a check accepts signatures from: one key, or a log's keys over its life."""
 
 
+def _split(note: str) -> tuple[str, list[str]]:
+    """A signed note's text and its signature lines."""
+    text, separator, lines = note.rpartition("\n\n")
+    if not separator or not text:
+        raise NoteError("not a signed note: no blank line before the signatures")
+    return text, lines.splitlines()
+
+
+def signature_names(note: str) -> list[str]:
+    """The names ``note``'s signature lines claim, in order (for messages: unchecked)."""
+    return [line.split(" ")[1] for line in _split(note)[1] if line.count(" ") == 2]
+
+
+def signed_last_by(note: str, verifier: Verifier) -> bool:
+    """Whether ``verifier`` made ``note``'s last signature: the key that signs from there on
+    (a rotation's successor signs its hand-over after the retiring key)."""
+    try:
+        return signature_keys(note, verifier)[-1:] == [verifier]
+    except NoteError:
+        return False
+
+
 def signature_keys(note: str, trusted: Trusted) -> list[Verifier | None]:
     """Who made each of ``note``'s signature lines, in order: the trusted key whose signature
     it is and verifies, or None (an unknown key, or a signature that does not verify). A
     rotation's hand-over is signed by the retiring key, then by its successor."""
-    text, separator, lines = note.rpartition("\n\n")
-    if not separator or not text:
-        raise NoteError("not a signed note: no blank line before the signatures")
+    text, lines = _split(note)
     found: list[Verifier | None] = []
-    for line in lines.splitlines():
+    for line in lines:
         signer = None
         for verifier in trusted.verifiers:
             try:
