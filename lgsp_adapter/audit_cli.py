@@ -11,7 +11,7 @@ import asyncio
 import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import wraps
@@ -47,10 +47,9 @@ from lgsp_adapter.audit.store import AuditStore
 from lgsp_adapter.audit.verify import verify_log
 from lgsp_adapter.config import Settings, load_settings
 from lgsp_adapter.errors import ErrorCode, FatalError, LgspError
+from lgsp_adapter.store import Store
 from lgsp_adapter.store.location import is_postgres
-from lgsp_adapter.store.opening import open_store
-from lgsp_adapter.store.postgres_audit import PostgresAuditLog
-from lgsp_adapter.store.sqlite import SqliteStore
+from lgsp_adapter.store.opening import opened
 
 T = TypeVar("T")
 
@@ -66,6 +65,11 @@ class Target:
     def migrate(self) -> bool:
         """Whether commands may bring the schema up to date (else only `migrate` does)."""
         return self.settings.store.migrate_on_start
+
+    def store(self, *, owner: bool = False) -> AbstractAsyncContextManager[Store]:
+        """The store, opened for a command: never made by mistake, its schema brought up to
+        date unless the settings leave that to `lgsp-adapter migrate`."""
+        return opened(self.location, owner=owner, existing=True, migrate=self.migrate)
 
     @property
     def on_postgres(self) -> bool:
@@ -111,17 +115,8 @@ def read_verifier(path: Path) -> Trusted:
 
 @asynccontextmanager
 async def open_log(target: Target) -> AsyncIterator[AuditStore]:
-    """The audit log of ``target``'s store (its schema brought up to date unless the settings
-    leave that to `lgsp-adapter migrate`)."""
-    location, migrate = target.location, target.migrate
-    if is_postgres(location):
-        async with await PostgresAuditLog.open(location, migrate=migrate) as log:
-            yield log
-        return
-    path = Path(location)
-    if not await asyncio.to_thread(path.is_file):  # never create a store by mistake
-        raise FatalError(ErrorCode.STORE_UNAVAILABLE, f"no store at {path}")
-    async with await SqliteStore.open(path, migrate=migrate) as store:
+    """The audit log of ``target``'s store."""
+    async with target.store() as store:
         yield store.audit
 
 
@@ -243,8 +238,7 @@ def show_command(target: Target, packet_id: UUID) -> None:
 
 
 async def _show(packet_id: UUID, target: Target) -> bool:
-    store = await open_store(target.location, existing=True, migrate=target.migrate)
-    try:
+    async with target.store() as store:
         packet = await store.packet(packet_id)
         if packet is None:
             return False
@@ -263,8 +257,6 @@ async def _show(packet_id: UUID, target: Target) -> bool:
         click.echo("history")
         for entry in await store.history(packet_id):
             click.echo(f"  #{entry.index}  {entry.line()}")
-    finally:
-        await store.close()
     return True
 
 
@@ -431,8 +423,7 @@ def rotate_key_command(target: Target) -> None:
     the new key to each replica."""
 
     async def work() -> Rotation:
-        store = await open_store(target.location, owner=True, existing=True, migrate=target.migrate)
-        try:
+        async with target.store(owner=True) as store:
             for role in ("relay", "checkpoints", "embedded-bus"):
                 if not await store.take_role(role):
                     raise FatalError(
@@ -443,8 +434,6 @@ def rotate_key_command(target: Target) -> None:
             return await rotate_key(
                 store.audit, target.key_path(), target.settings.audit.log_name(), cli_actor()
             )
-        finally:
-            await store.close()
 
     done = run(work())
     click.echo(f"retired  {done.retired.fingerprint}  (kept as {done.kept_at})")

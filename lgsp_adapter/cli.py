@@ -38,7 +38,7 @@ from lgsp_adapter.migrate import migrate
 from lgsp_adapter.packets import read_packet
 from lgsp_adapter.registry_cli import endpoints_group
 from lgsp_adapter.store.location import is_postgres
-from lgsp_adapter.store.opening import open_store
+from lgsp_adapter.store.opening import opened
 from lgsp_adapter.summary import canonical_json, summary
 from lgsp_adapter.translators import (
     Envelope,
@@ -231,11 +231,8 @@ def agencies_import_command(file: Path, config_path: Path | None, location: str 
     """Merge the national axis' agency list (getAgenciesList JSON) into the store's list."""
 
     async def work(where: str, data: bytes) -> ImportReport:
-        store = await open_store(where, migrate=settings.store.migrate_on_start)
-        try:
+        async with opened(where, migrate=settings.store.migrate_on_start) as store:
             return await import_national_list(store, data, actor=cli_actor(), source=file.name)
-        finally:
-            await store.close()
 
     try:
         settings = load_settings(config_path)
@@ -264,11 +261,8 @@ def agencies_list_command(
     """The agencies of the list, by code."""
 
     async def work(where: str) -> list[Agency]:
-        store = await open_store(where, existing=True, migrate=settings.store.migrate_on_start)
-        try:
+        async with opened(where, existing=True, migrate=settings.store.migrate_on_start) as store:
             return await store.agency_list.find(under=under, search=search, limit=limit)
-        finally:
-            await store.close()
 
     try:
         settings = load_settings(config_path)
@@ -419,13 +413,10 @@ async def _declare(settings: Settings, url: str, location: str | None) -> list[s
     default = settings.delivery.retry_delays_s
     agencies = {str(a.code): a.endpoint.retry_delays_s or default for a in settings.agencies}
     if location is not None:  # integrators' registrations, as the daemon will serve them
-        store = await open_store(location, migrate=settings.store.migrate_on_start)
-        try:
+        async with opened(location, migrate=settings.store.migrate_on_start) as store:
             for record in await store.registry.endpoints():
                 if record.problem is None:
                     agencies[record.code] = record.agency.endpoint.retry_delays_s or default
-        finally:
-            await store.close()
     connection = await aio_pika.connect(url)
     async with connection:
         return await declare.everything(connection, Topology(settings.bus.exchange), agencies)

@@ -8,7 +8,6 @@ as the API's JSON, so a file that works with ``curl`` works here.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,12 +20,10 @@ import click
 
 from lgsp_adapter.agency_list_admin import cli_actor
 from lgsp_adapter.audit_cli import Target, fail, run, target_options
-from lgsp_adapter.errors import ErrorCode, FatalError, PermanentError
+from lgsp_adapter.errors import ErrorCode, PermanentError
 from lgsp_adapter.registry.probe import probe
 from lgsp_adapter.registry.service import Registry
 from lgsp_adapter.registry_web import view
-from lgsp_adapter.store.postgres_registry import PostgresRegistry
-from lgsp_adapter.store.sqlite import SqliteStore
 
 T = TypeVar("T")
 
@@ -36,15 +33,8 @@ async def open_registry(target: Target) -> AsyncIterator[Registry]:
     """The registry of ``target``'s store, checked against its settings' clients' tokens."""
     settings = target.settings
     elsewhere = frozenset(str(a.code) for a in settings.known_agencies)
-    if target.on_postgres:
-        async with await PostgresRegistry.open(target.location, migrate=target.migrate) as store:
-            yield Registry(store, settings.directory(), served_elsewhere=elsewhere)
-        return
-    path = Path(target.location)
-    if not await asyncio.to_thread(path.is_file):  # never create a store by mistake
-        raise FatalError(ErrorCode.STORE_UNAVAILABLE, f"no store at {path}")
-    async with await SqliteStore.open(path, migrate=target.migrate) as sqlite:
-        yield Registry(sqlite.registry, settings.directory(), served_elsewhere=elsewhere)
+    async with target.store() as store:
+        yield Registry(store.registry, settings.directory(), served_elsewhere=elsewhere)
 
 
 def _with(target: Target, work: Callable[[Registry], Awaitable[T]]) -> T:

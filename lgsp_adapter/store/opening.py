@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.store.base import Store
@@ -30,3 +33,13 @@ async def open_store(
     if existing and not await asyncio.to_thread(path.is_file):
         raise FatalError(ErrorCode.STORE_UNAVAILABLE, f"no store at {path}")
     return await SqliteStore.open(path, owner=owner, migrate=migrate)
+
+
+@asynccontextmanager
+async def opened(location: str, **options: Any) -> AsyncIterator[Store]:
+    """``open_store`` for the length of a ``with``: closed however it ends."""
+    store = await open_store(location, **options)
+    try:
+        yield store
+    finally:
+        await store.close()
