@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lgsp_adapter.agency_list import Agency, ImportReport
 from lgsp_adapter.audit import AuditEntry, AuditEvent
 from lgsp_adapter.audit.store import AuditStore
+from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.registry.records import RegistryStore
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,15 @@ class InboxItem(BaseModel):
 
 CommitObserver = Callable[[Sequence[AuditEntry], float], None]
 """Told of each commit's audit entries and how long the write took."""
+
+
+def schema_behind(part: str, version: int, wanted: int) -> FatalError:
+    """Why a store told not to migrate (``[store] migrate_on_start = false``) will not open."""
+    return FatalError(
+        ErrorCode.STORE_UNAVAILABLE,
+        f"the {part} schema is at version {version} and this adapter's at {wanted}: run "
+        "`lgsp-adapter migrate` ([store] migrate_on_start is false)",
+    )
 
 
 def tell_observers(

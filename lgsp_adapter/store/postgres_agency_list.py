@@ -56,11 +56,7 @@ class PostgresAgencyList:
             report, added, changed = merge_plan(agencies, existing, now)
             await conn.executemany(
                 f"INSERT INTO agencies ({', '.join(COLUMNS)}, search_key, updated_at)"
-                f" VALUES ({placeholders})"
-                " ON CONFLICT (code) DO UPDATE SET name = excluded.name,"
-                " parent = excluded.parent, mail = excluded.mail, mobile = excluded.mobile,"
-                " fax = excluded.fax, deleted = excluded.deleted, source = excluded.source,"
-                " search_key = excluded.search_key, updated_at = excluded.updated_at",
+                f" VALUES ({placeholders})",
                 added,
             )
             await conn.executemany(

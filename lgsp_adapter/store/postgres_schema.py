@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from lgsp_adapter.errors import ErrorCode, FatalError
-from lgsp_adapter.store.sqlite import behind
+from lgsp_adapter.store.base import schema_behind
 
 
 def lock_key(schema: str, name: str) -> int:
@@ -39,7 +39,7 @@ async def migrate(
                 f"the {part} schema (version {version}) is newer than this adapter knows",
             )
         if version < len(scripts) and not apply:
-            raise FatalError(ErrorCode.STORE_UNAVAILABLE, behind(part, version, len(scripts)))
+            raise schema_behind(part, version, len(scripts))
         for script in scripts[version:]:
             await conn.execute(script)
         await conn.execute(

@@ -38,6 +38,7 @@ from lgsp_adapter.store.base import (
     dead_letter_of,
     delivery_of,
     inbox_item_of,
+    schema_behind,
     tell_observers,
 )
 from lgsp_adapter.store.sqlite_agency_list import SCHEMA as AGENCY_LIST_SCHEMA
@@ -161,7 +162,7 @@ class SqliteStore:
         if not migrate and not await asyncio.to_thread(path.exists):
             # Told to leave the schema to `migrate`, it makes no store either (a mistyped
             # path would otherwise become an empty one).
-            raise FatalError(ErrorCode.STORE_UNAVAILABLE, behind("store", 0, len(MIGRATIONS)))
+            raise schema_behind("store", 0, len(MIGRATIONS))
         lock_file = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -213,7 +214,7 @@ class SqliteStore:
                 f"the store's schema (version {version}) is newer than this adapter knows",
             )
         if version < len(MIGRATIONS) and not migrate:
-            raise FatalError(ErrorCode.STORE_UNAVAILABLE, behind("store", version, len(MIGRATIONS)))
+            raise schema_behind("store", version, len(MIGRATIONS))
         for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
             if isinstance(step, str):
                 await self._db.executescript(
@@ -722,14 +723,6 @@ async def _fetch(db: aiosqlite.Connection, sql: str, parameters: Sequence[Any]) 
     """Every row of ``sql``, in one hop to the connection's thread (a cursor's execute,
     fetch and close are three: each hop costs about 100 µs of CPU, and a packet makes dozens)."""
     return list(await db.execute_fetchall(sql, parameters))
-
-
-def behind(what: str, version: int, wanted: int) -> str:
-    """Why a daemon told not to migrate does not start."""
-    return (
-        f"the {what} schema is at version {version} and this adapter's at {wanted}: run "
-        "`lgsp-adapter migrate` ([store] migrate_on_start is false)"
-    )
 
 
 def _take_ownership(path: Path) -> IO[bytes]:
