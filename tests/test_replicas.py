@@ -11,6 +11,9 @@ import signal
 import time
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aio_pika
@@ -107,14 +110,38 @@ def _delivered_in_first_life(config: Path) -> set[str]:
     }
 
 
-@pytest.mark.asyncio
-async def test_two_replicas_one_killed_lose_and_duplicate_nothing(
-    tmp_path: Path, postgres_database: str
-) -> None:
-    dsn = await fresh_schema(postgres_database)
-    exchange = f"lgsp.test.{uuid.uuid4().hex[:12]}"
-    commune = AgencyServer()
-    processes: list[asyncio.subprocess.Process] = []
+@dataclass
+class Replicas:
+    """Two replicas' settings, the processes started from them, and the commune's system."""
+
+    configs: list[Path]
+    commune: AgencyServer
+    processes: list[asyncio.subprocess.Process] = field(default_factory=list)
+
+    async def start(self, index: int) -> tuple[asyncio.subprocess.Process, str]:
+        """Start replica ``index`` (again); the process and its URL."""
+        process, url = await start(self.configs[index])
+        self.processes.append(process)
+        return process, url
+
+    async def delivered(self, accepted: list[str]) -> tuple[Counter[str], str]:
+        """Wait for every accepted packet at the commune, then a moment for duplicates; how
+        many times each arrived, and the replicas' logs for an assertion message."""
+        deadline = time.monotonic() + 120
+        # Polling: the deliveries are made by other processes.
+        while time.monotonic() < deadline and not set(accepted) <= set(self.commune.delivered()):  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(2)  # a duplicate would show up now
+        logs = "\n".join(log_tail(config) for config in self.configs)
+        return Counter(self.commune.delivered()), logs
+
+
+@asynccontextmanager
+async def replicas(
+    tmp_path: Path, dsn: str, exchange: str, commune: AgencyServer
+) -> AsyncIterator[Replicas]:
+    """Two replicas' settings on ``dsn`` and ``exchange``; what was started is stopped and the
+    topology removed afterwards."""
     try:
         async with agency_server(commune), agency_server(AgencyServer()) as province:
             configs = [
@@ -128,51 +155,55 @@ async def test_two_replicas_one_killed_lose_and_duplicate_nothing(
                 )
                 for name in ("one", "two")
             ]
-            one, one_url = await start(configs[0])
-            two, two_url = await start(configs[1])
-            processes += [one, two]
-
-            accepted = await submit_all([one_url, two_url], COUNT // 2)
-            one.send_signal(signal.SIGKILL)  # mid-stream: deliveries in hand, a role held
-            await one.wait()
-            accepted += await submit_all([two_url], COUNT // 4)
-            one, one_url = await start(configs[0])  # back, as systemd would restart it
-            processes.append(one)
-            accepted += await submit_all([one_url, two_url], COUNT // 4)
-
-            deadline = time.monotonic() + 120
-            # Polling: the deliveries are made by other processes.
-            while time.monotonic() < deadline and not set(accepted) <= set(commune.delivered()):  # noqa: ASYNC110
-                await asyncio.sleep(0.2)
-            await asyncio.sleep(2)  # a duplicate would show up now
-            delivered = Counter(commune.delivered())
-            logs = "\n".join(log_tail(c) for c in configs)
-            assert set(accepted) <= set(delivered), (
-                f"lost {len(set(accepted) - set(delivered))}\n{logs}"
-            )
-            # The one duplicate no design can rule out: the killed replica had the agency's
-            # 2xx and died before recording it; the survivor must post again (a packet must
-            # not be lost on a guess), with the same X-LGSP-Packet-Id for the agency to drop.
-            posted_by_the_killed = _delivered_in_first_life(configs[0])
-            twice = {p: n for p, n in delivered.items() if n > 1}
-            assert max(twice.values(), default=1) <= 2, f"{twice}\n{logs}"
-            unexplained = set(twice) - posted_by_the_killed
-            assert not unexplained, f"delivered twice: {unexplained}\n{logs}"
-
-            # Every delivery ended, once, in the one store both share.
-            conn = await asyncpg.connect(dsn)
+            pair = Replicas(configs, commune)
             try:
-                rows = await conn.fetch("SELECT state, count(*) FROM deliveries GROUP BY state")
-                states = {str(row[0]): int(row[1]) for row in rows}
+                yield pair
             finally:
-                await conn.close()
-            assert states == {"delivered": len(accepted)}, states
+                for process in pair.processes:
+                    if process.returncode is None:
+                        process.send_signal(signal.SIGTERM)
+                        await asyncio.wait_for(process.wait(), timeout=30)
     finally:
-        for process in processes:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-                await asyncio.wait_for(process.wait(), timeout=30)
         await remove_topology(exchange, [PROVINCE, COMMUNE], RETRY_DELAYS)
+
+
+@pytest.mark.asyncio
+async def test_two_replicas_one_killed_lose_and_duplicate_nothing(
+    tmp_path: Path, postgres_database: str
+) -> None:
+    dsn = await fresh_schema(postgres_database)
+    exchange = f"lgsp.test.{uuid.uuid4().hex[:12]}"
+    async with replicas(tmp_path, dsn, exchange, AgencyServer()) as pair:
+        one, one_url = await pair.start(0)
+        _, two_url = await pair.start(1)
+        accepted = await submit_all([one_url, two_url], COUNT // 2)
+        one.send_signal(signal.SIGKILL)  # mid-stream: deliveries in hand, a role held
+        await one.wait()
+        accepted += await submit_all([two_url], COUNT // 4)
+        _, one_url = await pair.start(0)  # back, as systemd would restart it
+        accepted += await submit_all([one_url, two_url], COUNT // 4)
+
+        delivered, logs = await pair.delivered(accepted)
+        lost = set(accepted) - set(delivered)
+        assert not lost, f"lost {len(lost)}\n{logs}"
+        # The one duplicate no design can rule out: the killed replica had the agency's 2xx
+        # and died before recording it; the survivor must post again (a packet must not be
+        # lost on a guess), with the same X-LGSP-Packet-Id for the agency to drop.
+        posted_by_the_killed = _delivered_in_first_life(pair.configs[0])
+        twice = {p: n for p, n in delivered.items() if n > 1}
+        assert max(twice.values(), default=1) <= 2, f"{twice}\n{logs}"
+        unexplained = set(twice) - posted_by_the_killed
+        assert not unexplained, f"delivered twice: {unexplained}\n{logs}"
+
+        # Every delivery ended, once, in the one store both share.
+        conn = await asyncpg.connect(dsn)
+        try:
+            rows = await conn.fetch("SELECT state, count(*) FROM deliveries GROUP BY state")
+        finally:
+            await conn.close()
+        states = {str(row[0]): int(row[1]) for row in rows}
+        assert states == {"delivered": len(accepted)}, states
+        configs = pair.configs
 
     # One log, appended to by both, signed by one key, and it verifies.
     status, out, err = await lgsp_adapter(
@@ -198,25 +229,9 @@ async def test_postgresql_away_for_a_while_loses_and_dead_letters_nothing(
     via_proxy = dsn.replace("127.0.0.1:5432", f"127.0.0.1:{database.port}")
     exchange = f"lgsp.test.{uuid.uuid4().hex[:12]}"
     commune = AgencyServer(delay_s=0.05)  # deliveries stay in hand long enough to be caught
-    processes: list[asyncio.subprocess.Process] = []
     try:
-        async with agency_server(commune), agency_server(AgencyServer()) as province:
-            configs = [
-                replica_config(
-                    tmp_path,
-                    name,
-                    dsn=via_proxy,
-                    exchange=exchange,
-                    province=province.url,
-                    commune=commune.url,
-                )
-                for name in ("one", "two")
-            ]
-            urls = []
-            for config in configs:
-                process, url = await start(config)
-                processes.append(process)
-                urls.append(url)
+        async with replicas(tmp_path, via_proxy, exchange, commune) as pair:
+            urls = [(await pair.start(index))[1] for index in (0, 1)]
             accepted = await submit_all(urls, COUNT // 2)
             await database.cut()
             async with (
@@ -234,13 +249,7 @@ async def test_postgresql_away_for_a_while_loses_and_dead_letters_nothing(
             await database.start()
             accepted += await submit_all(urls, COUNT // 2)
 
-            deadline = time.monotonic() + 120
-            # Polling: the deliveries are made by other processes.
-            while time.monotonic() < deadline and not set(accepted) <= set(commune.delivered()):  # noqa: ASYNC110
-                await asyncio.sleep(0.2)
-            await asyncio.sleep(2)
-            delivered = Counter(commune.delivered())
-            logs = "\n".join(log_tail(c) for c in configs)
+            delivered, logs = await pair.delivered(accepted)
             lost = set(accepted) - set(delivered)
             assert not lost, f"lost {len(lost)}\n{logs}"
             twice = {p: n for p, n in delivered.items() if n > 1}
@@ -248,12 +257,7 @@ async def test_postgresql_away_for_a_while_loses_and_dead_letters_nothing(
             dead = await queue_depth(Topology(exchange).dead_queue(COMMUNE))
             assert dead == 0, f"{dead} messages in the broker's dead letters\n{logs}"
     finally:
-        for process in processes:
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-                await asyncio.wait_for(process.wait(), timeout=30)
         await database.cut()
-        await remove_topology(exchange, [PROVINCE, COMMUNE], RETRY_DELAYS)
 
 
 async def queue_depth(name: str) -> int:
