@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from uuid import UUID
@@ -12,18 +13,25 @@ from uuid import UUID
 import pytest
 import pytest_asyncio
 
+from lgsp_adapter.agencies import Directory
 from lgsp_adapter.audit import AuditEvent
 from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.audit.verify import verify_log
 from lgsp_adapter.bus.embedded import EmbeddedBus
+from lgsp_adapter.bus.rabbitmq import RabbitBus
+from lgsp_adapter.bus.topology import Topology
 from lgsp_adapter.config import Settings
 from lgsp_adapter.daemon import run_daemon
 from lgsp_adapter.errors import FatalError
 from lgsp_adapter.receiving import Settlement
-from lgsp_adapter.relay import Outgoing, Relay
+from lgsp_adapter.relay import Relay
+from lgsp_adapter.safe_xml import XmlLimits
 from lgsp_adapter.store import DeliveryState
 from lgsp_adapter.store.postgres import PostgresStore
 from tests.exchange_stores import fresh_schema
+from tests.tcp_proxy import BrokerProxy
+from tests.test_exchange_rabbitmq import BROKER, remove_topology
+from tests.test_registry_live import served_agency
 from tests.test_store import RECIPIENTS, entry, packet, received
 
 pytestmark = pytest.mark.asyncio
@@ -196,27 +204,46 @@ async def test_a_site_idle_timeout_does_not_free_a_delivery_in_hand(
     assert order == ["one in", "one out", "two in"]
 
 
-class FakeBus:
-    def __init__(self, connected: bool) -> None:
-        self.connected = connected
-        self.published: list[str] = []
-
-    async def publish(self, deliveries: list[Outgoing]) -> None:
-        self.published += [str(packet.id) for packet, _, _ in deliveries]
-
-
 async def test_a_replica_cut_off_from_the_broker_lets_another_relay(
     replicas: tuple[PostgresStore, PostgresStore],
 ) -> None:
+    # Each replica on its own connection to the real broker; the role's holder loses its own
+    # (a relay the test cuts), and the other replica's relay publishes the shared outbox.
     one, two = replicas
-    cut_off, connected = FakeBus(connected=False), FakeBus(connected=True)
-    assert await one.take_role("relay")  # the holder, when its broker link went
-    for _ in range(3):
-        p = packet()
-        await one.accept(p, [received(p)])
-    assert await Relay(store=one, bus=cut_off).publish_pending() == 0
-    assert await Relay(store=two, bus=connected).publish_pending() == 6
-    assert len(connected.published) == 6
+    exchange = f"lgsp.test.{uuid.uuid4().hex[:12]}"
+    directory = Directory(served=[served_agency(code) for code in RECIPIENTS], known=[], clients=[])
+    link = BrokerProxy()
+    await link.start()
+
+    def bus(store: PostgresStore, url: str) -> RabbitBus:
+        return RabbitBus(
+            url=url,
+            topology=Topology(exchange),
+            store=store,
+            served=RECIPIENTS,
+            prefetch=4,
+            retry_delays_s=[0.3],
+            connection_name="lgsp-adapter test",
+            directory=directory,
+            limits=XmlLimits(),
+        )
+
+    try:
+        async with bus(one, link.url) as cut_off, bus(two, BROKER) as connected:
+            assert await one.take_role("relay")  # the holder, when its broker link went
+            for _ in range(3):
+                p = packet()
+                await one.accept(p, [received(p)])
+            await link.cut()
+            async with asyncio.timeout(10):
+                while cut_off.connected:  # noqa: ASYNC110  # aio-pika notices in its time
+                    await asyncio.sleep(0.05)
+            assert await Relay(store=one, bus=cut_off).publish_pending() == 0
+            assert await Relay(store=two, bus=connected).publish_pending() == 6
+            assert await two.outbox(10) == []
+    finally:
+        await link.cut()
+        await remove_topology(exchange, RECIPIENTS)
 
 
 async def test_an_embedded_bus_that_lost_its_role_leases_nothing(
