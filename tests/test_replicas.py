@@ -22,12 +22,13 @@ import asyncpg
 import pytest
 
 from lgsp_adapter.bus.topology import Topology
+from lgsp_adapter.config import BusSettings
 from tests.agency_server import AgencyServer, agency_server
 from tests.cli_process import lgsp_adapter
 from tests.exchange_stores import fresh_schema
 from tests.faults import COMMUNE, LETTER, PROVINCE, TOKEN
 from tests.tcp_proxy import BrokerProxy
-from tests.test_daemon_process import log_of, log_tail, start
+from tests.test_daemon_process import log_tail, start
 from tests.test_exchange_rabbitmq import BROKER, remove_topology
 
 RETRY_DELAYS = [0.5, 1, 2, 5, 10]
@@ -97,19 +98,6 @@ async def submit_all(urls: list[str], count: int) -> list[str]:
     return accepted
 
 
-def _delivered_in_first_life(config: Path) -> set[str]:
-    """The packets a replica said it delivered before it was killed (its log, up to the line
-    of its second start)."""
-    lines = log_of(config).read_text(encoding="utf-8").splitlines()
-    starts = [n for n, line in enumerate(lines) if "lgsp_adapter.daemon: serving" in line]
-    first_life = lines[: starts[1]] if len(starts) > 1 else lines
-    return {
-        line.split()[5]
-        for line in first_life
-        if "lgsp_adapter.receiving:" in line and " delivered " in line
-    }
-
-
 @dataclass
 class Replicas:
     """Two replicas' settings, the processes started from them, and the commune's system."""
@@ -177,6 +165,7 @@ async def test_two_replicas_one_killed_lose_and_duplicate_nothing(
         one, one_url = await pair.start(0)
         _, two_url = await pair.start(1)
         accepted = await submit_all([one_url, two_url], COUNT // 2)
+        killed_at = time.monotonic()
         one.send_signal(signal.SIGKILL)  # mid-stream: deliveries in hand, a role held
         await one.wait()
         accepted += await submit_all([two_url], COUNT // 4)
@@ -188,12 +177,17 @@ async def test_two_replicas_one_killed_lose_and_duplicate_nothing(
         assert not lost, f"lost {len(lost)}\n{logs}"
         # The one duplicate no design can rule out: the killed replica had the agency's 2xx
         # and died before recording it; the survivor must post again (a packet must not be
-        # lost on a guess), with the same X-LGSP-Packet-Id for the agency to drop.
-        posted_by_the_killed = _delivered_in_first_life(pair.configs[0])
-        twice = {p: n for p, n in delivered.items() if n > 1}
-        assert max(twice.values(), default=1) <= 2, f"{twice}\n{logs}"
-        unexplained = set(twice) - posted_by_the_killed
-        assert not unexplained, f"delivered twice: {unexplained}\n{logs}"
+        # lost on a guess), with the same X-LGSP-Packet-Id for the agency to drop. So each
+        # duplicate arrived once before the kill and once after, at most a prefetch of them.
+        arrivals: dict[str, list[float]] = {}
+        for request in pair.commune.received:
+            if 200 <= request.status < 300:
+                arrivals.setdefault(request.headers["X-LGSP-Packet-Id"], []).append(request.at)
+        twice = {packet: at for packet, at in arrivals.items() if len(at) > 1}
+        assert len(twice) <= BusSettings().prefetch, f"{len(twice)} twice\n{logs}"
+        for packet, at in twice.items():
+            assert len(at) == 2, (packet, at, logs)
+            assert at[0] <= killed_at < at[1], (packet, at, killed_at, logs)
 
         # Every delivery ended, once, in the one store both share.
         conn = await asyncpg.connect(dsn)
