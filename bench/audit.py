@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import sqlite3
 import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import aiosqlite
 
 from lgsp_adapter.audit import AuditEntry, AuditEvent
 from lgsp_adapter.audit.bundle import dump, make_bundle
@@ -68,19 +68,19 @@ async def append_cost(folder: Path, packets: int) -> dict[str, float]:
             await store.audit.append(batch)
         with_tree = time.perf_counter() - started
     columns = ", ".join(FIELDS)
-    async with aiosqlite.connect(folder / "plain.sqlite3", isolation_level=None) as db:
+    with contextlib.closing(sqlite3.connect(folder / "plain.sqlite3", isolation_level=None)) as db:
         for pragma in ("journal_mode=WAL", "synchronous=FULL"):
-            await db.execute(f"PRAGMA {pragma}")
+            db.execute(f"PRAGMA {pragma}")
         # The log as it was before issue 4: the same columns, indexed by packet.
-        await db.execute(f"CREATE TABLE plain (seq INTEGER PRIMARY KEY AUTOINCREMENT, {columns})")
-        await db.execute("CREATE INDEX plain_packet ON plain (packet_id, seq)")
+        db.execute(f"CREATE TABLE plain (seq INTEGER PRIMARY KEY AUTOINCREMENT, {columns})")
+        db.execute("CREATE INDEX plain_packet ON plain (packet_id, seq)")
         placeholders = ", ".join("?" * len(FIELDS))
         insert = f"INSERT INTO plain ({columns}) VALUES ({placeholders})"  # noqa: S608
         started = time.perf_counter()
         for batch in batches:
-            await db.execute("BEGIN IMMEDIATE")
-            await db.executemany(insert, [tuple(e.fields().values()) for e in batch])
-            await db.execute("COMMIT")
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(insert, [tuple(e.fields().values()) for e in batch])
+            db.execute("COMMIT")
         plain = time.perf_counter() - started
     entries = packets * 4
     return {

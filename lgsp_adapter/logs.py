@@ -19,10 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lgsp_adapter.audit import AuditEntry
 
-# aiosqlite logs each statement with its parameters at DEBUG (packets, endpoint secrets),
-# aiormq each frame (documents' bodies). No setting may open them below INFO
+# aiormq logs each frame at DEBUG (documents' bodies). No setting may open it below INFO
 # (tests/test_no_secrets_in_logs.py).
-_CAPPED = {"aiosqlite": logging.INFO, "aiormq": logging.INFO}
+_CAPPED = {"aiormq": logging.INFO}
 # What an event's JSON line carries of its entry: ids, parties, outcome. Not the document id
 # (a person's case number may be in it), as the text line does not have it either.
 _EVENT_FIELDS = ("event", "packet_id", "sender", "recipient", "kind", "outcome", "detail", "actor")

@@ -26,11 +26,11 @@ def restored() -> Iterator[None]:
     """Leave the root logger and the capped ones as the test found them."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    capped = logging.getLogger("aiosqlite").level
+    capped = logging.getLogger("aiormq").level
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
-    logging.getLogger("aiosqlite").setLevel(capped)
+    logging.getLogger("aiormq").setLevel(capped)
     logging.getLogger("lgsp_adapter.relay").setLevel(logging.NOTSET)
 
 
@@ -70,15 +70,13 @@ def test_an_error_line_carries_its_traceback() -> None:
     assert "ValueError: bad" in line["error"]
 
 
-def test_levels_are_set_per_module_and_aiosqlite_stays_capped(restored: None) -> None:
+def test_levels_are_set_per_module_and_aiormq_stays_capped(restored: None) -> None:
     logs.configure(
-        LoggingSettings(
-            level="warning", levels={"lgsp_adapter.relay": "DEBUG", "aiosqlite": "DEBUG"}
-        )
+        LoggingSettings(level="warning", levels={"lgsp_adapter.relay": "DEBUG", "aiormq": "DEBUG"})
     )
     assert logging.getLogger().level == logging.WARNING
     assert logging.getLogger("lgsp_adapter.relay").level == logging.DEBUG
-    assert logging.getLogger("aiosqlite").getEffectiveLevel() == logging.INFO  # parameters
+    assert logging.getLogger("aiormq").getEffectiveLevel() == logging.INFO  # bodies
     with pytest.raises(ValueError, match="not a log level"):
         LoggingSettings(level="loud")
 

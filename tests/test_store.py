@@ -199,7 +199,7 @@ async def test_concurrent_writers_do_not_interleave(store: Store) -> None:
 async def test_a_writer_cancelled_mid_transaction_leaves_the_store_writable(
     store: Store,
 ) -> None:
-    # A consumer's task is cancelled when its broker connection drops; aiosqlite's thread runs
+    # A consumer's task is cancelled when its broker connection drops; a driver's thread runs
     # a statement whether or not its caller still waits. Cancelled while BEGIN ran, a write
     # once left the connection inside a transaction: every later write failed ("cannot start
     # a transaction within a transaction") and intake answered 500 until a restart (seen in

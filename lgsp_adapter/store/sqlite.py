@@ -1,8 +1,8 @@
 """The embedded store: one SQLite file, in WAL mode, each change one durable transaction.
 
 ``synchronous=FULL`` makes every commit survive a power cut, which is the promise behind a 202:
-an accepted packet is on disk before the sender hears so. One connection serves the daemon; a
-lock keeps one transaction at a time, since coroutines would otherwise interleave statements.
+an accepted packet is on disk before the sender hears so. One connection writes, in
+transactions that concurrent writers share the COMMITs of (``group_commit``); another reads.
 The audit log (``sqlite_audit``) shares the connections, and appends inside the same
 transactions as the changes it records.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import json
-import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -22,8 +21,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 from uuid import UUID
-
-import aiosqlite
 
 from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.audit.entry import FIELDS
@@ -41,16 +38,12 @@ from lgsp_adapter.store.base import (
     schema_behind,
     tell_observers,
 )
+from lgsp_adapter.store.group_commit import LOCKED_WAIT_MS, GroupCommit
 from lgsp_adapter.store.sqlite_agency_list import SCHEMA as AGENCY_LIST_SCHEMA
 from lgsp_adapter.store.sqlite_agency_list import SqliteAgencyList
 from lgsp_adapter.store.sqlite_audit import SCHEMA, SqliteAuditLog
 from lgsp_adapter.store.sqlite_registry import REMOVED_SCHEMA, SqliteRegistry
 from lgsp_adapter.store.sqlite_registry import SCHEMA as REGISTRY_SCHEMA
-
-# aiosqlite logs every statement with its parameters at DEBUG: packets, tokens' digests and
-# endpoint secrets. Capped here, so that turning on DEBUG to chase a problem leaks none of them.
-logging.getLogger("aiosqlite").setLevel(logging.INFO)
-log = logging.getLogger(__name__)
 
 # Each entry moves the schema one version on; never edit one that has shipped. An entry is SQL,
 # or SQL and the name of a method that moves data in the same transaction.
@@ -123,18 +116,22 @@ MIGRATIONS: list[str | tuple[str, str]] = [
 
 
 class SqliteStore:
-    """The ``Store`` on one SQLite file; use ``async with SqliteStore.open(path) as store``."""
+    """The ``Store`` on one SQLite file; use ``async with SqliteStore.open(path) as store``.
+
+    Statements run on the event loop: a read or an insert takes microseconds, far less than the
+    hop to a thread and back that aiosqlite made of each. Writes go through ``GroupCommit``,
+    whose COMMIT, the one step that waits on the disk, runs in a thread."""
 
     def __init__(
         self,
-        connection: aiosqlite.Connection,
-        reader: aiosqlite.Connection,
+        connection: sqlite3.Connection,
+        reader: sqlite3.Connection,
         owner: IO[bytes] | None = None,
     ) -> None:
-        self._db = connection  # writes, one transaction at a time (the lock)
+        self._db = connection  # writes, in the transactions of self._writer only
         # Reads on their own connection see only committed data (WAL), and need no lock.
         self._read = reader
-        self._lock = asyncio.Lock()
+        self._writer = GroupCommit(connection)
         self._owner = owner  # the open lock file while this process owns the store
         # Entries appended in the open transaction, told to observers once it commits.
         self._appended: list[AuditEntry] = []
@@ -143,7 +140,7 @@ class SqliteStore:
             writer=connection,
             reader=reader,
             transaction=self._write,
-            appended=self._appended.extend,
+            appended=lambda entries: self._appended.extend(entries),
         )
         self.agency_list = SqliteAgencyList(
             writer=connection, reader=reader, transaction=self._write, audit=self.audit
@@ -164,49 +161,40 @@ class SqliteStore:
             # path would otherwise become an empty one).
             raise schema_behind("store", 0, len(MIGRATIONS))
         lock_file = None
+        connections: list[sqlite3.Connection] = []
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if owner:
                 lock_file = _take_ownership(path)
-            connection = await aiosqlite.connect(path, isolation_level=None)
-        except (OSError, sqlite3.Error) as exc:
-            if lock_file is not None:
-                lock_file.close()
-            raise FatalError(
-                ErrorCode.STORE_UNAVAILABLE, f"cannot open the store {path}: {exc}"
-            ) from exc
-        try:
-            reader = await aiosqlite.connect(path, isolation_level=None)
-        except sqlite3.Error as exc:
-            await connection.close()
-            raise FatalError(
-                ErrorCode.STORE_UNAVAILABLE, f"cannot open the store {path}: {exc}"
-            ) from exc
-        store = cls(connection, reader, lock_file)
-        try:
-            await store._prepare(migrate)
+            for _ in range(2):  # the writer, then the reader
+                connections.append(await asyncio.to_thread(_connect, path))
+            store = cls(connections[0], connections[1], lock_file)
+            # Migrating may wait for another process's write, and writes a whole schema.
+            await asyncio.to_thread(store._prepare, migrate)
         except BaseException as exc:
-            await connection.close()  # its thread would otherwise keep the process alive
-            await reader.close()
+            for connection in connections:
+                connection.close()
             if lock_file is not None:
-                lock_file.close()  # and another process could never own the store
-            if isinstance(exc, sqlite3.Error):
+                lock_file.close()  # or another process could never own the store
+            if isinstance(exc, OSError | sqlite3.Error):
                 raise FatalError(
-                    ErrorCode.STORE_UNAVAILABLE, f"cannot prepare the store {path}: {exc}"
+                    ErrorCode.STORE_UNAVAILABLE, f"cannot open the store {path}: {exc}"
                 ) from exc
             raise
         return store
 
-    async def _prepare(self, migrate: bool) -> None:
-        for pragma in (
-            "journal_mode=WAL",
-            "synchronous=FULL",
-            "foreign_keys=ON",
-            "busy_timeout=5000",
-        ):
-            await self._db.execute(f"PRAGMA {pragma}")
-        async with self._db.execute("PRAGMA user_version") as cursor:
-            row = await cursor.fetchone()
+    def _prepare(self, migrate: bool) -> None:
+        self._read.execute(f"PRAGMA busy_timeout = {LOCKED_WAIT_MS}")
+        self._db.execute(f"PRAGMA busy_timeout = {LOCKED_WAIT_MS}")
+        try:
+            self._migrate(migrate)
+        finally:
+            self._db.execute("PRAGMA busy_timeout = 0")  # GroupCommit waits off the loop
+
+    def _migrate(self, migrate: bool) -> None:
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON"):
+            self._db.execute(f"PRAGMA {pragma}")
+        row = self._db.execute("PRAGMA user_version").fetchone()
         version = int(row[0]) if row else 0
         if version > len(MIGRATIONS):
             raise FatalError(
@@ -217,30 +205,27 @@ class SqliteStore:
             raise schema_behind("store", version, len(MIGRATIONS))
         for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
             if isinstance(step, str):
-                await self._db.executescript(
-                    f"BEGIN; {step}; PRAGMA user_version = {number}; COMMIT;"
-                )
+                self._db.executescript(f"BEGIN; {step}; PRAGMA user_version = {number}; COMMIT;")
                 continue
             script, mover = step
-            await self._db.executescript(f"BEGIN IMMEDIATE; {script};")
+            self._db.executescript(f"BEGIN IMMEDIATE; {script};")
             try:
-                await getattr(self, mover)()
-                await self._db.execute(f"PRAGMA user_version = {number}")
+                getattr(self, mover)()
+                self._db.execute(f"PRAGMA user_version = {number}")
             except BaseException:
-                await self._db.execute("ROLLBACK")
+                self._db.execute("ROLLBACK")
                 raise
-            await self._db.execute("COMMIT")
+            self._db.execute("COMMIT")
 
-    async def _move_audit_log(self) -> None:
-        async with self._db.execute(
+    def _move_audit_log(self) -> None:
+        rows = self._db.execute(
             "SELECT at, event, packet_id, sender, recipient, kind, document_id, payload_sha256,"
             " outcome, detail FROM audit_log ORDER BY seq"
-        ) as cursor:
-            rows = await cursor.fetchall()
+        ).fetchall()
         names = FIELDS[:-1]  # the plain log had no actor
         entries = [AuditEntry.from_fields(dict(zip(names, row, strict=True))) for row in rows]
-        await self.audit.append_in_transaction(entries)
-        await self._db.execute("DROP TABLE audit_log")
+        self.audit.append_in_transaction(entries)
+        self._db.execute("DROP TABLE audit_log")
 
     async def __aenter__(self) -> Self:
         return self
@@ -251,9 +236,10 @@ class SqliteStore:
         await self.close()
 
     async def close(self) -> None:
-        """Close the connections; committed data is already on disk."""
-        await self._read.close()
-        await self._db.close()
+        """Close the connections once the COMMITs under way are on disk."""
+        await self._writer.close()
+        self._read.close()
+        self._db.close()
         if self._owner is not None:
             self._owner.close()  # releases the lock
 
@@ -285,47 +271,15 @@ class SqliteStore:
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[None]:
-        """One write transaction at a time: all of it on disk, or none of it, even when the
-        writer is cancelled (a consumer whose broker connection dropped)."""
-        async with self._lock:
-            began = time.perf_counter()
-            self._appended.clear()
-            try:
-                await self._to_the_end("BEGIN IMMEDIATE")
-            except asyncio.CancelledError:
-                await self._roll_back()  # it may have begun after all
-                raise
-            try:
-                yield
-            except BaseException:
-                await self._roll_back()
-                raise
-            await self._to_the_end("COMMIT")
-            if self._appended:
-                tell_observers(self._observers, list(self._appended), time.perf_counter() - began)
-
-    async def _roll_back(self) -> None:
-        # SQLite may have rolled back already (an I/O error does): a ROLLBACK then fails and
-        # would hide the error that matters.
-        if self._db.in_transaction:
-            await self._to_the_end("ROLLBACK")
-
-    async def _to_the_end(self, statement: str) -> None:
-        """Run a transaction statement and wait for it even if cancelled meanwhile, then pass
-        the cancellation on (before any error of the statement's: the caller was cancelled).
-        aiosqlite's thread runs a statement whether or not its caller still waits; a BEGIN
-        that ran unseen left the connection inside a transaction, and every later write
-        failed."""
-        running = asyncio.ensure_future(self._db.execute(statement))
-        cancelled = False
-        while not running.done():
-            try:
-                await asyncio.wait([running])  # cancelling the wait leaves the statement be
-            except asyncio.CancelledError:
-                cancelled = True
-        if cancelled:
-            raise asyncio.CancelledError from (None if running.cancelled() else running.exception())
-        running.result()
+        """One write transaction: all of it on disk, or none of it, even when the writer is
+        cancelled (a consumer whose broker connection dropped); see ``GroupCommit``."""
+        began = time.perf_counter()
+        async with self._writer.transaction():
+            appended: list[AuditEntry] = []
+            self._appended = appended
+            yield
+        if appended:
+            tell_observers(self._observers, appended, time.perf_counter() - began)
 
     async def accept(self, packet: StoredPacket, entries: list[AuditEntry]) -> None:
         """Keep a new packet, one ``accepted`` delivery per recipient, and the entries."""
@@ -343,12 +297,12 @@ class SqliteStore:
         ]
         async with self._write():
             for sql, parameters in statements:
-                await self._db.execute(sql, parameters)
-            await self._append(entries)
+                self._db.execute(sql, parameters)
+            self._append(entries)
 
     async def packet(self, packet_id: UUID) -> StoredPacket | None:
         """The packet, or None."""
-        rows = await _fetch(
+        rows = _fetch(
             self._read,
             "SELECT id, kind, sender, recipients, document_id, content_type, payload, sha256,"
             " client, received_at FROM packets WHERE id = ?",
@@ -372,7 +326,7 @@ class SqliteStore:
 
     async def deliveries(self, packet_id: UUID) -> list[DeliveryRecord]:
         """The packet's deliveries, in recipient order."""
-        rows = await _fetch(
+        rows = _fetch(
             self._read,
             "SELECT packet_id, recipient, state, attempts, detail, updated_at FROM deliveries"
             " WHERE packet_id = ? ORDER BY recipient",
@@ -392,13 +346,13 @@ class SqliteStore:
     ) -> DeliveryRecord:
         """Move a delivery to ``state`` with its entries; ``KeyError`` if there is none."""
         async with self._write():
-            record = await self._set_state(packet_id, recipient, state, detail, attempted)
-            await self._append(entries)
+            record = self._set_state(packet_id, recipient, state, detail, attempted)
+            self._append(entries)
         return record
 
     async def outbox(self, limit: int) -> list[tuple[UUID, str]]:
         """Deliveries accepted but not yet on the bus, oldest first."""
-        rows = await _fetch(
+        rows = _fetch(
             self._read,
             "SELECT packet_id, recipient FROM deliveries WHERE state = ?"
             " ORDER BY updated_at, rowid LIMIT ?",
@@ -408,16 +362,15 @@ class SqliteStore:
 
     async def delivery_counts(self) -> dict[DeliveryState, int]:
         """How many deliveries are in each state (for the metrics)."""
-        async with self._read.execute(
+        rows = self._read.execute(
             "SELECT state, COUNT(*) FROM deliveries GROUP BY state"
-        ) as cursor:
-            rows = await cursor.fetchall()
+        ).fetchall()
         return {DeliveryState(row[0]): int(row[1]) for row in rows}
 
     async def outbox_size(self) -> tuple[int, int]:
         """How many packets wait for the bus, and their bytes (each packet once, however many
         of its deliveries wait)."""
-        rows = await _fetch(
+        rows = _fetch(
             self._read,
             "SELECT COUNT(*), COALESCE(SUM(length(payload)), 0) FROM packets WHERE id IN"
             " (SELECT packet_id FROM deliveries WHERE state = ?)",
@@ -433,19 +386,19 @@ class SqliteStore:
         """Publish several deliveries in one transaction: one disk flush for the lot."""
         async with self._write():
             for packet_id, recipient, entries in items:
-                await self._db.execute(
+                self._db.execute(
                     "INSERT OR IGNORE INTO queue (packet_id, recipient, due_at) VALUES (?, ?, ?)",
                     (str(packet_id), recipient, time.time()),
                 )
-                await self._set_state(packet_id, recipient, DeliveryState.PUBLISHED, None, False)
-                await self._append(entries)
+                self._set_state(packet_id, recipient, DeliveryState.PUBLISHED, None, False)
+                self._append(entries)
 
     async def mark_published(self, items: list[tuple[UUID, str, list[AuditEntry]]]) -> None:
         """Deliveries the bus confirmed, recorded in one transaction."""
         async with self._write():
             for packet_id, recipient, entries in items:
                 # Only from accepted: a receipt may already have said how it ended.
-                await self._db.execute(
+                self._db.execute(
                     "UPDATE deliveries SET state = ?, updated_at = ?"
                     " WHERE packet_id = ? AND recipient = ? AND state = ?",
                     (
@@ -456,7 +409,7 @@ class SqliteStore:
                         DeliveryState.ACCEPTED.value,
                     ),
                 )
-                await self._append(entries)
+                self._append(entries)
 
     async def receive(
         self, packet: StoredPacket, recipient: str, entries: list[AuditEntry]
@@ -464,17 +417,17 @@ class SqliteStore:
         """Keep a packet that came over the bus for ``recipient``, once, with ``entries``:
         False if it was already here (a redelivery: nothing is written), True if new."""
         async with self._write():
-            await self._db.execute(
+            self._db.execute(
                 f"INSERT OR IGNORE INTO packets {_PACKET_COLUMNS}", _packet_row(packet)
             )
-            cursor = await self._db.execute(
+            cursor = self._db.execute(
                 "INSERT OR IGNORE INTO deliveries (packet_id, recipient, state, updated_at)"
                 " VALUES (?, ?, ?, ?)",
                 (str(packet.id), recipient, DeliveryState.PUBLISHED.value, _now()),
             )
             new = cursor.rowcount == 1
             if new:
-                await self._append(entries)
+                self._append(entries)
         return new
 
     async def lease(
@@ -483,23 +436,20 @@ class SqliteStore:
         """Take up to ``limit`` due deliveries to ``recipients`` for ``lease_s`` seconds; one
         not settled by then (its worker died) is due again."""
         now = time.time()
-        async with (
-            self._lock,
-            self._db.execute(
+        async with self._write():
+            rows = self._db.execute(
                 "UPDATE queue SET leased_until = ? WHERE rowid IN (SELECT rowid FROM queue"
                 " WHERE recipient IN (SELECT value FROM json_each(?)) AND due_at <= ?"
                 " AND (leased_until IS NULL OR leased_until < ?) ORDER BY due_at LIMIT ?)"
                 " RETURNING packet_id, recipient",
                 (now + lease_s, json.dumps(recipients), now, now, limit),
-            ) as cursor,
-        ):
-            rows = await cursor.fetchall()
+            ).fetchall()
         return [(UUID(row[0]), row[1]) for row in rows]
 
     async def release(self, packet_id: UUID, recipient: str, retry_in_s: float) -> None:
         """Give a leased delivery back, due again in ``retry_in_s`` (its handling failed)."""
-        async with self._lock:
-            await self._db.execute(
+        async with self._write():
+            self._db.execute(
                 "UPDATE queue SET leased_until = NULL, due_at = ?"
                 " WHERE packet_id = ? AND recipient = ?",
                 (time.time() + retry_in_s, str(packet_id), recipient),
@@ -507,22 +457,19 @@ class SqliteStore:
 
     async def release_leases(self) -> int:
         """Make every leased delivery due now: at start, no worker can still hold one."""
-        async with self._lock:
-            cursor = await self._db.execute(
+        async with self._write():
+            cursor = self._db.execute(
                 "UPDATE queue SET leased_until = NULL WHERE leased_until IS NOT NULL"
             )
-            return cursor.rowcount
+        return cursor.rowcount
 
     async def next_due_in(self, recipients: list[str]) -> float | None:
         """Seconds until the next delivery to ``recipients`` falls due (0 if one is due)."""
-        async with (
-            self._read.execute(
-                "SELECT min(max(due_at, coalesce(leased_until, 0))) FROM queue"
-                " WHERE recipient IN (SELECT value FROM json_each(?))",
-                (json.dumps(recipients),),
-            ) as cursor,
-        ):
-            row = await cursor.fetchone()
+        row = self._read.execute(
+            "SELECT min(max(due_at, coalesce(leased_until, 0))) FROM queue"
+            " WHERE recipient IN (SELECT value FROM json_each(?))",
+            (json.dumps(recipients),),
+        ).fetchone()
         if row is None or row[0] is None:
             return None
         return max(0.0, float(row[0]) - time.time())
@@ -541,26 +488,26 @@ class SqliteStore:
         """The embedded bus's acknowledgement: record the outcome and its entries, and take the
         delivery off the queue, or put it back due in ``retry_in_s`` seconds."""
         async with self._write():
-            record = await self._set_state(packet_id, recipient, state, detail, attempted)
+            record = self._set_state(packet_id, recipient, state, detail, attempted)
             if retry_in_s is None:
-                await self._db.execute(
+                self._db.execute(
                     "DELETE FROM queue WHERE packet_id = ? AND recipient = ?",
                     (str(packet_id), recipient),
                 )
             else:
-                await self._db.execute(
+                self._db.execute(
                     "UPDATE queue SET due_at = ?, leased_until = NULL"
                     " WHERE packet_id = ? AND recipient = ?",
                     (time.time() + retry_in_s, str(packet_id), recipient),
                 )
-            await self._append(entries)
+            self._append(entries)
         return record
 
-    async def _append(self, entries: list[AuditEntry]) -> None:
+    def _append(self, entries: list[AuditEntry]) -> None:
         """Append audit entries inside the current write transaction."""
-        await self.audit.append_in_transaction(entries)
+        self.audit.append_in_transaction(entries)
 
-    async def _set_state(
+    def _set_state(
         self,
         packet_id: UUID,
         recipient: str,
@@ -568,7 +515,7 @@ class SqliteStore:
         detail: str | None,
         attempted: bool,
     ) -> DeliveryRecord:
-        found = await _fetch(
+        found = _fetch(
             self._db,
             "SELECT packet_id, recipient, state, attempts, detail, updated_at FROM deliveries"
             " WHERE packet_id = ? AND recipient = ?",
@@ -579,7 +526,7 @@ class SqliteStore:
         current = found[0]
         if not DeliveryState(current[2]).may_become(state):
             return delivery_of(current)
-        updated = await _fetch(
+        updated = _fetch(
             self._db,
             "UPDATE deliveries SET state = ?, detail = ?, updated_at = ?,"
             " attempts = attempts + ? WHERE packet_id = ? AND recipient = ?"
@@ -594,15 +541,14 @@ class SqliteStore:
         self, recipients: list[str], *, kind: str | None, after: int, limit: int
     ) -> list[InboxItem]:
         """Packets held for ``recipients``' pull inboxes, oldest first, after ``after``."""
-        async with self._read.execute(
+        rows = self._read.execute(
             "SELECT d.rowid, p.id, d.recipient, p.sender, p.kind, p.document_id,"
             " p.content_type, length(p.payload), p.received_at"
             " FROM deliveries d JOIN packets p ON p.id = d.packet_id"
             " WHERE d.state = ? AND d.recipient IN (SELECT value FROM json_each(?))"
             " AND (? IS NULL OR p.kind = ?) AND d.rowid > ? ORDER BY d.rowid LIMIT ?",
             (DeliveryState.HELD.value, json.dumps(recipients), kind, kind, after, limit),
-        ) as cursor:
-            rows = await cursor.fetchall()
+        ).fetchall()
         return [inbox_item_of(row) for row in rows]
 
     async def dead_letters(
@@ -615,7 +561,7 @@ class SqliteStore:
         limit: int,
     ) -> list[DeadLetter]:
         """Dead-lettered deliveries, oldest first, after the cursor ``after``."""
-        async with self._read.execute(
+        rows = self._read.execute(
             f"SELECT {_DEAD_LETTER_COLUMNS} FROM deliveries d JOIN packets p ON p.id = d.packet_id"
             " WHERE d.state = ? AND (? IS NULL OR d.recipient = ?) AND (? IS NULL OR p.sender = ?)"
             " AND (? IS NULL OR p.kind = ?) AND d.rowid > ? ORDER BY d.rowid LIMIT ?",
@@ -630,18 +576,16 @@ class SqliteStore:
                 after,
                 limit,
             ),
-        ) as cursor:
-            rows = await cursor.fetchall()
+        ).fetchall()
         return [dead_letter_of(row) for row in rows]
 
     async def dead_letter(self, packet_id: UUID, recipient: str) -> DeadLetter | None:
         """One delivery, if it is dead-lettered."""
-        async with self._read.execute(
+        row = self._read.execute(
             f"SELECT {_DEAD_LETTER_COLUMNS} FROM deliveries d JOIN packets p ON p.id = d.packet_id"
             " WHERE d.state = ? AND d.packet_id = ? AND d.recipient = ?",
             (DeliveryState.DEAD_LETTERED.value, str(packet_id), recipient),
-        ) as cursor:
-            row = await cursor.fetchone()
+        ).fetchone()
         return None if row is None else dead_letter_of(row)
 
     async def leave_dead_letters(
@@ -655,7 +599,7 @@ class SqliteStore:
         attempts counted from nought) or ``dropped``; None if it is not dead-lettered (any
         more: two operators cannot both act on it)."""
         async with self._write():
-            async with self._db.execute(
+            row = self._db.execute(
                 "UPDATE deliveries SET state = ?, updated_at = ?,"
                 " attempts = CASE WHEN ? THEN 0 ELSE attempts END,"
                 " detail = CASE WHEN ? THEN NULL ELSE detail END"
@@ -670,20 +614,18 @@ class SqliteStore:
                     recipient,
                     DeliveryState.DEAD_LETTERED.value,
                 ),
-            ) as cursor:
-                row = await cursor.fetchone()
+            ).fetchone()
             if row is None:
                 return None
-            await self._append(entries)
+            self._append(entries)
         return delivery_of(row)
 
     async def held(self) -> list[tuple[UUID, str]]:
         """Every delivery waiting in a pull inbox, oldest first."""
-        async with self._read.execute(
+        rows = self._read.execute(
             "SELECT packet_id, recipient FROM deliveries WHERE state = ? ORDER BY rowid",
             (DeliveryState.HELD.value,),
-        ) as cursor:
-            rows = await cursor.fetchall()
+        ).fetchall()
         return [(UUID(row[0]), row[1]) for row in rows]
 
     async def acknowledge(
@@ -698,16 +640,15 @@ class SqliteStore:
         """End a held delivery as ``state``, with its entries; None if it was not held (an
         acknowledgement raced another, or came twice): then nothing is written."""
         async with self._write():
-            async with self._db.execute(
+            row = self._db.execute(
                 "UPDATE deliveries SET state = ?, detail = ?, updated_at = ?,"
                 " attempts = attempts + 1 WHERE packet_id = ? AND recipient = ? AND state = ?"
                 " RETURNING packet_id, recipient, state, attempts, detail, updated_at",
                 (state.value, detail, _now(), str(packet_id), recipient, DeliveryState.HELD.value),
-            ) as cursor:
-                row = await cursor.fetchone()
+            ).fetchone()
             if row is None:
                 return None
-            await self._append(entries)
+            self._append(entries)
         return delivery_of(row)
 
     async def append(self, entries: list[AuditEntry]) -> None:
@@ -719,10 +660,13 @@ class SqliteStore:
         return await self.audit.history(packet_id)
 
 
-async def _fetch(db: aiosqlite.Connection, sql: str, parameters: Sequence[Any]) -> list[Any]:
-    """Every row of ``sql``, in one hop to the connection's thread (a cursor's execute,
-    fetch and close are three: each hop costs about 100 µs of CPU, and a packet makes dozens)."""
-    return list(await db.execute_fetchall(sql, parameters))
+def _fetch(db: sqlite3.Connection, sql: str, parameters: Sequence[Any]) -> list[Any]:
+    return db.execute(sql, parameters).fetchall()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # Used on the event loop and, for a COMMIT, by GroupCommit's thread: one at a time.
+    return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
 
 
 def _take_ownership(path: Path) -> IO[bytes]:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
-
-import aiosqlite
 
 from lgsp_adapter.agency_list import Agency, ImportReport, search_key
 from lgsp_adapter.audit import AuditEntry
@@ -37,8 +36,8 @@ class SqliteAgencyList:
     def __init__(
         self,
         *,
-        writer: aiosqlite.Connection,
-        reader: aiosqlite.Connection,
+        writer: sqlite3.Connection,
+        reader: sqlite3.Connection,
         transaction: Callable[[], AbstractAsyncContextManager[None]],
         audit: SqliteAuditLog,
     ) -> None:
@@ -61,26 +60,26 @@ class SqliteAgencyList:
 
         What changes is worked out before the transaction, so a national list of 200,000
         agencies holds the store's writer for two bulk statements, not a query per agency."""
-        async with self._read.execute(f"SELECT {', '.join(COLUMNS)} FROM agencies") as cursor:
-            existing = {row[0]: tuple(row) for row in await cursor.fetchall()}
+        cursor = self._read.execute(f"SELECT {', '.join(COLUMNS)} FROM agencies")
+        existing = {row[0]: tuple(row) for row in cursor.fetchall()}
         now = datetime.now(UTC).isoformat()
         report, added, changed = merge_plan(agencies, existing, now)
         async with self._transaction():
-            await self._db.executemany(
+            self._db.executemany(
                 f"INSERT INTO agencies ({', '.join(COLUMNS)}, search_key, updated_at)"
                 f" VALUES ({', '.join('?' * (len(COLUMNS) + 2))})",
                 added,
             )
-            await self._db.executemany(
+            self._db.executemany(
                 "UPDATE agencies SET name = ?, parent = ?, mail = ?, mobile = ?, fax = ?,"
                 " deleted = ?, source = ?, search_key = ?, updated_at = ? WHERE code = ?",
                 changed,
             )
-            await self._db.executemany(
+            self._db.executemany(
                 "UPDATE agencies SET deleted = 0, updated_at = ? WHERE code = ? AND deleted = 1",
                 [(now, code) for code in revive],
             )
-            await self._audit.append_in_transaction(entries(report))
+            self._audit.append_in_transaction(entries(report))
         return report
 
     async def find(
@@ -104,12 +103,12 @@ class SqliteAgencyList:
             parameters.append(search_key(search))
         if not include_deleted:
             clauses.append("deleted = 0")
-        async with self._read.execute(
+        cursor = self._read.execute(
             f"SELECT {', '.join(COLUMNS)} FROM agencies WHERE {' AND '.join(clauses)}"
             " ORDER BY code LIMIT ?",
             (*parameters, limit),
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
+        rows = cursor.fetchall()
         return [
             Agency.model_validate({**dict(zip(COLUMNS, row, strict=True)), "deleted": bool(row[6])})
             for row in rows

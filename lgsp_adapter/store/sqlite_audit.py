@@ -9,13 +9,12 @@ make every table append-only; entries may be deleted only below the end of a rec
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
-
-import aiosqlite
 
 from lgsp_adapter.audit.checkpoint import Checkpoint
 from lgsp_adapter.audit.entry import FIELDS, AuditEntry, format_time
@@ -111,8 +110,8 @@ class SqliteAuditLog:
     def __init__(
         self,
         *,
-        writer: aiosqlite.Connection,
-        reader: aiosqlite.Connection,
+        writer: sqlite3.Connection,
+        reader: sqlite3.Connection,
         transaction: WriteTransaction,
         appended: Callable[[Sequence[AuditEntry]], None] | None = None,
     ) -> None:
@@ -121,10 +120,10 @@ class SqliteAuditLog:
         self._transaction = transaction
         self._appended = appended  # the store's: what its transaction will have committed
 
-    async def append_in_transaction(self, entries: Sequence[AuditEntry]) -> None:
+    def append_in_transaction(self, entries: Sequence[AuditEntry]) -> None:
         """Append inside the caller's open write transaction."""
         if entries:
-            await self._db.executemany(
+            self._db.executemany(
                 _INSERT_ENTRY,
                 [entry_row(entry) for entry in entries],
             )
@@ -134,65 +133,61 @@ class SqliteAuditLog:
     async def append(self, entries: Sequence[AuditEntry]) -> None:
         """Append in a transaction of their own."""
         async with self._transaction():
-            await self.append_in_transaction(entries)
+            self.append_in_transaction(entries)
 
     @staticmethod
-    async def _size(db: aiosqlite.Connection) -> int:
-        rows = list(await db.execute_fetchall(_SIZE))  # one hop to the store's thread
-        return int(rows[0][0]) if rows else 0
+    def _size(db: sqlite3.Connection) -> int:
+        row = db.execute(_SIZE).fetchone()
+        return int(row[0]) if row else 0
 
-    def _loader(self, db: aiosqlite.Connection) -> Callable[[Sequence[Node]], Any]:
+    def _loader(self, db: sqlite3.Connection) -> Callable[[Sequence[Node]], Any]:
         async def load(keys: Sequence[Node]) -> dict[Node, bytes]:
-            return await _nodes(db, keys)
+            return _nodes(db, keys)
 
         return load
 
     async def _build_tree(self, size: int) -> bytes:
         """Store the tree's hashes up to ``size`` leaves (inside a write transaction)."""
-        async with self._db.execute(
-            "SELECT ifnull(max(idx) + 1, 0) FROM audit_tree WHERE level = 0"
-        ) as cursor:
-            row = await cursor.fetchone()
+        cursor = self._db.execute("SELECT ifnull(max(idx) + 1, 0) FROM audit_tree WHERE level = 0")
+        row = cursor.fetchone()
         built = int(row[0]) if row else 0
-        async with self._db.execute(
+        cursor = self._db.execute(
             "SELECT idx, leaf FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx",
             (built, size),
-        ) as cursor:
-            leaves = [(int(r[0]), bytes(r[1])) for r in await cursor.fetchall()]
+        )
+        leaves = [(int(r[0]), bytes(r[1])) for r in cursor.fetchall()]
         if built + len(leaves) != size:
             raise LookupError(f"entries {built} to {size - 1} are not all in the store")
         nodes, root = await extend(built, self._loader(self._db), leaves)
-        await self._db.executemany(
-            "INSERT INTO audit_tree (level, idx, hash) VALUES (?, ?, ?)", nodes
-        )
+        self._db.executemany("INSERT INTO audit_tree (level, idx, hash) VALUES (?, ?, ?)", nodes)
         return root
 
     async def tree_size(self) -> int:
         """How many entries the log has had (its leaves), archived ones included."""
-        return await self._size(self._read)
+        return self._size(self._read)
 
     async def nodes(self, keys: Sequence[Node]) -> dict[Node, bytes]:
         """The stored subtree hashes among ``keys``."""
-        return await _nodes(self._read, keys)
+        return _nodes(self._read, keys)
 
     async def node_range(self, level: int, start: int, end: int) -> dict[int, bytes]:
         """The stored subtree hashes of ``level`` with index in [start, end), by index."""
-        async with self._read.execute(
+        cursor = self._read.execute(
             "SELECT idx, hash FROM audit_tree WHERE level = ? AND idx >= ? AND idx < ?",
             (level, start, end),
-        ) as cursor:
-            return {int(row[0]): bytes(row[1]) for row in await cursor.fetchall()}
+        )
+        return {int(row[0]): bytes(row[1]) for row in cursor.fetchall()}
 
     async def stored_entries(self, start: int = 0) -> AsyncIterator[StoredEntry]:
         """Every entry from ``start`` on, in index order, with its stored leaf."""
         position = start
         while True:
-            async with self._read.execute(
+            cursor = self._read.execute(
                 f"SELECT idx, {_COLUMNS}, leaf FROM audit_entries"
                 " WHERE idx >= ? ORDER BY idx LIMIT ?",
                 (position, _BATCH),
-            ) as cursor:
-                rows = list(await cursor.fetchall())
+            )
+            rows = list(cursor.fetchall())
             for row in rows:
                 yield StoredEntry(
                     index=row[0],
@@ -226,8 +221,8 @@ class SqliteAuditLog:
         return await self._select(" WHERE packet_id = ? ORDER BY idx", (str(packet_id),))
 
     async def _select(self, tail: str, parameters: tuple[Any, ...]) -> list[AuditEntry]:
-        async with self._read.execute(_SELECT_ENTRY + tail, parameters) as cursor:
-            rows = await cursor.fetchall()
+        cursor = self._read.execute(_SELECT_ENTRY + tail, parameters)
+        rows = cursor.fetchall()
         return [
             AuditEntry.from_fields(dict(zip(FIELDS, row[1:], strict=True)), row[0]) for row in rows
         ]
@@ -237,13 +232,13 @@ class SqliteAuditLog:
     ) -> StoredCheckpoint | None:
         """Sign and keep a checkpoint of the tree as it is now (see ``AuditStore``)."""
         async with self._transaction():
-            size = await self._size(self._db)
+            size = self._size(self._db)
             if size < min_size:
                 return None
-            async with self._db.execute(
+            cursor = self._db.execute(
                 "SELECT size, root, at, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1"
-            ) as cursor:
-                latest = await cursor.fetchone()
+            )
+            latest = cursor.fetchone()
             if latest is not None and latest[0] == size:
                 return checkpoint_of(latest)
             root = await self._build_tree(size)
@@ -251,7 +246,7 @@ class SqliteAuditLog:
             note = signed.sign(key)
             if cosigner is not None:
                 note = cosigner.cosign(note)
-            await self._db.execute(
+            self._db.execute(
                 "INSERT INTO audit_checkpoints (size, root, at, note) VALUES (?, ?, ?, ?)",
                 (size, root, format_time(signed.at), note),
             )
@@ -259,26 +254,26 @@ class SqliteAuditLog:
 
     async def checkpoints(self) -> list[StoredCheckpoint]:
         """Every checkpoint, smallest first."""
-        async with self._read.execute(
+        cursor = self._read.execute(
             "SELECT size, root, at, note FROM audit_checkpoints ORDER BY size"
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
+        rows = cursor.fetchall()
         return [checkpoint_of(row) for row in rows]
 
     async def latest_checkpoint(self) -> StoredCheckpoint | None:
         """The largest checkpoint, or None before the first."""
-        async with self._read.execute(
+        cursor = self._read.execute(
             "SELECT size, root, at, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1"
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
+        row = cursor.fetchone()
         return None if row is None else checkpoint_of(row)
 
     async def archives(self) -> list[ArchiveRecord]:
         """Archives made so far, oldest first."""
-        async with self._read.execute(
+        cursor = self._read.execute(
             'SELECT start, "end", file, sha256, at FROM audit_archives ORDER BY "end"'
-        ) as cursor:
-            rows = await cursor.fetchall()
+        )
+        rows = cursor.fetchall()
         return [
             ArchiveRecord(
                 start=row[0],
@@ -293,15 +288,15 @@ class SqliteAuditLog:
     async def remove_archived(self, record: ArchiveRecord) -> None:
         """Record the archive and delete its entries, in one transaction."""
         async with self._transaction():
-            await self._db.execute(
+            self._db.execute(
                 'INSERT INTO audit_archives (start, "end", file, sha256, at)'
                 " VALUES (?, ?, ?, ?, ?)",
                 (record.start, record.end, record.file, record.sha256, format_time(record.at)),
             )
-            await self._db.execute("DELETE FROM audit_entries WHERE idx < ?", (record.end,))
+            self._db.execute("DELETE FROM audit_entries WHERE idx < ?", (record.end,))
 
 
-async def _nodes(db: aiosqlite.Connection, keys: Sequence[Node]) -> dict[Node, bytes]:
+def _nodes(db: sqlite3.Connection, keys: Sequence[Node]) -> dict[Node, bytes]:
     found: dict[Node, bytes] = {}
     keys = list(keys)
     for offset in range(0, len(keys), 400):
@@ -309,11 +304,11 @@ async def _nodes(db: aiosqlite.Connection, keys: Sequence[Node]) -> dict[Node, b
         values = ", ".join("(?, ?)" for _ in chunk)
         flat = [number for key in chunk for number in key]
         # Driven from the keys, so each is one primary-key lookup, not a scan of the tree.
-        async with db.execute(
+        cursor = db.execute(
             f"WITH k(level, idx) AS (VALUES {values}) SELECT t.level, t.idx, t.hash"
             " FROM k CROSS JOIN audit_tree t ON t.level = k.level AND t.idx = k.idx",
             flat,
-        ) as cursor:
-            for level, index, digest in await cursor.fetchall():
-                found[(level, index)] = bytes(digest)
+        )
+        for level, index, digest in cursor.fetchall():
+            found[(level, index)] = bytes(digest)
     return found

@@ -6,12 +6,12 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import sqlite3
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 
-import aiosqlite
 from pydantic import ValidationError
 
 from lgsp_adapter.agencies import DeliveryMode, Endpoint, ServedAgency, with_secrets
@@ -68,8 +68,8 @@ class SqliteRegistry:
     def __init__(
         self,
         *,
-        writer: aiosqlite.Connection,
-        reader: aiosqlite.Connection,
+        writer: sqlite3.Connection,
+        reader: sqlite3.Connection,
         transaction: Callable[[], AbstractAsyncContextManager[None]],
         audit: SqliteAuditLog,
     ) -> None:
@@ -80,55 +80,55 @@ class SqliteRegistry:
 
     async def revision(self) -> int:
         """The registry's revision."""
-        async with self._read.execute("SELECT revision FROM registry_state") as cursor:
-            row = await cursor.fetchone()
+        cursor = self._read.execute("SELECT revision FROM registry_state")
+        row = cursor.fetchone()
         return int(row[0]) if row else 0
 
     async def endpoints(self) -> list[EndpointRecord]:
         """Every record, by code."""
-        async with self._read.execute(f"{_ENDPOINT} FROM registry_endpoints ORDER BY code") as cur:
-            return [endpoint_record(row) for row in await cur.fetchall()]
+        cur = self._read.execute(f"{_ENDPOINT} FROM registry_endpoints ORDER BY code")
+        return [endpoint_record(row) for row in cur.fetchall()]
 
     async def endpoint(self, code: str) -> EndpointRecord | None:
         """One record."""
-        return await self._endpoint(self._read, code)
+        return self._endpoint(self._read, code)
 
     @staticmethod
-    async def _endpoint(db: aiosqlite.Connection, code: str) -> EndpointRecord | None:
-        async with db.execute(f"{_ENDPOINT} FROM registry_endpoints WHERE code = ?", (code,)) as c:
-            row = await c.fetchone()
+    def _endpoint(db: sqlite3.Connection, code: str) -> EndpointRecord | None:
+        c = db.execute(f"{_ENDPOINT} FROM registry_endpoints WHERE code = ?", (code,))
+        row = c.fetchone()
         return None if row is None else endpoint_record(row)
 
     async def tokens(self, agency: str | None = None) -> list[TokenRecord]:
         """Tokens, revoked ones too."""
         where, parameters = ("WHERE agency = ?", (agency,)) if agency else ("", ())
-        async with self._read.execute(
+        cursor = self._read.execute(
             f"{_SELECT_ISSUED} FROM registry_tokens {where} ORDER BY agency, created_at, id",
             parameters,
-        ) as cursor:
-            return [token_record(row) for row in await cursor.fetchall()]
+        )
+        return [token_record(row) for row in cursor.fetchall()]
 
     async def removed(self) -> dict[str, Source]:
         """Codes removed and not registered again, with who removed them."""
-        async with self._read.execute("SELECT code, source FROM registry_removed") as cursor:
-            return {row[0]: Source(row[1]) for row in await cursor.fetchall()}
+        cursor = self._read.execute("SELECT code, source FROM registry_removed")
+        return {row[0]: Source(row[1]) for row in cursor.fetchall()}
 
     async def change(self, code: str, edit: Editor, *, actor: str) -> EndpointRecord | None:
         """Read, edit and write ``code``'s record in one transaction."""
         async with self._transaction():
-            current = await self._endpoint(self._db, code)
+            current = self._endpoint(self._db, code)
             outcome = edit(current)
             if outcome is None:
                 return current
             now = _now()
             if outcome.agency is None:
-                await self._db.execute("DELETE FROM registry_endpoints WHERE code = ?", (code,))
-                await self._db.execute(
+                self._db.execute("DELETE FROM registry_endpoints WHERE code = ?", (code,))
+                self._db.execute(
                     "UPDATE registry_tokens SET revoked_at = ? WHERE agency = ?"
                     " AND revoked_at IS NULL",
                     (now, code),
                 )
-                await self._db.execute(
+                self._db.execute(
                     "INSERT INTO registry_removed (code, revision, source, removed_at, removed_by)"
                     " VALUES (?, ?, ?, ?, ?) ON CONFLICT (code) DO UPDATE SET"
                     " revision = excluded.revision, source = excluded.source,"
@@ -138,7 +138,7 @@ class SqliteRegistry:
             else:
                 # A code registered again continues its revisions: an If-Match read before
                 # the removal cannot match the new record.
-                await self._db.execute(
+                self._db.execute(
                     "INSERT INTO registry_endpoints (code, record, revision, source, created_at,"
                     " updated_at, updated_by) VALUES (?, ?, COALESCE((SELECT revision + 1 FROM"
                     " registry_removed WHERE code = ?), 1), ?, ?, ?, ?)"
@@ -147,29 +147,29 @@ class SqliteRegistry:
                     " updated_at = excluded.updated_at, updated_by = excluded.updated_by",
                     (code, stored_form(outcome.agency), code, outcome.source, now, now, actor),
                 )
-                await self._db.execute("DELETE FROM registry_removed WHERE code = ?", (code,))
+                self._db.execute("DELETE FROM registry_removed WHERE code = ?", (code,))
             for token in outcome.issue:
-                async with self._db.execute(
+                cursor = self._db.execute(
                     "SELECT 1 FROM registry_tokens WHERE digest = ?", (token.digest,)
-                ) as cursor:
-                    if await cursor.fetchone() is not None:
-                        raise token_reused()
-            await self._db.executemany(
+                )
+                if cursor.fetchone() is not None:
+                    raise token_reused()
+            self._db.executemany(
                 "INSERT INTO registry_tokens (id, digest, agency, label, created_at, created_by)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 [(t.id, t.digest, code, t.label, now, actor) for t in outcome.issue],
             )
             for token_id in outcome.revoke:
-                cursor = await self._db.execute(
+                cursor = self._db.execute(
                     "UPDATE registry_tokens SET revoked_at = ? WHERE id = ? AND agency = ?"
                     " AND revoked_at IS NULL",
                     (now, token_id, code),
                 )
                 if cursor.rowcount != 1:  # revoked meanwhile: one revocation, one entry
                     raise no_live_token(code, token_id)
-            await self._db.execute("UPDATE registry_state SET revision = revision + 1")
-            await self._audit.append_in_transaction(outcome.entries)
-            return None if outcome.agency is None else await self._endpoint(self._db, code)
+            self._db.execute("UPDATE registry_state SET revision = revision + 1")
+            self._audit.append_in_transaction(outcome.entries)
+            return None if outcome.agency is None else self._endpoint(self._db, code)
 
 
 def stored_form(agency: ServedAgency) -> str:
