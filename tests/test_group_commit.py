@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -121,3 +122,112 @@ async def test_a_writer_cancelled_during_its_commit_learns_it_after_the_commit(
         with pytest.raises(asyncio.CancelledError):
             await task
         assert kept(path) == [1]  # cancelled, but told only once the flush was done
+
+
+# Found by review: each of these failed before its fix.
+
+
+@pytest.mark.asyncio
+async def test_a_committer_cancelled_while_queued_still_commits_for_its_writers(
+    tmp_path: Path,
+) -> None:
+    # asyncio.run cancels every task when the daemon stops: the writers waiting on a
+    # cancelled committer waited for ever, and so did every writer after them.
+    path = tmp_path / "s.sqlite3"
+    async with opened(path) as (writer, db):
+        gate = asyncio.Event()
+
+        async def suspending() -> None:
+            async with writer.transaction() as connection:
+                connection.execute("INSERT INTO t VALUES (1, '')")
+                await gate.wait()  # a body that truly waits, holding the lock
+
+        first = asyncio.create_task(suspending())
+        await asyncio.sleep(0.01)
+        (committer,) = writer._committing
+        committer.cancel()
+        gate.set()
+        async with asyncio.timeout(5):
+            await first
+            await insert(writer, 2)
+        assert kept(path) == [1, 2]
+        assert not db.in_transaction
+
+
+@pytest.mark.asyncio
+async def test_a_committer_cancelled_during_its_commit_tells_its_writers_the_truth(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.sqlite3"
+    async with opened(path) as (writer, _):
+        writer._disk.submit(time.sleep, 0.3)  # a slow disk: the COMMIT waits in the thread
+        task = asyncio.create_task(insert(writer, 1))
+        await asyncio.sleep(0.05)
+        (committer,) = writer._committing
+        committer.cancel()
+        await task  # never cancelled itself, and its change is on disk: no CancelledError
+        assert kept(path) == [1]
+
+
+@pytest.mark.asyncio
+async def test_closing_while_a_writer_waits_for_another_process_leaves_nothing_stuck(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.sqlite3"
+    async with opened(path) as (writer, db):
+        other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")
+        threading.Timer(0.5, lambda: other.execute("COMMIT")).start()
+        waiting = asyncio.create_task(insert(writer, 1))
+        await asyncio.sleep(0.05)  # in the thread, waiting for the lock
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        await writer.close()
+        ticker.cancel()
+        await waiting  # had its turn: began when the other let go, and committed
+        with pytest.raises(sqlite3.OperationalError, match="closing"):
+            await insert(writer, 2)
+        other.close()
+        assert ticks > 0  # the loop went on while close waited
+        assert kept(path) == [1]
+        assert not db.in_transaction
+
+
+@pytest.mark.asyncio
+async def test_a_writer_whose_savepoint_cannot_be_released_keeps_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.sqlite3"
+    async with opened(path) as (writer, _):
+        await insert(writer, 1)
+        await insert(writer, 2)
+        cursors = []
+
+        async def leaves_a_statement_running() -> None:
+            async with writer.transaction() as connection:
+                connection.execute("INSERT INTO t VALUES (10, '')")
+                cursors.append(connection.execute("UPDATE t SET v = 'x' RETURNING k"))
+                cursors[0].fetchone()  # one row of three: the statement is still running
+
+        with pytest.raises(sqlite3.OperationalError):
+            await leaves_a_statement_running()
+        cursors.clear()
+        await insert(writer, 20)
+        assert kept(path) == [1, 2, 20]
+
+
+@pytest.mark.asyncio
+async def test_a_transaction_inside_another_is_refused_not_a_silent_hang(
+    tmp_path: Path,
+) -> None:
+    async with opened(tmp_path / "s.sqlite3") as (writer, _):
+        with pytest.raises(RuntimeError, match="inside another"):
+            async with writer.transaction():
+                await insert(writer, 1)

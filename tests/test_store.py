@@ -9,6 +9,7 @@ import hashlib
 import sqlite3
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -605,3 +606,39 @@ async def test_text_a_publisher_made_up_is_stored_whatever_it_holds(store: Store
         lambda report: [],
     )
     assert report.added == 2
+
+
+@pytest.mark.asyncio
+async def test_a_writer_cancelled_while_its_commit_runs_is_still_observed(
+    tmp_path: Path,
+) -> None:
+    # Its entries are committed: the metrics must count them, once.
+    async with await SqliteStore.open(tmp_path / "s.sqlite3") as store:
+        told: list[AuditEntry] = []
+        store.observe(lambda entries, took: told.extend(entries))
+        entry = AuditEntry(event=AuditEvent.ADMIN, outcome="x", actor="operator")
+        task = asyncio.create_task(store.append([entry]))
+        await asyncio.sleep(0)  # its statements ran; the COMMIT is under way
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await store.audit.tree_size() == 1
+        assert len(told) == 1
+
+
+@pytest.mark.asyncio
+async def test_opening_cancelled_while_migrating_waits_for_the_migration(
+    tmp_path: Path,
+) -> None:
+    # Another process holds the file; the migration waits in a thread. Cancelled meanwhile,
+    # open() used to close the connection the thread was using: the process crashed.
+    path = tmp_path / "s.sqlite3"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN EXCLUSIVE")
+    threading.Timer(0.5, other.rollback).start()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.1):
+            await SqliteStore.open(path)
+    other.close()
+    async with await SqliteStore.open(path) as store:  # and the file is still whole
+        assert await store.audit.tree_size() == 0

@@ -38,7 +38,7 @@ from lgsp_adapter.store.base import (
     schema_behind,
     tell_observers,
 )
-from lgsp_adapter.store.group_commit import LOCKED_WAIT_MS, GroupCommit
+from lgsp_adapter.store.group_commit import LOCKED_WAIT_MS, GroupCommit, to_the_end
 from lgsp_adapter.store.sqlite_agency_list import SCHEMA as AGENCY_LIST_SCHEMA
 from lgsp_adapter.store.sqlite_agency_list import SqliteAgencyList
 from lgsp_adapter.store.sqlite_audit import SCHEMA, SqliteAuditLog
@@ -167,10 +167,11 @@ class SqliteStore:
             if owner:
                 lock_file = _take_ownership(path)
             for _ in range(2):  # the writer, then the reader
-                connections.append(await asyncio.to_thread(_connect, path))
+                connections.append(_connect(path))
             store = cls(connections[0], connections[1], lock_file)
-            # Migrating may wait for another process's write, and writes a whole schema.
-            await asyncio.to_thread(store._prepare, migrate)
+            # Migrating may wait for another process's write, and writes a whole schema: in
+            # a thread, waited for even if cancelled (closing a connection in use crashes).
+            await to_the_end(asyncio.to_thread(store._prepare, migrate))
         except BaseException as exc:
             for connection in connections:
                 connection.close()
@@ -274,12 +275,15 @@ class SqliteStore:
         """One write transaction: all of it on disk, or none of it, even when the writer is
         cancelled (a consumer whose broker connection dropped); see ``GroupCommit``."""
         began = time.perf_counter()
-        async with self._writer.transaction():
-            appended: list[AuditEntry] = []
+        appended: list[AuditEntry] = []
+
+        def committed() -> None:  # told even if the writer was cancelled meanwhile
+            if appended:
+                tell_observers(self._observers, appended, time.perf_counter() - began)
+
+        async with self._writer.transaction(on_commit=committed):
             self._appended = appended
             yield
-        if appended:
-            tell_observers(self._observers, appended, time.perf_counter() - began)
 
     async def accept(self, packet: StoredPacket, entries: list[AuditEntry]) -> None:
         """Keep a new packet, one ``accepted`` delivery per recipient, and the entries."""
