@@ -120,7 +120,7 @@ class DeadLetters:
         outcome: str,
         detail: str,
     ) -> DeliveryRecord:
-        packet = await self._store.packet(packet_id)
+        packet = await self._store.facts(packet_id)
         current = {d.recipient: d for d in await self._store.deliveries(packet_id)}
         if packet is None or recipient not in current:
             raise _not_found(packet_id, recipient)

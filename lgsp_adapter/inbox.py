@@ -81,7 +81,7 @@ async def release_stranded(store: Store, directory: Directory, bus: Requeue) -> 
             continue
         if agency is None and not directory.is_known(code):
             continue  # removed from the registry: held until it is registered again
-        packet = await store.packet(packet_id)
+        packet = await store.facts(packet_id)
         if packet is None:
             continue
         if agency is not None:
@@ -164,7 +164,7 @@ class Inbox:
         the other one after it is ``inbox.already_acknowledged``."""
         record = await self._delivery(client, packet_id, recipient)
         state, event, outcome = _OUTCOME[status]
-        packet = await self._store.packet(packet_id)
+        packet = await self._store.facts(packet_id)
         if packet is None:
             raise _not_found()
         detail = f"acknowledged {status.value} by {client.name}" + (

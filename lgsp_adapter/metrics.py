@@ -113,7 +113,7 @@ class Metrics:
         receipt sent again must not count twice)."""
         if (packet_id, recipient) in self._timed:
             return
-        packet = await self._store.packet(packet_id)
+        packet = await self._store.facts(packet_id)
         record = {d.recipient: d for d in await self._store.deliveries(packet_id)}.get(recipient)
         if packet is None or record is None or record.state is not DeliveryState.DELIVERED:
             return

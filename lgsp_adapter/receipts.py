@@ -44,7 +44,7 @@ class ReceiptPusher:
         # Most daemons have no agency that wants receipts pushed: then this costs no read.
         if not self._directory.wants_receipts:
             return
-        packet = await self._store.packet(packet_id)
+        packet = await self._store.facts(packet_id)
         if packet is None or packet.sender not in self._directory.wants_receipts:
             return
         code = AgencyCode.read(packet.sender).code

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass, field
-from uuid import UUID
 
 from pydantic import SecretStr
 
@@ -60,12 +59,12 @@ class Receiver:
         self._retry_delays_s = retry_delays_s
         self._intake = intake  # for the status 01 the adapter sends on an agency's behalf
 
-    async def handle(self, packet_id: UUID, recipient: str) -> Settlement:
+    async def handle(self, packet: StoredPacket, recipient: str) -> Settlement:
         """Deliver one packet to one recipient and settle the outcome."""
-        packet = await self._store.packet(packet_id)
+        packet_id = packet.id
         records = {d.recipient: d for d in await self._store.deliveries(packet_id)}
         record = records.get(recipient)
-        if packet is None or record is None:
+        if record is None:
             raise KeyError(f"no delivery of {packet_id} to {recipient} in the store")
         if record.state.final:
             # A redelivery (a crash or a dropped connection before the acknowledgement): the

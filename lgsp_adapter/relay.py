@@ -19,6 +19,9 @@ from lgsp_adapter.audit import AuditEntry, AuditEvent
 from lgsp_adapter.store import DeliveryState, Store, StoredPacket, entry_for
 
 log = logging.getLogger(__name__)
+# A batch's payloads are in memory together, read from the store and framed for the bus: a
+# backlog of 5 MB documents would otherwise be read a hundred at a time.
+BATCH_BYTES = 16 * 2**20
 
 
 Outgoing = tuple[StoredPacket, str, AuditEntry]
@@ -62,10 +65,13 @@ async def set_aside(
 class Relay:
     """Moves deliveries from the outbox to the bus."""
 
-    def __init__(self, *, store: Store, bus: Publisher, batch: int = 100) -> None:
+    def __init__(
+        self, *, store: Store, bus: Publisher, batch: int = 100, batch_bytes: int = BATCH_BYTES
+    ) -> None:
         self._store = store
         self._bus = bus
         self._batch = batch
+        self._batch_bytes = batch_bytes
         self.wake = asyncio.Event()
 
     async def run(self, stopping: asyncio.Event, idle_poll_s: float = 1.0) -> None:
@@ -106,9 +112,13 @@ class Relay:
         pending = await self._store.outbox(self._batch)
         packets: dict[UUID, StoredPacket | None] = {}  # a packet to n recipients is read once
         batch: list[Outgoing] = []
+        size = 0
         for packet_id, recipient in pending:
             if packet_id not in packets:
-                packets[packet_id] = await self._store.packet(packet_id)
+                if batch and size >= self._batch_bytes:
+                    break  # the rest wait for the next batch, a moment later
+                packets[packet_id] = packet = await self._store.packet(packet_id)
+                size += len(packet.payload) if packet else 0
             packet = packets[packet_id]
             if packet is None:  # cannot happen: deliveries reference their packet
                 continue
@@ -118,4 +128,4 @@ class Relay:
             await self._bus.publish(batch)
             for _, _, entry in batch:
                 logs.event(log, entry)
-        return len(pending)
+        return len(batch)

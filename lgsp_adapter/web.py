@@ -272,7 +272,7 @@ async def show(request: web.Request) -> web.Response:
     except ValueError as exc:
         raise not_found from exc
     store = request.app[STORE]
-    packet = await store.packet(packet_id)
+    packet = await store.facts(packet_id)
     mine = {str(code) for code in client.agencies}
     # Another client's packet answers exactly as a missing one: no existence leak.
     if packet is None or not (mine & {packet.sender, *packet.recipients}):

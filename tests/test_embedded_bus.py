@@ -11,7 +11,7 @@ import pytest
 from lgsp_adapter.audit import AuditEntry, AuditEvent
 from lgsp_adapter.bus.embedded import EmbeddedBus
 from lgsp_adapter.receiving import Settlement
-from lgsp_adapter.store import DeliveryState
+from lgsp_adapter.store import DeliveryState, StoredPacket
 from lgsp_adapter.store.sqlite import SqliteStore
 from tests.test_store import RECIPIENTS, packet, received
 
@@ -38,8 +38,8 @@ async def test_a_handler_that_fails_gets_the_delivery_again(tmp_path: Path) -> N
         calls: list[UUID] = []
         done = asyncio.Event()
 
-        async def handler(packet_id: UUID, recipient: str) -> Settlement:
-            calls.append(packet_id)
+        async def handler(packet: StoredPacket, recipient: str) -> Settlement:
+            calls.append(packet.id)
             if len(calls) == 1:
                 raise RuntimeError("a bug in the handler")
             done.set()
@@ -63,8 +63,8 @@ async def test_a_slow_delivery_is_never_handed_to_a_second_worker(tmp_path: Path
         calls: list[UUID] = []
         done = asyncio.Event()
 
-        async def handler(packet_id: UUID, recipient: str) -> Settlement:
-            calls.append(packet_id)
+        async def handler(packet: StoredPacket, recipient: str) -> Settlement:
+            calls.append(packet.id)
             await asyncio.sleep(0.5)  # while the consumer keeps polling for due deliveries
             done.set()
             return Settlement(DeliveryState.DELIVERED, attempted=True)

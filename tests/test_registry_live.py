@@ -329,7 +329,7 @@ async def test_a_serve_that_fails_halfway_is_mended_by_the_next(tmp_path: Path) 
             ) as bus,
         ):
 
-            async def handler(packet_id: uuid.UUID, recipient: str) -> Settlement:
+            async def handler(packet: StoredPacket, recipient: str) -> Settlement:
                 raise AssertionError("nothing is sent in this test")
 
             consuming = asyncio.create_task(bus.consume(handler, stopping))
@@ -406,8 +406,8 @@ async def test_a_copy_bounced_while_not_served_is_not_taken_for_a_forgery(
                 ) as bus,
             ):
 
-                async def handler(packet_id: uuid.UUID, to: str) -> Settlement:
-                    handled.append(str(packet_id))
+                async def handler(packet: StoredPacket, to: str) -> Settlement:
+                    handled.append(str(packet.id))
                     return Settlement(DeliveryState.DELIVERED, attempted=True)
 
                 consuming = asyncio.create_task(bus.consume(handler, stopping))

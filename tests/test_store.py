@@ -24,7 +24,7 @@ from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.audit.tree import root_at
 from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.merkle import leaf_hash, root
-from lgsp_adapter.store import DeliveryState, Store, StoredPacket
+from lgsp_adapter.store import DeliveryState, PacketFacts, Store, StoredPacket
 from lgsp_adapter.store.sqlite import MIGRATIONS, SqliteStore
 from tests.exchange_stores import BACKENDS, open_exchange_store
 
@@ -76,6 +76,14 @@ async def test_an_accepted_packet_comes_back_byte_for_byte(store: Store) -> None
     await store.accept(p, [received(p)])
     assert await store.packet(p.id) == p
     assert await store.packet(uuid.uuid4()) is None
+
+
+@pytest.mark.asyncio
+async def test_a_packets_facts_are_all_of_it_but_the_bytes(store: Store) -> None:
+    p = packet(b"<edXML>" + b"x" * 100_000 + b"</edXML>")
+    await store.accept(p, [received(p)])
+    assert await store.facts(p.id) == PacketFacts(**p.model_dump(exclude={"payload"}))
+    assert await store.facts(uuid.uuid4()) is None
 
 
 @pytest.mark.asyncio

@@ -26,7 +26,7 @@ from lgsp_adapter.errors import FatalError
 from lgsp_adapter.receiving import Settlement
 from lgsp_adapter.relay import Relay
 from lgsp_adapter.safe_xml import XmlLimits
-from lgsp_adapter.store import DeliveryState
+from lgsp_adapter.store import DeliveryState, StoredPacket
 from lgsp_adapter.store.postgres import PostgresStore
 from tests.exchange_stores import fresh_schema
 from tests.tcp_proxy import BrokerProxy
@@ -256,8 +256,8 @@ async def test_an_embedded_bus_that_lost_its_role_leases_nothing(
     assert await one.take_role("embedded-bus")
     handled: list[UUID] = []
 
-    async def handler(packet_id: UUID, recipient: str) -> Settlement:
-        handled.append(packet_id)
+    async def handler(packet: StoredPacket, recipient: str) -> Settlement:
+        handled.append(packet.id)
         return Settlement(DeliveryState.DELIVERED)
 
     bus = EmbeddedBus(store=two, served=[RECIPIENTS[0]], prefetch=4, idle_poll_s=0.05)

@@ -19,14 +19,16 @@ from uuid import UUID
 from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.receiving import Settlement
 from lgsp_adapter.relay import Outgoing, set_aside
-from lgsp_adapter.store import Store
+from lgsp_adapter.store import Store, StoredPacket
 from lgsp_adapter.store.unavailable import until_stored
 
 log = logging.getLogger(__name__)
 
 STORE_WAIT_S = 1.0  # how long consuming waits for a store that did not answer
 
-Handler = Callable[[UUID, str], Awaitable[Settlement]]
+# A delivery to settle: the packet as the bus has it (its bytes read once, not again by the
+# handler: a consumer holds as many as its prefetch, and each may be megabytes) and to whom.
+Handler = Callable[[StoredPacket, str], Awaitable[Settlement]]
 
 
 class EmbeddedBus:
@@ -159,7 +161,10 @@ class EmbeddedBus:
 
     async def _settle(self, handler: Handler, packet_id: UUID, recipient: str) -> None:
         try:
-            settlement = await handler(packet_id, recipient)
+            packet = await self._store.packet(packet_id)
+            if packet is None:  # cannot happen: the queue references a delivery, it a packet
+                raise KeyError(f"no packet {packet_id} in the store")
+            settlement = await handler(packet, recipient)
         except Exception:
             log.exception(
                 "%s %s could not be handled; due again in %g s",

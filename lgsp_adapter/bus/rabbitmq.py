@@ -46,7 +46,7 @@ from lgsp_adapter.packets import read_packet, recipients_of, sender_of
 from lgsp_adapter.receiving import NOT_SERVED_WAIT_S, Settlement
 from lgsp_adapter.relay import Outgoing, set_aside
 from lgsp_adapter.safe_xml import XmlLimits
-from lgsp_adapter.store import DeliveryState, Store, StoredPacket, entry_for
+from lgsp_adapter.store import DeliveryState, PacketFacts, Store, StoredPacket, entry_for
 from lgsp_adapter.store.unavailable import STORE_UNAVAILABLE_OR_SLOW, Backoff, until_stored
 
 # aiormq logs every frame at DEBUG, documents' bodies among them: capped, so that DEBUG
@@ -562,7 +562,7 @@ class RabbitBus:
         if expected is not None and message.user_id != expected:
             # Our own retry copy of a packet we took in (and checked) before: the broker
             # vouches it is ours, and the store that it is the packet we checked.
-            kept = await self._store.packet(packet.id) if message.user_id == self._user else None
+            kept = await self._store.facts(packet.id) if message.user_id == self._user else None
             if kept is None or kept.sha256 != packet.sha256:
                 return (
                     f"published by {message.user_id!r}, not by {expected!r} "
@@ -580,7 +580,7 @@ class RabbitBus:
             or recipient not in recipients_of(read.packet)
         ):
             return "the headers disagree with the content (kind, sender or recipient)"
-        known = await self._store.packet(packet.id)
+        known = await self._store.facts(packet.id)
         if known is not None and known.sha256 != packet.sha256:
             return "it reuses the id of another packet"
         return None
@@ -634,7 +634,7 @@ class RabbitBus:
             # copy parked for the later attempt is the one that counts.
             log.info("%s %s: stale copy for attempt %d; dropped", packet.id, recipient, attempt)
             return
-        settlement = await handler(packet.id, recipient)
+        settlement = await handler(packet, recipient)
         # Park first, record second: a crash between them costs at most an extra attempt,
         # and after the record, the redelivered original is recognised as stale.
         if settlement.retry_in_s is not None:
@@ -702,7 +702,7 @@ class RabbitBus:
     async def announce_final(self, packet_id: UUID, recipient: str) -> None:
         """A delivery ended outside the consumer (a pull inbox's acknowledgement): send the
         sender's daemon its receipt, as for a delivery the consumer ended."""
-        packet = await self._store.packet(packet_id)
+        packet = await self._store.facts(packet_id)
         records = {d.recipient: d for d in await self._store.deliveries(packet_id)}
         record = records.get(recipient)
         if packet is None or record is None or not record.state.final:
@@ -711,7 +711,7 @@ class RabbitBus:
 
     async def _send_receipt(
         self,
-        packet: StoredPacket,
+        packet: PacketFacts,
         recipient: str,
         state: DeliveryState,
         attempts: int,
@@ -762,7 +762,7 @@ class RabbitBus:
             log.error("a receipt without its headers (%s); dropped", exc)
             await message.reject(requeue=False)
             return
-        packet = await self._store.packet(packet_id)
+        packet = await self._store.facts(packet_id)
         recipients = {d.recipient for d in await self._store.deliveries(packet_id)}
         expected = self._directory.bus_user(recipient)
         why = None

@@ -8,9 +8,18 @@ from lgsp_adapter.store.base import (
     DeadLetter,
     DeliveryRecord,
     DeliveryState,
+    PacketFacts,
     Store,
     StoredPacket,
     entry_for,
 )
 
-__all__ = ["DeadLetter", "DeliveryRecord", "DeliveryState", "Store", "StoredPacket", "entry_for"]
+__all__ = [
+    "DeadLetter",
+    "DeliveryRecord",
+    "DeliveryState",
+    "PacketFacts",
+    "Store",
+    "StoredPacket",
+    "entry_for",
+]

@@ -31,6 +31,7 @@ from lgsp_adapter.store.base import (
     DeliveryRecord,
     DeliveryState,
     InboxItem,
+    PacketFacts,
     StoredPacket,
     dead_letter_of,
     delivery_of,
@@ -307,26 +308,16 @@ class SqliteStore:
     async def packet(self, packet_id: UUID) -> StoredPacket | None:
         """The packet, or None."""
         rows = _fetch(
-            self._read,
-            "SELECT id, kind, sender, recipients, document_id, content_type, payload, sha256,"
-            " client, received_at FROM packets WHERE id = ?",
-            (str(packet_id),),
+            self._read, f"SELECT {_FACTS}, payload FROM packets WHERE id = ?", (str(packet_id),)
         )
         if not rows:
             return None
-        row = rows[0]
-        return StoredPacket(
-            id=UUID(row[0]),
-            kind=row[1],
-            sender=row[2],
-            recipients=json.loads(row[3]),
-            document_id=row[4],
-            content_type=row[5],
-            payload=bytes(row[6]),
-            sha256=row[7],
-            client=row[8],
-            received_at=datetime.fromisoformat(row[9]),
-        )
+        return StoredPacket(**_facts_of(rows[0]), payload=bytes(rows[0][-1]))
+
+    async def facts(self, packet_id: UUID) -> PacketFacts | None:
+        """The packet without its bytes, or None."""
+        rows = _fetch(self._read, f"SELECT {_FACTS} FROM packets WHERE id = ?", (str(packet_id),))
+        return PacketFacts(**_facts_of(rows[0])) if rows else None
 
     async def deliveries(self, packet_id: UUID) -> list[DeliveryRecord]:
         """The packet's deliveries, in recipient order."""
@@ -690,6 +681,23 @@ _PACKET_COLUMNS = (
     "(id, kind, sender, recipients, document_id, content_type, payload, sha256, client,"
     " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+
+
+_FACTS = "id, kind, sender, recipients, document_id, content_type, sha256, client, received_at"
+
+
+def _facts_of(row: Sequence[Any]) -> dict[str, Any]:
+    return {
+        "id": UUID(row[0]),
+        "kind": row[1],
+        "sender": row[2],
+        "recipients": json.loads(row[3]),
+        "document_id": row[4],
+        "content_type": row[5],
+        "sha256": row[6],
+        "client": row[7],
+        "received_at": datetime.fromisoformat(row[8]),
+    }
 
 
 def _packet_row(packet: StoredPacket) -> tuple[Any, ...]:

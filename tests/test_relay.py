@@ -1,0 +1,60 @@
+"""The outbox relay: batches bounded in deliveries and in bytes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lgsp_adapter.bus.embedded import EmbeddedBus
+from lgsp_adapter.relay import Outgoing, Relay
+from lgsp_adapter.store import DeliveryState
+from lgsp_adapter.store.sqlite import SqliteStore
+from tests.test_store import RECIPIENTS, packet, received
+
+
+class CountingBus(EmbeddedBus):
+    """The embedded bus, noting what each batch held."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        super().__init__(store=store, served=RECIPIENTS, prefetch=1)
+        self.batches: list[list[Outgoing]] = []
+
+    async def publish(self, deliveries: list[Outgoing]) -> None:
+        self.batches.append(deliveries)
+        await super().publish(deliveries)
+
+
+@pytest.mark.asyncio
+async def test_a_backlog_of_large_packets_is_published_a_few_megabytes_at_a_time(
+    tmp_path: Path,
+) -> None:
+    # Each batch's payloads are in memory at once: a backlog of 5 MB documents read a hundred
+    # at a time took a sending daemon past 400 MB.
+    async with await SqliteStore.open(tmp_path / "s.sqlite3") as store:
+        packets = [packet(b"<edXML>" + bytes([65 + n]) * 2**20 + b"</edXML>") for n in range(5)]
+        for p in packets:
+            await store.accept(p, [received(p)])
+        bus = CountingBus(store)
+        relay = Relay(store=store, bus=bus, batch_bytes=5 * 2**19)  # 2.5 MB
+        while await relay.publish_pending():
+            pass
+        assert [len({p.id for p, _, _ in batch}) for batch in bus.batches] == [3, 2]
+        # A packet's deliveries travel together, and each goes out once.
+        assert sorted((p.id, r) for batch in bus.batches for p, r, _ in batch) == sorted(
+            (p.id, r) for p in packets for r in RECIPIENTS
+        )
+        assert await store.outbox(100) == []
+        for p in packets:
+            states = {d.state for d in await store.deliveries(p.id)}
+            assert states == {DeliveryState.PUBLISHED}
+
+
+@pytest.mark.asyncio
+async def test_one_packet_larger_than_the_budget_still_goes(tmp_path: Path) -> None:
+    async with await SqliteStore.open(tmp_path / "s.sqlite3") as store:
+        p = packet(b"<edXML>" + b"x" * 2**20 + b"</edXML>")
+        await store.accept(p, [received(p)])
+        bus = CountingBus(store)
+        assert await Relay(store=store, bus=bus, batch_bytes=1000).publish_pending() == 2
+        assert await store.outbox(100) == []
