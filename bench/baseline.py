@@ -16,15 +16,17 @@ import os
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import aio_pika
+from proc import CpuMeter, broker_pid  # bench/: scripts, not a package
 
 BROKER = os.environ.get("LGSP_BENCH_BROKER", "amqp://guest:guest@127.0.0.1:5672/")
 
 
 async def baseline(
     seconds: float, size: int = 2048, window: int = 256, prefetch: int = 256
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Messages per second published (confirmed) and consumed (acknowledged) end to end."""
     name = f"lgsp.bench.baseline.{uuid.uuid4().hex[:8]}"
     publishing = await aio_pika.connect(BROKER)
@@ -65,6 +67,8 @@ async def baseline(
             finally:
                 outstanding.release()
 
+        meter = CpuMeter({"broker": broker_pid(), "client": os.getpid()})
+        meter.start()
         began = time.monotonic()
         stop_at = began + seconds
         while time.monotonic() < stop_at:
@@ -78,6 +82,7 @@ async def baseline(
             all_in.set()
         await asyncio.wait_for(all_in.wait(), timeout=120)
         elapsed = time.monotonic() - began
+        used = meter.stop()
         await queue.delete(if_unused=False, if_empty=False)
     finally:
         await consuming.close()
@@ -88,6 +93,11 @@ async def baseline(
         "message_bytes": size,
         "confirm_window": window,
         "prefetch": prefetch,
+        # The publisher and consumer are one process here, as the daemons are two processes.
+        "cpu_ms_per_message_by_part": {
+            name: round(1000 * seconds / consumed, 3) if consumed else 0.0
+            for name, seconds in used.items()
+        },
     }
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import aio_pika
 import aiohttp
 from aiohttp import web
+from proc import CpuMeter, broker_pid, peak_rss_bytes  # bench/: scripts, not a package
 
 from lgsp_adapter.attachment import Attachment
 from lgsp_adapter.bus.topology import Topology
@@ -137,20 +138,6 @@ async def remove_topology(exchange: str) -> None:
         await channel.exchange_delete(topology.dead_exchange)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time a process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def peak_rss_bytes(pid: int) -> int:
-    """The most resident memory a process has had (Linux /proc: VmHWM)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
 async def run(
     bus: str, seconds: float, submitters: int, rate: float, size: int = 2048
 ) -> dict[str, Any]:
@@ -183,7 +170,10 @@ async def run(
             daemons.append(await start(path))
         url = daemons[-1][1]
         body = document(size)
-        cpu_before = [cpu_seconds(daemon.pid) for daemon, _, _ in daemons]
+        names = ["daemon"] if bus == "embedded" else ["daemon B", "daemon A"]
+        parts = {name: d.pid for name, (d, _, _) in zip(names, daemons, strict=True)}
+        meter = CpuMeter({**parts, "broker": broker_pid(), "load generator": os.getpid()})
+        meter.start()
         submitted: dict[str, float] = {}
         failures: list[str] = []
         stop_at = time.monotonic() + seconds
@@ -217,10 +207,7 @@ async def run(
             while len(arrived) < len(submitted) and time.monotonic() < stop_at + 30:
                 await asyncio.sleep(0.05)
             elapsed = max(arrived.values(), default=began) - began
-        cpu = [
-            cpu_seconds(d.pid) - before
-            for (d, _, _), before in zip(daemons, cpu_before, strict=True)
-        ]
+        used = meter.stop()
         peaks = [peak_rss_bytes(daemon.pid) for daemon, _, _ in daemons]
         for daemon, _, drain in daemons:
             daemon.terminate()
@@ -246,7 +233,13 @@ async def run(
         "document_bytes": len(body),
         "submitters": submitters,
         # The daemons' own cost, whoever of them does the work (sender's, recipient's).
-        "cpu_s_per_packet": sum(cpu) / delivered if delivered else 0.0,
+        "cpu_s_per_packet": sum(used[name] for name in names) / delivered if delivered else 0.0,
+        # Everyone's, each on its own: on a shared machine, the broker's and the load
+        # generator's CPU is what the daemons cannot have.
+        "cpu_ms_per_packet_by_part": {
+            name: round(1000 * seconds / delivered, 3) if delivered else 0.0
+            for name, seconds in used.items()
+        },
         "peak_rss_mb": [round(peak / 2**20, 1) for peak in peaks],
     }
 

@@ -75,7 +75,14 @@ def table(results: dict[str, Any]) -> str:
         "",
         f"ratio, 2 KB end to end / baseline: {results['ratio_2KB']:.0%}",
         "(RabbitMQ runs: peak RSS of the receiving daemon / the sending daemon)",
+        "",
+        "CPU ms a packet (a message for the baseline), by process, in the same runs:",
     ]
+    parts = {"baseline": base["cpu_ms_per_message_by_part"]}
+    parts |= {name: row["cpu_ms_per_packet_by_part"] for name, row in results["runs"].items()}
+    for name, by_part in parts.items():
+        spent = ", ".join(f"{part} {ms:.2f}" for part, ms in by_part.items())
+        lines.append(f"  {name:<18} {spent}; in all {sum(by_part.values()):.2f}")
     return "\n".join(lines)
 
 
