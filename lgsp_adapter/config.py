@@ -121,7 +121,13 @@ class BusSettings(_Section):
         "daemon's account may configure nothing: an administrator runs `lgsp-adapter declare` "
         "beforehand, and the daemon only checks they are there.",
     )
-    prefetch: int = Field(32, ge=1, le=10_000, description="Unacknowledged packets per consumer.")
+    prefetch: int = Field(
+        32,
+        ge=1,
+        le=10_000,
+        description="Unacknowledged packets per consumer, each held whole in memory: lower it "
+        "where documents are large (8 of 5 MB hold 40 MB).",
+    )
 
 
 class StoreSettings(_Section):
