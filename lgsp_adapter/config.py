@@ -125,8 +125,8 @@ class BusSettings(_Section):
         32,
         ge=1,
         le=10_000,
-        description="Unacknowledged packets per consumer, each held whole in memory: lower it "
-        "where documents are large (8 of 5 MB hold 40 MB).",
+        description="Unacknowledged packets per consumer (one a served agency), each held whole "
+        "in memory: lower it where documents are large (8 of 5 MB hold 40 MB an agency).",
     )
 
 

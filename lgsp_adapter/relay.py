@@ -20,7 +20,8 @@ from lgsp_adapter.store import DeliveryState, Store, StoredPacket, entry_for
 
 log = logging.getLogger(__name__)
 # A batch's payloads are in memory together, read from the store and framed for the bus: a
-# backlog of 5 MB documents would otherwise be read a hundred at a time.
+# backlog of 5 MB documents would otherwise be read a hundred at a time. A larger packet goes
+# in a batch of its own.
 BATCH_BYTES = 16 * 2**20
 
 
@@ -113,12 +114,12 @@ class Relay:
         packets: dict[UUID, StoredPacket | None] = {}  # a packet to n recipients is read once
         batch: list[Outgoing] = []
         size = 0
-        for packet_id, recipient in pending:
+        for packet_id, recipient, packet_size in pending:
             if packet_id not in packets:
-                if batch and size >= self._batch_bytes:
+                if batch and size + packet_size > self._batch_bytes:
                     break  # the rest wait for the next batch, a moment later
-                packets[packet_id] = packet = await self._store.packet(packet_id)
-                size += len(packet.payload) if packet else 0
+                packets[packet_id] = await self._store.packet(packet_id)
+                size += packet_size
             packet = packets[packet_id]
             if packet is None:  # cannot happen: deliveries reference their packet
                 continue

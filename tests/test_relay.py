@@ -39,7 +39,7 @@ async def test_a_backlog_of_large_packets_is_published_a_few_megabytes_at_a_time
         relay = Relay(store=store, bus=bus, batch_bytes=5 * 2**19)  # 2.5 MB
         while await relay.publish_pending():
             pass
-        assert [len({p.id for p, _, _ in batch}) for batch in bus.batches] == [3, 2]
+        assert [len({p.id for p, _, _ in batch}) for batch in bus.batches] == [2, 2, 1]
         # A packet's deliveries travel together, and each goes out once.
         assert sorted((p.id, r) for batch in bus.batches for p, r, _ in batch) == sorted(
             (p.id, r) for p in packets for r in RECIPIENTS
@@ -51,10 +51,18 @@ async def test_a_backlog_of_large_packets_is_published_a_few_megabytes_at_a_time
 
 
 @pytest.mark.asyncio
-async def test_one_packet_larger_than_the_budget_still_goes(tmp_path: Path) -> None:
+async def test_a_packet_larger_than_the_budget_goes_in_a_batch_of_its_own(
+    tmp_path: Path,
+) -> None:
     async with await SqliteStore.open(tmp_path / "s.sqlite3") as store:
-        p = packet(b"<edXML>" + b"x" * 2**20 + b"</edXML>")
-        await store.accept(p, [received(p)])
+        small = packet(b"<edXML>" + b"s" * 2**20 + b"</edXML>")
+        large = packet(b"<edXML>" + b"L" * 3 * 2**20 + b"</edXML>")
+        for p in (small, large):
+            await store.accept(p, [received(p)])
         bus = CountingBus(store)
-        assert await Relay(store=store, bus=bus, batch_bytes=1000).publish_pending() == 2
+        relay = Relay(store=store, bus=bus, batch_bytes=2 * 2**20)
+        while await relay.publish_pending():
+            pass
+        # Not the small one and the large one together (4 MB on a 2 MB budget).
+        assert [{p.id for p, _, _ in batch} for batch in bus.batches] == [{small.id}, {large.id}]
         assert await store.outbox(100) == []

@@ -324,9 +324,9 @@ def published(p: StoredPacket, recipient: str) -> list[AuditEntry]:
 async def test_the_outbox_lists_what_is_not_yet_on_the_bus(store: Store) -> None:
     p = packet()
     await store.accept(p, [received(p)])
-    assert await store.outbox(10) == [(p.id, r) for r in RECIPIENTS]
+    assert [item[:2] for item in await store.outbox(10)] == [(p.id, r) for r in RECIPIENTS]
     await store.enqueue(p.id, RECIPIENTS[0], published(p, RECIPIENTS[0]))
-    assert await store.outbox(10) == [(p.id, RECIPIENTS[1])]
+    assert [item[:2] for item in await store.outbox(10)] == [(p.id, RECIPIENTS[1])]
     (first,) = [d for d in await store.deliveries(p.id) if d.recipient == RECIPIENTS[0]]
     assert first.state is DeliveryState.PUBLISHED
 
@@ -470,7 +470,7 @@ async def test_the_outbox_counts_each_packet_once_with_its_bytes(store: Store) -
     assert await store.outbox_size() == (1, len(large.payload))
     counts = await store.delivery_counts()
     assert counts == {DeliveryState.ACCEPTED: 2, DeliveryState.PUBLISHED: 2}
-    assert await store.outbox(10) == [(large.id, r) for r in RECIPIENTS]
+    assert await store.outbox(10) == [(large.id, r, len(large.payload)) for r in RECIPIENTS]
 
 
 @pytest.mark.asyncio
@@ -542,7 +542,7 @@ async def test_dead_letters_are_listed_and_acted_on_once(store: Store) -> None:
     )
     assert replayed is not None
     assert (replayed.state, replayed.attempts, replayed.detail) == (DeliveryState.ACCEPTED, 0, None)
-    assert (packets[0].id, RECIPIENTS[1]) in await store.outbox(10)
+    assert (packets[0].id, RECIPIENTS[1]) in [item[:2] for item in await store.outbox(10)]
     again = await store.leave_dead_letters(
         packets[0].id,
         RECIPIENTS[1],

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -46,6 +46,15 @@ class StoredPacket(PacketFacts):
     """A packet as accepted: its bytes exactly as submitted, and what routing needs."""
 
     payload: bytes = Field(repr=False)
+
+
+class OutboxItem(NamedTuple):
+    """A delivery waiting for the bus, and its packet's size: the relay bounds a batch's
+    bytes before it reads any of them."""
+
+    packet_id: UUID
+    recipient: str
+    size: int
 
 
 def entry_for(
@@ -334,7 +343,7 @@ class Store(Protocol):
         entries; raises ``KeyError`` for an unknown delivery."""
         ...
 
-    async def outbox(self, limit: int) -> list[tuple[UUID, str]]:
+    async def outbox(self, limit: int) -> list[OutboxItem]:
         """Deliveries accepted but not yet on the bus, oldest first."""
         ...
 

@@ -34,6 +34,7 @@ from lgsp_adapter.store.base import (
     DeliveryRecord,
     DeliveryState,
     InboxItem,
+    OutboxItem,
     PacketFacts,
     StoredPacket,
     dead_letter_of,
@@ -252,15 +253,16 @@ class PostgresStore:
             await tx.append(entries)
         return record
 
-    async def outbox(self, limit: int) -> list[tuple[UUID, str]]:
+    async def outbox(self, limit: int) -> list[OutboxItem]:
         """Deliveries accepted but not yet on the bus, oldest first."""
         rows = await self._pool.fetch(
-            "SELECT packet_id, recipient FROM deliveries WHERE state = $1"
-            " ORDER BY updated_at, seq LIMIT $2",
+            "SELECT d.packet_id, d.recipient, length(p.payload) FROM deliveries d"
+            " JOIN packets p ON p.id = d.packet_id WHERE d.state = $1"
+            " ORDER BY d.updated_at, d.seq LIMIT $2",
             DeliveryState.ACCEPTED.value,
             limit,
         )
-        return [(row[0], row[1]) for row in rows]
+        return [OutboxItem(row[0], row[1], row[2]) for row in rows]
 
     async def delivery_counts(self) -> dict[DeliveryState, int]:
         """How many deliveries are in each state (for the metrics)."""

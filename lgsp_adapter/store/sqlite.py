@@ -31,6 +31,7 @@ from lgsp_adapter.store.base import (
     DeliveryRecord,
     DeliveryState,
     InboxItem,
+    OutboxItem,
     PacketFacts,
     StoredPacket,
     dead_letter_of,
@@ -345,15 +346,17 @@ class SqliteStore:
             self._append(entries)
         return record
 
-    async def outbox(self, limit: int) -> list[tuple[UUID, str]]:
+    async def outbox(self, limit: int) -> list[OutboxItem]:
         """Deliveries accepted but not yet on the bus, oldest first."""
         rows = _fetch(
             self._read,
-            "SELECT packet_id, recipient FROM deliveries WHERE state = ?"
-            " ORDER BY updated_at, rowid LIMIT ?",
+            # length() of a blob is in its record's header: the payload is not read.
+            "SELECT d.packet_id, d.recipient, length(p.payload) FROM deliveries d"
+            " JOIN packets p ON p.id = d.packet_id WHERE d.state = ?"
+            " ORDER BY d.updated_at, d.rowid LIMIT ?",
             (DeliveryState.ACCEPTED.value, limit),
         )
-        return [(UUID(row[0]), row[1]) for row in rows]
+        return [OutboxItem(UUID(row[0]), row[1], row[2]) for row in rows]
 
     async def delivery_counts(self) -> dict[DeliveryState, int]:
         """How many deliveries are in each state (for the metrics)."""
