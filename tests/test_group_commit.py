@@ -34,6 +34,31 @@ def kept(path: Path) -> list[int]:
         return [row[0] for row in other.execute("SELECT k FROM t ORDER BY k")]
 
 
+def writing_elsewhere(path: Path, for_s: float) -> sqlite3.Connection:
+    """Another process's write transaction on the file, for ``for_s`` seconds."""
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    threading.Timer(for_s, lambda: other.execute("COMMIT")).start()
+    return other
+
+
+@contextlib.asynccontextmanager
+async def ticking() -> AsyncIterator[list[int]]:
+    """How many times a 10 ms tick ran on the loop meanwhile."""
+    ticks = [0]
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(0.01)
+            ticks[0] += 1
+
+    ticker = asyncio.create_task(tick())
+    try:
+        yield ticks
+    finally:
+        ticker.cancel()
+
+
 async def insert(writer: GroupCommit, key: int, value: bytes = b"") -> None:
     async with writer.transaction() as db:
         db.execute("INSERT INTO t VALUES (?, ?)", (key, value))
@@ -91,22 +116,11 @@ async def test_a_transaction_sqlite_rolls_back_whole_fails_every_writer_in_it(
 async def test_a_locked_file_is_waited_for_off_the_event_loop(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite3"
     async with opened(path) as (writer, _):
-        other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        other.execute("BEGIN IMMEDIATE")  # the CLI, say, writing
-        threading.Timer(0.3, lambda: other.execute("COMMIT")).start()
-        ticks = 0
-
-        async def tick() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
-                ticks += 1
-
-        ticker = asyncio.create_task(tick())
-        await insert(writer, 1)
-        ticker.cancel()
+        other = writing_elsewhere(path, for_s=0.3)  # the CLI, say
+        async with ticking() as ticks:
+            await insert(writer, 1)
         other.close()
-        assert ticks > 0  # the loop went on meanwhile (a busy wait on it would freeze it)
+        assert ticks[0] > 0  # the loop went on meanwhile (a busy wait on it would freeze it)
         assert kept(path) == [1]
 
 
@@ -175,27 +189,16 @@ async def test_closing_while_a_writer_waits_for_another_process_leaves_nothing_s
 ) -> None:
     path = tmp_path / "s.sqlite3"
     async with opened(path) as (writer, db):
-        other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        other.execute("BEGIN IMMEDIATE")
-        threading.Timer(0.5, lambda: other.execute("COMMIT")).start()
+        other = writing_elsewhere(path, for_s=0.5)
         waiting = asyncio.create_task(insert(writer, 1))
         await asyncio.sleep(0.05)  # in the thread, waiting for the lock
-        ticks = 0
-
-        async def tick() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
-                ticks += 1
-
-        ticker = asyncio.create_task(tick())
-        await writer.close()
-        ticker.cancel()
+        async with ticking() as ticks:
+            await writer.close()
         await waiting  # had its turn: began when the other let go, and committed
         with pytest.raises(sqlite3.OperationalError, match="closing"):
             await insert(writer, 2)
         other.close()
-        assert ticks > 0  # the loop went on while close waited
+        assert ticks[0] > 0  # the loop went on while close waited
         assert kept(path) == [1]
         assert not db.in_transaction
 
