@@ -24,7 +24,7 @@ from lgsp_adapter.packets import (
     Packet,
     ReadPacket,
     document_id_of,
-    read_packet,
+    read_packet_off_loop,
     recipients_of,
     sender_of,
 )
@@ -91,7 +91,7 @@ class Intake:
                 data = translate_to_packet(find(name), data, envelope, self.limits)
                 translated_from, sha256 = sha256, hashlib.sha256(data).hexdigest()
                 content_type = None  # whatever it became, the packet says
-            read = read_packet(data, content_type=content_type, limits=self.limits)
+            read = await read_packet_off_loop(data, content_type=content_type, limits=self.limits)
             sender = self._check_sender(read.packet, client)
             recipients = self._check_recipients(read.packet)
             self._check_served_recipients(recipients, read.kind)

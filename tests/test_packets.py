@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+import asyncio
+import os
+
 import pytest
 
+from lgsp_adapter.attachment import Attachment
+from lgsp_adapter.edxml_codec import render_edxml
+from lgsp_adapter.edxml_model import EdocPacket
 from lgsp_adapter.errors import ErrorCode, InvalidPacket
-from lgsp_adapter.packets import read_packet
+from lgsp_adapter.packets import OFF_LOOP_BYTES, read_packet, read_packet_off_loop
 from lgsp_adapter.safe_xml import XmlLimits
 from tests.conftest import EXAMPLES
 
@@ -52,3 +58,30 @@ def test_size_limit_applies_to_every_kind() -> None:
     with pytest.raises(InvalidPacket) as info:
         read_packet(raw, limits=XmlLimits(max_bytes=100))
     assert info.value.code is ErrorCode.PACKET_TOO_LARGE
+
+
+@pytest.mark.asyncio
+async def test_a_large_packet_is_read_off_the_event_loop() -> None:
+    # 5 MB takes ~20 ms to parse and check: the loop must go on serving others meanwhile.
+    example = read_packet((EXAMPLES / "edoc-new-thanh-hoa.edxml").read_bytes()).packet
+    assert isinstance(example, EdocPacket)
+    first = example.attachments[0]
+    large = Attachment.from_bytes(
+        os.urandom(3 * OFF_LOOP_BYTES), content_id=first.content_id, name="large.pdf"
+    )
+    data = render_edxml(
+        example.model_copy(update={"attachments": [large, *example.attachments[1:]]})
+    )
+    turns = 0
+
+    async def turn() -> None:
+        nonlocal turns
+        while True:
+            await asyncio.sleep(0)
+            turns += 1
+
+    spinner = asyncio.create_task(turn())
+    read = await read_packet_off_loop(data, content_type="application/xml")
+    spinner.cancel()
+    assert turns > 0  # read inline, it would have left the loop no turn at all
+    assert read == read_packet(data, content_type="application/xml")

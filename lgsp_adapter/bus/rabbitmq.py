@@ -42,7 +42,7 @@ from lgsp_adapter.bus import declare, failover
 from lgsp_adapter.bus.embedded import Handler
 from lgsp_adapter.bus.topology import Topology
 from lgsp_adapter.errors import ErrorCode, FatalError, LgspError
-from lgsp_adapter.packets import read_packet, recipients_of, sender_of
+from lgsp_adapter.packets import read_packet_off_loop, recipients_of, sender_of
 from lgsp_adapter.receiving import NOT_SERVED_WAIT_S, Settlement
 from lgsp_adapter.relay import Outgoing, set_aside
 from lgsp_adapter.safe_xml import XmlLimits
@@ -569,7 +569,7 @@ class RabbitBus:
                     f"who serves {packet.sender}"
                 )
         try:
-            read = read_packet(
+            read = await read_packet_off_loop(
                 packet.payload, content_type=packet.content_type, limits=self._limits
             )
         except LgspError as exc:
