@@ -25,6 +25,7 @@ from lgsp_adapter.audit.tree import root_at
 from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.merkle import leaf_hash, root
 from lgsp_adapter.store import DeliveryState, PacketFacts, Store, StoredPacket
+from lgsp_adapter.store.base import PacketIdTaken
 from lgsp_adapter.store.sqlite import MIGRATIONS, SqliteStore
 from tests.exchange_stores import BACKENDS, open_exchange_store
 
@@ -442,6 +443,22 @@ async def test_a_packet_from_the_bus_is_kept_once(store: Store) -> None:
         (RECIPIENTS[0], DeliveryState.PUBLISHED)
     ]
     assert len(await store.history(p.id)) == 1  # the redelivery wrote nothing
+
+
+@pytest.mark.asyncio
+async def test_a_packet_from_the_bus_with_another_packets_id_keeps_nothing(
+    store: Store,
+) -> None:
+    # Its id was checked before, but another copy may be kept in between: the store is where
+    # the two meet, in one transaction.
+    p = packet(b"<edXML>the first</edXML>")
+    await store.receive(p, RECIPIENTS[0], [entry(p, AuditEvent.RECEIVED, RECIPIENTS[0])])
+    forged = packet(b"<edXML>another</edXML>").model_copy(update={"id": p.id})
+    with pytest.raises(PacketIdTaken):
+        await store.receive(forged, RECIPIENTS[1], [entry(p, AuditEvent.RECEIVED, RECIPIENTS[1])])
+    assert await store.packet(p.id) == p
+    assert [d.recipient for d in await store.deliveries(p.id)] == [RECIPIENTS[0]]
+    assert len(await store.history(p.id)) == 1
 
 
 @pytest.mark.asyncio

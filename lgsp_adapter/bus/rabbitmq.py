@@ -47,6 +47,7 @@ from lgsp_adapter.receiving import NOT_SERVED_WAIT_S, Settlement
 from lgsp_adapter.relay import Outgoing, set_aside
 from lgsp_adapter.safe_xml import XmlLimits
 from lgsp_adapter.store import DeliveryState, PacketFacts, Store, StoredPacket, entry_for
+from lgsp_adapter.store.base import PacketIdTaken
 from lgsp_adapter.store.unavailable import STORE_UNAVAILABLE_OR_SLOW, Backoff, until_stored
 
 # aiormq logs every frame at DEBUG, documents' bodies among them: capped, so that DEBUG
@@ -512,6 +513,23 @@ class RabbitBus:
         if forged is not None:
             await self._refuse(message, packet, recipient, forged)
             return
+        try:
+            await self._keep_and_settle(handler, message, packet, recipient, attempt)
+        except PacketIdTaken:
+            # Another packet took this id between the check above and the store's write: the
+            # store refused this one in the same transaction, so nothing of it was kept.
+            await self._refuse(message, packet, recipient, "it reuses the id of another packet")
+            return
+        await message.ack()
+
+    async def _keep_and_settle(
+        self,
+        handler: Handler,
+        message: AbstractIncomingMessage,
+        packet: StoredPacket,
+        recipient: str,
+        attempt: int,
+    ) -> None:
         if recipient not in self._served:
             # Removed while this message was on its way: it waits in the agency's queue
             # (through a short retry queue, so it neither spins nor counts as a delivery).
@@ -532,7 +550,6 @@ class RabbitBus:
                 self._topology.retry_queue(recipient, NOT_SERVED_WAIT_S),
                 **{HEADER_ATTEMPT: attempt},
             )
-            await message.ack()
             return
         # Shielded: a dropped connection cancels this callback, but a delivery half done
         # (posted, not yet recorded) would be posted again on redelivery. The work finishes;
@@ -541,7 +558,6 @@ class RabbitBus:
         self._working.add(work)
         work.add_done_callback(self._working.discard)
         await asyncio.shield(work)
-        await message.ack()
 
     async def _forged(
         self,

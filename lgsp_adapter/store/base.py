@@ -48,6 +48,11 @@ class StoredPacket(PacketFacts):
     payload: bytes = Field(repr=False)
 
 
+class PacketIdTaken(Exception):
+    """A packet came over the bus with the id of another packet already kept (its digest
+    differs): ``receive`` keeps nothing of it. Only a forger makes one; the bus refuses it."""
+
+
 class OutboxItem(NamedTuple):
     """A delivery waiting for the bus, and its packet's size: the relay bounds a batch's
     bytes before it reads any of them."""
@@ -362,7 +367,8 @@ class Store(Protocol):
     async def receive(
         self, packet: StoredPacket, recipient: str, entries: list[AuditEntry]
     ) -> bool:
-        """Keep a packet that came over the bus, once; False if it was already here."""
+        """Keep a packet that came over the bus, once; False if it was already here.
+        ``PacketIdTaken`` if another packet has its id (nothing is written)."""
         ...
 
     # -- the embedded bus's queue

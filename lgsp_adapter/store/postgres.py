@@ -36,6 +36,7 @@ from lgsp_adapter.store.base import (
     InboxItem,
     OutboxItem,
     PacketFacts,
+    PacketIdTaken,
     StoredPacket,
     dead_letter_of,
     delivery_of,
@@ -317,9 +318,13 @@ class PostgresStore:
         self, packet: StoredPacket, recipient: str, entries: list[AuditEntry]
     ) -> bool:
         """Keep a packet that came over the bus for ``recipient``, once: False if it was
-        already here (nothing is written), True if new."""
+        already here (nothing is written), True if new; ``PacketIdTaken`` if another packet
+        has its id."""
         async with self._write() as tx:
             await tx.conn.execute(f"{_INSERT_PACKET} ON CONFLICT DO NOTHING", *_packet_row(packet))
+            kept = await tx.conn.fetchval("SELECT sha256 FROM packets WHERE id = $1", packet.id)
+            if kept != packet.sha256:
+                raise PacketIdTaken(packet.id)
             status = await tx.conn.execute(
                 "INSERT INTO deliveries (packet_id, recipient, state, updated_at)"
                 " VALUES ($1, $2, $3, clock_timestamp()) ON CONFLICT DO NOTHING",

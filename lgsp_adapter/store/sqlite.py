@@ -33,6 +33,7 @@ from lgsp_adapter.store.base import (
     InboxItem,
     OutboxItem,
     PacketFacts,
+    PacketIdTaken,
     StoredPacket,
     dead_letter_of,
     delivery_of,
@@ -413,11 +414,17 @@ class SqliteStore:
         self, packet: StoredPacket, recipient: str, entries: list[AuditEntry]
     ) -> bool:
         """Keep a packet that came over the bus for ``recipient``, once, with ``entries``:
-        False if it was already here (a redelivery: nothing is written), True if new."""
+        False if it was already here (a redelivery: nothing is written), True if new;
+        ``PacketIdTaken`` if another packet has its id."""
         async with self._write():
             self._db.execute(
                 f"INSERT OR IGNORE INTO packets {_PACKET_COLUMNS}", _packet_row(packet)
             )
+            kept = self._db.execute(
+                "SELECT sha256 FROM packets WHERE id = ?", (str(packet.id),)
+            ).fetchone()
+            if kept[0] != packet.sha256:
+                raise PacketIdTaken(packet.id)
             cursor = self._db.execute(
                 "INSERT OR IGNORE INTO deliveries (packet_id, recipient, state, updated_at)"
                 " VALUES (?, ?, ?, ?)",
