@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -234,3 +237,37 @@ async def test_a_transaction_inside_another_is_refused_not_a_silent_hang(
         with pytest.raises(RuntimeError, match="inside another"):
             async with writer.transaction():
                 await insert(writer, 1)
+
+
+def test_a_daemon_stopping_mid_write_still_exits() -> None:
+    # asyncio.run cancels every task at its end, helpers too: a committer that waited for the
+    # lock through a helper task lost it there, and the writers waiting on it never finished.
+    script = textwrap.dedent(
+        """
+        import asyncio, sqlite3, sys, tempfile
+        from pathlib import Path
+        from lgsp_adapter.store.group_commit import GroupCommit
+
+        async def main(path):
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            db.execute("CREATE TABLE t (k INTEGER PRIMARY KEY)")
+            writer = GroupCommit(db)
+
+            async def write(key, then):
+                async with writer.transaction() as connection:
+                    connection.execute("INSERT INTO t VALUES (?)", (key,))
+                    await then
+
+            asyncio.create_task(write(1, asyncio.sleep(0)))
+            asyncio.create_task(write(2, asyncio.sleep(10)))  # holds the lock
+            await asyncio.sleep(0.1)
+
+        with tempfile.TemporaryDirectory() as folder:
+            asyncio.run(main(Path(folder) / "s.sqlite3"))
+        print("exited")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.strip() == "exited", done.stderr

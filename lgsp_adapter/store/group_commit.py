@@ -149,7 +149,7 @@ class GroupCommit:
         (the loop shutting down), it still finishes: its writers wait for its outcome and
         would otherwise wait for ever, and the connection must not stay in a transaction."""
         cancelled = False
-        while True:
+        while True:  # in this task: asyncio.run cancels every task, a helper one too
             try:
                 await self._lock.acquire()
                 break
@@ -158,13 +158,18 @@ class GroupCommit:
         try:
             if self._batch is batch:
                 self._batch = None
+            outcome: BaseException | None
             if batch.lost is not None:
-                outcome: BaseException | None = sqlite3.OperationalError(
-                    f"rolled back with the transaction: {batch.lost}"
-                )
+                lost = f"rolled back with the transaction: {batch.lost}"
+                outcome = sqlite3.OperationalError(lost)
             else:
-                outcome, interrupted = await _outcome(self._in_thread, self._finish)
-                cancelled = cancelled or interrupted
+                try:
+                    committing = self._in_thread(self._finish)
+                except RuntimeError as exc:  # the executor was shut down
+                    outcome = exc
+                else:
+                    cancelled = await _wait_out(committing) or cancelled
+                    outcome = committing.exception()
                 if outcome is not None and self._db.in_transaction:
                     self._db.execute("ROLLBACK")  # the thread never ran it
         finally:
@@ -193,35 +198,23 @@ class GroupCommit:
         return asyncio.get_running_loop().run_in_executor(self._disk, call)
 
 
-async def _outcome(
-    start: Callable[[Callable[[], None]], asyncio.Future[None]], call: Callable[[], None]
-) -> tuple[BaseException | None, bool]:
-    """Run ``call`` in the thread and wait for it whatever happens: its error (or None), and
-    whether this task was cancelled meanwhile."""
-    try:
-        running = start(call)
-    except RuntimeError as exc:  # the executor was shut down
-        return exc, False
+async def to_the_end(work: Awaitable[T]) -> T:
+    """Wait for ``work`` even if cancelled meanwhile, then pass the cancellation on (before
+    any error of the work's: the caller was cancelled). Work on the disk happens whether or
+    not its caller still waits, and the caller must not act as if it had not."""
+    running = asyncio.ensure_future(work)
+    if await _wait_out(running):
+        raise asyncio.CancelledError from (None if running.cancelled() else running.exception())
+    return running.result()
+
+
+async def _wait_out(running: asyncio.Future[Any]) -> bool:
+    """Wait until ``running`` is done, whatever happens to this task meanwhile; whether it was
+    cancelled (cancelling the wait leaves the work be)."""
     cancelled = False
     while not running.done():
         try:
             await asyncio.wait([running])
         except asyncio.CancelledError:
             cancelled = True
-    return running.exception(), cancelled
-
-
-async def to_the_end(work: Awaitable[T]) -> T:
-    """Wait for ``work`` even if cancelled meanwhile, then pass the cancellation on (before
-    any error of the work's: the caller was cancelled). Work on the disk happens whether or
-    not its caller still waits, and the caller must not act as if it had not."""
-    running = asyncio.ensure_future(work)
-    cancelled = False
-    while not running.done():
-        try:
-            await asyncio.wait([running])  # cancelling the wait leaves the work be
-        except asyncio.CancelledError:
-            cancelled = True
-    if cancelled:
-        raise asyncio.CancelledError from (None if running.cancelled() else running.exception())
-    return running.result()
+    return cancelled
