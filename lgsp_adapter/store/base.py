@@ -6,6 +6,7 @@ delivery is never recorded without the line that says so, nor the line without t
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -14,7 +15,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple, Protocol
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lgsp_adapter.agency_list import Agency, ImportReport
 from lgsp_adapter.audit import AuditEntry, AuditEvent
@@ -40,6 +41,12 @@ class PacketFacts(BaseModel):
     sha256: str
     client: str | None = Field(None, description="The client system that submitted it.")
     received_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @field_validator("recipients", mode="before")
+    @classmethod
+    def _listed(cls, value: object) -> object:
+        # SQLite keeps the list as JSON text; PostgreSQL as an array.
+        return json.loads(value) if isinstance(value, str) else value
 
 
 class StoredPacket(PacketFacts):
@@ -220,6 +227,32 @@ _INBOX_FIELDS = (
     "size_bytes",
     "received_at",
 )
+
+
+FACT_COLUMNS = (
+    "id",
+    "kind",
+    "sender",
+    "recipients",
+    "document_id",
+    "content_type",
+    "sha256",
+    "client",
+    "received_at",
+)
+"""A packet's columns but its payload, in the order ``facts_of`` and ``packet_of`` read."""
+
+
+def facts_of(row: Iterable[Any]) -> PacketFacts:
+    """A packet's facts from a row of ``FACT_COLUMNS``."""
+    return PacketFacts.model_validate(dict(zip(FACT_COLUMNS, row, strict=True)))
+
+
+def packet_of(row: Iterable[Any]) -> StoredPacket:
+    """A packet from a row of ``FACT_COLUMNS`` and then its payload."""
+    *facts, payload = row
+    fields = dict(zip(FACT_COLUMNS, facts, strict=True))
+    return StoredPacket.model_validate({**fields, "payload": bytes(payload)})
 
 
 def delivery_of(row: Iterable[Any]) -> DeliveryRecord:

@@ -29,6 +29,7 @@ from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.audit.entry import storable
 from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.store.base import (
+    FACT_COLUMNS,
     CommitObserver,
     DeadLetter,
     DeliveryRecord,
@@ -40,7 +41,9 @@ from lgsp_adapter.store.base import (
     StoredPacket,
     dead_letter_of,
     delivery_of,
+    facts_of,
     inbox_item_of,
+    packet_of,
     tell_observers,
 )
 from lgsp_adapter.store.postgres_agency_list import SCHEMA as AGENCY_LIST_SCHEMA
@@ -103,7 +106,8 @@ _DELIVERY = "packet_id, recipient, state, attempts, detail, updated_at"
 _PACKET = (
     "id, kind, sender, recipients, document_id, content_type, payload, sha256, client, received_at"
 )
-_FACTS = "id, kind, sender, recipients, document_id, content_type, sha256, client, received_at"
+_FACTS = ", ".join(FACT_COLUMNS)
+_BY_ID = "FROM packets WHERE id = $1"
 _INSERT_PACKET = f"INSERT INTO packets ({_PACKET}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 _DEAD_LETTER = (
     "d.seq, p.id, d.recipient, p.sender, p.kind, p.document_id, d.attempts, d.detail,"
@@ -219,15 +223,13 @@ class PostgresStore:
 
     async def packet(self, packet_id: UUID) -> StoredPacket | None:
         """The packet, or None."""
-        row = await self._pool.fetchrow(
-            f"SELECT {_FACTS}, payload FROM packets WHERE id = $1", packet_id
-        )
-        return None if row is None else StoredPacket(**_facts_of(row), payload=bytes(row[-1]))
+        row = await self._pool.fetchrow(f"SELECT {_FACTS}, payload {_BY_ID}", packet_id)
+        return None if row is None else packet_of(row)
 
     async def facts(self, packet_id: UUID) -> PacketFacts | None:
         """The packet without its bytes, or None."""
-        row = await self._pool.fetchrow(f"SELECT {_FACTS} FROM packets WHERE id = $1", packet_id)
-        return None if row is None else PacketFacts(**_facts_of(row))
+        row = await self._pool.fetchrow(f"SELECT {_FACTS} {_BY_ID}", packet_id)
+        return None if row is None else facts_of(row)
 
     async def deliveries(self, packet_id: UUID) -> list[DeliveryRecord]:
         """The packet's deliveries, in recipient order."""
@@ -609,17 +611,3 @@ def _packet_row(packet: StoredPacket) -> tuple[Any, ...]:
 
 def _storable(text: str | None) -> str | None:
     return None if text is None else storable(text)
-
-
-def _facts_of(row: Any) -> dict[str, Any]:  # an asyncpg Record
-    return {
-        "id": row[0],
-        "kind": row[1],
-        "sender": row[2],
-        "recipients": list(row[3]),
-        "document_id": row[4],
-        "content_type": row[5],
-        "sha256": row[6],
-        "client": row[7],
-        "received_at": row[8],
-    }

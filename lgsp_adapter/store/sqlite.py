@@ -26,6 +26,7 @@ from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.audit.entry import FIELDS
 from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.store.base import (
+    FACT_COLUMNS,
     CommitObserver,
     DeadLetter,
     DeliveryRecord,
@@ -37,7 +38,9 @@ from lgsp_adapter.store.base import (
     StoredPacket,
     dead_letter_of,
     delivery_of,
+    facts_of,
     inbox_item_of,
+    packet_of,
     schema_behind,
     tell_observers,
 )
@@ -309,17 +312,13 @@ class SqliteStore:
 
     async def packet(self, packet_id: UUID) -> StoredPacket | None:
         """The packet, or None."""
-        rows = _fetch(
-            self._read, f"SELECT {_FACTS}, payload FROM packets WHERE id = ?", (str(packet_id),)
-        )
-        if not rows:
-            return None
-        return StoredPacket(**_facts_of(rows[0]), payload=bytes(rows[0][-1]))
+        rows = _fetch(self._read, f"SELECT {_FACTS}, payload {_BY_ID}", (str(packet_id),))
+        return packet_of(rows[0]) if rows else None
 
     async def facts(self, packet_id: UUID) -> PacketFacts | None:
         """The packet without its bytes, or None."""
-        rows = _fetch(self._read, f"SELECT {_FACTS} FROM packets WHERE id = ?", (str(packet_id),))
-        return PacketFacts(**_facts_of(rows[0])) if rows else None
+        rows = _fetch(self._read, f"SELECT {_FACTS} {_BY_ID}", (str(packet_id),))
+        return facts_of(rows[0]) if rows else None
 
     async def deliveries(self, packet_id: UUID) -> list[DeliveryRecord]:
         """The packet's deliveries, in recipient order."""
@@ -693,21 +692,8 @@ _PACKET_COLUMNS = (
 )
 
 
-_FACTS = "id, kind, sender, recipients, document_id, content_type, sha256, client, received_at"
-
-
-def _facts_of(row: Sequence[Any]) -> dict[str, Any]:
-    return {
-        "id": UUID(row[0]),
-        "kind": row[1],
-        "sender": row[2],
-        "recipients": json.loads(row[3]),
-        "document_id": row[4],
-        "content_type": row[5],
-        "sha256": row[6],
-        "client": row[7],
-        "received_at": datetime.fromisoformat(row[8]),
-    }
+_FACTS = ", ".join(FACT_COLUMNS)
+_BY_ID = "FROM packets WHERE id = ?"
 
 
 def _packet_row(packet: StoredPacket) -> tuple[Any, ...]:
