@@ -514,7 +514,7 @@ class RabbitBus:
             await self._refuse(message, packet, recipient, forged)
             return
         try:
-            await self._keep_and_settle(handler, message, packet, recipient, attempt)
+            await self._keep_and_settle(handler, packet, recipient, attempt)
         except PacketIdTaken:
             # Another packet took this id between the check above and the store's write: the
             # store refused this one in the same transaction, so nothing of it was kept.
@@ -523,13 +523,9 @@ class RabbitBus:
         await message.ack()
 
     async def _keep_and_settle(
-        self,
-        handler: Handler,
-        message: AbstractIncomingMessage,
-        packet: StoredPacket,
-        recipient: str,
-        attempt: int,
+        self, handler: Handler, packet: StoredPacket, recipient: str, attempt: int
     ) -> None:
+        """Everything but the acknowledgement."""
         if recipient not in self._served:
             # Removed while this message was on its way: it waits in the agency's queue
             # (through a short retry queue, so it neither spins nor counts as a delivery).
@@ -680,7 +676,7 @@ class RabbitBus:
             )
         # The agency system has answered: its answer is recorded whatever the store's moods
         # (redone from the start, the delivery would be posted again).
-        await until_stored(
+        record = await until_stored(
             lambda: self._store.update_delivery(
                 packet.id,
                 recipient,
@@ -692,7 +688,6 @@ class RabbitBus:
             f"{packet.id} {recipient}: recording {settlement.state}",
         )
         if settlement.state.final:  # again on a redelivery: the first receipt may be lost
-            record = {d.recipient: d for d in await self._store.deliveries(packet.id)}[recipient]
             await self._send_receipt(
                 packet, recipient, record.state, record.attempts, record.detail
             )
