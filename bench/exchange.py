@@ -226,6 +226,7 @@ async def run(
         "submitted": len(submitted),
         "delivered": delivered,
         "failed": len(failures),
+        "failures": failures[:5],  # what the daemon said, for whoever reads a failed run
         "packets_per_s": delivered / elapsed if elapsed else 0.0,
         "p50_ms": percentile(0.50),
         "p95_ms": percentile(0.95),

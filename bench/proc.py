@@ -42,7 +42,6 @@ class CpuMeter:
     def __init__(self, pids: dict[str, int | None]) -> None:
         self._pids = {name: pid for name, pid in pids.items() if pid is not None}
         self._before: dict[str, float] = {}
-        self.used: dict[str, float] = {}
 
     def start(self) -> None:
         """Note where each process stands."""
@@ -50,7 +49,4 @@ class CpuMeter:
 
     def stop(self) -> dict[str, float]:
         """CPU seconds each used since ``start``."""
-        self.used = {
-            name: cpu_seconds(pid) - self._before[name] for name, pid in self._pids.items()
-        }
-        return self.used
+        return {name: cpu_seconds(pid) - self._before[name] for name, pid in self._pids.items()}
