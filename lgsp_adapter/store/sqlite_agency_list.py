@@ -60,8 +60,8 @@ class SqliteAgencyList:
 
         What changes is worked out before the transaction, so a national list of 200,000
         agencies holds the store's writer for two bulk statements, not a query per agency."""
-        cursor = self._read.execute(f"SELECT {', '.join(COLUMNS)} FROM agencies")
-        existing = {row[0]: tuple(row) for row in cursor.fetchall()}
+        rows = self._read.execute(f"SELECT {', '.join(COLUMNS)} FROM agencies").fetchall()
+        existing = {row[0]: tuple(row) for row in rows}
         now = datetime.now(UTC).isoformat()
         report, added, changed = merge_plan(agencies, existing, now)
         async with self._transaction():
@@ -103,12 +103,11 @@ class SqliteAgencyList:
             parameters.append(search_key(search))
         if not include_deleted:
             clauses.append("deleted = 0")
-        cursor = self._read.execute(
+        rows = self._read.execute(
             f"SELECT {', '.join(COLUMNS)} FROM agencies WHERE {' AND '.join(clauses)}"
             " ORDER BY code LIMIT ?",
             (*parameters, limit),
-        )
-        rows = cursor.fetchall()
+        ).fetchall()
         return [
             Agency.model_validate({**dict(zip(COLUMNS, row, strict=True)), "deleted": bool(row[6])})
             for row in rows

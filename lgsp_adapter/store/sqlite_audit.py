@@ -148,8 +148,9 @@ class SqliteAuditLog:
 
     async def _build_tree(self, size: int) -> bytes:
         """Store the tree's hashes up to ``size`` leaves (inside a write transaction)."""
-        cursor = self._db.execute("SELECT ifnull(max(idx) + 1, 0) FROM audit_tree WHERE level = 0")
-        row = cursor.fetchone()
+        row = self._db.execute(
+            "SELECT ifnull(max(idx) + 1, 0) FROM audit_tree WHERE level = 0"
+        ).fetchone()
         built = int(row[0]) if row else 0
         cursor = self._db.execute(
             "SELECT idx, leaf FROM audit_entries WHERE idx >= ? AND idx < ? ORDER BY idx",
@@ -221,8 +222,7 @@ class SqliteAuditLog:
         return await self._select(" WHERE packet_id = ? ORDER BY idx", (str(packet_id),))
 
     async def _select(self, tail: str, parameters: tuple[Any, ...]) -> list[AuditEntry]:
-        cursor = self._read.execute(_SELECT_ENTRY + tail, parameters)
-        rows = cursor.fetchall()
+        rows = self._read.execute(_SELECT_ENTRY + tail, parameters).fetchall()
         return [
             AuditEntry.from_fields(dict(zip(FIELDS, row[1:], strict=True)), row[0]) for row in rows
         ]
@@ -235,10 +235,9 @@ class SqliteAuditLog:
             size = self._size(self._db)
             if size < min_size:
                 return None
-            cursor = self._db.execute(
+            latest = self._db.execute(
                 "SELECT size, root, at, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1"
-            )
-            latest = cursor.fetchone()
+            ).fetchone()
             if latest is not None and latest[0] == size:
                 return checkpoint_of(latest)
             root = await self._build_tree(size)
@@ -254,26 +253,23 @@ class SqliteAuditLog:
 
     async def checkpoints(self) -> list[StoredCheckpoint]:
         """Every checkpoint, smallest first."""
-        cursor = self._read.execute(
+        rows = self._read.execute(
             "SELECT size, root, at, note FROM audit_checkpoints ORDER BY size"
-        )
-        rows = cursor.fetchall()
+        ).fetchall()
         return [checkpoint_of(row) for row in rows]
 
     async def latest_checkpoint(self) -> StoredCheckpoint | None:
         """The largest checkpoint, or None before the first."""
-        cursor = self._read.execute(
+        row = self._read.execute(
             "SELECT size, root, at, note FROM audit_checkpoints ORDER BY size DESC LIMIT 1"
-        )
-        row = cursor.fetchone()
+        ).fetchone()
         return None if row is None else checkpoint_of(row)
 
     async def archives(self) -> list[ArchiveRecord]:
         """Archives made so far, oldest first."""
-        cursor = self._read.execute(
+        rows = self._read.execute(
             'SELECT start, "end", file, sha256, at FROM audit_archives ORDER BY "end"'
-        )
-        rows = cursor.fetchall()
+        ).fetchall()
         return [
             ArchiveRecord(
                 start=row[0],

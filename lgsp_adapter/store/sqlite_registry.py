@@ -80,14 +80,13 @@ class SqliteRegistry:
 
     async def revision(self) -> int:
         """The registry's revision."""
-        cursor = self._read.execute("SELECT revision FROM registry_state")
-        row = cursor.fetchone()
+        row = self._read.execute("SELECT revision FROM registry_state").fetchone()
         return int(row[0]) if row else 0
 
     async def endpoints(self) -> list[EndpointRecord]:
         """Every record, by code."""
-        cur = self._read.execute(f"{_ENDPOINT} FROM registry_endpoints ORDER BY code")
-        return [endpoint_record(row) for row in cur.fetchall()]
+        rows = self._read.execute(f"{_ENDPOINT} FROM registry_endpoints ORDER BY code").fetchall()
+        return [endpoint_record(row) for row in rows]
 
     async def endpoint(self, code: str) -> EndpointRecord | None:
         """One record."""
@@ -95,8 +94,7 @@ class SqliteRegistry:
 
     @staticmethod
     def _endpoint(db: sqlite3.Connection, code: str) -> EndpointRecord | None:
-        c = db.execute(f"{_ENDPOINT} FROM registry_endpoints WHERE code = ?", (code,))
-        row = c.fetchone()
+        row = db.execute(f"{_ENDPOINT} FROM registry_endpoints WHERE code = ?", (code,)).fetchone()
         return None if row is None else endpoint_record(row)
 
     async def tokens(self, agency: str | None = None) -> list[TokenRecord]:
@@ -110,8 +108,8 @@ class SqliteRegistry:
 
     async def removed(self) -> dict[str, Source]:
         """Codes removed and not registered again, with who removed them."""
-        cursor = self._read.execute("SELECT code, source FROM registry_removed")
-        return {row[0]: Source(row[1]) for row in cursor.fetchall()}
+        rows = self._read.execute("SELECT code, source FROM registry_removed").fetchall()
+        return {row[0]: Source(row[1]) for row in rows}
 
     async def change(self, code: str, edit: Editor, *, actor: str) -> EndpointRecord | None:
         """Read, edit and write ``code``'s record in one transaction."""
