@@ -10,7 +10,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -37,11 +37,19 @@ def kept(path: Path) -> list[int]:
         return [row[0] for row in other.execute("SELECT k FROM t ORDER BY k")]
 
 
-def writing_elsewhere(path: Path, for_s: float) -> sqlite3.Connection:
-    """Another process's write transaction on the file, for ``for_s`` seconds."""
+def writing_elsewhere(
+    path: Path, for_s: float, then: Callable[[], object] = lambda: None
+) -> sqlite3.Connection:
+    """Another process's write transaction on the file, for ``for_s`` seconds (``then`` is
+    called just before it commits)."""
     other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")
-    threading.Timer(for_s, lambda: other.execute("COMMIT")).start()
+
+    def commit() -> None:
+        then()
+        other.execute("COMMIT")
+
+    threading.Timer(for_s, commit).start()
     return other
 
 
@@ -119,11 +127,13 @@ async def test_a_transaction_sqlite_rolls_back_whole_fails_every_writer_in_it(
 async def test_a_locked_file_is_waited_for_off_the_event_loop(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite3"
     async with opened(path) as (writer, _):
-        other = writing_elsewhere(path, for_s=0.3)  # the CLI, say
+        seen: list[int] = []
         async with ticking() as ticks:
+            # The CLI, say, writing; the ticks are counted when it lets go, before any COMMIT.
+            other = writing_elsewhere(path, for_s=0.3, then=lambda: seen.append(ticks[0]))
             await insert(writer, 1)
         other.close()
-        assert ticks[0] > 0  # the loop went on meanwhile (a busy wait on it would freeze it)
+        assert seen[0] > 0  # the loop went on while the other held the file
         assert kept(path) == [1]
 
 
@@ -133,12 +143,19 @@ async def test_a_writer_cancelled_during_its_commit_learns_it_after_the_commit(
 ) -> None:
     path = tmp_path / "s.sqlite3"
     async with opened(path) as (writer, _):
-        task = asyncio.create_task(insert(writer, 1))
-        await asyncio.sleep(0)  # the statements ran; the COMMIT is under way
-        task.cancel()
+        disk = threading.Event()
+        writer._disk.submit(disk.wait)  # the disk is slow: the COMMIT waits behind this
+        try:
+            task = asyncio.create_task(insert(writer, 1))
+            await asyncio.sleep(0.01)  # its statements ran; its commit is queued
+            task.cancel()
+            await asyncio.sleep(0.01)
+            assert not task.done()  # cancelled, it still waits for the flush
+        finally:
+            disk.set()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert kept(path) == [1]  # cancelled, but told only once the flush was done
+        assert kept(path) == [1]
 
 
 # Found by review: each of these failed before its fix.

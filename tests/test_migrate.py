@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,7 @@ async def test_a_daemon_told_not_to_migrate_refuses_a_schema_behind(
 ) -> None:
     # Replicas upgraded together run `migrate` once, themselves: no daemon changes the schema.
     store = tmp_path / "store.sqlite3"
+    sqlite3.connect(store).close()  # a file at schema 0: the refusal, not a missing file's
     settings = Settings.model_validate(
         {
             "http": {"port": 0},
