@@ -8,7 +8,7 @@ import pytest
 
 from lgsp_adapter.bus.embedded import EmbeddedBus
 from lgsp_adapter.relay import Outgoing, Relay
-from lgsp_adapter.store import DeliveryState
+from lgsp_adapter.store import DeliveryState, StoredPacket
 from lgsp_adapter.store.sqlite import SqliteStore
 from tests.test_store import RECIPIENTS, packet, received
 
@@ -25,6 +25,20 @@ class CountingBus(EmbeddedBus):
         await super().publish(deliveries)
 
 
+async def published(
+    store: SqliteStore, packets: list[StoredPacket], batch_bytes: int
+) -> list[list[Outgoing]]:
+    """Accept ``packets``, relay until the outbox is empty, and return each batch published."""
+    for p in packets:
+        await store.accept(p, [received(p)])
+    bus = CountingBus(store)
+    relay = Relay(store=store, bus=bus, batch_bytes=batch_bytes)
+    while await relay.publish_pending():
+        pass
+    assert await store.outbox(100) == []
+    return bus.batches
+
+
 @pytest.mark.asyncio
 async def test_a_backlog_of_large_packets_is_published_a_few_megabytes_at_a_time(
     tmp_path: Path,
@@ -33,18 +47,12 @@ async def test_a_backlog_of_large_packets_is_published_a_few_megabytes_at_a_time
     # at a time took a sending daemon past 400 MB.
     async with await SqliteStore.open(tmp_path / "s.sqlite3") as store:
         packets = [packet(b"<edXML>" + bytes([65 + n]) * 2**20 + b"</edXML>") for n in range(5)]
-        for p in packets:
-            await store.accept(p, [received(p)])
-        bus = CountingBus(store)
-        relay = Relay(store=store, bus=bus, batch_bytes=5 * 2**19)  # 2.5 MB
-        while await relay.publish_pending():
-            pass
-        assert [len({p.id for p, _, _ in batch}) for batch in bus.batches] == [2, 2, 1]
+        batches = await published(store, packets, batch_bytes=5 * 2**19)  # 2.5 MB
+        assert [len({p.id for p, _, _ in batch}) for batch in batches] == [2, 2, 1]
         # A packet's deliveries travel together, and each goes out once.
-        assert sorted((p.id, r) for batch in bus.batches for p, r, _ in batch) == sorted(
+        assert sorted((p.id, r) for batch in batches for p, r, _ in batch) == sorted(
             (p.id, r) for p in packets for r in RECIPIENTS
         )
-        assert await store.outbox(100) == []
         for p in packets:
             states = {d.state for d in await store.deliveries(p.id)}
             assert states == {DeliveryState.PUBLISHED}
@@ -57,12 +65,6 @@ async def test_a_packet_larger_than_the_budget_goes_in_a_batch_of_its_own(
     async with await SqliteStore.open(tmp_path / "s.sqlite3") as store:
         small = packet(b"<edXML>" + b"s" * 2**20 + b"</edXML>")
         large = packet(b"<edXML>" + b"L" * 3 * 2**20 + b"</edXML>")
-        for p in (small, large):
-            await store.accept(p, [received(p)])
-        bus = CountingBus(store)
-        relay = Relay(store=store, bus=bus, batch_bytes=2 * 2**20)
-        while await relay.publish_pending():
-            pass
+        batches = await published(store, [small, large], batch_bytes=2 * 2**20)
         # Not the small one and the large one together (4 MB on a 2 MB budget).
-        assert [{p.id for p, _, _ in batch} for batch in bus.batches] == [{small.id}, {large.id}]
-        assert await store.outbox(100) == []
+        assert [{p.id for p, _, _ in batch} for batch in batches] == [{small.id}, {large.id}]
