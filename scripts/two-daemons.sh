@@ -132,8 +132,10 @@ packet_id="$(python -c 'import json, sys; print(json.loads(sys.argv[1])["packet_
 
 step "6. Delivered to the commune's system, and the province knows it (its receipt)"
 for _ in $(seq 1 60); do
-  lgsp-adapter audit show "$packet_id" --config "$WORK/province.toml" 2>/dev/null \
-    | grep -q '^to         000.21.00.H56: delivered' && break
+  # Read whole, then searched: grep -q stops reading at the match, and with pipefail the
+  # writer's broken pipe would fail the pipeline (and the wait go on to its end).
+  shown="$(lgsp-adapter audit show "$packet_id" --config "$WORK/province.toml" 2>/dev/null || true)"
+  grep -q '^to         000.21.00.H56: delivered' <<<"$shown" && break
   sleep 0.5
 done
 lgsp-adapter audit show "$packet_id" --config "$WORK/province.toml"
