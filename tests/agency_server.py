@@ -53,6 +53,14 @@ class AgencyServer:
         """The packet ids of the requests answered 2xx, in order (a packet may repeat)."""
         return [r.headers["X-LGSP-Packet-Id"] for r in self.received if 200 <= r.status < 300]
 
+    def taken_more_than_once(self) -> dict[str, list[float]]:
+        """The packets answered 2xx more than once, with when each of those requests came."""
+        arrivals: dict[str, list[float]] = {}
+        for request in self.received:
+            if 200 <= request.status < 300:
+                arrivals.setdefault(request.headers["X-LGSP-Packet-Id"], []).append(request.at)
+        return {packet: at for packet, at in arrivals.items() if len(at) > 1}
+
 
 @asynccontextmanager
 async def agency_server(server: AgencyServer) -> AsyncIterator[AgencyServer]:

@@ -165,9 +165,9 @@ async def test_two_replicas_one_killed_lose_and_duplicate_nothing(
         one, one_url = await pair.start(0)
         _, two_url = await pair.start(1)
         accepted = await submit_all([one_url, two_url], COUNT // 2)
-        killed_at = time.monotonic()
         one.send_signal(signal.SIGKILL)  # mid-stream: deliveries in hand, a role held
         await one.wait()
+        dead_at = time.monotonic()  # reaped: it sends nothing after this
         accepted += await submit_all([two_url], COUNT // 4)
         _, one_url = await pair.start(0)  # back, as systemd would restart it
         accepted += await submit_all([one_url, two_url], COUNT // 4)
@@ -179,15 +179,11 @@ async def test_two_replicas_one_killed_lose_and_duplicate_nothing(
         # and died before recording it; the survivor must post again (a packet must not be
         # lost on a guess), with the same X-LGSP-Packet-Id for the agency to drop. So each
         # duplicate arrived once before the kill and once after, at most a prefetch of them.
-        arrivals: dict[str, list[float]] = {}
-        for request in pair.commune.received:
-            if 200 <= request.status < 300:
-                arrivals.setdefault(request.headers["X-LGSP-Packet-Id"], []).append(request.at)
-        twice = {packet: at for packet, at in arrivals.items() if len(at) > 1}
+        twice = pair.commune.taken_more_than_once()
         assert len(twice) <= BusSettings().prefetch, f"{len(twice)} twice\n{logs}"
         for packet, at in twice.items():
             assert len(at) == 2, (packet, at, logs)
-            assert at[0] <= killed_at < at[1], (packet, at, killed_at, logs)
+            assert at[0] <= dead_at < at[1], (packet, at, dead_at, logs)
 
         # Every delivery ended, once, in the one store both share.
         conn = await asyncpg.connect(dsn)
