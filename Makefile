@@ -35,6 +35,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff format .
@@ -46,11 +47,11 @@ services:
 
 ## Regenerates docs/configuration.md from the settings model (a test checks it is current).
 config-reference: $(VENV)/.installed
-	$(BIN)/python -m lgsp_adapter.config_reference > docs/configuration.md
+	$(BIN)/python -m lgsp_adapter.daemon.config_reference > docs/configuration.md
 
 ## Regenerates the published JSON Schema of the tax–transport packets.
 schema: $(VENV)/.installed
-	$(BIN)/python -m lgsp_adapter.tax_transport > docs/schema/tax-transport-v1.schema.json
+	$(BIN)/python -m lgsp_adapter.packets.tax_transport > docs/schema/tax-transport-v1.schema.json
 
 ## The published figures (docs/performance.md): RabbitMQ must be running. BENCH_SECONDS shortens.
 bench: $(VENV)/.installed-dev

@@ -24,9 +24,9 @@ from pathlib import Path
 
 from lxml import etree
 
-from lgsp_adapter.attachment import Attachment
-from lgsp_adapter.edxml_codec import parse_edxml, render_edxml
-from lgsp_adapter.edxml_model import (
+from lgsp_adapter.packets.attachment import Attachment
+from lgsp_adapter.packets.edxml_codec import parse_edxml, render_edxml
+from lgsp_adapter.packets.edxml_model import (
     Body,
     Business,
     DocumentCode,
@@ -41,7 +41,7 @@ from lgsp_adapter.edxml_model import (
     TraceHeader,
     TraceHeaderList,
 )
-from lgsp_adapter.edxml_values import BusinessDocType, EdxmlDate, EdxmlTimestamp
+from lgsp_adapter.packets.edxml_values import BusinessDocType, EdxmlDate, EdxmlTimestamp
 
 SIZES = {"20KB": 20 * 1024, "5MB": 5 * 1024 * 1024}
 

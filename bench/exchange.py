@@ -30,10 +30,10 @@ import aiohttp
 from aiohttp import web
 from proc import CpuMeter, broker_pid, peak_rss_bytes  # bench/: scripts, not a package
 
-from lgsp_adapter.attachment import Attachment
 from lgsp_adapter.bus.topology import Topology
-from lgsp_adapter.edxml_codec import render_edxml
-from lgsp_adapter.edxml_model import (
+from lgsp_adapter.packets.attachment import Attachment
+from lgsp_adapter.packets.edxml_codec import render_edxml
+from lgsp_adapter.packets.edxml_model import (
     Body,
     DocumentEnvelope,
     DocumentHeader,

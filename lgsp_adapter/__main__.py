@@ -1,5 +1,5 @@
 """``python -m lgsp_adapter`` is the ``lgsp-adapter`` command."""
 
-from lgsp_adapter.cli import main
+from lgsp_adapter.cli.main import main
 
 main()

@@ -1,4 +1,4 @@
-"""RFC 9162's proofs checked by their definitions, written apart from ``lgsp_adapter.merkle``.
+"""RFC 9162's proofs checked by their definitions, written apart from ``lgsp_adapter.audit.merkle``.
 
 The module under test verifies with the RFC's iterative algorithms (2.1.3.2, 2.1.4.2); this one
 rebuilds the roots by recursing over the definitions of PATH and SUBPROOF (2.1.3.1, 2.1.4.1)

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.errors import ErrorCode, PermanentError
+from lgsp_adapter.packets.agency_code import AgencyCode
 
 
 def test_parse_gives_parts_and_canonical_text() -> None:

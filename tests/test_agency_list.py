@@ -12,11 +12,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from lgsp_adapter.agency_list import read_national_list
 from lgsp_adapter.audit import AuditEvent
 from lgsp_adapter.audit.query import AuditQuery
-from lgsp_adapter.config import Settings
+from lgsp_adapter.daemon.config import Settings
 from lgsp_adapter.errors import ErrorCode, InvalidPacket
+from lgsp_adapter.registry.agency_list import read_national_list
 from lgsp_adapter.store.sqlite import SqliteStore
 from tests.conftest import DATA
 from tests.test_exchange_rabbitmq import daemon

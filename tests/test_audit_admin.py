@@ -13,8 +13,8 @@ from lgsp_adapter.audit import AuditEvent
 from lgsp_adapter.audit.query import AuditQuery
 from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.audit.verify import verify_log
-from lgsp_adapter.config import Settings
-from lgsp_adapter.daemon import run_daemon
+from lgsp_adapter.daemon.config import Settings
+from lgsp_adapter.daemon.run import run_daemon
 from lgsp_adapter.store.sqlite import SqliteStore
 
 ORIGIN = "lgsp-adapter/admin-test"

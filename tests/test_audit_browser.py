@@ -126,7 +126,7 @@ async def test_an_auditor_searches_opens_a_packet_and_downloads_its_bundle(
 ) -> None:
     _browser_or_skip()
     # The page shows the last verification after 3 s; on a loaded CI machine, wait for it.
-    monkeypatch.setattr("lgsp_adapter.audit_page.PAGE_WAIT_S", 30)
+    monkeypatch.setattr("lgsp_adapter.http.audit_page.PAGE_WAIT_S", 30)
     servers = {code: AgencyServer() for code in (PROVINCE, DEPARTMENT, *COMMUNES)}
     async with exchange(tmp_path, servers) as (url, _):
         body = (EXAMPLES / "edoc-new-thanh-hoa.edxml").read_bytes()

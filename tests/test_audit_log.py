@@ -21,6 +21,7 @@ from lgsp_adapter.audit import AuditEntry, AuditEvent
 from lgsp_adapter.audit.archive import archive_before, verify_archive
 from lgsp_adapter.audit.bundle import make_bundle, verify_bundle
 from lgsp_adapter.audit.checkpoint import Checkpoint
+from lgsp_adapter.audit.merkle import leaf_hash, root
 from lgsp_adapter.audit.proofs import (
     BadEvidence,
     check_consistency,
@@ -33,7 +34,6 @@ from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.audit.store import AuditStore
 from lgsp_adapter.audit.verify import verify_log
 from lgsp_adapter.errors import LgspError
-from lgsp_adapter.merkle import leaf_hash, root
 from tests import rfc9162
 from tests.audit_stores import BACKENDS, Attacker, open_store, reopen
 

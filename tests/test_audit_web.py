@@ -17,12 +17,12 @@ from lgsp_adapter.audit import AuditEntry, AuditEvent
 from lgsp_adapter.audit.bundle import verify_bundle
 from lgsp_adapter.audit.entry import canonical_entry
 from lgsp_adapter.audit.signing import LogKey
-from lgsp_adapter.audit_page import add_audit_page
-from lgsp_adapter.audit_web import AuditAccess, add_audit_routes
-from lgsp_adapter.config import Settings
-from lgsp_adapter.intake import Intake
+from lgsp_adapter.daemon.config import Settings
+from lgsp_adapter.exchange.intake import Intake
+from lgsp_adapter.http.app import make_app
+from lgsp_adapter.http.audit import AuditAccess, add_audit_routes
+from lgsp_adapter.http.audit_page import add_audit_page
 from lgsp_adapter.store.sqlite import SqliteStore
-from lgsp_adapter.web import make_app
 from tests import rfc9162
 from tests.test_web import PROVINCE_TOKEN, auth, error_code, post
 from tests.test_web import settings as agency_settings
@@ -219,7 +219,7 @@ async def test_the_page_does_not_wait_long_for_a_verification(
     api: TestClient[Any, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A long log takes a while to verify: the page says so and shows the last result."""
-    monkeypatch.setattr("lgsp_adapter.audit_page.PAGE_WAIT_S", 0)
+    monkeypatch.setattr("lgsp_adapter.http.audit_page.PAGE_WAIT_S", 0)
     await api.post("/audit/login", data={"token": AUDITOR_TOKEN, "next": "/audit"})
     first = await (await api.get("/audit/checkpoints?lang=en")).text()
     assert "being verified again" in first

@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from lgsp_adapter.backup import backup
+from lgsp_adapter.store.backup import backup
 from lgsp_adapter.store.sqlite import SqliteStore
 from tests.agency_server import AgencyServer, agency_server
 from tests.cli_process import lgsp_adapter

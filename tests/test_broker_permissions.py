@@ -18,7 +18,7 @@ from aiormq.exceptions import AMQPError
 from yarl import URL
 
 from lgsp_adapter.bus.topology import Topology, permissions
-from lgsp_adapter.config import Settings
+from lgsp_adapter.daemon.config import Settings
 from lgsp_adapter.store import DeliveryState
 from tests.agency_server import AgencyServer, agency_server
 from tests.test_exchange_embedded import submit

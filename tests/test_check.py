@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lgsp_adapter.config import Settings
+from lgsp_adapter.daemon.config import Settings
 from tests.cli_process import lgsp_adapter
 from tests.test_exchange_rabbitmq import daemon
 

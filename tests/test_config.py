@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from lgsp_adapter.agency_code import AgencyCode
-from lgsp_adapter.audit.admin import settings_digest
-from lgsp_adapter.config import load_settings
+from lgsp_adapter.daemon.audit_duties import settings_digest
+from lgsp_adapter.daemon.config import load_settings
 from lgsp_adapter.errors import ErrorCode, FatalError
+from lgsp_adapter.packets.agency_code import AgencyCode
 from tests.conftest import PROJECT
 
 TOKEN = "a-client-token-of-32-characters!"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lgsp_adapter.config import Settings
-from lgsp_adapter.config_reference import reference
+from lgsp_adapter.daemon.config import Settings
+from lgsp_adapter.daemon.config_reference import reference
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 

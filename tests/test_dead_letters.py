@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from lgsp_adapter.config import Settings
+from lgsp_adapter.daemon.config import Settings
 from tests.agency_server import AgencyServer, agency_server
 from tests.test_exchange_rabbitmq import (
     BROKER,

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from lgsp_adapter.bus.topology import Permissions, Topology, permissions
-from lgsp_adapter.config import load_settings
-from lgsp_adapter.daemon import run_daemon
+from lgsp_adapter.daemon.config import load_settings
+from lgsp_adapter.daemon.run import run_daemon
 from lgsp_adapter.errors import FatalError
 from tests.agency_server import AgencyServer, agency_server, arrival
 from tests.cli_process import lgsp_adapter

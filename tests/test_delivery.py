@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from lgsp_adapter.agencies import Endpoint
-from lgsp_adapter.delivery import Deliverer
 from lgsp_adapter.errors import ErrorCode, PermanentError, TransientError
+from lgsp_adapter.exchange.delivery import Deliverer
+from lgsp_adapter.registry.agencies import Endpoint
 from lgsp_adapter.store import StoredPacket
 from tests.agency_server import AgencyServer, agency_server
 

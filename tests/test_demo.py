@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lgsp_adapter.demo import run_demo
+from lgsp_adapter.cli.demo import run_demo
 
 
 @pytest.mark.asyncio

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lgsp_adapter.diagnostics import WarningCode
 from lgsp_adapter.errors import ErrorCode
+from lgsp_adapter.packets.diagnostics import WarningCode
 from tests.conftest import PROJECT
 
 ERRORS_DOC = (PROJECT / "docs" / "errors.md").read_text()

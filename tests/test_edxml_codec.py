@@ -6,11 +6,11 @@ import re
 
 import pytest
 
-from lgsp_adapter.diagnostics import WarningCode
-from lgsp_adapter.edxml_codec import parse_edxml, render_edxml
-from lgsp_adapter.edxml_model import EdocPacket, StatusPacket
-from lgsp_adapter.edxml_values import BusinessDocType, StatusCode
 from lgsp_adapter.errors import ErrorCode, InvalidPacket
+from lgsp_adapter.packets.diagnostics import WarningCode
+from lgsp_adapter.packets.edxml_codec import parse_edxml, render_edxml
+from lgsp_adapter.packets.edxml_model import EdocPacket, StatusPacket
+from lgsp_adapter.packets.edxml_values import BusinessDocType, StatusCode
 from tests.conftest import EDXML_SAMPLES, EXAMPLES, data, sample
 from tests.xml_facts import xml_facts
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from lgsp_adapter.diagnostics import WarningCode
-from lgsp_adapter.edxml_codec import parse_edxml, render_edxml
-from lgsp_adapter.edxml_model import EdocPacket, Organization, StatusPacket
 from lgsp_adapter.errors import ErrorCode, InvalidPacket
-from lgsp_adapter.packets import read_packet
+from lgsp_adapter.packets.diagnostics import WarningCode
+from lgsp_adapter.packets.edxml_codec import parse_edxml, render_edxml
+from lgsp_adapter.packets.edxml_model import EdocPacket, Organization, StatusPacket
+from lgsp_adapter.packets.reader import read_packet
 from tests.test_edxml_codec import FROM, TO, document, with_body
 
 NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"

@@ -9,10 +9,10 @@ from datetime import date
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lgsp_adapter.attachment import Attachment
-from lgsp_adapter.diagnostics import WarningCode
-from lgsp_adapter.edxml_codec import EdxmlPacket, parse_edxml, render_edxml
-from lgsp_adapter.edxml_model import (
+from lgsp_adapter.packets.attachment import Attachment
+from lgsp_adapter.packets.diagnostics import WarningCode
+from lgsp_adapter.packets.edxml_codec import EdxmlPacket, parse_edxml, render_edxml
+from lgsp_adapter.packets.edxml_model import (
     Body,
     Business,
     BusinessDocumentInfo,
@@ -37,7 +37,7 @@ from lgsp_adapter.edxml_model import (
     TraceHeader,
     TraceHeaderList,
 )
-from lgsp_adapter.edxml_values import BusinessDocType, EdxmlDate, EdxmlTimestamp
+from lgsp_adapter.packets.edxml_values import BusinessDocType, EdxmlDate, EdxmlTimestamp
 from tests.xml_facts import xml_facts
 
 VIETNAMESE = (

@@ -15,10 +15,10 @@ import aiohttp
 import pytest
 
 from lgsp_adapter.audit import AuditEvent
-from lgsp_adapter.config import Settings
-from lgsp_adapter.daemon import run_daemon
-from lgsp_adapter.edxml_codec import parse_edxml
-from lgsp_adapter.edxml_model import StatusPacket
+from lgsp_adapter.daemon.config import Settings
+from lgsp_adapter.daemon.run import run_daemon
+from lgsp_adapter.packets.edxml_codec import parse_edxml
+from lgsp_adapter.packets.edxml_model import StatusPacket
 from lgsp_adapter.store.sqlite import SqliteStore
 from tests.agency_server import AgencyServer, agency_server
 from tests.conftest import EXAMPLES
@@ -285,7 +285,7 @@ async def test_an_unexpected_failure_is_retried_then_dead_lettered_not_looped(
     async def broken(*args: Any) -> Any:
         raise RuntimeError("a bug of ours")
 
-    monkeypatch.setattr("lgsp_adapter.delivery.Deliverer.push", broken)
+    monkeypatch.setattr("lgsp_adapter.exchange.delivery.Deliverer.push", broken)
     async with exchange(tmp_path, servers()) as (url, _):
         state = await settled(url, await submit(url, DOCUMENT))
     assert {d["state"] for d in state["deliveries"]} == {"dead_lettered"}

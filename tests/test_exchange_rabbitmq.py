@@ -19,12 +19,12 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from lgsp_adapter.agencies import KnownAgency
-from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.bus.topology import Permissions, Topology
-from lgsp_adapter.config import DeliverySettings, Settings
-from lgsp_adapter.daemon import run_daemon
-from lgsp_adapter.receiving import NOT_SERVED_WAIT_S
+from lgsp_adapter.daemon.config import DeliverySettings, Settings
+from lgsp_adapter.daemon.run import run_daemon
+from lgsp_adapter.exchange.receiving import NOT_SERVED_WAIT_S
+from lgsp_adapter.packets.agency_code import AgencyCode
+from lgsp_adapter.registry.agencies import KnownAgency
 from lgsp_adapter.store import DeliveryState
 from lgsp_adapter.store.sqlite import SqliteStore
 from tests.agency_server import AgencyServer, agency_server

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lgsp_adapter.config import BusSettings
+from lgsp_adapter.daemon.config import BusSettings
 from tests.agency_server import AgencyServer
 from tests.faults import exchange, send, settle, stream_with
 from tests.test_daemon_process import log_of

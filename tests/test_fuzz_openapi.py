@@ -21,7 +21,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from lgsp_adapter.openapi import document
+from lgsp_adapter.http.openapi import document
 from tests.test_daemon_process import log_of
 
 PROVINCE, COMMUNE = "000.00.00.H56", "000.21.00.H56"

@@ -16,7 +16,7 @@ from pathlib import Path
 import aio_pika
 import pytest
 
-from lgsp_adapter.config import Settings
+from lgsp_adapter.daemon.config import Settings
 from tests.agency_server import AgencyServer, agency_server
 from tests.conftest import DATA
 from tests.test_exchange_rabbitmq import (

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lgsp_adapter.config import Settings
+from lgsp_adapter.daemon.config import Settings
 from tests.agency_server import AgencyServer, agency_server
 from tests.test_exchange_rabbitmq import COMMUNE, daemon, letter_to
 from tests.test_registry_web import INTEGRATOR, PROVINCE, PROVINCE_TOKEN

@@ -8,7 +8,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from lgsp_adapter.config import Settings
+from lgsp_adapter.daemon.config import Settings
 from lgsp_adapter.errors import ErrorCode, FatalError
 from tests.agency_server import AgencyServer, agency_server
 from tests.test_exchange_rabbitmq import daemon

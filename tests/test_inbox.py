@@ -15,8 +15,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from lgsp_adapter.config import Settings
-from lgsp_adapter.inbox import Acknowledgement, Inbox
+from lgsp_adapter.daemon.config import Settings
+from lgsp_adapter.exchange.inbox import Acknowledgement, Inbox
 from lgsp_adapter.store import DeliveryState, StoredPacket
 from lgsp_adapter.store.sqlite import SqliteStore
 from tests.agency_server import AgencyServer, agency_server

@@ -15,13 +15,13 @@ import asyncpg
 import pytest
 
 from lgsp_adapter.audit import AuditEntry, AuditEvent
-from lgsp_adapter.audit.admin import check_shared_key
 from lgsp_adapter.audit.archive import archive_before
 from lgsp_adapter.audit.rotation import keyring, rotate_key
 from lgsp_adapter.audit.signing import Keyring, LogKey
 from lgsp_adapter.audit.verify import verify_log
-from lgsp_adapter.audit_web import AuditAccess
+from lgsp_adapter.daemon.audit_duties import check_shared_key
 from lgsp_adapter.errors import FatalError, LgspError
+from lgsp_adapter.http.audit import AuditAccess
 from lgsp_adapter.store.postgres import PostgresStore
 from lgsp_adapter.store.sqlite import SqliteStore
 from tests.cli_process import lgsp_adapter

@@ -14,9 +14,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from lgsp_adapter import logs
 from lgsp_adapter.audit import AuditEntry, AuditEvent
-from lgsp_adapter.logs import JsonLines, LoggingSettings
+from lgsp_adapter.daemon import logs
+from lgsp_adapter.daemon.logs import JsonLines, LoggingSettings
 from tests.agency_server import AgencyServer, agency_server
 from tests.test_daemon_process import DOCUMENT, TOKEN, config, log_of, start
 
@@ -31,7 +31,7 @@ def restored() -> Iterator[None]:
     root.handlers[:] = handlers
     root.setLevel(level)
     logging.getLogger("aiormq").setLevel(capped)
-    logging.getLogger("lgsp_adapter.relay").setLevel(logging.NOTSET)
+    logging.getLogger("lgsp_adapter.exchange.relay").setLevel(logging.NOTSET)
 
 
 def test_an_event_line_in_json_carries_its_entry_as_fields() -> None:
@@ -46,7 +46,7 @@ def test_an_event_line_in_json_carries_its_entry_as_fields() -> None:
         detail="HTTP 200 on attempt 1",
     )
     record = logging.LogRecord(
-        "lgsp_adapter.receiving", logging.INFO, "x", 1, entry.line(), None, None
+        "lgsp_adapter.exchange.receiving", logging.INFO, "x", 1, entry.line(), None, None
     )
     record.audit_entry = entry
     line = json.loads(JsonLines().format(record))
@@ -72,10 +72,12 @@ def test_an_error_line_carries_its_traceback() -> None:
 
 def test_levels_are_set_per_module_and_aiormq_stays_capped(restored: None) -> None:
     logs.configure(
-        LoggingSettings(level="warning", levels={"lgsp_adapter.relay": "DEBUG", "aiormq": "DEBUG"})
+        LoggingSettings(
+            level="warning", levels={"lgsp_adapter.exchange.relay": "DEBUG", "aiormq": "DEBUG"}
+        )
     )
     assert logging.getLogger().level == logging.WARNING
-    assert logging.getLogger("lgsp_adapter.relay").level == logging.DEBUG
+    assert logging.getLogger("lgsp_adapter.exchange.relay").level == logging.DEBUG
     assert logging.getLogger("aiormq").getEffectiveLevel() == logging.INFO  # bodies
     with pytest.raises(ValueError, match="not a log level"):
         LoggingSettings(level="loud")

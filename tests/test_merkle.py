@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lgsp_adapter.merkle import (
+from lgsp_adapter.audit.merkle import (
     EMPTY_ROOT,
     Frontier,
     consistency_ranges,

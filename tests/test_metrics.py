@@ -13,8 +13,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from lgsp_adapter.audit import AuditEntry, AuditEvent
-from lgsp_adapter.config import Settings
-from lgsp_adapter.metrics import Metrics
+from lgsp_adapter.daemon.config import Settings
+from lgsp_adapter.daemon.metrics import Metrics
 from lgsp_adapter.store import DeliveryState
 from lgsp_adapter.store.sqlite import SqliteStore
 from tests.agency_server import AgencyServer, agency_server

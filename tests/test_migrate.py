@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from lgsp_adapter.config import Settings
-from lgsp_adapter.daemon import run_daemon
+from lgsp_adapter.daemon.config import Settings
+from lgsp_adapter.daemon.run import run_daemon
 from lgsp_adapter.errors import FatalError
 from lgsp_adapter.store.postgres import PostgresStore
 from lgsp_adapter.store.sqlite import SqliteStore

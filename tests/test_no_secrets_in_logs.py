@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from lgsp_adapter.config import Settings
+from lgsp_adapter.daemon.config import Settings
 from tests.agency_server import AgencyServer, agency_server
 from tests.conftest import EXAMPLES
 from tests.test_exchange_embedded import settled

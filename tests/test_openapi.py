@@ -12,17 +12,17 @@ from aiohttp.test_utils import TestClient, TestServer
 from openapi_spec_validator import validate
 
 from lgsp_adapter.audit.signing import LogKey
-from lgsp_adapter.audit_web import AuditAccess
-from lgsp_adapter.daemon import mount_api
-from lgsp_adapter.dead_letters import DeadLetters
-from lgsp_adapter.health_web import Health
-from lgsp_adapter.inbox import Inbox
-from lgsp_adapter.intake import Intake
-from lgsp_adapter.metrics import Metrics
-from lgsp_adapter.openapi import document
+from lgsp_adapter.daemon.metrics import Metrics
+from lgsp_adapter.daemon.run import mount_api
+from lgsp_adapter.exchange.dead_letters import DeadLetters
+from lgsp_adapter.exchange.inbox import Inbox
+from lgsp_adapter.exchange.intake import Intake
+from lgsp_adapter.http.app import make_app
+from lgsp_adapter.http.audit import AuditAccess
+from lgsp_adapter.http.health import Health
+from lgsp_adapter.http.openapi import document
 from lgsp_adapter.registry.service import Registry
 from lgsp_adapter.store.sqlite import SqliteStore
-from lgsp_adapter.web import make_app
 from tests.test_web import settings
 
 

@@ -26,9 +26,9 @@ import pytest
 import yaml
 
 from lgsp_adapter.bus.topology import Topology, permissions
-from lgsp_adapter.cli import main
-from lgsp_adapter.config import Settings, load_settings
-from lgsp_adapter.metrics import Metrics
+from lgsp_adapter.cli.main import main
+from lgsp_adapter.daemon.config import Settings, load_settings
+from lgsp_adapter.daemon.metrics import Metrics
 from lgsp_adapter.store.sqlite import SqliteStore
 from tests.agency_server import AgencyServer, agency_server, arrival
 from tests.exchange_stores import fresh_schema

@@ -6,13 +6,18 @@ from typing import Any
 
 import pytest
 
-from lgsp_adapter import packets
-from lgsp_adapter.attachment import Attachment
-from lgsp_adapter.edxml_codec import render_edxml
-from lgsp_adapter.edxml_model import EdocPacket
 from lgsp_adapter.errors import ErrorCode, InvalidPacket
-from lgsp_adapter.packets import OFF_LOOP_BYTES, ReadPacket, read_packet, read_packet_off_loop
-from lgsp_adapter.safe_xml import XmlLimits
+from lgsp_adapter.packets import reader as packets
+from lgsp_adapter.packets.attachment import Attachment
+from lgsp_adapter.packets.edxml_codec import render_edxml
+from lgsp_adapter.packets.edxml_model import EdocPacket
+from lgsp_adapter.packets.reader import (
+    OFF_LOOP_BYTES,
+    ReadPacket,
+    read_packet,
+    read_packet_off_loop,
+)
+from lgsp_adapter.packets.safe_xml import XmlLimits
 from tests.conftest import EXAMPLES
 
 

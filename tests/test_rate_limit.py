@@ -8,9 +8,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from lgsp_adapter.config import Settings
+from lgsp_adapter.daemon.config import Settings
 from lgsp_adapter.errors import ErrorCode, LgspError
-from lgsp_adapter.rate_limit import RateLimiter
+from lgsp_adapter.http.rate_limit import RateLimiter
 from tests.agency_server import AgencyServer, agency_server
 from tests.test_exchange_rabbitmq import daemon
 from tests.test_registry_web import AUDITOR, INTEGRATOR, PROVINCE, Api
@@ -48,7 +48,7 @@ def test_a_bucket_spends_its_burst_then_refuses_and_buckets_are_per_client(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     now = [100.0]  # the clock, moved by hand: the test says nothing about this machine's speed
-    monkeypatch.setattr("lgsp_adapter.rate_limit.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("lgsp_adapter.http.rate_limit.time.monotonic", lambda: now[0])
     limiter = RateLimiter(per_second=2, burst=3)
     for _ in range(3):
         limiter.take("a")

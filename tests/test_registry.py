@@ -14,11 +14,11 @@ import pytest_asyncio
 from cryptography.hazmat.primitives import serialization
 from pydantic import SecretStr
 
-from lgsp_adapter.agencies import Client, Directory, KnownAgency, ServedAgency
-from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.audit import AuditEvent
 from lgsp_adapter.audit.query import AuditQuery
 from lgsp_adapter.errors import ErrorCode, LgspError
+from lgsp_adapter.packets.agency_code import AgencyCode
+from lgsp_adapter.registry.agencies import Client, Directory, KnownAgency, ServedAgency
 from lgsp_adapter.registry.records import Source
 from lgsp_adapter.registry.service import Registry
 from tests.registry_stores import BACKENDS, Opened, open_registry, reopen_registry

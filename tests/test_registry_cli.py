@@ -16,7 +16,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from lgsp_adapter.config import Settings
+from lgsp_adapter.daemon.config import Settings
 from tests.agency_server import AgencyServer, agency_server
 from tests.test_exchange_embedded import settled
 from tests.test_exchange_rabbitmq import daemon, letter_to

@@ -19,16 +19,16 @@ import aio_pika
 import pytest
 from yarl import URL
 
-from lgsp_adapter.agencies import Directory, KnownAgency, ServedAgency
-from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.audit import AuditEvent
 from lgsp_adapter.audit.query import AuditQuery
 from lgsp_adapter.bus.embedded import EmbeddedBus
 from lgsp_adapter.bus.rabbitmq import RabbitBus
 from lgsp_adapter.bus.topology import Topology
-from lgsp_adapter.receiving import NOT_SERVED_WAIT_S, Settlement
+from lgsp_adapter.exchange.receiving import NOT_SERVED_WAIT_S, Settlement
+from lgsp_adapter.packets.agency_code import AgencyCode
+from lgsp_adapter.packets.safe_xml import XmlLimits
+from lgsp_adapter.registry.agencies import Directory, KnownAgency, ServedAgency
 from lgsp_adapter.registry.service import Registry
-from lgsp_adapter.safe_xml import XmlLimits
 from lgsp_adapter.store import DeliveryState, StoredPacket, entry_for
 from lgsp_adapter.store.sqlite import SqliteStore
 from tests.agency_server import AgencyServer, agency_server

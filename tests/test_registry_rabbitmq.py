@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from lgsp_adapter.bus.topology import Topology
-from lgsp_adapter.config import Settings
+from lgsp_adapter.daemon.config import Settings
 from lgsp_adapter.store import DeliveryState
 from tests.agency_server import AgencyServer, agency_server
 from tests.test_exchange_rabbitmq import (

@@ -18,8 +18,8 @@ import aiohttp
 import pytest
 
 from lgsp_adapter.audit.query import AuditQuery
-from lgsp_adapter.config import Settings
-from lgsp_adapter.endpoint_transport import hmac_signature
+from lgsp_adapter.daemon.config import Settings
+from lgsp_adapter.registry.endpoint_transport import hmac_signature
 from lgsp_adapter.store.sqlite import SqliteStore
 from tests.agency_server import AgencyServer, agency_server
 from tests.conftest import EXAMPLES

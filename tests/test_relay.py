@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lgsp_adapter.bus.embedded import EmbeddedBus
-from lgsp_adapter.relay import Outgoing, Relay
+from lgsp_adapter.exchange.relay import Outgoing, Relay
 from lgsp_adapter.store import DeliveryState, StoredPacket
 from lgsp_adapter.store.sqlite import SqliteStore
 from tests.test_store import RECIPIENTS, packet, received

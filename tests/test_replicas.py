@@ -22,7 +22,7 @@ import asyncpg
 import pytest
 
 from lgsp_adapter.bus.topology import Topology
-from lgsp_adapter.config import BusSettings
+from lgsp_adapter.daemon.config import BusSettings
 from tests.agency_server import AgencyServer, agency_server
 from tests.cli_process import lgsp_adapter
 from tests.exchange_stores import fresh_schema

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from lgsp_adapter import safe_xml
-from lgsp_adapter.edxml_codec import parse_edxml
 from lgsp_adapter.errors import ErrorCode, InvalidPacket
-from lgsp_adapter.safe_xml import XmlLimits
+from lgsp_adapter.packets import safe_xml
+from lgsp_adapter.packets.edxml_codec import parse_edxml
+from lgsp_adapter.packets.safe_xml import XmlLimits
 
 SECRET = "lgsp-test-secret-7f3a9c"  # a marker that must never leak
 
@@ -300,7 +300,7 @@ def test_no_hostile_packet_makes_the_process_touch_a_file(
         packet.write_bytes(template.format(path=secret_file).encode())
     script = (
         "import sys\n"
-        "from lgsp_adapter.edxml_codec import parse_edxml\n"
+        "from lgsp_adapter.packets.edxml_codec import parse_edxml\n"
         "from lgsp_adapter.errors import InvalidPacket\n"
         "for name in sys.argv[1:]:\n"
         "    data = open(name, 'rb').read()\n"

@@ -18,12 +18,12 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from lgsp_adapter.agency_list import Agency
 from lgsp_adapter.audit import AuditEntry, AuditEvent
+from lgsp_adapter.audit.merkle import leaf_hash, root
 from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.audit.tree import root_at
 from lgsp_adapter.errors import ErrorCode, FatalError
-from lgsp_adapter.merkle import leaf_hash, root
+from lgsp_adapter.registry.agency_list import Agency
 from lgsp_adapter.store import DeliveryState, PacketFacts, Store, StoredPacket
 from lgsp_adapter.store.base import PacketIdTaken
 from lgsp_adapter.store.sqlite import MIGRATIONS, SqliteStore

@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from lgsp_adapter.config import Settings
+from lgsp_adapter.daemon.config import Settings
 from tests.agency_server import AgencyServer, agency_server
 from tests.tcp_proxy import BrokerProxy
 from tests.test_exchange_rabbitmq import daemon, letter_to, remove_topology

@@ -13,19 +13,19 @@ from uuid import UUID
 import pytest
 import pytest_asyncio
 
-from lgsp_adapter.agencies import Directory
 from lgsp_adapter.audit import AuditEvent
 from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.audit.verify import verify_log
 from lgsp_adapter.bus.embedded import EmbeddedBus
 from lgsp_adapter.bus.rabbitmq import RabbitBus
 from lgsp_adapter.bus.topology import Topology
-from lgsp_adapter.config import Settings
-from lgsp_adapter.daemon import run_daemon
+from lgsp_adapter.daemon.config import Settings
+from lgsp_adapter.daemon.run import run_daemon
 from lgsp_adapter.errors import FatalError
-from lgsp_adapter.receiving import Settlement
-from lgsp_adapter.relay import Relay
-from lgsp_adapter.safe_xml import XmlLimits
+from lgsp_adapter.exchange.receiving import Settlement
+from lgsp_adapter.exchange.relay import Relay
+from lgsp_adapter.packets.safe_xml import XmlLimits
+from lgsp_adapter.registry.agencies import Directory
 from lgsp_adapter.store import DeliveryState, StoredPacket
 from lgsp_adapter.store.postgres import PostgresStore
 from tests.exchange_stores import fresh_schema

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from lgsp_adapter.tax_ids import normalise_plate, normalise_tax_code, plate_province
+from lgsp_adapter.packets.tax_ids import normalise_plate, normalise_tax_code, plate_province
 
 
 @pytest.mark.parametrize(

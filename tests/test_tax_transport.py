@@ -8,7 +8,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from lgsp_adapter.errors import ErrorCode, InvalidPacket
-from lgsp_adapter.tax_transport import (
+from lgsp_adapter.packets.tax_transport import (
     KINDS,
     BadgePacket,
     TaxStatusReply,

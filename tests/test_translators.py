@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from lgsp_adapter.edxml_codec import parse_edxml
-from lgsp_adapter.edxml_model import EdocPacket
 from lgsp_adapter.errors import ErrorCode, LgspError
+from lgsp_adapter.packets.edxml_codec import parse_edxml
+from lgsp_adapter.packets.edxml_model import EdocPacket
 from lgsp_adapter.translators import (
     Envelope,
     TranslationError,

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from lgsp_adapter.bus.topology import Topology
-from lgsp_adapter.config import Settings
+from lgsp_adapter.daemon.config import Settings
 from tests.agency_server import AgencyServer, agency_server, arrival
 from tests.test_exchange_embedded import submit
 from tests.test_exchange_rabbitmq import (

@@ -13,10 +13,10 @@ import pytest_asyncio
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
-from lgsp_adapter.config import Settings
-from lgsp_adapter.intake import Intake
+from lgsp_adapter.daemon.config import Settings
+from lgsp_adapter.exchange.intake import Intake
+from lgsp_adapter.http.app import make_app
 from lgsp_adapter.store.sqlite import SqliteStore
-from lgsp_adapter.web import make_app
 from tests.conftest import EXAMPLES
 
 PROVINCE_TOKEN = "province-office-token-0123456789"

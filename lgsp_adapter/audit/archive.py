@@ -25,13 +25,13 @@ from typing import Any
 
 from lgsp_adapter.audit.checkpoint import Checkpoint
 from lgsp_adapter.audit.entry import AuditEntry, AuditEvent, format_time
+from lgsp_adapter.audit.merkle import Frontier, leaf_hash
 from lgsp_adapter.audit.proofs import BadEvidence, b64, leaf_of, open_checkpoint, unb64
 from lgsp_adapter.audit.query import AuditQuery
 from lgsp_adapter.audit.signing import LogKey, NoteError, Trusted, Verifier, signed_last_by
 from lgsp_adapter.audit.store import ArchiveRecord, AuditStore
 from lgsp_adapter.audit.tree import load_frontier
 from lgsp_adapter.errors import ErrorCode, LgspError
-from lgsp_adapter.merkle import Frontier, leaf_hash
 
 FORMAT = "lgsp-adapter/audit-archive/1"
 # Signed before the digest, so an archive signature can never pass for a signed note's.

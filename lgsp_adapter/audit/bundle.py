@@ -15,13 +15,13 @@ from typing import Any
 
 from lgsp_adapter.audit.checkpoint import Checkpoint
 from lgsp_adapter.audit.entry import AuditEntry, format_time
+from lgsp_adapter.audit.merkle import leaf_hash, verify_inclusion
 from lgsp_adapter.audit.proofs import BadEvidence, b64, check_entry_under, entry_document
 from lgsp_adapter.audit.query import AuditQuery
 from lgsp_adapter.audit.signing import LogKey, NoteError, Trusted, Verifier
 from lgsp_adapter.audit.store import AuditStore, StoredCheckpoint
 from lgsp_adapter.audit.tree import inclusion_paths
 from lgsp_adapter.errors import ErrorCode, LgspError
-from lgsp_adapter.merkle import leaf_hash, verify_inclusion
 
 FORMAT = "lgsp-adapter/audit-bundle/1"
 MAX_BUNDLE_BYTES = 256 * 1024 * 1024

@@ -10,6 +10,7 @@ from an exported entry without our code.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -158,3 +159,10 @@ def canonical_entry(fields: Mapping[str, str | None]) -> bytes:
     return json.dumps(document, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode(
         "utf-8"
     )
+
+
+def log_event(logger: logging.Logger, entry: AuditEntry, level: int = logging.INFO) -> None:
+    """Log a packet event: its line for people, and the entry itself for the JSON form of the
+    daemon's log (``daemon.logs.JsonLines`` takes its fields from it), so that one event is
+    written once and read the same in both."""
+    logger.log(level, entry.line(), extra={"audit_entry": entry})

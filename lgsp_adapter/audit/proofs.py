@@ -13,11 +13,11 @@ from typing import Any
 
 from lgsp_adapter.audit.checkpoint import Checkpoint
 from lgsp_adapter.audit.entry import FIELDS, AuditEntry, canonical_entry
+from lgsp_adapter.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
 from lgsp_adapter.audit.signing import NoteError, Trusted
 from lgsp_adapter.audit.store import AuditStore, StoredCheckpoint
 from lgsp_adapter.audit.tree import consistency_path, inclusion_path
 from lgsp_adapter.errors import ErrorCode, LgspError, PermanentError
-from lgsp_adapter.merkle import leaf_hash, verify_consistency, verify_inclusion
 
 
 class BadEvidence(PermanentError):

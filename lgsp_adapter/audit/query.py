@@ -14,9 +14,9 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.audit.entry import AuditEvent
 from lgsp_adapter.errors import ErrorCode, LgspError, PermanentError
+from lgsp_adapter.packets.agency_code import AgencyCode
 
 MAX_PAGE = 1000
 MAX_INDEX = 10**18 - 1  # what a store's 64-bit integer holds, with room

@@ -16,9 +16,9 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from lgsp_adapter.audit.entry import AuditEntry, canonical_entry, format_time
+from lgsp_adapter.audit.merkle import Node, leaf_hash
 from lgsp_adapter.audit.query import AuditQuery
 from lgsp_adapter.audit.signing import LogKey
-from lgsp_adapter.merkle import Node, leaf_hash
 
 Fields = dict[str, str | None]
 

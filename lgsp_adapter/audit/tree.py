@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
-from lgsp_adapter.audit.store import AuditStore
-from lgsp_adapter.merkle import (
+from lgsp_adapter.audit.merkle import (
     Frontier,
     Node,
     consistency_ranges,
@@ -14,6 +13,7 @@ from lgsp_adapter.merkle import (
     fold,
     inclusion_ranges,
 )
+from lgsp_adapter.audit.store import AuditStore
 
 NodeLoader = Callable[[Sequence[Node]], Awaitable[dict[Node, bytes]]]
 NodeRow = tuple[int, int, bytes]  # (level, index, hash)

@@ -21,12 +21,12 @@ from pathlib import Path
 from lgsp_adapter.audit.archive import ArchiveFile
 from lgsp_adapter.audit.checkpoint import Checkpoint
 from lgsp_adapter.audit.entry import canonical_entry
+from lgsp_adapter.audit.merkle import Frontier, Node, cover, fold, leaf_hash, node_hash
 from lgsp_adapter.audit.proofs import BadEvidence
 from lgsp_adapter.audit.query import AuditQuery
 from lgsp_adapter.audit.signing import NoteError, Trusted, Verifier, signature_keys
 from lgsp_adapter.audit.store import ArchiveRecord, AuditStore, StoredCheckpoint
 from lgsp_adapter.audit.tree import root_at
-from lgsp_adapter.merkle import Frontier, Node, cover, fold, leaf_hash, node_hash
 
 Progress = Callable[[int], None]
 _NODE_BATCH = 16_000

@@ -13,7 +13,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 from aio_pika.exceptions import ChannelClosed
 
 from lgsp_adapter.bus.topology import Topology
-from lgsp_adapter.receiving import NOT_SERVED_WAIT_S
+from lgsp_adapter.exchange.receiving import NOT_SERVED_WAIT_S
 
 
 async def exchanges(channel: AbstractChannel, topology: Topology) -> AbstractExchange:

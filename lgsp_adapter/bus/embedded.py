@@ -17,8 +17,8 @@ from typing import Any
 from uuid import UUID
 
 from lgsp_adapter.audit import AuditEntry
-from lgsp_adapter.receiving import Settlement
-from lgsp_adapter.relay import Outgoing, set_aside
+from lgsp_adapter.exchange.receiving import Settlement
+from lgsp_adapter.exchange.relay import Outgoing, set_aside
 from lgsp_adapter.store import Store, StoredPacket
 from lgsp_adapter.store.unavailable import until_stored
 

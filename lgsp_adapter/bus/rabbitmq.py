@@ -34,18 +34,17 @@ from aiormq.exceptions import ChannelInvalidStateError, DeliveryError
 from pamqp.commands import Basic
 from yarl import URL
 
-from lgsp_adapter import logs
-from lgsp_adapter.agencies import Directory
-from lgsp_adapter.agency_code import AgencyCode
-from lgsp_adapter.audit import AuditEntry, AuditEvent
+from lgsp_adapter.audit import AuditEntry, AuditEvent, log_event
 from lgsp_adapter.bus import declare, failover
 from lgsp_adapter.bus.embedded import Handler
 from lgsp_adapter.bus.topology import Topology
 from lgsp_adapter.errors import ErrorCode, FatalError, LgspError
-from lgsp_adapter.packets import read_packet_off_loop, recipients_of, sender_of
-from lgsp_adapter.receiving import NOT_SERVED_WAIT_S, Settlement
-from lgsp_adapter.relay import Outgoing, set_aside
-from lgsp_adapter.safe_xml import XmlLimits
+from lgsp_adapter.exchange.receiving import NOT_SERVED_WAIT_S, Settlement
+from lgsp_adapter.exchange.relay import Outgoing, set_aside
+from lgsp_adapter.packets.agency_code import AgencyCode
+from lgsp_adapter.packets.reader import read_packet_off_loop, recipients_of, sender_of
+from lgsp_adapter.packets.safe_xml import XmlLimits
+from lgsp_adapter.registry.agencies import Directory
 from lgsp_adapter.store import DeliveryState, PacketFacts, Store, StoredPacket, entry_for
 from lgsp_adapter.store.base import PacketIdTaken
 from lgsp_adapter.store.unavailable import STORE_UNAVAILABLE_OR_SLOW, Backoff, until_stored
@@ -78,7 +77,7 @@ def _set_aside(
     entry = entry_for(
         packet, AuditEvent.DEAD_LETTERED, recipient=recipient, outcome=str(why.code), detail=detail
     )
-    logs.event(log, entry, logging.ERROR)
+    log_event(log, entry, logging.ERROR)
     return Settlement(
         DeliveryState.DEAD_LETTERED,
         [*settlement.entries, entry],
@@ -611,7 +610,7 @@ class RabbitBus:
             detail=f"message {message.message_id}: {why}"[:500],
         )
         await self._store.append([entry])
-        logs.event(log, entry, logging.WARNING)
+        log_event(log, entry, logging.WARNING)
         await message.reject(requeue=False)
 
     async def _settle(
@@ -795,7 +794,7 @@ class RabbitBus:
         await self._store.update_delivery(
             packet_id, recipient, state, entries=[entry], detail=detail
         )
-        logs.event(log, entry)
+        log_event(log, entry)
         await message.ack()
         if self._on_final is not None:
             await self._on_final(packet_id, recipient)

@@ -15,8 +15,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from lgsp_adapter.agencies import ServedAgency
 from lgsp_adapter.audit import AuditEntry
+from lgsp_adapter.registry.agencies import ServedAgency
 
 
 class Source(StrEnum):

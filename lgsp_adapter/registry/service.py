@@ -24,7 +24,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from lgsp_adapter.agencies import (
+from lgsp_adapter.audit import AuditEntry, AuditEvent
+from lgsp_adapter.errors import ErrorCode, PermanentError
+from lgsp_adapter.packets.agency_code import AgencyCode
+from lgsp_adapter.registry.agencies import (
     Client,
     Directory,
     IssuedToken,
@@ -34,10 +37,7 @@ from lgsp_adapter.agencies import (
     token_digest,
     with_secrets,
 )
-from lgsp_adapter.agency_code import AgencyCode
-from lgsp_adapter.audit import AuditEntry, AuditEvent
-from lgsp_adapter.endpoint_transport import tls_context
-from lgsp_adapter.errors import ErrorCode, PermanentError
+from lgsp_adapter.registry.endpoint_transport import tls_context
 from lgsp_adapter.registry.records import Edit, EndpointRecord, RegistryStore, Source, TokenRecord
 from lgsp_adapter.translators import find
 

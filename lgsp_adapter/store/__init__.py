@@ -1,7 +1,9 @@
 """Where the daemon keeps what it must not lose: packets, their deliveries, the audit log.
 
-``Store`` is the interface; ``sqlite.SqliteStore`` is the embedded default (one file), and a
-PostgreSQL store for scale-out implements the same interface and passes the same contract tests.
+``Store`` is the interface; ``sqlite.SqliteStore`` is the embedded default (one file), and
+``postgres.PostgresStore``, for scale-out, implements the same interface and passes the same
+contract tests. ``migrate`` and ``backup`` are the operator's commands over a store. May import
+``registry``, ``audit``, ``packets`` and ``errors``.
 """
 
 from lgsp_adapter.store.base import (

@@ -17,10 +17,10 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from lgsp_adapter.agency_list import Agency, ImportReport
 from lgsp_adapter.audit import AuditEntry, AuditEvent
 from lgsp_adapter.audit.store import AuditStore
 from lgsp_adapter.errors import ErrorCode, FatalError
+from lgsp_adapter.registry.agency_list import AgencyListStore
 from lgsp_adapter.registry.records import RegistryStore
 
 log = logging.getLogger(__name__)
@@ -269,32 +269,6 @@ def dead_letter_of(row: Iterable[Any]) -> DeadLetter:
 def inbox_item_of(row: Iterable[Any]) -> InboxItem:
     """An inbox item from its listing's row (cursor first)."""
     return InboxItem.model_validate(dict(zip(_INBOX_FIELDS, row, strict=True)))
-
-
-class AgencyListStore(Protocol):
-    """The agency list's table, on SQLite or PostgreSQL."""
-
-    async def merge(
-        self,
-        agencies: Sequence[Agency],
-        entries: Callable[[ImportReport], list[AuditEntry]],
-        *,
-        revive: Sequence[str] = (),
-    ) -> ImportReport:
-        """Add new agencies and update changed ones, with the entries ``entries`` makes."""
-        ...
-
-    async def find(
-        self,
-        *,
-        under: str | None = None,
-        search: str | None = None,
-        after: str = "",
-        limit: int = 100,
-        include_deleted: bool = False,
-    ) -> list[Agency]:
-        """Agencies by code order."""
-        ...
 
 
 class Store(Protocol):

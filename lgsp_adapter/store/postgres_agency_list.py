@@ -8,8 +8,8 @@ from typing import Any
 
 import asyncpg
 
-from lgsp_adapter.agency_list import Agency, ImportReport, search_key
 from lgsp_adapter.audit import AuditEntry
+from lgsp_adapter.registry.agency_list import Agency, ImportReport, search_key
 from lgsp_adapter.store.postgres_audit import PostgresAuditLog
 from lgsp_adapter.store.sqlite_agency_list import COLUMNS, merge_plan
 

@@ -19,6 +19,7 @@ import asyncpg
 
 from lgsp_adapter.audit.checkpoint import Checkpoint
 from lgsp_adapter.audit.entry import FIELDS, AuditEntry, format_time
+from lgsp_adapter.audit.merkle import Node
 from lgsp_adapter.audit.query import AuditQuery
 from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.audit.store import (
@@ -32,7 +33,6 @@ from lgsp_adapter.audit.store import (
 )
 from lgsp_adapter.audit.tree import extend
 from lgsp_adapter.errors import ErrorCode, FatalError
-from lgsp_adapter.merkle import Node
 from lgsp_adapter.store.postgres_schema import lock_key, migrate
 
 Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy

@@ -8,8 +8,8 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 
-from lgsp_adapter.agency_list import Agency, ImportReport, search_key
 from lgsp_adapter.audit import AuditEntry
+from lgsp_adapter.registry.agency_list import Agency, ImportReport, search_key
 from lgsp_adapter.store.sqlite_audit import SqliteAuditLog
 
 SCHEMA = """

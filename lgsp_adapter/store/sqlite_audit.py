@@ -18,6 +18,7 @@ from uuid import UUID
 
 from lgsp_adapter.audit.checkpoint import Checkpoint
 from lgsp_adapter.audit.entry import FIELDS, AuditEntry, format_time
+from lgsp_adapter.audit.merkle import Node
 from lgsp_adapter.audit.query import AuditQuery
 from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.audit.store import (
@@ -30,7 +31,6 @@ from lgsp_adapter.audit.store import (
     where,
 )
 from lgsp_adapter.audit.tree import extend
-from lgsp_adapter.merkle import Node
 
 SCHEMA = """
     CREATE TABLE audit_entries (

@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from lgsp_adapter.agencies import DeliveryMode, Endpoint, ServedAgency, with_secrets
-from lgsp_adapter.agency_code import AgencyCode
 from lgsp_adapter.errors import ErrorCode, PermanentError
+from lgsp_adapter.packets.agency_code import AgencyCode
+from lgsp_adapter.registry.agencies import DeliveryMode, Endpoint, ServedAgency, with_secrets
 from lgsp_adapter.registry.records import Editor, EndpointRecord, Source, TokenRecord
 from lgsp_adapter.store.sqlite_audit import SqliteAuditLog
 

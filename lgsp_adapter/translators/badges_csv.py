@@ -20,7 +20,11 @@ from datetime import date
 from typing import Any
 
 from lgsp_adapter.errors import InvalidPacket
-from lgsp_adapter.tax_transport import BadgePacket, parse_tax_transport, render_tax_transport
+from lgsp_adapter.packets.tax_transport import (
+    BadgePacket,
+    parse_tax_transport,
+    render_tax_transport,
+)
 from lgsp_adapter.translators.base import Envelope, TranslationError
 
 # Column header -> field of a badge record, in the export's order.

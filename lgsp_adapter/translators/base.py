@@ -16,8 +16,8 @@ from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
 from lgsp_adapter.errors import ErrorCode, InvalidPacket, LgspError
-from lgsp_adapter.packets import read_packet, recipients_of, sender_of
-from lgsp_adapter.safe_xml import XmlLimits
+from lgsp_adapter.packets.reader import read_packet, recipients_of, sender_of
+from lgsp_adapter.packets.safe_xml import XmlLimits
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lgsp_adapter.attachment import Attachment
-from lgsp_adapter.edxml_codec import parse_edxml, render_edxml
-from lgsp_adapter.edxml_model import (
+from lgsp_adapter.packets.attachment import Attachment
+from lgsp_adapter.packets.edxml_codec import parse_edxml, render_edxml
+from lgsp_adapter.packets.edxml_model import (
     Body,
     Business,
     DocumentCode,
@@ -43,7 +43,7 @@ from lgsp_adapter.edxml_model import (
     TraceHeader,
     TraceHeaderList,
 )
-from lgsp_adapter.edxml_values import BusinessDocType, EdxmlDate, EdxmlTimestamp
+from lgsp_adapter.packets.edxml_values import BusinessDocType, EdxmlDate, EdxmlTimestamp
 from lgsp_adapter.translators.base import Envelope, TranslationError
 
 KINDS = {

@@ -1,0 +1,235 @@
+"""What happens to a packet an agency system submits, up to the moment it is safe with us.
+
+Read it with the codecs; check that the submitting client may speak for its sender (no
+spoofing); find its recipients and check each is an agency the exchange knows; then keep it —
+packet, one delivery per recipient, and the ``received`` audit entry — in one transaction. Only
+then is the packet accepted. Every refusal is audited too, and changes nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lgsp_adapter.audit import AuditEntry, AuditEvent, log_event
+from lgsp_adapter.errors import ErrorCode, InvalidPacket, LgspError, PermanentError, TransientError
+from lgsp_adapter.packets.agency_code import AgencyCode
+from lgsp_adapter.packets.reader import (
+    Packet,
+    ReadPacket,
+    document_id_of,
+    read_packet_off_loop,
+    recipients_of,
+    sender_of,
+)
+from lgsp_adapter.packets.safe_xml import XmlLimits
+from lgsp_adapter.registry.agencies import Client, Directory
+from lgsp_adapter.store import DeliveryRecord, Store, StoredPacket, entry_for
+from lgsp_adapter.translators.base import Envelope, find, translate_to_packet
+
+log = logging.getLogger(__name__)
+
+OUTBOX_MEASURE_S = 1.0  # how often the outbox's size is read again
+OUTBOX_RETRY_AFTER_S = 30  # what a sender refused for a full outbox is told to wait
+
+# The translator (by name) and the envelope for what an agency system submits in its own format.
+Translation = tuple[str, Envelope]
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A packet kept: its id, what it is, where it goes, and what was odd about it."""
+
+    packet: StoredPacket
+    read: ReadPacket
+    deliveries: list[DeliveryRecord]
+
+
+class Intake:
+    """Accepts packets from clients into the store."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        directory: Directory,
+        limits: XmlLimits,
+        on_accept: Callable[[], None] | None = None,
+        outbox_budget_bytes: int | None = None,
+    ) -> None:
+        self._store = store
+        self._directory = directory
+        self.limits = limits
+        self._on_accept = on_accept
+        self._budget = outbox_budget_bytes
+        self._outbox_bytes = 0  # as last measured, plus what was accepted since
+        self._measured_at = -OUTBOX_MEASURE_S
+
+    async def submit(
+        self,
+        data: bytes,
+        *,
+        content_type: str | None,
+        client: Client,
+        translation: Translation | None = None,
+    ) -> Accepted:
+        """Accept a packet, or raise ``LgspError`` saying why not (the refusal is audited).
+        With ``translation``, ``data`` is in the agency system's own format: the packet kept
+        is its translation, checked like any other."""
+        sha256 = hashlib.sha256(data).hexdigest()
+        translated_from = None
+        try:
+            await self._check_outbox(len(data))
+            _check_content_type(content_type)
+            if translation is not None:
+                name, envelope = translation
+                data = translate_to_packet(find(name), data, envelope, self.limits)
+                translated_from, sha256 = sha256, hashlib.sha256(data).hexdigest()
+                content_type = None  # whatever it became, the packet says
+            read = await read_packet_off_loop(data, content_type=content_type, limits=self.limits)
+            sender = self._check_sender(read.packet, client)
+            recipients = self._check_recipients(read.packet)
+            self._check_served_recipients(recipients, read.kind)
+        except LgspError as exc:
+            rejection = _rejection(exc, client, sha256)
+            await self._store.append([rejection])
+            log_event(log, rejection)
+            raise
+        packet = StoredPacket(
+            id=uuid.uuid4(),
+            kind=read.kind,
+            sender=sender,
+            recipients=recipients,
+            document_id=document_id_of(read.packet),
+            content_type=content_type or _default_content_type(read),
+            payload=data,
+            sha256=sha256,
+            client=client.name,
+        )
+        received = entry_for(
+            packet,
+            AuditEvent.RECEIVED,
+            recipient=",".join(recipients),
+            outcome="ok",
+            detail=_received_detail(read, translation, translated_from),
+        )
+        await self._store.accept(packet, [received])
+        log_event(log, received)
+        if self._on_accept is not None:
+            self._on_accept()  # the relay need not wait for its next look at the outbox
+        return Accepted(packet, read, await self._store.deliveries(packet.id))
+
+    async def _check_outbox(self, size: int) -> None:
+        """Refuse, for now, what would take the outbox past its budget: the bus has been away
+        long enough to fill it. Measured at most once a second (the sum is a query), and
+        counted up in between."""
+        if self._budget is None:
+            return
+        now = time.monotonic()
+        if now - self._measured_at >= OUTBOX_MEASURE_S:
+            _, self._outbox_bytes = await self._store.outbox_size()
+            self._measured_at = now
+        if self._outbox_bytes + size > self._budget:
+            raise TransientError(
+                ErrorCode.OUTBOX_FULL,
+                f"the bus has been away long enough to fill the outbox "
+                f"({self._outbox_bytes // 1_000_000} MB); try again later",
+                details={"retry_after_s": OUTBOX_RETRY_AFTER_S},
+            )
+        self._outbox_bytes += size
+
+    def _check_sender(self, packet: Packet, client: Client) -> str:
+        sender = sender_of(packet)
+        if sender not in {str(code) for code in client.agencies}:
+            raise PermanentError(
+                ErrorCode.PACKET_FORGED_SENDER,
+                f"client {client.name} may not send as {sender!r}",
+                details={"sender": sender},
+            )
+        served = self._directory.served(AgencyCode.parse(sender))
+        if served is None:  # its settings client outlived its removal from the registry
+            raise PermanentError(
+                ErrorCode.AUTH_FORBIDDEN,
+                f"{sender} is no longer served here: its systems may not submit",
+                details={"sender": sender},
+            )
+        if not served.enabled:
+            raise PermanentError(
+                ErrorCode.AUTH_FORBIDDEN,
+                f"{sender} is disabled in the registry: its systems may not submit",
+                details={"sender": sender},
+            )
+        return sender
+
+    def _check_served_recipients(self, recipients: list[str], kind: str) -> None:
+        """Recipients served here are checked now: disabled, or not taking this kind, is a
+        refusal the sender hears at once rather than a dead letter later."""
+        for code in recipients:
+            agency = self._directory.served(AgencyCode.parse(code))
+            if agency is None:
+                continue
+            if not agency.enabled:
+                raise InvalidPacket(
+                    ErrorCode.PACKET_RECIPIENT_DISABLED,
+                    f"{code} is disabled in the registry and takes no packets now",
+                    details={"recipient": code},
+                )
+            if not agency.endpoint.accepts(kind):
+                raise InvalidPacket(
+                    ErrorCode.PACKET_KIND_NOT_ACCEPTED,
+                    f"{code} takes only {', '.join(agency.endpoint.kinds)}, not {kind}",
+                    details={"recipient": code, "kinds": agency.endpoint.kinds},
+                )
+
+    def _check_recipients(self, packet: Packet) -> list[str]:
+        recipients = recipients_of(packet)
+        unknown = [code for code in recipients if not self._routable(code)]
+        if unknown:
+            raise InvalidPacket(
+                ErrorCode.PACKET_UNKNOWN_RECIPIENT,
+                f"no agency on this exchange has the code {', '.join(map(repr, unknown[:10]))}",
+                details={"recipients": unknown[:10]},
+            )
+        return recipients
+
+    def _routable(self, text: str) -> bool:
+        code = AgencyCode.read(text).code
+        return code is not None and str(code) == text and self._directory.is_known(code)
+
+
+def _received_detail(
+    read: ReadPacket, translation: Translation | None, original_sha256: str | None
+) -> str | None:
+    parts = [f"{len(read.warnings)} warnings"] if read.warnings else []
+    if translation is not None:
+        parts.append(f"translated by {translation[0]} from sha256 {original_sha256}")
+    return "; ".join(parts) or None
+
+
+def _check_content_type(content_type: str | None) -> None:
+    # It travels as an AMQP property: a short string of printable ASCII.
+    if content_type is not None and (
+        len(content_type) > 200 or not content_type.isascii() or not content_type.isprintable()
+    ):
+        raise InvalidPacket(
+            ErrorCode.PACKET_UNKNOWN_KIND,
+            "the Content-Type is not a media type (at most 200 printable ASCII characters)",
+        )
+
+
+def _default_content_type(read: ReadPacket) -> str:
+    return "application/json" if read.kind.startswith("tax-transport/") else "application/xml"
+
+
+def _rejection(error: LgspError, client: Client, sha256: str) -> AuditEntry:
+    return AuditEntry(
+        event=AuditEvent.REJECTED,
+        sender=(error.details or {}).get("sender") if isinstance(error.details, dict) else None,
+        payload_sha256=sha256,
+        outcome=str(error.code),
+        detail=f"from client {client.name}: {error.message}"[:500],
+    )

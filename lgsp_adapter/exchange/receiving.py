@@ -1,0 +1,186 @@
+"""What happens to a packet at the recipient's side: deliver it, then say what the bus does.
+
+The bus hands over one delivery (a packet towards one recipient); the receiver pushes it to the
+recipient's system and answers with a ``Settlement`` — delivered, retry later, or given up —
+which the bus records together with its audit entries before acknowledging. A delivery already
+recorded (the bus redelivered after a crash) is settled at once, never posted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+
+from pydantic import SecretStr
+
+from lgsp_adapter.audit import AuditEntry, AuditEvent, log_event
+from lgsp_adapter.errors import ErrorCode, LgspError, PermanentError, TransientError
+from lgsp_adapter.exchange.arrival import arrival_status
+from lgsp_adapter.exchange.delivery import Deliverer, Outbound
+from lgsp_adapter.exchange.intake import Intake
+from lgsp_adapter.packets.agency_code import AgencyCode
+from lgsp_adapter.registry.agencies import Client, DeliveryMode, Directory
+from lgsp_adapter.store import DeliveryState, Store, StoredPacket, entry_for
+from lgsp_adapter.translators import find, translate_from_packet
+
+log = logging.getLogger(__name__)
+
+NOT_SERVED_WAIT_S = 1.0  # how long a delivery for an agency not served right now waits
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """The outcome of handling one delivery, for the bus to record and act on."""
+
+    state: DeliveryState
+    entries: list[AuditEntry] = field(default_factory=list)
+    detail: str | None = None
+    attempted: bool = False
+    retry_in_s: float | None = None
+
+
+class Receiver:
+    """Delivers packets to the systems of the agencies this daemon serves."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        directory: Directory,
+        deliverer: Deliverer,
+        retry_delays_s: list[float],
+        intake: Intake | None = None,
+    ) -> None:
+        self._store = store
+        self._directory = directory
+        self._deliverer = deliverer
+        self._retry_delays_s = retry_delays_s
+        self._intake = intake  # for the status 01 the adapter sends on an agency's behalf
+
+    async def handle(self, packet: StoredPacket, recipient: str) -> Settlement:
+        """Deliver one packet to one recipient and settle the outcome."""
+        packet_id = packet.id
+        records = {d.recipient: d for d in await self._store.deliveries(packet_id)}
+        record = records.get(recipient)
+        if record is None:
+            raise KeyError(f"no delivery of {packet_id} to {recipient} in the store")
+        if record.state.final:
+            # A redelivery (a crash or a dropped connection before the acknowledgement): the
+            # outcome is recorded, so the agency system is not posted to again.
+            log.info("%s %s already %s; not posting again", packet_id, recipient, record.state)
+            return Settlement(record.state, detail=record.detail)
+        agency = self._directory.served(AgencyCode.parse(recipient))
+        if agency is None:
+            # Removed from the registry while this delivery was on its way (or registered and
+            # not yet in the directory): not an outcome. It goes back to wait on the bus, and
+            # is delivered if the agency is served again; no attempt is counted.
+            log.info("%s %s: not served here now; back on the bus", packet_id, recipient)
+            return Settlement(record.state, detail=record.detail, retry_in_s=NOT_SERVED_WAIT_S)
+        endpoint = agency.endpoint
+        delays = endpoint.retry_delays_s or self._retry_delays_s
+        if not agency.enabled:
+            # Waits on the retry schedule: re-enabled in time, it is delivered.
+            paused = TransientError(
+                ErrorCode.DELIVERY_UNAVAILABLE, f"{recipient} is disabled in the registry"
+            )
+            return self._retry_or_give_up(packet, recipient, record.attempts, paused, delays)
+        if not endpoint.accepts(packet.kind):
+            why = f"{recipient} takes only {', '.join(endpoint.kinds)}, not {packet.kind}"
+            entry = _entry(packet, recipient, AuditEvent.REFUSED, "packet.kind_not_accepted", why)
+            log_event(log, entry)
+            return Settlement(DeliveryState.REFUSED, [entry], why)
+        if endpoint.mode is DeliveryMode.PULL:
+            return self._hold(packet, recipient, record.state)
+        try:
+            outbound = _translated(packet, endpoint.translator)
+            delivered = await self._deliverer.push(packet, recipient, endpoint, outbound)
+        except TransientError as exc:
+            return self._retry_or_give_up(packet, recipient, record.attempts, exc, delays)
+        except PermanentError as exc:
+            entry = _entry(packet, recipient, AuditEvent.REFUSED, str(exc.code), exc.message)
+            log_event(log, entry)
+            return Settlement(DeliveryState.REFUSED, [entry], exc.message, attempted=True)
+        except Exception as exc:
+            # Our bug or a library's. Not a silent loop: an attempt on the retry schedule, in
+            # the audit log, ending in the dead letters if it never passes.
+            log.exception("%s %s: delivery failed unexpectedly", packet.id, recipient)
+            failed = TransientError(
+                ErrorCode.DELIVERY_UNAVAILABLE, f"internal error: {type(exc).__name__}"
+            )
+            return self._retry_or_give_up(packet, recipient, record.attempts, failed, delays)
+        detail = f"HTTP {delivered.status} on attempt {record.attempts + 1}"
+        if delivered.attempts > 1:
+            detail += f" ({delivered.attempts} tries)"
+        entry = _entry(packet, recipient, AuditEvent.DELIVERED, "ok", detail)
+        log_event(log, entry)
+        if endpoint.send_arrival_status and packet.kind == "edoc":
+            await self._send_arrival(packet, recipient, agency.name)
+        return Settlement(DeliveryState.DELIVERED, [entry], detail, attempted=True)
+
+    async def _send_arrival(self, packet: StoredPacket, recipient: str, name: str) -> None:
+        """Status 01 to the sender. The packet is delivered whatever happens here: a failure is
+        logged, and must never make the delivery look undone (it would be posted again)."""
+        if self._intake is None:
+            return
+        try:
+            status = arrival_status(
+                packet.payload, recipient=recipient, recipient_name=name, limits=self._intake.limits
+            )
+            if status is None:
+                return
+            client = Client(
+                name="lgsp-adapter",
+                token=SecretStr(secrets.token_urlsafe(32)),
+                agencies=[AgencyCode.parse(recipient)],
+            )
+            await self._intake.submit(status, content_type="application/xml", client=client)
+        except Exception:
+            log.warning("%s %s: status 01 not sent", packet.id, recipient, exc_info=True)
+
+    def _retry_or_give_up(
+        self,
+        packet: StoredPacket,
+        recipient: str,
+        attempts: int,
+        error: TransientError,
+        delays: list[float],
+    ) -> Settlement:
+        if attempts >= len(delays):
+            detail = f"gave up after {attempts + 1} attempts: {error.message}"
+            entry = _entry(packet, recipient, AuditEvent.DEAD_LETTERED, str(error.code), detail)
+            log_event(log, entry, logging.WARNING)
+            return Settlement(DeliveryState.DEAD_LETTERED, [entry], detail, attempted=True)
+        delay = delays[attempts]
+        detail = f"{error.message}; next attempt in {delay:g} s"
+        entry = _entry(packet, recipient, AuditEvent.RETRIED, str(error.code), detail)
+        log_event(log, entry)
+        return Settlement(DeliveryState.RETRYING, [entry], detail, attempted=True, retry_in_s=delay)
+
+    def _hold(self, packet: StoredPacket, recipient: str, state: DeliveryState) -> Settlement:
+        """A pull agency's packet waits in its inbox; its acknowledgement ends the delivery."""
+        detail = "in the pull inbox until the agency's system acknowledges it"
+        if state is DeliveryState.HELD:  # the bus redelivered: it is there already
+            return Settlement(DeliveryState.HELD, detail=detail)
+        entry = _entry(packet, recipient, AuditEvent.HELD, "ok", detail)
+        log_event(log, entry)
+        return Settlement(DeliveryState.HELD, [entry], detail)
+
+
+def _entry(
+    packet: StoredPacket, recipient: str, event: AuditEvent, outcome: str, detail: str
+) -> AuditEntry:
+    return entry_for(packet, event, recipient=recipient, outcome=outcome, detail=detail)
+
+
+def _translated(packet: StoredPacket, translator: str | None) -> Outbound | None:
+    """The packet in the agency system's own format, when its endpoint names a translator. A
+    packet the translator cannot take is refused for good (``translation.failed``); a
+    translator missing from this installation is the operator's to fix, so it is retried."""
+    if translator is None:
+        return None
+    try:
+        found = find(translator)
+    except LgspError as exc:
+        raise TransientError(ErrorCode.DELIVERY_UNAVAILABLE, exc.message) from exc
+    return Outbound(translate_from_packet(found, packet.payload), found.media_type)

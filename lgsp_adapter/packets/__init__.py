@@ -1,0 +1,7 @@
+"""Packets: what an agency sends, read and written: edXML documents and status receipts (QCVN
+102:2016), tax–transport packets, agency codes and tax ids, and the hardened XML parser every
+byte of XML goes through.
+
+Pure codecs: no I/O beyond the bytes handed in. May import ``errors`` only; every other layer
+may import this one.
+"""

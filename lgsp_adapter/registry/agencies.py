@@ -1,0 +1,380 @@
+"""Who this daemon serves, where their packets go, and who may submit for whom.
+
+The same shapes serve the settings file and the live registry in the store (``registry``): the
+agencies this daemon serves (each with its delivery endpoint), the other agencies it knows on
+the bus, and the client systems that submit packets (each with a token and the agencies it may
+speak for). The rest of the code asks ``Directory``, which the registry updates in place when an
+integrator changes something, so a change applies to the next packet without a restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from lgsp_adapter.packets.agency_code import AgencyCode
+from lgsp_adapter.packets.reader import KINDS
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DeliveryMode(StrEnum):
+    """Push: we POST each packet to the agency system. Pull: it fetches from our inbox."""
+
+    PUSH = "push"
+    PULL = "pull"
+
+
+class NoAuth(_Section):
+    """The endpoint needs no credentials (a system on the same host, say)."""
+
+    kind: Literal["none"] = "none"
+
+
+MASK = "**********"  # how a secret is shown; never one itself
+
+
+def _sendable(secret: SecretStr) -> SecretStr:
+    """A secret that can travel in a header: not empty, no control characters (a CR/LF would
+    split the request), and not the mask an API answer shows in its place (a record read and
+    sent back must not replace the real secret with the mask)."""
+    value = secret.get_secret_value()
+    if not value:
+        raise ValueError("a secret cannot be empty")
+    if not value.isprintable():
+        raise ValueError("a secret cannot hold control characters (CR, LF, ...)")
+    if value == MASK:
+        raise ValueError(
+            f"{MASK} is how a secret is shown, not a secret: send the real one, or leave auth "
+            "out of the change to keep it"
+        )
+    return secret
+
+
+Sendable = Annotated[SecretStr, AfterValidator(_sendable)]
+
+
+class BearerAuth(_Section):
+    """``Authorization: Bearer <token>``."""
+
+    kind: Literal["bearer"]
+    token: Sendable
+
+
+class BasicAuth(_Section):
+    """``Authorization: Basic`` with a user name and password."""
+
+    kind: Literal["basic"]
+    # No colon (it separates the two) and nothing unprintable: RFC 7617.
+    username: str = Field(min_length=1, max_length=200, pattern=r"^[^:\x00-\x1f\x7f]+$")
+    password: Sendable
+
+
+class HmacAuth(_Section):
+    """Each push signed with a shared secret (``X-LGSP-Signature``, see docs/registry.md), for
+    systems that want to know a packet came from the exchange without running TLS client auth."""
+
+    kind: Literal["hmac"]
+    key_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    secret: Sendable = Field(description="At least 32 characters.")
+
+    @field_validator("secret")
+    @classmethod
+    def _strong_enough(cls, secret: SecretStr) -> SecretStr:
+        if len(secret.get_secret_value()) < 32:
+            raise ValueError("an HMAC secret must be at least 32 characters")
+        return secret
+
+
+class MutualTlsAuth(_Section):
+    """A client certificate presented on the TLS handshake (the endpoint must be https)."""
+
+    kind: Literal["mtls"]
+    certificate: Path = Field(description="PEM file of the certificate (and its chain).")
+    private_key: Path = Field(description="PEM file of its private key, unencrypted.")
+
+
+EndpointAuth = Annotated[
+    NoAuth | BearerAuth | BasicAuth | HmacAuth | MutualTlsAuth, Field(discriminator="kind")
+]
+
+
+class Endpoint(_Section):
+    """Where and how packets for one agency are delivered."""
+
+    # The rule _push_needs_url checks, said in the schema too, so that an integrator's
+    # tool (and the API fuzz) knows it before asking.
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "if": {"properties": {"mode": {"const": "pull"}}, "required": ["mode"]},
+            "else": {"properties": {"url": {"type": "string"}}, "required": ["url"]},
+        },
+    )
+
+    mode: DeliveryMode = DeliveryMode.PUSH
+    url: AnyHttpUrl | None = Field(None, description="Required for push: where packets are POSTed.")
+    timeout_s: float = Field(10.0, gt=0, le=300, description="Per attempt, connect to last byte.")
+    auth: EndpointAuth = NoAuth()
+    send_arrival_status: bool = Field(
+        False, description="Send status 01 (arrived) to the sender of each document delivered."
+    )
+    receipts_url: AnyHttpUrl | None = Field(
+        None,
+        description="Where to POST transport receipts (JSON) of packets this agency sent: how "
+        "each delivery ended. None: the sender asks GET /v1/packets/{id} instead.",
+    )
+
+    kinds: list[str] = Field(
+        default_factory=list,
+        max_length=len(KINDS),
+        description="The packet kinds the agency's system takes; empty: every kind.",
+    )
+    translator: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="Installed translator (`lgsp-adapter translate --list`) between our packets "
+        "and the agency system's own format, both ways. None: it speaks our packets.",
+    )
+    retry_delays_s: list[Annotated[float, Field(gt=0, le=86_400)]] | None = Field(
+        None,
+        min_length=1,
+        max_length=20,
+        description="This endpoint's durable retry schedule; None: [delivery] retry_delays_s.",
+    )
+    tls_ca: Path | None = Field(
+        None, description="PEM file of the CA that signed the endpoint's certificate, if private."
+    )
+
+    @field_validator("url", "receipts_url")
+    @classmethod
+    def _no_credentials(cls, url: AnyHttpUrl | None) -> AnyHttpUrl | None:
+        # A URL is shown to auditors and lands in delivery details; credentials go in auth.
+        if url is not None and (url.username or url.password):
+            raise ValueError("a URL may not carry credentials; put them in auth")
+        return url
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Endpoint:
+        if self.mode is DeliveryMode.PUSH and self.url is None:
+            raise ValueError("a push endpoint needs a url")
+        if isinstance(self.auth, MutualTlsAuth) and (
+            self.url is None or self.url.scheme != "https"
+        ):
+            raise ValueError("a client certificate needs an https url")
+        unknown = sorted(set(self.kinds) - KINDS)
+        if unknown:
+            raise ValueError(f"unknown packet kinds {unknown}; known: {sorted(KINDS)}")
+        if len(set(self.kinds)) != len(self.kinds):
+            raise ValueError("a packet kind is listed twice")
+        return self
+
+    def accepts(self, kind: str) -> bool:
+        """Whether the agency's system takes packets of ``kind``."""
+        return not self.kinds or kind in self.kinds
+
+
+class Contact(_Section):
+    """Who to call when the agency's system misbehaves."""
+
+    name: str = Field("", max_length=200)
+    email: str = Field("", max_length=200)
+    phone: str = Field("", max_length=50)
+
+
+class ServedAgency(_Section):
+    """An agency whose packets this daemon receives and delivers."""
+
+    code: AgencyCode
+    name: str = Field(min_length=1, max_length=500)
+    parent: AgencyCode | None = Field(
+        None, description="The agency above it; default: the parent its code implies."
+    )
+    endpoint: Endpoint
+    enabled: bool = Field(
+        True,
+        description="Disabled: packets to it are refused at submission and its deliveries wait "
+        "on the retry schedule; its systems may not submit.",
+    )
+    contact: Contact | None = None
+
+    @model_validator(mode="after")
+    def _not_its_own_parent(self) -> ServedAgency:
+        if self.parent == self.code:
+            raise ValueError("an agency is not its own parent")
+        return self
+
+    @property
+    def parent_code(self) -> AgencyCode | None:
+        """The agency above: as registered, else as the code implies."""
+        return self.parent or self.code.parent
+
+
+class KnownAgency(_Section):
+    """An agency served by another daemon on the bus."""
+
+    code: AgencyCode
+    name: str = ""
+    bus_user: str | None = Field(
+        None,
+        description="The broker account of the daemon serving it. When set, packets and "
+        "receipts claiming to come from this agency are accepted only from that account.",
+    )
+
+
+class Role(StrEnum):
+    """What a client may do."""
+
+    AGENCY = "agency"  # submit packets for its agencies and follow them
+    AUDITOR = "auditor"  # read the audit log, its proofs and checkpoints, and the registry
+    INTEGRATOR = "integrator"  # change the registry of endpoints; submit nothing
+    OPERATOR = "operator"  # replay or drop dead letters; read no document
+
+
+class Client(_Section):
+    """A caller of the HTTP API: its token, its role and, for an agency system, the agencies
+    it may speak for."""
+
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._/-]+$")
+    token: SecretStr | None = Field(
+        None, description="In the settings; the registry's tokens are kept only as digests."
+    )
+    role: Role = Role.AGENCY
+    agencies: list[AgencyCode] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _agencies_fit_the_role(self) -> Client:
+        if self.role is Role.AGENCY and not self.agencies:
+            raise ValueError(f"client {self.name}: an agency system speaks for some agencies")
+        if self.role is not Role.AGENCY and self.agencies:
+            raise ValueError(f"client {self.name}: an {self.role.value} speaks for no agency")
+        return self
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and len(token.get_secret_value()) < 24:
+            raise ValueError("a client token must be at least 24 characters")
+        return token
+
+
+def with_secrets(model: BaseModel) -> dict[str, Any]:
+    """``model`` as JSON data with its secrets in the clear: what the store keeps (the daemon
+    must present them to endpoints) and what a settings digest covers. Never for display."""
+    data: dict[str, Any] = json.loads(json.dumps(model.model_dump(mode="python"), default=_plain))
+    return data
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="python")
+    return str(value)  # codes, URLs, paths
+
+
+def token_digest(token: str) -> str:
+    """How a token is kept: its SHA-256, hex. Tokens are random and long, so a fast hash loses
+    nothing against guessing, and a stolen store reveals no token that works."""
+    # A header that is not UTF-8 reaches us surrogate-escaped: digest its bytes as they came.
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    """A submitting token the registry issued: kept as its digest, never in the clear."""
+
+    digest: str
+    client: Client
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    served: dict[AgencyCode, ServedAgency]
+    known: frozenset[AgencyCode]
+    tokens: dict[str, Client]
+    wants_receipts: frozenset[str]
+
+
+class Directory:
+    """Answers the questions the exchange asks about agencies and clients.
+
+    The registry replaces what it knows in one assignment (``update``), so a question asked
+    while an integrator changes something sees the registry before or after, never half."""
+
+    def __init__(
+        self,
+        *,
+        served: Sequence[ServedAgency],
+        known: Sequence[KnownAgency],
+        clients: Sequence[Client],
+        issued: Iterable[IssuedToken] = (),
+    ) -> None:
+        self._known_elsewhere = [agency.code for agency in known]
+        self._bus_users = {str(a.code): a.bus_user for a in known if a.bus_user}
+        self._configured = {
+            token_digest(c.token.get_secret_value()): c for c in clients if c.token is not None
+        }
+        self._now = self._snapshot(served, issued)
+
+    def _snapshot(self, served: Sequence[ServedAgency], issued: Iterable[IssuedToken]) -> _Snapshot:
+        by_code = {agency.code: agency for agency in served}
+        tokens = {token.digest: token.client for token in issued}
+        tokens.update(self._configured)  # the settings' clients win a (refused) collision
+        receipts = frozenset(str(a.code) for a in served if a.endpoint.receipts_url)
+        return _Snapshot(by_code, frozenset(self._known_elsewhere) | set(by_code), tokens, receipts)
+
+    def update(self, served: Sequence[ServedAgency], issued: Iterable[IssuedToken]) -> None:
+        """Serve ``served`` and honour ``issued`` from now on (the registry changed)."""
+        self._now = self._snapshot(served, issued)
+
+    def served(self, code: AgencyCode) -> ServedAgency | None:
+        """The agency if this daemon serves it."""
+        return self._now.served.get(code)
+
+    @property
+    def served_codes(self) -> list[AgencyCode]:
+        """Every agency this daemon serves, in code order."""
+        return sorted(self._now.served)
+
+    @property
+    def wants_receipts(self) -> frozenset[str]:
+        """The served agencies whose endpoint has a ``receipts_url``."""
+        return self._now.wants_receipts
+
+    def is_known(self, code: AgencyCode) -> bool:
+        """Whether the code can be routed to (served here or elsewhere on the bus)."""
+        return code in self._now.known
+
+    def bus_user(self, code: str) -> str | None:
+        """The broker account that alone may speak for ``code`` on the bus, when configured."""
+        return self._bus_users.get(code)
+
+    def configured_token(self, digest: str) -> bool:
+        """Whether a token with this digest is one of the settings' clients'."""
+        return digest in self._configured
+
+    def client_for(self, token: str) -> Client | None:
+        """The client presenting ``token``. Looked up by the token's digest: the time a lookup
+        takes depends on a hash the caller cannot steer, so it tells nothing about tokens."""
+        return self._now.tokens.get(token_digest(token))
