@@ -9,8 +9,8 @@ from uuid import UUID
 import pytest
 
 from lgsp_adapter.audit import AuditEntry, AuditEvent
+from lgsp_adapter.bus.contract import Settlement
 from lgsp_adapter.bus.embedded import EmbeddedBus
-from lgsp_adapter.exchange.receiving import Settlement
 from lgsp_adapter.store import DeliveryState, StoredPacket
 from lgsp_adapter.store.sqlite import SqliteStore
 from tests.test_store import RECIPIENTS, packet, received

@@ -19,10 +19,9 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from lgsp_adapter.bus.topology import Permissions, Topology
+from lgsp_adapter.bus.topology import NOT_SERVED_WAIT_S, Permissions, Topology
 from lgsp_adapter.daemon.config import DeliverySettings, Settings
 from lgsp_adapter.daemon.run import run_daemon
-from lgsp_adapter.exchange.receiving import NOT_SERVED_WAIT_S
 from lgsp_adapter.packets.agency_code import AgencyCode
 from lgsp_adapter.registry.agencies import KnownAgency
 from lgsp_adapter.store import DeliveryState

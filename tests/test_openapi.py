@@ -13,7 +13,7 @@ from openapi_spec_validator import validate
 
 from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.daemon.metrics import Metrics
-from lgsp_adapter.daemon.run import mount_api
+from lgsp_adapter.daemon.parts import mount_api
 from lgsp_adapter.exchange.dead_letters import DeadLetters
 from lgsp_adapter.exchange.inbox import Inbox
 from lgsp_adapter.exchange.intake import Intake

@@ -19,17 +19,19 @@ import aio_pika
 import pytest
 from yarl import URL
 
-from lgsp_adapter.audit import AuditEvent
 from lgsp_adapter.audit.query import AuditQuery
+from lgsp_adapter.bus.contract import Settlement
 from lgsp_adapter.bus.embedded import EmbeddedBus
 from lgsp_adapter.bus.rabbitmq import RabbitBus
-from lgsp_adapter.bus.topology import Topology
-from lgsp_adapter.exchange.receiving import NOT_SERVED_WAIT_S, Settlement
+from lgsp_adapter.bus.rabbitmq_messages import packet_message
+from lgsp_adapter.bus.topology import NOT_SERVED_WAIT_S, Topology
+from lgsp_adapter.exchange.relay import Relay
+from lgsp_adapter.exchange.settling import Settler
 from lgsp_adapter.packets.agency_code import AgencyCode
 from lgsp_adapter.packets.safe_xml import XmlLimits
 from lgsp_adapter.registry.agencies import Directory, KnownAgency, ServedAgency
 from lgsp_adapter.registry.service import Registry
-from lgsp_adapter.store import DeliveryState, StoredPacket, entry_for
+from lgsp_adapter.store import DeliveryState, StoredPacket
 from lgsp_adapter.store.sqlite import SqliteStore
 from tests.agency_server import AgencyServer, agency_server
 from tests.tcp_proxy import BrokerProxy
@@ -325,17 +327,24 @@ async def test_a_serve_that_fails_halfway_is_mended_by_the_next(tmp_path: Path) 
                 retry_delays_s=[0.3],
                 connection_name="lgsp-adapter test",
                 directory=directory,
-                limits=XmlLimits(),
             ) as bus,
         ):
 
             async def handler(packet: StoredPacket, recipient: str) -> Settlement:
                 raise AssertionError("nothing is sent in this test")
 
-            consuming = asyncio.create_task(bus.consume(handler, stopping))
+            settler = Settler(
+                store=store,
+                directory=directory,
+                carrier=bus,
+                handler=handler,
+                served=[a, b],
+                limits=XmlLimits(),
+            )
+            consuming = asyncio.create_task(bus.consume(settler, stopping))
             await eventually(lambda: consumers(exchange, b))
             directory.update([served_agency(a), served_agency(c)], [])
-            start_consumer = bus._start_consumer
+            start_consumer = bus._consumers._start
             failures = [ConnectionError("the connection dropped")]
 
             async def flaky(*args: Any) -> None:
@@ -343,7 +352,7 @@ async def test_a_serve_that_fails_halfway_is_mended_by_the_next(tmp_path: Path) 
                     raise failures.pop()
                 await start_consumer(*args)
 
-            bus._start_consumer = flaky  # type: ignore[method-assign,assignment]
+            bus._consumers._start = flaky  # type: ignore[method-assign,assignment]
             with pytest.raises(ConnectionError):
                 await bus.serve([a, c])
             await bus.serve([a, c])
@@ -402,7 +411,6 @@ async def test_a_copy_bounced_while_not_served_is_not_taken_for_a_forgery(
                     retry_delays_s=[0.3],
                     connection_name="lgsp-adapter test",
                     directory=directory,
-                    limits=XmlLimits(),
                 ) as bus,
             ):
 
@@ -410,9 +418,17 @@ async def test_a_copy_bounced_while_not_served_is_not_taken_for_a_forgery(
                     handled.append(str(packet.id))
                     return Settlement(DeliveryState.DELIVERED, attempted=True)
 
-                consuming = asyncio.create_task(bus.consume(handler, stopping))
+                settler = Settler(
+                    store=store,
+                    directory=directory,
+                    carrier=bus,
+                    handler=handler,
+                    served=[recipient],
+                    limits=XmlLimits(),
+                )
+                consuming = asyncio.create_task(bus.consume(settler, stopping))
                 await eventually(lambda: consumers(exchange, recipient))
-                bus._served = set()  # the window between a removal and its consumer's end
+                await settler.serve([])  # the window between a removal and its consumer's end
                 body = letter_to(recipient)
                 packet = StoredPacket(
                     id=uuid.uuid4(),
@@ -427,11 +443,10 @@ async def test_a_copy_bounced_while_not_served_is_not_taken_for_a_forgery(
                 async with connection:
                     channel = await connection.channel()
                     exchange_handle = await channel.get_exchange(exchange)
-                    message = bus._message(packet, recipient)
-                    message.user_id = URL(other).user
+                    message = packet_message(packet, recipient, user=str(URL(other).user))
                     await exchange_handle.publish(message, routing_key=f"edoc.{recipient}")
                 await asyncio.sleep(0.3)
-                bus._served = {recipient}  # served again
+                await settler.serve([recipient])  # served again
                 await eventually(lambda: handled == [str(packet.id)])
                 rejected = await store.audit.query(AuditQuery(outcome="bus.forged"))
                 assert rejected == []
@@ -482,7 +497,8 @@ async def test_a_record_an_older_version_stored_is_not_served_but_can_be_mended(
 @pytest.mark.asyncio
 async def test_the_embedded_bus_returns_what_no_daemon_here_ever_served(tmp_path: Path) -> None:
     """A packet accepted for an agency another daemon serves (the embedded bus reaches none)
-    comes back as returned and its sender is told; one for an agency removed since waits."""
+    comes back as returned, the relay records it so and its sender is told; one for an agency
+    removed since waits."""
     told: list[str] = []
 
     async def on_final(packet_id: uuid.UUID, recipient: str) -> None:
@@ -505,16 +521,8 @@ async def test_the_embedded_bus_returns_what_no_daemon_here_ever_served(tmp_path
             sha256=hashlib.sha256(body).hexdigest(),
         )
         await store.accept(packet, [])
-        await bus.publish(
-            [
-                (
-                    packet,
-                    code,
-                    entry_for(packet, AuditEvent.PUBLISHED, recipient=code, outcome="ok"),
-                )
-                for code in (removed, elsewhere)
-            ]
-        )
+        # The relay publishes, and settles what the bus hands back as refused.
+        assert await Relay(store=store, bus=bus, on_final=on_final).publish_pending() == 2
         records = {d.recipient: d.state for d in await store.deliveries(packet.id)}
         assert records == {
             removed: DeliveryState.PUBLISHED,  # waits in the queue for its agency

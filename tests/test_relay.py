@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from lgsp_adapter.bus.contract import Outgoing, Published
 from lgsp_adapter.bus.embedded import EmbeddedBus
-from lgsp_adapter.exchange.relay import Outgoing, Relay
+from lgsp_adapter.exchange.relay import Relay
 from lgsp_adapter.store import DeliveryState, StoredPacket
 from lgsp_adapter.store.sqlite import SqliteStore
 from tests.test_store import RECIPIENTS, packet, received
@@ -20,9 +21,9 @@ class CountingBus(EmbeddedBus):
         super().__init__(store=store, served=RECIPIENTS, prefetch=1)
         self.batches: list[list[Outgoing]] = []
 
-    async def publish(self, deliveries: list[Outgoing]) -> None:
+    async def publish(self, deliveries: list[Outgoing]) -> Published:
         self.batches.append(deliveries)
-        await super().publish(deliveries)
+        return await super().publish(deliveries)
 
 
 async def published(

@@ -16,15 +16,14 @@ import pytest_asyncio
 from lgsp_adapter.audit import AuditEvent
 from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.audit.verify import verify_log
+from lgsp_adapter.bus.contract import Settlement
 from lgsp_adapter.bus.embedded import EmbeddedBus
 from lgsp_adapter.bus.rabbitmq import RabbitBus
 from lgsp_adapter.bus.topology import Topology
 from lgsp_adapter.daemon.config import Settings
 from lgsp_adapter.daemon.run import run_daemon
 from lgsp_adapter.errors import FatalError
-from lgsp_adapter.exchange.receiving import Settlement
 from lgsp_adapter.exchange.relay import Relay
-from lgsp_adapter.packets.safe_xml import XmlLimits
 from lgsp_adapter.registry.agencies import Directory
 from lgsp_adapter.store import DeliveryState, StoredPacket
 from lgsp_adapter.store.postgres import PostgresStore
@@ -225,7 +224,6 @@ async def test_a_replica_cut_off_from_the_broker_lets_another_relay(
             retry_delays_s=[0.3],
             connection_name="lgsp-adapter test",
             directory=directory,
-            limits=XmlLimits(),
         )
 
     try:

@@ -12,8 +12,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 from aio_pika.exceptions import ChannelClosed
 
-from lgsp_adapter.bus.topology import Topology
-from lgsp_adapter.exchange.receiving import NOT_SERVED_WAIT_S
+from lgsp_adapter.bus.topology import NOT_SERVED_WAIT_S, Topology
 
 
 async def exchanges(channel: AbstractChannel, topology: Topology) -> AbstractExchange:

@@ -1,8 +1,10 @@
 """The embedded bus: the store is the queue, so nothing accepted is lost in a crash.
 
 Publishing queues a delivery and marks it published in one transaction. The consumer leases
-due deliveries to the agencies this daemon serves, hands each to the receiver, and settles the
-outcome (delivered, retry later, given up) with its audit entries in one transaction. One
+due deliveries to the agencies this daemon serves and asks the pipeline's handler for each
+one's settlement (delivered, retry later, given up). Its acknowledgement is the store
+transaction that records that settlement with its audit entries and, for a retry, when the
+delivery is due again: here the queue and the record are one, so they cannot disagree. One
 process owns the embedded bus, so a lease never expires while it runs (a slow delivery is never
 handed to a second worker); leases left by a process that died are voided at the next start.
 """
@@ -17,18 +19,13 @@ from typing import Any
 from uuid import UUID
 
 from lgsp_adapter.audit import AuditEntry
-from lgsp_adapter.exchange.receiving import Settlement
-from lgsp_adapter.exchange.relay import Outgoing, set_aside
-from lgsp_adapter.store import Store, StoredPacket
+from lgsp_adapter.bus.contract import Handler, Outgoing, Published, Refused
+from lgsp_adapter.store import Store
 from lgsp_adapter.store.unavailable import until_stored
 
 log = logging.getLogger(__name__)
 
 STORE_WAIT_S = 1.0  # how long consuming waits for a store that did not answer
-
-# A delivery to settle: the packet as the bus has it (its bytes read once, not again by the
-# handler: a consumer holds as many as its prefetch, and each may be megabytes) and to whom.
-Handler = Callable[[StoredPacket, str], Awaitable[Settlement]]
 
 
 class EmbeddedBus:
@@ -65,12 +62,13 @@ class EmbeddedBus:
         self._served = list(codes)
         self._wake.set()
 
-    async def publish(self, deliveries: list[Outgoing]) -> None:
+    async def publish(self, deliveries: list[Outgoing]) -> Published:
         """Queue deliveries in one transaction. One to an agency removed from the registry
         since the packet was accepted waits in the queue, as it would in its RabbitMQ queue,
         until the agency is registered again; one to an agency this daemon never served comes
         back as returned (the embedded bus reaches no other daemon)."""
         routable = []
+        refused = []
         removed: dict[str, object] | None = None
         for outgoing in deliveries:
             packet, recipient, entry = outgoing
@@ -79,28 +77,18 @@ class EmbeddedBus:
             if recipient in self._served or (removed is not None and recipient in removed):
                 routable.append((packet.id, recipient, [entry]))
             else:
-                await set_aside(
-                    self._store,
-                    outgoing,
-                    "bus.unroutable",
-                    "the embedded bus reaches only agencies served by this daemon",
-                    self._on_final,
-                )
+                why = "the embedded bus reaches only agencies served by this daemon"
+                refused.append(Refused(outgoing, "bus.unroutable", why))
         if routable:
             await self._store.enqueue_many(routable)
             self._wake.set()
+        return Published(refused)
 
     async def requeue(self, packet_id: UUID, recipient: str, entries: list[AuditEntry]) -> None:
         """Put a delivery back on the bus for this daemon's consumer (a held packet whose agency
         now takes pushes)."""
         await self._store.enqueue(packet_id, recipient, entries)
         self._wake.set()
-
-    async def announce_final(self, packet_id: UUID, recipient: str) -> None:
-        """A delivery ended outside the consumer (a pull inbox's acknowledgement): tell the
-        sender, as for a delivery the consumer ended."""
-        if self._on_final is not None:
-            await self._on_final(packet_id, recipient)
 
     async def consume(self, handler: Handler, stopping: asyncio.Event) -> None:
         """Deliver due deliveries until ``stopping`` is set, then finish those in hand."""

@@ -16,6 +16,9 @@ from typing import Any
 # Redeliveries of one message before the broker parks it in the dead letters: a packet that
 # crashes its consumer every time must not block the queue forever.
 DELIVERY_LIMIT = 20
+# How long a delivery for an agency not served here at that moment (removed from the registry
+# while it was on its way) waits in a retry queue of its own before it is looked at again.
+NOT_SERVED_WAIT_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,12 +61,10 @@ class Requeue(Protocol):
         """Queue the delivery again for this daemon's consumer."""
         ...
 
-    async def announce_final(self, packet_id: UUID, recipient: str) -> None:
-        """Tell the sender how the delivery ended."""
-        ...
 
-
-async def release_stranded(store: Store, directory: Directory, bus: Requeue) -> int:
+async def release_stranded(
+    store: Store, directory: Directory, bus: Requeue, announce: Announce
+) -> int:
     """Packets held for agencies that no longer fetch them (at start, and after every registry
     change): one whose agency now takes pushes goes back on the bus to be pushed; one whose
     agency another daemon serves now ([[known_agencies]]) is dead-lettered, and its sender
@@ -104,7 +102,7 @@ async def release_stranded(store: Store, directory: Directory, bus: Requeue) -> 
             await store.update_delivery(
                 packet_id, recipient, DeliveryState.DEAD_LETTERED, entries=[entry], detail=why
             )
-            await bus.announce_final(packet_id, recipient)
+            await announce(packet_id, recipient)
         log_event(log, entry, logging.WARNING)
         moved += 1
     return moved

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 OUTBOX_MEASURE_S = 1.0  # how often the outbox's size is read again
 OUTBOX_RETRY_AFTER_S = 30  # what a sender refused for a full outbox is told to wait
+GENERATED_BY = "lgsp-adapter"  # the client a packet the adapter writes itself is kept under
 
 # The translator (by name) and the envelope for what an agency system submits in its own format.
 Translation = tuple[str, Envelope]
@@ -95,10 +96,62 @@ class Intake:
             recipients = self._check_recipients(read.packet)
             self._check_served_recipients(recipients, read.kind)
         except LgspError as exc:
-            rejection = _rejection(exc, client, sha256)
-            await self._store.append([rejection])
-            log_event(log, rejection)
+            await self._refused(exc, client.name, sha256)
             raise
+        return await self._keep(
+            data,
+            sha256,
+            read,
+            sender=sender,
+            recipients=recipients,
+            content_type=content_type,
+            client=client.name,
+            detail=_received_detail(read, translation, translated_from),
+        )
+
+    async def accept_generated(self, data: bytes, *, sender: str) -> Accepted:
+        """Keep a packet the adapter wrote itself on ``sender``'s behalf (the status 01 sent on
+        delivery). No client speaks for it and it charges no outbox budget (it answers a
+        delivery already made); it is read back as its receiver will read it, its recipients
+        are checked as a submission's are, and it is kept and audited as one."""
+        sha256 = hashlib.sha256(data).hexdigest()
+        try:
+            read = await read_packet_off_loop(data, content_type=None, limits=self.limits)
+            if sender_of(read.packet) != sender:
+                raise InvalidPacket(
+                    ErrorCode.PACKET_FORGED_SENDER,
+                    f"the adapter wrote a packet for {sender} that names another sender",
+                    details={"sender": sender},
+                )
+            recipients = self._check_recipients(read.packet)
+            self._check_served_recipients(recipients, read.kind)
+        except LgspError as exc:
+            await self._refused(exc, GENERATED_BY, sha256)
+            raise
+        return await self._keep(
+            data,
+            sha256,
+            read,
+            sender=sender,
+            recipients=recipients,
+            content_type=None,
+            client=GENERATED_BY,
+            detail=_received_detail(read, None, None),
+        )
+
+    async def _keep(
+        self,
+        data: bytes,
+        sha256: str,
+        read: ReadPacket,
+        *,
+        sender: str,
+        recipients: list[str],
+        content_type: str | None,
+        client: str,
+        detail: str | None,
+    ) -> Accepted:
+        """The packet, a delivery per recipient and the ``received`` entry, in one transaction."""
         packet = StoredPacket(
             id=uuid.uuid4(),
             kind=read.kind,
@@ -108,20 +161,21 @@ class Intake:
             content_type=content_type or _default_content_type(read),
             payload=data,
             sha256=sha256,
-            client=client.name,
+            client=client,
         )
         received = entry_for(
-            packet,
-            AuditEvent.RECEIVED,
-            recipient=",".join(recipients),
-            outcome="ok",
-            detail=_received_detail(read, translation, translated_from),
+            packet, AuditEvent.RECEIVED, recipient=",".join(recipients), outcome="ok", detail=detail
         )
         await self._store.accept(packet, [received])
         log_event(log, received)
         if self._on_accept is not None:
             self._on_accept()  # the relay need not wait for its next look at the outbox
         return Accepted(packet, read, await self._store.deliveries(packet.id))
+
+    async def _refused(self, error: LgspError, client: str, sha256: str) -> None:
+        rejection = _rejection(error, client, sha256)
+        await self._store.append([rejection])
+        log_event(log, rejection)
 
     async def _check_outbox(self, size: int) -> None:
         """Refuse, for now, what would take the outbox past its budget: the bus has been away
@@ -225,11 +279,11 @@ def _default_content_type(read: ReadPacket) -> str:
     return "application/json" if read.kind.startswith("tax-transport/") else "application/xml"
 
 
-def _rejection(error: LgspError, client: Client, sha256: str) -> AuditEntry:
+def _rejection(error: LgspError, client: str, sha256: str) -> AuditEntry:
     return AuditEntry(
         event=AuditEvent.REJECTED,
         sender=(error.details or {}).get("sender") if isinstance(error.details, dict) else None,
         payload_sha256=sha256,
         outcome=str(error.code),
-        detail=f"from client {client.name}: {error.message}"[:500],
+        detail=f"from client {client}: {error.message}"[:500],
     )

@@ -2,42 +2,29 @@
 
 The bus hands over one delivery (a packet towards one recipient); the receiver pushes it to the
 recipient's system and answers with a ``Settlement`` — delivered, retry later, or given up —
-which the bus records together with its audit entries before acknowledging. A delivery already
-recorded (the bus redelivered after a crash) is settled at once, never posted twice.
+which is recorded with its audit entries before the bus acknowledges (``settling`` does it for
+a broker; the embedded bus's acknowledgement is that record). A delivery already recorded (the
+bus redelivered after a crash) is settled at once, never posted twice. An agency that wants it
+gets the status 01 sent on its behalf, kept by ``Intake.accept_generated``.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
-from dataclasses import dataclass, field
-
-from pydantic import SecretStr
 
 from lgsp_adapter.audit import AuditEntry, AuditEvent, log_event
+from lgsp_adapter.bus.contract import Settlement
+from lgsp_adapter.bus.topology import NOT_SERVED_WAIT_S
 from lgsp_adapter.errors import ErrorCode, LgspError, PermanentError, TransientError
 from lgsp_adapter.exchange.arrival import arrival_status
 from lgsp_adapter.exchange.delivery import Deliverer, Outbound
 from lgsp_adapter.exchange.intake import Intake
 from lgsp_adapter.packets.agency_code import AgencyCode
-from lgsp_adapter.registry.agencies import Client, DeliveryMode, Directory
+from lgsp_adapter.registry.agencies import DeliveryMode, Directory
 from lgsp_adapter.store import DeliveryState, Store, StoredPacket, entry_for
 from lgsp_adapter.translators import find, translate_from_packet
 
 log = logging.getLogger(__name__)
-
-NOT_SERVED_WAIT_S = 1.0  # how long a delivery for an agency not served right now waits
-
-
-@dataclass(frozen=True, slots=True)
-class Settlement:
-    """The outcome of handling one delivery, for the bus to record and act on."""
-
-    state: DeliveryState
-    entries: list[AuditEntry] = field(default_factory=list)
-    detail: str | None = None
-    attempted: bool = False
-    retry_in_s: float | None = None
 
 
 class Receiver:
@@ -127,14 +114,8 @@ class Receiver:
             status = arrival_status(
                 packet.payload, recipient=recipient, recipient_name=name, limits=self._intake.limits
             )
-            if status is None:
-                return
-            client = Client(
-                name="lgsp-adapter",
-                token=SecretStr(secrets.token_urlsafe(32)),
-                agencies=[AgencyCode.parse(recipient)],
-            )
-            await self._intake.submit(status, content_type="application/xml", client=client)
+            if status is not None:
+                await self._intake.accept_generated(status, sender=recipient)
         except Exception:
             log.warning("%s %s: status 01 not sent", packet.id, recipient, exc_info=True)
 

@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 from uuid import UUID
 
-from lgsp_adapter.audit import AuditEntry, AuditEvent, log_event
+from lgsp_adapter.audit import AuditEvent, log_event
+from lgsp_adapter.bus.contract import Outgoing, Published
 from lgsp_adapter.store import DeliveryState, Store, StoredPacket, entry_for
 
 log = logging.getLogger(__name__)
@@ -23,9 +24,8 @@ log = logging.getLogger(__name__)
 # in a batch of its own.
 BATCH_BYTES = 16 * 2**20
 
-
-Outgoing = tuple[StoredPacket, str, AuditEntry]
-"""A delivery to publish: the packet, its recipient, the entry that records it."""
+# A delivery ended: tell whoever waits on it (the sender's system, the metrics).
+OnFinal = Callable[[UUID, str], Awaitable[None]]
 
 
 class Publisher(Protocol):
@@ -36,8 +36,8 @@ class Publisher(Protocol):
         """Whether it can take packets now."""
         ...
 
-    async def publish(self, deliveries: list[Outgoing]) -> None:
-        """Put deliveries on the bus; each entry records one."""
+    async def publish(self, deliveries: list[Outgoing]) -> Published:
+        """Put deliveries on the bus and record those it took; each entry records one."""
         ...
 
 
@@ -46,7 +46,7 @@ async def set_aside(
     outgoing: Outgoing,
     outcome: str,
     detail: str,
-    on_final: Callable[[UUID, str], Awaitable[None]] | None,
+    on_final: OnFinal | None,
 ) -> None:
     """Record a delivery the bus would not take as returned and dead-lettered, and tell the
     sender: a packet is never dropped without a word."""
@@ -66,10 +66,17 @@ class Relay:
     """Moves deliveries from the outbox to the bus."""
 
     def __init__(
-        self, *, store: Store, bus: Publisher, batch: int = 100, batch_bytes: int = BATCH_BYTES
+        self,
+        *,
+        store: Store,
+        bus: Publisher,
+        on_final: OnFinal | None = None,
+        batch: int = 100,
+        batch_bytes: int = BATCH_BYTES,
     ) -> None:
         self._store = store
         self._bus = bus
+        self._on_final = on_final  # a delivery the bus would not take has ended
         self._batch = batch
         self._batch_bytes = batch_bytes
         self.wake = asyncio.Event()
@@ -124,8 +131,19 @@ class Relay:
                 continue
             entry = entry_for(packet, AuditEvent.PUBLISHED, recipient=recipient, outcome="ok")
             batch.append((packet, recipient, entry))
-        if batch:
-            await self._bus.publish(batch)
-            for _, _, entry in batch:
-                log_event(log, entry)
+        if not batch:
+            return 0
+        published = await self._bus.publish(batch)
+        refused = {(r.outgoing[0].id, r.outgoing[1]) for r in published.refused}
+        if published.failure is None:
+            for packet, recipient, entry in batch:
+                if (packet.id, recipient) not in refused:
+                    log_event(log, entry)
+        # Never dropped without a word: recorded as returned and dead-lettered, sender told.
+        for refusal in published.refused:
+            await set_aside(
+                self._store, refusal.outgoing, refusal.outcome, refusal.why, self._on_final
+            )
+        if published.failure is not None:
+            raise published.failure
         return len(batch)
