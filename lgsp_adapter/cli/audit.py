@@ -7,219 +7,39 @@ in pipes, so ``audit export | gzip`` and cron jobs get clean output.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
-from datetime import datetime
-from functools import wraps
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any
 from uuid import UUID
 
 import click
 
-from lgsp_adapter.audit import AuditEntry, AuditEvent
+from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.audit import export as exports
-from lgsp_adapter.audit.archive import archive_before, verify_archive
-from lgsp_adapter.audit.bundle import (
-    MAX_ENTRIES,
-    dump,
-    make_bundle,
-    subject_of,
-    verify_bundle,
-)
-from lgsp_adapter.audit.proofs import (
-    BadEvidence,
-    check_consistency,
-    check_inclusion,
-    consistency_document,
-    inclusion_document,
-    signed_checkpoint,
-)
-from lgsp_adapter.audit.query import AuditQuery
-from lgsp_adapter.audit.rotation import Rotation, keyring, retired_paths, rotate_key
-from lgsp_adapter.audit.signing import Keyring, LogKey, NoteError, Trusted, Verifier
-from lgsp_adapter.audit.store import AuditStore
+from lgsp_adapter.audit.rotation import Rotation, retired_paths, rotate_key
+from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.audit.verify import verify_log
-from lgsp_adapter.cli.actor import cli_actor
-from lgsp_adapter.daemon.config import Settings, load_settings
-from lgsp_adapter.errors import ErrorCode, FatalError, LgspError
-from lgsp_adapter.store import Store
-from lgsp_adapter.store.location import is_postgres
-from lgsp_adapter.store.opening import opened
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Target:
-    """Which log a command works on, and how to find its key."""
-
-    settings: Settings
-    location: str  # a SQLite file, or a postgresql:// URL
-
-    @property
-    def migrate(self) -> bool:
-        """Whether commands may bring the schema up to date (else only `migrate` does)."""
-        return self.settings.store.migrate_on_start
-
-    def store(self, *, owner: bool = False) -> AbstractAsyncContextManager[Store]:
-        """The store, opened for a command: never made by mistake, its schema brought up to
-        date unless the settings leave that to `lgsp-adapter migrate`."""
-        return opened(self.location, owner=owner, existing=True, migrate=self.migrate)
-
-    @property
-    def on_postgres(self) -> bool:
-        """Whether the log is on PostgreSQL."""
-        return is_postgres(self.location)
-
-    def key_path(self) -> Path:
-        """Where the signing key is."""
-        store = self.settings.store.path if self.on_postgres else Path(self.location)
-        return self.settings.audit.key_path(store)
-
-    def key(self) -> LogKey:
-        """The signing key (operators only: it must be readable)."""
-        return LogKey.load(self.key_path(), self.settings.audit.log_name())
-
-    def archive_folder(self) -> Path:
-        """Where the log's archive files are."""
-        store = self.settings.store.path if self.on_postgres else Path(self.location)
-        return self.settings.audit.archive_folder(store)
-
-    def verifier(self, public_key: Path | None) -> Trusted:
-        """The keys to check against: the pinned ones, else the signing key's and those it
-        replaced (kept beside it by `audit rotate-key`)."""
-        if public_key is None:
-            return keyring(self.key_path(), self.settings.audit.log_name())
-        return read_verifier(public_key)
-
-
-def read_verifier(path: Path) -> Trusted:
-    """Verifier keys from a file, one a line (what ``audit public-key`` prints; with
-    ``--all``, every key the log was signed with)."""
-    try:
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        verifiers = tuple(Verifier.parse(line) for line in lines)
-    except OSError as exc:
-        raise FatalError(ErrorCode.CONFIG_INVALID, f"cannot read {path}: {exc.strerror}") from exc
-    except (NoteError, UnicodeDecodeError) as exc:
-        raise FatalError(ErrorCode.CONFIG_INVALID, f"{path}: {exc}") from exc
-    if not verifiers:
-        raise FatalError(ErrorCode.CONFIG_INVALID, f"{path}: no verifier key in it")
-    return verifiers[0] if len(verifiers) == 1 else Keyring(verifiers)
-
-
-@asynccontextmanager
-async def open_log(target: Target) -> AsyncIterator[AuditStore]:
-    """The audit log of ``target``'s store."""
-    async with target.store() as store:
-        yield store.audit
-
-
-def fail(message: str) -> NoReturn:
-    """One line on stderr, exit 1."""
-    click.echo(message, err=True)
-    sys.exit(1)
-
-
-def run(work: Awaitable[T]) -> T:
-    """Run a coroutine, turning our errors into one line and exit 1."""
-    try:
-        return asyncio.run(work)  # type: ignore[arg-type]
-    except LgspError as exc:
-        fail(f"error: {exc}")
-
-
-def target_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--config and --store, resolved into a ``Target`` passed as ``target``."""
-
-    @click.option(
-        "--config",
-        "config_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="TOML settings file; LGSP_… variables override it.",
-    )
-    @click.option(
-        "--store",
-        "location",
-        default=None,
-        help="The store: a SQLite file or a postgresql:// URL (default: the settings').",
-    )
-    @wraps(command)
-    def wrapper(config_path: Path | None, location: str | None, **kwargs: Any) -> Any:
-        try:
-            settings = load_settings(config_path)
-        except LgspError as exc:
-            fail(f"error: {exc}")
-        target = Target(settings, location or settings.store.location())
-        return command(target=target, **kwargs)
-
-    return wrapper
-
-
-PUBLIC_KEY = click.option(
-    "--public-key",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    default=None,
-    help="The log's verifier key (from `audit public-key`), to check against it.",
+from lgsp_adapter.cli.audit_evidence import (
+    archive_command,
+    bundle_command,
+    prove_group,
+    verify_archive_command,
+    verify_bundle_command,
+    verify_proof_command,
 )
-
-
-def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The query filters, gathered into ``filters``."""
-    options = [
-        click.option("--since", help="From this time (ISO 8601 with zone), inclusive."),
-        click.option("--until", help="Up to this time, exclusive."),
-        click.option("--agency", help="Sender or recipient agency code."),
-        click.option("--kind", help="Packet kind: edoc, status, tax-transport/…"),
-        click.option("--document-id", help="The document's id."),
-        click.option("--outcome", help="ok, an error code, a status."),
-        click.option("--event", type=click.Choice([e.value for e in AuditEvent])),
-        click.option("--packet-id", help="One packet's entries."),
-    ]
-    names = ("since", "until", "agency", "kind", "document_id", "outcome", "event", "packet_id")
-
-    @wraps(command)
-    def wrapper(**kwargs: Any) -> Any:
-        kwargs["filters"] = {name: kwargs.pop(name) for name in names}
-        return command(**kwargs)
-
-    for option in reversed(options):
-        wrapper = option(wrapper)
-    return wrapper
-
-
-def make_query(filters: dict[str, Any], **extra: Any) -> AuditQuery:
-    """The validated query, or exit 1 naming each bad filter."""
-    try:
-        return AuditQuery.of({**filters, **extra})
-    except LgspError as exc:
-        fail(f"error: {exc}")
-
-
-class Progress:
-    """Counts on stderr when it is a terminal; silent otherwise."""
-
-    def __init__(self, label: str, total: int | None = None) -> None:
-        self.label = label
-        self.total = total
-        self.shown = sys.stderr.isatty()
-
-    def __call__(self, done: int) -> None:
-        if not self.shown:
-            return
-        of = f"/{self.total:,} ({done * 100 // max(self.total, 1)}%)" if self.total else ""
-        click.echo(f"\r{self.label} {done:,}{of}", err=True, nl=False)
-
-    def end(self) -> None:
-        """Leave the line."""
-        if self.shown:
-            click.echo("", err=True)
+from lgsp_adapter.cli.targets import (
+    PUBLIC_KEY,
+    Progress,
+    Target,
+    cli_actor,
+    fail,
+    filter_options,
+    make_query,
+    open_log,
+    run,
+    target_options,
+)
+from lgsp_adapter.errors import ErrorCode, FatalError, LgspError
 
 
 @click.group("audit")
@@ -446,175 +266,13 @@ def rotate_key_command(target: Target) -> None:
     )
 
 
-@audit_group.group("prove")
-def prove_group() -> None:
-    """Proofs as JSON (docs/audit.md), against the latest or a given checkpoint."""
-
-
-@prove_group.command("inclusion")
-@click.argument("index", type=click.IntRange(min=0))
-@click.option("--size", type=int, help="The checkpoint's size (default: the latest).")
-@target_options
-def prove_inclusion_command(target: Target, index: int, size: int | None) -> None:
-    """That entry INDEX is in the log."""
-
-    async def work() -> dict[str, Any]:
-        async with open_log(target) as log:
-            checkpoint = await signed_checkpoint(log, size)
-            entries = await log.entries(index, index + 1)
-            if not entries:
-                raise LgspError(ErrorCode.AUDIT_NOT_FOUND, f"no entry {index} in the store")
-            return await inclusion_document(log, entries[0], checkpoint)
-
-    click.echo(json.dumps(run(work()), ensure_ascii=False, indent=1))
-
-
-@prove_group.command("consistency")
-@click.argument("old_size", type=click.IntRange(min=1))
-@click.argument("new_size", type=click.IntRange(min=1), required=False)
-@target_options
-def prove_consistency_command(target: Target, old_size: int, new_size: int | None) -> None:
-    """That the log at NEW_SIZE (default: the latest checkpoint) extends it at OLD_SIZE."""
-
-    async def work() -> dict[str, Any]:
-        async with open_log(target) as log:
-            old = await signed_checkpoint(log, old_size)
-            new = await signed_checkpoint(log, new_size)
-            if old.size > new.size:
-                raise LgspError(ErrorCode.AUDIT_BAD_QUERY, "the old size is the larger")
-            return await consistency_document(log, old, new)
-
-    click.echo(json.dumps(run(work()), ensure_ascii=False, indent=1))
-
-
-@audit_group.command("bundle")
-@click.argument("packet", type=click.UUID, required=False)
-@filter_options
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@PUBLIC_KEY
-@target_options
-def bundle_command(
-    target: Target,
-    packet: UUID | None,
-    filters: dict[str, Any],
-    output: Path,
-    public_key: Path | None,
-) -> None:
-    """An evidence file for one packet (or the entries the filters match), checkable offline
-    with `audit verify-bundle`."""
-    if packet is not None:
-        filters["packet_id"] = str(packet)
-    if not any(filters.values()):
-        fail("error: name a packet, or filter the entries to bundle (e.g. --since/--until)")
-    query = make_query(filters)
-
-    async def work() -> bytes:
-        try:
-            key: LogKey | None = target.key()
-        except LgspError:
-            key = None  # a reader without the key uses the checkpoints already signed
-        async with open_log(target) as log:
-            entries = await exports.gather(log, query, MAX_ENTRIES)
-            if not entries:
-                raise LgspError(ErrorCode.AUDIT_NOT_FOUND, "no entries match")
-            if key is not None:
-                verifier = key.verifier
-            elif public_key is not None:
-                verifier = read_verifier(public_key).verifiers[-1]  # the current key
-            else:
-                raise LgspError(
-                    ErrorCode.CONFIG_INVALID,
-                    "a bundle names the log's key: give --public-key, or run where the key is",
-                )
-            subject = subject_of(query)
-            return dump(
-                await make_bundle(log, entries, subject=subject, verifier=verifier, key=key)
-            )
-
-    data = run(work())
-    output.write_bytes(data)
-    click.echo(f"bundle written to {output} ({len(data):,} bytes)", err=True)
-
-
-@audit_group.command("verify-bundle")
-@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@PUBLIC_KEY
-def verify_bundle_command(file: Path, public_key: Path | None) -> None:
-    """Check an evidence bundle offline, with nothing but the file (and a pinned key)."""
-    try:
-        pinned = read_verifier(public_key) if public_key else None
-        check = verify_bundle(file.read_bytes(), pinned)
-    except LgspError as exc:
-        fail(f"error: {file}: {exc}")
-    click.echo(check.summary())
-
-
-@audit_group.command("verify-proof")
-@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option(
-    "--public-key",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    required=True,
-    help="The log's verifier key (a proof carries none of its own).",
-)
-def verify_proof_command(file: Path, public_key: Path) -> None:
-    """Check a proof from `audit prove` (or /v1/audit/proofs/…) offline."""
-    try:
-        verifier = read_verifier(public_key)
-        document = json.loads(file.read_bytes())
-        if not isinstance(document, dict) or document.get("type") not in (
-            "inclusion",
-            "consistency",
-        ):
-            raise BadEvidence("not a proof of this log (type inclusion or consistency)")
-        if document["type"] == "inclusion":
-            checkpoint, index = check_inclusion(document, verifier)
-            click.echo(f"entry {index} is in log {checkpoint.origin!r} at size {checkpoint.size}")
-        else:
-            old, new = check_consistency(document, verifier)
-            click.echo(f"log {new.origin!r} at size {new.size} extends it at size {old.size}")
-    except ValueError as exc:
-        fail(f"error: {file}: not JSON: {exc}")
-    except LgspError as exc:
-        fail(f"error: {file}: {exc}")
-
-
-@audit_group.command("archive")
-@click.option("--before", required=True, help="Archive entries older than this (ISO 8601).")
-@target_options
-def archive_command(target: Target, before: str) -> None:
-    """Move entries older than --before into a signed archive file (audit.archive_dir)."""
-    try:
-        moment = datetime.fromisoformat(before)
-    except ValueError:
-        fail(f"error: {ErrorCode.AUDIT_BAD_QUERY}: --before {before!r} is not an ISO 8601 time")
-    if moment.tzinfo is None:
-        fail(f"error: {ErrorCode.AUDIT_BAD_QUERY}: --before needs a time zone")
-    folder = target.archive_folder()
-
-    async def work() -> Any:
-        key = target.key()
-        async with open_log(target) as log:
-            return await archive_before(log, key, moment, folder, actor=cli_actor())
-
-    record = run(work())
-    if record is None:
-        click.echo("nothing to archive: no signed checkpoint covers only older entries")
-        return
-    click.echo(
-        f"entries {record.start} to {record.end - 1} archived to {folder / record.file}"
-        f" (sha256 {record.sha256})"
-    )
-
-
-@audit_group.command("verify-archive")
-@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@PUBLIC_KEY
-def verify_archive_command(file: Path, public_key: Path | None) -> None:
-    """Check an archive file on its own."""
-    try:
-        pinned = read_verifier(public_key) if public_key else None
-        check = verify_archive(file, pinned)
-    except LgspError as exc:
-        fail(f"error: {file}: {exc}")
-    click.echo(check.summary())
+# Proofs, bundles and archives: commands of their own module, in this group.
+for _command in (
+    prove_group,
+    bundle_command,
+    verify_bundle_command,
+    verify_proof_command,
+    archive_command,
+    verify_archive_command,
+):
+    audit_group.add_command(_command)

@@ -18,8 +18,7 @@ from typing import Any, TypeVar
 import aiohttp
 import click
 
-from lgsp_adapter.cli.actor import cli_actor
-from lgsp_adapter.cli.audit import Target, fail, run, target_options
+from lgsp_adapter.cli.targets import Target, cli_actor, fail, run, target_options
 from lgsp_adapter.errors import ErrorCode, PermanentError
 from lgsp_adapter.http.registry import view
 from lgsp_adapter.registry.probe import probe

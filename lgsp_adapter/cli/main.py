@@ -23,13 +23,13 @@ import click
 from lgsp_adapter import __version__
 from lgsp_adapter.bus import declare
 from lgsp_adapter.bus.topology import Topology, permissions
-from lgsp_adapter.cli.actor import cli_actor
 from lgsp_adapter.cli.audit import audit_group
 from lgsp_adapter.cli.check import check, daemon_url
 from lgsp_adapter.cli.demo import run_demo
 from lgsp_adapter.cli.dlq import dlq_group
 from lgsp_adapter.cli.endpoints import endpoints_group
 from lgsp_adapter.cli.summary import canonical_json, summary
+from lgsp_adapter.cli.targets import cli_actor
 from lgsp_adapter.daemon import logs
 from lgsp_adapter.daemon.config import Settings, load_settings
 from lgsp_adapter.daemon.logs import LogFormat, LoggingSettings
