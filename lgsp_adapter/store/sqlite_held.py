@@ -1,0 +1,141 @@
+"""Deliveries that wait on someone: in a pull inbox for the agency's system to fetch, or
+dead-lettered for an operator to replay or drop.
+
+Each decision is one conditional UPDATE (``... AND state = held``), so of two acknowledgements
+or two operators racing one wins and the other gets None, and nothing is written twice.
+"""
+
+from __future__ import annotations
+
+import json
+from uuid import UUID
+
+from lgsp_adapter.audit import AuditEntry
+from lgsp_adapter.store.base import (
+    DeadLetter,
+    DeliveryRecord,
+    DeliveryState,
+    InboxItem,
+    dead_letter_of,
+    delivery_of,
+    inbox_item_of,
+)
+from lgsp_adapter.store.sqlite_core import DEAD_LETTER_COLUMNS, SqliteCore, now
+
+
+class SqliteHeld(SqliteCore):
+    """The held and dead-lettered deliveries' part of ``SqliteStore``."""
+
+    async def inbox(
+        self, recipients: list[str], *, kind: str | None, after: int, limit: int
+    ) -> list[InboxItem]:
+        """Packets held for ``recipients``' pull inboxes, oldest first, after ``after``."""
+        rows = self._read.execute(
+            "SELECT d.rowid, p.id, d.recipient, p.sender, p.kind, p.document_id,"
+            " p.content_type, length(p.payload), p.received_at"
+            " FROM deliveries d JOIN packets p ON p.id = d.packet_id"
+            " WHERE d.state = ? AND d.recipient IN (SELECT value FROM json_each(?))"
+            " AND (? IS NULL OR p.kind = ?) AND d.rowid > ? ORDER BY d.rowid LIMIT ?",
+            (DeliveryState.HELD.value, json.dumps(recipients), kind, kind, after, limit),
+        ).fetchall()
+        return [inbox_item_of(row) for row in rows]
+
+    async def dead_letters(
+        self,
+        *,
+        recipient: str | None,
+        sender: str | None,
+        kind: str | None,
+        after: int,
+        limit: int,
+    ) -> list[DeadLetter]:
+        """Dead-lettered deliveries, oldest first, after the cursor ``after``."""
+        rows = self._read.execute(
+            f"SELECT {DEAD_LETTER_COLUMNS} FROM deliveries d JOIN packets p ON p.id = d.packet_id"
+            " WHERE d.state = ? AND (? IS NULL OR d.recipient = ?) AND (? IS NULL OR p.sender = ?)"
+            " AND (? IS NULL OR p.kind = ?) AND d.rowid > ? ORDER BY d.rowid LIMIT ?",
+            (
+                DeliveryState.DEAD_LETTERED.value,
+                recipient,
+                recipient,
+                sender,
+                sender,
+                kind,
+                kind,
+                after,
+                limit,
+            ),
+        ).fetchall()
+        return [dead_letter_of(row) for row in rows]
+
+    async def dead_letter(self, packet_id: UUID, recipient: str) -> DeadLetter | None:
+        """One delivery, if it is dead-lettered."""
+        row = self._read.execute(
+            f"SELECT {DEAD_LETTER_COLUMNS} FROM deliveries d JOIN packets p ON p.id = d.packet_id"
+            " WHERE d.state = ? AND d.packet_id = ? AND d.recipient = ?",
+            (DeliveryState.DEAD_LETTERED.value, str(packet_id), recipient),
+        ).fetchone()
+        return None if row is None else dead_letter_of(row)
+
+    async def leave_dead_letters(
+        self,
+        packet_id: UUID,
+        recipient: str,
+        state: DeliveryState,
+        entries: list[AuditEntry],
+    ) -> DeliveryRecord | None:
+        """An operator's decision on a dead letter: back to the outbox (``accepted``, its
+        attempts counted from nought) or ``dropped``; None if it is not dead-lettered (any
+        more: two operators cannot both act on it)."""
+        async with self._write():
+            row = self._db.execute(
+                "UPDATE deliveries SET state = ?, updated_at = ?,"
+                " attempts = CASE WHEN ? THEN 0 ELSE attempts END,"
+                " detail = CASE WHEN ? THEN NULL ELSE detail END"
+                " WHERE packet_id = ? AND recipient = ? AND state = ?"
+                " RETURNING packet_id, recipient, state, attempts, detail, updated_at",
+                (
+                    state.value,
+                    now(),
+                    state is DeliveryState.ACCEPTED,
+                    state is DeliveryState.ACCEPTED,
+                    str(packet_id),
+                    recipient,
+                    DeliveryState.DEAD_LETTERED.value,
+                ),
+            ).fetchone()
+            if row is None:
+                return None
+            self._append(entries)
+        return delivery_of(row)
+
+    async def held(self) -> list[tuple[UUID, str]]:
+        """Every delivery waiting in a pull inbox, oldest first."""
+        rows = self._read.execute(
+            "SELECT packet_id, recipient FROM deliveries WHERE state = ? ORDER BY rowid",
+            (DeliveryState.HELD.value,),
+        ).fetchall()
+        return [(UUID(row[0]), row[1]) for row in rows]
+
+    async def acknowledge(
+        self,
+        packet_id: UUID,
+        recipient: str,
+        state: DeliveryState,
+        *,
+        entries: list[AuditEntry],
+        detail: str | None,
+    ) -> DeliveryRecord | None:
+        """End a held delivery as ``state``, with its entries; None if it was not held (an
+        acknowledgement raced another, or came twice): then nothing is written."""
+        async with self._write():
+            row = self._db.execute(
+                "UPDATE deliveries SET state = ?, detail = ?, updated_at = ?,"
+                " attempts = attempts + 1 WHERE packet_id = ? AND recipient = ? AND state = ?"
+                " RETURNING packet_id, recipient, state, attempts, detail, updated_at",
+                (state.value, detail, now(), str(packet_id), recipient, DeliveryState.HELD.value),
+            ).fetchone()
+            if row is None:
+                return None
+            self._append(entries)
+        return delivery_of(row)
