@@ -25,7 +25,7 @@ from lgsp_adapter.audit.tree import root_at
 from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.registry.agency_list import Agency
 from lgsp_adapter.store import DeliveryState, PacketFacts, Store, StoredPacket
-from lgsp_adapter.store.base import PacketIdTaken
+from lgsp_adapter.store.records import PacketIdTaken
 from lgsp_adapter.store.sqlite import MIGRATIONS, SqliteStore
 from tests.exchange_stores import BACKENDS, open_exchange_store
 

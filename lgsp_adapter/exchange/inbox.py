@@ -22,7 +22,7 @@ from lgsp_adapter.errors import ErrorCode, PermanentError
 from lgsp_adapter.packets.agency_code import AgencyCode
 from lgsp_adapter.registry.agencies import Client, DeliveryMode, Directory
 from lgsp_adapter.store import DeliveryRecord, DeliveryState, Store, StoredPacket, entry_for
-from lgsp_adapter.store.base import InboxItem
+from lgsp_adapter.store.records import InboxItem
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from lgsp_adapter.store import (
     StoredPacket,
     entry_for,
 )
-from lgsp_adapter.store.base import PacketIdTaken
+from lgsp_adapter.store.records import PacketIdTaken
 from lgsp_adapter.store.unavailable import until_stored
 
 log = logging.getLogger(__name__)

@@ -27,17 +27,6 @@ from uuid import UUID
 
 from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.errors import ErrorCode, FatalError
-from lgsp_adapter.store.base import (
-    DeliveryRecord,
-    DeliveryState,
-    OutboxItem,
-    PacketFacts,
-    PacketIdTaken,
-    StoredPacket,
-    delivery_of,
-    facts_of,
-    packet_of,
-)
 from lgsp_adapter.store.postgres_agency_list import SCHEMA as AGENCY_LIST_SCHEMA
 from lgsp_adapter.store.postgres_audit import PostgresAuditLog
 from lgsp_adapter.store.postgres_core import (
@@ -52,6 +41,15 @@ from lgsp_adapter.store.postgres_held import PostgresHeld
 from lgsp_adapter.store.postgres_queue import PostgresQueue
 from lgsp_adapter.store.postgres_schema import migrate as migrate_part
 from lgsp_adapter.store.postgres_session import OUTBOX_CHANNEL
+from lgsp_adapter.store.records import (
+    DeliveryRecord,
+    DeliveryState,
+    OutboxItem,
+    PacketFacts,
+    PacketIdTaken,
+    StoredPacket,
+)
+from lgsp_adapter.store.rows import delivery_of, facts_of, packet_of
 
 log = logging.getLogger(__name__)
 

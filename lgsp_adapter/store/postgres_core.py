@@ -16,19 +16,13 @@ from uuid import UUID
 
 from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.audit.entry import storable
-from lgsp_adapter.store.base import (
-    FACT_COLUMNS,
-    CommitObserver,
-    DeliveryRecord,
-    DeliveryState,
-    StoredPacket,
-    delivery_of,
-    tell_observers,
-)
+from lgsp_adapter.store.base import CommitObserver
 from lgsp_adapter.store.postgres_agency_list import PostgresAgencyList
 from lgsp_adapter.store.postgres_audit import Conn, PostgresAuditLog
 from lgsp_adapter.store.postgres_registry import PostgresRegistry
 from lgsp_adapter.store.postgres_session import ReplicaSession
+from lgsp_adapter.store.records import DeliveryRecord, DeliveryState, StoredPacket
+from lgsp_adapter.store.rows import FACT_COLUMNS, delivery_of, tell_observers
 
 DELIVERY = "packet_id, recipient, state, attempts, detail, updated_at"
 PACKET = (

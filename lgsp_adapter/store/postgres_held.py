@@ -7,17 +7,10 @@ from __future__ import annotations
 from uuid import UUID
 
 from lgsp_adapter.audit import AuditEntry
-from lgsp_adapter.store.base import (
-    DeadLetter,
-    DeliveryRecord,
-    DeliveryState,
-    InboxItem,
-    dead_letter_of,
-    delivery_of,
-    inbox_item_of,
-)
 from lgsp_adapter.store.postgres_core import DEAD_LETTER, DELIVERY, PostgresCore, optional_storable
 from lgsp_adapter.store.postgres_session import OUTBOX_CHANNEL
+from lgsp_adapter.store.records import DeadLetter, DeliveryRecord, DeliveryState, InboxItem
+from lgsp_adapter.store.rows import dead_letter_of, delivery_of, inbox_item_of
 
 
 class PostgresHeld(PostgresCore):

@@ -8,8 +8,8 @@ import time
 from uuid import UUID
 
 from lgsp_adapter.audit import AuditEntry
-from lgsp_adapter.store.base import DeliveryRecord, DeliveryState
 from lgsp_adapter.store.postgres_core import PostgresCore, set_state
+from lgsp_adapter.store.records import DeliveryRecord, DeliveryState
 
 
 class PostgresQueue(PostgresCore):

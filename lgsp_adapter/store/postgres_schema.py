@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from lgsp_adapter.errors import ErrorCode, FatalError
-from lgsp_adapter.store.base import schema_behind
+from lgsp_adapter.store.rows import schema_behind
 
 
 def lock_key(schema: str, name: str) -> int:

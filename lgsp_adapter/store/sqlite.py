@@ -23,19 +23,16 @@ from uuid import UUID
 from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.audit.entry import FIELDS
 from lgsp_adapter.errors import ErrorCode, FatalError
-from lgsp_adapter.store.base import (
+from lgsp_adapter.store.group_commit import LOCKED_WAIT_MS, to_the_end
+from lgsp_adapter.store.records import (
     DeliveryRecord,
     DeliveryState,
     OutboxItem,
     PacketFacts,
     PacketIdTaken,
     StoredPacket,
-    delivery_of,
-    facts_of,
-    packet_of,
-    schema_behind,
 )
-from lgsp_adapter.store.group_commit import LOCKED_WAIT_MS, to_the_end
+from lgsp_adapter.store.rows import delivery_of, facts_of, packet_of, schema_behind
 from lgsp_adapter.store.sqlite_core import BY_ID, FACTS, PACKET_COLUMNS, fetch, now, packet_row
 from lgsp_adapter.store.sqlite_held import SqliteHeld
 from lgsp_adapter.store.sqlite_queue import SqliteQueue

@@ -17,16 +17,10 @@ from typing import IO, Any, Self
 from uuid import UUID
 
 from lgsp_adapter.audit import AuditEntry
-from lgsp_adapter.store.base import (
-    FACT_COLUMNS,
-    CommitObserver,
-    DeliveryRecord,
-    DeliveryState,
-    StoredPacket,
-    delivery_of,
-    tell_observers,
-)
+from lgsp_adapter.store.base import CommitObserver
 from lgsp_adapter.store.group_commit import GroupCommit
+from lgsp_adapter.store.records import DeliveryRecord, DeliveryState, StoredPacket
+from lgsp_adapter.store.rows import FACT_COLUMNS, delivery_of, tell_observers
 from lgsp_adapter.store.sqlite_agency_list import SqliteAgencyList
 from lgsp_adapter.store.sqlite_audit import SqliteAuditLog
 from lgsp_adapter.store.sqlite_registry import SqliteRegistry

@@ -11,15 +11,8 @@ import json
 from uuid import UUID
 
 from lgsp_adapter.audit import AuditEntry
-from lgsp_adapter.store.base import (
-    DeadLetter,
-    DeliveryRecord,
-    DeliveryState,
-    InboxItem,
-    dead_letter_of,
-    delivery_of,
-    inbox_item_of,
-)
+from lgsp_adapter.store.records import DeadLetter, DeliveryRecord, DeliveryState, InboxItem
+from lgsp_adapter.store.rows import dead_letter_of, delivery_of, inbox_item_of
 from lgsp_adapter.store.sqlite_core import DEAD_LETTER_COLUMNS, SqliteCore, now
 
 

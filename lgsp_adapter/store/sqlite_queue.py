@@ -12,7 +12,7 @@ import time
 from uuid import UUID
 
 from lgsp_adapter.audit import AuditEntry
-from lgsp_adapter.store.base import DeliveryRecord, DeliveryState
+from lgsp_adapter.store.records import DeliveryRecord, DeliveryState
 from lgsp_adapter.store.sqlite_core import SqliteCore
 
 
