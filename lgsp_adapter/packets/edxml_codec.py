@@ -25,15 +25,9 @@ from lgsp_adapter.packets.attachment import AttachmentEncodingError
 from lgsp_adapter.packets.diagnostics import Diagnostic, Diagnostics, WarningCode
 from lgsp_adapter.packets.edxml_model import EdocPacket, StatusPacket
 from lgsp_adapter.packets.edxml_values import BusinessDocType, StatusCode, status_code_of
-from lgsp_adapter.packets.xml_binding import (
-    NS,
-    MissingElement,
-    Reader,
-    Slots,
-    fill,
-    local_name,
-    qname,
-)
+from lgsp_adapter.packets.xml_binding import NS, local_name, qname
+from lgsp_adapter.packets.xml_reading import MissingElement, Reader
+from lgsp_adapter.packets.xml_writing import Slots, fill
 
 LEGACY_NS = "http://www.e-doc.vn/Schema/"
 
