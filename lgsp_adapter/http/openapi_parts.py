@@ -10,7 +10,7 @@ from typing import Any
 from lgsp_adapter.audit.entry import AuditEvent
 from lgsp_adapter.packets import tax_transport
 from lgsp_adapter.registry.agencies import ServedAgency
-from lgsp_adapter.registry.service import TOKEN_LABEL, TOKEN_SHAPE
+from lgsp_adapter.registry.checks import TOKEN_LABEL, TOKEN_SHAPE
 from lgsp_adapter.store import DeadLetter
 
 ERROR = {"$ref": "#/components/responses/Error"}

@@ -22,7 +22,7 @@ from lgsp_adapter.http.openapi_parts import (
     operation,
     query_parameter,
 )
-from lgsp_adapter.registry.service import TOKEN_LABEL, TOKEN_SHAPE
+from lgsp_adapter.registry.checks import TOKEN_LABEL, TOKEN_SHAPE
 
 PATHS: dict[str, dict[str, Any]] = {
     "/v1/packets": {

@@ -15,14 +15,10 @@ import contextlib
 import copy
 import functools
 import logging
-import re
 import secrets
-import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
-
-from pydantic import ValidationError
 
 from lgsp_adapter.audit import AuditEntry, AuditEvent
 from lgsp_adapter.errors import ErrorCode, PermanentError
@@ -31,21 +27,24 @@ from lgsp_adapter.registry.agencies import (
     Client,
     Directory,
     IssuedToken,
-    MutualTlsAuth,
-    NoAuth,
     ServedAgency,
     token_digest,
     with_secrets,
 )
-from lgsp_adapter.registry.endpoint_transport import tls_context
+from lgsp_adapter.registry.checks import (
+    agency_code,
+    changed_paths,
+    check_credentials_follow,
+    check_token_text,
+    merge_patch,
+    present,
+    validated,
+)
 from lgsp_adapter.registry.records import Edit, EndpointRecord, RegistryStore, Source, TokenRecord
-from lgsp_adapter.translators import find
 
 log = logging.getLogger(__name__)
 
 Listener = Callable[[list[str]], Awaitable[None]]
-TOKEN_LABEL = r"^[A-Za-z0-9._-]{1,64}$"  # noqa: S105  # a pattern, not a secret
-TOKEN_SHAPE = r"[A-Za-z0-9._~+/=-]{24,500}"  # noqa: S105  # RFC 6750's b64token, long enough
 
 
 class Registry:
@@ -143,7 +142,7 @@ class Registry:
     ) -> tuple[EndpointRecord, str | None]:
         """Register an agency's endpoint; with the token its system submits with (shown this
         once) unless ``issue_token`` is false."""
-        agency = self._validated(body)
+        agency = validated(body)
         code = str(agency.code)
         if code in self._elsewhere:
             raise PermanentError(
@@ -181,18 +180,18 @@ class Registry:
         outcome: str = "endpoint_changed",
     ) -> EndpointRecord:
         """Change fields of a record (a JSON merge patch; ``auth`` is replaced whole)."""
-        code = _code(code)
+        code = agency_code(code)
         if "code" in patch and patch["code"] != code:
             raise PermanentError(
                 ErrorCode.REGISTRY_INVALID, "an agency's code cannot change; remove and register"
             )
 
         def edit(current: EndpointRecord | None) -> Edit | None:
-            current = _present(code, current, expected_revision)
+            current = present(code, current, expected_revision)
             before = copy.deepcopy(current.stored)  # as kept: a record that no longer
-            agency = self._validated(_merge(before, patch))  # validates is mended by a patch
-            _check_credentials_follow(current, agency, patch)
-            changed = _changed_paths(before, with_secrets(agency))
+            agency = validated(merge_patch(before, patch))  # validates is mended by a patch
+            check_credentials_follow(current, agency, patch)
+            changed = changed_paths(before, with_secrets(agency))
             if not changed:
                 return None
             detail = f"changed {', '.join(changed)}; revision {current.revision + 1}"[:500]
@@ -219,10 +218,10 @@ class Registry:
     async def remove(self, code: str, *, actor: str, expected_revision: int | None = None) -> None:
         """Stop serving an agency. Its queued packets stay on the bus (and in the store) until
         it is registered again or an operator deals with them; its tokens are revoked."""
-        code = _code(code)
+        code = agency_code(code)
 
         def edit(current: EndpointRecord | None) -> Edit:
-            current = _present(code, current, expected_revision)
+            current = present(code, current, expected_revision)
             detail = f"was revision {current.revision}; its tokens are revoked"
             # The registry's act: the settings file no longer brings it back at a start.
             return Edit(None, Source.REGISTRY, [_entry("endpoint_removed", code, detail, actor)])
@@ -234,11 +233,11 @@ class Registry:
         self, code: str, *, actor: str, label: str = "system", token: str | None = None
     ) -> tuple[TokenRecord, str]:
         """A new submitting token for an agency's system; the token is returned this once."""
-        code = _code(code)
+        code = agency_code(code)
         plain, issued = self._new_token(code, label, token)
 
         def edit(current: EndpointRecord | None) -> Edit:
-            current = _present(code, current, None)
+            current = present(code, current, None)
             detail = f"token {issued[0].id} ({label})"
             entries = [_entry("token_issued", code, detail, actor)]
             return Edit(current.agency, current.source, entries, issue=issued)
@@ -249,7 +248,7 @@ class Registry:
 
     async def revoke_token(self, code: str, token_id: str, *, actor: str) -> None:
         """Revoke one of an agency's tokens: from the next request, it opens nothing."""
-        code = _code(code)
+        code = agency_code(code)
         tokens = {t.id: t for t in await self.store.tokens(code)}
         if token_id not in tokens or tokens[token_id].revoked_at is not None:
             raise PermanentError(
@@ -257,7 +256,7 @@ class Registry:
             )
 
         def edit(current: EndpointRecord | None) -> Edit:
-            current = _present(code, current, None)
+            current = present(code, current, None)
             entries = [_entry("token_revoked", code, f"token {token_id}", actor)]
             return Edit(current.agency, current.source, entries, revoke=[token_id])
 
@@ -305,31 +304,8 @@ class Registry:
                 await self.store.change(record.code, _dropped_from_settings, actor="daemon")
         await self.refresh()
 
-    def _validated(self, body: Mapping[str, Any]) -> ServedAgency:
-        if isinstance(body.get("code"), str):
-            _code(body["code"])  # its own error: the most common mistake, said precisely
-        try:
-            agency = ServedAgency.model_validate(body)
-        except ValidationError as exc:
-            raise invalid(exc) from exc
-        if agency.endpoint.translator is not None:
-            find(agency.endpoint.translator)  # translation.unknown_translator
-        if isinstance(agency.endpoint.auth, MutualTlsAuth) or agency.endpoint.tls_ca:
-            _check_tls_files(agency)
-        return agency
-
     def _new_token(self, code: str, label: str, token: str | None) -> tuple[str, list[TokenRecord]]:
-        if not re.fullmatch(TOKEN_LABEL, label):
-            raise PermanentError(
-                ErrorCode.REGISTRY_INVALID,
-                f"a token label is 1–64 of A-Z a-z 0-9 . _ -, not {label!r}",
-            )
-        if token is not None and not re.fullmatch(TOKEN_SHAPE, token):
-            raise PermanentError(
-                ErrorCode.REGISTRY_INVALID,
-                "a token is 24 to 500 characters of A-Z a-z 0-9 - . _ ~ + / = (as a bearer "
-                "token is written)",
-            )
+        check_token_text(label, token)
         plain = token or secrets.token_urlsafe(32)
         digest = token_digest(plain)
         if self.directory.configured_token(digest):
@@ -355,104 +331,6 @@ def _dropped_from_settings(current: EndpointRecord | None) -> Edit | None:
         return None
     entry = _entry("endpoint_removed", current.code, "no longer in the settings", "daemon")
     return Edit(None, current.source, [entry])
-
-
-def _check_credentials_follow(
-    current: EndpointRecord, after: ServedAgency, patch: Mapping[str, Any]
-) -> None:
-    """Credentials stored for one host are not sent to another unasked: a change that gives
-    the endpoint another scheme, host or port — or a URL where it had none (a detour through
-    pull must not launder it) — must say its auth again."""
-    new = after.endpoint
-    endpoint_patch = patch.get("endpoint")
-    restated = isinstance(endpoint_patch, Mapping) and "auth" in endpoint_patch
-    if new.url is None or isinstance(new.auth, NoAuth) or restated:
-        return
-    old = current.agency.endpoint.url if current.problem is None else None
-    moved = old is None or (old.scheme, old.host, old.port) != (
-        new.url.scheme,
-        new.url.host,
-        new.url.port,
-    )
-    if moved:
-        raise PermanentError(
-            ErrorCode.REGISTRY_INVALID,
-            "the endpoint moves to another host: send its auth again in the same change (the "
-            "stored credentials are not sent to a new host unasked)",
-            details=[{"field": "endpoint.auth", "problem": "required when the host changes"}],
-        )
-
-
-def invalid(exc: ValidationError) -> PermanentError:
-    """A validation failure as ``registry.invalid``, each problem at its field."""
-    problems = [
-        {"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()
-    ]
-    text = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
-    return PermanentError(ErrorCode.REGISTRY_INVALID, text, details=problems)
-
-
-def _code(text: str) -> str:
-    code = AgencyCode.read(text).code
-    if code is None or str(code) != text:
-        raise PermanentError(
-            ErrorCode.AGENCY_CODE_INVALID,
-            f"{text!r} is not an agency code (four parts like 000.00.12.H56)",
-        )
-    return text
-
-
-def _present(code: str, current: EndpointRecord | None, expected: int | None) -> EndpointRecord:
-    if current is None:
-        raise PermanentError(ErrorCode.REGISTRY_NOT_FOUND, f"{code} is not registered here")
-    if expected is not None and expected != current.revision:
-        raise PermanentError(
-            ErrorCode.REGISTRY_CONFLICT,
-            f"{code} is at revision {current.revision}, not {expected}: someone changed it "
-            "meanwhile; read it again",
-            details={"revision": current.revision},
-        )
-    return current
-
-
-def _merge(target: dict[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
-    """RFC 7386 merge, except that an ``auth`` object replaces the old one whole (mixing two
-    kinds of credentials would make neither)."""
-    merged = dict(target)
-    for key, value in patch.items():
-        if value is None:
-            merged.pop(key, None)
-        elif isinstance(value, Mapping) and key != "auth" and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def _changed_paths(before: Any, after: Any, prefix: str = "") -> list[str]:
-    if isinstance(before, dict) and isinstance(after, dict):
-        paths: list[str] = []
-        for key in sorted(set(before) | set(after)):
-            name = f"{prefix}{key}"
-            paths += _changed_paths(before.get(key), after.get(key), f"{name}.")
-        return paths
-    return [] if before == after else [prefix.rstrip(".")]
-
-
-def _check_tls_files(agency: ServedAgency) -> None:
-    """Load the endpoint's TLS files as a delivery will: regular PEM files, the key
-    unencrypted. Refused without saying more than that, so the check cannot be used to tell
-    which files exist on the daemon's machine."""
-    try:
-        tls_context(agency.endpoint)
-    except (OSError, ssl.SSLError, ValueError) as exc:
-        why = "an encrypted private key" if "encrypted" in str(exc) else "not readable PEM"
-        raise PermanentError(
-            ErrorCode.REGISTRY_INVALID,
-            f"the endpoint's TLS files cannot be loaded ({why}): tls_ca, certificate and "
-            "private_key must be regular PEM files the daemon can read, the key unencrypted",
-            details=[{"field": "endpoint.auth", "problem": why}],
-        ) from exc
 
 
 def _issued(token: TokenRecord) -> IssuedToken:
