@@ -15,71 +15,22 @@ import asyncio
 import bisect
 import itertools
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from lgsp_adapter.audit.archive import ArchiveFile
 from lgsp_adapter.audit.checkpoint import Checkpoint
+from lgsp_adapter.audit.checkpoint_chain import open_checkpoints
 from lgsp_adapter.audit.entry import canonical_entry
 from lgsp_adapter.audit.merkle import Frontier, Node, cover, fold, leaf_hash, node_hash
 from lgsp_adapter.audit.proofs import BadEvidence
 from lgsp_adapter.audit.query import AuditQuery
-from lgsp_adapter.audit.signing import NoteError, Trusted, Verifier, signature_keys
-from lgsp_adapter.audit.store import ArchiveRecord, AuditStore, StoredCheckpoint
+from lgsp_adapter.audit.signing import Trusted
+from lgsp_adapter.audit.store import ArchiveRecord, AuditStore
 from lgsp_adapter.audit.tree import root_at
+from lgsp_adapter.audit.verify_report import Problem, Report
 
 Progress = Callable[[int], None]
 _NODE_BATCH = 16_000
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with the log; ``entry`` is set when an entry is at fault."""
-
-    message: str
-    entry: int | None = None
-    checkpoint: int | None = None
-
-
-@dataclass
-class Report:
-    """What ``verify_log`` checked and found."""
-
-    size: int = 0
-    archived_below: int = 0
-    entries_checked: int = 0
-    checkpoints_checked: int = 0
-    archives_checked: int = 0
-    problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """Nothing wrong."""
-        return not self.problems
-
-    @property
-    def first_bad_entry(self) -> int | None:
-        """The lowest entry index any problem names."""
-        named = [p.entry for p in self.problems if p.entry is not None]
-        return min(named) if named else None
-
-    def summary(self) -> str:
-        """One line for people."""
-        if self.ok:
-            archived = (
-                f" (entries below {self.archived_below:,} archived;"
-                f" archive files checked: {self.archives_checked})"
-                if self.archived_below
-                else ""
-            )
-            return (
-                f"the log verifies: {self.entries_checked:,} entries, "
-                f"{self.checkpoints_checked:,} signed checkpoints, tree size {self.size:,}"
-                + archived
-            )
-        first = self.first_bad_entry
-        where = f"first bad entry: {first}" if first is not None else self.problems[0].message
-        return f"the log does NOT verify ({len(self.problems)} problems; {where})"
 
 
 async def verify_log(
@@ -92,7 +43,7 @@ async def verify_log(
     and check it against every signed checkpoint and the stored tree."""
     archives = await store.archives()
     report = Report()
-    signed = _open_checkpoints(await store.checkpoints(), verifier, report)
+    signed = open_checkpoints(await store.checkpoints(), verifier, report)
     report.checkpoints_checked = len(signed)
     report.size = await store.tree_size()
     start = archives[-1].end if archives else 0
@@ -386,52 +337,3 @@ class _Run:
 
 def _next(leaves: Iterator[tuple[int, bytes]], count: int) -> list[tuple[int, bytes]]:
     return list(itertools.islice(leaves, count))
-
-
-def _open_checkpoints(
-    rows: list[StoredCheckpoint], trusted: Trusted, report: Report
-) -> dict[int, Checkpoint]:
-    """Open every checkpoint with the key in force at its size: the log's first key, then,
-    from each rotation's hand-over (signed by the retiring key, then by its successor), the
-    successor alone. A retired key signing after its hand-over is a problem, however much it
-    is trusted, and so is any signature by a key not trusted or that does not verify."""
-    signed: dict[int, Checkpoint] = {}
-    current: Verifier | None = None
-    for row in sorted(rows, key=lambda row: row.size):
-
-        def problem(message: str, size: int = row.size) -> None:
-            report.problems.append(Problem(f"checkpoint {size}: {message}", checkpoint=size))
-
-        try:
-            signers = signature_keys(row.note, trusted)
-        except NoteError as exc:
-            problem(str(exc))
-            continue
-        keys = [signer for signer in signers if signer is not None]
-        if not keys or len(keys) != len(signers):
-            try:
-                Checkpoint.open(row.note, trusted)  # names what is wrong, when it can
-            except NoteError as exc:
-                problem(str(exc))
-                continue
-            problem("it also carries a signature by a key not trusted, or one that does not verify")
-            continue
-        if current is None:
-            current = keys[0]
-        if current not in keys:
-            problem(
-                f"signed by {', '.join(k.fingerprint[:16] for k in keys)}, not by "
-                f"{current.fingerprint[:16]}, the log's key at this size"
-            )
-            continue
-        try:
-            checkpoint = Checkpoint.open(row.note, current)
-        except NoteError as exc:
-            problem(str(exc))
-            continue
-        if (checkpoint.size, checkpoint.root) != (row.size, row.root):
-            problem("its stored size or root differs from its signed note")
-            continue
-        signed[row.size] = checkpoint
-        current = keys[-1]  # a hand-over: its last signer signs from here on
-    return signed

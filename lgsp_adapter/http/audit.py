@@ -29,7 +29,8 @@ from lgsp_adapter.audit.proofs import (
 from lgsp_adapter.audit.query import AuditQuery, BadQuery
 from lgsp_adapter.audit.signing import LogKey, Trusted
 from lgsp_adapter.audit.store import AuditStore, StoredCheckpoint
-from lgsp_adapter.audit.verify import Report, verify_log
+from lgsp_adapter.audit.verify import verify_log
+from lgsp_adapter.audit.verify_report import Report
 from lgsp_adapter.errors import ErrorCode, LgspError
 from lgsp_adapter.http.app import client_of, whole_number
 from lgsp_adapter.registry.agencies import Role
