@@ -7,55 +7,36 @@ one line on stderr naming the error code), and 2 on a usage mistake (click's con
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import re
-import shlex
 import signal
-import sqlite3
 import sys
 import tempfile
 from pathlib import Path
 from typing import NoReturn
 
-import aio_pika
 import click
 
 from lgsp_adapter import __version__
-from lgsp_adapter.bus import declare
-from lgsp_adapter.bus.topology import Topology, permissions
+from lgsp_adapter.cli.agencies import agencies_group
 from lgsp_adapter.cli.audit import audit_group
 from lgsp_adapter.cli.check import check, daemon_url
 from lgsp_adapter.cli.demo import run_demo
 from lgsp_adapter.cli.dlq import dlq_group
 from lgsp_adapter.cli.endpoints import endpoints_group
+from lgsp_adapter.cli.operate import OPERATOR_COMMANDS
 from lgsp_adapter.cli.summary import canonical_json, summary
-from lgsp_adapter.cli.targets import cli_actor
+from lgsp_adapter.cli.targets import CONFIG_OPTION
 from lgsp_adapter.daemon import logs
 from lgsp_adapter.daemon.config import Settings, load_settings
 from lgsp_adapter.daemon.logs import LogFormat, LoggingSettings
 from lgsp_adapter.daemon.run import check_servable, run_daemon
-from lgsp_adapter.errors import ErrorCode, LgspError
+from lgsp_adapter.errors import LgspError
 from lgsp_adapter.packets.reader import read_packet
-from lgsp_adapter.registry.agency_list import Agency, ImportReport
-from lgsp_adapter.registry.agency_list_admin import import_national_list
-from lgsp_adapter.store.backup import backup
-from lgsp_adapter.store.location import is_postgres
-from lgsp_adapter.store.migrate import migrate
-from lgsp_adapter.store.opening import opened
 from lgsp_adapter.translators import (
     Envelope,
     find,
     installed,
     translate_from_packet,
     translate_to_packet,
-)
-
-CONFIG_OPTION = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="TOML settings file (see config/lgsp-adapter.toml); LGSP_… variables override it.",
 )
 
 
@@ -212,221 +193,10 @@ def translate_command(
         output.write_bytes(result)
 
 
-@main.group("agencies")
-def agencies_group() -> None:
-    """The list of agencies the exchange knows (codes, names, hierarchy)."""
-
-
-STORE_OPTION = click.option(
-    "--store",
-    "location",
-    default=None,
-    help="A SQLite file or a postgresql:// URL (default: the settings' store).",
-)
-
-
-@agencies_group.command("import")
-@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@CONFIG_OPTION
-@STORE_OPTION
-def agencies_import_command(file: Path, config_path: Path | None, location: str | None) -> None:
-    """Merge the national axis' agency list (getAgenciesList JSON) into the store's list."""
-
-    async def work(where: str, data: bytes) -> ImportReport:
-        async with opened(where, migrate=settings.store.migrate_on_start) as store:
-            return await import_national_list(
-                store.agency_list, data, actor=cli_actor(), source=file.name
-            )
-
-    try:
-        settings = load_settings(config_path)
-        where = location or settings.store.location()
-        report = asyncio.run(work(where, file.read_bytes()))
-    except LgspError as exc:
-        _fail(f"error: {file}: {exc}")
-    click.echo(report.summary())
-    for skipped in report.skipped[:20]:
-        click.echo(f"  skipped entry {skipped['position']}: {skipped['why']}", err=True)
-
-
-@agencies_group.command("list")
-@click.option("--under", help="Only the agencies directly under this one.")
-@click.option("--search", help="Name or code containing this.")
-@click.option("--limit", type=click.IntRange(1, 10_000), default=200, show_default=True)
-@CONFIG_OPTION
-@STORE_OPTION
-def agencies_list_command(
-    under: str | None,
-    search: str | None,
-    limit: int,
-    config_path: Path | None,
-    location: str | None,
-) -> None:
-    """The agencies of the list, by code."""
-
-    async def work(where: str) -> list[Agency]:
-        async with opened(where, existing=True, migrate=settings.store.migrate_on_start) as store:
-            return await store.agency_list.find(under=under, search=search, limit=limit)
-
-    try:
-        settings = load_settings(config_path)
-        where = location or settings.store.location()
-        found = asyncio.run(work(where))
-    except LgspError as exc:
-        _fail(f"error: {exc}")
-    for agency in found:
-        click.echo(f"{agency.code}  {agency.parent or '-':<14}  {agency.name}")
-
-
-@main.command("broker-permissions")
-@click.argument("user")
-@click.option(
-    "--codes",
-    help="A regular expression of the agency codes the daemon serves, now and later (e.g. "
-    r"'000\.21\.\d\d\.H56' for every commune of a district). Default: those in the settings.",
-)
-@click.option("--vhost", default="/", show_default=True)
-@CONFIG_OPTION
-def broker_permissions_command(
-    user: str, codes: str | None, vhost: str, config_path: Path | None
-) -> None:
-    """Print the rabbitmqctl line giving USER the least permissions this daemon needs."""
-    try:
-        settings = load_settings(config_path)
-    except LgspError as exc:
-        _fail(f"error: {exc}")
-    served = codes or "|".join(re.escape(str(agency.code)) for agency in settings.agencies)
-    if not served:
-        _fail("error: no [[agencies]] in the settings: say which codes with --codes")
-    rules = permissions(Topology(settings.bus.exchange), served)
-    if not settings.bus.declare:  # an administrator declares: the daemon configures nothing
-        rules = dataclasses.replace(rules, configure="^$")
-    click.echo(
-        " ".join(
-            shlex.quote(word)
-            for word in (
-                "rabbitmqctl",
-                "set_permissions",
-                "-p",
-                vhost,
-                user,
-                rules.configure,
-                rules.write,
-                rules.read,
-            )
-        )
-    )
-
-
-@main.command("migrate")
-@CONFIG_OPTION
-@click.option(
-    "--store",
-    "location",
-    help="A SQLite file or a postgresql:// URL (default: the settings' store).",
-)
-def migrate_command(config_path: Path | None, location: str | None) -> None:
-    """Bring the store's schema up to this version (the daemon also does at start)."""
-    try:
-        where = location or load_settings(config_path).store.location()
-        before, after = asyncio.run(migrate(where))
-    except LgspError as exc:
-        _fail(f"error: {exc}")
-    except sqlite3.Error as exc:
-        _fail(f"error: {ErrorCode.STORE_UNAVAILABLE}: {exc}")
-    for part, version in sorted(after.items()):
-        was = before.get(part, 0)
-        change = f"{was} -> {version}" if was != version else f"{version}, current"
-        click.echo(f"{part}: schema {change}")
-
-
-@main.command("backup")
-@CONFIG_OPTION
-@click.option(
-    "--store",
-    "store_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The store to copy (default: the settings').",
-)
-@click.option(
-    "--to",
-    "target",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The copy's file; it must not exist.",
-)
-def backup_command(config_path: Path | None, store_path: Path | None, target: Path) -> None:
-    """Copy the store while the daemon runs (one consistent moment), and check the copy."""
-    try:
-        if store_path is None:
-            settings = load_settings(config_path)
-            if settings.store.url is not None:
-                _fail(
-                    "error: the store is in PostgreSQL: back it up with pg_dump "
-                    "(docs/operations.md, Backup and restore)"
-                )
-            store_path = settings.store.path
-        copy = backup(store_path, target)
-    except LgspError as exc:
-        _fail(f"error: {exc}")
-    except sqlite3.Error as exc:
-        _fail(f"error: {ErrorCode.STORE_UNAVAILABLE}: {exc}")
-    click.echo(
-        f"{copy.path}: {copy.packets} packets, {copy.deliveries} deliveries, "
-        f"{copy.audit_entries} audit entries, {copy.size_bytes:,} bytes; integrity ok"
-    )
-    click.echo(f"check its audit log with: lgsp-adapter audit verify --store {copy.path}", err=True)
-
-
-@main.command("declare")
-@CONFIG_OPTION
-@click.option(
-    "--url",
-    envvar="LGSP_ADMIN_BUS_URL",
-    help="An administrator's amqp:// URL (or LGSP_ADMIN_BUS_URL); default: the settings' bus.",
-)
-@click.option(
-    "--store",
-    "location",
-    help="The daemon's store, for the agencies registered live: a SQLite file or a "
-    "postgresql:// URL (default: the settings').",
-)
-def declare_command(config_path: Path | None, url: str | None, location: str | None) -> None:
-    """Declare the exchange and the queues of every agency the daemon serves (the settings'
-    and the registry's), for a broker where daemons may not (bus.declare = false)."""
-    try:
-        settings = load_settings(config_path)
-        target = url or (settings.bus.url.get_secret_value() if settings.bus.url else None)
-        if target is None:
-            _fail("error: no bus: give --url or set [bus] url")
-        where: str | None = location or settings.store.location()
-        # Never make a store by reading one: none yet means no registrations yet.
-        if where is not None and not is_postgres(where) and not Path(where).is_file():
-            where = None
-        declared = asyncio.run(_declare(settings, target, where))
-    except LgspError as exc:
-        _fail(f"error: {exc}")
-    except (OSError, aio_pika.exceptions.AMQPException) as exc:
-        _fail(f"error: the broker refused or did not answer: {exc}")
-    for name in declared:
-        click.echo(name)
-    click.echo(f"{len(declared)} declared on {settings.bus.exchange}", err=True)
-
-
-async def _declare(settings: Settings, url: str, location: str | None) -> list[str]:
-    default = settings.delivery.retry_delays_s
-    agencies = {str(a.code): a.endpoint.retry_delays_s or default for a in settings.agencies}
-    if location is not None:  # integrators' registrations, as the daemon will serve them
-        async with opened(location, migrate=settings.store.migrate_on_start) as store:
-            for record in await store.registry.endpoints():
-                if record.problem is None:
-                    agencies[record.code] = record.agency.endpoint.retry_delays_s or default
-    connection = await aio_pika.connect(url)
-    async with connection:
-        return await declare.everything(connection, Topology(settings.bus.exchange), agencies)
-
-
 main.add_command(audit_group)
+main.add_command(agencies_group)
+for command in OPERATOR_COMMANDS:
+    main.add_command(command)
 main.add_command(endpoints_group)
 main.add_command(dlq_group)
 

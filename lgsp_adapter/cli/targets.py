@@ -32,6 +32,20 @@ from lgsp_adapter.store.opening import opened
 
 T = TypeVar("T")
 
+CONFIG_OPTION = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="TOML settings file (see config/lgsp-adapter.toml); LGSP_… variables override it.",
+)
+STORE_OPTION = click.option(
+    "--store",
+    "location",
+    default=None,
+    help="A SQLite file or a postgresql:// URL (default: the settings' store).",
+)
+
 
 @dataclass(frozen=True)
 class Target:
