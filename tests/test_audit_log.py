@@ -572,6 +572,23 @@ async def test_archiving_goes_by_the_signed_note_not_the_rows_root(
 
 
 @pytest.mark.asyncio
+async def test_archiving_goes_by_the_signed_size_not_the_rows_size(
+    log: tuple[AuditStore, Attacker], tmp_path: Path
+) -> None:
+    """The attacker moves a checkpoint row to a smaller size, to archive fewer entries than
+    the note signs (the rest would leave the store in no archive)."""
+    store, attacker = log
+    await filled(store, [10, 25, 40])
+    await attacker.run("UPDATE audit_checkpoints SET size = 20 WHERE size = 25")
+    folder = tmp_path / "archive"
+    with pytest.raises(LgspError, match="do not rebuild the checkpoint of size 20"):
+        await archive_before(store, KEY, T0 + timedelta(seconds=30), folder, actor="test")
+    assert await store.archives() == []
+    assert len(await store.entries(0, 40)) == 40
+    assert await asyncio.to_thread(lambda: list(folder.glob("*"))) == []
+
+
+@pytest.mark.asyncio
 async def test_a_damaged_node_under_archived_entries_is_reported(
     log: tuple[AuditStore, Attacker], tmp_path: Path
 ) -> None:

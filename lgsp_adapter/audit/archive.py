@@ -29,7 +29,7 @@ from lgsp_adapter.audit.merkle import Frontier, leaf_hash
 from lgsp_adapter.audit.proofs import BadEvidence, b64, leaf_of, open_checkpoint, unb64
 from lgsp_adapter.audit.query import AuditQuery
 from lgsp_adapter.audit.signing import LogKey, NoteError, Trusted, Verifier, signed_last_by
-from lgsp_adapter.audit.store import ArchiveRecord, AuditStore
+from lgsp_adapter.audit.store import ArchiveRecord, AuditStore, StoredCheckpoint
 from lgsp_adapter.audit.tree import load_frontier
 from lgsp_adapter.errors import ErrorCode, LgspError
 
@@ -45,6 +45,45 @@ async def archive_before(
     """Archive the entries older than ``before``, up to the last signed checkpoint that only
     covers such entries, into a new file in ``folder``; None when there is nothing to move."""
     start = max((a.end for a in await store.archives()), default=0)
+    chosen = await _archivable_checkpoint(store, key, before, start)
+    if chosen is None:
+        return None
+    checkpoint, signed = chosen
+    path = folder / f"audit-{start:012d}-{checkpoint.size:012d}.jsonl"
+    # File work goes to a thread: the daemon's loop may be serving while an archive is written.
+    partial = path.with_suffix(".partial")
+    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+    try:
+        sha256 = await _write_archive(store, key, start, checkpoint.note, signed, partial)
+        await asyncio.to_thread(verify_archive, partial, key.verifier)  # as an auditor will
+    except BaseException:
+        await asyncio.to_thread(partial.unlink, missing_ok=True)
+        raise
+    # Only a complete, durable file takes the entries' place in the store.
+    await asyncio.to_thread(partial.rename, path)
+    record = ArchiveRecord(
+        start=start, end=checkpoint.size, file=path.name, sha256=sha256, at=datetime.now(UTC)
+    )
+    await store.remove_archived(record)
+    await store.append(
+        [
+            AuditEntry(
+                event=AuditEvent.ADMIN,
+                outcome="archived",
+                detail=f"entries {start} to {checkpoint.size - 1} moved to {path.name} "
+                f"(sha256 {sha256})",
+                actor=actor,
+            )
+        ]
+    )
+    return record
+
+
+async def _archivable_checkpoint(
+    store: AuditStore, key: LogKey, before: datetime, start: int
+) -> tuple[StoredCheckpoint, Checkpoint] | None:
+    """The last checkpoint past ``start`` that covers only entries older than ``before`` and
+    that ``key`` signed, opened; None when there is none."""
     newer = await store.query(AuditQuery(since=before, limit=1))
     first_newer = newer[0].index if newer and newer[0].index is not None else None
     limit = first_newer if first_newer is not None else await store.tree_size()
@@ -69,18 +108,30 @@ async def archive_before(
             ErrorCode.AUDIT_TAMPERED,
             f"checkpoint {checkpoint.size}: {exc}; nothing was archived",
         ) from exc
+    if signed.size != checkpoint.size:  # the row's size column was changed
+        raise LgspError(
+            ErrorCode.AUDIT_TAMPERED,
+            f"entries {start} to {checkpoint.size - 1} do not rebuild the checkpoint of size "
+            f"{checkpoint.size}: nothing was archived; run `lgsp-adapter audit verify`",
+        )
+    return checkpoint, signed
+
+
+async def _write_archive(
+    store: AuditStore, key: LogKey, start: int, note: str, signed: Checkpoint, partial: Path
+) -> str:
+    """Write entries [start, signed.size) to ``partial``, durably, and return the lines'
+    SHA-256; refused unless the entries, rebuilt from their fields, give the signed root."""
     rebuilt = await load_frontier(start, store.nodes)
-    edge = rebuilt.hashes()
     header = {
         "format": FORMAT,
         "origin": key.name,
         "verifier_key": key.verifier.encoded(),
         "start": start,
-        "end": checkpoint.size,
-        "start_edge": [b64(h) for h in edge],
-        "checkpoint": checkpoint.note,
+        "end": signed.size,
+        "start_edge": [b64(h) for h in rebuilt.hashes()],
+        "checkpoint": note,
     }
-    path = folder / f"audit-{start:012d}-{checkpoint.size:012d}.jsonl"
     digest = hashlib.sha256()
 
     def lines(documents: list[dict[str, Any]]) -> bytes:
@@ -91,14 +142,11 @@ async def archive_before(
         digest.update(data)
         return data
 
-    # File work goes to a thread: the daemon's loop may be serving while an archive is written.
-    partial = path.with_suffix(".partial")
-    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
     out = await asyncio.to_thread(partial.open, "wb")
     try:
         await asyncio.to_thread(out.write, lines([header]))
-        for offset in range(start, checkpoint.size, _CHUNK):
-            chunk = await store.entries(offset, min(offset + _CHUNK, checkpoint.size))
+        for offset in range(start, signed.size, _CHUNK):
+            chunk = await store.entries(offset, min(offset + _CHUNK, signed.size))
             for entry in chunk:  # rebuilt from the fields: nothing altered leaves the store
                 if entry.index != rebuilt.size:
                     break
@@ -108,42 +156,19 @@ async def archive_before(
                 for e in chunk
             ]
             await asyncio.to_thread(out.write, lines(documents))
-        if (rebuilt.size, rebuilt.root()) != (signed.size, signed.root) or (
-            signed.size != checkpoint.size
-        ):
+        if (rebuilt.size, rebuilt.root()) != (signed.size, signed.root):
             raise LgspError(
                 ErrorCode.AUDIT_TAMPERED,
-                f"entries {start} to {checkpoint.size - 1} do not rebuild the checkpoint of size "
-                f"{checkpoint.size}: nothing was archived; run `lgsp-adapter audit verify`",
+                f"entries {start} to {signed.size - 1} do not rebuild the checkpoint of size "
+                f"{signed.size}: nothing was archived; run `lgsp-adapter audit verify`",
             )
         sha256 = digest.hexdigest()
         trailer = {"sha256": sha256, "signature": b64(key.sign(SIGNED_AS + sha256.encode()))}
         await asyncio.to_thread(out.write, json.dumps(trailer).encode() + b"\n")
         await asyncio.to_thread(_sync, out)
-        await asyncio.to_thread(verify_archive, partial, key.verifier)  # as an auditor will
-    except BaseException:
+    finally:
         await asyncio.to_thread(out.close)
-        await asyncio.to_thread(partial.unlink, missing_ok=True)
-        raise
-    await asyncio.to_thread(out.close)
-    # Only a complete, durable file takes the entries' place in the store.
-    await asyncio.to_thread(partial.rename, path)
-    record = ArchiveRecord(
-        start=start, end=checkpoint.size, file=path.name, sha256=sha256, at=datetime.now(UTC)
-    )
-    await store.remove_archived(record)
-    await store.append(
-        [
-            AuditEntry(
-                event=AuditEvent.ADMIN,
-                outcome="archived",
-                detail=f"entries {start} to {checkpoint.size - 1} moved to {path.name} "
-                f"(sha256 {sha256})",
-                actor=actor,
-            )
-        ]
-    )
-    return record
+    return sha256
 
 
 def _sync(out: Any) -> None:
