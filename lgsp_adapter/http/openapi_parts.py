@@ -85,6 +85,60 @@ IF_MATCH = {
 }
 
 
+# What `POST /v1/endpoints/{code}/test` answers.
+TEST_REPORT: dict[str, Any] = {
+    "type": "object",
+    "required": ["code", "url", "ok", "verdict", "latency_ms"],
+    "properties": {
+        "code": {"type": "string"},
+        "url": {"type": "string"},
+        "method": {"type": "string"},
+        "ok": {"type": "boolean"},
+        "verdict": {
+            "type": "string",
+            "enum": [
+                "answers",
+                "credentials_refused",
+                "not_found",
+                "redirects",
+                "server_error",
+                "unreachable",
+                "tls_failed",
+                "misconfigured",
+            ],
+        },
+        "status": {"type": ["integer", "null"]},
+        "latency_ms": {"type": "number"},
+        "tls": {"type": ["object", "null"]},
+        "error": {"type": "object"},
+    },
+}
+
+
+def dead_letter_schemas() -> dict[str, Any]:
+    """A dead letter as the API shows it (without the store's cursor), and a page of them."""
+    dead_letter = DeadLetter.model_json_schema(mode="serialization")
+    dead_letter["properties"].pop("cursor")
+    dead_letter["required"].remove("cursor")
+    dead_letter_list = {
+        "type": "object",
+        "required": ["dead_letters", "next"],
+        "properties": {
+            "dead_letters": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/DeadLetter"},
+            },
+            "next": {
+                "anyOf": [
+                    {"type": "null"},
+                    {"type": "object", "properties": {"after": {"type": "integer"}}},
+                ]
+            },
+        },
+    }
+    return {"DeadLetter": dead_letter, "DeadLetterList": dead_letter_list}
+
+
 def registry_schemas() -> dict[str, Any]:
     """The endpoint record's schema, from the model the registry validates with."""
     ref = "#/components/schemas/{model}"
@@ -133,53 +187,8 @@ def registry_schemas() -> dict[str, Any]:
             "next": {"type": "string"},
         },
     }
-    dead_letter = DeadLetter.model_json_schema(mode="serialization")
-    dead_letter["properties"].pop("cursor")
-    dead_letter["required"].remove("cursor")
-    schemas["DeadLetter"] = dead_letter
-    schemas["DeadLetterList"] = {
-        "type": "object",
-        "required": ["dead_letters", "next"],
-        "properties": {
-            "dead_letters": {
-                "type": "array",
-                "items": {"$ref": "#/components/schemas/DeadLetter"},
-            },
-            "next": {
-                "anyOf": [
-                    {"type": "null"},
-                    {"type": "object", "properties": {"after": {"type": "integer"}}},
-                ]
-            },
-        },
-    }
-    schemas["TestReport"] = {
-        "type": "object",
-        "required": ["code", "url", "ok", "verdict", "latency_ms"],
-        "properties": {
-            "code": {"type": "string"},
-            "url": {"type": "string"},
-            "method": {"type": "string"},
-            "ok": {"type": "boolean"},
-            "verdict": {
-                "type": "string",
-                "enum": [
-                    "answers",
-                    "credentials_refused",
-                    "not_found",
-                    "redirects",
-                    "server_error",
-                    "unreachable",
-                    "tls_failed",
-                    "misconfigured",
-                ],
-            },
-            "status": {"type": ["integer", "null"]},
-            "latency_ms": {"type": "number"},
-            "tls": {"type": ["object", "null"]},
-            "error": {"type": "object"},
-        },
-    }
+    schemas.update(dead_letter_schemas())
+    schemas["TestReport"] = TEST_REPORT
     return schemas
 
 
