@@ -98,63 +98,11 @@ class VnDocumentJson:
 
     def to_packet(self, data: bytes, envelope: Envelope) -> bytes:
         """The document as an edXML document packet."""
-        try:
-            document = VanBan.model_validate_json(data)
-        except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            where = ".".join(str(part) for part in first["loc"]) or "(the document)"
-            raise TranslationError(
-                f"{where}: {first['msg']}", details={"field": where, "problem": first["msg"]}
-            ) from exc
-        if document.loai not in KINDS:
-            raise TranslationError(
-                f"loai: {document.loai!r} is not one of {', '.join(KINDS)}",
-                details={"field": "loai"},
-            )
-        attachments = []
-        for number, tep in enumerate(document.tep_dinh_kem):
-            try:
-                content = base64.b64decode(tep.noi_dung_base64, validate=True)
-            except binascii.Error as exc:
-                raise TranslationError(
-                    f"tep_dinh_kem.{number}.noi_dung_base64: not base64",
-                    details={"field": f"tep_dinh_kem.{number}.noi_dung_base64"},
-                ) from exc
-            attachments.append(
-                Attachment.from_bytes(
-                    content, content_id=f"cid:{number + 1}", name=tep.ten_tep, content_type=tep.kieu
-                )
-            )
+        document = _read(data)
+        attachments = _attachments(document)
         packet = EdocPacket(
             envelope=DocumentEnvelope(
-                header=DocumentHeader(
-                    message_header=DocumentMessageHeader(
-                        sender=_organization(document.co_quan_gui),
-                        recipients=[_organization(o) for o in document.noi_nhan],
-                        document_id=document.ma_van_ban,
-                        code=DocumentCode(code_number=document.so, code_notation=document.ky_hieu)
-                        if document.so or document.ky_hieu
-                        else None,
-                        promulgation_info=PromulgationInfo(
-                            place=document.noi_ban_hanh,
-                            promulgation_date=EdxmlDate.model_validate(document.ngay_ban_hanh)
-                            if document.ngay_ban_hanh
-                            else None,
-                        )
-                        if document.noi_ban_hanh or document.ngay_ban_hanh
-                        else None,
-                        subject=document.trich_yeu,
-                    ),
-                    trace_header_list=TraceHeaderList(
-                        trace_headers=[
-                            TraceHeader(
-                                organ_id=document.co_quan_gui.ma,
-                                timestamp=EdxmlTimestamp.model_validate(envelope.created_at),
-                            )
-                        ],
-                        business=Business(business_doc_type=KINDS[document.loai]),
-                    ),
-                ),
+                header=_header(document, envelope),
                 body=Body(
                     manifest=Manifest(
                         references=[
@@ -227,3 +175,70 @@ def _date(info: PromulgationInfo | None) -> str | None:
     if info is None or info.promulgation_date is None or info.promulgation_date.value is None:
         return None
     return info.promulgation_date.value.isoformat()
+
+
+def _read(data: bytes) -> VanBan:
+    """The agency's JSON as our model, the first problem named at its field."""
+    try:
+        document = VanBan.model_validate_json(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(the document)"
+        raise TranslationError(
+            f"{where}: {first['msg']}", details={"field": where, "problem": first["msg"]}
+        ) from exc
+    if document.loai not in KINDS:
+        raise TranslationError(
+            f"loai: {document.loai!r} is not one of {', '.join(KINDS)}",
+            details={"field": "loai"},
+        )
+    return document
+
+
+def _attachments(document: VanBan) -> list[Attachment]:
+    attachments = []
+    for number, tep in enumerate(document.tep_dinh_kem):
+        try:
+            content = base64.b64decode(tep.noi_dung_base64, validate=True)
+        except binascii.Error as exc:
+            raise TranslationError(
+                f"tep_dinh_kem.{number}.noi_dung_base64: not base64",
+                details={"field": f"tep_dinh_kem.{number}.noi_dung_base64"},
+            ) from exc
+        attachments.append(
+            Attachment.from_bytes(
+                content, content_id=f"cid:{number + 1}", name=tep.ten_tep, content_type=tep.kieu
+            )
+        )
+    return attachments
+
+
+def _header(document: VanBan, envelope: Envelope) -> DocumentHeader:
+    return DocumentHeader(
+        message_header=DocumentMessageHeader(
+            sender=_organization(document.co_quan_gui),
+            recipients=[_organization(o) for o in document.noi_nhan],
+            document_id=document.ma_van_ban,
+            code=DocumentCode(code_number=document.so, code_notation=document.ky_hieu)
+            if document.so or document.ky_hieu
+            else None,
+            promulgation_info=PromulgationInfo(
+                place=document.noi_ban_hanh,
+                promulgation_date=EdxmlDate.model_validate(document.ngay_ban_hanh)
+                if document.ngay_ban_hanh
+                else None,
+            )
+            if document.noi_ban_hanh or document.ngay_ban_hanh
+            else None,
+            subject=document.trich_yeu,
+        ),
+        trace_header_list=TraceHeaderList(
+            trace_headers=[
+                TraceHeader(
+                    organ_id=document.co_quan_gui.ma,
+                    timestamp=EdxmlTimestamp.model_validate(envelope.created_at),
+                )
+            ],
+            business=Business(business_doc_type=KINDS[document.loai]),
+        ),
+    )
