@@ -189,35 +189,9 @@ async def run_demo(data_dir: Path, say: Callable[[str], None]) -> bool:
             session = await stack.enter_async_context(aiohttp.ClientSession())
             exchange = Exchange(url, tokens, session)
             say(f"lgsp-adapter demo: one daemon on the embedded bus at {url}, store in {data_dir}")
-            steps = [
-                (
-                    "1. The provincial office sends letter 1234/UBND-KSTTHC with an attachment",
-                    packets.PROVINCE,
-                    packets.document(),
-                    "application/xml",
-                ),
-                (
-                    "2. UBND xã Quảng Phú answers with status 03 (accepted)",
-                    packets.COMMUNES[0],
-                    packets.accepted_status(packets.COMMUNES[0]),
-                    "application/xml",
-                ),
-                (
-                    "3. The department sends vehicle badge records to the tax office",
-                    packets.DEPARTMENT,
-                    packets.badges(),
-                    "application/json",
-                ),
-                (
-                    "4. The tax office answers with the holder's tax status",
-                    packets.TAX_OFFICE,
-                    packets.tax_status(),
-                    "application/json",
-                ),
-            ]
             all_ok = True
             ids = []
-            for title, sender, body, content_type in steps:
+            for title, sender, body, content_type in _first_steps():
                 packet_id = await exchange.send(sender, body, content_type)
                 ids.append(packet_id)
                 all_ok &= journey(title, await exchange.settled(sender, packet_id), say)
@@ -241,6 +215,36 @@ async def run_demo(data_dir: Path, say: Callable[[str], None]) -> bool:
         f"\nRead a packet as the adapter does:  {COMMAND} inspect FILE"
     )
     return all_ok and verified
+
+
+def _first_steps() -> list[tuple[str, str, bytes, str]]:
+    """The demo's first four packets: a title, the sender, the body and its media type."""
+    return [
+        (
+            "1. The provincial office sends letter 1234/UBND-KSTTHC with an attachment",
+            packets.PROVINCE,
+            packets.document(),
+            "application/xml",
+        ),
+        (
+            "2. UBND xã Quảng Phú answers with status 03 (accepted)",
+            packets.COMMUNES[0],
+            packets.accepted_status(packets.COMMUNES[0]),
+            "application/xml",
+        ),
+        (
+            "3. The department sends vehicle badge records to the tax office",
+            packets.DEPARTMENT,
+            packets.badges(),
+            "application/json",
+        ),
+        (
+            "4. The tax office answers with the holder's tax status",
+            packets.TAX_OFFICE,
+            packets.tax_status(),
+            "application/json",
+        ),
+    ]
 
 
 async def register_live(

@@ -54,6 +54,8 @@ from lgsp_adapter.store import Store
 from lgsp_adapter.store.opening import open_store
 
 log = logging.getLogger(__name__)
+# What runs the consumers until the event is set.
+Consume = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 def identity(settings: Settings) -> str:
@@ -156,7 +158,7 @@ class Pipeline:
     intake: Intake
     receipts: ReceiptPusher
     metrics: Metrics
-    consume: Callable[[asyncio.Event], Coroutine[Any, Any, None]]  # the bus's, with its handler
+    consume: Consume  # the bus's, with its handler
     announce: OnFinal  # tell a sender how a delivery ended outside the consumer
     release: Callable[[list[str]], Awaitable[None]]  # stranded pull deliveries, moved on
 
@@ -203,6 +205,28 @@ async def composed_pipeline(
         retry_delays_s=settings.delivery.retry_delays_s,
         intake=intake,
     )
+    consume, announce = _consumption(bus, settings, store, registry, receiver, ended)
+
+    async def release(codes: list[str]) -> None:  # an agency that stopped pulling
+        if await store.take_role("relay"):  # one replica does it, not each
+            await release_stranded(store, directory, bus, announce)
+
+    registry.on_change(release)
+    return Pipeline(bus, relay, intake, receipts, metrics, consume, announce, release)
+
+
+def _consumption(
+    bus: EmbeddedBus | RabbitBus,
+    settings: Settings,
+    store: Store,
+    registry: Registry,
+    receiver: Receiver,
+    ended: OnFinal,
+) -> tuple[Consume, OnFinal]:
+    """How the daemon consumes, and whom it tells that a delivery ended: through a Settler on
+    RabbitMQ, where the sender may be another daemon; straight to the receiver on the embedded
+    bus."""
+    directory = registry.directory
     if isinstance(bus, RabbitBus):
         settler = Settler(
             store=store,
@@ -214,20 +238,9 @@ async def composed_pipeline(
             on_final=ended,
         )
         registry.on_change(settler.serve, early=True)  # as the bus: before packets come in
-        consume: Callable[[asyncio.Event], Coroutine[Any, Any, None]] = functools.partial(
-            bus.consume, settler
-        )
-        announce: OnFinal = settler.announce_final
-    else:
-        consume = functools.partial(bus.consume, receiver.handle)
-        announce = ended  # sender and recipient share this store
-
-    async def release(codes: list[str]) -> None:  # an agency that stopped pulling
-        if await store.take_role("relay"):  # one replica does it, not each
-            await release_stranded(store, directory, bus, announce)
-
-    registry.on_change(release)
-    return Pipeline(bus, relay, intake, receipts, metrics, consume, announce, release)
+        return functools.partial(bus.consume, settler), settler.announce_final
+    # The embedded bus settles as it hands over: sender and recipient share this store.
+    return functools.partial(bus.consume, receiver.handle), ended
 
 
 async def _opened_bus(
