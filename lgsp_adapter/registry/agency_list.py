@@ -87,25 +87,7 @@ def search_key(text: str) -> str:
 def read_national_list(data: bytes) -> tuple[list[Agency], list[dict[str, Any]]]:
     """The agencies of a national-axis list, and the entries skipped (with their position and
     why); ``InvalidPacket`` when the document is not such a list at all."""
-    try:
-        document = json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        raise InvalidPacket(ErrorCode.JSON_MALFORMED, f"not valid JSON: {exc}") from exc
-    if isinstance(document, dict):
-        if str(document.get("status", "OK")).upper() != "OK":
-            raise InvalidPacket(
-                ErrorCode.AGENCY_LIST_INVALID,
-                f"the list says it failed: {document.get('ErrorDesc') or document.get('status')}",
-            )
-        document = document.get("data")
-    if not isinstance(document, list):
-        raise InvalidPacket(
-            ErrorCode.AGENCY_LIST_INVALID, "expected a list of agencies (or {data: [...]})"
-        )
-    if len(document) > MAX_AGENCIES:
-        raise InvalidPacket(
-            ErrorCode.AGENCY_LIST_INVALID, f"more than {MAX_AGENCIES:,} agencies in one list"
-        )
+    document = _entries_of(data)
     agencies: dict[str, Agency] = {}
     positions: dict[str, int] = {}
     skipped: list[dict[str, Any]] = []
@@ -146,6 +128,30 @@ def read_national_list(data: bytes) -> tuple[list[Agency], list[dict[str, Any]]]
             deleted=item.get("deleted") in (True, 1, "1", "true", "True", "yes"),
         )
     return _without_cycles(agencies), skipped
+
+
+def _entries_of(data: bytes) -> list[Any]:
+    """The list's entries, from a bare JSON array or the axis' ``{status, data}`` answer."""
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidPacket(ErrorCode.JSON_MALFORMED, f"not valid JSON: {exc}") from exc
+    if isinstance(document, dict):
+        if str(document.get("status", "OK")).upper() != "OK":
+            raise InvalidPacket(
+                ErrorCode.AGENCY_LIST_INVALID,
+                f"the list says it failed: {document.get('ErrorDesc') or document.get('status')}",
+            )
+        document = document.get("data")
+    if not isinstance(document, list):
+        raise InvalidPacket(
+            ErrorCode.AGENCY_LIST_INVALID, "expected a list of agencies (or {data: [...]})"
+        )
+    if len(document) > MAX_AGENCIES:
+        raise InvalidPacket(
+            ErrorCode.AGENCY_LIST_INVALID, f"more than {MAX_AGENCIES:,} agencies in one list"
+        )
+    return document
 
 
 def _without_cycles(agencies: dict[str, Agency]) -> list[Agency]:

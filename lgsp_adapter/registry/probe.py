@@ -51,33 +51,20 @@ async def probe(agency: ServedAgency, session: aiohttp.ClientSession) -> dict[st
             await response.content.read(64 * 1024)
             status = response.status
     except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError) as exc:
-        report |= {
-            "ok": False,
-            "verdict": "tls_failed"
-            if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError)
-            else "unreachable",
-            "status": None,
-            "latency_ms": _ms(started),
-            "tls": None,
-            "error": {
-                "code": str(ErrorCode.ENDPOINT_UNREACHABLE),
-                "message": f"{url} did not answer: {_why(exc)}",
-            },
-        }
-        return report
+        tls_failed = isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError)
+        return report | _failed(
+            "tls_failed" if tls_failed else "unreachable",
+            ErrorCode.ENDPOINT_UNREACHABLE,
+            f"{url} did not answer: {_why(exc)}",
+            started,
+        )
     except ValueError as exc:  # after SSLError, itself a ValueError: what no request can carry
-        report |= {
-            "ok": False,
-            "verdict": "misconfigured",
-            "status": None,
-            "latency_ms": _ms(started),
-            "tls": None,
-            "error": {
-                "code": str(ErrorCode.REGISTRY_INVALID),
-                "message": f"no request to {url} can be made: {exc}",
-            },
-        }
-        return report
+        return report | _failed(
+            "misconfigured",
+            ErrorCode.REGISTRY_INVALID,
+            f"no request to {url} can be made: {exc}",
+            started,
+        )
     tls = None
     if endpoint.url.scheme == "https":
         tls = await _tls(endpoint.url.host or "", endpoint.url.port or 443, presented.ssl)
@@ -93,6 +80,18 @@ async def probe(agency: ServedAgency, session: aiohttp.ClientSession) -> dict[st
         "tls": tls,
     }
     return report
+
+
+def _failed(verdict: str, code: ErrorCode, message: str, started: float) -> dict[str, Any]:
+    """The report's fields for a test that got no answer."""
+    return {
+        "ok": False,
+        "verdict": verdict,
+        "status": None,
+        "latency_ms": _ms(started),
+        "tls": None,
+        "error": {"code": str(code), "message": message},
+    }
 
 
 async def _tls(host: str, port: int, context: ssl.SSLContext | bool) -> dict[str, Any]:

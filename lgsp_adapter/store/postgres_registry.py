@@ -8,10 +8,11 @@ index fires first.
 
 from __future__ import annotations
 
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 
-from lgsp_adapter.registry.records import Editor, EndpointRecord, Source, TokenRecord
+from lgsp_adapter.registry.records import Edit, Editor, EndpointRecord, Source, TokenRecord
 from lgsp_adapter.store.postgres_audit import Conn, PostgresAuditLog
 from lgsp_adapter.store.postgres_schema import lock_key, migrate
 from lgsp_adapter.store.sqlite_registry import (
@@ -133,63 +134,78 @@ class PostgresRegistry:
             if outcome is None:
                 return current
             now = await conn.fetchval("SELECT now()")
-            if outcome.agency is None:
-                await conn.execute("DELETE FROM registry_endpoints WHERE code = $1", code)
-                await conn.execute(
-                    "UPDATE registry_tokens SET revoked_at = $1 WHERE agency = $2"
-                    " AND revoked_at IS NULL",
-                    now,
-                    code,
-                )
-                await conn.execute(
-                    "INSERT INTO registry_removed (code, revision, source, removed_at, removed_by)"
-                    " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (code) DO UPDATE SET"
-                    " revision = excluded.revision, source = excluded.source,"
-                    " removed_at = excluded.removed_at, removed_by = excluded.removed_by",
-                    code,
-                    current.revision if current else 0,
-                    str(outcome.source),
-                    now,
-                    actor,
-                )
-            else:
-                await conn.execute(
-                    "INSERT INTO registry_endpoints (code, record, revision, source, created_at,"
-                    " updated_at, updated_by) VALUES ($1, $2, COALESCE((SELECT revision + 1"
-                    " FROM registry_removed WHERE code = $1), 1), $3, $4, $4, $5)"
-                    " ON CONFLICT (code) DO UPDATE SET record = excluded.record,"
-                    " revision = registry_endpoints.revision + 1, source = excluded.source,"
-                    " updated_at = excluded.updated_at, updated_by = excluded.updated_by",
-                    code,
-                    stored_form(outcome.agency),
-                    str(outcome.source),
-                    now,
-                    actor,
-                )
-                await conn.execute("DELETE FROM registry_removed WHERE code = $1", code)
-            for token in outcome.issue:
-                if await conn.fetchval(
-                    "SELECT 1 FROM registry_tokens WHERE digest = $1", token.digest
-                ):
-                    raise token_reused()
-            await conn.executemany(
-                "INSERT INTO registry_tokens (id, digest, agency, label, created_at, created_by)"
-                " VALUES ($1, $2, $3, $4, $5, $6)",
-                [(t.id, t.digest, code, t.label, now, actor) for t in outcome.issue],
-            )
-            for token_id in outcome.revoke:
-                status = await conn.execute(
-                    "UPDATE registry_tokens SET revoked_at = $1 WHERE id = $2 AND agency = $3"
-                    " AND revoked_at IS NULL",
-                    now,
-                    token_id,
-                    code,
-                )
-                if status != "UPDATE 1":
-                    raise no_live_token(code, token_id)
+            await _write_record(conn, code, current, outcome, now, actor)
+            await _write_tokens(conn, code, outcome, now, actor)
             await conn.execute("UPDATE registry_state SET revision = revision + 1")
             await self.audit.append_in_transaction(conn, outcome.entries)
             return None if outcome.agency is None else await _endpoint(conn, code)
+
+
+async def _write_record(
+    conn: Conn,
+    code: str,
+    current: EndpointRecord | None,
+    outcome: Edit,
+    now: datetime,
+    actor: str,
+) -> None:
+    """The record as the edit leaves it: written, or removed with its tokens revoked (its
+    revision remembered, so a registration again goes on counting from it)."""
+    if outcome.agency is None:
+        await conn.execute("DELETE FROM registry_endpoints WHERE code = $1", code)
+        await conn.execute(
+            "UPDATE registry_tokens SET revoked_at = $1 WHERE agency = $2 AND revoked_at IS NULL",
+            now,
+            code,
+        )
+        await conn.execute(
+            "INSERT INTO registry_removed (code, revision, source, removed_at, removed_by)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (code) DO UPDATE SET"
+            " revision = excluded.revision, source = excluded.source,"
+            " removed_at = excluded.removed_at, removed_by = excluded.removed_by",
+            code,
+            current.revision if current else 0,
+            str(outcome.source),
+            now,
+            actor,
+        )
+    else:
+        await conn.execute(
+            "INSERT INTO registry_endpoints (code, record, revision, source, created_at,"
+            " updated_at, updated_by) VALUES ($1, $2, COALESCE((SELECT revision + 1"
+            " FROM registry_removed WHERE code = $1), 1), $3, $4, $4, $5)"
+            " ON CONFLICT (code) DO UPDATE SET record = excluded.record,"
+            " revision = registry_endpoints.revision + 1, source = excluded.source,"
+            " updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+            code,
+            stored_form(outcome.agency),
+            str(outcome.source),
+            now,
+            actor,
+        )
+        await conn.execute("DELETE FROM registry_removed WHERE code = $1", code)
+
+
+async def _write_tokens(conn: Conn, code: str, outcome: Edit, now: datetime, actor: str) -> None:
+    """The tokens the edit issues (never one in use) and revokes (only live ones of ``code``)."""
+    for token in outcome.issue:
+        if await conn.fetchval("SELECT 1 FROM registry_tokens WHERE digest = $1", token.digest):
+            raise token_reused()
+    await conn.executemany(
+        "INSERT INTO registry_tokens (id, digest, agency, label, created_at, created_by)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        [(t.id, t.digest, code, t.label, now, actor) for t in outcome.issue],
+    )
+    for token_id in outcome.revoke:
+        status = await conn.execute(
+            "UPDATE registry_tokens SET revoked_at = $1 WHERE id = $2 AND agency = $3"
+            " AND revoked_at IS NULL",
+            now,
+            token_id,
+            code,
+        )
+        if status != "UPDATE 1":
+            raise no_live_token(code, token_id)
 
 
 async def _endpoint(conn: Conn, code: str) -> EndpointRecord | None:
