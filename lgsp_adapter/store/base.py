@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import Protocol, Unpack
 from uuid import UUID
 
 from lgsp_adapter.audit import AuditEntry
@@ -22,6 +22,8 @@ from lgsp_adapter.store.records import (
     InboxItem,
     OutboxItem,
     PacketFacts,
+    Settlement,
+    StateChange,
     StoredPacket,
 )
 
@@ -100,14 +102,7 @@ class Store(Protocol):
         ...
 
     async def update_delivery(
-        self,
-        packet_id: UUID,
-        recipient: str,
-        state: DeliveryState,
-        *,
-        entries: list[AuditEntry],
-        detail: str | None = None,
-        attempted: bool = False,
+        self, packet_id: UUID, recipient: str, state: DeliveryState, **change: Unpack[StateChange]
     ) -> DeliveryRecord:
         """Move a delivery to ``state`` (counting an attempt when ``attempted``) with its
         entries; raises ``KeyError`` for an unknown delivery."""
@@ -165,15 +160,7 @@ class Store(Protocol):
         ...
 
     async def settle(
-        self,
-        packet_id: UUID,
-        recipient: str,
-        state: DeliveryState,
-        *,
-        entries: list[AuditEntry],
-        detail: str | None = None,
-        attempted: bool = False,
-        retry_in_s: float | None = None,
+        self, packet_id: UUID, recipient: str, state: DeliveryState, **change: Unpack[Settlement]
     ) -> DeliveryRecord:
         """Record an outcome and take the delivery off the queue, or put it back."""
         ...
@@ -191,13 +178,7 @@ class Store(Protocol):
         ...
 
     async def acknowledge(
-        self,
-        packet_id: UUID,
-        recipient: str,
-        state: DeliveryState,
-        *,
-        entries: list[AuditEntry],
-        detail: str | None,
+        self, packet_id: UUID, recipient: str, state: DeliveryState, **change: Unpack[StateChange]
     ) -> DeliveryRecord | None:
         """End a held delivery as ``state``; None if it was not held."""
         ...

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from typing import Unpack
 from uuid import UUID
 
 from lgsp_adapter.audit import AuditEntry
@@ -47,6 +48,7 @@ from lgsp_adapter.store.records import (
     OutboxItem,
     PacketFacts,
     PacketIdTaken,
+    StateChange,
     StoredPacket,
 )
 from lgsp_adapter.store.rows import delivery_of, facts_of, packet_of
@@ -189,16 +191,12 @@ class PostgresStore(PostgresQueue, PostgresHeld):
         return [delivery_of(row) for row in rows]
 
     async def update_delivery(
-        self,
-        packet_id: UUID,
-        recipient: str,
-        state: DeliveryState,
-        *,
-        entries: list[AuditEntry],
-        detail: str | None = None,
-        attempted: bool = False,
+        self, packet_id: UUID, recipient: str, state: DeliveryState, **change: Unpack[StateChange]
     ) -> DeliveryRecord:
         """Move a delivery to ``state`` with its entries; ``KeyError`` if there is none."""
+        entries = change["entries"]
+        detail = change.get("detail")
+        attempted = change.get("attempted", False)
         async with self._write() as tx:
             record = await set_state(tx.conn, packet_id, recipient, state, detail, attempted)
             await tx.append(entries)

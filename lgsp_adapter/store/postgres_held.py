@@ -4,12 +4,19 @@ whichever replica relays the outbox (``NOTIFY``).
 
 from __future__ import annotations
 
+from typing import Unpack
 from uuid import UUID
 
 from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.store.postgres_core import DEAD_LETTER, DELIVERY, PostgresCore, optional_storable
 from lgsp_adapter.store.postgres_session import OUTBOX_CHANNEL
-from lgsp_adapter.store.records import DeadLetter, DeliveryRecord, DeliveryState, InboxItem
+from lgsp_adapter.store.records import (
+    DeadLetter,
+    DeliveryRecord,
+    DeliveryState,
+    InboxItem,
+    StateChange,
+)
 from lgsp_adapter.store.rows import dead_letter_of, delivery_of, inbox_item_of
 
 
@@ -106,15 +113,11 @@ class PostgresHeld(PostgresCore):
         return [(row[0], row[1]) for row in rows]
 
     async def acknowledge(
-        self,
-        packet_id: UUID,
-        recipient: str,
-        state: DeliveryState,
-        *,
-        entries: list[AuditEntry],
-        detail: str | None,
+        self, packet_id: UUID, recipient: str, state: DeliveryState, **change: Unpack[StateChange]
     ) -> DeliveryRecord | None:
         """End a held delivery as ``state``; None if it was not held (nothing is written)."""
+        entries = change["entries"]
+        detail = change.get("detail")
         async with self._write() as tx:
             row = await tx.conn.fetchrow(
                 "UPDATE deliveries SET state = $1, detail = $2, updated_at = clock_timestamp(),"

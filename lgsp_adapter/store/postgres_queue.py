@@ -5,11 +5,12 @@
 from __future__ import annotations
 
 import time
+from typing import Unpack
 from uuid import UUID
 
 from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.store.postgres_core import PostgresCore, set_state
-from lgsp_adapter.store.records import DeliveryRecord, DeliveryState
+from lgsp_adapter.store.records import DeliveryRecord, DeliveryState, Settlement
 
 
 class PostgresQueue(PostgresCore):
@@ -77,18 +78,14 @@ class PostgresQueue(PostgresCore):
         return None if due is None else max(0.0, float(due) - time.time())
 
     async def settle(
-        self,
-        packet_id: UUID,
-        recipient: str,
-        state: DeliveryState,
-        *,
-        entries: list[AuditEntry],
-        detail: str | None = None,
-        attempted: bool = False,
-        retry_in_s: float | None = None,
+        self, packet_id: UUID, recipient: str, state: DeliveryState, **change: Unpack[Settlement]
     ) -> DeliveryRecord:
         """The embedded bus's acknowledgement: record the outcome and take the delivery off
         the queue, or put it back due in ``retry_in_s`` seconds."""
+        entries = change["entries"]
+        detail = change.get("detail")
+        attempted = change.get("attempted", False)
+        retry_in_s = change.get("retry_in_s")
         async with self._write() as tx:
             record = await set_state(tx.conn, packet_id, recipient, state, detail, attempted)
             if retry_in_s is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import NamedTuple
+from typing import NamedTuple, NotRequired, TypedDict
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -165,3 +165,21 @@ class InboxItem(BaseModel):
     content_type: str
     size_bytes: int
     received_at: datetime
+
+
+class StateChange(TypedDict):
+    """What a delivery's move to a new state writes beside the state, in the same transaction.
+
+    One definition for the keyword arguments of ``update_delivery``, ``settle`` and
+    ``acknowledge``, so the Store and its two backends cannot drift apart on them.
+    """
+
+    entries: list[AuditEntry]  # the audit entries that say so
+    detail: NotRequired[str | None]  # why, for people: the last error, what the receipt said
+    attempted: NotRequired[bool]  # counts as a delivery attempt (default: it does not)
+
+
+class Settlement(StateChange):
+    """A state change that also takes the delivery off the queue, or puts it back."""
+
+    retry_in_s: NotRequired[float | None]  # due again in this many seconds (default: done)

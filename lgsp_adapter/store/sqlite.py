@@ -18,6 +18,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Unpack
 from uuid import UUID
 
 from lgsp_adapter.audit import AuditEntry
@@ -30,6 +31,7 @@ from lgsp_adapter.store.records import (
     OutboxItem,
     PacketFacts,
     PacketIdTaken,
+    StateChange,
     StoredPacket,
 )
 from lgsp_adapter.store.rows import delivery_of, facts_of, packet_of, schema_behind
@@ -187,16 +189,12 @@ class SqliteStore(SqliteQueue, SqliteHeld):
         return [delivery_of(row) for row in rows]
 
     async def update_delivery(
-        self,
-        packet_id: UUID,
-        recipient: str,
-        state: DeliveryState,
-        *,
-        entries: list[AuditEntry],
-        detail: str | None = None,
-        attempted: bool = False,
+        self, packet_id: UUID, recipient: str, state: DeliveryState, **change: Unpack[StateChange]
     ) -> DeliveryRecord:
         """Move a delivery to ``state`` with its entries; ``KeyError`` if there is none."""
+        entries = change["entries"]
+        detail = change.get("detail")
+        attempted = change.get("attempted", False)
         async with self._write():
             record = self._set_state(packet_id, recipient, state, detail, attempted)
             self._append(entries)

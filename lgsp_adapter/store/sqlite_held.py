@@ -8,10 +8,17 @@ or two operators racing one wins and the other gets None, and nothing is written
 from __future__ import annotations
 
 import json
+from typing import Unpack
 from uuid import UUID
 
 from lgsp_adapter.audit import AuditEntry
-from lgsp_adapter.store.records import DeadLetter, DeliveryRecord, DeliveryState, InboxItem
+from lgsp_adapter.store.records import (
+    DeadLetter,
+    DeliveryRecord,
+    DeliveryState,
+    InboxItem,
+    StateChange,
+)
 from lgsp_adapter.store.rows import dead_letter_of, delivery_of, inbox_item_of
 from lgsp_adapter.store.sqlite_core import DEAD_LETTER_COLUMNS, SqliteCore, now
 
@@ -111,16 +118,12 @@ class SqliteHeld(SqliteCore):
         return [(UUID(row[0]), row[1]) for row in rows]
 
     async def acknowledge(
-        self,
-        packet_id: UUID,
-        recipient: str,
-        state: DeliveryState,
-        *,
-        entries: list[AuditEntry],
-        detail: str | None,
+        self, packet_id: UUID, recipient: str, state: DeliveryState, **change: Unpack[StateChange]
     ) -> DeliveryRecord | None:
         """End a held delivery as ``state``, with its entries; None if it was not held (an
         acknowledgement raced another, or came twice): then nothing is written."""
+        entries = change["entries"]
+        detail = change.get("detail")
         async with self._write():
             row = self._db.execute(
                 "UPDATE deliveries SET state = ?, detail = ?, updated_at = ?,"

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Unpack
 from uuid import UUID
 
 from lgsp_adapter.audit import AuditEntry
-from lgsp_adapter.store.records import DeliveryRecord, DeliveryState
+from lgsp_adapter.store.records import DeliveryRecord, DeliveryState, Settlement
 from lgsp_adapter.store.sqlite_core import SqliteCore
 
 
@@ -79,18 +80,14 @@ class SqliteQueue(SqliteCore):
         return max(0.0, float(row[0]) - time.time())
 
     async def settle(
-        self,
-        packet_id: UUID,
-        recipient: str,
-        state: DeliveryState,
-        *,
-        entries: list[AuditEntry],
-        detail: str | None = None,
-        attempted: bool = False,
-        retry_in_s: float | None = None,
+        self, packet_id: UUID, recipient: str, state: DeliveryState, **change: Unpack[Settlement]
     ) -> DeliveryRecord:
         """The embedded bus's acknowledgement: record the outcome and its entries, and take the
         delivery off the queue, or put it back due in ``retry_in_s`` seconds."""
+        entries = change["entries"]
+        detail = change.get("detail")
+        attempted = change.get("attempted", False)
+        retry_in_s = change.get("retry_in_s")
         async with self._write():
             record = self._set_state(packet_id, recipient, state, detail, attempted)
             if retry_in_s is None:
