@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -33,6 +32,7 @@ from lgsp_adapter.audit.store import (
 )
 from lgsp_adapter.audit.tree import extend
 from lgsp_adapter.errors import ErrorCode, FatalError
+from lgsp_adapter.store.closing import ClosedOnExit
 from lgsp_adapter.store.postgres_schema import lock_key, migrate
 
 Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
@@ -116,7 +116,7 @@ _SELECT_ENTRY = f"SELECT idx, {_COLUMNS} FROM audit_entries"
 _BATCH = 5000
 
 
-class PostgresAuditLog:
+class PostgresAuditLog(ClosedOnExit):
     """The ``AuditStore`` on PostgreSQL; ``async with await PostgresAuditLog.open(dsn)``."""
 
     def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
@@ -154,14 +154,6 @@ class PostgresAuditLog:
     def pool(self) -> asyncpg.Pool:
         """The connections, for tables whose changes append to this log in one transaction."""
         return self._pool
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         """Close the pool."""

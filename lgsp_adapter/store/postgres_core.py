@@ -10,13 +10,13 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from uuid import UUID
 
 from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.audit.entry import storable
 from lgsp_adapter.store.base import CommitObserver
+from lgsp_adapter.store.closing import ClosedOnExit
 from lgsp_adapter.store.postgres_agency_list import PostgresAgencyList
 from lgsp_adapter.store.postgres_audit import Conn, PostgresAuditLog
 from lgsp_adapter.store.postgres_registry import PostgresRegistry
@@ -37,7 +37,7 @@ DEAD_LETTER = (
 )
 
 
-class PostgresCore:
+class PostgresCore(ClosedOnExit):
     """The pool, the audit log and registry on it, this replica's session, and the one way to
     write."""
 
@@ -49,14 +49,6 @@ class PostgresCore:
         self.agency_list = PostgresAgencyList(audit)
         self._observers: list[CommitObserver] = []
         self._session = ReplicaSession(dsn, audit.schema)  # its roles and locks
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         """Close the session (giving up its locks and roles) and the pool."""

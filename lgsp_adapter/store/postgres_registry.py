@@ -9,10 +9,9 @@ index fires first.
 from __future__ import annotations
 
 from datetime import datetime
-from types import TracebackType
-from typing import Self
 
 from lgsp_adapter.registry.records import Edit, Editor, EndpointRecord, Source, TokenRecord
+from lgsp_adapter.store.closing import ClosedOnExit
 from lgsp_adapter.store.postgres_audit import Conn, PostgresAuditLog
 from lgsp_adapter.store.postgres_schema import lock_key, migrate
 from lgsp_adapter.store.sqlite_registry import (
@@ -64,7 +63,7 @@ _ENDPOINT = "SELECT record, revision, source, created_at, updated_at, updated_by
 _SELECT_ISSUED = "SELECT id, digest, agency, label, created_at, created_by, revoked_at"
 
 
-class PostgresRegistry:
+class PostgresRegistry(ClosedOnExit):
     """The ``RegistryStore`` on PostgreSQL; ``async with await PostgresRegistry.open(dsn)``."""
 
     def __init__(self, audit: PostgresAuditLog) -> None:
@@ -89,12 +88,8 @@ class PostgresRegistry:
         """Bring the registry's schema up to date (or, ``apply`` false, refuse it behind)."""
         await migrate(self._pool, "registry", MIGRATIONS, self.audit.schema, apply=apply)
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    async def close(self) -> None:
+        """Close the audit log it writes through (and, with it, its pool)."""
         await self.audit.close()
 
     async def revision(self) -> int:

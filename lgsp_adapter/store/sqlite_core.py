@@ -12,12 +12,12 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any
 from uuid import UUID
 
 from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.store.base import CommitObserver
+from lgsp_adapter.store.closing import ClosedOnExit
 from lgsp_adapter.store.group_commit import GroupCommit
 from lgsp_adapter.store.records import DeliveryRecord, DeliveryState, StoredPacket
 from lgsp_adapter.store.rows import FACT_COLUMNS, delivery_of, tell_observers
@@ -26,7 +26,7 @@ from lgsp_adapter.store.sqlite_audit import SqliteAuditLog
 from lgsp_adapter.store.sqlite_registry import SqliteRegistry
 
 
-class SqliteCore:
+class SqliteCore(ClosedOnExit):
     """The connections, the audit log and registry that share them, and the one way to write."""
 
     def __init__(
@@ -55,14 +55,6 @@ class SqliteCore:
         self.registry = SqliteRegistry(
             writer=connection, reader=reader, transaction=self._write, audit=self.audit
         )
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         """Close the connections once the COMMITs under way are on disk."""
