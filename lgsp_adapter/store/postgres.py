@@ -194,12 +194,9 @@ class PostgresStore(PostgresQueue, PostgresHeld):
         self, packet_id: UUID, recipient: str, state: DeliveryState, **change: Unpack[StateChange]
     ) -> DeliveryRecord:
         """Move a delivery to ``state`` with its entries; ``KeyError`` if there is none."""
-        entries = change["entries"]
-        detail = change.get("detail")
-        attempted = change.get("attempted", False)
         async with self._write() as tx:
-            record = await set_state(tx.conn, packet_id, recipient, state, detail, attempted)
-            await tx.append(entries)
+            record = await set_state(tx.conn, packet_id, recipient, state, change)
+            await tx.append(change["entries"])
         return record
 
     async def outbox(self, limit: int) -> list[OutboxItem]:

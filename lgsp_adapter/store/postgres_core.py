@@ -21,7 +21,7 @@ from lgsp_adapter.store.postgres_agency_list import PostgresAgencyList
 from lgsp_adapter.store.postgres_audit import Conn, PostgresAuditLog
 from lgsp_adapter.store.postgres_registry import PostgresRegistry
 from lgsp_adapter.store.postgres_session import ReplicaSession
-from lgsp_adapter.store.records import DeliveryRecord, DeliveryState, StoredPacket
+from lgsp_adapter.store.records import DeliveryRecord, DeliveryState, StateChange, StoredPacket
 from lgsp_adapter.store.rows import FACT_COLUMNS, delivery_of, tell_observers
 
 DELIVERY = "packet_id, recipient, state, attempts, detail, updated_at"
@@ -91,10 +91,11 @@ async def set_state(
     packet_id: UUID,
     recipient: str,
     state: DeliveryState,
-    detail: str | None,
-    attempted: bool,
+    change: StateChange | None = None,
 ) -> DeliveryRecord:
-    """Move a delivery, if ``DeliveryState.may_become`` allows (else leave it as it is)."""
+    """Move a delivery, if ``DeliveryState.may_become`` allows (else leave it as it is), with
+    the change's detail and attempt (its entries are the caller's to append)."""
+    change = change or {"entries": []}
     current = await conn.fetchrow(
         f"SELECT {DELIVERY} FROM deliveries WHERE packet_id = $1 AND recipient = $2",
         packet_id,
@@ -109,8 +110,8 @@ async def set_state(
         " attempts = attempts + $3 WHERE packet_id = $4 AND recipient = $5"
         f" RETURNING {DELIVERY}",
         state.value,
-        optional_storable(detail),
-        int(attempted),
+        optional_storable(change.get("detail")),
+        int(change.get("attempted", False)),
         packet_id,
         recipient,
     )

@@ -31,7 +31,7 @@ class PostgresQueue(PostgresCore):
                     recipient,
                     time.time(),
                 )
-                await set_state(tx.conn, packet_id, recipient, DeliveryState.PUBLISHED, None, False)
+                await set_state(tx.conn, packet_id, recipient, DeliveryState.PUBLISHED)
                 await tx.append(entries)
 
     async def lease(
@@ -82,12 +82,9 @@ class PostgresQueue(PostgresCore):
     ) -> DeliveryRecord:
         """The embedded bus's acknowledgement: record the outcome and take the delivery off
         the queue, or put it back due in ``retry_in_s`` seconds."""
-        entries = change["entries"]
-        detail = change.get("detail")
-        attempted = change.get("attempted", False)
         retry_in_s = change.get("retry_in_s")
         async with self._write() as tx:
-            record = await set_state(tx.conn, packet_id, recipient, state, detail, attempted)
+            record = await set_state(tx.conn, packet_id, recipient, state, change)
             if retry_in_s is None:
                 await tx.conn.execute(
                     "DELETE FROM queue WHERE packet_id = $1 AND recipient = $2",
@@ -102,5 +99,5 @@ class PostgresQueue(PostgresCore):
                     packet_id,
                     recipient,
                 )
-            await tx.append(entries)
+            await tx.append(change["entries"])
         return record

@@ -192,12 +192,9 @@ class SqliteStore(SqliteQueue, SqliteHeld):
         self, packet_id: UUID, recipient: str, state: DeliveryState, **change: Unpack[StateChange]
     ) -> DeliveryRecord:
         """Move a delivery to ``state`` with its entries; ``KeyError`` if there is none."""
-        entries = change["entries"]
-        detail = change.get("detail")
-        attempted = change.get("attempted", False)
         async with self._write():
-            record = self._set_state(packet_id, recipient, state, detail, attempted)
-            self._append(entries)
+            record = self._set_state(packet_id, recipient, state, change)
+            self._append(change["entries"])
         return record
 
     async def outbox(self, limit: int) -> list[OutboxItem]:

@@ -19,7 +19,7 @@ from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.store.base import CommitObserver
 from lgsp_adapter.store.closing import ClosedOnExit
 from lgsp_adapter.store.group_commit import GroupCommit
-from lgsp_adapter.store.records import DeliveryRecord, DeliveryState, StoredPacket
+from lgsp_adapter.store.records import DeliveryRecord, DeliveryState, StateChange, StoredPacket
 from lgsp_adapter.store.rows import FACT_COLUMNS, delivery_of, tell_observers
 from lgsp_adapter.store.sqlite_agency_list import SqliteAgencyList
 from lgsp_adapter.store.sqlite_audit import SqliteAuditLog
@@ -94,9 +94,9 @@ class SqliteCore(ClosedOnExit):
         packet_id: UUID,
         recipient: str,
         state: DeliveryState,
-        detail: str | None,
-        attempted: bool,
+        change: StateChange | None = None,
     ) -> DeliveryRecord:
+        change = change or {"entries": []}
         found = fetch(
             self._db,
             "SELECT packet_id, recipient, state, attempts, detail, updated_at FROM deliveries"
@@ -113,7 +113,14 @@ class SqliteCore(ClosedOnExit):
             "UPDATE deliveries SET state = ?, detail = ?, updated_at = ?,"
             " attempts = attempts + ? WHERE packet_id = ? AND recipient = ?"
             " RETURNING packet_id, recipient, state, attempts, detail, updated_at",
-            (state.value, detail, now(), int(attempted), str(packet_id), recipient),
+            (
+                state.value,
+                change.get("detail"),
+                now(),
+                int(change.get("attempted", False)),
+                str(packet_id),
+                recipient,
+            ),
         )
         if not updated:
             raise KeyError(f"no delivery of {packet_id} to {recipient}")

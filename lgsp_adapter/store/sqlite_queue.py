@@ -32,7 +32,7 @@ class SqliteQueue(SqliteCore):
                     "INSERT OR IGNORE INTO queue (packet_id, recipient, due_at) VALUES (?, ?, ?)",
                     (str(packet_id), recipient, time.time()),
                 )
-                self._set_state(packet_id, recipient, DeliveryState.PUBLISHED, None, False)
+                self._set_state(packet_id, recipient, DeliveryState.PUBLISHED)
                 self._append(entries)
 
     async def lease(
@@ -84,12 +84,9 @@ class SqliteQueue(SqliteCore):
     ) -> DeliveryRecord:
         """The embedded bus's acknowledgement: record the outcome and its entries, and take the
         delivery off the queue, or put it back due in ``retry_in_s`` seconds."""
-        entries = change["entries"]
-        detail = change.get("detail")
-        attempted = change.get("attempted", False)
         retry_in_s = change.get("retry_in_s")
         async with self._write():
-            record = self._set_state(packet_id, recipient, state, detail, attempted)
+            record = self._set_state(packet_id, recipient, state, change)
             if retry_in_s is None:
                 self._db.execute(
                     "DELETE FROM queue WHERE packet_id = ? AND recipient = ?",
@@ -101,5 +98,5 @@ class SqliteQueue(SqliteCore):
                     " WHERE packet_id = ? AND recipient = ?",
                     (time.time() + retry_in_s, str(packet_id), recipient),
                 )
-            self._append(entries)
+            self._append(change["entries"])
         return record
