@@ -46,29 +46,10 @@ def tell_observers(
 # Rows as both stores select them. The models read either store's column types: text ids and
 # ISO times on SQLite, native UUIDs and timestamps on PostgreSQL.
 DELIVERY_COLUMNS = ("packet_id", "recipient", "state", "attempts", "detail", "updated_at")
-_DEAD_LETTER_FIELDS = (
-    "cursor",
-    "packet_id",
-    "recipient",
-    "sender",
-    "kind",
-    "document_id",
-    "attempts",
-    "detail",
-    "received_at",
-    "dead_lettered_at",
-)
-_INBOX_FIELDS = (
-    "cursor",
-    "packet_id",
-    "recipient",
-    "sender",
-    "kind",
-    "document_id",
-    "content_type",
-    "size_bytes",
-    "received_at",
-)
+# The listings' rows carry the models' fields in their order (a dead letter's ``here`` is
+# worked out after reading, not stored).
+_DEAD_LETTER_FIELDS = tuple(name for name in DeadLetter.model_fields if name != "here")
+_INBOX_FIELDS = tuple(InboxItem.model_fields)
 
 
 FACT_COLUMNS = (

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 
 from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.registry.agency_list import Agency, ImportReport, search_key
-from lgsp_adapter.store.sqlite_audit import SqliteAuditLog
+from lgsp_adapter.store.sqlite_part import SqlitePart
 
 SCHEMA = """
     CREATE TABLE agencies (
@@ -30,21 +28,8 @@ SCHEMA = """
 COLUMNS = ("code", "name", "parent", "mail", "mobile", "fax", "deleted", "source")
 
 
-class SqliteAgencyList:
+class SqliteAgencyList(SqlitePart):
     """Reads and imports of the agency list, on the store's connections."""
-
-    def __init__(
-        self,
-        *,
-        writer: sqlite3.Connection,
-        reader: sqlite3.Connection,
-        transaction: Callable[[], AbstractAsyncContextManager[None]],
-        audit: SqliteAuditLog,
-    ) -> None:
-        self._db = writer
-        self._read = reader
-        self._transaction = transaction
-        self._audit = audit
 
     async def merge(
         self,

@@ -7,8 +7,7 @@ import functools
 import json
 import logging
 import sqlite3
-from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +17,7 @@ from lgsp_adapter.errors import ErrorCode, PermanentError
 from lgsp_adapter.packets.agency_code import AgencyCode
 from lgsp_adapter.registry.agencies import DeliveryMode, Endpoint, ServedAgency, with_secrets
 from lgsp_adapter.registry.records import Editor, EndpointRecord, Source, TokenRecord
-from lgsp_adapter.store.sqlite_audit import SqliteAuditLog
+from lgsp_adapter.store.sqlite_part import SqlitePart
 
 SCHEMA = """
     CREATE TABLE registry_endpoints (
@@ -62,21 +61,8 @@ _ENDPOINT = "SELECT record, revision, source, created_at, updated_at, updated_by
 _SELECT_ISSUED = "SELECT id, digest, agency, label, created_at, created_by, revoked_at"
 
 
-class SqliteRegistry:
+class SqliteRegistry(SqlitePart):
     """The ``RegistryStore`` on the store's connections."""
-
-    def __init__(
-        self,
-        *,
-        writer: sqlite3.Connection,
-        reader: sqlite3.Connection,
-        transaction: Callable[[], AbstractAsyncContextManager[None]],
-        audit: SqliteAuditLog,
-    ) -> None:
-        self._db = writer
-        self._read = reader
-        self._transaction = transaction
-        self._audit = audit
 
     async def revision(self) -> int:
         """The registry's revision."""
