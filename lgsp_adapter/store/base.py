@@ -17,6 +17,7 @@ from lgsp_adapter.registry.agency_list import AgencyListStore
 from lgsp_adapter.registry.records import RegistryStore
 from lgsp_adapter.store.records import (
     DeadLetter,
+    DeadLetterQuery,
     DeliveryRecord,
     DeliveryState,
     InboxItem,
@@ -183,15 +184,7 @@ class Store(Protocol):
         """End a held delivery as ``state``; None if it was not held."""
         ...
 
-    async def dead_letters(
-        self,
-        *,
-        recipient: str | None,
-        sender: str | None,
-        kind: str | None,
-        after: int,
-        limit: int,
-    ) -> list[DeadLetter]:
+    async def dead_letters(self, **query: Unpack[DeadLetterQuery]) -> list[DeadLetter]:
         """Dead-lettered deliveries, oldest first, after the cursor ``after``."""
         ...
 
@@ -200,11 +193,7 @@ class Store(Protocol):
         ...
 
     async def leave_dead_letters(
-        self,
-        packet_id: UUID,
-        recipient: str,
-        state: DeliveryState,
-        entries: list[AuditEntry],
+        self, packet_id: UUID, recipient: str, state: DeliveryState, entries: list[AuditEntry]
     ) -> DeliveryRecord | None:
         """Replay (``accepted``) or drop a dead letter; None if it is not one (any more)."""
         ...

@@ -12,6 +12,7 @@ from lgsp_adapter.store.postgres_core import DEAD_LETTER, DELIVERY, PostgresCore
 from lgsp_adapter.store.postgres_session import OUTBOX_CHANNEL
 from lgsp_adapter.store.records import (
     DeadLetter,
+    DeadLetterQuery,
     DeliveryRecord,
     DeliveryState,
     InboxItem,
@@ -40,15 +41,7 @@ class PostgresHeld(PostgresCore):
         )
         return [inbox_item_of(row) for row in rows]
 
-    async def dead_letters(
-        self,
-        *,
-        recipient: str | None,
-        sender: str | None,
-        kind: str | None,
-        after: int,
-        limit: int,
-    ) -> list[DeadLetter]:
+    async def dead_letters(self, **query: Unpack[DeadLetterQuery]) -> list[DeadLetter]:
         """Dead-lettered deliveries, oldest first, after the cursor ``after``."""
         rows = await self._pool.fetch(
             f"SELECT {DEAD_LETTER} FROM deliveries d JOIN packets p ON p.id = d.packet_id"
@@ -56,11 +49,11 @@ class PostgresHeld(PostgresCore):
             " AND ($3::text IS NULL OR p.sender = $3) AND ($4::text IS NULL OR p.kind = $4)"
             " AND d.seq > $5 ORDER BY d.seq LIMIT $6",
             DeliveryState.DEAD_LETTERED.value,
-            recipient,
-            sender,
-            kind,
-            after,
-            limit,
+            query["recipient"],
+            query["sender"],
+            query["kind"],
+            query["after"],
+            query["limit"],
         )
         return [dead_letter_of(row) for row in rows]
 
@@ -76,11 +69,7 @@ class PostgresHeld(PostgresCore):
         return None if row is None else dead_letter_of(row)
 
     async def leave_dead_letters(
-        self,
-        packet_id: UUID,
-        recipient: str,
-        state: DeliveryState,
-        entries: list[AuditEntry],
+        self, packet_id: UUID, recipient: str, state: DeliveryState, entries: list[AuditEntry]
     ) -> DeliveryRecord | None:
         """An operator's decision on a dead letter: back to the outbox (attempts from nought)
         or ``dropped``; None if it is not dead-lettered (any more)."""

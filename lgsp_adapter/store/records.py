@@ -183,3 +183,14 @@ class Settlement(StateChange):
     """A state change that also takes the delivery off the queue, or puts it back."""
 
     retry_in_s: NotRequired[float | None]  # due again in this many seconds (default: done)
+
+
+class DeadLetterQuery(TypedDict):
+    """Which dead letters to list: each filter None for any, a page of ``limit`` after the
+    cursor ``after``. The keyword arguments of ``Store.dead_letters``, declared once."""
+
+    recipient: str | None
+    sender: str | None
+    kind: str | None
+    after: int
+    limit: int

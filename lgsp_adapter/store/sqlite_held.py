@@ -14,6 +14,7 @@ from uuid import UUID
 from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.store.records import (
     DeadLetter,
+    DeadLetterQuery,
     DeliveryRecord,
     DeliveryState,
     InboxItem,
@@ -40,31 +41,14 @@ class SqliteHeld(SqliteCore):
         ).fetchall()
         return [inbox_item_of(row) for row in rows]
 
-    async def dead_letters(
-        self,
-        *,
-        recipient: str | None,
-        sender: str | None,
-        kind: str | None,
-        after: int,
-        limit: int,
-    ) -> list[DeadLetter]:
+    async def dead_letters(self, **query: Unpack[DeadLetterQuery]) -> list[DeadLetter]:
         """Dead-lettered deliveries, oldest first, after the cursor ``after``."""
         rows = self._read.execute(
             f"SELECT {DEAD_LETTER_COLUMNS} FROM deliveries d JOIN packets p ON p.id = d.packet_id"
-            " WHERE d.state = ? AND (? IS NULL OR d.recipient = ?) AND (? IS NULL OR p.sender = ?)"
-            " AND (? IS NULL OR p.kind = ?) AND d.rowid > ? ORDER BY d.rowid LIMIT ?",
-            (
-                DeliveryState.DEAD_LETTERED.value,
-                recipient,
-                recipient,
-                sender,
-                sender,
-                kind,
-                kind,
-                after,
-                limit,
-            ),
+            " WHERE d.state = :state AND (:recipient IS NULL OR d.recipient = :recipient)"
+            " AND (:sender IS NULL OR p.sender = :sender) AND (:kind IS NULL OR p.kind = :kind)"
+            " AND d.rowid > :after ORDER BY d.rowid LIMIT :limit",
+            {**query, "state": DeliveryState.DEAD_LETTERED.value},
         ).fetchall()
         return [dead_letter_of(row) for row in rows]
 
@@ -78,11 +62,7 @@ class SqliteHeld(SqliteCore):
         return None if row is None else dead_letter_of(row)
 
     async def leave_dead_letters(
-        self,
-        packet_id: UUID,
-        recipient: str,
-        state: DeliveryState,
-        entries: list[AuditEntry],
+        self, packet_id: UUID, recipient: str, state: DeliveryState, entries: list[AuditEntry]
     ) -> DeliveryRecord | None:
         """An operator's decision on a dead letter: back to the outbox (``accepted``, its
         attempts counted from nought) or ``dropped``; None if it is not dead-lettered (any
