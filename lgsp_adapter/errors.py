@@ -66,6 +66,10 @@ class ErrorCode(StrEnum):
     HTTP_BODY_TIMEOUT = "http.body_timeout"
     HTTP_UNKNOWN_PARAMETER = "http.unknown_parameter"
     AGENCY_CODE_INVALID = "agency_code.invalid"
+    # The national axis' protocol (its signed XroadVnpt- headers)
+    AXIS_SIGNATURE_INVALID = "axis.signature_invalid"
+    AXIS_FILE_HASH_MISMATCH = "axis.file_hash_mismatch"
+    AXIS_TIMESTAMP_INVALID = "axis.timestamp_invalid"
     AGENCY_LIST_INVALID = "agency_list.invalid"
     # The registry of endpoints
     REGISTRY_INVALID = "registry.invalid"
