@@ -67,6 +67,7 @@ class ErrorCode(StrEnum):
     HTTP_UNKNOWN_PARAMETER = "http.unknown_parameter"
     AGENCY_CODE_INVALID = "agency_code.invalid"
     # The national axis' protocol (its signed XroadVnpt- headers)
+    AXIS_BAD_REQUEST = "axis.bad_request"
     AXIS_SIGNATURE_INVALID = "axis.signature_invalid"
     AXIS_FILE_HASH_MISMATCH = "axis.file_hash_mismatch"
     AXIS_TIMESTAMP_INVALID = "axis.timestamp_invalid"

@@ -113,9 +113,14 @@ def file_hashes(data: bytes) -> tuple[str, str]:
     return digest.hex(), "".join(format(byte, "x") for byte in digest)
 
 
+def file_hash_matches(data: bytes, claimed: str) -> bool:
+    """Whether ``claimed`` is ``data``'s SHA-256 in either form, in any case."""
+    return claimed.strip().lower() in file_hashes(data)
+
+
 def check_file_hash(data: bytes, claimed: str) -> None:
     """``axis.file_hash_mismatch`` unless ``claimed`` is ``data``'s SHA-256 in either form."""
-    if claimed.strip().lower() not in file_hashes(data):
+    if not file_hash_matches(data, claimed):
         raise PermanentError(
             ErrorCode.AXIS_FILE_HASH_MISMATCH,
             "hash-file is not the SHA-256 of the file sent (in hex, with or without the "
