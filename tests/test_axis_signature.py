@@ -130,6 +130,17 @@ def test_a_request_whose_signature_does_not_hold_is_refused_saying_why(
     assert caught.value.code is ErrorCode.AXIS_SIGNATURE_INVALID
 
 
+def test_a_logical_header_sent_twice_is_refused() -> None:
+    """aiohttp hands a multidict: a second value must not hide behind the signed first one."""
+    from multidict import CIMultiDict
+
+    headers = CIMultiDict(java_client_headers(RECEIVED_LIST))
+    headers.add("XroadVnpt-messagetype", "status")
+    with pytest.raises(PermanentError, match="sent twice") as caught:
+        verified_headers(headers, SECRET)
+    assert caught.value.code is ErrorCode.AXIS_SIGNATURE_INVALID
+
+
 def _signed_document(document: str) -> dict[str, str]:
     """Headers whose signed JSON is ``document``, correctly HMACed: the fault is in its form."""
     import hmac

@@ -54,8 +54,15 @@ def signed_headers(logical: Mapping[str, str], secret: str) -> dict[str, str]:
 def verified_headers(headers: Mapping[str, str], secret: str) -> dict[str, str]:
     """The logical headers of a signed request (names as signed, values as signed), once the
     signature is good and the headers sent agree with it; ``axis.signature_invalid`` naming the
-    first fault otherwise. ``headers`` is looked up case-insensitively, as HTTP headers are."""
-    lowered = {name.lower(): value for name, value in headers.items()}
+    first fault otherwise. ``headers`` is looked up case-insensitively, as HTTP headers are, and
+    may be a multidict (aiohttp's): an ``XroadVnpt-`` header sent twice is refused."""
+    lowered: dict[str, str] = {}
+    for name, value in headers.items():
+        key = name.lower()
+        if key in lowered and key.startswith(PREFIX.lower()):
+            # Two values for one name: the verifier and a later reader might each take another.
+            raise _invalid(f"{name} is sent twice")
+        lowered[key] = value
     document = lowered.get(SIGNED_JSON.lower())
     signature = lowered.get(SIGNATURE.lower())
     names = lowered.get(SIGNED_NAMES.lower())
