@@ -1,5 +1,6 @@
 """The live registry of agency endpoints: who this daemon serves, how to reach them, and the
-tokens their systems submit with; and the agency list, who the exchange knows. Kept in the
+tokens their systems submit with (and the secrets they sign with, sealed); and the agency
+list, who the exchange knows. Kept in the
 store, changed by integrators while the daemon runs, every change in the audit log with who
 made it.
 

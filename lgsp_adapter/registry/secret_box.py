@@ -1,0 +1,78 @@
+"""Secrets the daemon must be able to use again, kept sealed: the axis systems' HMAC keys.
+
+A bearer token is checked against its digest, but an HMAC can only be checked with the secret
+itself, so the registry cannot keep a mere hash of it. Such secrets are sealed (Fernet:
+AES-CBC with an HMAC, from ``cryptography``) with a key kept in a file beside the store rather
+than in it, so a copy of the store (a backup, a dump, a replica's disk) does not give them away.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from lgsp_adapter.errors import ErrorCode, FatalError, PermanentError
+
+
+class SecretBox:
+    """Seals and opens secrets with one key."""
+
+    def __init__(self, key: bytes) -> None:
+        try:
+            self._fernet = Fernet(key)
+        except ValueError as exc:
+            raise FatalError(
+                ErrorCode.CONFIG_INVALID, "the secret box's key is not a Fernet key"
+            ) from exc
+
+    @classmethod
+    def at(cls, path: Path) -> SecretBox:
+        """The box whose key is in ``path``, made there (readable by its owner only) when there
+        is none yet; refused when others may read it."""
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return cls(_read_key(path))
+        key = Fernet.generate_key()
+        with os.fdopen(descriptor, "wb") as out:
+            out.write(key + b"\n")
+            out.flush()
+            os.fsync(out.fileno())
+        return cls(key)
+
+    def seal(self, secret: str) -> str:
+        """``secret`` sealed, as text to store; sealing the same secret twice differs."""
+        return self._fernet.encrypt(secret.encode("utf-8")).decode("ascii")
+
+    def open(self, sealed: str) -> str:
+        """The secret ``seal`` sealed; ``registry.invalid`` when another key sealed it or the
+        text was changed (the store and its key file do not belong together)."""
+        try:
+            return self._fernet.decrypt(sealed.encode("ascii")).decode("utf-8")
+        except (InvalidToken, UnicodeError) as exc:
+            raise PermanentError(
+                ErrorCode.REGISTRY_INVALID,
+                "a sealed secret does not open with this key: sealed with another key file, "
+                "or changed since",
+            ) from exc
+
+
+def _read_key(path: Path) -> bytes:
+    mode = path.lstat().st_mode  # a link could lead anywhere: refused as not a regular file
+    if not stat.S_ISREG(mode) or mode & 0o077:
+        raise FatalError(
+            ErrorCode.CONFIG_INVALID,
+            f"{path} must be a regular file only its owner can read (chmod 600): it opens every "
+            "sealed secret",
+        )
+    key = path.read_bytes().strip()
+    try:
+        Fernet(key)
+    except ValueError as exc:
+        raise FatalError(
+            ErrorCode.CONFIG_INVALID, f"{path} does not hold a secret box key (damaged?)"
+        ) from exc
+    return key
