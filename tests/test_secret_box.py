@@ -49,7 +49,7 @@ def test_a_key_file_others_may_read_is_refused(tmp_path: Path) -> None:
 def test_a_link_in_place_of_the_key_file_is_refused(tmp_path: Path) -> None:
     SecretBox.at(tmp_path / "real.key")
     os.symlink(tmp_path / "real.key", tmp_path / "secrets.key")
-    with pytest.raises(FatalError, match="regular file"):
+    with pytest.raises(FatalError, match="it is a link"):
         SecretBox.at(tmp_path / "secrets.key")
 
 

@@ -21,6 +21,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from lgsp_adapter.audit.key_file import create_private, read_private
 from lgsp_adapter.errors import ErrorCode, FatalError
 
 _ED25519 = b"\x01"  # the signed-note algorithm byte for Ed25519
@@ -211,13 +212,19 @@ class LogKey:
     def load_or_create(cls, path: Path, name: str | None) -> LogKey:
         """The key in ``path`` (PEM, PKCS#8), made there with mode 0600 if there is none."""
         try:
-            if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
+            if not os.path.lexists(path):
                 cls.generate(name).save(path)
-            loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
         except FileExistsError:
-            return cls.load_or_create(path, name)
-        except (OSError, ValueError) as exc:
+            pass  # another process made it first: theirs is the key
+        except OSError as exc:
+            raise FatalError(
+                ErrorCode.CONFIG_INVALID, f"cannot make the audit signing key {path}: {exc}"
+            ) from exc
+        try:
+            loaded = serialization.load_pem_private_key(
+                read_private(path, "the audit signing key"), password=None
+            )
+        except ValueError as exc:
             raise FatalError(
                 ErrorCode.CONFIG_INVALID, f"cannot use the audit signing key {path}: {exc}"
             ) from exc
@@ -247,12 +254,8 @@ class LogKey:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        # O_EXCL: two processes starting at once must not each write a key.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(pem)
-            out.flush()
-            os.fsync(out.fileno())
+        if not create_private(path, pem):  # never two keys from two processes at once
+            raise FileExistsError(path)
 
     def sign_note(self, text: str) -> str:
         """``text`` (ending in a newline) as a note signed by this key."""

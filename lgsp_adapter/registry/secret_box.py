@@ -9,11 +9,11 @@ than in it, so a copy of the store (a backup, a dump, a replica's disk) does not
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from lgsp_adapter.audit.key_file import create_private, read_private
 from lgsp_adapter.errors import ErrorCode, FatalError, PermanentError
 
 
@@ -32,16 +32,11 @@ class SecretBox:
     def at(cls, path: Path) -> SecretBox:
         """The box whose key is in ``path``, made there (readable by its owner only) when there
         is none yet; refused when others may read it."""
-        try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return cls(_read_key(path))
-        key = Fernet.generate_key()
-        with os.fdopen(descriptor, "wb") as out:
-            out.write(key + b"\n")
-            out.flush()
-            os.fsync(out.fileno())
-        return cls(key)
+        if not os.path.lexists(path):
+            key = Fernet.generate_key()
+            if create_private(path, key + b"\n"):
+                return cls(key)
+        return cls(_read_key(path))
 
     def seal(self, secret: str) -> str:
         """``secret`` sealed, as text to store; sealing the same secret twice differs."""
@@ -61,14 +56,7 @@ class SecretBox:
 
 
 def _read_key(path: Path) -> bytes:
-    mode = path.lstat().st_mode  # a link could lead anywhere: refused as not a regular file
-    if not stat.S_ISREG(mode) or mode & 0o077:
-        raise FatalError(
-            ErrorCode.CONFIG_INVALID,
-            f"{path} must be a regular file only its owner can read (chmod 600): it opens every "
-            "sealed secret",
-        )
-    key = path.read_bytes().strip()
+    key = read_private(path, "the secret box's key").strip()
     try:
         Fernet(key)
     except ValueError as exc:
