@@ -71,6 +71,7 @@ class ErrorCode(StrEnum):
     AXIS_SIGNATURE_INVALID = "axis.signature_invalid"
     AXIS_FILE_HASH_MISMATCH = "axis.file_hash_mismatch"
     AXIS_TIMESTAMP_INVALID = "axis.timestamp_invalid"
+    AXIS_UNKNOWN_SYSTEM = "axis.unknown_system"
     AGENCY_LIST_INVALID = "agency_list.invalid"
     # The registry of endpoints
     REGISTRY_INVALID = "registry.invalid"

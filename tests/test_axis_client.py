@@ -4,6 +4,7 @@ axis does: the signature over the headers as received, hash-file against the fil
 from __future__ import annotations
 
 import base64
+import hashlib
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -18,13 +19,12 @@ from aiohttp.test_utils import TestServer
 
 from lgsp_adapter.errors import ErrorCode, LgspError, PermanentError, TransientError
 from lgsp_adapter.exchange.axis_client import VIETNAM, AxisClient
-from lgsp_adapter.packets.axis_signature import file_hashes, parse_timestamp, verified_headers
+from lgsp_adapter.packets.axis_signature import parse_timestamp, verified_headers
 from lgsp_adapter.packets.axis_wire import (
     MessageType,
     TransportStatus,
     answer,
     failure,
-    logical,
     required,
     uploaded_file,
 )
@@ -41,24 +41,30 @@ class LoopbackAxis:
     documents: dict[str, bytes] = field(default_factory=dict)
     statuses: dict[str, str] = field(default_factory=dict)
     seen: list[dict[str, str]] = field(default_factory=list)
+    raw: list[tuple[dict[str, str], bytes]] = field(default_factory=list)  # as they came
     broken: int | None = None  # answer every call with this HTTP status
+    answers: dict[str, bytes] = field(default_factory=dict)  # an operation's answer, fixed
 
     async def handle(self, request: web.Request) -> web.Response:
         if self.broken is not None:
             return web.Response(status=self.broken, text="not the axis")
         operation = request.match_info["operation"]
         try:
-            headers = verified_headers(request.headers, SECRET)
+            headers = verified_headers(request.headers, {SYSTEM: SECRET}.get)
             parse_timestamp(headers["timestamp"])
+            body = await request.read()
             self.seen.append({"operation": operation, **headers})
-            return web.Response(body=await self._do(operation, headers, await request.read()))
+            self.raw.append((dict(request.headers), body))
+            return web.Response(body=await self._do(operation, headers, body))
         except LgspError as exc:
             return web.Response(body=failure(exc, DocId=""))
 
     async def _do(self, operation: str, headers: dict[str, str], body: bytes) -> bytes:
+        if operation in self.answers:
+            return self.answers[operation]
         if operation == "sendEdoc":
             doc_id = str(uuid.uuid4())
-            self.documents[doc_id] = uploaded_file(body, logical(headers, "hash-file"))
+            self.documents[doc_id] = uploaded_file(body, required(headers, "hash-file"))
             return answer(DocId=doc_id)
         if operation == "getReceivedEdocList":
             return answer(data=[{"docId": d, "from": SYSTEM} for d in self.documents])
@@ -106,9 +112,14 @@ async def test_a_packet_sent_arrives_byte_for_byte_and_comes_back_by_poll(
     sent = state.seen[0]
     assert sent["operation"] == "sendEdoc"
     assert sent["systemid"] == SYSTEM
-    assert sent["to"] == "000.00.12.H56,000.21.00.H56"
+    # On the wire, checked apart from our own reading of it: as the vendors' SDK sends it.
+    raw_headers, raw_body = state.raw[0]
+    assert raw_body == EDXML.encode() + b"\r\n"
+    assert raw_headers["Content-Type"] == "application/octet-stream"
+    assert raw_headers["XroadVnpt-to"] == '["000.00.12.H56","000.21.00.H56"]'
+    digest = hashlib.sha256(EDXML.encode()).digest()
+    assert raw_headers["XroadVnpt-hash-file"] == "".join(f"{byte:x}" for byte in digest)
     assert sent["Content-Type"] == "application/octet-stream"
-    assert sent["hash-file"] == file_hashes(EDXML.encode())[1]  # as the vendors' SDK writes it
     written = parse_timestamp(sent["timestamp"]).replace(tzinfo=VIETNAM)
     assert abs((datetime.now(VIETNAM) - written).total_seconds()) < 60
 
@@ -146,3 +157,90 @@ async def test_an_axis_that_does_not_answer_is_a_passing_fault() -> None:
     async with aiohttp.ClientSession() as session:
         with pytest.raises(TransientError, match="no answer"):
             await client(f"http://127.0.0.1:{port}", session).received(MessageType.EDOC)
+
+
+@pytest.mark.asyncio
+async def test_one_recipient_travels_as_a_json_string_as_the_sdk_sends_it(
+    axis: tuple[LoopbackAxis, str],
+) -> None:
+    state, url = axis
+    async with aiohttp.ClientSession() as session:
+        await client(url, session).send_edoc(
+            EDXML.encode(),
+            sender=SYSTEM,
+            recipients=["000.00.12.H56"],
+            message_type=MessageType.EDOC,
+        )
+    assert state.raw[0][0]["XroadVnpt-to"] == '"000.00.12.H56"'
+
+
+@pytest.mark.asyncio
+async def test_a_document_of_several_megabytes_is_fetched_whole(
+    axis: tuple[LoopbackAxis, str],
+) -> None:
+    state, url = axis
+    large = EDXML.encode() + b"<!-- " + b"x" * 6_000_000 + b" -->"
+    state.documents["big"] = large
+    async with aiohttp.ClientSession() as session:
+        assert await client(url, session).get_edoc("big") == large
+
+
+@pytest.mark.asyncio
+async def test_base64_with_line_breaks_is_read_as_the_sdk_reads_it(
+    axis: tuple[LoopbackAxis, str],
+) -> None:
+    state, url = axis
+    wrapped = base64.encodebytes(EDXML.encode()).decode()  # 76 characters a line
+    assert "\n" in wrapped
+    state.answers["getEdoc"] = answer(data=wrapped)
+    async with aiohttp.ClientSession() as session:
+        assert await client(url, session).get_edoc("any") == EDXML.encode()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("data", [None, "", 12])
+async def test_an_ok_get_edoc_without_data_is_no_document(
+    axis: tuple[LoopbackAxis, str], data: object
+) -> None:
+    state, url = axis
+    state.answers["getEdoc"] = (
+        b'{"status":"OK","ErrorCode":"0","ErrorDesc":""}' if data is None else answer(data=data)
+    )
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(TransientError, match="no data"):
+            await client(url, session).get_edoc("any")
+
+
+@pytest.mark.asyncio
+async def test_an_ok_send_without_a_doc_id_is_not_sent_again(
+    axis: tuple[LoopbackAxis, str],
+) -> None:
+    """Retrying would send the packet twice: a person must look."""
+    state, url = axis
+    state.answers["sendEdoc"] = answer()
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(PermanentError, match="without a DocId"):
+            await client(url, session).send_edoc(
+                EDXML.encode(), sender=SYSTEM, recipients=[SYSTEM], message_type=MessageType.EDOC
+            )
+        state.answers["sendEdoc"] = answer(DocId=4711)  # the SDK reads a number too
+        assert (
+            await client(url, session).send_edoc(
+                EDXML.encode(), sender=SYSTEM, recipients=[SYSTEM], message_type=MessageType.EDOC
+            )
+            == "4711"
+        )
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("status", [404, 401, 413])
+async def test_an_answer_from_something_else_than_the_axis_is_refused_for_good(
+    axis: tuple[LoopbackAxis, str], status: int
+) -> None:
+    """A wrong URL, a gateway refusing us, a packet too large: no retry mends them."""
+    state, url = axis
+    state.broken = status
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(PermanentError, match=f"HTTP {status}, not the axis") as caught:
+            await client(url, session).received(MessageType.EDOC)
+    assert caught.value.code is ErrorCode.DELIVERY_REFUSED

@@ -5,8 +5,9 @@ SDK sends, so this client sends the same: each call a POST with its parameters i
 ``XroadVnpt-`` headers, ``sendEdoc`` as the raw file with a trailing CRLF and ``hash-file`` in the
 SDK's zero-dropping hex, the timestamp in Vietnam's local time. Answers are read as the axis
 writes them; a ``FAIL`` is a refusal for good (``delivery.refused``), a timeout, a refused
-connection, a 5xx or an answer that is not the axis' JSON is a passing fault
-(``delivery.unavailable``) for the retry schedule.
+connection, a 5xx, 408, 429 or a 2xx that is not the axis' JSON is a passing fault
+(``delivery.unavailable``) for the retry schedule; any other answer that is not the axis' JSON
+(a wrong URL, a gateway's refusal) is a refusal too: no retry mends it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from lgsp_adapter.packets.axis_signature import file_hashes, format_timestamp, s
 from lgsp_adapter.packets.axis_wire import MessageType, TransportStatus
 
 VIETNAM = timezone(timedelta(hours=7), "ICT")  # no daylight saving time
-_ANSWER_BYTES = 64 * 1024 * 1024  # getEdoc answers a whole packet in base64
+_ANSWER_BYTES = 64_000_000  # getEdoc answers a whole packet, in base64
 
 
 def vietnam_now() -> datetime:
@@ -57,35 +58,48 @@ class AxisClient:
         self, edxml: bytes, *, sender: str, recipients: list[str], message_type: MessageType
     ) -> str:
         """Send a packet; the axis' ``DocId`` for it."""
-        logical = {
+        params = {
             "from": sender,
-            "to": ",".join(recipients),
+            # As Gson writes the SDK's JsonElement: one code quoted, several as an array.
+            "to": json.dumps(
+                recipients[0] if len(recipients) == 1 else recipients, separators=(",", ":")
+            ),
             "servicetype": "eDoc",
             "messagetype": str(message_type),
-            "hash-file": file_hashes(edxml)[1],
+            "hash-file": file_hashes(edxml).zero_dropped,
         }
         answer = await self._call(
-            "sendEdoc", logical, body=edxml + b"\r\n", content_type="application/octet-stream"
+            "sendEdoc", params, body=edxml + b"\r\n", content_type="application/octet-stream"
         )
         doc_id = answer.get("DocId")
-        if not isinstance(doc_id, str) or not doc_id:
-            raise _unavailable("sendEdoc", "the answer has no DocId")
-        return doc_id
+        if isinstance(doc_id, int) and not isinstance(doc_id, bool):
+            doc_id = str(doc_id)
+        if not isinstance(doc_id, str) or not doc_id.strip():
+            # It took the packet and did not say under which id: sending again would send it
+            # twice, so a person must look.
+            raise PermanentError(
+                ErrorCode.DELIVERY_REFUSED,
+                "the axis' sendEdoc answered OK without a DocId: the packet may be there; "
+                "check with the axis before replaying",
+            )
+        return doc_id.strip()
 
     async def received(self, message_type: MessageType) -> list[dict[str, Any]]:
         """What waits for this system (``getReceivedEdocList``), as the axis lists it."""
-        logical = {"servicetype": "eDoc", "messagetype": str(message_type)}
-        data = (await self._call("getReceivedEdocList", logical)).get("data")
+        params = {"servicetype": "eDoc", "messagetype": str(message_type)}
+        data = (await self._call("getReceivedEdocList", params)).get("data")
         if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
             raise _unavailable("getReceivedEdocList", "its data is not a list of documents")
         return data
 
     async def get_edoc(self, doc_id: str) -> bytes:
         """A waiting packet, byte for byte (``getEdoc``)."""
-        answer = await self._call("getEdoc", {"docId": doc_id}, body=b"{}")
-        try:
-            return base64.b64decode(answer.get("data", ""), validate=True)
-        except (binascii.Error, TypeError, ValueError) as exc:
+        data = (await self._call("getEdoc", {"docId": doc_id}, body=b"{}")).get("data")
+        if not isinstance(data, str) or not data.strip():
+            raise _unavailable("getEdoc", "the answer has no data")
+        try:  # line breaks allowed, as the SDK's decoder allows them
+            return base64.b64decode("".join(data.split()), validate=True)
+        except (binascii.Error, ValueError) as exc:
             raise _unavailable("getEdoc", "its data is not base64") from exc
 
     async def update_status(self, doc_id: str, status: TransportStatus) -> None:
@@ -95,7 +109,7 @@ class AxisClient:
     async def _call(
         self,
         operation: str,
-        logical: dict[str, str],
+        params: dict[str, str],
         *,
         body: bytes = b"",
         content_type: str = "application/json",
@@ -105,7 +119,7 @@ class AxisClient:
                 "systemid": self._system_id,
                 "timestamp": format_timestamp(self._clock()),
                 "Content-Type": content_type,
-                **logical,
+                **params,
             },
             self._secret,
         )
@@ -118,12 +132,18 @@ class AxisClient:
                 allow_redirects=False,
             ) as response:
                 status = response.status
-                text = await response.content.read(_ANSWER_BYTES)
+                text = await _whole_answer(response, operation)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise _unavailable(operation, f"no answer: {type(exc).__name__}") from exc
         if status >= 500 or status in (408, 429):
             raise _unavailable(operation, f"HTTP {status}")
         answer = _json_object(text)
+        if answer is None and status >= 400:
+            # A wrong URL, a gateway refusing our credentials, a packet too large: no retry
+            # mends those, the configuration or the packet must change.
+            raise PermanentError(
+                ErrorCode.DELIVERY_REFUSED, f"the axis' {operation}: HTTP {status}, not the axis"
+            )
         if answer is None:
             raise _unavailable(operation, f"HTTP {status} with an answer that is not JSON")
         if str(answer.get("status", "")).upper() != "OK":
@@ -134,6 +154,27 @@ class AxisClient:
                 details={"operation": operation, "axis_error": answer.get("ErrorCode")},
             )
         return answer
+
+
+async def _whole_answer(response: aiohttp.ClientResponse, operation: str) -> bytes:
+    """The whole answer, up to ``_ANSWER_BYTES``: one read returns only what has arrived."""
+    if (response.content_length or 0) > _ANSWER_BYTES:
+        raise _too_large(operation)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > _ANSWER_BYTES:
+            raise _too_large(operation)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(operation: str) -> PermanentError:
+    return PermanentError(
+        ErrorCode.DELIVERY_REFUSED,
+        f"the axis' {operation} answered more than {_ANSWER_BYTES // 1_000_000} MB",
+    )
 
 
 def _json_object(text: bytes) -> dict[str, Any] | None:

@@ -14,8 +14,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
+from typing import NamedTuple
 
 from lgsp_adapter.errors import ErrorCode, PermanentError
 
@@ -30,6 +31,7 @@ _UNSIGNED = {
     SIGNATURE.lower(),
     f"{PREFIX}version".lower(),
 }
+SecretOf = Callable[[str], str | None]  # a system id's secret, None for no such system
 _MAX_SIGNED_JSON = 16 * 1024  # far above any real header map; bounds the work of a bad one
 
 
@@ -51,44 +53,72 @@ def signed_headers(logical: Mapping[str, str], secret: str) -> dict[str, str]:
     return headers
 
 
-def verified_headers(headers: Mapping[str, str], secret: str) -> dict[str, str]:
-    """The logical headers of a signed request (names as signed, values as signed), once the
-    signature is good and the headers sent agree with it; ``axis.signature_invalid`` naming the
-    first fault otherwise. ``headers`` is looked up case-insensitively, as HTTP headers are, and
-    may be a multidict (aiohttp's): an ``XroadVnpt-`` header sent twice is refused."""
-    lowered: dict[str, str] = {}
-    for name, value in headers.items():
-        key = name.lower()
-        if key in lowered and key.startswith(PREFIX.lower()):
-            # Two values for one name: the verifier and a later reader might each take another.
-            raise _invalid(f"{name} is sent twice")
-        lowered[key] = value
-    document = lowered.get(SIGNED_JSON.lower())
-    signature = lowered.get(SIGNATURE.lower())
-    names = lowered.get(SIGNED_NAMES.lower())
+def verified_headers(headers: Mapping[str, str], secret_of: SecretOf) -> dict[str, str]:
+    """The logical headers of a signed request (names and values as signed), once the signature
+    is good under the secret of the system the request signs as and the headers sent agree
+    with it; ``axis.signature_invalid`` (or ``axis.unknown_system``, ``axis.timestamp_invalid``)
+    naming the first fault otherwise.
+
+    ``headers`` is read case-insensitively and may be a multidict (aiohttp's): a name sent more
+    than once must carry its signed value every time (the vendors' SDK sends ``docId`` and
+    ``docid`` side by side), so a reader can take any of them."""
+    sent = _sent(headers)
+    document = _once(sent, SIGNED_JSON)
+    signature = _once(sent, SIGNATURE)
+    names = _once(sent, SIGNED_NAMES)
     if document is None or signature is None or names is None:
         raise _invalid(f"unsigned: {SIGNED_NAMES}, {SIGNED_JSON} and {SIGNATURE} are all required")
     if len(document) > _MAX_SIGNED_JSON:
         raise _invalid(f"{SIGNED_JSON} is longer than {_MAX_SIGNED_JSON:,} characters")
-    if not hmac.compare_digest(_hmac(document, secret), signature.strip().lower()):
-        raise _invalid(f"{SIGNATURE} is not the HMAC of {SIGNED_JSON} with this system's secret")
+    # Read before it is trusted, bounded above, only to learn whose secret checks it.
     signed = _signed_map(document)
-    listed = [name.strip() for name in names.split(";") if name.strip()]
-    if sorted(listed) != sorted(signed):
+    system_id = _signed_value(signed, "systemid")
+    timestamp = _signed_value(signed, "timestamp")
+    if system_id is None or timestamp is None:
+        raise _invalid("systemid and timestamp must both be signed")
+    secret = secret_of(system_id)
+    if secret is None:
+        raise PermanentError(
+            ErrorCode.AXIS_UNKNOWN_SYSTEM, f"no system {system_id!r} is registered here"
+        )
+    claimed = signature.strip().lower().encode("utf-8", "surrogateescape")
+    if not hmac.compare_digest(_hmac(document, secret).encode("ascii"), claimed):
+        raise _invalid(f"{SIGNATURE} is not the HMAC of {SIGNED_JSON} with {system_id}'s secret")
+    if {name.strip() for name in names.split(";") if name.strip()} != set(signed):
         raise _invalid(f"{SIGNED_NAMES} does not list the names {SIGNED_JSON} signs")
     for name, value in signed.items():
-        sent = lowered.get(f"{PREFIX}{name}".lower())
-        if sent is None:
+        values = sent.get(f"{PREFIX}{name}".lower())
+        if not values:
             raise _invalid(f"{PREFIX}{name} is signed but not sent")
-        if sent != value:
+        if any(other != value for other in values):
             raise _invalid(f"{PREFIX}{name} differs from its signed value")
+    parse_timestamp(timestamp)
     return signed
+
+
+def _sent(headers: Mapping[str, str]) -> dict[str, list[str]]:
+    """Every value sent under each name, by lower-case name."""
+    sent: dict[str, list[str]] = {}
+    for name, value in headers.items():
+        sent.setdefault(name.lower(), []).append(value)
+    return sent
+
+
+def _once(sent: dict[str, list[str]], name: str) -> str | None:
+    values = sent.get(name.lower(), [])
+    if len(set(values)) > 1:
+        raise _invalid(f"{name} is sent twice with different values")
+    return values[0] if values else None
+
+
+def _signed_value(signed: Mapping[str, str], name: str) -> str | None:
+    return next((value for key, value in signed.items() if key.lower() == name), None)
 
 
 def _signed_map(document: str) -> dict[str, str]:
     """The signed JSON as logical names and values: an object of strings, each key prefixed."""
     try:
-        parsed = json.loads(document, object_pairs_hook=_refuse_repeats)
+        parsed = json.loads(document, object_pairs_hook=_refuse_conflicts)
     except (ValueError, RecursionError) as exc:
         raise _invalid(f"{SIGNED_JSON} is not JSON: {exc}") from exc
     if not isinstance(parsed, dict):
@@ -103,21 +133,26 @@ def _signed_map(document: str) -> dict[str, str]:
     return signed
 
 
-def _refuse_repeats(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    # A name signed twice would let the verifier and the reader each take a different one.
-    found: dict[str, object] = {}
+def _refuse_conflicts(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    # One name signed with two values would let the verifier and a reader each take another.
+    first: dict[str, object] = {}
     for key, value in pairs:
-        if key.lower() in (k.lower() for k in found):
-            raise _invalid(f"{SIGNED_JSON} signs {key} twice")
-        found[key] = value
-    return found
+        if first.setdefault(key.lower(), value) != value:
+            raise _invalid(f"{SIGNED_JSON} signs {key} twice, with different values")
+    return dict(pairs)
 
 
-def file_hashes(data: bytes) -> tuple[str, str]:
-    """A file's SHA-256 as clients write it in ``hash-file``: full lower-case hex, and the form
-    one widely used client sends, each byte below 0x10 without its leading zero."""
+class FileHashes(NamedTuple):
+    """A file's SHA-256 as clients write it in ``hash-file``."""
+
+    full: str  # lower-case hex, 64 characters
+    zero_dropped: str  # each byte below 0x10 without its leading zero, as the vendors' SDK writes
+
+
+def file_hashes(data: bytes) -> FileHashes:
+    """``data``'s SHA-256 in both forms ``hash-file`` comes in."""
     digest = hashlib.sha256(data).digest()
-    return digest.hex(), "".join(format(byte, "x") for byte in digest)
+    return FileHashes(digest.hex(), "".join(format(byte, "x") for byte in digest))
 
 
 def file_hash_matches(data: bytes, claimed: str) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 from lgsp_adapter.errors import ErrorCode, LgspError, PermanentError
 from lgsp_adapter.packets.axis_signature import check_file_hash, file_hash_matches
 
-OK = "0"  # the ErrorCode of a success
+SUCCESS_CODE = "0"  # the ErrorCode of a success (its status is "OK")
 
 
 class TransportStatus(StrEnum):
@@ -36,7 +36,7 @@ class MessageType(StrEnum):
     STATUS = "status"
 
 
-def logical(headers: Mapping[str, str], name: str) -> str | None:
+def header(headers: Mapping[str, str], name: str) -> str | None:
     """A logical header by name, whatever its case (clients write ``docId`` and ``docid``)."""
     wanted = name.lower()
     for key, value in headers.items():
@@ -47,7 +47,7 @@ def logical(headers: Mapping[str, str], name: str) -> str | None:
 
 def required(headers: Mapping[str, str], name: str) -> str:
     """A logical header the operation cannot do without; ``axis.bad_request`` when absent."""
-    value = logical(headers, name)
+    value = header(headers, name)
     if value is None or not value.strip():
         raise PermanentError(ErrorCode.AXIS_BAD_REQUEST, f"the {name} header is required")
     return value.strip()
@@ -95,15 +95,13 @@ def recipients(text: str | None) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def uploaded_file(body: bytes, claimed_hash: str | None) -> bytes:
+def uploaded_file(body: bytes, claimed_hash: str) -> bytes:
     """The file of a raw ``sendEdoc`` upload. The vendors' SDK frames it with a CRLF that is not
-    part of it: ``hash-file`` says which bytes are the file; without one, one trailing CRLF is
-    taken for the framing. ``axis.file_hash_mismatch`` when neither reading has that hash."""
-    framed = body[:-2] if body.endswith(b"\r\n") else None
-    if claimed_hash is None:
-        return body if framed is None else framed
-    if framed is not None and file_hash_matches(framed, claimed_hash):
-        return framed
+    part of it; ``hash-file`` says which bytes are the file, and is required: the body is not
+    signed, so without it any file would pass under headers signed for another.
+    ``axis.file_hash_mismatch`` when neither reading has that hash."""
+    if body.endswith(b"\r\n") and file_hash_matches(body[:-2], claimed_hash):
+        return body[:-2]
     check_file_hash(body, claimed_hash)
     return body
 
@@ -112,7 +110,7 @@ def answer(**fields: Any) -> bytes:
     """A success as clients read it: ``status``, ``ErrorCode`` and ``ErrorDesc`` first, then
     ``fields``; ``None`` written as an empty text (a strict client cannot read ``null``) and
     every character outside ASCII escaped (one client reads the answer as US-ASCII)."""
-    return _encode({"status": "OK", "ErrorCode": OK, "ErrorDesc": "", **fields})
+    return _encode({"status": "OK", "ErrorCode": SUCCESS_CODE, "ErrorDesc": "", **fields})
 
 
 def failure(error: LgspError, **fields: Any) -> bytes:
