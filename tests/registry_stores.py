@@ -37,6 +37,7 @@ class Opened:
             rows = await conn.fetch("SELECT record FROM registry_endpoints")
             rows += await conn.fetch("SELECT digest, label FROM registry_tokens")
             rows += await conn.fetch("SELECT detail FROM audit_entries")
+            rows += await conn.fetch("SELECT sealed_secret FROM registry_axis_systems")
         finally:
             await conn.close()
         return "\n".join(str(tuple(row)) for row in rows)

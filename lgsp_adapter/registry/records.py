@@ -74,6 +74,32 @@ class Edit:
 Editor = Callable[[EndpointRecord | None], Edit | None]
 
 
+@dataclass(frozen=True, slots=True)
+class AxisSystemRecord:
+    """An agency system that speaks the national axis' protocol to this daemon: its system id,
+    the agencies it may speak for, and its HMAC secret sealed (an HMAC is checked with the
+    secret itself, so a digest would not do; see ``secret_box``)."""
+
+    system_id: str
+    agencies: tuple[str, ...]
+    sealed_secret: str
+    label: str
+    created_at: datetime
+    updated_at: datetime
+    updated_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class AxisEdit:
+    """What ``change_axis_system`` writes: the record (None removes it) and its audit entries."""
+
+    system: AxisSystemRecord | None
+    entries: list[AuditEntry]
+
+
+AxisEditor = Callable[[AxisSystemRecord | None], AxisEdit | None]
+
+
 class RegistryStore(Protocol):
     """The registry's tables, on SQLite or PostgreSQL."""
 
@@ -99,4 +125,16 @@ class RegistryStore(Protocol):
 
     async def change(self, code: str, edit: Editor, *, actor: str) -> EndpointRecord | None:
         """Apply ``edit`` to ``code``'s record in one transaction; the record as written."""
+        ...
+
+    async def axis_systems(self) -> list[AxisSystemRecord]:
+        """Every axis system, by system id."""
+        ...
+
+    async def change_axis_system(
+        self, system_id: str, edit: AxisEditor, *, actor: str
+    ) -> AxisSystemRecord | None:
+        """Apply ``edit`` to the system's record in one transaction, with a bump of the
+        registry's revision (the daemons sharing the store pick the change up); the record as
+        written."""
         ...

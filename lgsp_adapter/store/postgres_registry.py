@@ -13,6 +13,8 @@ from datetime import datetime
 from lgsp_adapter.registry.records import Edit, Editor, EndpointRecord, Source, TokenRecord
 from lgsp_adapter.store.closing import ClosedOnExit
 from lgsp_adapter.store.postgres_audit import Conn, PostgresAuditLog
+from lgsp_adapter.store.postgres_axis_systems import SCHEMA as AXIS_SYSTEMS_SCHEMA
+from lgsp_adapter.store.postgres_axis_systems import PostgresAxisSystems
 from lgsp_adapter.store.postgres_schema import lock_key, migrate
 from lgsp_adapter.store.sqlite_registry import (
     endpoint_record,
@@ -58,12 +60,13 @@ MIGRATIONS = [
         removed_by TEXT NOT NULL
     );
     """,
+    AXIS_SYSTEMS_SCHEMA,
 ]
 _ENDPOINT = "SELECT record, revision, source, created_at, updated_at, updated_by, code"
 _SELECT_ISSUED = "SELECT id, digest, agency, label, created_at, created_by, revoked_at"
 
 
-class PostgresRegistry(ClosedOnExit):
+class PostgresRegistry(PostgresAxisSystems, ClosedOnExit):
     """The ``RegistryStore`` on PostgreSQL; ``async with await PostgresRegistry.open(dsn)``."""
 
     def __init__(self, audit: PostgresAuditLog) -> None:

@@ -17,7 +17,7 @@ from lgsp_adapter.errors import ErrorCode, PermanentError
 from lgsp_adapter.packets.agency_code import AgencyCode
 from lgsp_adapter.registry.agencies import DeliveryMode, Endpoint, ServedAgency, with_secrets
 from lgsp_adapter.registry.records import Editor, EndpointRecord, Source, TokenRecord
-from lgsp_adapter.store.sqlite_part import SqlitePart
+from lgsp_adapter.store.sqlite_axis_systems import SqliteAxisSystems
 
 SCHEMA = """
     CREATE TABLE registry_endpoints (
@@ -61,8 +61,8 @@ _ENDPOINT = "SELECT record, revision, source, created_at, updated_at, updated_by
 _SELECT_ISSUED = "SELECT id, digest, agency, label, created_at, created_by, revoked_at"
 
 
-class SqliteRegistry(SqlitePart):
-    """The ``RegistryStore`` on the store's connections."""
+class SqliteRegistry(SqliteAxisSystems):
+    """The ``RegistryStore`` on the store's connections (its axis systems in their own module)."""
 
     async def revision(self) -> int:
         """The registry's revision."""

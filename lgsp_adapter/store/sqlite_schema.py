@@ -14,6 +14,7 @@ from typing import IO
 from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.store.sqlite_agency_list import SCHEMA as AGENCY_LIST_SCHEMA
 from lgsp_adapter.store.sqlite_audit import SCHEMA
+from lgsp_adapter.store.sqlite_axis_systems import SCHEMA as AXIS_SYSTEMS_SCHEMA
 from lgsp_adapter.store.sqlite_registry import REMOVED_SCHEMA
 from lgsp_adapter.store.sqlite_registry import SCHEMA as REGISTRY_SCHEMA
 
@@ -84,6 +85,8 @@ MIGRATIONS: list[str | tuple[str, str]] = [
     REGISTRY_SCHEMA,
     # Removed codes, so that a removal outlives the settings file and a revision its record.
     REMOVED_SCHEMA,
+    # The agency systems that call the national-axis facade, with their sealed secrets.
+    AXIS_SYSTEMS_SCHEMA,
 ]
 
 
