@@ -115,7 +115,7 @@ async def test_a_secret_is_made_when_none_is_given_and_changes_keep_or_replace_i
     outcomes = [
         e.outcome
         for e in await opened.audit.query(AuditQuery(event=AuditEvent.ADMIN))
-        if e.outcome.startswith("axis_")
+        if (e.outcome or "").startswith("axis_")
     ]
     assert outcomes == [
         "axis_system_registered",
