@@ -618,6 +618,31 @@ async def test_the_agency_list_merges_and_finds(store: Store) -> None:
 
 
 @pytest.mark.asyncio
+async def test_every_change_to_the_agency_list_takes_the_next_version(store: Store) -> None:
+    # What a synchronising system (the axis' getSynchronizeUnit) reads: changes after the last
+    # version it saw, deletions included, each change once, in order.
+    province = Agency(code="000.00.00.H56", name="UBND tỉnh Lâm Đồng", source="national")
+    commune = Agency(code="000.21.00.H56", name="Xã A", parent=province.code, source="national")
+    await store.agency_list.merge([province, commune], lambda report: [])
+    first = await store.agency_list.changes(after_version=0, limit=100)
+    assert [c.agency.code for c in first] == [province.code, commune.code]
+    assert first[0].version < first[1].version
+    seen = first[-1].version
+    assert await store.agency_list.changes(after_version=seen, limit=100) == []
+    await store.agency_list.merge([province], lambda report: [])  # unchanged: no new version
+    assert await store.agency_list.changes(after_version=seen, limit=100) == []
+    gone = commune.model_copy(update={"deleted": True})
+    await store.agency_list.merge([gone], lambda report: [])
+    later = await store.agency_list.changes(after_version=seen, limit=100)
+    assert [(c.agency.code, c.agency.deleted) for c in later] == [(commune.code, True)]
+    assert later[0].version > seen
+    assert later[0].updated_at >= first[0].updated_at
+    await store.agency_list.merge([], lambda report: [], revive=[commune.code])
+    revived = await store.agency_list.changes(after_version=later[0].version, limit=1)
+    assert [(c.agency.code, c.agency.deleted) for c in revived] == [(commune.code, False)]
+
+
+@pytest.mark.asyncio
 async def test_text_a_publisher_made_up_is_stored_whatever_it_holds(store: Store) -> None:
     # Headers on the bus and reasons in receipts are whatever a publisher wrote: NUL, which
     # PostgreSQL refuses, is kept as U+FFFD rather than failing the message for ever.

@@ -15,6 +15,7 @@ import json
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -173,6 +174,17 @@ def _without_cycles(agencies: dict[str, Agency]) -> list[Agency]:
     return list(result.values())
 
 
+@dataclass(frozen=True, slots=True)
+class AgencyChange:
+    """An agency as it stands after a change, with the change's place in the list's history:
+    ``version`` grows with every change to any agency, so a system that synchronises asks for
+    what changed after the last version it saw (the axis' ``getSynchronizeUnit``)."""
+
+    agency: Agency
+    version: int
+    updated_at: datetime
+
+
 class AgencyListStore(Protocol):
     """The agency list's table, on SQLite or PostgreSQL."""
 
@@ -196,4 +208,9 @@ class AgencyListStore(Protocol):
         include_deleted: bool = False,
     ) -> list[Agency]:
         """Agencies by code order."""
+        ...
+
+    async def changes(self, *, after_version: int, limit: int) -> list[AgencyChange]:
+        """Agencies changed (added, updated, marked deleted) after ``after_version``, in
+        version order, deleted ones included."""
         ...

@@ -29,6 +29,7 @@ from uuid import UUID
 from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.store.postgres_agency_list import SCHEMA as AGENCY_LIST_SCHEMA
+from lgsp_adapter.store.postgres_agency_list import VERSION_SCHEMA as AGENCY_VERSION_SCHEMA
 from lgsp_adapter.store.postgres_audit import PostgresAuditLog
 from lgsp_adapter.store.postgres_core import (
     BY_ID,
@@ -100,6 +101,8 @@ MIGRATIONS = [
         claimed_at TIMESTAMPTZ NOT NULL
     );
     """,
+    # A version per change to the agency list, for systems that synchronise it.
+    AGENCY_VERSION_SCHEMA,
 ]
 
 

@@ -9,9 +9,9 @@ from typing import Any
 import asyncpg
 
 from lgsp_adapter.audit import AuditEntry
-from lgsp_adapter.registry.agency_list import Agency, ImportReport, search_key
+from lgsp_adapter.registry.agency_list import Agency, AgencyChange, ImportReport, search_key
 from lgsp_adapter.store.postgres_audit import PostgresAuditLog
-from lgsp_adapter.store.sqlite_agency_list import COLUMNS, merge_plan
+from lgsp_adapter.store.sqlite_agency_list import COLUMNS, agency_change, merge_plan, versioned
 
 SCHEMA = """
     CREATE TABLE agencies (
@@ -27,6 +27,13 @@ SCHEMA = """
         updated_at TEXT NOT NULL
     );
     CREATE INDEX agencies_parent ON agencies (parent, code);
+"""
+VERSION_SCHEMA = """
+    ALTER TABLE agencies ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
+    UPDATE agencies SET version = numbered.version FROM (
+        SELECT code, row_number() OVER (ORDER BY updated_at, code) AS version FROM agencies
+    ) AS numbered WHERE agencies.code = numbered.code;
+    CREATE INDEX agencies_version ON agencies (version);
 """
 
 
@@ -45,7 +52,7 @@ class PostgresAgencyList:
         revive: Sequence[str] = (),
     ) -> ImportReport:
         """As ``SqliteAgencyList.merge``, in one transaction under the store's write lock."""
-        placeholders = ", ".join(f"${n}" for n in range(1, len(COLUMNS) + 3))
+        placeholders = ", ".join(f"${n}" for n in range(1, len(COLUMNS) + 4))
         async with self._pool.acquire() as conn, conn.transaction():
             # Read under the write lock: a replica's merge of its served agencies racing a
             # national import must not overwrite what the import wrote.
@@ -54,19 +61,23 @@ class PostgresAgencyList:
             existing = {row[0]: tuple(row) for row in rows}
             now = datetime.now(UTC).isoformat()
             report, added, changed = merge_plan(agencies, existing, now)
+            top = await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM agencies")
+            added, changed, revived = versioned(added, changed, revive, now, int(top))
             await conn.executemany(
-                f"INSERT INTO agencies ({', '.join(COLUMNS)}, search_key, updated_at)"
+                f"INSERT INTO agencies ({', '.join(COLUMNS)}, search_key, updated_at, version)"
                 f" VALUES ({placeholders})",
                 added,
             )
             await conn.executemany(
                 "UPDATE agencies SET name = $1, parent = $2, mail = $3, mobile = $4, fax = $5,"
-                " deleted = $6, source = $7, search_key = $8, updated_at = $9 WHERE code = $10",
+                " deleted = $6, source = $7, search_key = $8, updated_at = $9, version = $10"
+                " WHERE code = $11",
                 changed,
             )
             await conn.executemany(
-                "UPDATE agencies SET deleted = 0, updated_at = $1 WHERE code = $2 AND deleted = 1",
-                [(now, code) for code in revive],
+                "UPDATE agencies SET deleted = 0, updated_at = $1, version = $2 WHERE code = $3"
+                " AND deleted = 1",
+                revived,
             )
             await self._audit.append_in_transaction(conn, entries(report))
         return report
@@ -98,6 +109,16 @@ class PostgresAgencyList:
             *parameters,
         )
         return [_agency(row) for row in rows]
+
+    async def changes(self, *, after_version: int, limit: int) -> list[AgencyChange]:
+        """As ``SqliteAgencyList.changes``."""
+        rows = await self._pool.fetch(
+            f"SELECT {', '.join(COLUMNS)}, version, updated_at FROM agencies"
+            " WHERE version > $1 ORDER BY version LIMIT $2",
+            after_version,
+            limit,
+        )
+        return [agency_change(tuple(row)) for row in rows]
 
 
 def _agency(row: asyncpg.Record) -> Agency:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lgsp_adapter.audit import AuditEntry
-from lgsp_adapter.registry.agency_list import Agency, ImportReport, search_key
+from lgsp_adapter.registry.agency_list import Agency, AgencyChange, ImportReport, search_key
 from lgsp_adapter.store.sqlite_part import SqlitePart
 
 SCHEMA = """
@@ -26,6 +26,12 @@ SCHEMA = """
     CREATE INDEX agencies_parent ON agencies (parent, code);
 """
 COLUMNS = ("code", "name", "parent", "mail", "mobile", "fax", "deleted", "source")
+# Every change to an agency takes the next version, so a system can ask what changed since.
+VERSION_SCHEMA = """
+    ALTER TABLE agencies ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+    UPDATE agencies SET version = rowid;
+    CREATE INDEX agencies_version ON agencies (version);
+"""
 
 
 class SqliteAgencyList(SqlitePart):
@@ -50,19 +56,23 @@ class SqliteAgencyList(SqlitePart):
         now = datetime.now(UTC).isoformat()
         report, added, changed = merge_plan(agencies, existing, now)
         async with self._transaction():
+            top = self._db.execute("SELECT COALESCE(MAX(version), 0) FROM agencies").fetchone()
+            added, changed, revived = versioned(added, changed, revive, now, int(top[0]))
             self._db.executemany(
-                f"INSERT INTO agencies ({', '.join(COLUMNS)}, search_key, updated_at)"
-                f" VALUES ({', '.join('?' * (len(COLUMNS) + 2))})",
+                f"INSERT INTO agencies ({', '.join(COLUMNS)}, search_key, updated_at, version)"
+                f" VALUES ({', '.join('?' * (len(COLUMNS) + 3))})",
                 added,
             )
             self._db.executemany(
                 "UPDATE agencies SET name = ?, parent = ?, mail = ?, mobile = ?, fax = ?,"
-                " deleted = ?, source = ?, search_key = ?, updated_at = ? WHERE code = ?",
+                " deleted = ?, source = ?, search_key = ?, updated_at = ?, version = ?"
+                " WHERE code = ?",
                 changed,
             )
             self._db.executemany(
-                "UPDATE agencies SET deleted = 0, updated_at = ? WHERE code = ? AND deleted = 1",
-                [(now, code) for code in revive],
+                "UPDATE agencies SET deleted = 0, updated_at = ?, version = ? WHERE code = ?"
+                " AND deleted = 1",
+                revived,
             )
             self._audit.append_in_transaction(entries(report))
         return report
@@ -97,6 +107,44 @@ class SqliteAgencyList(SqlitePart):
             Agency.model_validate({**dict(zip(COLUMNS, row, strict=True)), "deleted": bool(row[6])})
             for row in rows
         ]
+
+    async def changes(self, *, after_version: int, limit: int) -> list[AgencyChange]:
+        """Agencies changed after ``after_version``, in version order, deleted ones too."""
+        rows = self._read.execute(
+            f"SELECT {', '.join(COLUMNS)}, version, updated_at FROM agencies"
+            " WHERE version > ? ORDER BY version LIMIT ?",
+            (after_version, limit),
+        ).fetchall()
+        return [agency_change(row) for row in rows]
+
+
+def agency_change(row: Sequence[Any]) -> AgencyChange:
+    """A change from its row: ``COLUMNS``, then version and updated_at (either backend)."""
+    fields = {**dict(zip(COLUMNS, row[: len(COLUMNS)], strict=True)), "deleted": bool(row[6])}
+    updated = row[len(COLUMNS) + 1]
+    return AgencyChange(
+        agency=Agency.model_validate(fields),
+        version=int(row[len(COLUMNS)]),
+        updated_at=updated if isinstance(updated, datetime) else datetime.fromisoformat(updated),
+    )
+
+
+def versioned(
+    added: list[tuple[Any, ...]],
+    changed: list[tuple[Any, ...]],
+    revive: Sequence[str],
+    now: str,
+    top: int,
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The rows of a merge with the versions they take, counting on from ``top`` (the highest
+    yet, read in the merge's transaction): each added row ends with its version, each changed
+    one has it before its code, each revived code comes as (time, version, code)."""
+    counter = iter(range(top + 1, top + 1 + len(added) + len(changed) + len(revive)))
+    return (
+        [(*row, next(counter)) for row in added],
+        [(*row[:-1], next(counter), row[-1]) for row in changed],
+        [(now, next(counter), code) for code in revive],
+    )
 
 
 def merge_plan(

@@ -13,6 +13,7 @@ from typing import IO
 
 from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.store.sqlite_agency_list import SCHEMA as AGENCY_LIST_SCHEMA
+from lgsp_adapter.store.sqlite_agency_list import VERSION_SCHEMA as AGENCY_VERSION_SCHEMA
 from lgsp_adapter.store.sqlite_audit import SCHEMA
 from lgsp_adapter.store.sqlite_axis_systems import SCHEMA as AXIS_SYSTEMS_SCHEMA
 from lgsp_adapter.store.sqlite_registry import REMOVED_SCHEMA
@@ -87,6 +88,8 @@ MIGRATIONS: list[str | tuple[str, str]] = [
     REMOVED_SCHEMA,
     # The agency systems that call the national-axis facade, with their sealed secrets.
     AXIS_SYSTEMS_SCHEMA,
+    # A version per change to the agency list, for systems that synchronise it.
+    AGENCY_VERSION_SCHEMA,
 ]
 
 
