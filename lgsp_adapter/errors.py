@@ -72,6 +72,7 @@ class ErrorCode(StrEnum):
     AXIS_FILE_HASH_MISMATCH = "axis.file_hash_mismatch"
     AXIS_TIMESTAMP_INVALID = "axis.timestamp_invalid"
     AXIS_UNKNOWN_SYSTEM = "axis.unknown_system"
+    AXIS_NOT_SUPPORTED = "axis.not_supported"
     AGENCY_LIST_INVALID = "agency_list.invalid"
     # The registry of endpoints
     REGISTRY_INVALID = "registry.invalid"

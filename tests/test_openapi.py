@@ -21,6 +21,8 @@ from lgsp_adapter.http.app import make_app
 from lgsp_adapter.http.audit import AuditAccess
 from lgsp_adapter.http.health import Health
 from lgsp_adapter.http.openapi import document
+from lgsp_adapter.registry.axis_systems import AxisSystems
+from lgsp_adapter.registry.secret_box import SecretBox
 from lgsp_adapter.registry.service import Registry
 from lgsp_adapter.store.sqlite import SqliteStore
 from tests.test_web import settings
@@ -42,13 +44,15 @@ async def test_every_route_is_described_and_nothing_else(tmp_path: Path) -> None
         async def announce(*_: Any) -> None:
             return None
 
+        registry = Registry(store.registry, directory)
+
         def mount(app: web.Application) -> None:  # as the daemon mounts them
             mount_api(
                 app,
                 access=AuditAccess(log=store.audit, key=LogKey.generate(None)),
                 inbox=Inbox(store=store, directory=directory, announce=announce),
                 store=store,
-                registry=Registry(store.registry, directory),
+                registry=registry,
                 session=session,
                 health=Health(store, lambda: True, "embedded", 1_000_000),
                 metrics=Metrics(store),
@@ -59,6 +63,7 @@ async def test_every_route_is_described_and_nothing_else(tmp_path: Path) -> None
                     tell_sender=announce,
                     tell_own_system=announce,
                 ),
+                axis_systems=AxisSystems(registry, SecretBox.at(tmp_path / "axis.key")),
             )
 
         app = make_app(

@@ -618,6 +618,31 @@ async def test_the_agency_list_merges_and_finds(store: Store) -> None:
 
 
 @pytest.mark.asyncio
+async def test_what_an_agency_sent_is_listed_newest_first_with_each_delivery(
+    store: Store,
+) -> None:
+    first, second = packet(), packet()
+    status = packet().model_copy(update={"kind": "status", "recipients": [RECIPIENTS[0]]})
+    other = packet().model_copy(update={"sender": "000.00.00.H41"})
+    for p in (first, second, status, other):
+        await store.accept(p, [received(p)])
+        await asyncio.sleep(0.002)  # received_at apart
+    await store.update_delivery(first.id, RECIPIENTS[0], DeliveryState.DELIVERED, entries=[])
+    items = await store.sent(["000.00.00.H56"], kind="edoc", limit=10)
+    assert [(i.packet_id, i.recipient) for i in items] == [
+        (second.id, RECIPIENTS[0]),
+        (second.id, RECIPIENTS[1]),
+        (first.id, RECIPIENTS[0]),
+        (first.id, RECIPIENTS[1]),
+    ]
+    assert items[2].state is DeliveryState.DELIVERED
+    assert items[3].state is DeliveryState.ACCEPTED
+    latest = await store.sent(["000.00.00.H56"], kind=None, limit=1)  # a packet, all its deliveries
+    assert [(i.packet_id, i.kind) for i in latest] == [(status.id, "status")]
+    assert await store.sent(["000.00.00.H99"], kind=None, limit=10) == []
+
+
+@pytest.mark.asyncio
 async def test_every_change_to_the_agency_list_takes_the_next_version(store: Store) -> None:
     # What a synchronising system (the axis' getSynchronizeUnit) reads: changes after the last
     # version it saw, deletions included, each change once, in order.

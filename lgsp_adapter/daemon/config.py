@@ -223,6 +223,28 @@ class AuditSettings(_Section):
         return self.archive_dir or store.with_name("audit-archive")
 
 
+class AxisSettings(_Section):
+    """The national axis' protocol, served at ``/axis`` to agency software that speaks it."""
+
+    secret_key: Path | None = Field(
+        None,
+        description="Key file that seals the axis systems' secrets in the store; made at "
+        "first start, readable by its owner only. Default: axis-secrets.key beside the store.",
+    )
+    timestamp_window_s: float | None = Field(
+        None,
+        gt=0,
+        le=7 * 86_400,
+        description="Refuse a request whose timestamp is further than this from now (a "
+        "replay). Off by default: the vendors' SDK fixes the timestamp when its client is "
+        "made, so a long-running system sends old ones.",
+    )
+
+    def key_path(self, store: Path) -> Path:
+        """Where the secret box's key lives."""
+        return self.secret_key or store.with_name("axis-secrets.key")
+
+
 class DaemonSettings(_Section):
     """The process itself."""
 
@@ -260,6 +282,7 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     delivery: DeliverySettings = DeliverySettings()
     audit: AuditSettings = AuditSettings()
+    axis: AxisSettings = AxisSettings()
     log: LoggingSettings = LoggingSettings()
     agencies: list[ServedAgency] = Field(
         default_factory=list, description="The agencies this daemon serves."

@@ -42,6 +42,10 @@ from lgsp_adapter.http.agency_list import add_agency_list_routes
 from lgsp_adapter.http.app import make_app
 from lgsp_adapter.http.audit import AuditAccess, add_audit_routes
 from lgsp_adapter.http.audit_page import add_audit_page
+from lgsp_adapter.http.axis_agencies import agency_operations
+from lgsp_adapter.http.axis_documents import document_operations
+from lgsp_adapter.http.axis_facade import add_axis_routes
+from lgsp_adapter.http.axis_systems_admin import add_axis_systems_routes
 from lgsp_adapter.http.dead_letters import add_dead_letter_routes
 from lgsp_adapter.http.health import Health, add_health_routes
 from lgsp_adapter.http.inbox import add_inbox_routes
@@ -49,6 +53,8 @@ from lgsp_adapter.http.rate_limit import RateLimiter
 from lgsp_adapter.http.registry import add_registry_routes
 from lgsp_adapter.registry.agencies import Directory
 from lgsp_adapter.registry.agency_list_admin import list_served_agencies
+from lgsp_adapter.registry.axis_systems import AxisSystems
+from lgsp_adapter.registry.secret_box import SecretBox
 from lgsp_adapter.registry.service import Registry
 from lgsp_adapter.store import Store
 from lgsp_adapter.store.opening import open_store
@@ -307,10 +313,15 @@ async def built_app(
         tell_sender=pipeline.announce,
         tell_own_system=pipeline.receipts.push,
     )
+    inbox = Inbox(store=store, directory=directory, announce=pipeline.announce)
+    axis_systems = AxisSystems(registry, SecretBox.at(settings.axis.key_path(settings.store.path)))
+    await axis_systems.reload()
     mount = functools.partial(
         mount_api,
         access=access,
-        inbox=Inbox(store=store, directory=directory, announce=pipeline.announce),
+        inbox=inbox,
+        axis_systems=axis_systems,
+        axis_window_s=settings.axis.timestamp_window_s,
         store=store,
         registry=registry,
         session=session,
@@ -340,9 +351,11 @@ def mount_api(
     health: Health,
     dead_letters: DeadLetters,
     metrics: Metrics,
+    axis_systems: AxisSystems,
+    axis_window_s: float | None = None,
 ) -> None:
     """Every part of the API beyond packets: health and metrics, audit log and page, inbox,
-    agency list, registry, dead letters."""
+    agency list, registry, dead letters, the national axis' protocol."""
     add_health_routes(app, health)
     add_metrics_route(app, metrics)
     add_audit_routes(app, access)
@@ -351,3 +364,6 @@ def mount_api(
     add_agency_list_routes(app, store)
     add_registry_routes(app, registry, session)
     add_dead_letter_routes(app, dead_letters)
+    add_axis_systems_routes(app, axis_systems)
+    operations = {**document_operations(), **agency_operations()}
+    add_axis_routes(app, axis_systems, inbox, operations, timestamp_window_s=axis_window_s)

@@ -139,6 +139,20 @@ class Inbox:
             return []
         return await self._store.inbox(agencies, kind=kind, after=after, limit=limit)
 
+    async def recipients_of(self, client: Client, packet_id: UUID) -> list[str]:
+        """Which of the client's pull agencies the packet is (or was) held for: several when
+        one system speaks for several recipients of one document; ``packet.not_found`` when
+        none."""
+        mine = set(self.pull_agencies(client))
+        found = [
+            d.recipient
+            for d in await self._store.deliveries(packet_id)
+            if d.recipient in mine and d.state in _SEEN
+        ]
+        if not found:
+            raise _not_found()
+        return found
+
     async def fetch(
         self, client: Client, packet_id: UUID, recipient: str | None
     ) -> tuple[StoredPacket, str]:

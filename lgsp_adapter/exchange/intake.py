@@ -77,10 +77,12 @@ class Intake:
         content_type: str | None,
         client: Client,
         translation: Translation | None = None,
+        claimed_sender: str | None = None,
     ) -> Accepted:
         """Accept a packet, or raise ``LgspError`` saying why not (the refusal is audited).
         With ``translation``, ``data`` is in the agency system's own format: the packet kept
-        is its translation, checked like any other."""
+        is its translation, checked like any other. ``claimed_sender`` is who the transport
+        says sends (the axis' ``from`` header): the packet must name the same."""
         sha256 = hashlib.sha256(data).hexdigest()
         translated_from = None
         try:
@@ -93,6 +95,13 @@ class Intake:
                 content_type = None  # whatever it became, the packet says
             read = await read_packet_off_loop(data, content_type=content_type, limits=self.limits)
             sender = self._check_sender(read.packet, client)
+            if claimed_sender is not None and claimed_sender != sender:
+                raise PermanentError(
+                    ErrorCode.PACKET_FORGED_SENDER,
+                    f"the request says it comes from {claimed_sender!r}, the packet from "
+                    f"{sender!r}",
+                    details={"sender": sender, "claimed": claimed_sender},
+                )
             recipients = self._check_recipients(read.packet)
             self._check_served_recipients(recipients, read.kind)
         except LgspError as exc:

@@ -20,7 +20,41 @@ from lgsp_adapter.http.openapi_parts import (
     operation,
     query_parameter,
 )
+from lgsp_adapter.registry.axis_systems import MIN_SECRET, SYSTEM_ID
 from lgsp_adapter.registry.checks import TOKEN_LABEL, TOKEN_SHAPE
+
+SYSTEM_ID_PARAMETER = {
+    "name": "system_id",
+    "in": "path",
+    "required": True,
+    "description": "The system id its software sends as systemid.",
+    "schema": {"type": "string", "pattern": SYSTEM_ID},
+}
+
+
+def _axis_system(required: list[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": required,
+        "properties": {
+            "system_id": {"type": "string", "pattern": SYSTEM_ID},
+            "agencies": {
+                "type": "array",
+                "items": AGENCY_CODE,
+                "minItems": 1,
+                "maxItems": 1000,
+                "uniqueItems": True,
+            },
+            "label": {"type": "string", "maxLength": 200},
+            "secret": {
+                "type": "string",
+                "minLength": MIN_SECRET,
+                "description": "The secret its software holds; left out, one is made.",
+            },
+        },
+    }
+
 
 ADMIN_PATHS: dict[str, dict[str, Any]] = {
     "/v1/endpoints": {
@@ -136,6 +170,34 @@ ADMIN_PATHS: dict[str, dict[str, Any]] = {
                 {"name": "token_id", "in": "path", "required": True, "schema": {"type": "string"}},
             ],
         )
+    },
+    "/v1/axis-systems": {
+        "get": operation(
+            "The agency systems that call the national axis facade (integrators and auditors)",
+            "registry",
+            {"200": json_content("Every system, without its secret")},
+        ),
+        "post": operation(
+            "Register a system; a secret made for it is in the answer, this once (integrators)",
+            "registry",
+            {"201": json_content("Registered"), "409": ERROR},
+            requestBody=body_of(_axis_system(["system_id", "agencies"])),
+        ),
+    },
+    "/v1/axis-systems/{system_id}": {
+        "put": operation(
+            "Its agencies and label, and its secret when given (integrators)",
+            "registry",
+            {"200": json_content("Changed"), "404": ERROR},
+            parameters=[SYSTEM_ID_PARAMETER],
+            requestBody=body_of(_axis_system(["agencies"])),
+        ),
+        "delete": operation(
+            "Remove it: its requests are refused from now on (integrators)",
+            "registry",
+            {"204": {"description": "Removed"}, "404": ERROR},
+            parameters=[SYSTEM_ID_PARAMETER],
+        ),
     },
     "/v1/dead-letters": {
         "get": operation(

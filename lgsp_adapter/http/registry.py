@@ -37,17 +37,19 @@ MAX_PAGE = 1000
 _READERS = frozenset({Role.INTEGRATOR, Role.AUDITOR})
 
 
-def _integrator(request: web.Request) -> str:
-    """The acting integrator, as the audit log names it."""
+def integrator_of(request: web.Request) -> str:
+    """The acting integrator, as the audit log names it (or ``auth.*`` refused)."""
     client = client_of(request, Role.INTEGRATOR)
     return f"{client.name} (http)"
 
 
-def _reader(request: web.Request) -> Client:
+def reader_of(request: web.Request) -> Client:
+    """An integrator or an auditor: who may read the registry."""
     return client_of(request, _READERS)
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """A registry change's body: a JSON object of at most ``MAX_BODY`` bytes."""
     data = await read_body(request, MAX_BODY)
     try:
         body = json.loads(data)
@@ -113,7 +115,7 @@ async def _record(registry: Registry, code: str) -> EndpointRecord:
 
 async def list_endpoints(request: web.Request) -> web.Response:
     """A page of records, by code."""
-    _reader(request)
+    reader_of(request)
     given = whole_number(request.query, "limit", ErrorCode.REGISTRY_INVALID)
     limit = 200 if given is None else given
     if not 1 <= limit <= MAX_PAGE:
@@ -129,8 +131,8 @@ async def list_endpoints(request: web.Request) -> web.Response:
 
 async def create(request: web.Request) -> web.Response:
     """Register an endpoint."""
-    actor = _integrator(request)
-    body = await _body(request)
+    actor = integrator_of(request)
+    body = await json_body(request)
     token = body.pop("token", None)
     issue = body.pop("issue_token", True)
     label = body.pop("token_label", "system")
@@ -151,7 +153,7 @@ async def create(request: web.Request) -> web.Response:
 
 async def show(request: web.Request) -> web.Response:
     """One record and its tokens."""
-    _reader(request)
+    reader_of(request)
     registry = request.app[REGISTRY]
     record = await _record(registry, request.match_info["code"])
     response = web.json_response(view(record, await registry.store.tokens(record.code)))
@@ -161,8 +163,8 @@ async def show(request: web.Request) -> web.Response:
 
 async def change(request: web.Request) -> web.Response:
     """Change fields."""
-    actor = _integrator(request)
-    patch = await _body(request)
+    actor = integrator_of(request)
+    patch = await json_body(request)
     record = await request.app[REGISTRY].change(
         request.match_info["code"], patch, actor=actor, expected_revision=_expected(request)
     )
@@ -180,7 +182,7 @@ async def disable(request: web.Request) -> web.Response:
 
 
 async def _switch(request: web.Request, *, enabled: bool) -> web.Response:
-    actor = _integrator(request)
+    actor = integrator_of(request)
     record = await request.app[REGISTRY].set_enabled(
         request.match_info["code"], enabled, actor=actor, expected_revision=_expected(request)
     )
@@ -189,7 +191,7 @@ async def _switch(request: web.Request, *, enabled: bool) -> web.Response:
 
 async def remove(request: web.Request) -> web.Response:
     """Stop serving an agency."""
-    actor = _integrator(request)
+    actor = integrator_of(request)
     await request.app[REGISTRY].remove(
         request.match_info["code"], actor=actor, expected_revision=_expected(request)
     )
@@ -198,15 +200,15 @@ async def remove(request: web.Request) -> web.Response:
 
 async def test(request: web.Request) -> web.Response:
     """Probe the endpoint as a delivery would reach it."""
-    _integrator(request)
+    integrator_of(request)
     record = await _record(request.app[REGISTRY], request.match_info["code"])
     return web.json_response(await probe(record.agency, request.app[SESSION]))
 
 
 async def issue_token(request: web.Request) -> web.Response:
     """Another token for the agency's system (a second system, or a rotation)."""
-    actor = _integrator(request)
-    body = await _body(request) if request.can_read_body else {}
+    actor = integrator_of(request)
+    body = await json_body(request) if request.can_read_body else {}
     unknown = sorted(set(body) - {"label", "token"})
     if unknown:
         raise PermanentError(
@@ -226,7 +228,7 @@ async def issue_token(request: web.Request) -> web.Response:
 
 async def revoke_token(request: web.Request) -> web.Response:
     """Revoke a token."""
-    actor = _integrator(request)
+    actor = integrator_of(request)
     await request.app[REGISTRY].revoke_token(
         request.match_info["code"], request.match_info["token_id"], actor=actor
     )

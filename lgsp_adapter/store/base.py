@@ -23,6 +23,7 @@ from lgsp_adapter.store.records import (
     InboxItem,
     OutboxItem,
     PacketFacts,
+    SentItem,
     Settlement,
     StateChange,
     StoredPacket,
@@ -176,6 +177,10 @@ class Store(Protocol):
 
     async def held(self) -> list[tuple[UUID, str]]:
         """Every delivery waiting in a pull inbox, oldest first."""
+        ...
+
+    async def sent(self, senders: list[str], *, kind: str | None, limit: int) -> list[SentItem]:
+        """The deliveries of the ``limit`` latest packets ``senders`` sent, newest first."""
         ...
 
     async def acknowledge(

@@ -16,9 +16,10 @@ from lgsp_adapter.store.records import (
     DeliveryRecord,
     DeliveryState,
     InboxItem,
+    SentItem,
     StateChange,
 )
-from lgsp_adapter.store.rows import dead_letter_of, delivery_of, inbox_item_of
+from lgsp_adapter.store.rows import dead_letter_of, delivery_of, inbox_item_of, sent_item_of
 
 
 class PostgresHeld(PostgresCore):
@@ -40,6 +41,20 @@ class PostgresHeld(PostgresCore):
             limit,
         )
         return [inbox_item_of(row) for row in rows]
+
+    async def sent(self, senders: list[str], *, kind: str | None, limit: int) -> list[SentItem]:
+        """As ``SqliteHeld.sent``."""
+        rows = await self._pool.fetch(
+            "SELECT p.id, d.recipient, p.sender, p.kind, p.document_id, p.received_at, d.state,"
+            " d.updated_at, d.detail FROM (SELECT * FROM packets WHERE sender = ANY($1)"
+            " AND ($2::text IS NULL OR kind = $2) ORDER BY received_at DESC, id LIMIT $3) p"
+            " JOIN deliveries d ON d.packet_id = p.id"
+            " ORDER BY p.received_at DESC, p.id, d.recipient",
+            senders,
+            kind,
+            limit,
+        )
+        return [sent_item_of(row) for row in rows]
 
     async def dead_letters(self, **query: Unpack[DeadLetterQuery]) -> list[DeadLetter]:
         """Dead-lettered deliveries, oldest first, after the cursor ``after``."""

@@ -167,6 +167,22 @@ class InboxItem(BaseModel):
     received_at: datetime
 
 
+class SentItem(BaseModel):
+    """One delivery of a packet an agency sent, as its system lists what it sent."""
+
+    model_config = ConfigDict(frozen=True)
+
+    packet_id: UUID
+    recipient: str
+    sender: str
+    kind: str
+    document_id: str | None
+    received_at: datetime
+    state: DeliveryState
+    updated_at: datetime
+    detail: str | None
+
+
 class StateChange(TypedDict):
     """What a delivery's move to a new state writes beside the state, in the same transaction.
 

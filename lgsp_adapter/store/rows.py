@@ -16,6 +16,7 @@ from lgsp_adapter.store.records import (
     DeliveryRecord,
     InboxItem,
     PacketFacts,
+    SentItem,
     StoredPacket,
 )
 
@@ -50,6 +51,7 @@ DELIVERY_COLUMNS = ("packet_id", "recipient", "state", "attempts", "detail", "up
 # worked out after reading, not stored).
 _DEAD_LETTER_FIELDS = tuple(name for name in DeadLetter.model_fields if name != "here")
 _INBOX_FIELDS = tuple(InboxItem.model_fields)
+_SENT_FIELDS = tuple(SentItem.model_fields)
 
 
 FACT_COLUMNS = (
@@ -92,3 +94,8 @@ def dead_letter_of(row: Iterable[Any]) -> DeadLetter:
 def inbox_item_of(row: Iterable[Any]) -> InboxItem:
     """An inbox item from its listing's row (cursor first)."""
     return InboxItem.model_validate(dict(zip(_INBOX_FIELDS, row, strict=True)))
+
+
+def sent_item_of(row: Iterable[Any]) -> SentItem:
+    """A sent delivery from its listing's row, in ``SentItem``'s field order."""
+    return SentItem.model_validate(dict(zip(_SENT_FIELDS, row, strict=True)))

@@ -18,9 +18,10 @@ from lgsp_adapter.store.records import (
     DeliveryRecord,
     DeliveryState,
     InboxItem,
+    SentItem,
     StateChange,
 )
-from lgsp_adapter.store.rows import dead_letter_of, delivery_of, inbox_item_of
+from lgsp_adapter.store.rows import dead_letter_of, delivery_of, inbox_item_of, sent_item_of
 from lgsp_adapter.store.sqlite_core import DEAD_LETTER_COLUMNS, SqliteCore, now
 
 
@@ -40,6 +41,19 @@ class SqliteHeld(SqliteCore):
             (DeliveryState.HELD.value, json.dumps(recipients), kind, kind, after, limit),
         ).fetchall()
         return [inbox_item_of(row) for row in rows]
+
+    async def sent(self, senders: list[str], *, kind: str | None, limit: int) -> list[SentItem]:
+        """The deliveries of the ``limit`` latest packets ``senders`` sent, newest first."""
+        rows = self._read.execute(
+            "SELECT p.id, d.recipient, p.sender, p.kind, p.document_id, p.received_at, d.state,"
+            " d.updated_at, d.detail FROM (SELECT * FROM packets WHERE sender IN"
+            " (SELECT value FROM json_each(?)) AND (? IS NULL OR kind = ?)"
+            " ORDER BY received_at DESC, rowid DESC LIMIT ?) p"
+            " JOIN deliveries d ON d.packet_id = p.id"
+            " ORDER BY p.received_at DESC, p.id, d.recipient",
+            (json.dumps(senders), kind, kind, limit),
+        ).fetchall()
+        return [sent_item_of(row) for row in rows]
 
     async def dead_letters(self, **query: Unpack[DeadLetterQuery]) -> list[DeadLetter]:
         """Dead-lettered deliveries, oldest first, after the cursor ``after``."""

@@ -90,6 +90,8 @@ MIGRATIONS: list[str | tuple[str, str]] = [
     AXIS_SYSTEMS_SCHEMA,
     # A version per change to the agency list, for systems that synchronise it.
     AGENCY_VERSION_SCHEMA,
+    # What an agency sent, newest first (the axis' getSentEdocList).
+    "CREATE INDEX packets_sender ON packets (sender, received_at);",
 ]
 
 

@@ -1,0 +1,79 @@
+"""``/v1/axis-systems``: integrators register the agency systems that call the axis facade.
+
+GET    /v1/axis-systems               every system (integrators and auditors), no secrets
+POST   /v1/axis-systems               register one; a secret made for it is answered once
+PUT    /v1/axis-systems/{system_id}   its agencies and label, and its secret when given
+DELETE /v1/axis-systems/{system_id}   remove it: its signature opens nothing any more
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from lgsp_adapter.errors import ErrorCode, PermanentError
+from lgsp_adapter.http.registry import integrator_of, json_body, reader_of
+from lgsp_adapter.registry.axis_systems import AxisSystems
+from lgsp_adapter.registry.records import AxisSystemRecord
+
+SYSTEMS: web.AppKey[AxisSystems] = web.AppKey("axis_systems_admin", AxisSystems)
+
+
+def _shown(record: AxisSystemRecord, secret: str | None = None) -> dict[str, Any]:
+    shown: dict[str, Any] = {
+        "system_id": record.system_id,
+        "agencies": list(record.agencies),
+        "label": record.label,
+        "created_at": record.created_at.isoformat(),
+        "updated_at": record.updated_at.isoformat(),
+        "updated_by": record.updated_by,
+    }
+    if secret is not None:
+        shown["secret"] = secret  # made for it: shown this once, then only sealed
+    return shown
+
+
+async def listing(request: web.Request) -> web.Response:
+    """Every registered system."""
+    reader_of(request)
+    records = await request.app[SYSTEMS].records()
+    return web.json_response({"systems": [_shown(record) for record in records]})
+
+
+async def register(request: web.Request) -> web.Response:
+    """Register a system."""
+    actor = integrator_of(request)
+    record, made = await request.app[SYSTEMS].register(await json_body(request), actor=actor)
+    response = web.json_response(_shown(record, made), status=201)
+    response.headers["Location"] = f"/v1/axis-systems/{record.system_id}"
+    return response
+
+
+async def replace(request: web.Request) -> web.Response:
+    """Change a system's agencies and label (and its secret, when the body gives one)."""
+    actor = integrator_of(request)
+    body = await json_body(request)
+    system_id = request.match_info["system_id"]
+    if body.setdefault("system_id", system_id) != system_id:
+        raise PermanentError(
+            ErrorCode.REGISTRY_INVALID, "a system's id cannot change; remove and register"
+        )
+    record, _ = await request.app[SYSTEMS].register(body, actor=actor, replace=True)
+    return web.json_response(_shown(record))
+
+
+async def remove(request: web.Request) -> web.Response:
+    """Remove a system."""
+    actor = integrator_of(request)
+    await request.app[SYSTEMS].remove(request.match_info["system_id"], actor=actor)
+    return web.Response(status=204)
+
+
+def add_axis_systems_routes(app: web.Application, systems: AxisSystems) -> None:
+    """Mount ``/v1/axis-systems`` on ``app``."""
+    app[SYSTEMS] = systems
+    app.router.add_get("/v1/axis-systems", listing)
+    app.router.add_post("/v1/axis-systems", register)
+    app.router.add_put("/v1/axis-systems/{system_id}", replace)
+    app.router.add_delete("/v1/axis-systems/{system_id}", remove)
