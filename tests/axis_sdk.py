@@ -4,6 +4,7 @@ Modelled on reading the SDK (see docs/design/national-axis-wire.md), written apa
 client (``exchange/axis_client``) so that the facade is tested against what real software
 sends, not against our reading of it:
 
+- the client's clock in Vietnam (local time, no zone, as the SDK writes it);
 - one header map for the client's life, a ``java.util.HashMap``: iterated in bucket order, so
   neither sorted nor as inserted; it starts with ``timestamp`` (fixed when the client is made)
   and ``systemid``, and every call's headers stay in it for the calls after (leftovers signed
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +28,8 @@ from typing import Any
 
 import aiohttp
 from multidict import CIMultiDict
+
+from lgsp_adapter.exchange.axis_client import VIETNAM
 
 USER_AGENT = "JAVASDKAgent/1.0.0 XRoad/VPCP"
 SDK_VERSION = "3.0.201608"
@@ -96,7 +100,7 @@ class SdkClient:
     system_id: str
     secret: str
     session: aiohttp.ClientSession
-    made_at: datetime = field(default_factory=datetime.now)
+    made_at: datetime = field(default_factory=lambda: datetime.now(VIETNAM).replace(tzinfo=None))
     headers: JavaHashMap = field(default_factory=JavaHashMap)
     sent: list[Sent] = field(default_factory=list)
 
@@ -151,7 +155,9 @@ class SdkClient:
             method,
             f"{self.url}/{operation}",
             headers=CIMultiDict(headers),
-            data=body if method == "POST" else None,
+            data=(io.BytesIO(body) if len(body) > 1_000_000 else body)
+            if method == "POST"
+            else None,
             skip_auto_headers={"Content-Type"},
         ) as response:
             sent = Sent(method, operation, headers, body, response.status, await response.read())
@@ -177,7 +183,8 @@ class SdkClient:
         return await self.call("getEdoc", {"docId": doc_id, "filePath": "/var/qlvb/inbox"})
 
     async def update_status(self, doc_id: str, status: str) -> Sent:
-        return await self.call("updateStatus", {"docid": doc_id, "docId": doc_id, "status": status})
+        # As the SDK's example builds it (its docId unquoted, which Gson reads leniently).
+        return await self.call("updateStatus", {"status": status, "docId": doc_id})
 
     async def download(self, doc_id: str) -> Sent:
         self.headers.put("Content-Type", "application/json")

@@ -18,7 +18,7 @@ import pytest
 from lgsp_adapter.daemon.config import Settings
 from tests.agency_server import AgencyServer, agency_server
 from tests.axis_sdk import SdkClient
-from tests.conftest import EXAMPLES
+from tests.conftest import EDXML_SAMPLES, EXAMPLES, sample
 from tests.test_exchange_embedded import AUDITOR_TOKEN, COMMUNES, DEPARTMENT, PROVINCE
 from tests.test_exchange_rabbitmq import daemon
 
@@ -239,3 +239,40 @@ async def test_the_agency_list_and_its_changes_as_the_axis_answers_them(tmp_path
         assert (refused["status"], refused["ErrorCode"]) == ("FAIL", "auth.forbidden")
         gone = (await province.call("deleteAgency", {"AgencyCode": PROVINCE})).json()
         assert (gone["status"], gone["ErrorCode"]) == ("FAIL", "axis.not_supported")
+
+
+@pytest.mark.asyncio
+async def test_the_real_samples_pass_through_the_facade_unchanged(tmp_path: Path) -> None:
+    packets = {name: sample(name) for name in EDXML_SAMPLES}  # skips without ../shared
+    codes = ["000.00.00.A80", "000.00.00.G22", "000.00.00.H41", "000.00.00.H14", "000.00.00.G17"]
+    config = Settings.model_validate(
+        {
+            "http": {"port": 0},
+            "store": {"path": str(tmp_path / "store.sqlite3")},
+            "agencies": [{"code": c, "name": c, "endpoint": {"mode": "pull"}} for c in codes],
+            "clients": [{"name": "integrator", "token": INTEGRATOR, "role": "integrator"}],
+        }
+    )
+    async with daemon(config) as url, aiohttp.ClientSession() as session:
+        answer = await session.post(
+            f"{url}/v1/axis-systems",
+            json={"system_id": "qlvb.mau", "agencies": codes},
+            headers={"Authorization": f"Bearer {INTEGRATOR}"},
+        )
+        secret = (await answer.json())["secret"]  # made for it, shown this once
+        sdk = SdkClient(f"{url}/axis", "qlvb.mau", secret, session)
+        for name, data in packets.items():
+            kind = "status" if name.startswith("status") else "edoc"
+            sent = (await sdk.send_edoc({"servicetype": "eDoc", "messagetype": kind}, data)).json()
+            if name == "edoc_new.edxml":  # addressed to 28.22.H17, which is no agency code
+                assert (sent["status"], sent["ErrorCode"]) == ("FAIL", "packet.unknown_recipient")
+                assert "28.22.H17" in sent["ErrorDesc"]
+                continue
+            assert sent["status"] == "OK", (name, sent)
+            deadline = time.monotonic() + 10
+            while sent["DocId"] not in {i["docId"] for i in ok(await sdk.received(kind))["data"]}:
+                assert time.monotonic() < deadline, f"{name} never waited to be fetched"
+                await asyncio.sleep(0.05)
+            fetched = ok(await sdk.get_edoc(sent["DocId"]))
+            assert base64.b64decode(fetched["data"]) == data, name
+            ok(await sdk.update_status(sent["DocId"], "done"))

@@ -240,6 +240,15 @@ class AxisSettings(_Section):
         "made, so a long-running system sends old ones.",
     )
 
+    max_file_mb: int = Field(
+        40,
+        ge=1,
+        le=1024,
+        description="Largest sendEdoc file, in MB (and never above [limits] max_bytes): "
+        "agency software reads a document whole into memory, and an axis larger than what "
+        "its receivers take only moves the failure to them.",
+    )
+
     def key_path(self, store: Path) -> Path:
         """Where the secret box's key lives."""
         return self.secret_key or store.with_name("axis-secrets.key")

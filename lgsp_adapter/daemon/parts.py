@@ -322,6 +322,7 @@ async def built_app(
         inbox=inbox,
         axis_systems=axis_systems,
         axis_window_s=settings.axis.timestamp_window_s,
+        axis_max_file_bytes=settings.axis.max_file_mb * 1_000_000,
         store=store,
         registry=registry,
         session=session,
@@ -353,6 +354,7 @@ def mount_api(
     metrics: Metrics,
     axis_systems: AxisSystems,
     axis_window_s: float | None = None,
+    axis_max_file_bytes: int | None = None,
 ) -> None:
     """Every part of the API beyond packets: health and metrics, audit log and page, inbox,
     agency list, registry, dead letters, the national axis' protocol."""
@@ -366,4 +368,11 @@ def mount_api(
     add_dead_letter_routes(app, dead_letters)
     add_axis_systems_routes(app, axis_systems)
     operations = {**document_operations(), **agency_operations()}
-    add_axis_routes(app, axis_systems, inbox, operations, timestamp_window_s=axis_window_s)
+    add_axis_routes(
+        app,
+        axis_systems,
+        inbox,
+        operations,
+        timestamp_window_s=axis_window_s,
+        max_file_bytes=axis_max_file_bytes,
+    )

@@ -21,6 +21,7 @@ from typing import Any
 from uuid import UUID
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from lgsp_adapter.audit import AuditEvent, log_event
 from lgsp_adapter.errors import ErrorCode, LgspError, PermanentError
@@ -28,7 +29,7 @@ from lgsp_adapter.exchange.axis_client import VIETNAM
 from lgsp_adapter.exchange.inbox import MAX_PAGE, Acknowledgement, Inbox
 from lgsp_adapter.http.app import BODY_TIMEOUT, DEFAULT_BODY_TIMEOUT_S, INTAKE, MAX_BYTES, STORE
 from lgsp_adapter.http.app import read_body as read_bounded
-from lgsp_adapter.http.axis_facade import INBOX, AxisRequest, Operation, json_answer
+from lgsp_adapter.http.axis_facade import INBOX, MAX_FILE, AxisRequest, Operation, json_answer
 from lgsp_adapter.packets.axis_wire import (
     MessageType,
     TransportStatus,
@@ -86,8 +87,9 @@ async def send_edoc(call: AxisRequest) -> web.Response:
 
 async def _uploaded(request: web.Request, claimed_hash: str) -> bytes:
     """The file of a send: a multipart part ``file_doc``, or the raw body as the vendors' SDK
-    sends it; bounded by ``[limits] max_bytes`` and the body timeout either way."""
-    max_bytes = request.app[MAX_BYTES]
+    sends it; bounded by ``[axis] max_file_mb`` (within ``[limits] max_bytes``) and the body
+    timeout either way."""
+    max_bytes = min(request.app[MAX_BYTES], request.app.get(MAX_FILE, request.app[MAX_BYTES]))
     if request.content_type != "multipart/form-data":
         return uploaded_file(await read_bounded(request, max_bytes), claimed_hash)
     limit_s = request.app.get(BODY_TIMEOUT, DEFAULT_BODY_TIMEOUT_S)
@@ -100,7 +102,7 @@ async def _uploaded(request: web.Request, claimed_hash: str) -> bytes:
         ) from exc
     except LgspError:
         raise
-    except (ValueError, KeyError, AssertionError, RuntimeError) as exc:  # aiohttp's parser
+    except (HttpProcessingError, ValueError, KeyError, AssertionError, RuntimeError) as exc:
         raise PermanentError(
             ErrorCode.AXIS_BAD_REQUEST, f"the multipart body cannot be read: {exc}"[:300]
         ) from exc

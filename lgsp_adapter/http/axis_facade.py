@@ -38,6 +38,7 @@ PREFIX = "/axis"
 AXIS_SYSTEMS: web.AppKey[AxisSystems] = web.AppKey("axis_systems", AxisSystems)
 AXIS_WINDOW: web.AppKey[float] = web.AppKey("axis_timestamp_window_s", float)
 INBOX: web.AppKey[Inbox] = web.AppKey("axis_inbox", Inbox)
+MAX_FILE: web.AppKey[int] = web.AppKey("axis_max_file_bytes", int)
 
 
 class AxisRequest:
@@ -171,10 +172,13 @@ def add_axis_routes(
     operations: dict[str, Operation],
     *,
     timestamp_window_s: float | None = None,
+    max_file_bytes: int | None = None,
 ) -> None:
     """Mount ``/axis/{operation}`` (GET and POST) on ``app``."""
     app[AXIS_SYSTEMS] = systems
     app[INBOX] = inbox
+    if max_file_bytes is not None:
+        app[MAX_FILE] = max_file_bytes
     if timestamp_window_s:
         app[AXIS_WINDOW] = timestamp_window_s
     handle = serve(operations)
