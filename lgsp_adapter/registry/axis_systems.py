@@ -22,8 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from lgsp_adapter.audit import AuditEntry, AuditEvent
 from lgsp_adapter.errors import ErrorCode, LgspError, PermanentError
 from lgsp_adapter.packets.agency_code import AgencyCode
-from lgsp_adapter.registry.agencies import Client, Sendable
+from lgsp_adapter.registry.agencies import Client
 from lgsp_adapter.registry.checks import invalid
+from lgsp_adapter.registry.endpoint_auth import Sendable
 from lgsp_adapter.registry.records import AxisEdit, AxisSystemRecord
 from lgsp_adapter.registry.secret_box import SecretBox
 from lgsp_adapter.registry.service import Registry

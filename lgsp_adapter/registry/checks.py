@@ -17,7 +17,8 @@ from pydantic import ValidationError
 
 from lgsp_adapter.errors import ErrorCode, PermanentError
 from lgsp_adapter.packets.agency_code import AgencyCode
-from lgsp_adapter.registry.agencies import MutualTlsAuth, NoAuth, ServedAgency
+from lgsp_adapter.registry.agencies import ServedAgency
+from lgsp_adapter.registry.endpoint_auth import MutualTlsAuth, NoAuth
 from lgsp_adapter.registry.endpoint_transport import tls_context
 from lgsp_adapter.registry.records import EndpointRecord
 from lgsp_adapter.translators import find

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import aiohttp
 
-from lgsp_adapter.registry.agencies import BasicAuth, BearerAuth, Endpoint, HmacAuth, MutualTlsAuth
+from lgsp_adapter.registry.agencies import Endpoint
+from lgsp_adapter.registry.endpoint_auth import BasicAuth, BearerAuth, HmacAuth, MutualTlsAuth
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,8 @@ from typing import Any
 import aiohttp
 
 from lgsp_adapter.errors import ErrorCode, PermanentError
-from lgsp_adapter.registry.agencies import DeliveryMode, MutualTlsAuth, ServedAgency
+from lgsp_adapter.registry.agencies import DeliveryMode, ServedAgency
+from lgsp_adapter.registry.endpoint_auth import MutualTlsAuth
 from lgsp_adapter.registry.endpoint_transport import present
 
 _VERDICTS = {401: "credentials_refused", 403: "credentials_refused", 404: "not_found"}
