@@ -114,12 +114,12 @@ async def test_a_document_and_its_status_go_round_as_on_the_national_axis(tmp_pa
         province = SdkClient(f"{url}/axis", PROVINCE_SYSTEM, PROVINCE_SECRET, session)
         district = SdkClient(f"{url}/axis", DISTRICT_SYSTEM, DISTRICT_SECRET, session)
         to = [DEPARTMENT, *COMMUNES]
-        sent = ok(
-            await province.send_edoc(
-                {"from": PROVINCE, "to": to, "servicetype": "eDoc", "messagetype": "edoc"}, DOCUMENT
-            )
-        )
+        headers = {"from": PROVINCE, "to": to, "servicetype": "eDoc", "messagetype": "edoc"}
+        sent = ok(await province.send_edoc(headers, DOCUMENT))
         doc_id = sent["DocId"]
+        # Sent again (its answer lost, say): the same send, not a second packet.
+        again = ok(await province.send_edoc(headers, DOCUMENT))
+        assert again["DocId"] == doc_id
         # The department's system, on /v1's push, gets the same packet, byte for byte.
         deadline = time.monotonic() + 10
         while doc_id not in department.delivered():

@@ -224,7 +224,8 @@ class AuditSettings(_Section):
 
 
 class AxisSettings(_Section):
-    """The national axis' protocol, served at ``/axis`` to agency software that speaks it."""
+    """The national axis' protocol: served at ``/axis`` to agency software that speaks it, and
+    spoken to upstream axes (agencies whose endpoint mode is ``axis``)."""
 
     secret_key: Path | None = Field(
         None,
@@ -247,6 +248,21 @@ class AxisSettings(_Section):
         description="Largest sendEdoc file, in MB (and never above [limits] max_bytes): "
         "agency software reads a document whole into memory, and an axis larger than what "
         "its receivers take only moves the failure to them.",
+    )
+
+    poll_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="How often each upstream axis (agencies in mode axis) is asked what it "
+        "holds for us.",
+    )
+    sync_agencies_s: float = Field(
+        3600.0,
+        gt=0,
+        le=7 * 86_400,
+        description="How often each upstream axis' agency list (getSynchronizeUnit) is merged "
+        "into ours.",
     )
 
     def key_path(self, store: Path) -> Path:

@@ -41,7 +41,8 @@ _SAID = {
     (ServedAgency, "name"): "Its name, as senders see it in the agency list.",
     (ServedAgency, "endpoint"): "Where and how its packets are delivered (below).",
     (ServedAgency, "contact"): "Who to call when its system misbehaves (below).",
-    (Endpoint, "mode"): "push: the daemon POSTs each packet; pull: the system fetches them.",
+    (Endpoint, "mode"): "push: the daemon POSTs each packet; pull: the system fetches them; "
+    "axis: sent to a national axis, as an agency system would (docs/national-axis.md).",
     (Endpoint, "auth"): "Credentials towards the endpoint: a table with kind = none, bearer "
     "(token), basic (username, password), hmac (key_id, secret) or mtls (certificate, "
     "private_key); docs/registry.md.",

@@ -1,4 +1,5 @@
-"""One lgsp-adapter process: the HTTP API, the outbox relay and the bus consumer, over one store.
+"""One lgsp-adapter process: the HTTP API, the outbox relay, the bus consumer and the poller of
+upstream national axes, over one store.
 
 Start-up opens the store, then the log's signer, the registry, the HTTP session, the pipeline
 over its bus and the HTTP server, in that order (``parts`` builds each); shutdown reverses it.
@@ -20,6 +21,7 @@ from lgsp_adapter.daemon import parts
 from lgsp_adapter.daemon.audit_duties import sign_periodically
 from lgsp_adapter.daemon.config import Settings
 from lgsp_adapter.errors import ErrorCode, FatalError
+from lgsp_adapter.exchange.axis_poller import AxisPoller
 from lgsp_adapter.registry.agencies import Role
 from lgsp_adapter.registry.service import Registry
 
@@ -69,6 +71,17 @@ async def run_daemon(
             ),
             asyncio.create_task(
                 registry.watch(stopping, settings.daemon.registry_poll_s), name="registry"
+            ),
+            asyncio.create_task(
+                AxisPoller(
+                    store=store,
+                    intake=pipeline.intake,
+                    directory=registry.directory,
+                    session=session,
+                    interval_s=settings.axis.poll_s,
+                    sync_interval_s=settings.axis.sync_agencies_s,
+                ).run(stopping),
+                name="axis-poller",
             ),
         ]
         if on_ready is not None:

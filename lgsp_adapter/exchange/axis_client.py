@@ -92,6 +92,13 @@ class AxisClient:
             raise _unavailable("getReceivedEdocList", "its data is not a list of documents")
         return data
 
+    async def synchronize_units(self) -> list[dict[str, Any]]:
+        """The axis' agency list with versions and deletions (``getSynchronizeUnit``)."""
+        data = (await self._call("getSynchronizeUnit", {}, body=b"{}")).get("data")
+        if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+            raise _unavailable("getSynchronizeUnit", "its data is not a list of agencies")
+        return data
+
     async def get_edoc(self, doc_id: str) -> bytes:
         """A waiting packet, byte for byte (``getEdoc``)."""
         data = (await self._call("getEdoc", {"docId": doc_id}, body=b"{}")).get("data")

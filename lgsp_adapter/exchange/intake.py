@@ -78,11 +78,14 @@ class Intake:
         client: Client,
         translation: Translation | None = None,
         claimed_sender: str | None = None,
+        packet_id: uuid.UUID | None = None,
     ) -> Accepted:
         """Accept a packet, or raise ``LgspError`` saying why not (the refusal is audited).
         With ``translation``, ``data`` is in the agency system's own format: the packet kept
         is its translation, checked like any other. ``claimed_sender`` is who the transport
-        says sends (the axis' ``from`` header): the packet must name the same."""
+        says sends (the axis' ``from`` header): the packet must name the same. ``packet_id`` is
+        the id to keep it under when the caller must know it beforehand (a packet fetched from
+        an axis: fetched again, it is found by it)."""
         sha256 = hashlib.sha256(data).hexdigest()
         translated_from = None
         try:
@@ -116,6 +119,7 @@ class Intake:
             content_type=content_type,
             client=client.name,
             detail=_received_detail(read, translation, translated_from),
+            packet_id=packet_id,
         )
 
     async def accept_generated(self, data: bytes, *, sender: str) -> Accepted:
@@ -159,10 +163,11 @@ class Intake:
         content_type: str | None,
         client: str,
         detail: str | None,
+        packet_id: uuid.UUID | None = None,
     ) -> Accepted:
         """The packet, a delivery per recipient and the ``received`` entry, in one transaction."""
         packet = StoredPacket(
-            id=uuid.uuid4(),
+            id=packet_id or uuid.uuid4(),
             kind=read.kind,
             sender=sender,
             recipients=recipients,

@@ -97,6 +97,8 @@ class Receiver:
             )
             return self._retry_or_give_up(packet, recipient, record.attempts, failed, delays)
         detail = f"HTTP {delivered.status} on attempt {record.attempts + 1}"
+        if delivered.reference is not None:
+            detail = f"axis DocId {delivered.reference[:100]} on attempt {record.attempts + 1}"
         if delivered.attempts > 1:
             detail += f" ({delivered.attempts} tries)"
         entry = _entry(packet, recipient, AuditEvent.DELIVERED, "ok", detail)

@@ -1,21 +1,25 @@
 """The axis' document operations over the exchange's own parts.
 
 ``sendEdoc`` hands the file to the intake as the system's agencies' client, so it is checked,
-kept, routed and audited as any submission. A receiver's side is the pull inbox of the agencies
-the system speaks for: ``getReceivedEdocList`` lists what waits (``messagetype`` picks edXML
-documents or status packets), ``getEdoc`` and ``downloadEdoc`` hand a packet out byte for byte,
-``updateStatus`` is the acknowledgement (``done`` delivered, ``fail`` refused and the sender
-told, ``processing`` recorded and kept waiting). ``getSentEdocList`` says how each delivery of
-the system's latest sends stands. The axis' ``docId`` is our packet id; a
-document held for several of the system's agencies is one ``docId``, and its acknowledgement
-answers for all of them.
+kept, routed and audited as any submission; the same file sent again by the same system (its
+answer was lost) is answered with the first send's ``DocId`` and not kept twice.
+
+A receiver's side is the pull inbox of the agencies the system speaks for:
+``getReceivedEdocList`` lists what waits (``messagetype`` picks edXML documents or status
+packets), ``getEdoc`` and ``downloadEdoc`` hand a packet out byte for byte, ``updateStatus`` is
+the acknowledgement (``done`` delivered, ``fail`` refused and the sender told, ``processing``
+recorded and kept waiting). ``getSentEdocList`` says how each delivery of the system's latest
+sends stands. The axis' ``docId`` is our packet id; a document held for several of the
+system's agencies is one ``docId``, and its acknowledgement answers for all of them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import logging
+import uuid
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -48,6 +52,7 @@ log = logging.getLogger(__name__)
 FILE_PART = "file_doc"
 HEADER_BODY_BYTES = 64 * 1024  # what a header-driven call may send (clients send "" or "{}")
 _SERVICE_TYPE = "eDoc"
+_SENDS = UUID("3c0a9e47-61b5-4f0e-8f64-2d6f1b7c9a15")  # the namespace of sends' packet ids
 SENT_PAGE = 500  # the latest packets a getSentEdocList answers on
 # A delivery's state as the axis' receiveStatus says it, with the words for its description.
 _RECEIVE_STATUS = {
@@ -69,9 +74,20 @@ async def send_edoc(call: AxisRequest) -> web.Response:
     kind = message_type(call.header("messagetype"))
     data = await _uploaded(call.request, claimed_hash)
     sender = (call.header("from") or "").strip() or None
+    packet_id = _send_id(call.caller.client.name, data)
+    if await call.request.app[STORE].facts(packet_id) is not None:
+        # The same file from the same system again: a send repeated after its answer was
+        # lost. The protocol has no other way to say so; a second packet would be a duplicate
+        # at every receiver.
+        log.info("axis sendEdoc from %s: %s sent again", call.caller.client.name, packet_id)
+        return json_answer(answer(DocId=str(packet_id)))
     call.audited_elsewhere()  # the intake audits its own refusals
     accepted = await call.request.app[INTAKE].submit(
-        data, content_type=None, client=call.caller.client, claimed_sender=sender
+        data,
+        content_type=None,
+        client=call.caller.client,
+        claimed_sender=sender,
+        packet_id=packet_id,
     )
     if accepted.packet.kind != kind.value:
         # Kept already (it is a good packet): say so, rather than refuse what is durable.
@@ -83,6 +99,11 @@ async def send_edoc(call: AxisRequest) -> web.Response:
             accepted.packet.kind,
         )
     return json_answer(answer(DocId=str(accepted.packet.id)))
+
+
+def _send_id(client: str, data: bytes) -> UUID:
+    """The packet id of a send: the same for the same file from the same system."""
+    return uuid.uuid5(_SENDS, f"{client}\n{hashlib.sha256(data).hexdigest()}")
 
 
 async def _uploaded(request: web.Request, claimed_hash: str) -> bytes:

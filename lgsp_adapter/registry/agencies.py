@@ -29,7 +29,7 @@ from pydantic import (
 
 from lgsp_adapter.packets.agency_code import AgencyCode
 from lgsp_adapter.packets.reader import KINDS
-from lgsp_adapter.registry.endpoint_auth import EndpointAuth, MutualTlsAuth, NoAuth
+from lgsp_adapter.registry.endpoint_auth import AxisAuth, EndpointAuth, MutualTlsAuth, NoAuth
 
 
 class _Section(BaseModel):
@@ -37,10 +37,16 @@ class _Section(BaseModel):
 
 
 class DeliveryMode(StrEnum):
-    """Push: we POST each packet to the agency system. Pull: it fetches from our inbox."""
+    """Push: we POST each packet to the agency system. Pull: it fetches from our inbox. Axis:
+    the agency is reached through a national axis (or another exchange speaking its
+    protocol), which we send to as an agency system would and poll for what it has for us."""
 
     PUSH = "push"
     PULL = "pull"
+    AXIS = "axis"
+
+
+AXIS_KINDS = ("edoc", "status")  # what the axis carries: edXML documents and status packets
 
 
 class Endpoint(_Section):
@@ -58,7 +64,9 @@ class Endpoint(_Section):
     )
 
     mode: DeliveryMode = DeliveryMode.PUSH
-    url: AnyHttpUrl | None = Field(None, description="Required for push: where packets are POSTed.")
+    url: AnyHttpUrl | None = Field(
+        None, description="Required for push (where packets are POSTed) and axis (its URL)."
+    )
     timeout_s: float = Field(10.0, gt=0, le=300, description="Per attempt, connect to last byte.")
     auth: EndpointAuth = NoAuth()
     send_arrival_status: bool = Field(
@@ -104,6 +112,14 @@ class Endpoint(_Section):
     def _consistent(self) -> Endpoint:
         if self.mode is DeliveryMode.PUSH and self.url is None:
             raise ValueError("a push endpoint needs a url")
+        if (self.mode is DeliveryMode.AXIS) != isinstance(self.auth, AxisAuth):
+            raise ValueError('an axis endpoint, and only one, signs with auth kind "axis"')
+        if self.mode is DeliveryMode.AXIS and self.url is None:
+            raise ValueError("an axis endpoint needs the axis' url")
+        if self.mode is DeliveryMode.AXIS and self.translator is not None:
+            raise ValueError("an axis carries edXML as it is: no translator")
+        if self.mode is DeliveryMode.AXIS and set(self.kinds) - set(AXIS_KINDS):
+            raise ValueError(f"an axis carries only {', '.join(AXIS_KINDS)}")
         if isinstance(self.auth, MutualTlsAuth) and (
             self.url is None or self.url.scheme != "https"
         ):
@@ -117,6 +133,8 @@ class Endpoint(_Section):
 
     def accepts(self, kind: str) -> bool:
         """Whether the agency's system takes packets of ``kind``."""
+        if self.mode is DeliveryMode.AXIS and kind not in AXIS_KINDS:
+            return False
         return not self.kinds or kind in self.kinds
 
 

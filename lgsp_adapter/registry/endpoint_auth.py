@@ -82,6 +82,16 @@ class MutualTlsAuth(_Section):
     private_key: Path = Field(description="PEM file of its private key, unencrypted.")
 
 
+class AxisAuth(_Section):
+    """The system id and secret this daemon signs with, as an agency system does, when the
+    endpoint is a national axis (``mode = "axis"``)."""
+
+    kind: Literal["axis"]
+    system_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._-]+$")
+    secret: Sendable
+
+
 EndpointAuth = Annotated[
-    NoAuth | BearerAuth | BasicAuth | HmacAuth | MutualTlsAuth, Field(discriminator="kind")
+    NoAuth | BearerAuth | BasicAuth | HmacAuth | MutualTlsAuth | AxisAuth,
+    Field(discriminator="kind"),
 ]
