@@ -129,11 +129,13 @@ class AxisPoller:
         acknowledged again)."""
         client = self._client(upstream)
         taken = 0
+        seen: set[str] = set()  # an axis that lists a packet under both types: taken once
         for message_type in (MessageType.EDOC, MessageType.STATUS):
             for item in await client.received(message_type):
                 doc_id = str(item.get("docId") or "").strip()
-                if doc_id and await self._take(client, upstream, doc_id):
-                    taken += 1
+                if doc_id and doc_id not in seen:
+                    seen.add(doc_id)
+                    taken += await self._take(client, upstream, doc_id)
         return taken
 
     async def _take(self, client: AxisClient, upstream: Upstream, doc_id: str) -> bool:

@@ -4,8 +4,9 @@ URL (``http://host:port/axis``), its system id and its secret works as it does a
 Every operation answers as the axis does: JSON with ``status``, ``ErrorCode`` and ``ErrorDesc``
 (ASCII, never a null), a refusal as ``FAIL`` with our stable error code, over HTTP 200 so that
 clients which read only the body read it; a passing fault (the store away, the outbox full)
-over 503 with ``Retry-After`` as well. Every refusal is audited, naming the system and the
-operation. Both GET and POST are taken for every operation, since clients differ.
+over 503, and too many requests over 429, each with ``Retry-After`` as well. Every refusal is
+audited, naming the system and the operation. Both GET and POST are taken for every operation,
+since clients differ.
 
 The operations map onto the exchange's own parts, so a packet through here is the same packet
 as one through ``/v1/packets``: ``sendEdoc`` is the intake; the received list, ``getEdoc``,
@@ -124,10 +125,11 @@ def serve(
 def refusal(error: LgspError, operation: str, *, unknown_operation: bool = False) -> web.Response:
     """``FAIL`` as the axis answers it. A send's answer carries an empty ``DocId``; a download
     answers an empty body (clients save whatever it answers as the document)."""
-    transient = isinstance(error, TransientError) or status_of(error) >= 500
-    status = 503 if transient else 404 if unknown_operation else 200
+    limited = status_of(error) == 429  # too many requests: wait, then the same again
+    transient = limited or isinstance(error, TransientError) or status_of(error) >= 500
+    status = 429 if limited else 503 if transient else 404 if unknown_operation else 200
     if operation == "downloadEdoc":
-        return web.Response(status=503 if transient else 404)
+        return web.Response(status=status if transient else 404)
     extra: dict[str, Any] = {"DocId": ""} if operation == "sendEdoc" else {}
     response = json_answer(failure(error, **extra), status=status)
     if transient:
