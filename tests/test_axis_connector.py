@@ -17,7 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from lgsp_adapter.cli.demo_packets import DEPARTMENT, document
+from lgsp_adapter.cli.demo_packets import COMMUNES, DEPARTMENT, accepted_status, document
 from lgsp_adapter.daemon.config import Settings
 from tests.agency_server import AgencyServer, agency_server
 from tests.axis_sdk import SdkClient
@@ -208,6 +208,34 @@ async def test_a_link_cut_mid_stream_loses_and_doubles_nothing_either_way(tmp_pa
         assert max(bodies.values()) == 1, "the province's system got a document twice"
         assert max(taken.values()) == 1, "the Government Office's system got a document twice"
         assert not province_system.taken_more_than_once()
+        await _statuses_go_both_ways(session, province, office, province_system)
         # The cut was felt: sends to the axis failed and were retried.
         histories = [await how_it_went(session, province, p) for p in submitted]
         assert sum(e["event"] == "retried" for h in histories for e in h) > 0
+
+
+async def _statuses_go_both_ways(
+    session: aiohttp.ClientSession, province: str, office: SdkClient, system: AgencyServer
+) -> None:
+    """Status packets answer documents across the two daemons, each side in its own protocol:
+    the office's on the axis, the province's system's on /v1."""
+    commune = COMMUNES[0].encode()
+    from_office = accepted_status(COMMUNES[0]).replace(commune, GOVERNMENT_OFFICE.encode())
+    answer = (await office.send_edoc({"messagetype": "status"}, from_office)).json()
+    assert answer["status"] == "OK", answer
+    to_office = accepted_status(COMMUNES[0]).replace(PROVINCE.encode(), GOVERNMENT_OFFICE.encode())
+    to_office = to_office.replace(commune, PROVINCE.encode())
+    await submit_upstream(session, province, to_office)
+    deadline = time.monotonic() + 30
+    statuses: list[bytes] = []
+    while time.monotonic() < deadline:
+        for item in (await office.received("status")).json()["data"]:
+            fetched = (await office.get_edoc(item["docId"])).json()
+            statuses.append(base64.b64decode(fetched["data"]))
+            await office.update_status(item["docId"], "done")
+        kinds = [r.headers.get("X-LGSP-Kind") for r in system.received if r.body == from_office]
+        if statuses and kinds:
+            break
+        await asyncio.sleep(0.2)
+    assert statuses == [to_office], "the province's status did not reach the office"
+    assert kinds == ["status"], "the office's status did not reach the province's system"
