@@ -276,3 +276,41 @@ async def test_the_real_samples_pass_through_the_facade_unchanged(tmp_path: Path
             fetched = ok(await sdk.get_edoc(sent["DocId"]))
             assert base64.b64decode(fetched["data"]) == data, name
             ok(await sdk.update_status(sent["DocId"], "done"))
+
+
+@pytest.mark.asyncio
+async def test_integrators_change_and_remove_systems_live(tmp_path: Path) -> None:
+    async with facade(tmp_path) as (url, _), aiohttp.ClientSession() as session:
+        integrator = {"Authorization": f"Bearer {INTEGRATOR}"}
+        listing = await session.get(
+            f"{url}/v1/axis-systems", headers={"Authorization": f"Bearer {AUDITOR_TOKEN}"}
+        )
+        systems = (await listing.json())["systems"]
+        assert [s["system_id"] for s in systems] == [DISTRICT_SYSTEM, PROVINCE_SYSTEM]
+        assert PROVINCE_SECRET not in await listing.text()
+        forbidden = await session.get(
+            f"{url}/v1/axis-systems", headers={"Authorization": f"Bearer {DEPARTMENT_TOKEN}"}
+        )
+        assert forbidden.status == 403
+        # The district's system gives up the second commune: at once, for its next request.
+        changed = await session.put(
+            f"{url}/v1/axis-systems/{DISTRICT_SYSTEM}",
+            json={"agencies": [COMMUNES[0]]},
+            headers=integrator,
+        )
+        assert changed.status == 200, await changed.text()
+        assert (await changed.json())["agencies"] == [COMMUNES[0]]
+        renamed = await session.put(
+            f"{url}/v1/axis-systems/{DISTRICT_SYSTEM}",
+            json={"system_id": "other", "agencies": [COMMUNES[0]]},
+            headers=integrator,
+        )
+        assert renamed.status == 400
+        district = SdkClient(f"{url}/axis", DISTRICT_SYSTEM, DISTRICT_SECRET, session)
+        status = STATUS.replace(COMMUNES[0].encode(), COMMUNES[1].encode())
+        spoof = (await district.send_edoc({"messagetype": "status"}, status)).json()
+        assert spoof["ErrorCode"] == "packet.forged_sender"
+        gone = await session.delete(f"{url}/v1/axis-systems/{DISTRICT_SYSTEM}", headers=integrator)
+        assert gone.status == 204
+        after = (await district.call("countReceiveEdoc", {})).json()
+        assert (after["status"], after["ErrorCode"]) == ("FAIL", "axis.unknown_system")

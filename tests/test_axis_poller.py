@@ -5,6 +5,8 @@ the axis' agency list reaches ours."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +15,10 @@ import pytest
 
 from lgsp_adapter.daemon.config import Settings
 from lgsp_adapter.errors import TransientError
-from lgsp_adapter.exchange.axis_poller import AxisPoller
+from lgsp_adapter.exchange.axis_poller import AxisPoller, Upstream
 from lgsp_adapter.exchange.intake import Intake
 from lgsp_adapter.packets.axis_wire import answer
+from lgsp_adapter.store import Store
 from lgsp_adapter.store.sqlite import SqliteStore
 from tests.test_axis_client import SECRET, SYSTEM, LoopbackAxis, axis
 from tests.test_axis_connector import GOVERNMENT_OFFICE, PROVINCE, downstream_document
@@ -43,20 +46,27 @@ def settings(tmp_path: Path, url: str) -> Settings:
     )
 
 
-@pytest.mark.asyncio
-async def test_a_packet_fetched_again_is_kept_once_and_done_follows_the_commit(
-    axis: tuple[LoopbackAxis, str], tmp_path: Path
-) -> None:
-    state, url = axis
+@asynccontextmanager
+async def polling(tmp_path: Path, url: str) -> AsyncIterator[tuple[Store, AxisPoller, Upstream]]:
+    """A store, and a poller of the one upstream the settings name, over real parts."""
     config = settings(tmp_path, url)
-    letter = downstream_document(7)
-    state.documents["axis-doc-1"] = letter
     async with await SqliteStore.open(config.store.path) as store, aiohttp.ClientSession() as s:
         directory = config.directory()
         intake = Intake(store=store, directory=directory, limits=config.limits)
         poller = AxisPoller(store=store, intake=intake, directory=directory, session=s)
         [upstream] = poller.upstreams()
         assert upstream.codes == (GOVERNMENT_OFFICE,)
+        yield store, poller, upstream
+
+
+@pytest.mark.asyncio
+async def test_a_packet_fetched_again_is_kept_once_and_done_follows_the_commit(
+    axis: tuple[LoopbackAxis, str], tmp_path: Path
+) -> None:
+    state, url = axis
+    letter = downstream_document(7)
+    state.documents["axis-doc-1"] = letter
+    async with polling(tmp_path, url) as (store, poller, upstream):
         # The axis' answer to updateStatus is lost: the packet is kept, the axis not told.
         state.answers["updateStatus"] = b"<html>gateway timeout</html>"
         with pytest.raises(TransientError):
@@ -81,16 +91,11 @@ async def test_a_packet_the_intake_refuses_is_answered_fail(
     axis: tuple[LoopbackAxis, str], tmp_path: Path
 ) -> None:
     state, url = axis
-    config = settings(tmp_path, url)
     # The axis hands us a letter claiming to come from the province itself: not one the axis
     # may speak for.
     forged = downstream_document(8).replace(GOVERNMENT_OFFICE.encode(), PROVINCE.encode())
     state.documents["axis-doc-2"] = forged
-    async with await SqliteStore.open(config.store.path) as store, aiohttp.ClientSession() as s:
-        directory = config.directory()
-        intake = Intake(store=store, directory=directory, limits=config.limits)
-        poller = AxisPoller(store=store, intake=intake, directory=directory, session=s)
-        [upstream] = poller.upstreams()
+    async with polling(tmp_path, url) as (store, poller, upstream):
         assert await poller.poll(upstream) == 0
         assert state.statuses == {"axis-doc-2": "fail"}
         assert await store.facts(upstream.packet_id("axis-doc-2")) is None
@@ -108,12 +113,7 @@ async def test_the_axis_agency_list_is_merged_into_ours(
         {"id": "20", "code": "000.02.00.G22", "name": "Vụ cũ", "pid": "17", "deleted": True},
     ]
     state.answers["getSynchronizeUnit"] = answer(data=units)
-    config = settings(tmp_path, url)
-    async with await SqliteStore.open(config.store.path) as store, aiohttp.ClientSession() as s:
-        directory = config.directory()
-        intake = Intake(store=store, directory=directory, limits=config.limits)
-        poller = AxisPoller(store=store, intake=intake, directory=directory, session=s)
-        [upstream] = poller.upstreams()
+    async with polling(tmp_path, url) as (store, poller, upstream):
         assert await poller.sync_agencies(upstream) == 4
         found = await store.agency_list.find(under="000.00.00.G22")
         assert [(a.code, a.name) for a in found] == [("000.01.00.G22", "Vụ Tổng hợp")]
@@ -122,8 +122,6 @@ async def test_the_axis_agency_list_is_merged_into_ours(
 
 
 def test_packet_ids_differ_by_axis_and_system() -> None:
-    from lgsp_adapter.exchange.axis_poller import Upstream
-
     one = Upstream("http://a/axis", "s", "x" * 16, ("000.00.00.G22",))
     other = Upstream("http://b/axis", "s", "x" * 16, ("000.00.00.G22",))
     assert one.packet_id("1") == one.packet_id("1")

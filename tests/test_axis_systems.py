@@ -136,7 +136,7 @@ async def test_bad_registrations_are_refused_precisely_and_change_nothing(
         (ErrorCode.REGISTRY_DUPLICATE, {"system_id": SYSTEM, "agencies": [PROVINCE]}),
         (ErrorCode.REGISTRY_INVALID, {"system_id": "x y", "agencies": [PROVINCE]}),
         (ErrorCode.REGISTRY_INVALID, {"system_id": "s2", "agencies": []}),
-        (ErrorCode.REGISTRY_INVALID, {"system_id": "s2", "agencies": ["000.00.00.H41"]}),
+        (ErrorCode.REGISTRY_NOT_FOUND, {"system_id": "s2", "agencies": ["000.00.00.H41"]}),
         (ErrorCode.REGISTRY_INVALID, {"system_id": "s2", "agencies": [PROVINCE, PROVINCE]}),
         (ErrorCode.REGISTRY_INVALID, {"system_id": "s2", "agencies": [PROVINCE], "secret": "x"}),
         (ErrorCode.REGISTRY_INVALID, {"system_id": "s2", "agencies": [PROVINCE], "extra": 1}),

@@ -54,11 +54,12 @@ async def replace(request: web.Request) -> web.Response:
     """Change a system's agencies and label (and its secret, when the body gives one)."""
     actor = integrator_of(request)
     body = await json_body(request)
-    system_id = request.match_info["system_id"]
-    if body.setdefault("system_id", system_id) != system_id:
+    if "system_id" in body:
         raise PermanentError(
-            ErrorCode.REGISTRY_INVALID, "a system's id cannot change; remove and register"
+            ErrorCode.REGISTRY_INVALID,
+            "the system id is the path's, and cannot change: remove and register",
         )
+    body["system_id"] = request.match_info["system_id"]
     record, _ = await request.app[SYSTEMS].register(body, actor=actor, replace=True)
     return web.json_response(_shown(record))
 

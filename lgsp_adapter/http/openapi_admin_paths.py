@@ -20,8 +20,9 @@ from lgsp_adapter.http.openapi_parts import (
     operation,
     query_parameter,
 )
-from lgsp_adapter.registry.axis_systems import MIN_SECRET, SYSTEM_ID
+from lgsp_adapter.registry.axis_systems import SECRET_SHAPE, SYSTEM_ID
 from lgsp_adapter.registry.checks import TOKEN_LABEL, TOKEN_SHAPE
+from lgsp_adapter.registry.endpoint_auth import MASK
 
 SYSTEM_ID_PARAMETER = {
     "name": "system_id",
@@ -33,12 +34,15 @@ SYSTEM_ID_PARAMETER = {
 
 
 def _axis_system(required: list[str]) -> dict[str, Any]:
+    named = (
+        {"system_id": {"type": "string", "pattern": SYSTEM_ID}} if "system_id" in required else {}
+    )
     return {
         "type": "object",
         "additionalProperties": False,
         "required": required,
         "properties": {
-            "system_id": {"type": "string", "pattern": SYSTEM_ID},
+            **named,
             "agencies": {
                 "type": "array",
                 "items": AGENCY_CODE,
@@ -49,7 +53,8 @@ def _axis_system(required: list[str]) -> dict[str, Any]:
             "label": {"type": "string", "maxLength": 200},
             "secret": {
                 "type": "string",
-                "minLength": MIN_SECRET,
+                "pattern": f"^{SECRET_SHAPE}$",
+                "not": {"const": MASK},
                 "description": "The secret its software holds; left out, one is made.",
             },
         },
@@ -180,7 +185,7 @@ ADMIN_PATHS: dict[str, dict[str, Any]] = {
         "post": operation(
             "Register a system; a secret made for it is in the answer, this once (integrators)",
             "registry",
-            {"201": json_content("Registered"), "409": ERROR},
+            {"201": json_content("Registered"), "404": ERROR, "409": ERROR},
             requestBody=body_of(_axis_system(["system_id", "agencies"])),
         ),
     },

@@ -11,6 +11,7 @@ the next request and every daemon on the store picks it up from the registry's r
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 SYSTEM_ID = r"^[A-Za-z0-9._-]{1,100}$"
 MIN_SECRET = 16  # axis secrets are handed out by the axis' operator; ours are 43 characters
+SECRET_SHAPE = rf"[\x20-\x7e]{{{MIN_SECRET},200}}"  # a pattern, not a secret
 
 
 class AxisSystem(BaseModel):
@@ -49,8 +51,8 @@ class AxisSystem(BaseModel):
     @field_validator("secret")
     @classmethod
     def _long_enough(cls, secret: Any) -> Any:
-        if secret is not None and len(secret.get_secret_value()) < MIN_SECRET:
-            raise ValueError(f"an axis secret must be at least {MIN_SECRET} characters")
+        if secret is not None and not re.fullmatch(SECRET_SHAPE, secret.get_secret_value()):
+            raise ValueError(f"an axis secret is {MIN_SECRET} to 200 printable ASCII characters")
         return secret
 
 
@@ -165,8 +167,8 @@ class AxisSystems:
         directory = self._registry.directory
         foreign = [str(code) for code in agencies if directory.served(code) is None]
         if foreign:
-            raise PermanentError(
-                ErrorCode.REGISTRY_INVALID,
+            raise PermanentError(  # the body is right; the registry lacks what it names
+                ErrorCode.REGISTRY_NOT_FOUND,
                 f"an axis system speaks only for agencies served here, not {', '.join(foreign)}",
                 details={"not_served": foreign},
             )
