@@ -17,10 +17,10 @@ from lgsp_adapter.bus.contract import Settlement
 from lgsp_adapter.bus.topology import NOT_SERVED_WAIT_S
 from lgsp_adapter.errors import ErrorCode, LgspError, PermanentError, TransientError
 from lgsp_adapter.exchange.arrival import arrival_status
-from lgsp_adapter.exchange.delivery import Deliverer, Outbound
+from lgsp_adapter.exchange.delivery import Delivered, Deliverer, Outbound
 from lgsp_adapter.exchange.intake import Intake
 from lgsp_adapter.packets.agency_code import AgencyCode
-from lgsp_adapter.registry.agencies import DeliveryMode, Directory
+from lgsp_adapter.registry.agencies import AXIS_KINDS, DeliveryMode, Directory
 from lgsp_adapter.store import DeliveryState, Store, StoredPacket, entry_for
 from lgsp_adapter.translators import find, translate_from_packet
 
@@ -73,7 +73,8 @@ class Receiver:
             )
             return self._retry_or_give_up(packet, recipient, record.attempts, paused, delays)
         if not endpoint.accepts(packet.kind):
-            why = f"{recipient} takes only {', '.join(endpoint.kinds)}, not {packet.kind}"
+            taken = endpoint.kinds or (AXIS_KINDS if endpoint.mode is DeliveryMode.AXIS else [])
+            why = f"{recipient} takes only {', '.join(taken)}, not {packet.kind}"
             entry = _entry(packet, recipient, AuditEvent.REFUSED, "packet.kind_not_accepted", why)
             log_event(log, entry)
             return Settlement(DeliveryState.REFUSED, [entry], why)
@@ -96,11 +97,7 @@ class Receiver:
                 ErrorCode.DELIVERY_UNAVAILABLE, f"internal error: {type(exc).__name__}"
             )
             return self._retry_or_give_up(packet, recipient, record.attempts, failed, delays)
-        detail = f"HTTP {delivered.status} on attempt {record.attempts + 1}"
-        if delivered.reference is not None:
-            detail = f"axis DocId {delivered.reference[:100]} on attempt {record.attempts + 1}"
-        if delivered.attempts > 1:
-            detail += f" ({delivered.attempts} tries)"
+        detail = _delivered_detail(delivered, record.attempts + 1)
         entry = _entry(packet, recipient, AuditEvent.DELIVERED, "ok", detail)
         log_event(log, entry)
         if endpoint.send_arrival_status and packet.kind == "edoc":
@@ -167,3 +164,14 @@ def _translated(packet: StoredPacket, translator: str | None) -> Outbound | None
     except LgspError as exc:
         raise TransientError(ErrorCode.DELIVERY_UNAVAILABLE, exc.message) from exc
     return Outbound(translate_from_packet(found, packet.payload), found.media_type)
+
+
+def _delivered_detail(delivered: Delivered, attempt: int) -> str:
+    """How a delivery went, for its audit entry: the answer (or the axis' id for it)."""
+    if delivered.reference is not None:
+        detail = f"axis DocId {delivered.reference[:100]} on attempt {attempt}"
+    else:
+        detail = f"HTTP {delivered.status} on attempt {attempt}"
+    if delivered.attempts > 1:
+        detail += f" ({delivered.attempts} tries)"
+    return detail
