@@ -19,7 +19,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 
@@ -47,8 +47,8 @@ class Upstream:
 
     url: str
     system_id: str
-    secret: str
-    codes: tuple[str, ...]
+    secret: str = field(repr=False)
+    codes: tuple[str, ...] = ()
 
     @property
     def client(self) -> Client:
@@ -135,7 +135,10 @@ class AxisPoller:
                 doc_id = str(item.get("docId") or "").strip()
                 if doc_id and doc_id not in seen:
                     seen.add(doc_id)
-                    taken += await self._take(client, upstream, doc_id)
+                    try:
+                        taken += await self._take(client, upstream, doc_id)
+                    except LgspError as exc:  # this one, not the ones listed after it
+                        log.warning("axis %s: %s not taken: %s", upstream.url, doc_id, exc.message)
         return taken
 
     async def _take(self, client: AxisClient, upstream: Upstream, doc_id: str) -> bool:

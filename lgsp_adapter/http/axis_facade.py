@@ -109,7 +109,9 @@ def serve(
             call = AxisRequest(request, caller, signed)
             return await operation(call)
         except LgspError as exc:
-            if call is None or not call.audited:
+            # Too many requests is a pace, not a refusal: not one audit entry per request.
+            limited = exc.code is ErrorCode.AUTH_RATE_LIMITED
+            if (call is None or not call.audited) and not limited:
                 await _audit_refusal(request, exc, name, system)
             return refusal(exc, name, unknown_operation=operation is None)
         except STORE_UNAVAILABLE as exc:

@@ -14,7 +14,7 @@ import logging
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,7 +61,7 @@ class AxisCaller:
     """A registered system as the facade uses it: the client it acts as, and its secret."""
 
     client: Client
-    secret: str
+    secret: str = field(repr=False)
 
 
 class AxisSystems:

@@ -46,7 +46,8 @@ class PostgresHeld(PostgresCore):
         """As ``SqliteHeld.sent``."""
         rows = await self._pool.fetch(
             "SELECT p.id, d.recipient, p.sender, p.kind, p.document_id, p.received_at, d.state,"
-            " d.updated_at, d.detail FROM (SELECT * FROM packets WHERE sender = ANY($1)"
+            " d.updated_at, d.detail FROM (SELECT id, sender, kind, document_id, received_at"
+            " FROM packets WHERE sender = ANY($1)"
             " AND ($2::text IS NULL OR kind = $2) ORDER BY received_at DESC, id LIMIT $3) p"
             " JOIN deliveries d ON d.packet_id = p.id"
             " ORDER BY p.received_at DESC, p.id, d.recipient",

@@ -46,7 +46,8 @@ class SqliteHeld(SqliteCore):
         """The deliveries of the ``limit`` latest packets ``senders`` sent, newest first."""
         rows = self._read.execute(
             "SELECT p.id, d.recipient, p.sender, p.kind, p.document_id, p.received_at, d.state,"
-            " d.updated_at, d.detail FROM (SELECT * FROM packets WHERE sender IN"
+            " d.updated_at, d.detail FROM (SELECT id, sender, kind, document_id, received_at"
+            " FROM packets WHERE sender IN"
             " (SELECT value FROM json_each(?)) AND (? IS NULL OR kind = ?)"
             " ORDER BY received_at DESC, rowid DESC LIMIT ?) p"
             " JOIN deliveries d ON d.packet_id = p.id"
