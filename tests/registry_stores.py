@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import pytest
+import pytest_asyncio
 
 from lgsp_adapter.audit.store import AuditStore
 from lgsp_adapter.registry.records import RegistryStore
@@ -60,6 +62,15 @@ async def open_registry(
     dsn = f"{postgres_database}?search_path={schema}"
     async with await PostgresRegistry.open(dsn) as registry:
         yield Opened(registry, registry.audit, backend, dsn)
+
+
+@pytest_asyncio.fixture(params=BACKENDS)
+async def opened(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_database: str
+) -> AsyncIterator[Opened]:
+    """A fresh registry store, once on each backend."""
+    async with open_registry(request.param, tmp_path, postgres_database) as store:
+        yield store
 
 
 @asynccontextmanager

@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from lgsp_adapter.audit import AuditEvent
 from lgsp_adapter.audit.query import AuditQuery
@@ -18,7 +16,7 @@ from lgsp_adapter.registry.agencies import Directory
 from lgsp_adapter.registry.axis_systems import AxisSystems
 from lgsp_adapter.registry.secret_box import SecretBox
 from lgsp_adapter.registry.service import Registry
-from tests.registry_stores import BACKENDS, Opened, open_registry, reopen_registry
+from tests.registry_stores import Opened, opened, reopen_registry
 
 PROVINCE = "000.00.00.H56"
 DEPARTMENT = "000.00.12.H56"
@@ -28,14 +26,6 @@ SECRET = "the-axis-secret-the-qlvb-already-has"
 
 def agency(code: str) -> dict[str, Any]:
     return {"code": code, "name": f"Đơn vị {code}", "endpoint": {"mode": "pull"}}
-
-
-@pytest_asyncio.fixture(params=BACKENDS)
-async def opened(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_database: str
-) -> AsyncIterator[Opened]:
-    async with open_registry(request.param, tmp_path, postgres_database) as store:
-        yield store
 
 
 async def live(opened: Opened, box: SecretBox) -> tuple[Registry, AxisSystems]:
@@ -154,3 +144,6 @@ async def test_bad_registrations_are_refused_precisely_and_change_nothing(
         systems.register({"system_id": "s2", "agencies": [PROVINCE]}, actor="i", replace=True),
     )
     assert (await opened.registry.revision(), await opened.audit.tree_size()) == before
+
+
+__all__ = ["opened"]  # the fixture, shared with the other registry tests

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from cryptography.hazmat.primitives import serialization
 from pydantic import SecretStr
 
@@ -21,7 +19,7 @@ from lgsp_adapter.packets.agency_code import AgencyCode
 from lgsp_adapter.registry.agencies import Client, Directory, KnownAgency, ServedAgency
 from lgsp_adapter.registry.records import Source
 from lgsp_adapter.registry.service import Registry
-from tests.registry_stores import BACKENDS, Opened, open_registry, reopen_registry
+from tests.registry_stores import Opened, opened, reopen_registry
 from tests.tls_files import make_tls_files
 
 COMMUNE = "000.12.34.H56"
@@ -49,14 +47,6 @@ def directory() -> Directory:
         known=[KnownAgency(code=AgencyCode.parse("000.00.00.H41"), name="Nghệ An")],
         clients=[settings_client],
     )
-
-
-@pytest_asyncio.fixture(params=BACKENDS)
-async def opened(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_database: str
-) -> AsyncIterator[Opened]:
-    async with open_registry(request.param, tmp_path, postgres_database) as store:
-        yield store
 
 
 def live(opened: Opened) -> Registry:
@@ -493,3 +483,6 @@ async def test_credentials_no_request_can_carry_are_refused(opened: Opened, tmp_
             ErrorCode.REGISTRY_INVALID, registry.create(commune(), actor="i", token=token)
         )
     assert await opened.registry.endpoints() == []
+
+
+__all__ = ["opened"]  # the fixture, shared with the other registry tests
