@@ -143,7 +143,9 @@ def _agency(document: dict[str, Any]) -> Agency:
 
 def _optional(document: dict[str, Any], name: str) -> str | None:
     value = document.get(name)
-    return str(value).strip() or None if value is not None else None
+    if value is None:
+        return None
+    return str(value).strip() or None
 
 
 async def delete_agency(call: AxisRequest) -> web.Response:
