@@ -26,6 +26,7 @@ DOCUMENT = (EXAMPLES / "edoc-new-thanh-hoa.edxml").read_bytes()  # province → 
 STATUS = (EXAMPLES / "status-03-accepted.edxml").read_bytes()  # commune 1 → province
 INTEGRATOR = "integrator-of-the-province-0123456789"
 DEPARTMENT_TOKEN = "department-system-token-0123456789"
+COMMUNE_TOKEN = "first-commune-system-token-0123456789"  # a /v1 system beside the axis' one
 PROVINCE_SYSTEM, PROVINCE_SECRET = "qlvb.tinh-h56", "the-province-qlvb-secret-2024"
 DISTRICT_SYSTEM, DISTRICT_SECRET = "qlvb.huyen-h56", "the-district-qlvb-secret-2024"
 
@@ -47,6 +48,7 @@ def settings(tmp_path: Path, department_url: str, **axis: Any) -> Settings:
             ],
             "clients": [
                 {"name": "department", "token": DEPARTMENT_TOKEN, "agencies": [DEPARTMENT]},
+                {"name": "commune-2", "token": COMMUNE_TOKEN, "agencies": [COMMUNES[1]]},
                 {"name": "integrator", "token": INTEGRATOR, "role": "integrator"},
                 {"name": "auditor", "token": AUDITOR_TOKEN, "role": "auditor"},
             ],

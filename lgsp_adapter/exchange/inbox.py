@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 MAX_PAGE = 500
 Announce = Callable[[UUID, str], Awaitable[None]]
-_SEEN = (DeliveryState.HELD, DeliveryState.DELIVERED, DeliveryState.REFUSED)
+_ACKNOWLEDGED = (DeliveryState.DELIVERED, DeliveryState.REFUSED)
+_SEEN = (DeliveryState.HELD, *_ACKNOWLEDGED)
 
 
 class Acknowledgement(StrEnum):
@@ -209,6 +210,32 @@ class Inbox:
                 exc_info=True,
             )
         return ended
+
+    async def acknowledge_all(
+        self,
+        client: Client,
+        packet_id: UUID,
+        recipients: list[str],
+        status: Acknowledgement,
+        reason: str | None,
+    ) -> None:
+        """Acknowledge the packet alike for each of ``recipients`` (a document held for several
+        of the client's agencies, acknowledged once), or for none: when one was acknowledged
+        the other way already, the call is refused before anything changes."""
+        state = _OUTCOME[status][0]
+        now = {d.recipient: d.state for d in await self._store.deliveries(packet_id)}
+        ended_otherwise = [
+            r for r in recipients if now.get(r) in _ACKNOWLEDGED and now.get(r) is not state
+        ]
+        if ended_otherwise:
+            raise PermanentError(
+                ErrorCode.INBOX_ALREADY_ACKNOWLEDGED,
+                f"packet {packet_id} was already acknowledged otherwise for "
+                f"{', '.join(ended_otherwise)}: nothing changed",
+                details={"recipients": ended_otherwise},
+            )
+        for recipient in recipients:
+            await self.acknowledge(client, packet_id, recipient, status, reason)
 
     async def _delivery(
         self, client: Client, packet_id: UUID, recipient: str | None

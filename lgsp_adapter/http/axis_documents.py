@@ -2,7 +2,8 @@
 
 ``sendEdoc`` hands the file to the intake as the system's agencies' client, so it is checked,
 kept, routed and audited as any submission; the same file sent again by the same system (its
-answer was lost) is answered with the first send's ``DocId`` and not kept twice.
+answer was lost), even at the same moment, is answered with the first send's ``DocId`` and not
+kept twice, as long as that send is recent and has not failed everywhere (``_send_id``).
 
 A receiver's side is the pull inbox of the agencies the system speaks for:
 ``getReceivedEdocList`` lists what waits (``messagetype`` picks edXML documents or status
@@ -20,7 +21,7 @@ import base64
 import hashlib
 import logging
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -28,7 +29,7 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from lgsp_adapter.audit import AuditEvent, log_event
-from lgsp_adapter.errors import ErrorCode, LgspError, PermanentError
+from lgsp_adapter.errors import ErrorCode, LgspError, PermanentError, TransientError
 from lgsp_adapter.exchange.axis_client import VIETNAM
 from lgsp_adapter.exchange.inbox import MAX_PAGE, Acknowledgement, Inbox
 from lgsp_adapter.http.app import BODY_TIMEOUT, DEFAULT_BODY_TIMEOUT_S, INTAKE, MAX_BYTES, STORE
@@ -44,8 +45,8 @@ from lgsp_adapter.packets.axis_wire import (
     uploaded_file,
 )
 from lgsp_adapter.registry.agencies import Client
-from lgsp_adapter.store import entry_for
-from lgsp_adapter.store.records import DeliveryState, InboxItem, SentItem
+from lgsp_adapter.store import Store, entry_for
+from lgsp_adapter.store.records import DeliveryState, InboxItem, PacketIdTaken, SentItem
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,12 @@ FILE_PART = "file_doc"
 HEADER_BODY_BYTES = 64 * 1024  # what a header-driven call may send (clients send "" or "{}")
 _SERVICE_TYPE = "eDoc"
 _SENDS = UUID("3c0a9e47-61b5-4f0e-8f64-2d6f1b7c9a15")  # the namespace of sends' packet ids
+# How long the same file from the same system is taken as a repeated send, not a new one: a
+# client retrying a send whose answer it lost does so within minutes.
+RESEND_WINDOW = timedelta(hours=24)
+MAX_RESENDS = 64
+_FAILED = {DeliveryState.REFUSED, DeliveryState.DEAD_LETTERED, DeliveryState.DROPPED}
+KEPT_WAIT_STEPS, KEPT_WAIT_STEP_S = 100, 0.05
 SENT_PAGE = 500  # the latest packets a getSentEdocList answers on
 # A delivery's state as the axis' receiveStatus says it, with the words for its description.
 _RECEIVE_STATUS = {
@@ -74,21 +81,26 @@ async def send_edoc(call: AxisRequest) -> web.Response:
     kind = message_type(call.header("messagetype"))
     data = await _uploaded(call.request, claimed_hash)
     sender = (call.header("from") or "").strip() or None
-    packet_id = _send_id(call.caller.client.name, data)
-    if await call.request.app[STORE].facts(packet_id) is not None:
+    store = call.request.app[STORE]
+    packet_id, repeated = await _send_id(store, call.caller.client.name, data)
+    if repeated:
         # The same file from the same system again: a send repeated after its answer was
         # lost. The protocol has no other way to say so; a second packet would be a duplicate
         # at every receiver.
         log.info("axis sendEdoc from %s: %s sent again", call.caller.client.name, packet_id)
         return json_answer(answer(DocId=str(packet_id)))
     call.audited_elsewhere()  # the intake audits its own refusals
-    accepted = await call.request.app[INTAKE].submit(
-        data,
-        content_type=None,
-        client=call.caller.client,
-        claimed_sender=sender,
-        packet_id=packet_id,
-    )
+    try:
+        accepted = await call.request.app[INTAKE].submit(
+            data,
+            content_type=None,
+            client=call.caller.client,
+            claimed_sender=sender,
+            packet_id=packet_id,
+        )
+    except PacketIdTaken:  # the same send, kept by a request at the same time
+        await _kept(store, packet_id)
+        return json_answer(answer(DocId=str(packet_id)))
     if accepted.packet.kind != kind.value:
         # Kept already (it is a good packet): say so, rather than refuse what is durable.
         log.warning(
@@ -101,9 +113,36 @@ async def send_edoc(call: AxisRequest) -> web.Response:
     return json_answer(answer(DocId=str(accepted.packet.id)))
 
 
-def _send_id(client: str, data: bytes) -> UUID:
-    """The packet id of a send: the same for the same file from the same system."""
-    return uuid.uuid5(_SENDS, f"{client}\n{hashlib.sha256(data).hexdigest()}")
+async def _send_id(store: Store, client: str, data: bytes) -> tuple[UUID, bool]:
+    """The packet id of a send, and whether an earlier send of the same file by the same
+    system stands under it. It stands while it is recent (``RESEND_WINDOW``) and not failed
+    at every recipient; past that, the same file again is a deliberate resend, and gets the
+    next id of the file's sequence (so that its own repetitions are found in turn)."""
+    digest = hashlib.sha256(data).hexdigest()
+    for resend in range(MAX_RESENDS):
+        name = f"{client}\n{digest}" + (f"\n{resend}" if resend else "")
+        packet_id = uuid.uuid5(_SENDS, name)
+        earlier = await store.facts(packet_id)
+        if earlier is None:
+            return packet_id, False
+        if datetime.now(UTC) - earlier.received_at < RESEND_WINDOW:
+            states = {d.state for d in await store.deliveries(packet_id)}
+            if not states <= _FAILED:
+                return packet_id, True
+    return uuid.uuid4(), False  # resent that often: each is its own packet
+
+
+async def _kept(store: Store, packet_id: UUID) -> None:
+    """Wait until the packet another request is keeping can be read (its COMMIT may be on its
+    way to the disk): the answer promises it is durable."""
+    for _ in range(KEPT_WAIT_STEPS):
+        if await store.facts(packet_id) is not None:
+            return
+        await asyncio.sleep(KEPT_WAIT_STEP_S)
+    raise TransientError(
+        ErrorCode.STORE_UNAVAILABLE,
+        "the same file is being kept by another request of this system; send it again",
+    )
 
 
 async def _uploaded(request: web.Request, claimed_hash: str) -> bytes:
@@ -267,8 +306,7 @@ async def update_status(call: AxisRequest) -> web.Response:
         await _processing(call, client, packet_id, recipients)
     else:
         reason = call.header("description") or call.header("reason")
-        for recipient in recipients:
-            await inbox.acknowledge(client, packet_id, recipient, _ACK[status], reason)
+        await inbox.acknowledge_all(client, packet_id, recipients, _ACK[status], reason)
     return json_answer(answer())
 
 

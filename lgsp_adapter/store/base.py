@@ -88,7 +88,8 @@ class Store(Protocol):
     # -- packets and deliveries
 
     async def accept(self, packet: StoredPacket, entries: list[AuditEntry]) -> None:
-        """Keep a new packet, one ``accepted`` delivery per recipient, and the entries."""
+        """Keep a new packet, one ``accepted`` delivery per recipient, and the entries;
+        ``PacketIdTaken`` if a packet has its id already (nothing is written)."""
         ...
 
     async def packet(self, packet_id: UUID) -> StoredPacket | None:

@@ -165,9 +165,15 @@ class PostgresStore(PostgresQueue, PostgresHeld):
     # -- packets and deliveries
 
     async def accept(self, packet: StoredPacket, entries: list[AuditEntry]) -> None:
-        """Keep a new packet, one ``accepted`` delivery per recipient, and the entries."""
+        """Keep a new packet, one ``accepted`` delivery per recipient, and the entries;
+        ``PacketIdTaken`` if a packet has its id already (nothing is written). A request
+        keeping the same id at the same time is waited for, then this one is refused."""
         async with self._write() as tx:
-            await tx.conn.execute(INSERT_PACKET, *packet_row(packet))
+            status = await tx.conn.execute(
+                f"{INSERT_PACKET} ON CONFLICT DO NOTHING", *packet_row(packet)
+            )
+            if status != "INSERT 0 1":
+                raise PacketIdTaken(packet.id)
             await tx.conn.executemany(
                 "INSERT INTO deliveries (packet_id, recipient, state, updated_at)"
                 " VALUES ($1, $2, $3, clock_timestamp())",

@@ -47,8 +47,11 @@ class StoredPacket(PacketFacts):
 
 
 class PacketIdTaken(Exception):
-    """A packet came over the bus with the id of another packet already kept (its digest
-    differs): ``receive`` keeps nothing of it. Only a forger makes one; the bus refuses it."""
+    """A packet's id is already kept, and nothing of the new one is written. Over the bus
+    (``receive``) the other packet's digest differs: only a forger makes one, and the bus
+    refuses it. At intake (``accept``) the id was derived from what identifies the packet (an
+    axis send's file, an axis' document id), so it is the same packet, kept by a request that
+    came at the same time."""
 
 
 class OutboxItem(NamedTuple):

@@ -150,22 +150,24 @@ class SqliteStore(SqliteQueue, SqliteHeld):
         """Nobody else fills this outbox (the intake wakes the relay itself)."""
 
     async def accept(self, packet: StoredPacket, entries: list[AuditEntry]) -> None:
-        """Keep a new packet, one ``accepted`` delivery per recipient, and the entries."""
+        """Keep a new packet, one ``accepted`` delivery per recipient, and the entries;
+        ``PacketIdTaken`` if a packet has its id already (nothing is written)."""
         accepted_at = now()
-        statements = [
-            (f"INSERT INTO packets {PACKET_COLUMNS}", packet_row(packet)),
-            *(
-                (
-                    "INSERT INTO deliveries (packet_id, recipient, state, updated_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    (str(packet.id), recipient, DeliveryState.ACCEPTED.value, accepted_at),
-                )
-                for recipient in packet.recipients
-            ),
+        deliveries = [
+            (str(packet.id), recipient, DeliveryState.ACCEPTED.value, accepted_at)
+            for recipient in packet.recipients
         ]
         async with self._write():
-            for sql, parameters in statements:
-                self._db.execute(sql, parameters)
+            inserted = self._db.execute(
+                f"INSERT OR IGNORE INTO packets {PACKET_COLUMNS}", packet_row(packet)
+            )
+            if inserted.rowcount != 1:
+                raise PacketIdTaken(packet.id)
+            self._db.executemany(
+                "INSERT INTO deliveries (packet_id, recipient, state, updated_at)"
+                " VALUES (?, ?, ?, ?)",
+                deliveries,
+            )
             self._append(entries)
 
     async def packet(self, packet_id: UUID) -> StoredPacket | None:
