@@ -4,7 +4,13 @@ The agencies served here in ``axis`` mode are reached through an axis; this daem
 axis, an agency system with a system id and a secret. It polls the axis as such a system does
 (received list, ``getEdoc``, ``updateStatus``), hands each packet to the intake as a submission
 of those agencies, and tells the axis ``done`` once it is durable here, or ``fail`` when the
-intake refuses it (audited there, and the axis tells its sender).
+intake refuses the packet itself (audited there, and the axis tells its sender).
+
+A packet goes only to its recipients this exchange reaches otherwise than through that axis:
+the axis delivers to its other recipients itself. A refusal that comes of the registry here
+(its sender or recipient disabled here, or not registered at all) is not the sender's fault:
+the packet is left on the axis, tried again at waits doubling up to an hour, and goes through
+once the registry is mended.
 
 Nothing is taken in twice: a packet's id here is derived from the axis and its ``DocId``, so a
 packet fetched again (the daemon died before ``updateStatus``, or the answer was lost) is found
@@ -18,37 +24,56 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import aiohttp
 
-from lgsp_adapter.audit import AuditEntry, AuditEvent
-from lgsp_adapter.errors import LgspError, PermanentError
+from lgsp_adapter.errors import ErrorCode, LgspError, PermanentError
 from lgsp_adapter.exchange.axis_client import AxisClient
+from lgsp_adapter.exchange.axis_units import merge_units
 from lgsp_adapter.exchange.intake import Intake
+from lgsp_adapter.exchange.schedule import FIRST_WAIT_S, Schedule
 from lgsp_adapter.packets.agency_code import AgencyCode
 from lgsp_adapter.packets.axis_wire import MessageType, TransportStatus
 from lgsp_adapter.registry.agencies import Client, DeliveryMode, Directory, ServedAgency
-from lgsp_adapter.registry.agency_list import Agency, ImportReport
 from lgsp_adapter.registry.endpoint_auth import AxisAuth
 from lgsp_adapter.store import Store
+from lgsp_adapter.store.records import PacketIdTaken
 
 log = logging.getLogger(__name__)
 
 ROLE = "axis-poller"
+HOLD_MAX_S = 3600.0  # the longest a packet held for the registry waits between two tries
+# Refusals that come of the registry here, not of the packet (see AxisPoller._our_fault).
+_REGISTRY_FAULTS = {
+    ErrorCode.AUTH_FORBIDDEN,  # its sender disabled here, or no longer served
+    ErrorCode.PACKET_RECIPIENT_DISABLED,
+    ErrorCode.PACKET_UNKNOWN_RECIPIENT,  # none of its recipients served here
+}
 _IDS = uuid.UUID("8f5d3f3e-6a4f-4c1e-9a51-4c6a0b1d2e7f")  # our namespace for packets from an axis
 
 
 @dataclass(frozen=True, slots=True)
 class Upstream:
     """One axis as this daemon reaches it: its URL, our system there, and the agencies served
-    here that it stands for."""
+    here that it stands for (disabled ones too: their packets wait rather than fail)."""
 
     url: str
     system_id: str
-    secret: str = field(repr=False)
+    secrets: frozenset[str] = field(repr=False)
     codes: tuple[str, ...] = ()
+
+    @property
+    def secret(self) -> str:
+        """Our secret there: the one all its agencies' entries give (see ``agreed``)."""
+        return next(iter(self.secrets))
+
+    @property
+    def agreed(self) -> bool:
+        """Whether its agencies' entries give one secret. They disagree while an integrator
+        changes it one agency at a time: polling waits, since one of them is wrong."""
+        return len(self.secrets) == 1
 
     @property
     def client(self) -> Client:
@@ -62,14 +87,20 @@ class Upstream:
 
 
 def upstreams(agencies: Iterable[ServedAgency]) -> list[Upstream]:
-    """The axes the served ``axis``-mode agencies are reached through, one per URL and system."""
-    grouped: dict[tuple[str, str, str], list[str]] = {}
+    """The axes the served ``axis``-mode agencies are reached through, one per URL and system
+    id, with the secrets their entries give."""
+    grouped: dict[tuple[str, str], tuple[set[str], list[str]]] = {}
     for agency in agencies:
         auth = agency.endpoint.auth
         if agency.endpoint.mode is DeliveryMode.AXIS and isinstance(auth, AxisAuth):
-            key = (str(agency.endpoint.url), auth.system_id, auth.secret.get_secret_value())
-            grouped.setdefault(key, []).append(str(agency.code))
-    return [Upstream(u, s, secret, tuple(sorted(c))) for (u, s, secret), c in grouped.items()]
+            key = (str(agency.endpoint.url), auth.system_id)
+            secrets, codes = grouped.setdefault(key, (set(), []))
+            secrets.add(auth.secret.get_secret_value())
+            codes.append(str(agency.code))
+    return [
+        Upstream(url, system_id, frozenset(secrets), tuple(sorted(codes)))
+        for (url, system_id), (secrets, codes) in grouped.items()
+    ]
 
 
 class AxisPoller:
@@ -85,35 +116,74 @@ class AxisPoller:
         interval_s: float = 10.0,
         sync_interval_s: float = 3600.0,
         timeout_s: float = 30.0,
+        hold_first_wait_s: float = FIRST_WAIT_S,
     ) -> None:
         self._store = store
         self._intake = intake
         self._directory = directory
         self._session = session
         self.interval_s = interval_s
-        self.sync_interval_s = sync_interval_s
         self._timeout_s = timeout_s
-        self._synced_at: dict[tuple[str, str], float] = {}
+        self._syncs = Schedule(sync_interval_s)
+        # By upstream, the packets waiting for the registry here to be mended.
+        self._holds: dict[tuple[str, str], Schedule] = {}
+        self._hold_first_wait_s = hold_first_wait_s
+        self._disagreeing: set[tuple[str, str]] = set()  # told of once, not every round
 
     def upstreams(self) -> list[Upstream]:
-        """The upstreams as the registry says now."""
-        served = (self._directory.served(code) for code in self._directory.served_codes)
-        return upstreams(agency for agency in served if agency is not None and agency.enabled)
+        """The upstreams as the registry says now; none for an axis whose agencies here are
+        all disabled."""
+        served = [self._directory.served(code) for code in self._directory.served_codes]
+        found = upstreams(agency for agency in served if agency is not None)
+        enabled = {str(agency.code) for agency in served if agency is not None and agency.enabled}
+        return [upstream for upstream in found if enabled.intersection(upstream.codes)]
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Poll until ``stopping`` is set; an axis away is tried again at the next round."""
         while not stopping.is_set():
             if await self._store.take_role(ROLE):
                 for upstream in self.upstreams():
-                    try:
-                        await self.poll(upstream)
-                        await self._sync_if_due(upstream)
-                    except LgspError as exc:
-                        log.warning("axis %s: %s; polled again later", upstream.url, exc.message)
-                    except Exception:
-                        log.exception("axis %s: polling failed; polled again later", upstream.url)
+                    if self._agreed(upstream):
+                        await self._round(upstream)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), timeout=self.interval_s)
+
+    async def _round(self, upstream: Upstream) -> None:
+        try:
+            await self.poll(upstream)
+        except LgspError as exc:
+            log.warning("axis %s: %s; polled again later", upstream.url, exc.message)
+        except Exception:
+            log.exception("axis %s: polling failed; polled again later", upstream.url)
+        key = f"{upstream.url}\n{upstream.system_id}"
+        if self._syncs.due(key):
+            try:
+                await self.sync_agencies(upstream)
+                self._syncs.done(key)
+            except Exception as exc:
+                wait_s = self._syncs.failed(key)
+                log.warning(
+                    "axis %s: its agency list not synchronised (%s); tried again in %.0f s",
+                    upstream.url,
+                    exc,
+                    wait_s,
+                )
+
+    def _agreed(self, upstream: Upstream) -> bool:
+        key = (upstream.url, upstream.system_id)
+        if upstream.agreed:
+            self._disagreeing.discard(key)
+            return True
+        if key not in self._disagreeing:
+            self._disagreeing.add(key)
+            log.error(
+                "axis %s: the agencies %s reach it as system %s with different secrets; it is "
+                "not polled until their entries agree",
+                upstream.url,
+                ", ".join(upstream.codes),
+                upstream.system_id,
+            )
+        return False
 
     def _client(self, upstream: Upstream) -> AxisClient:
         return AxisClient(
@@ -139,62 +209,82 @@ class AxisPoller:
                         taken += await self._take(client, upstream, doc_id)
                     except LgspError as exc:  # this one, not the ones listed after it
                         log.warning("axis %s: %s not taken: %s", upstream.url, doc_id, exc.message)
+        self._held(upstream).keep_only(seen)  # those the axis no longer lists: forgotten
         return taken
+
+    def _held(self, upstream: Upstream) -> Schedule:
+        key = (upstream.url, upstream.system_id)
+        if key not in self._holds:
+            self._holds[key] = Schedule(HOLD_MAX_S, first_wait_s=self._hold_first_wait_s)
+        return self._holds[key]
 
     async def _take(self, client: AxisClient, upstream: Upstream, doc_id: str) -> bool:
         packet_id = upstream.packet_id(doc_id)
+        holds = self._held(upstream)
+        if not holds.due(doc_id):
+            return False  # held: tried again when its time comes
         if await self._store.facts(packet_id) is None:
             data = await client.get_edoc(doc_id)
             try:
                 await self._intake.submit(
-                    data, content_type=None, client=upstream.client, packet_id=packet_id
+                    data,
+                    content_type=None,
+                    client=upstream.client,
+                    packet_id=packet_id,
+                    reached=self._reached_here(upstream),
                 )
+            except PacketIdTaken:  # kept by another replica a moment ago: done next round
+                return False
             except PermanentError as exc:  # refused, and audited by the intake
+                if self._our_fault(exc):
+                    wait_s = holds.failed(doc_id)
+                    log.warning(
+                        "axis %s: %s waits, as the registry here stands: %s; tried again in %.0f s",
+                        upstream.url,
+                        doc_id,
+                        exc.message,
+                        wait_s,
+                    )
+                    return False
                 log.warning("axis %s: %s refused: %s", upstream.url, doc_id, exc.message)
                 await client.update_status(doc_id, TransportStatus.FAIL)
                 return False
         await client.update_status(doc_id, TransportStatus.DONE)
+        holds.forget(doc_id)
         return True
 
-    async def _sync_if_due(self, upstream: Upstream) -> None:
-        key = (upstream.url, upstream.system_id)
-        now = asyncio.get_running_loop().time()
-        if key in self._synced_at and now - self._synced_at[key] < self.sync_interval_s:
-            return
-        await self.sync_agencies(upstream)
-        self._synced_at[key] = now
+    def _reached_here(self, upstream: Upstream) -> Callable[[str], bool]:
+        """Which recipients of a packet from ``upstream`` this exchange delivers: those it
+        knows, but not those reached through that same axis (it delivers to them itself)."""
+
+        def reached(text: str) -> bool:
+            code = AgencyCode.read(text).code
+            return (
+                code is not None
+                and str(code) == text
+                and text not in upstream.codes
+                and self._directory.is_known(code)
+            )
+
+        return reached
+
+    def _our_fault(self, error: PermanentError) -> bool:
+        """Whether a refusal comes of how the registry here stands, not of the packet: its
+        sender or a recipient disabled here, or not registered here at all. The packet waits
+        on the axis for the registry to be mended, where ``fail`` would lose it."""
+        if error.code in _REGISTRY_FAULTS:
+            return True
+        if error.code is ErrorCode.PACKET_FORGED_SENDER:
+            details = error.details if isinstance(error.details, dict) else {}
+            sender = AgencyCode.read(str(details.get("sender") or "")).code
+            # Claiming an agency served here otherwise is forgery; one unknown here is not.
+            return sender is not None and self._directory.served(sender) is None
+        return False
 
     async def sync_agencies(self, upstream: Upstream) -> int:
         """Merge the axis' agency list (``getSynchronizeUnit``) into ours: names, parents and
         deletions for "who can I send to". How many agencies it listed."""
         units = await self._client(upstream).synchronize_units()
-        codes = {str(unit.get("id")): str(unit.get("code")) for unit in units}
-        agencies = []
-        for unit in units:
-            code = AgencyCode.read(str(unit.get("code") or "")).code
-            if code is None:
-                continue  # the axis lists a few codes of no standard shape; not routable
-            parent = codes.get(str(unit.get("pid") or ""), str(unit.get("pid") or "")) or None
-            agencies.append(
-                Agency(
-                    code=str(code),
-                    name=str(unit.get("name") or code),
-                    parent=parent if parent and AgencyCode.read(parent).code else None,
-                    mail=str(unit.get("mail") or "") or None,
-                    deleted=unit.get("deleted") is True,
-                    source="axis",
-                )
-            )
-
-        def entries(report: ImportReport) -> list[AuditEntry]:
-            return [
-                AuditEntry(
-                    event=AuditEvent.ADMIN,
-                    outcome="agencies_synchronised",
-                    detail=f"from the axis at {upstream.url}: {report.summary()}"[:500],
-                    actor=f"axis-upstream/{upstream.system_id}",
-                )
-            ]
-
-        await self._store.agency_list.merge(agencies, entries)
+        served = {str(code) for code in self._directory.served_codes}
+        await merge_units(self._store, units, served=served, source=upstream.url)
         return len(units)

@@ -79,13 +79,16 @@ class Intake:
         translation: Translation | None = None,
         claimed_sender: str | None = None,
         packet_id: uuid.UUID | None = None,
+        reached: Callable[[str], bool] | None = None,
     ) -> Accepted:
         """Accept a packet, or raise ``LgspError`` saying why not (the refusal is audited).
         With ``translation``, ``data`` is in the agency system's own format: the packet kept
         is its translation, checked like any other. ``claimed_sender`` is who the transport
         says sends (the axis' ``from`` header): the packet must name the same. ``packet_id`` is
         the id to keep it under when the caller must know it beforehand (a packet fetched from
-        an axis: fetched again, it is found by it)."""
+        an axis: fetched again, it is found by it); ``PacketIdTaken`` if it is kept already.
+        With ``reached``, the packet goes only to those of its recipients it admits (a packet
+        from an axis: the axis delivers to the others itself), and to at least one."""
         sha256 = hashlib.sha256(data).hexdigest()
         translated_from = None
         try:
@@ -105,11 +108,12 @@ class Intake:
                     f"{sender!r}",
                     details={"sender": sender, "claimed": claimed_sender},
                 )
-            recipients = self._check_recipients(read.packet)
+            recipients = self._check_recipients(read.packet, reached)
             self._check_served_recipients(recipients, read.kind)
         except LgspError as exc:
             await self._refused(exc, client.name, sha256)
             raise
+        elsewhere = [code for code in recipients_of(read.packet) if code not in recipients]
         return await self._keep(
             data,
             sha256,
@@ -118,7 +122,7 @@ class Intake:
             recipients=recipients,
             content_type=content_type,
             client=client.name,
-            detail=_received_detail(read, translation, translated_from),
+            detail=_received_detail(read, translation, translated_from, elsewhere),
             packet_id=packet_id,
         )
 
@@ -253,8 +257,19 @@ class Intake:
                     details={"recipient": code, "kinds": agency.endpoint.kinds},
                 )
 
-    def _check_recipients(self, packet: Packet) -> list[str]:
+    def _check_recipients(
+        self, packet: Packet, reached: Callable[[str], bool] | None = None
+    ) -> list[str]:
         recipients = recipients_of(packet)
+        if reached is not None:
+            ours = [code for code in recipients if reached(code)]
+            if not ours:
+                raise InvalidPacket(
+                    ErrorCode.PACKET_UNKNOWN_RECIPIENT,
+                    f"none of its recipients ({', '.join(recipients[:10])}) is reached here",
+                    details={"recipients": recipients[:10]},
+                )
+            return ours
         unknown = [code for code in recipients if not self._routable(code)]
         if unknown:
             raise InvalidPacket(
@@ -270,12 +285,17 @@ class Intake:
 
 
 def _received_detail(
-    read: ReadPacket, translation: Translation | None, original_sha256: str | None
+    read: ReadPacket,
+    translation: Translation | None,
+    original_sha256: str | None,
+    elsewhere: list[str] | None = None,
 ) -> str | None:
     parts = [f"{len(read.warnings)} warnings"] if read.warnings else []
     if translation is not None:
         parts.append(f"translated by {translation[0]} from sha256 {original_sha256}")
-    return "; ".join(parts) or None
+    if elsewhere:
+        parts.append(f"also addressed to {', '.join(elsewhere[:10])}, reached otherwise")
+    return "; ".join(parts)[:500] or None
 
 
 def _check_content_type(content_type: str | None) -> None:

@@ -88,7 +88,13 @@ def search_key(text: str) -> str:
 def read_national_list(data: bytes) -> tuple[list[Agency], list[dict[str, Any]]]:
     """The agencies of a national-axis list, and the entries skipped (with their position and
     why); ``InvalidPacket`` when the document is not such a list at all."""
-    document = _entries_of(data)
+    return read_national_entries(_entries_of(data))
+
+
+def read_national_entries(document: list[Any]) -> tuple[list[Agency], list[dict[str, Any]]]:
+    """The agencies of a national-axis list's entries (``code``, ``name``, ``pcode``,
+    ``mail``, ``mobile``, ``fax``, ``deleted``), and those skipped, with why: no standard
+    code, no name, the same code again. Parent chains that loop are cut."""
     agencies: dict[str, Agency] = {}
     positions: dict[str, int] = {}
     skipped: list[dict[str, Any]] = []
