@@ -10,7 +10,7 @@ import pytest
 
 from lgsp_adapter.audit import AuditEvent
 from lgsp_adapter.audit.query import AuditQuery
-from lgsp_adapter.errors import ErrorCode, LgspError
+from lgsp_adapter.errors import ErrorCode, FatalError, LgspError
 from lgsp_adapter.packets.agency_code import AgencyCode
 from lgsp_adapter.registry.agencies import Directory
 from lgsp_adapter.registry.axis_systems import AxisSystems
@@ -147,3 +147,25 @@ async def test_bad_registrations_are_refused_precisely_and_change_nothing(
 
 
 __all__ = ["opened"]  # the fixture, shared with the other registry tests
+
+
+@pytest.mark.asyncio
+async def test_a_replica_with_another_key_file_is_refused_at_start(
+    opened: Opened, tmp_path: Path
+) -> None:
+    # The first daemon on the store leaves its key's seal there; a replica that made its own
+    # key file (none was copied to it) must not start and seal secrets the first cannot open.
+    first = SecretBox.at(tmp_path / "first.key")
+    _, systems = await live(opened, first)
+    await systems.check_key("first.key")
+    await systems.register({"system_id": SYSTEM, "agencies": [PROVINCE]}, actor="integrator")
+    async with reopen_registry(opened) as again:
+        replica = Registry(again, Directory(served=[], known=[], clients=[]))
+        other = AxisSystems(replica, SecretBox.at(tmp_path / "replica.key"))
+        with pytest.raises(FatalError, match=r"replica\.key is not the key") as info:
+            await other.check_key(str(tmp_path / "replica.key"))
+        assert info.value.code is ErrorCode.CONFIG_INVALID
+        copied = AxisSystems(replica, SecretBox.at(tmp_path / "first.key"))
+        await copied.check_key("first.key")  # the key file copied over: it starts
+        await copied.reload()
+        assert copied.secret_of(SYSTEM) == systems.secret_of(SYSTEM)

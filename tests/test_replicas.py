@@ -54,6 +54,8 @@ url = "{dsn}"
 [audit]
 signing_key = "{tmp / "shared-signing.key"}"
 checkpoint_interval_s = 1
+[axis]
+secret_key = "{tmp / "shared-axis-secrets.key"}"
 [delivery]
 quick_retries = 0
 retry_delays_s = {RETRY_DELAYS}

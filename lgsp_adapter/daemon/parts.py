@@ -314,7 +314,9 @@ async def built_app(
         tell_own_system=pipeline.receipts.push,
     )
     inbox = Inbox(store=store, directory=directory, announce=pipeline.announce)
-    axis_systems = AxisSystems(registry, SecretBox.at(settings.axis.key_path(settings.store.path)))
+    key_file = settings.axis.key_path(settings.store.path)
+    axis_systems = AxisSystems(registry, SecretBox.at(key_file))
+    await axis_systems.check_key(str(key_file))
     await axis_systems.reload()
     mount = functools.partial(
         mount_api,

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lgsp_adapter.audit import AuditEntry, AuditEvent
-from lgsp_adapter.errors import ErrorCode, LgspError, PermanentError
+from lgsp_adapter.errors import ErrorCode, FatalError, LgspError, PermanentError
 from lgsp_adapter.packets.agency_code import AgencyCode
 from lgsp_adapter.registry.agencies import Client
 from lgsp_adapter.registry.checks import invalid
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 SYSTEM_ID = r"^[A-Za-z0-9._-]{1,100}$"
 MIN_SECRET = 16  # axis secrets are handed out by the axis' operator; ours are 43 characters
 SECRET_SHAPE = rf"[\x20-\x7e]{{{MIN_SECRET},200}}"  # a pattern, not a secret
+KEY_CHECK = "lgsp-adapter axis secret box"  # what the store keeps sealed, to check a key file
 
 
 class AxisSystem(BaseModel):
@@ -81,6 +82,23 @@ class AxisSystems:
         """The system's secret: what the signature check looks up by the signed systemid."""
         caller = self._callers.get(system_id)
         return None if caller is None else caller.secret
+
+    async def check_key(self, key_file: str) -> None:
+        """Refuse to start (``FatalError``) with a key file other than the one that seals the
+        secrets in the store. Replicas sharing a PostgreSQL store each make a key file where
+        they find none; each would seal secrets the others cannot open, and a system
+        registered through one would be unknown to the rest. The first to start leaves its
+        key's seal of a known text in the store; the others must open it."""
+        kept = await self._registry.store.key_check(self._box.seal(KEY_CHECK))
+        try:
+            self._box.open(kept)
+        except LgspError as exc:
+            raise FatalError(
+                ErrorCode.CONFIG_INVALID,
+                f"{key_file} is not the key that seals the axis systems' secrets in this store:"
+                " copy the key file of the daemon that first used the store ([axis] secret_key"
+                " names where it is read)",
+            ) from exc
 
     async def reload(self) -> None:
         """Read every system from the store. One whose secret does not open (the store and

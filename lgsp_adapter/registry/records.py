@@ -138,3 +138,9 @@ class RegistryStore(Protocol):
         registry's revision (the daemons sharing the store pick the change up); the record as
         written."""
         ...
+
+    async def key_check(self, sealed: str) -> str:
+        """The check value the store keeps for the key that seals the axis secrets: ``sealed``
+        if it keeps none yet (it keeps it from now on), else the one it keeps. A daemon whose
+        key does not open it must not seal secrets its peers cannot open."""
+        ...

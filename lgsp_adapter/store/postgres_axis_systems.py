@@ -24,6 +24,9 @@ SCHEMA = """
 """
 
 
+KEY_CHECK_SCHEMA = "ALTER TABLE registry_state ADD COLUMN sealed_key_check TEXT;"
+
+
 class PostgresAxisSystems:
     """The axis systems' half of the PostgreSQL ``RegistryStore``."""
 
@@ -37,6 +40,15 @@ class PostgresAxisSystems:
             f"SELECT {AXIS_COLUMNS} FROM registry_axis_systems ORDER BY system_id"
         )
         return [axis_system_record(tuple(row)) for row in rows]
+
+    async def key_check(self, sealed: str) -> str:
+        """The check value of the key sealing the secrets: ``sealed`` when none was kept."""
+        kept = await self._pool.fetchval(
+            "UPDATE registry_state SET sealed_key_check = COALESCE(sealed_key_check, $1)"
+            " RETURNING sealed_key_check",
+            sealed,
+        )
+        return str(kept)
 
     async def change_axis_system(
         self, system_id: str, edit: AxisEditor, *, actor: str

@@ -13,6 +13,7 @@ from datetime import datetime
 from lgsp_adapter.registry.records import Edit, Editor, EndpointRecord, Source, TokenRecord
 from lgsp_adapter.store.closing import ClosedOnExit
 from lgsp_adapter.store.postgres_audit import Conn, PostgresAuditLog
+from lgsp_adapter.store.postgres_axis_systems import KEY_CHECK_SCHEMA
 from lgsp_adapter.store.postgres_axis_systems import SCHEMA as AXIS_SYSTEMS_SCHEMA
 from lgsp_adapter.store.postgres_axis_systems import PostgresAxisSystems
 from lgsp_adapter.store.postgres_schema import lock_key, migrate
@@ -61,6 +62,7 @@ MIGRATIONS = [
     );
     """,
     AXIS_SYSTEMS_SCHEMA,
+    KEY_CHECK_SCHEMA,
 ]
 _ENDPOINT = "SELECT record, revision, source, created_at, updated_at, updated_by, code"
 _SELECT_ISSUED = "SELECT id, digest, agency, label, created_at, created_by, revoked_at"

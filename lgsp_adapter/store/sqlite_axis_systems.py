@@ -23,6 +23,8 @@ SCHEMA = """
         updated_by TEXT NOT NULL
     );
 """
+# Set by the first daemon to start: its key file's seal of a known text (see ``key_check``).
+KEY_CHECK_SCHEMA = "ALTER TABLE registry_state ADD COLUMN sealed_key_check TEXT;"
 AXIS_COLUMNS = "system_id, agencies, sealed_secret, label, created_at, updated_at, updated_by"
 
 
@@ -71,6 +73,16 @@ class SqliteAxisSystems(SqlitePart):
             self._db.execute("UPDATE registry_state SET revision = revision + 1")
             self._audit.append_in_transaction(outcome.entries)
             return self._axis_system(system_id)
+
+    async def key_check(self, sealed: str) -> str:
+        """The check value of the key sealing the secrets: ``sealed`` when none was kept."""
+        async with self._transaction():
+            self._db.execute(
+                "UPDATE registry_state SET sealed_key_check = ? WHERE sealed_key_check IS NULL",
+                (sealed,),
+            )
+            row = self._db.execute("SELECT sealed_key_check FROM registry_state").fetchone()
+        return str(row[0])
 
     def _axis_system(self, system_id: str) -> AxisSystemRecord | None:
         row = self._db.execute(

@@ -15,6 +15,7 @@ from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.store.sqlite_agency_list import SCHEMA as AGENCY_LIST_SCHEMA
 from lgsp_adapter.store.sqlite_agency_list import VERSION_SCHEMA as AGENCY_VERSION_SCHEMA
 from lgsp_adapter.store.sqlite_audit import SCHEMA
+from lgsp_adapter.store.sqlite_axis_systems import KEY_CHECK_SCHEMA
 from lgsp_adapter.store.sqlite_axis_systems import SCHEMA as AXIS_SYSTEMS_SCHEMA
 from lgsp_adapter.store.sqlite_registry import REMOVED_SCHEMA
 from lgsp_adapter.store.sqlite_registry import SCHEMA as REGISTRY_SCHEMA
@@ -92,6 +93,8 @@ MIGRATIONS: list[str | tuple[str, str]] = [
     AGENCY_VERSION_SCHEMA,
     # What an agency sent, newest first (the axis' getSentEdocList).
     "CREATE INDEX packets_sender ON packets (sender, received_at);",
+    # Which key file seals the axis secrets, so that a replica with another one cannot start.
+    KEY_CHECK_SCHEMA,
 ]
 
 
