@@ -13,9 +13,8 @@ from datetime import datetime
 from lgsp_adapter.registry.records import Edit, Editor, EndpointRecord, Source, TokenRecord
 from lgsp_adapter.store.closing import ClosedOnExit
 from lgsp_adapter.store.postgres_audit import Conn, PostgresAuditLog
-from lgsp_adapter.store.postgres_axis_systems import KEY_CHECK_SCHEMA
+from lgsp_adapter.store.postgres_axis_systems import KEY_CHECK_SCHEMA, PostgresAxisSystems
 from lgsp_adapter.store.postgres_axis_systems import SCHEMA as AXIS_SYSTEMS_SCHEMA
-from lgsp_adapter.store.postgres_axis_systems import PostgresAxisSystems
 from lgsp_adapter.store.postgres_schema import lock_key, migrate
 from lgsp_adapter.store.sqlite_registry import (
     endpoint_record,
