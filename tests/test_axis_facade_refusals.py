@@ -163,3 +163,25 @@ async def test_a_replayed_request_is_refused_when_a_window_is_set(tmp_path: Path
         fresh = SdkClient(f"{url}/axis", PROVINCE_SYSTEM, PROVINCE_SECRET, session, made_at=now)
         assert (await fresh.call("countReceiveEdoc", {})).json()["status"] == "OK"
         await nothing_moved(url, session)
+
+
+@pytest.mark.asyncio
+async def test_refusals_of_unsigned_requests_are_audited_as_a_trickle(tmp_path: Path) -> None:
+    # Anyone can send requests no registered system signed; each refused, but not each kept in
+    # the audit log for ever. A registered system's refusals are all audited.
+    async with facade(tmp_path) as (url, _), aiohttp.ClientSession() as session:
+        wrong = SdkClient(f"{url}/axis", PROVINCE_SYSTEM, "not-the-province-secret", session)
+        district = SdkClient(f"{url}/axis", DISTRICT_SYSTEM, DISTRICT_SECRET, session)
+        for _ in range(130):
+            refused(await wrong.call("getReceivedEdocList", body=b""), "axis.signature_invalid")
+        missing = "3f1d2c4b-0000-4000-8000-000000000000"
+        for _ in range(5):
+            refused(await district.get_edoc(missing), "packet.not_found")
+        answer = await session.get(
+            f"{url}/v1/audit/entries",
+            params={"event": "rejected", "limit": "500"},
+            headers={"Authorization": f"Bearer {AUDITOR_TOKEN}"},
+        )
+        outcomes = [e["outcome"] for e in (await answer.json())["entries"]]
+        assert 100 <= outcomes.count("axis.signature_invalid") <= 102  # the burst, and a refill
+        assert outcomes.count("packet.not_found") == 5

@@ -17,6 +17,7 @@ operations are in ``axis_agencies``.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +29,7 @@ from lgsp_adapter.errors import ErrorCode, LgspError, PermanentError, TransientE
 from lgsp_adapter.exchange.axis_client import vietnam_now
 from lgsp_adapter.exchange.inbox import Inbox
 from lgsp_adapter.http.app import LIMITER, STORE, status_of
+from lgsp_adapter.http.rate_limit import RateLimiter
 from lgsp_adapter.packets.axis_signature import parse_timestamp, verified_headers
 from lgsp_adapter.packets.axis_wire import failure, header
 from lgsp_adapter.registry.axis_systems import AxisCaller, AxisSystems
@@ -40,6 +42,40 @@ AXIS_SYSTEMS: web.AppKey[AxisSystems] = web.AppKey("axis_systems", AxisSystems)
 AXIS_WINDOW: web.AppKey[float] = web.AppKey("axis_timestamp_window_s", float)
 INBOX: web.AppKey[Inbox] = web.AppKey("axis_inbox", Inbox)
 MAX_FILE: web.AppKey[int] = web.AppKey("axis_max_file_bytes", int)
+UNAUDITED_TOLD_S = 60.0
+
+
+class UnsignedRefusals:
+    """How many refusals of requests that no registered system signed get an audit entry: a
+    steady trickle (``burst`` at once, then ``per_second``), the rest only counted in the log.
+    Anyone can send those, and each entry is kept for ever; a system's own refusals are all
+    audited (and its requests are rate-limited by its name)."""
+
+    def __init__(self, per_second: float = 0.1, burst: int = 100) -> None:
+        self._bucket = RateLimiter(per_second=per_second, burst=burst)
+        self._unaudited = 0
+        self._told_at = -UNAUDITED_TOLD_S
+
+    def audited(self) -> bool:
+        """Whether this refusal is audited (else it is counted, and told once a minute)."""
+        try:
+            self._bucket.take("unsigned")
+            return True
+        except PermanentError:
+            self._unaudited += 1
+            now = time.monotonic()
+            if now - self._told_at >= UNAUDITED_TOLD_S:
+                log.warning(
+                    "axis: %d refusals of unsigned requests not audited since last told "
+                    "(over %g a second are counted here only)",
+                    self._unaudited,
+                    self._bucket.per_second,
+                )
+                self._unaudited, self._told_at = 0, now
+            return False
+
+
+UNSIGNED: web.AppKey[UnsignedRefusals] = web.AppKey("axis_unsigned_refusals", UnsignedRefusals)
 
 
 class AxisRequest:
@@ -110,8 +146,11 @@ def serve(
             return await operation(call)
         except LgspError as exc:
             # Too many requests is a pace, not a refusal: not one audit entry per request.
-            limited = exc.code is ErrorCode.AUTH_RATE_LIMITED
-            if (call is None or not call.audited) and not limited:
+            # What no registered system signed is audited as a trickle (UnsignedRefusals).
+            if exc.code is not ErrorCode.AUTH_RATE_LIMITED and (
+                (call is not None and not call.audited)
+                or (call is None and request.app[UNSIGNED].audited())
+            ):
                 await _audit_refusal(request, exc, name, system)
             return refusal(exc, name, unknown_operation=operation is None)
         except STORE_UNAVAILABLE as exc:
@@ -181,6 +220,7 @@ def add_axis_routes(
     """Mount ``/axis/{operation}`` (GET and POST) on ``app``."""
     app[AXIS_SYSTEMS] = systems
     app[INBOX] = inbox
+    app[UNSIGNED] = UnsignedRefusals()
     if max_file_bytes is not None:
         app[MAX_FILE] = max_file_bytes
     if timestamp_window_s:
