@@ -73,6 +73,7 @@ class ErrorCode(StrEnum):
     AXIS_TIMESTAMP_INVALID = "axis.timestamp_invalid"
     AXIS_UNKNOWN_SYSTEM = "axis.unknown_system"
     AXIS_NOT_SUPPORTED = "axis.not_supported"
+    AXIS_TOKEN_INVALID = "axis.token_invalid"  # noqa: S105  # an error code, not a token
     AGENCY_LIST_INVALID = "agency_list.invalid"
     # The registry of endpoints
     REGISTRY_INVALID = "registry.invalid"

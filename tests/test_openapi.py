@@ -19,6 +19,7 @@ from lgsp_adapter.exchange.inbox import Inbox
 from lgsp_adapter.exchange.intake import Intake
 from lgsp_adapter.http.app import make_app
 from lgsp_adapter.http.audit import AuditAccess
+from lgsp_adapter.http.axis_token import AxisTokens
 from lgsp_adapter.http.health import Health
 from lgsp_adapter.http.openapi import document
 from lgsp_adapter.registry.axis_systems import AxisSystems
@@ -64,6 +65,7 @@ async def test_every_route_is_described_and_nothing_else(tmp_path: Path) -> None
                     tell_own_system=announce,
                 ),
                 axis_systems=AxisSystems(registry, SecretBox.at(tmp_path / "axis.key")),
+                axis_tokens=AxisTokens(SecretBox.at(tmp_path / "axis.key")),
             )
 
         app = make_app(

@@ -46,6 +46,7 @@ from lgsp_adapter.http.axis_agencies import agency_operations
 from lgsp_adapter.http.axis_documents import document_operations
 from lgsp_adapter.http.axis_facade import add_axis_routes
 from lgsp_adapter.http.axis_systems_admin import add_axis_systems_routes
+from lgsp_adapter.http.axis_token import AxisTokens
 from lgsp_adapter.http.dead_letters import add_dead_letter_routes
 from lgsp_adapter.http.health import Health, add_health_routes
 from lgsp_adapter.http.inbox import add_inbox_routes
@@ -315,7 +316,8 @@ async def built_app(
     )
     inbox = Inbox(store=store, directory=directory, announce=pipeline.announce)
     key_file = settings.axis.key_path(settings.store.path)
-    axis_systems = AxisSystems(registry, SecretBox.at(key_file))
+    box = SecretBox.at(key_file)
+    axis_systems = AxisSystems(registry, box)
     await axis_systems.check_key(str(key_file))
     await axis_systems.reload()
     mount = functools.partial(
@@ -323,6 +325,7 @@ async def built_app(
         access=access,
         inbox=inbox,
         axis_systems=axis_systems,
+        axis_tokens=AxisTokens(box),
         axis_window_s=settings.axis.timestamp_window_s,
         axis_max_file_bytes=settings.axis.max_file_mb * 1_000_000,
         store=store,
@@ -355,6 +358,7 @@ def mount_api(
     dead_letters: DeadLetters,
     metrics: Metrics,
     axis_systems: AxisSystems,
+    axis_tokens: AxisTokens,
     axis_window_s: float | None = None,
     axis_max_file_bytes: int | None = None,
 ) -> None:
@@ -375,6 +379,7 @@ def mount_api(
         axis_systems,
         inbox,
         operations,
+        axis_tokens,
         timestamp_window_s=axis_window_s,
         max_file_bytes=axis_max_file_bytes,
     )

@@ -17,20 +17,19 @@ operations are in ``axis_agencies``.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
-from lgsp_adapter.audit import AuditEntry, AuditEvent, log_event
 from lgsp_adapter.errors import ErrorCode, LgspError, PermanentError, TransientError
 from lgsp_adapter.exchange.axis_client import vietnam_now
 from lgsp_adapter.exchange.inbox import Inbox
-from lgsp_adapter.http.app import LIMITER, STORE, status_of
-from lgsp_adapter.http.rate_limit import RateLimiter
-from lgsp_adapter.packets.axis_signature import parse_timestamp, verified_headers
+from lgsp_adapter.http.app import LIMITER, status_of
+from lgsp_adapter.http.axis_refusals import UNSIGNED, UnsignedRefusals, audit_refusal
+from lgsp_adapter.http.axis_token import TOKEN_PATH, AxisTokens, token
+from lgsp_adapter.packets.axis_signature import bearer_headers, parse_timestamp, verified_headers
 from lgsp_adapter.packets.axis_wire import failure, header
 from lgsp_adapter.registry.axis_systems import AxisCaller, AxisSystems
 from lgsp_adapter.store.unavailable import STORE_UNAVAILABLE
@@ -41,41 +40,8 @@ PREFIX = "/axis"
 AXIS_SYSTEMS: web.AppKey[AxisSystems] = web.AppKey("axis_systems", AxisSystems)
 AXIS_WINDOW: web.AppKey[float] = web.AppKey("axis_timestamp_window_s", float)
 INBOX: web.AppKey[Inbox] = web.AppKey("axis_inbox", Inbox)
+TOKENS: web.AppKey[AxisTokens] = web.AppKey("axis_tokens", AxisTokens)
 MAX_FILE: web.AppKey[int] = web.AppKey("axis_max_file_bytes", int)
-UNAUDITED_TOLD_S = 60.0
-
-
-class UnsignedRefusals:
-    """How many refusals of requests that no registered system signed get an audit entry: a
-    steady trickle (``burst`` at once, then ``per_second``), the rest only counted in the log.
-    Anyone can send those, and each entry is kept for ever; a system's own refusals are all
-    audited (and its requests are rate-limited by its name)."""
-
-    def __init__(self, per_second: float = 0.1, burst: int = 100) -> None:
-        self._bucket = RateLimiter(per_second=per_second, burst=burst)
-        self._unaudited = 0
-        self._told_at = -UNAUDITED_TOLD_S
-
-    def audited(self) -> bool:
-        """Whether this refusal is audited (else it is counted, and told once a minute)."""
-        try:
-            self._bucket.take("unsigned")
-            return True
-        except PermanentError:
-            self._unaudited += 1
-            now = time.monotonic()
-            if now - self._told_at >= UNAUDITED_TOLD_S:
-                log.warning(
-                    "axis: %d refusals of unsigned requests not audited since last told "
-                    "(over %g a second are counted here only)",
-                    self._unaudited,
-                    self._bucket.per_second,
-                )
-                self._unaudited, self._told_at = 0, now
-            return False
-
-
-UNSIGNED: web.AppKey[UnsignedRefusals] = web.AppKey("axis_unsigned_refusals", UnsignedRefusals)
 
 
 class AxisRequest:
@@ -104,16 +70,37 @@ def authenticated(request: web.Request) -> tuple[AxisCaller, dict[str, str]]:
     (``axis.signature_invalid``, ``axis.unknown_system``, ``axis.timestamp_invalid``) when the
     signature or the timestamp does not hold."""
     systems = request.app[AXIS_SYSTEMS]
-    signed = verified_headers(request.headers, systems.secret_of)
-    caller = systems.caller(signed["systemid"])
-    if caller is None:  # removed between the two looks
-        raise PermanentError(ErrorCode.AXIS_UNKNOWN_SYSTEM, "the system is not registered here")
-    window_s = request.app.get(AXIS_WINDOW)
-    if window_s:
-        _check_fresh(parse_timestamp(signed["timestamp"]), window_s)
+    authorization = request.headers.get("Authorization", "")
+    if authorization[:7].lower() == "bearer " and TOKENS in request.app:
+        caller, signed = _bearer(request, authorization[7:].strip(), systems)
+    else:
+        signed = verified_headers(request.headers, systems.secret_of)
+        found = systems.caller(signed["systemid"])
+        if found is None:  # removed between the two looks
+            raise PermanentError(ErrorCode.AXIS_UNKNOWN_SYSTEM, "the system is not registered")
+        caller = found
+        window_s = request.app.get(AXIS_WINDOW)
+        if window_s:
+            _check_fresh(parse_timestamp(signed["timestamp"]), window_s)
     if LIMITER in request.app:
         request.app[LIMITER].take(caller.client.name)
     return caller, signed
+
+
+def _bearer(
+    request: web.Request, presented: str, systems: AxisSystems
+) -> tuple[AxisCaller, dict[str, str]]:
+    """A call with a token from ``/axis/token``: the parameters are the ``XroadVnpt-`` headers
+    unsigned, and ``systemid``, when sent, must be the token's."""
+    system_id, caller = request.app[TOKENS].caller(presented, systems)
+    headers = bearer_headers(request.headers)
+    named = headers.pop("systemid", system_id)
+    if named != system_id:
+        raise PermanentError(
+            ErrorCode.AXIS_TOKEN_INVALID,
+            f"the bearer token is refused: it is {system_id!r}'s, the request names {named!r}",
+        )
+    return caller, {**headers, "systemid": system_id}
 
 
 def _check_fresh(at: datetime, window_s: float) -> None:
@@ -151,7 +138,7 @@ def serve(
                 (call is not None and not call.audited)
                 or (call is None and request.app[UNSIGNED].audited())
             ):
-                await _audit_refusal(request, exc, name, system)
+                await audit_refusal(request, exc, name, system)
             return refusal(exc, name, unknown_operation=operation is None)
         except STORE_UNAVAILABLE as exc:
             log.warning("axis %s: the store is unavailable: %s", name, exc)
@@ -169,10 +156,14 @@ def refusal(error: LgspError, operation: str, *, unknown_operation: bool = False
     limited = status_of(error) == 429  # too many requests: wait, then the same again
     transient = limited or isinstance(error, TransientError) or status_of(error) >= 500
     status = 429 if limited else 503 if transient else 404 if unknown_operation else 200
+    if error.code is ErrorCode.AXIS_TOKEN_INVALID:  # a gateway client asks for a new one
+        status = 401
     if operation == "downloadEdoc":
         return web.Response(status=status if transient else 404)
     extra: dict[str, Any] = {"DocId": ""} if operation == "sendEdoc" else {}
     response = json_answer(failure(error, **extra), status=status)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
     if transient:
         response.headers["Retry-After"] = str(_retry_after(error))
     return response
@@ -189,35 +180,17 @@ def _retry_after(error: LgspError) -> int:
     return value if isinstance(value, int) else 5
 
 
-async def _audit_refusal(
-    request: web.Request, error: LgspError, operation: str, system: str
-) -> None:
-    details = error.details if isinstance(error.details, dict) else {}
-    entry = AuditEntry(
-        event=AuditEvent.REJECTED,
-        sender=details.get("sender") if isinstance(details.get("sender"), str) else None,
-        outcome=str(error.code),
-        detail=f"axis {operation[:40]} from system {system[:100]}: {error.message}"[:500],
-        actor=f"axis/{system[:100]}",
-    )
-    try:
-        await request.app[STORE].append([entry])
-    except Exception:  # the answer still goes out; the log says why the entry is missing
-        log.warning("the refusal of axis %s could not be audited", operation, exc_info=True)
-        return
-    log_event(log, entry)
-
-
 def add_axis_routes(
     app: web.Application,
     systems: AxisSystems,
     inbox: Inbox,
     operations: dict[str, Operation],
+    tokens: AxisTokens,
     *,
     timestamp_window_s: float | None = None,
     max_file_bytes: int | None = None,
 ) -> None:
-    """Mount ``/axis/{operation}`` (GET and POST) on ``app``."""
+    """Mount ``/axis/{operation}`` (GET and POST) and ``/axis/token`` on ``app``."""
     app[AXIS_SYSTEMS] = systems
     app[INBOX] = inbox
     app[UNSIGNED] = UnsignedRefusals()
@@ -225,6 +198,12 @@ def add_axis_routes(
         app[MAX_FILE] = max_file_bytes
     if timestamp_window_s:
         app[AXIS_WINDOW] = timestamp_window_s
+    app[TOKENS] = tokens
     handle = serve(operations)
+
+    async def issue(request: web.Request) -> web.StreamResponse:
+        return await token(request, systems, tokens)
+
+    app.router.add_post(TOKEN_PATH, issue)  # before the operations: "token" is none of them
     app.router.add_route("GET", PREFIX + "/{operation}", handle)
     app.router.add_route("POST", PREFIX + "/{operation}", handle)

@@ -96,6 +96,22 @@ def verified_headers(headers: Mapping[str, str], secret_of: SecretOf) -> dict[st
     return signed
 
 
+def bearer_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The logical headers of a request a bearer token authenticates (the provincial
+    gateways' way): every ``XroadVnpt-`` header but the signature's, unprefixed. A name
+    sent twice must carry one value (``axis.bad_request`` otherwise)."""
+    logical: dict[str, str] = {}
+    for name, values in _sent(headers).items():
+        if name.startswith(PREFIX.lower()) and name not in _UNSIGNED:
+            if len(set(values)) > 1:
+                raise PermanentError(
+                    ErrorCode.AXIS_BAD_REQUEST,
+                    f"{PREFIX}{name[len(PREFIX) :]} is sent twice with different values",
+                )
+            logical[name[len(PREFIX) :]] = values[0]
+    return logical
+
+
 def _sent(headers: Mapping[str, str]) -> dict[str, list[str]]:
     """Every value sent under each name, by lower-case name."""
     sent: dict[str, list[str]] = {}

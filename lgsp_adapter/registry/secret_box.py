@@ -8,6 +8,9 @@ than in it, so a copy of the store (a backup, a dump, a replica's disk) does not
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -21,6 +24,7 @@ class SecretBox:
     """Seals and opens secrets with one key."""
 
     def __init__(self, key: bytes) -> None:
+        self._key = key
         try:
             self._fernet = Fernet(key)
         except ValueError as exc:
@@ -38,15 +42,24 @@ class SecretBox:
                 return cls(key)
         return cls(_read_key(path))
 
+    def derived(self, purpose: str) -> SecretBox:
+        """A box of its own for ``purpose`` (bearer tokens, say), its key derived from this
+        one's: what it seals does not open here, nor what this one seals there, and every
+        daemon with the same key file derives the same."""
+        raw = base64.urlsafe_b64decode(self._key)
+        derived = hmac.new(raw, purpose.encode("utf-8"), hashlib.sha256).digest()
+        return SecretBox(base64.urlsafe_b64encode(derived))
+
     def seal(self, secret: str) -> str:
         """``secret`` sealed, as text to store; sealing the same secret twice differs."""
         return self._fernet.encrypt(secret.encode("utf-8")).decode("ascii")
 
-    def open(self, sealed: str) -> str:
-        """The secret ``seal`` sealed; ``registry.invalid`` when another key sealed it or the
-        text was changed (the store and its key file do not belong together)."""
+    def open(self, sealed: str, *, max_age_s: int | None = None) -> str:
+        """The secret ``seal`` sealed; ``registry.invalid`` when another key sealed it, the
+        text was changed (the store and its key file do not belong together), or it was sealed
+        more than ``max_age_s`` ago."""
         try:
-            return self._fernet.decrypt(sealed.encode("ascii")).decode("utf-8")
+            return self._fernet.decrypt(sealed.encode("ascii"), ttl=max_age_s).decode("utf-8")
         except (InvalidToken, UnicodeError) as exc:
             raise PermanentError(
                 ErrorCode.REGISTRY_INVALID,

@@ -1,0 +1,127 @@
+"""The provincial gateways' way in: OAuth2 client credentials in front of the same operations.
+
+Provincial LGSPs put the axis' operations behind an API gateway (WSO2): a system first asks
+``POST /axis/token`` for a token (RFC 6749 §4.4: ``grant_type=client_credentials``, its system
+id and secret in HTTP Basic or as ``client_id`` and ``client_secret`` form fields), then calls
+the operations with ``Authorization: Bearer …``, their parameters the ``XroadVnpt-`` headers as
+ever but unsigned: the token is the proof.
+
+Tokens are not kept anywhere. Each is sealed (Fernet) with a key derived from the secret box's,
+and names the system, a digest of its secret and, in the seal, its time; it holds an hour. So
+every replica with the store's key file honours every replica's tokens, a system removed or
+given a new secret has its tokens refused at once, and a restart logs nobody out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import urllib.parse
+from typing import Any
+
+from aiohttp import BasicAuth, web
+
+from lgsp_adapter.errors import ErrorCode, LgspError, PermanentError
+from lgsp_adapter.http.app import LIMITER, read_body
+from lgsp_adapter.http.axis_refusals import UNSIGNED, audit_refusal
+from lgsp_adapter.registry.axis_systems import AxisCaller, AxisSystems
+from lgsp_adapter.registry.secret_box import SecretBox
+
+log = logging.getLogger(__name__)
+
+TOKEN_PATH = "/axis/token"  # noqa: S105  # a path, not a token
+TOKEN_TTL_S = 3600
+_FORM_BYTES = 8 * 1024
+_PURPOSE = "lgsp-adapter axis bearer tokens"
+
+
+class AxisTokens:
+    """Issues bearer tokens to registered systems and tells whose a token is."""
+
+    def __init__(self, box: SecretBox, ttl_s: int = TOKEN_TTL_S) -> None:
+        self._box = box.derived(_PURPOSE)
+        self.ttl_s = ttl_s
+
+    def issue(self, system_id: str, secret: str) -> str:
+        """A token for the system, as long as it keeps this secret."""
+        return self._box.seal(json.dumps({"system_id": system_id, "secret": _digest(secret)}))
+
+    def caller(self, token: str, systems: AxisSystems) -> tuple[str, AxisCaller]:
+        """The system id and the registered system a token is for; ``axis.token_invalid``
+        when it is not one of ours, is over an hour old, or its system is gone or has another
+        secret now."""
+        try:
+            claims = json.loads(self._box.open(token, max_age_s=self.ttl_s))
+        except (LgspError, ValueError) as exc:
+            raise _invalid("not a token of this exchange, or older than an hour") from exc
+        system_id = claims.get("system_id") if isinstance(claims, dict) else None
+        caller = systems.caller(system_id) if isinstance(system_id, str) else None
+        if caller is None or not hmac.compare_digest(
+            str(claims.get("secret")), _digest(caller.secret)
+        ):
+            raise _invalid("its system is no longer registered, or its secret changed since")
+        return str(system_id), caller
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def _invalid(why: str) -> PermanentError:
+    return PermanentError(ErrorCode.AXIS_TOKEN_INVALID, f"the bearer token is refused: {why}")
+
+
+async def token(request: web.Request, systems: AxisSystems, tokens: AxisTokens) -> web.Response:
+    """``POST /axis/token``: a bearer token for a system that names itself and its secret."""
+    body = await read_body(request, _FORM_BYTES)
+    form = urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    if _field(form, "grant_type") != "client_credentials":
+        return _oauth_error(400, "unsupported_grant_type", "only client_credentials is granted")
+    system_id, secret = _credentials(request, form)
+    expected = systems.secret_of(system_id) if system_id else None
+    if expected is None or not hmac.compare_digest(
+        expected.encode("utf-8"), secret.encode("utf-8", "surrogateescape")
+    ):
+        if request.app[UNSIGNED].audited():
+            refused = PermanentError(ErrorCode.AUTH_INVALID, "no system here with that secret")
+            await audit_refusal(request, refused, "token", system_id or "?")
+        return _oauth_error(401, "invalid_client", "no system here with that id and secret")
+    if LIMITER in request.app:
+        try:
+            request.app[LIMITER].take(f"axis/{system_id}")
+        except LgspError as exc:
+            return _oauth_error(429, "slow_down", exc.message)
+    answer: dict[str, Any] = {
+        "access_token": tokens.issue(system_id, expected),
+        "token_type": "Bearer",
+        "expires_in": tokens.ttl_s,
+    }
+    return web.json_response(answer, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
+def _field(form: dict[str, list[str]], name: str) -> str | None:
+    values = form.get(name)
+    return values[0] if values and len(values) == 1 else None
+
+
+def _credentials(request: web.Request, form: dict[str, list[str]]) -> tuple[str, str]:
+    """The client id and secret, from HTTP Basic (RFC 6749 §2.3.1's first way) or the form."""
+    authorization = request.headers.get("Authorization", "")
+    if authorization[:6].lower() == "basic ":
+        try:
+            basic = BasicAuth.decode(authorization, encoding="utf-8")
+        except ValueError:
+            return "", ""
+        # RFC 6749 §2.3.1: each part form-encoded before it went into Basic.
+        return urllib.parse.unquote_plus(basic.login), urllib.parse.unquote_plus(basic.password)
+    return _field(form, "client_id") or "", _field(form, "client_secret") or ""
+
+
+def _oauth_error(status: int, error: str, description: str) -> web.Response:
+    body: dict[str, Any] = {"error": error, "error_description": description}
+    headers = {"Cache-Control": "no-store"}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="axis"'
+    return web.json_response(body, status=status, headers=headers)
