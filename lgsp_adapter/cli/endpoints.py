@@ -45,7 +45,8 @@ def _with(target: Target, work: Callable[[Registry], Awaitable[T]]) -> T:
     return run(go())
 
 
-def _read_json(source: str) -> dict[str, Any]:
+def read_json(source: str) -> dict[str, Any]:
+    """A JSON object from a file, or from stdin for ``-``; a clear error otherwise."""
     try:
         text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
         body = json.loads(text)
@@ -107,7 +108,7 @@ def show_command(code: str, target: Target) -> None:
 def add_command(source: str, no_token: bool, token_label: str, target: Target) -> None:
     """Register the endpoint in SOURCE (a JSON file, or - for stdin). Prints the record and,
     this once, the token its system submits with."""
-    body = _read_json(source)
+    body = read_json(source)
     token = body.pop("token", None)
 
     async def work(registry: Registry) -> None:
@@ -134,7 +135,7 @@ def add_command(source: str, no_token: bool, token_label: str, target: Target) -
 @target_options
 def change_command(code: str, source: str, revision: int | None, target: Target) -> None:
     """Apply the JSON merge patch in SOURCE (a file, or - for stdin) to an endpoint."""
-    patch = _read_json(source)
+    patch = read_json(source)
 
     async def work(registry: Registry) -> None:
         record = await registry.change(code, patch, actor=cli_actor(), expected_revision=revision)

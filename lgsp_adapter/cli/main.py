@@ -18,6 +18,7 @@ import click
 from lgsp_adapter import __version__
 from lgsp_adapter.cli.agencies import agencies_group
 from lgsp_adapter.cli.audit import audit_group
+from lgsp_adapter.cli.axis_systems import axis_systems_group
 from lgsp_adapter.cli.check import check, daemon_url
 from lgsp_adapter.cli.demo import run_demo
 from lgsp_adapter.cli.dlq import dlq_group
@@ -198,6 +199,7 @@ main.add_command(agencies_group)
 for command in OPERATOR_COMMANDS:
     main.add_command(command)
 main.add_command(endpoints_group)
+main.add_command(axis_systems_group)
 main.add_command(dlq_group)
 
 

@@ -74,6 +74,11 @@ class Target:
         store = self.settings.store.path if self.on_postgres else Path(self.location)
         return self.settings.audit.key_path(store)
 
+    def axis_key_path(self) -> Path:
+        """Where the key sealing the axis systems' secrets is."""
+        store = self.settings.store.path if self.on_postgres else Path(self.location)
+        return self.settings.axis.key_path(store)
+
     def key(self) -> LogKey:
         """The signing key (operators only: it must be readable)."""
         return LogKey.load(self.key_path(), self.settings.audit.log_name())

@@ -20,7 +20,8 @@ from lgsp_adapter.registry.records import AxisSystemRecord
 SYSTEMS: web.AppKey[AxisSystems] = web.AppKey("axis_systems_admin", AxisSystems)
 
 
-def _shown(record: AxisSystemRecord, secret: str | None = None) -> dict[str, Any]:
+def shown(record: AxisSystemRecord, secret: str | None = None) -> dict[str, Any]:
+    """A system as integrators see it: never its secret, but one made for it, once."""
     shown: dict[str, Any] = {
         "system_id": record.system_id,
         "agencies": list(record.agencies),
@@ -38,14 +39,14 @@ async def listing(request: web.Request) -> web.Response:
     """Every registered system."""
     reader_of(request)
     records = await request.app[SYSTEMS].records()
-    return web.json_response({"systems": [_shown(record) for record in records]})
+    return web.json_response({"systems": [shown(record) for record in records]})
 
 
 async def register(request: web.Request) -> web.Response:
     """Register a system."""
     actor = integrator_of(request)
     record, made = await request.app[SYSTEMS].register(await json_body(request), actor=actor)
-    response = web.json_response(_shown(record, made), status=201)
+    response = web.json_response(shown(record, made), status=201)
     response.headers["Location"] = f"/v1/axis-systems/{record.system_id}"
     return response
 
@@ -61,7 +62,7 @@ async def replace(request: web.Request) -> web.Response:
         )
     body["system_id"] = request.match_info["system_id"]
     record, _ = await request.app[SYSTEMS].register(body, actor=actor, replace=True)
-    return web.json_response(_shown(record))
+    return web.json_response(shown(record))
 
 
 async def remove(request: web.Request) -> web.Response:
