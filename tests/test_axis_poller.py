@@ -19,11 +19,11 @@ from pydantic import SecretStr
 
 from lgsp_adapter.cli.demo_packets import COMMUNES, DEPARTMENT, document
 from lgsp_adapter.daemon.config import Settings
-from lgsp_adapter.exchange.axis_poller import AxisPoller, Upstream, upstreams
+from lgsp_adapter.exchange.axis_poller import AxisPoller, Upstream
 from lgsp_adapter.exchange.intake import Intake
 from lgsp_adapter.packets.agency_code import AgencyCode
 from lgsp_adapter.packets.axis_wire import answer
-from lgsp_adapter.registry.agencies import Directory
+from lgsp_adapter.registry.agencies import Directory, ServedAgency
 from lgsp_adapter.registry.endpoint_auth import AxisAuth
 from lgsp_adapter.store import Store
 from lgsp_adapter.store.sqlite import SqliteStore
@@ -31,6 +31,7 @@ from tests.test_axis_client import SECRET, SYSTEM, LoopbackAxis, axis
 from tests.test_axis_connector import GOVERNMENT_OFFICE, PROVINCE, downstream_document
 
 OTHER_PROVINCE = "000.00.00.H40"  # on the axis, not here
+MINISTRY = "000.00.00.G10"  # reached here through the same axis
 
 __all__ = ["axis"]
 
@@ -87,6 +88,33 @@ def change(directory: Directory, code: str, **fields: Any) -> None:
         [a.model_copy(update=fields) if str(a.code) == code else a for a in served if a],
         [],
     )
+
+
+def add(directory: Directory, agency: ServedAgency) -> None:
+    """The registry serves one agency more."""
+    served = [directory.served(c) for c in directory.served_codes]
+    directory.update([*(a for a in served if a), agency], [])
+
+
+def also_through(office: ServedAgency, code: str, system_id: str, secret: str) -> ServedAgency:
+    """Another agency reached through the office's axis, as ``system_id`` with ``secret``."""
+    auth = office.endpoint.auth
+    assert isinstance(auth, AxisAuth)
+    endpoint = office.endpoint.model_copy(
+        update={
+            "auth": auth.model_copy(update={"system_id": system_id, "secret": SecretStr(secret)})
+        }
+    )
+    return office.model_copy(update={"code": AgencyCode.parse(code), "endpoint": endpoint})
+
+
+async def run_for(poller: AxisPoller, seconds: float) -> None:
+    poller.interval_s = 0.05
+    stopping = asyncio.Event()
+    running = asyncio.create_task(poller.run(stopping))
+    await asyncio.sleep(seconds)
+    stopping.set()
+    await running
 
 
 def fetches(state: LoopbackAxis) -> int:
@@ -147,9 +175,13 @@ async def test_recipients_on_the_axis_are_left_to_it(
     axis: tuple[LoopbackAxis, str], tmp_path: Path
 ) -> None:
     state, url = axis
-    # To the province here and to another province on the axis, which the axis serves itself.
-    state.documents["axis-doc-3"] = letter(9, (PROVINCE, OTHER_PROVINCE))
+    # To the province here, to another province on the axis, and to a ministry reached here
+    # through the same axis as another system: the axis serves the last two itself.
+    state.documents["axis-doc-3"] = letter(9, (PROVINCE, OTHER_PROVINCE, MINISTRY))
     async with polling(tmp_path, url) as (store, poller, upstream):
+        office = poller.directory.served(AgencyCode.parse(GOVERNMENT_OFFICE))  # type: ignore[attr-defined]
+        assert office is not None
+        add(poller.directory, also_through(office, MINISTRY, "lgsp.h56-ministry", "m" * 20))  # type: ignore[attr-defined]
         assert await poller.poll(upstream) == 1
         assert state.statuses == {"axis-doc-3": "done"}
         kept = await store.facts(upstream.packet_id("axis-doc-3"))
@@ -209,23 +241,27 @@ async def test_a_packet_refused_for_the_registry_here_waits_for_it_to_be_mended(
         assert await store.facts(packet_id) is not None
 
 
-def test_an_axis_whose_agencies_give_two_secrets_is_not_polled(tmp_path: Path) -> None:
-    config = settings(tmp_path, "http://127.0.0.1:9/axis")
-    [office] = [a for a in config.agencies if str(a.code) == GOVERNMENT_OFFICE]
-    auth = office.endpoint.auth
-    assert isinstance(auth, AxisAuth)
-    rotated = auth.model_copy(update={"secret": SecretStr("the-new-secret-of-2027")})
-    other = office.model_copy(
-        update={
-            "code": AgencyCode.parse(OTHER_PROVINCE),
-            "endpoint": office.endpoint.model_copy(update={"auth": rotated}),
-        }
-    )
-    [upstream] = upstreams([office, other])
-    assert upstream.codes == (GOVERNMENT_OFFICE, OTHER_PROVINCE)
-    assert not upstream.agreed
-    [upstream] = upstreams([office, other.model_copy(update={"endpoint": office.endpoint})])
-    assert upstream.agreed
+@pytest.mark.asyncio
+async def test_an_axis_whose_enabled_agencies_give_two_secrets_is_not_polled(
+    axis: tuple[LoopbackAxis, str], tmp_path: Path
+) -> None:
+    state, url = axis
+    async with polling(tmp_path, url) as (_, poller, _upstream):
+        directory: Directory = poller.directory  # type: ignore[attr-defined]
+        office = directory.served(AgencyCode.parse(GOVERNMENT_OFFICE))
+        assert office is not None
+        auth = office.endpoint.auth
+        assert isinstance(auth, AxisAuth)
+        # An integrator gives the system a new secret, one agency at a time.
+        add(directory, also_through(office, MINISTRY, auth.system_id, "the-new-secret-of-2027"))
+        [upstream] = poller.upstreams()
+        assert (upstream.codes, upstream.agreed) == ((MINISTRY, GOVERNMENT_OFFICE), False)
+        await run_for(poller, 0.3)
+        assert [seen["operation"] for seen in state.seen] == []  # not polled with either
+        # The one with the other secret disabled: its stale secret no longer stops polling.
+        change(directory, MINISTRY, enabled=False)
+        await run_for(poller, 0.3)
+        assert "getReceivedEdocList" in [seen["operation"] for seen in state.seen]
 
 
 @pytest.mark.asyncio
@@ -254,12 +290,33 @@ async def test_the_axis_agency_list_reaches_ours_but_for_those_served_here(
         assert [(a.code, a.name) for a in found] == [("000.01.00.G22", "Vụ Tổng hợp")]
         # An axis whose list is broken is not asked again at every round.
         state.answers["getSynchronizeUnit"] = b"<html>maintenance</html>"
-        poller.interval_s = 0.05
-        stopping = asyncio.Event()
-        running = asyncio.create_task(poller.run(stopping))
-        await asyncio.sleep(0.6)
-        stopping.set()
-        await running
+        await run_for(poller, 0.6)
         operations = [seen["operation"] for seen in state.seen]
         assert operations.count("getReceivedEdocList") > 4
         assert operations.count("getSynchronizeUnit") == 2  # the first above, one failure
+
+
+@pytest.mark.asyncio
+async def test_a_held_packet_is_audited_once_and_answered_fail_when_held_too_long(
+    axis: tuple[LoopbackAxis, str], tmp_path: Path
+) -> None:
+    state, url = axis
+    state.documents["axis-doc-5"] = letter(14, (OTHER_PROVINCE,))  # for no agency here
+    waits = {"hold_first_wait_s": 0.05, "hold_give_up_s": 1.0}
+    async with polling(tmp_path, url, **waits) as (store, poller, upstream):
+
+        async def refusals() -> list[str]:
+            entries = await store.audit.entries(0, 100)
+            return [str(e.detail) for e in entries if e.event == "rejected"]
+
+        for _ in range(3):
+            assert await poller.poll(upstream) == 0
+            await asyncio.sleep(0.15)
+        assert fetches(state) >= 2  # tried again, and again
+        assert state.statuses == {}
+        assert len(await refusals()) == 1  # but audited once
+        await asyncio.sleep(1.0)
+        assert await poller.poll(upstream) == 0
+        assert state.statuses == {"axis-doc-5": "fail"}  # its sender hears, at last
+        last = (await refusals())[-1]
+        assert "then answered fail" in last

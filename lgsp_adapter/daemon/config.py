@@ -265,6 +265,15 @@ class AxisSettings(_Section):
         "into ours.",
     )
 
+    hold_s: float = Field(
+        86_400.0,
+        gt=0,
+        le=30 * 86_400,
+        description="How long a packet an upstream axis holds for us waits there when the "
+        "registry here refuses it (its sender or recipient disabled, not registered), tried "
+        "again meanwhile, before the axis is told fail and its sender hears.",
+    )
+
     def key_path(self, store: Path) -> Path:
         """Where the secret box's key lives."""
         return self.secret_key or store.with_name("axis-secrets.key")

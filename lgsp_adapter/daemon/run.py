@@ -80,6 +80,7 @@ async def run_daemon(
                     session=session,
                     interval_s=settings.axis.poll_s,
                     sync_interval_s=settings.axis.sync_agencies_s,
+                    hold_give_up_s=settings.axis.hold_s,
                 ).run(stopping),
                 name="axis-poller",
             ),

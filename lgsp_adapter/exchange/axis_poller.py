@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Iterable
@@ -31,6 +32,7 @@ import aiohttp
 
 from lgsp_adapter.errors import ErrorCode, LgspError, PermanentError
 from lgsp_adapter.exchange.axis_client import AxisClient
+from lgsp_adapter.exchange.axis_holds import GIVE_UP_S, Holds
 from lgsp_adapter.exchange.axis_units import merge_units
 from lgsp_adapter.exchange.intake import Intake
 from lgsp_adapter.exchange.schedule import FIRST_WAIT_S, Schedule
@@ -44,7 +46,6 @@ from lgsp_adapter.store.records import PacketIdTaken
 log = logging.getLogger(__name__)
 
 ROLE = "axis-poller"
-HOLD_MAX_S = 3600.0  # the longest a packet held for the registry waits between two tries
 # Refusals that come of the registry here, not of the packet (see AxisPoller._our_fault).
 _REGISTRY_FAULTS = {
     ErrorCode.AUTH_FORBIDDEN,  # its sender disabled here, or no longer served
@@ -66,14 +67,20 @@ class Upstream:
 
     @property
     def secret(self) -> str:
-        """Our secret there: the one all its agencies' entries give (see ``agreed``)."""
+        """Our secret there: the one its enabled agencies' entries give (see ``agreed``)."""
         return next(iter(self.secrets))
 
     @property
     def agreed(self) -> bool:
-        """Whether its agencies' entries give one secret. They disagree while an integrator
-        changes it one agency at a time: polling waits, since one of them is wrong."""
+        """Whether its enabled agencies' entries give one secret. They disagree while an
+        integrator changes it one agency at a time: polling waits, since one is wrong."""
         return len(self.secrets) == 1
+
+    def reaches(self, agency: ServedAgency) -> bool:
+        """Whether ``agency`` is reached through this same axis (as whichever system): the
+        axis delivers a packet's copy for it itself."""
+        endpoint = agency.endpoint
+        return endpoint.mode is DeliveryMode.AXIS and _same_url(str(endpoint.url), self.url)
 
     @property
     def client(self) -> Client:
@@ -88,19 +95,24 @@ class Upstream:
 
 def upstreams(agencies: Iterable[ServedAgency]) -> list[Upstream]:
     """The axes the served ``axis``-mode agencies are reached through, one per URL and system
-    id, with the secrets their entries give."""
+    id, with the secrets their enabled entries give (a disabled one's may be stale)."""
     grouped: dict[tuple[str, str], tuple[set[str], list[str]]] = {}
     for agency in agencies:
         auth = agency.endpoint.auth
         if agency.endpoint.mode is DeliveryMode.AXIS and isinstance(auth, AxisAuth):
             key = (str(agency.endpoint.url), auth.system_id)
             secrets, codes = grouped.setdefault(key, (set(), []))
-            secrets.add(auth.secret.get_secret_value())
+            if agency.enabled:
+                secrets.add(auth.secret.get_secret_value())
             codes.append(str(agency.code))
     return [
         Upstream(url, system_id, frozenset(secrets), tuple(sorted(codes)))
         for (url, system_id), (secrets, codes) in grouped.items()
     ]
+
+
+def _same_url(one: str, other: str) -> bool:
+    return one.rstrip("/").lower() == other.rstrip("/").lower()
 
 
 class AxisPoller:
@@ -117,6 +129,7 @@ class AxisPoller:
         sync_interval_s: float = 3600.0,
         timeout_s: float = 30.0,
         hold_first_wait_s: float = FIRST_WAIT_S,
+        hold_give_up_s: float = GIVE_UP_S,
     ) -> None:
         self._store = store
         self._intake = intake
@@ -126,8 +139,8 @@ class AxisPoller:
         self._timeout_s = timeout_s
         self._syncs = Schedule(sync_interval_s)
         # By upstream, the packets waiting for the registry here to be mended.
-        self._holds: dict[tuple[str, str], Schedule] = {}
-        self._hold_first_wait_s = hold_first_wait_s
+        self._holds: dict[tuple[str, str], Holds] = {}
+        self._hold_waits = (hold_first_wait_s, hold_give_up_s)
         self._disagreeing: set[tuple[str, str]] = set()  # told of once, not every round
 
     def upstreams(self) -> list[Upstream]:
@@ -212,10 +225,11 @@ class AxisPoller:
         self._held(upstream).keep_only(seen)  # those the axis no longer lists: forgotten
         return taken
 
-    def _held(self, upstream: Upstream) -> Schedule:
+    def _held(self, upstream: Upstream) -> Holds:
         key = (upstream.url, upstream.system_id)
         if key not in self._holds:
-            self._holds[key] = Schedule(HOLD_MAX_S, first_wait_s=self._hold_first_wait_s)
+            first_wait_s, give_up_s = self._hold_waits
+            self._holds[key] = Holds(first_wait_s=first_wait_s, give_up_s=give_up_s)
         return self._holds[key]
 
     async def _take(self, client: AxisClient, upstream: Upstream, doc_id: str) -> bool:
@@ -232,26 +246,53 @@ class AxisPoller:
                     client=upstream.client,
                     packet_id=packet_id,
                     reached=self._reached_here(upstream),
+                    audit_refusal=False,  # audited below: once while held, not at every try
                 )
             except PacketIdTaken:  # kept by another replica a moment ago: done next round
                 return False
-            except PermanentError as exc:  # refused, and audited by the intake
-                if self._our_fault(exc):
-                    wait_s = holds.failed(doc_id)
-                    log.warning(
-                        "axis %s: %s waits, as the registry here stands: %s; tried again in %.0f s",
-                        upstream.url,
-                        doc_id,
-                        exc.message,
-                        wait_s,
-                    )
-                    return False
-                log.warning("axis %s: %s refused: %s", upstream.url, doc_id, exc.message)
-                await client.update_status(doc_id, TransportStatus.FAIL)
-                return False
+            except PermanentError as exc:
+                return await self._refused(client, upstream, doc_id, data, exc)
         await client.update_status(doc_id, TransportStatus.DONE)
-        holds.forget(doc_id)
+        holds.release(doc_id)
         return True
+
+    async def _refused(
+        self,
+        client: AxisClient,
+        upstream: Upstream,
+        doc_id: str,
+        data: bytes,
+        error: PermanentError,
+    ) -> bool:
+        """Hold a packet the registry here refuses (audited when news), or answer ``fail``:
+        for a fault of the packet, or once it has been held too long."""
+        holds = self._held(upstream)
+        sha256 = hashlib.sha256(data).hexdigest()
+        waited_s = holds.given_up(doc_id)
+        if self._our_fault(error) and waited_s is None:
+            news, wait_s = holds.hold(doc_id, str(error.code))
+            if news:
+                await self._intake.refused(error, upstream.client.name, sha256)
+            log.warning(
+                "axis %s: %s waits, as the registry here stands: %s; tried again in %.0f s",
+                upstream.url,
+                doc_id,
+                error.message,
+                wait_s,
+            )
+            return False
+        if waited_s is not None:
+            error = PermanentError(
+                error.code,
+                f"held {waited_s / 3600:.0f} h for the registry here, then answered fail: "
+                f"{error.message}",
+                details=error.details,
+            )
+        await self._intake.refused(error, upstream.client.name, sha256)
+        log.warning("axis %s: %s refused: %s", upstream.url, doc_id, error.message)
+        await client.update_status(doc_id, TransportStatus.FAIL)
+        holds.release(doc_id)
+        return False
 
     def _reached_here(self, upstream: Upstream) -> Callable[[str], bool]:
         """Which recipients of a packet from ``upstream`` this exchange delivers: those it
@@ -259,12 +300,10 @@ class AxisPoller:
 
         def reached(text: str) -> bool:
             code = AgencyCode.read(text).code
-            return (
-                code is not None
-                and str(code) == text
-                and text not in upstream.codes
-                and self._directory.is_known(code)
-            )
+            if code is None or str(code) != text or not self._directory.is_known(code):
+                return False
+            served = self._directory.served(code)
+            return served is None or not upstream.reaches(served)
 
         return reached
 

@@ -13,7 +13,8 @@ from collections.abc import Collection
 from typing import Any
 
 from lgsp_adapter.audit import AuditEntry, AuditEvent
-from lgsp_adapter.registry.agency_list import ImportReport, read_national_entries
+from lgsp_adapter.errors import ErrorCode, InvalidPacket
+from lgsp_adapter.registry.agency_list import MAX_AGENCIES, ImportReport, read_national_entries
 from lgsp_adapter.store import Store
 
 
@@ -21,7 +22,12 @@ async def merge_units(
     store: Store, units: list[dict[str, Any]], *, served: Collection[str], source: str
 ) -> ImportReport:
     """Merge the units into the store's agency list, but for the ``served`` codes; audited
-    as one ``agencies_synchronised`` entry naming ``source``."""
+    as one ``agencies_synchronised`` entry naming ``source``. ``InvalidPacket`` for a list
+    larger than any country's (an axis gone wrong)."""
+    if len(units) > MAX_AGENCIES:
+        raise InvalidPacket(
+            ErrorCode.AGENCY_LIST_INVALID, f"more than {MAX_AGENCIES:,} agencies in one list"
+        )
     code_of = {str(unit.get("id")): unit.get("code") for unit in units if unit.get("id")}
     entries = [
         {**unit, "pcode": unit.get("pcode") or code_of.get(str(unit.get("pid") or ""))}

@@ -51,6 +51,11 @@ def _one_line(text: str) -> str:
     return " ".join(printable.encode("utf-8", "replace").decode("utf-8").split())
 
 
+def _detail(client: Client, status: Acknowledgement, reason: str | None) -> str:
+    said = f": {_one_line(reason)}" if reason else ""
+    return f"acknowledged {status.value} by {client.name}{said}"[:500]
+
+
 def _not_found() -> PermanentError:
     return PermanentError(ErrorCode.PACKET_NOT_FOUND, "no such packet in this client's inboxes")
 
@@ -179,14 +184,10 @@ class Inbox:
         packet = await self._store.facts(packet_id)
         if packet is None:
             raise _not_found()
-        detail = f"acknowledged {status.value} by {client.name}" + (
-            f": {_one_line(reason)}" if reason else ""
-        )
-        entry = entry_for(
-            packet, event, recipient=record.recipient, outcome=outcome, detail=detail[:500]
-        )
+        detail = _detail(client, status, reason)
+        entry = entry_for(packet, event, recipient=record.recipient, outcome=outcome, detail=detail)
         ended = await self._store.acknowledge(
-            packet_id, record.recipient, state, entries=[entry], detail=detail[:500]
+            packet_id, record.recipient, state, entries=[entry], detail=detail
         )
         if ended is None:  # it was not held any more: acknowledged before
             current = await self._delivery(client, packet_id, record.recipient)
@@ -198,18 +199,22 @@ class Inbox:
             ended = current  # the same again: a client retrying after a lost answer
         else:
             log_event(log, entry)
-        # Told again on a repeated acknowledgement, since the first telling may have failed;
-        # receipts are idempotent. A failure here leaves the acknowledgement standing.
+        await self._tell(packet_id, record.recipient)
+        return ended
+
+    async def _tell(self, packet_id: UUID, recipient: str) -> None:
+        """Tell the sender how the delivery ended. Told again on a repeated acknowledgement,
+        since the first telling may have failed; receipts are idempotent. A failure here
+        leaves the acknowledgement standing."""
         try:
-            await self._announce(packet_id, record.recipient)
+            await self._announce(packet_id, recipient)
         except Exception:
             log.warning(
                 "%s %s: the sender could not be told yet; acknowledge again to retry",
                 packet_id,
-                record.recipient,
+                recipient,
                 exc_info=True,
             )
-        return ended
 
     async def acknowledge_all(
         self,
@@ -220,22 +225,29 @@ class Inbox:
         reason: str | None,
     ) -> None:
         """Acknowledge the packet alike for each of ``recipients`` (a document held for several
-        of the client's agencies, acknowledged once), or for none: when one was acknowledged
-        the other way already, the call is refused before anything changes."""
-        state = _OUTCOME[status][0]
-        now = {d.recipient: d.state for d in await self._store.deliveries(packet_id)}
-        ended_otherwise = [
-            r for r in recipients if now.get(r) in _ACKNOWLEDGED and now.get(r) is not state
-        ]
-        if ended_otherwise:
+        of the client's agencies, acknowledged once), in one transaction, or for none: when one
+        was acknowledged the other way already, the call is refused and nothing changes."""
+        state, event, outcome = _OUTCOME[status]
+        packet = await self._store.facts(packet_id)
+        if packet is None:
+            raise _not_found()
+        detail = _detail(client, status, reason)
+        entries = {
+            r: [entry_for(packet, event, recipient=r, outcome=outcome, detail=detail)]
+            for r in recipients
+        }
+        otherwise, ended = await self._store.acknowledge_all(packet_id, entries, state, detail)
+        if otherwise:
             raise PermanentError(
                 ErrorCode.INBOX_ALREADY_ACKNOWLEDGED,
                 f"packet {packet_id} was already acknowledged otherwise for "
-                f"{', '.join(ended_otherwise)}: nothing changed",
-                details={"recipients": ended_otherwise},
+                f"{', '.join(otherwise)}: nothing changed",
+                details={"recipients": otherwise},
             )
-        for recipient in recipients:
-            await self.acknowledge(client, packet_id, recipient, status, reason)
+        for recipient in ended:
+            log_event(log, entries[recipient][0])
+        for recipient in recipients:  # told again on a repeat, as ``acknowledge`` does
+            await self._tell(packet_id, recipient)
 
     async def _delivery(
         self, client: Client, packet_id: UUID, recipient: str | None

@@ -80,6 +80,7 @@ class Intake:
         claimed_sender: str | None = None,
         packet_id: uuid.UUID | None = None,
         reached: Callable[[str], bool] | None = None,
+        audit_refusal: bool = True,
     ) -> Accepted:
         """Accept a packet, or raise ``LgspError`` saying why not (the refusal is audited).
         With ``translation``, ``data`` is in the agency system's own format: the packet kept
@@ -88,7 +89,9 @@ class Intake:
         the id to keep it under when the caller must know it beforehand (a packet fetched from
         an axis: fetched again, it is found by it); ``PacketIdTaken`` if it is kept already.
         With ``reached``, the packet goes only to those of its recipients it admits (a packet
-        from an axis: the axis delivers to the others itself), and to at least one."""
+        from an axis: the axis delivers to the others itself), and to at least one. Without
+        ``audit_refusal`` the caller audits a refusal itself (``refused``), or not: the axis
+        poller, which tries a packet again, audits its refusal once, not at every try."""
         sha256 = hashlib.sha256(data).hexdigest()
         translated_from = None
         try:
@@ -111,7 +114,8 @@ class Intake:
             recipients = self._check_recipients(read.packet, reached)
             self._check_served_recipients(recipients, read.kind)
         except LgspError as exc:
-            await self._refused(exc, client.name, sha256)
+            if audit_refusal:
+                await self.refused(exc, client.name, sha256)
             raise
         elsewhere = [code for code in recipients_of(read.packet) if code not in recipients]
         return await self._keep(
@@ -143,7 +147,7 @@ class Intake:
             recipients = self._check_recipients(read.packet)
             self._check_served_recipients(recipients, read.kind)
         except LgspError as exc:
-            await self._refused(exc, GENERATED_BY, sha256)
+            await self.refused(exc, GENERATED_BY, sha256)
             raise
         return await self._keep(
             data,
@@ -190,7 +194,8 @@ class Intake:
             self._on_accept()  # the relay need not wait for its next look at the outbox
         return Accepted(packet, read, await self._store.deliveries(packet.id))
 
-    async def _refused(self, error: LgspError, client: str, sha256: str) -> None:
+    async def refused(self, error: LgspError, client: str, sha256: str) -> None:
+        """Audit a refusal of what ``client`` submitted (its bytes' digest ``sha256``)."""
         rejection = _rejection(error, client, sha256)
         await self._store.append([rejection])
         log_event(log, rejection)

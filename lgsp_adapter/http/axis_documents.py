@@ -58,7 +58,8 @@ _SENDS = UUID("3c0a9e47-61b5-4f0e-8f64-2d6f1b7c9a15")  # the namespace of sends'
 # client retrying a send whose answer it lost does so within minutes.
 RESEND_WINDOW = timedelta(hours=24)
 MAX_RESENDS = 64
-_FAILED = {DeliveryState.REFUSED, DeliveryState.DEAD_LETTERED, DeliveryState.DROPPED}
+# Ended for good: a dead letter is not, since an operator may replay it.
+_FAILED = {DeliveryState.REFUSED, DeliveryState.DROPPED}
 KEPT_WAIT_STEPS, KEPT_WAIT_STEP_S = 100, 0.05
 SENT_PAGE = 500  # the latest packets a getSentEdocList answers on
 # A delivery's state as the axis' receiveStatus says it, with the words for its description.
@@ -129,7 +130,7 @@ async def _send_id(store: Store, client: str, data: bytes) -> tuple[UUID, bool]:
             states = {d.state for d in await store.deliveries(packet_id)}
             if not states <= _FAILED:
                 return packet_id, True
-    return uuid.uuid4(), False  # resent that often: each is its own packet
+    return packet_id, True  # resent that often: the latest send stands for them all
 
 
 async def _kept(store: Store, packet_id: UUID) -> None:

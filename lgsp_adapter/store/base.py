@@ -190,6 +190,18 @@ class Store(Protocol):
         """End a held delivery as ``state``; None if it was not held."""
         ...
 
+    async def acknowledge_all(
+        self,
+        packet_id: UUID,
+        entries: dict[str, list[AuditEntry]],
+        state: DeliveryState,
+        detail: str | None,
+    ) -> tuple[list[str], list[str]]:
+        """End the held deliveries of the recipients ``entries`` names as ``state``, each
+        with its entries, in one transaction; those at ``state`` already are left be. Returns
+        the recipients ended otherwise already (then nothing is written) and those ended now."""
+        ...
+
     async def dead_letters(self, **query: Unpack[DeadLetterQuery]) -> list[DeadLetter]:
         """Dead-lettered deliveries, oldest first, after the cursor ``after``."""
         ...

@@ -20,6 +20,7 @@ from lgsp_adapter.store.records import (
     StateChange,
 )
 from lgsp_adapter.store.rows import dead_letter_of, delivery_of, inbox_item_of, sent_item_of
+from lgsp_adapter.store.sqlite_held import split_acknowledged
 
 
 class PostgresHeld(PostgresCore):
@@ -138,3 +139,34 @@ class PostgresHeld(PostgresCore):
                 return None
             await tx.append(entries)
         return delivery_of(row)
+
+    async def acknowledge_all(
+        self,
+        packet_id: UUID,
+        entries: dict[str, list[AuditEntry]],
+        state: DeliveryState,
+        detail: str | None,
+    ) -> tuple[list[str], list[str]]:
+        """End these held deliveries as ``state`` together, or none (see ``Store``)."""
+        async with self._write() as tx:
+            rows = await tx.conn.fetch(
+                "SELECT recipient, state FROM deliveries WHERE packet_id = $1"
+                " AND recipient = ANY($2) FOR UPDATE",
+                packet_id,
+                list(entries),
+            )
+            now_in = {row["recipient"]: DeliveryState(row["state"]) for row in rows}
+            otherwise, ended = split_acknowledged(entries, now_in, state)
+            if otherwise:
+                return otherwise, []
+            for recipient in ended:
+                await tx.conn.execute(
+                    "UPDATE deliveries SET state = $1, detail = $2, updated_at = clock_timestamp(),"
+                    " attempts = attempts + 1 WHERE packet_id = $3 AND recipient = $4",
+                    state.value,
+                    optional_storable(detail),
+                    packet_id,
+                    recipient,
+                )
+                await tx.append(entries[recipient])
+        return [], ended

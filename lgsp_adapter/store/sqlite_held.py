@@ -130,3 +130,38 @@ class SqliteHeld(SqliteCore):
                 return None
             self._append(entries)
         return delivery_of(row)
+
+    async def acknowledge_all(
+        self,
+        packet_id: UUID,
+        entries: dict[str, list[AuditEntry]],
+        state: DeliveryState,
+        detail: str | None,
+    ) -> tuple[list[str], list[str]]:
+        """End these held deliveries as ``state`` together, or none (see ``Store``)."""
+        async with self._write():
+            rows = self._db.execute(
+                "SELECT recipient, state FROM deliveries WHERE packet_id = ?"
+                " AND recipient IN (SELECT value FROM json_each(?))",
+                (str(packet_id), json.dumps(list(entries))),
+            ).fetchall()
+            now_in = {recipient: DeliveryState(value) for recipient, value in rows}
+            otherwise, ended = split_acknowledged(entries, now_in, state)
+            if otherwise:
+                return otherwise, []
+            for recipient in ended:
+                self._db.execute(
+                    "UPDATE deliveries SET state = ?, detail = ?, updated_at = ?,"
+                    " attempts = attempts + 1 WHERE packet_id = ? AND recipient = ?",
+                    (state.value, detail, now(), str(packet_id), recipient),
+                )
+                self._append(entries[recipient])
+        return [], ended
+
+
+def split_acknowledged(
+    entries: dict[str, list[AuditEntry]], now_in: dict[str, DeliveryState], state: DeliveryState
+) -> tuple[list[str], list[str]]:
+    """The recipients ended otherwise than ``state`` (or not found), and those still held."""
+    otherwise = [r for r in entries if now_in.get(r) not in (DeliveryState.HELD, state)]
+    return otherwise, [r for r in entries if now_in.get(r) is DeliveryState.HELD]
