@@ -169,7 +169,10 @@ async def test_a_replayed_request_is_refused_when_a_window_is_set(tmp_path: Path
 async def test_refusals_of_unsigned_requests_are_audited_as_a_trickle(tmp_path: Path) -> None:
     # Anyone can send requests no registered system signed; each refused, but not each kept in
     # the audit log for ever. A registered system's refusals are all audited.
-    async with facade(tmp_path) as (url, _), aiohttp.ClientSession() as session:
+    async with (
+        facade(tmp_path, timestamp_window_s=300) as (url, _),
+        aiohttp.ClientSession() as session,
+    ):
         wrong = SdkClient(f"{url}/axis", PROVINCE_SYSTEM, "not-the-province-secret", session)
         district = SdkClient(f"{url}/axis", DISTRICT_SYSTEM, DISTRICT_SECRET, session)
         for _ in range(130):
@@ -177,6 +180,11 @@ async def test_refusals_of_unsigned_requests_are_audited_as_a_trickle(tmp_path: 
         missing = "3f1d2c4b-0000-4000-8000-000000000000"
         for _ in range(5):
             refused(await district.get_edoc(missing), "packet.not_found")
+        # A registered system's own request with a stale timestamp (its clock is off): its
+        # refusal, audited though the trickle is spent.
+        old = datetime.now(VIETNAM).replace(tzinfo=None) - timedelta(hours=1)
+        stale = SdkClient(f"{url}/axis", DISTRICT_SYSTEM, DISTRICT_SECRET, session, made_at=old)
+        refused(await stale.call("countReceiveEdoc", {}), "axis.timestamp_invalid")
         answer = await session.get(
             f"{url}/v1/audit/entries",
             params={"event": "rejected", "limit": "500"},
@@ -185,3 +193,4 @@ async def test_refusals_of_unsigned_requests_are_audited_as_a_trickle(tmp_path: 
         outcomes = [e["outcome"] for e in (await answer.json())["entries"]]
         assert 100 <= outcomes.count("axis.signature_invalid") <= 102  # the burst, and a refill
         assert outcomes.count("packet.not_found") == 5
+        assert outcomes.count("axis.timestamp_invalid") == 1

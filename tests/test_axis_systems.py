@@ -169,3 +169,22 @@ async def test_a_replica_with_another_key_file_is_refused_at_start(
         await copied.check_key("first.key")  # the key file copied over: it starts
         await copied.reload()
         assert copied.secret_of(SYSTEM) == systems.secret_of(SYSTEM)
+
+
+@pytest.mark.asyncio
+async def test_on_a_store_from_before_the_check_the_key_that_opens_its_secrets_wins(
+    opened: Opened, tmp_path: Path
+) -> None:
+    # Systems registered before the store kept a seal of its key: the replica with a key of
+    # its own must not leave its seal first and lock the right key out.
+    right = SecretBox.at(tmp_path / "right.key")
+    _, systems = await live(opened, right)
+    await systems.register({"system_id": SYSTEM, "agencies": [PROVINCE]}, actor="integrator")
+    async with reopen_registry(opened) as again:
+        replica = Registry(again, Directory(served=[], known=[], clients=[]))
+        own = AxisSystems(replica, SecretBox.at(tmp_path / "own.key"))
+        with pytest.raises(FatalError, match="is not the key"):
+            await own.check_key("own.key")
+        await AxisSystems(replica, SecretBox.at(tmp_path / "right.key")).check_key("right.key")
+        with pytest.raises(FatalError, match="is not the key"):
+            await own.check_key("own.key")

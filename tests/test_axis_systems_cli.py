@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from lgsp_adapter.daemon.config import Settings
+from lgsp_adapter.registry.secret_box import SecretBox
 from tests.axis_sdk import SdkClient
 from tests.cli_process import lgsp_adapter
 from tests.test_exchange_embedded import PROVINCE
@@ -77,6 +78,13 @@ async def test_the_cli_registers_rekeys_and_removes_systems_of_a_running_daemon(
 
         # With a key file of its own, the command seals nothing the daemon could not open.
         rekey = {"agencies": [PROVINCE], "secret": "a-new-secret-for-2027-qlvb"}
+        status, _, err = await axis_systems(
+            tmp_path, "change", SYSTEM, body=rekey, config="other.toml"
+        )
+        assert status == 1
+        assert "no key file" in err  # and none is made: it would seal for nobody
+        assert not elsewhere.exists()
+        SecretBox.at(elsewhere)  # a key file, but not the daemon's
         status, _, err = await axis_systems(
             tmp_path, "change", SYSTEM, body=rekey, config="other.toml"
         )

@@ -21,6 +21,7 @@ from lgsp_adapter.registry.axis_systems import AxisSystems
 from lgsp_adapter.registry.secret_box import SecretBox
 from lgsp_adapter.registry.service import Registry
 from lgsp_adapter.store.sqlite import SqliteStore
+from tests.axis_sdk import SdkClient
 from tests.test_axis_facade import (
     DISTRICT_SECRET,
     DISTRICT_SYSTEM,
@@ -126,9 +127,37 @@ async def test_tokens_are_refused_when_forged_misused_or_their_secret_changed(
         )
         assert (await gateway.log_in(PROVINCE_SYSTEM, PROVINCE_SECRET))[0] == 200
         assert (await gateway.call("countReceiveEdoc", {}))[0] == 200
-        # Naming another system beside the token is refused.
+        # A secret with characters form-encoding changes, sent raw in Basic as curl does.
+        plus = "a+secret%20with=reserved&chars"
+        async with session.put(
+            f"{url}/v1/axis-systems/{DISTRICT_SYSTEM}",
+            json={"agencies": COMMUNES, "secret": plus},
+            headers={"Authorization": f"Bearer {INTEGRATOR}"},
+        ) as answer:
+            assert answer.status == 200, await answer.text()
+        assert (await Gateway(session, url).log_in(DISTRICT_SYSTEM, plus))[0] == 200
+        assert (await Gateway(session, url).log_in(DISTRICT_SYSTEM, plus, basic=False))[0] == 200
+        # Naming another system beside the token is refused (the token itself is fine).
         status, refused = await gateway.call("countReceiveEdoc", {"systemid": DISTRICT_SYSTEM})
-        assert (status, refused["ErrorCode"]) == (401, "axis.token_invalid")
+        assert (status, refused["ErrorCode"]) == (200, "axis.bad_request")
+        # A token sealed with another key, and a download with a bad token: 401 both, so
+        # that the client asks for a new one rather than take the document as gone.
+        other = AxisTokens(SecretBox.at(tmp_path / "another.key"))
+        foreign = Gateway(session, url, token=other.issue(PROVINCE_SYSTEM, PROVINCE_SECRET))
+        assert (await foreign.call("countReceiveEdoc", {}))[0] == 401
+        missing = "3f1d2c4b-0000-4000-8000-000000000000"
+        async with session.post(
+            f"{url}/axis/downloadEdoc",
+            headers={"Authorization": f"Bearer {foreign.token}", "XroadVnpt-docId": missing},
+        ) as answer:
+            assert answer.status == 401
+            assert answer.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+        # A signed request that a gateway in front of its client gave its own bearer token.
+        sdk = SdkClient(f"{url}/axis", PROVINCE_SYSTEM, PROVINCE_SECRET, session)
+        sdk.headers.put("servicetype", "eDoc")
+        headers = [*sdk.wire_headers(), ("Authorization", "Bearer eyJhbGciOi.gateway.jwt")]
+        signed = await sdk.raw("POST", "countReceiveEdoc", headers, b"")
+        assert signed.json()["status"] == "OK"
         # The integrator gives the system a new secret: its tokens stop at once.
         async with session.put(
             f"{url}/v1/axis-systems/{PROVINCE_SYSTEM}",
@@ -145,7 +174,8 @@ async def test_tokens_are_refused_when_forged_misused_or_their_secret_changed(
         ) as answer:
             outcomes = [e["outcome"] for e in (await answer.json())["entries"]]
         assert outcomes.count("auth.invalid") == 2  # the two log-ins refused
-        assert outcomes.count("axis.token_invalid") == 3
+        assert outcomes.count("axis.token_invalid") == 4
+        assert outcomes.count("axis.bad_request") == 1
 
 
 @pytest.mark.asyncio

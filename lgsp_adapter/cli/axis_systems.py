@@ -3,8 +3,9 @@
 The same registrations as ``/v1/axis-systems``, with the same checks and audit entries, naming
 the account that ran them; a daemon on the store serves the change within
 ``daemon.registry_poll_s``. Secrets are sealed with the daemon's key file (``[axis]
-secret_key``), which the command must be able to read: it refuses a key file that does not
-open the store's secrets rather than seal one the daemon cannot open.
+secret_key``), which the command must be able to read and never makes: it refuses a key file
+that is missing or does not open the store's secrets rather than seal one the daemon cannot
+open.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def _with(target: Target, work: Callable[[AxisSystems], Awaitable[T]]) -> T:
         async with open_registry(target) as registry:
             await registry.refresh()
             key_file = target.axis_key_path()
-            systems = AxisSystems(registry, SecretBox.at(key_file))
+            systems = AxisSystems(registry, SecretBox.existing(key_file))
             await systems.check_key(str(key_file))
             return await work(systems)
 

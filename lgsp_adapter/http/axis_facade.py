@@ -29,7 +29,12 @@ from lgsp_adapter.exchange.inbox import Inbox
 from lgsp_adapter.http.app import LIMITER, status_of
 from lgsp_adapter.http.axis_refusals import UNSIGNED, UnsignedRefusals, audit_refusal
 from lgsp_adapter.http.axis_token import TOKEN_PATH, AxisTokens, token
-from lgsp_adapter.packets.axis_signature import bearer_headers, parse_timestamp, verified_headers
+from lgsp_adapter.packets.axis_signature import (
+    SIGNED_JSON,
+    bearer_headers,
+    parse_timestamp,
+    verified_headers,
+)
 from lgsp_adapter.packets.axis_wire import failure, header
 from lgsp_adapter.registry.axis_systems import AxisCaller, AxisSystems
 from lgsp_adapter.store.unavailable import STORE_UNAVAILABLE
@@ -65,42 +70,44 @@ class AxisRequest:
 Operation = Callable[[AxisRequest], Awaitable[web.StreamResponse]]
 
 
-def authenticated(request: web.Request) -> tuple[AxisCaller, dict[str, str]]:
-    """The registered system that signed ``request`` and the headers it signed; refused
-    (``axis.signature_invalid``, ``axis.unknown_system``, ``axis.timestamp_invalid``) when the
-    signature or the timestamp does not hold."""
+def identified(request: web.Request) -> tuple[AxisCaller, dict[str, str]]:
+    """The registered system that signed ``request`` (or whose bearer token it carries) and
+    its logical headers; refused (``axis.signature_invalid``, ``axis.unknown_system``,
+    ``axis.token_invalid``) when neither holds. A request carrying the signature headers is
+    checked by them, even beside an ``Authorization`` a gateway in front of its client added."""
     systems = request.app[AXIS_SYSTEMS]
     authorization = request.headers.get("Authorization", "")
-    if authorization[:7].lower() == "bearer " and TOKENS in request.app:
-        caller, signed = _bearer(request, authorization[7:].strip(), systems)
-    else:
-        signed = verified_headers(request.headers, systems.secret_of)
-        found = systems.caller(signed["systemid"])
-        if found is None:  # removed between the two looks
-            raise PermanentError(ErrorCode.AXIS_UNKNOWN_SYSTEM, "the system is not registered")
-        caller = found
+    bearer = authorization[:7].lower() == "bearer " and SIGNED_JSON not in request.headers
+    if bearer and TOKENS in request.app:
+        system_id, caller = request.app[TOKENS].caller(authorization[7:].strip(), systems)
+        return caller, {**bearer_headers(request.headers), "systemid": system_id}
+    signed = verified_headers(request.headers, systems.secret_of)
+    found = systems.caller(signed["systemid"])
+    if found is None:  # removed between the two looks
+        raise PermanentError(ErrorCode.AXIS_UNKNOWN_SYSTEM, "the system is not registered")
+    return found, signed
+
+
+def admitted(call: AxisRequest) -> None:
+    """Refuse an identified system's request unless its pace is within limits, its timestamp
+    fresh (when a window is set) and the ``systemid`` it sends beside a token its own. Such a
+    refusal is the system's, audited in full; the pace comes first, so that replaying one of
+    its requests cannot fill the log."""
+    request = call.request
+    if LIMITER in request.app:
+        request.app[LIMITER].take(call.caller.client.name)
+    if SIGNED_JSON in request.headers:
         window_s = request.app.get(AXIS_WINDOW)
         if window_s:
-            _check_fresh(parse_timestamp(signed["timestamp"]), window_s)
-    if LIMITER in request.app:
-        request.app[LIMITER].take(caller.client.name)
-    return caller, signed
-
-
-def _bearer(
-    request: web.Request, presented: str, systems: AxisSystems
-) -> tuple[AxisCaller, dict[str, str]]:
-    """A call with a token from ``/axis/token``: the parameters are the ``XroadVnpt-`` headers
-    unsigned, and ``systemid``, when sent, must be the token's."""
-    system_id, caller = request.app[TOKENS].caller(presented, systems)
-    headers = bearer_headers(request.headers)
-    named = headers.pop("systemid", system_id)
-    if named != system_id:
-        raise PermanentError(
-            ErrorCode.AXIS_TOKEN_INVALID,
-            f"the bearer token is refused: it is {system_id!r}'s, the request names {named!r}",
-        )
-    return caller, {**headers, "systemid": system_id}
+            _check_fresh(parse_timestamp(call.headers["timestamp"]), window_s)
+    else:
+        named = bearer_headers(request.headers).get("systemid")
+        if named is not None and named != call.headers["systemid"]:
+            raise PermanentError(
+                ErrorCode.AXIS_BAD_REQUEST,
+                f"the bearer token is {call.headers['systemid']!r}'s, the request names "
+                f"{named[:100]!r}",
+            )
 
 
 def _check_fresh(at: datetime, window_s: float) -> None:
@@ -127,9 +134,10 @@ def serve(
         try:
             if operation is None:
                 raise PermanentError(ErrorCode.AXIS_BAD_REQUEST, f"no axis operation {name!r}")
-            caller, signed = authenticated(request)
+            caller, signed = identified(request)
             system = signed["systemid"]
             call = AxisRequest(request, caller, signed)
+            admitted(call)
             return await operation(call)
         except LgspError as exc:
             # Too many requests is a pace, not a refusal: not one audit entry per request.
@@ -157,13 +165,13 @@ def refusal(error: LgspError, operation: str, *, unknown_operation: bool = False
     transient = limited or isinstance(error, TransientError) or status_of(error) >= 500
     status = 429 if limited else 503 if transient else 404 if unknown_operation else 200
     if error.code is ErrorCode.AXIS_TOKEN_INVALID:  # a gateway client asks for a new one
-        status = 401
+        response = json_answer(failure(error), status=401)
+        response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+        return response
     if operation == "downloadEdoc":
         return web.Response(status=status if transient else 404)
     extra: dict[str, Any] = {"DocId": ""} if operation == "sendEdoc" else {}
     response = json_answer(failure(error, **extra), status=status)
-    if status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
     if transient:
         response.headers["Retry-After"] = str(_retry_after(error))
     return response

@@ -35,6 +35,7 @@ TOKEN_PATH = "/axis/token"  # noqa: S105  # a path, not a token
 TOKEN_TTL_S = 3600
 _FORM_BYTES = 8 * 1024
 _PURPOSE = "lgsp-adapter axis bearer tokens"
+_STAND_IN = "-" * 43  # compared with when no system has the id given
 
 
 class AxisTokens:
@@ -79,20 +80,19 @@ async def token(request: web.Request, systems: AxisSystems, tokens: AxisTokens) 
     form = urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
     if _field(form, "grant_type") != "client_credentials":
         return _oauth_error(400, "unsupported_grant_type", "only client_credentials is granted")
-    system_id, secret = _credentials(request, form)
+    system_id, given = _credentials(request, form)
     expected = systems.secret_of(system_id) if system_id else None
-    if expected is None or not hmac.compare_digest(
-        expected.encode("utf-8"), secret.encode("utf-8", "surrogateescape")
-    ):
-        if request.app[UNSIGNED].audited():
-            refused = PermanentError(ErrorCode.AUTH_INVALID, "no system here with that secret")
-            await audit_refusal(request, refused, "token", system_id or "?")
-        return _oauth_error(401, "invalid_client", "no system here with that id and secret")
-    if LIMITER in request.app:
+    if expected is not None and LIMITER in request.app:  # guesses at a secret, paced too
         try:
             request.app[LIMITER].take(f"axis/{system_id}")
         except LgspError as exc:
             return _oauth_error(429, "slow_down", exc.message)
+    if not _matches(expected, given):
+        if request.app[UNSIGNED].audited():
+            refused = PermanentError(ErrorCode.AUTH_INVALID, "no system here with that secret")
+            await audit_refusal(request, refused, "token", system_id or "?")
+        return _oauth_error(401, "invalid_client", "no system here with that id and secret")
+    assert expected is not None  # noqa: S101  # _matches said so
     answer: dict[str, Any] = {
         "access_token": tokens.issue(system_id, expected),
         "token_type": "Bearer",
@@ -101,22 +101,35 @@ async def token(request: web.Request, systems: AxisSystems, tokens: AxisTokens) 
     return web.json_response(answer, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
 
+def _matches(expected: str | None, given: tuple[str, ...]) -> bool:
+    """Whether any of the forms the secret may have come in is the system's, compared in
+    constant time (and against a stand-in for an unknown system, so that timing does not
+    tell which system ids exist)."""
+    wanted = (expected or _STAND_IN).encode("utf-8")
+    found = False
+    for candidate in given:
+        found |= hmac.compare_digest(wanted, candidate.encode("utf-8", "surrogateescape"))
+    return found and expected is not None
+
+
 def _field(form: dict[str, list[str]], name: str) -> str | None:
     values = form.get(name)
     return values[0] if values and len(values) == 1 else None
 
 
-def _credentials(request: web.Request, form: dict[str, list[str]]) -> tuple[str, str]:
-    """The client id and secret, from HTTP Basic (RFC 6749 §2.3.1's first way) or the form."""
+def _credentials(request: web.Request, form: dict[str, list[str]]) -> tuple[str, tuple[str, ...]]:
+    """The client id and the forms its secret may have: from HTTP Basic (RFC 6749 §2.3.1's
+    first way) as sent and form-decoded, since that RFC asks clients to form-encode both parts
+    and most (curl, Java, WSO2) do not; or from the form."""
     authorization = request.headers.get("Authorization", "")
     if authorization[:6].lower() == "basic ":
         try:
             basic = BasicAuth.decode(authorization, encoding="utf-8")
         except ValueError:
-            return "", ""
-        # RFC 6749 §2.3.1: each part form-encoded before it went into Basic.
-        return urllib.parse.unquote_plus(basic.login), urllib.parse.unquote_plus(basic.password)
-    return _field(form, "client_id") or "", _field(form, "client_secret") or ""
+            return "", ()
+        # A system id has no character form-encoding changes; a secret may (``+``, ``%``).
+        return basic.login, (basic.password, urllib.parse.unquote_plus(basic.password))
+    return _field(form, "client_id") or "", (_field(form, "client_secret") or "",)
 
 
 def _oauth_error(status: int, error: str, description: str) -> web.Response:

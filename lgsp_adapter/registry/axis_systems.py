@@ -89,16 +89,26 @@ class AxisSystems:
         they find none; each would seal secrets the others cannot open, and a system
         registered through one would be unknown to the rest. The first to start leaves its
         key's seal of a known text in the store; the others must open it."""
-        kept = await self._registry.store.key_check(self._box.seal(KEY_CHECK))
+        wrong = FatalError(
+            ErrorCode.CONFIG_INVALID,
+            f"{key_file} is not the key that seals the axis systems' secrets in this store: "
+            "copy the key file of the daemon that first used the store ([axis] secret_key "
+            "names where it is read)",
+        )
+        # A store from before the check keeps secrets but no seal of it: the first key to
+        # leave one must be the key that opens them.
+        records = await self._registry.store.axis_systems()
+        if records and not any(self._opens(record.sealed_secret) for record in records):
+            raise wrong
+        if not self._opens(await self._registry.store.key_check(self._box.seal(KEY_CHECK))):
+            raise wrong
+
+    def _opens(self, sealed: str) -> bool:
         try:
-            self._box.open(kept)
-        except LgspError as exc:
-            raise FatalError(
-                ErrorCode.CONFIG_INVALID,
-                f"{key_file} is not the key that seals the axis systems' secrets in this store:"
-                " copy the key file of the daemon that first used the store ([axis] secret_key"
-                " names where it is read)",
-            ) from exc
+            self._box.open(sealed)
+        except LgspError:
+            return False
+        return True
 
     async def reload(self) -> None:
         """Read every system from the store. One whose secret does not open (the store and

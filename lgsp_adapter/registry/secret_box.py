@@ -42,6 +42,17 @@ class SecretBox:
                 return cls(key)
         return cls(_read_key(path))
 
+    @classmethod
+    def existing(cls, path: Path) -> SecretBox:
+        """The box whose key is in ``path``, which must be there already (a command beside a
+        daemon: a key it made would seal what the daemon cannot open)."""
+        if not os.path.lexists(path):
+            raise FatalError(
+                ErrorCode.CONFIG_INVALID,
+                f"no key file at {path}: give [axis] secret_key the daemon's key file",
+            )
+        return cls(_read_key(path))
+
     def derived(self, purpose: str) -> SecretBox:
         """A box of its own for ``purpose`` (bearer tokens, say), its key derived from this
         one's: what it seals does not open here, nor what this one seals there, and every

@@ -158,11 +158,13 @@ class SqliteStore(SqliteQueue, SqliteHeld):
             for recipient in packet.recipients
         ]
         async with self._write():
-            inserted = self._db.execute(
-                f"INSERT OR IGNORE INTO packets {PACKET_COLUMNS}", packet_row(packet)
-            )
-            if inserted.rowcount != 1:
-                raise PacketIdTaken(packet.id)
+            try:
+                self._db.execute(f"INSERT INTO packets {PACKET_COLUMNS}", packet_row(packet))
+            except sqlite3.IntegrityError as exc:  # as PostgreSQL: only a taken id is that
+                taken = self._db.execute("SELECT 1 FROM packets WHERE id = ?", (str(packet.id),))
+                if taken.fetchone() is None:
+                    raise
+                raise PacketIdTaken(packet.id) from exc
             self._db.executemany(
                 "INSERT INTO deliveries (packet_id, recipient, state, updated_at)"
                 " VALUES (?, ?, ?, ?)",
