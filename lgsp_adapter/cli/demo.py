@@ -5,7 +5,9 @@ One daemon on the embedded bus serves the provincial office, the department of c
 loopback. The office sends a letter with an attachment to the department and both communes; one
 commune's system fails twice before it accepts, so the durable retries show; a commune answers
 with status 03; the department sends vehicle badges to the tax office, which answers with a
-tax status. Each packet's journey is printed from the audit log.
+tax status; an integrator registers a commune live, then another whose document software
+speaks the national axis' protocol and fetches its letter so. Each packet's journey is printed
+from the audit log.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from lgsp_adapter.audit.bundle import dump, make_bundle, verify_bundle
 from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.audit.verify import verify_log
 from lgsp_adapter.cli import demo_packets as packets
+from lgsp_adapter.cli.demo_axis import axis_software_joins
 from lgsp_adapter.daemon.config import Settings
 from lgsp_adapter.daemon.run import run_daemon
 from lgsp_adapter.store.sqlite import SqliteStore
@@ -172,7 +175,8 @@ def journey(title: str, state: dict[str, Any], say: Callable[[str], None]) -> bo
 
 async def run_demo(data_dir: Path, say: Callable[[str], None]) -> bool:
     """Run the exchange; True when every packet reached every recipient."""
-    systems = {code: AgencySystem(code) for code in packets.NAMES if code != packets.NEW_COMMUNE}
+    later = {packets.NEW_COMMUNE, packets.AXIS_COMMUNE}  # registered while the daemon runs
+    systems = {code: AgencySystem(code) for code in packets.NAMES if code not in later}
     systems[packets.COMMUNES[1]].failures = 2
     tokens = {code: secrets.token_urlsafe(24) for code in systems}
     integrator = secrets.token_urlsafe(24)
@@ -204,6 +208,13 @@ async def run_demo(data_dir: Path, say: Callable[[str], None]) -> bool:
             title = "6. The office's next letter, 1240/UBND-KSTTHC, reaches the new system"
             all_ok &= journey(title, await exchange.settled(packets.PROVINCE, packet_id), say)
             all_ok &= len(newcomer.received) == 1
+            fetched, packet_id = await axis_software_joins(
+                url, integrator, session, say, exchange.send
+            )
+            title = "  Its journey, as for any packet"
+            all_ok &= fetched and journey(
+                title, await exchange.settled(packets.PROVINCE, packet_id), say
+            )
         finally:
             stop.set()
             await asyncio.wait_for(daemon, timeout=30)

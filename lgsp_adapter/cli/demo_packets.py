@@ -41,6 +41,7 @@ DEPARTMENT = "000.00.12.H56"
 COMMUNES = ("000.21.00.H56", "000.22.00.H56")
 TAX_OFFICE = "000.56.20.G12"
 NEW_COMMUNE = "000.23.00.H56"  # not served at start: an integrator registers it live
+AXIS_COMMUNE = "000.24.00.H56"  # its document software speaks the national axis' protocol
 
 NAMES = {
     PROVINCE: "Văn phòng UBND tỉnh Thanh Hóa",
@@ -49,6 +50,7 @@ NAMES = {
     COMMUNES[1]: "UBND xã Hoằng Hóa",
     TAX_OFFICE: "Thuế tỉnh Thanh Hóa",
     NEW_COMMUNE: "UBND xã Quảng Tâm",
+    AXIS_COMMUNE: "UBND xã Quảng Yên",
 }
 DOCUMENT_ID = "000.00.00.H56,2026/11/20,1234/UBND-KSTTHC"
 BADGE_REFERENCE = "SXD-TH-2026-11-000382"
