@@ -10,6 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from lgsp_adapter.http import axis_documents
 from tests.axis_sdk import SdkClient
 from tests.test_axis_facade import (
     COMMUNE_TOKEN,
@@ -104,3 +105,23 @@ async def test_an_acknowledgement_for_several_agencies_changes_all_or_none(tmp_p
         events = await journey(url, doc_id)
         assert ("refused", COMMUNES[0]) in events
         assert ("refused", COMMUNES[1]) in events
+
+
+@pytest.mark.asyncio
+async def test_a_file_sent_again_too_often_is_refused_not_swallowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each send refused everywhere, each resend a new packet, up to the cap: then a clear
+    # refusal, never an old DocId answered as if the send had gone.
+    monkeypatch.setattr(axis_documents, "MAX_RESENDS", 2)
+    async with facade(tmp_path) as (url, _), aiohttp.ClientSession() as session:
+        province = SdkClient(f"{url}/axis", PROVINCE_SYSTEM, PROVINCE_SECRET, session)
+        district = SdkClient(f"{url}/axis", DISTRICT_SYSTEM, DISTRICT_SECRET, session)
+        document = to_the_communes(4005)
+        for waiting in (1, 1):
+            doc_id = ok(await province.send_edoc(SEND, document))["DocId"]
+            await count_becomes(district, "countReceiveEdoc", waiting)
+            ok(await district.update_status(doc_id, "fail"))
+        refused = (await province.send_edoc(SEND, document)).json()
+        assert (refused["status"], refused["ErrorCode"]) == ("FAIL", "axis.bad_request")
+        assert "2 times" in refused["ErrorDesc"]

@@ -203,3 +203,22 @@ async def test_a_token_lasts_only_its_time(tmp_path: Path) -> None:
         await asyncio.sleep(2.1)
         with pytest.raises(LgspError, match="older than an hour"):
             tokens.caller(token, systems)
+
+
+@pytest.mark.asyncio
+async def test_guesses_at_a_secret_are_paced_apart_from_the_systems_calls(tmp_path: Path) -> None:
+    async with facade(tmp_path) as (url, _), aiohttp.ClientSession() as session:
+        guesser = Gateway(session, url)
+        known = [(await guesser.log_in(PROVINCE_SYSTEM, f"guess-{n}"))[0] for n in range(15)]
+        unknown = [(await guesser.log_in(f"qlvb.khac-{n}", "guess"))[0] for n in range(15)]
+        # Ten at once, then one a second: for a registered id and for the unknown ones alike,
+        # so that a 429 tells nothing of which ids exist.
+        assert known[:10] == [401] * 10
+        assert unknown[:10] == [401] * 10
+        assert 429 in known[10:]
+        assert 429 in unknown[10:]
+        # The province's own calls are not slowed by someone guessing at its secret.
+        sdk = SdkClient(f"{url}/axis", PROVINCE_SYSTEM, PROVINCE_SECRET, session)
+        assert (await sdk.call("countReceiveEdoc", {"servicetype": "eDoc"})).json()[
+            "status"
+        ] == "OK"

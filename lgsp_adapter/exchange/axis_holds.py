@@ -48,16 +48,20 @@ class Holds:
         """Whether the packet is to be tried now (never held, or its wait is over)."""
         return self._schedule.due(doc_id)
 
-    def hold(self, doc_id: str, reason: str) -> tuple[bool, float]:
-        """Hold the packet for ``reason``: whether that is news (first held, or held for
-        another reason now: audit it), and how long until it is tried again."""
+    def news(self, doc_id: str, reason: str) -> bool:
+        """Whether refusing the packet for ``reason`` is news (not held, or held for another
+        reason): then it is audited, before ``hold`` records it."""
         held = self._held.get(doc_id)
-        news = held is None or held.reason != reason
+        return held is None or held.reason != reason
+
+    def hold(self, doc_id: str, reason: str) -> float:
+        """Hold the packet for ``reason``; how long until it is tried again."""
+        held = self._held.get(doc_id)
         if held is None:
             self._held[doc_id] = _Held(self._clock(), reason)
         else:
             held.reason = reason
-        return news, self._schedule.failed(doc_id)
+        return self._schedule.failed(doc_id)
 
     def given_up(self, doc_id: str) -> float | None:
         """How long the packet has been held, once that is past ``give_up_s``; else None."""

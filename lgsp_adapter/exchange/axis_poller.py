@@ -97,22 +97,30 @@ def upstreams(agencies: Iterable[ServedAgency]) -> list[Upstream]:
     """The axes the served ``axis``-mode agencies are reached through, one per URL and system
     id, with the secrets their enabled entries give (a disabled one's may be stale)."""
     grouped: dict[tuple[str, str], tuple[set[str], list[str]]] = {}
+    urls: dict[tuple[str, str], str] = {}
     for agency in agencies:
         auth = agency.endpoint.auth
         if agency.endpoint.mode is DeliveryMode.AXIS and isinstance(auth, AxisAuth):
-            key = (str(agency.endpoint.url), auth.system_id)
+            url = str(agency.endpoint.url)
+            key = (_normal(url), auth.system_id)
+            urls.setdefault(key, url)  # the URL as first written, for the requests
             secrets, codes = grouped.setdefault(key, (set(), []))
             if agency.enabled:
                 secrets.add(auth.secret.get_secret_value())
             codes.append(str(agency.code))
     return [
-        Upstream(url, system_id, frozenset(secrets), tuple(sorted(codes)))
-        for (url, system_id), (secrets, codes) in grouped.items()
+        Upstream(urls[key], key[1], frozenset(secrets), tuple(sorted(codes)))
+        for key, (secrets, codes) in grouped.items()
     ]
 
 
+def _normal(url: str) -> str:
+    """A URL as compared: an axis written with a trailing slash or in capitals is the same."""
+    return url.rstrip("/").lower()
+
+
 def _same_url(one: str, other: str) -> bool:
-    return one.rstrip("/").lower() == other.rstrip("/").lower()
+    return _normal(one) == _normal(other)
 
 
 class AxisPoller:
@@ -155,9 +163,12 @@ class AxisPoller:
         """Poll until ``stopping`` is set; an axis away is tried again at the next round."""
         while not stopping.is_set():
             if await self._store.take_role(ROLE):
-                for upstream in self.upstreams():
+                now = self.upstreams()
+                for upstream in now:
                     if self._agreed(upstream):
                         await self._round(upstream)
+                polled = {(u.url, u.system_id) for u in now}
+                self._holds = {key: h for key, h in self._holds.items() if key in polled}
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), timeout=self.interval_s)
 
@@ -264,15 +275,25 @@ class AxisPoller:
         data: bytes,
         error: PermanentError,
     ) -> bool:
-        """Hold a packet the registry here refuses (audited when news), or answer ``fail``:
-        for a fault of the packet, or once it has been held too long."""
+        """Hold a packet the registry here refuses, or answer ``fail``: for a fault of the
+        packet, or once it has been held too long. Each refusal is audited when it is news,
+        not at every try (the axis may keep listing it, or refuse our ``fail`` a while)."""
         holds = self._held(upstream)
-        sha256 = hashlib.sha256(data).hexdigest()
         waited_s = holds.given_up(doc_id)
-        if self._our_fault(error) and waited_s is None:
-            news, wait_s = holds.hold(doc_id, str(error.code))
-            if news:
-                await self._intake.refused(error, upstream.client.name, sha256)
+        holding = self._our_fault(error) and waited_s is None
+        reason = str(error.code) if waited_s is None else f"{error.code}, given up"
+        if waited_s is not None:
+            error = PermanentError(
+                error.code,
+                f"held {waited_s / 3600:.0f} h for the registry here, then answered fail: "
+                f"{error.message}",
+                details=error.details,
+            )
+        if holds.news(doc_id, reason):
+            sha256 = hashlib.sha256(data).hexdigest()
+            await self._intake.refused(error, upstream.client.name, sha256)
+        wait_s = holds.hold(doc_id, reason)
+        if holding:
             log.warning(
                 "axis %s: %s waits, as the registry here stands: %s; tried again in %.0f s",
                 upstream.url,
@@ -281,16 +302,8 @@ class AxisPoller:
                 wait_s,
             )
             return False
-        if waited_s is not None:
-            error = PermanentError(
-                error.code,
-                f"held {waited_s / 3600:.0f} h for the registry here, then answered fail: "
-                f"{error.message}",
-                details=error.details,
-            )
-        await self._intake.refused(error, upstream.client.name, sha256)
         log.warning("axis %s: %s refused: %s", upstream.url, doc_id, error.message)
-        await client.update_status(doc_id, TransportStatus.FAIL)
+        await client.update_status(doc_id, TransportStatus.FAIL)  # raising: held, tried later
         holds.release(doc_id)
         return False
 

@@ -70,7 +70,8 @@ _RECEIVE_STATUS = {
     DeliveryState.HELD: ("initial", "waiting for the receiver to fetch it"),
     DeliveryState.DELIVERED: ("done", "delivered"),
     DeliveryState.REFUSED: ("fail", "refused by the receiver"),
-    DeliveryState.DEAD_LETTERED: ("fail", "could not be delivered"),
+    # Not final: the exchange's operators may replay it (and a resend is a repeat till then).
+    DeliveryState.DEAD_LETTERED: ("processing", "not delivered yet: with the exchange's operators"),
     DeliveryState.DROPPED: ("fail", "given up by an operator"),
 }
 _ACK = {TransportStatus.DONE: Acknowledgement.DONE, TransportStatus.FAIL: Acknowledgement.FAIL}
@@ -130,7 +131,11 @@ async def _send_id(store: Store, client: str, data: bytes) -> tuple[UUID, bool]:
             states = {d.state for d in await store.deliveries(packet_id)}
             if not states <= _FAILED:
                 return packet_id, True
-    return packet_id, True  # resent that often: the latest send stands for them all
+    raise PermanentError(
+        ErrorCode.AXIS_BAD_REQUEST,
+        f"this system has sent this file {MAX_RESENDS} times already, each failed or a day "
+        "old: send it changed, or ask the exchange's operators",
+    )
 
 
 async def _kept(store: Store, packet_id: UUID) -> None:

@@ -28,14 +28,14 @@ from lgsp_adapter.exchange.axis_client import vietnam_now
 from lgsp_adapter.exchange.inbox import Inbox
 from lgsp_adapter.http.app import LIMITER, status_of
 from lgsp_adapter.http.axis_refusals import UNSIGNED, UnsignedRefusals, audit_refusal
-from lgsp_adapter.http.axis_token import TOKEN_PATH, AxisTokens, token
+from lgsp_adapter.http.axis_token import TOKEN_PATH, AxisTokens, LogIns, token
 from lgsp_adapter.packets.axis_signature import (
     SIGNED_JSON,
     bearer_headers,
     parse_timestamp,
     verified_headers,
 )
-from lgsp_adapter.packets.axis_wire import failure, header
+from lgsp_adapter.packets.axis_wire import failure, header, required
 from lgsp_adapter.registry.axis_systems import AxisCaller, AxisSystems
 from lgsp_adapter.store.unavailable import STORE_UNAVAILABLE
 
@@ -73,8 +73,11 @@ Operation = Callable[[AxisRequest], Awaitable[web.StreamResponse]]
 def identified(request: web.Request) -> tuple[AxisCaller, dict[str, str]]:
     """The registered system that signed ``request`` (or whose bearer token it carries) and
     its logical headers; refused (``axis.signature_invalid``, ``axis.unknown_system``,
-    ``axis.token_invalid``) when neither holds. A request carrying the signature headers is
-    checked by them, even beside an ``Authorization`` a gateway in front of its client added."""
+    ``axis.token_invalid``, ``axis.timestamp_invalid``) when neither holds or the signed
+    timestamp is stale. A request carrying the signature headers is checked by them, even
+    beside an ``Authorization`` a gateway in front of its client added. A stale request proves
+    nothing of its system (anyone may replay one it sent), so it is refused as unsigned ones
+    are: audited as a trickle, and not charged to the system's pace."""
     systems = request.app[AXIS_SYSTEMS]
     authorization = request.headers.get("Authorization", "")
     bearer = authorization[:7].lower() == "bearer " and SIGNED_JSON not in request.headers
@@ -82,25 +85,24 @@ def identified(request: web.Request) -> tuple[AxisCaller, dict[str, str]]:
         system_id, caller = request.app[TOKENS].caller(authorization[7:].strip(), systems)
         return caller, {**bearer_headers(request.headers), "systemid": system_id}
     signed = verified_headers(request.headers, systems.secret_of)
-    found = systems.caller(signed["systemid"])
+    system_id, timestamp = required(signed, "systemid"), required(signed, "timestamp")
+    found = systems.caller(system_id)
     if found is None:  # removed between the two looks
         raise PermanentError(ErrorCode.AXIS_UNKNOWN_SYSTEM, "the system is not registered")
-    return found, signed
+    window_s = request.app.get(AXIS_WINDOW)
+    if window_s:
+        _check_fresh(parse_timestamp(timestamp), window_s)
+    return found, {**signed, "systemid": system_id}
 
 
 def admitted(call: AxisRequest) -> None:
-    """Refuse an identified system's request unless its pace is within limits, its timestamp
-    fresh (when a window is set) and the ``systemid`` it sends beside a token its own. Such a
-    refusal is the system's, audited in full; the pace comes first, so that replaying one of
-    its requests cannot fill the log."""
+    """Refuse an identified system's request unless its pace is within limits and the
+    ``systemid`` it sends beside a token is its own: a refusal of the system's, audited in
+    full (but for the pace's, which is not a refusal of anything it said)."""
     request = call.request
     if LIMITER in request.app:
         request.app[LIMITER].take(call.caller.client.name)
-    if SIGNED_JSON in request.headers:
-        window_s = request.app.get(AXIS_WINDOW)
-        if window_s:
-            _check_fresh(parse_timestamp(call.headers["timestamp"]), window_s)
-    else:
+    if SIGNED_JSON not in request.headers:
         named = bearer_headers(request.headers).get("systemid")
         if named is not None and named != call.headers["systemid"]:
             raise PermanentError(
@@ -164,13 +166,17 @@ def refusal(error: LgspError, operation: str, *, unknown_operation: bool = False
     limited = status_of(error) == 429  # too many requests: wait, then the same again
     transient = limited or isinstance(error, TransientError) or status_of(error) >= 500
     status = 429 if limited else 503 if transient else 404 if unknown_operation else 200
+    extra: dict[str, Any] = {"DocId": ""} if operation == "sendEdoc" else {}
     if error.code is ErrorCode.AXIS_TOKEN_INVALID:  # a gateway client asks for a new one
-        response = json_answer(failure(error), status=401)
+        response = (
+            web.Response(status=401)
+            if operation == "downloadEdoc"
+            else json_answer(failure(error, **extra), status=401)
+        )
         response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
         return response
     if operation == "downloadEdoc":
         return web.Response(status=status if transient else 404)
-    extra: dict[str, Any] = {"DocId": ""} if operation == "sendEdoc" else {}
     response = json_answer(failure(error, **extra), status=status)
     if transient:
         response.headers["Retry-After"] = str(_retry_after(error))
@@ -209,8 +215,10 @@ def add_axis_routes(
     app[TOKENS] = tokens
     handle = serve(operations)
 
+    log_ins = LogIns()
+
     async def issue(request: web.Request) -> web.StreamResponse:
-        return await token(request, systems, tokens)
+        return await token(request, systems, tokens, log_ins)
 
     app.router.add_post(TOKEN_PATH, issue)  # before the operations: "token" is none of them
     app.router.add_route("GET", PREFIX + "/{operation}", handle)

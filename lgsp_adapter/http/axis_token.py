@@ -24,8 +24,9 @@ from typing import Any
 from aiohttp import BasicAuth, web
 
 from lgsp_adapter.errors import ErrorCode, LgspError, PermanentError
-from lgsp_adapter.http.app import LIMITER, read_body
+from lgsp_adapter.http.app import read_body
 from lgsp_adapter.http.axis_refusals import UNSIGNED, audit_refusal
+from lgsp_adapter.http.rate_limit import RateLimiter
 from lgsp_adapter.registry.axis_systems import AxisCaller, AxisSystems
 from lgsp_adapter.registry.secret_box import SecretBox
 
@@ -74,7 +75,24 @@ def _invalid(why: str) -> PermanentError:
     return PermanentError(ErrorCode.AXIS_TOKEN_INVALID, f"the bearer token is refused: {why}")
 
 
-async def token(request: web.Request, systems: AxisSystems, tokens: AxisTokens) -> web.Response:
+class LogIns:
+    """The pace of log-ins: ``burst`` at once, then ``per_second``, per registered system id,
+    and one pace shared by every id no system has. Their own buckets, not the systems' request
+    pace, so that guessing at a system's secret cannot slow its calls; a shared one for the
+    unknown ids, so that a 429 does not tell which ids exist and a scan of ids keeps no state
+    per id it tried."""
+
+    def __init__(self, per_second: float = 1.0, burst: int = 10) -> None:
+        self._buckets = RateLimiter(per_second=per_second, burst=burst)
+
+    def take(self, system_id: str, known: bool) -> None:
+        """Spend one log-in of that id's (``auth.rate_limited`` when there is none left)."""
+        self._buckets.take(f"axis-token/{system_id}" if known else "axis-token/?")
+
+
+async def token(
+    request: web.Request, systems: AxisSystems, tokens: AxisTokens, log_ins: LogIns
+) -> web.Response:
     """``POST /axis/token``: a bearer token for a system that names itself and its secret."""
     body = await read_body(request, _FORM_BYTES)
     form = urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
@@ -82,11 +100,10 @@ async def token(request: web.Request, systems: AxisSystems, tokens: AxisTokens) 
         return _oauth_error(400, "unsupported_grant_type", "only client_credentials is granted")
     system_id, given = _credentials(request, form)
     expected = systems.secret_of(system_id) if system_id else None
-    if expected is not None and LIMITER in request.app:  # guesses at a secret, paced too
-        try:
-            request.app[LIMITER].take(f"axis/{system_id}")
-        except LgspError as exc:
-            return _oauth_error(429, "slow_down", exc.message)
+    try:
+        log_ins.take(system_id, known=expected is not None)
+    except LgspError as exc:
+        return _oauth_error(429, "slow_down", exc.message)
     if not _matches(expected, given):
         if request.app[UNSIGNED].audited():
             refused = PermanentError(ErrorCode.AUTH_INVALID, "no system here with that secret")

@@ -151,7 +151,7 @@ class PostgresHeld(PostgresCore):
         async with self._write() as tx:
             rows = await tx.conn.fetch(
                 "SELECT recipient, state FROM deliveries WHERE packet_id = $1"
-                " AND recipient = ANY($2) FOR UPDATE",
+                " AND recipient = ANY($2) ORDER BY recipient FOR UPDATE",
                 packet_id,
                 list(entries),
             )
