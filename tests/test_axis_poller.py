@@ -36,7 +36,13 @@ MINISTRY = "000.00.00.G10"  # reached here through the same axis
 __all__ = ["axis"]
 
 
-def settings(tmp_path: Path, url: str) -> Settings:
+def through(url: str) -> dict[str, Any]:
+    """An endpoint reached through the axis at ``url``, as our system there."""
+    auth = {"kind": "axis", "system_id": SYSTEM, "secret": SECRET}
+    return {"mode": "axis", "url": url, "auth": auth}
+
+
+def settings(tmp_path: Path, url: str, **more: Any) -> Settings:
     return Settings.model_validate(
         {
             "store": {"path": str(tmp_path / "store.sqlite3")},
@@ -45,13 +51,10 @@ def settings(tmp_path: Path, url: str) -> Settings:
                 {
                     "code": GOVERNMENT_OFFICE,
                     "name": "Văn phòng Chính phủ",
-                    "endpoint": {
-                        "mode": "axis",
-                        "url": url,
-                        "auth": {"kind": "axis", "system_id": SYSTEM, "secret": SECRET},
-                    },
+                    "endpoint": through(url),
                 },
             ],
+            **more,
         }
     )
 
@@ -320,3 +323,27 @@ async def test_a_held_packet_is_audited_once_and_answered_fail_when_held_too_lon
         assert state.statuses == {"axis-doc-5": "fail"}  # its sender hears, at last
         last = (await refusals())[-1]
         assert "then answered fail" in last
+
+
+@pytest.mark.asyncio
+async def test_a_packet_from_a_code_of_a_route_through_the_axis_is_taken_in(
+    axis: tuple[LoopbackAxis, str], tmp_path: Path
+) -> None:
+    # The ministry's codes are reached through the axis by one route, not agency by agency:
+    # a letter from any of its units is the axis speaking for a code it may speak for.
+    state, url = axis
+    unit = "000.03.00.G10"
+    state.documents["axis-doc-6"] = letter(15, (PROVINCE,), unit)
+    ministry = {"name": "ministry", "codes": ["*.*.*.G10"], "endpoint": through(url)}
+    config = settings(tmp_path, url, routes=[ministry])
+    async with await SqliteStore.open(config.store.path) as store, aiohttp.ClientSession() as s:
+        directory = config.directory()
+        intake = Intake(store=store, directory=directory, limits=config.limits)
+        poller = AxisPoller(store=store, intake=intake, directory=directory, session=s)
+        [upstream] = poller.upstreams()
+        assert (upstream.codes, upstream.ranges) == ((GOVERNMENT_OFFICE,), ("*.*.*.G10",))
+        assert await poller.poll(upstream) == 1
+        assert state.statuses == {"axis-doc-6": "done"}
+        kept = await store.facts(upstream.packet_id("axis-doc-6"))
+        assert kept is not None
+        assert (kept.sender, kept.recipients) == (unit, [PROVINCE])

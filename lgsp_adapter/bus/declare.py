@@ -26,16 +26,20 @@ async def exchanges(channel: AbstractChannel, topology: Topology) -> AbstractExc
     return exchange
 
 
-async def agency_queues(channel: AbstractChannel, topology: Topology, code: str) -> None:
-    """One agency's queue and dead-letter queue, bound."""
+async def agency_queues(
+    channel: AbstractChannel, topology: Topology, code: str, patterns: list[str] | None = None
+) -> None:
+    """One agency's queue and dead-letter queue, bound to its code; or a route's, named by
+    its key and bound to each of its ``patterns``."""
     queue = await channel.declare_queue(
         topology.agency_queue(code), durable=True, arguments=topology.agency_arguments()
     )
-    await queue.bind(topology.exchange, topology.binding(code))
     dead = await channel.declare_queue(
         topology.dead_queue(code), durable=True, arguments=topology.dead_arguments()
     )
-    await dead.bind(topology.dead_exchange, topology.binding(code))
+    for pattern in patterns or [code]:
+        await queue.bind(topology.exchange, topology.binding(pattern))
+        await dead.bind(topology.dead_exchange, topology.binding(pattern))
 
 
 async def retry_queue(
@@ -61,15 +65,19 @@ def queue_names(topology: Topology, code: str, delays: list[float]) -> list[str]
 
 
 async def everything(
-    connection: AbstractConnection, topology: Topology, agencies: dict[str, list[float]]
+    connection: AbstractConnection,
+    topology: Topology,
+    agencies: dict[str, list[float]],
+    patterns: dict[str, list[str]] | None = None,
 ) -> list[str]:
-    """Declare the whole shape for ``agencies`` (code -> retry delays); the names declared."""
+    """Declare the whole shape for ``agencies`` (code or route key -> retry delays, a route's
+    key bound to its ``patterns``); the names declared."""
     channel = await connection.channel()
     try:
         await exchanges(channel, topology)
         declared = [topology.exchange, topology.dead_exchange]
         for code, delays in sorted(agencies.items()):
-            await agency_queues(channel, topology, code)
+            await agency_queues(channel, topology, code, (patterns or {}).get(code))
             for delay in sorted({*delays, NOT_SERVED_WAIT_S}):
                 await retry_queue(channel, topology, code, delay)
             declared += queue_names(topology, code, delays)

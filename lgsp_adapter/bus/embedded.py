@@ -41,9 +41,13 @@ class EmbeddedBus:
         failure_retry_s: float = 30.0,
         idle_poll_s: float = 1.0,
         on_final: Callable[[UUID, str], Awaitable[None]] | None = None,
+        routed: Callable[[str], bool] = lambda code: False,
     ) -> None:
         self._store = store
         self._served = served
+        # Codes in a route's range: not listed, so those with deliveries queued are gathered.
+        self._routed = routed
+        self._route_codes: set[str] = set()  # and those queued before: read at the start
         self._prefetch = prefetch
         self._lease_s = lease_s
         self._failure_retry_s = failure_retry_s
@@ -72,6 +76,10 @@ class EmbeddedBus:
         removed: dict[str, object] | None = None
         for outgoing in deliveries:
             packet, recipient, entry = outgoing
+            if self._routed(recipient):
+                self._note_routed(recipient)
+                routable.append((packet.id, recipient, [entry]))
+                continue
             if recipient not in self._served and removed is None:
                 removed = dict(await self._store.registry.removed())
             if recipient in self._served or (removed is not None and recipient in removed):
@@ -87,8 +95,18 @@ class EmbeddedBus:
     async def requeue(self, packet_id: UUID, recipient: str, entries: list[AuditEntry]) -> None:
         """Put a delivery back on the bus for this daemon's consumer (a held packet whose agency
         now takes pushes)."""
+        if self._routed(recipient):
+            self._note_routed(recipient)
         await self._store.enqueue(packet_id, recipient, entries)
         self._wake.set()
+
+    def _note_routed(self, code: str) -> None:
+        self._route_codes.add(code)
+
+    def _recipients(self) -> list[str]:
+        """Whose deliveries this bus leases: the agencies served by name, and the codes of a
+        route's range that have deliveries queued."""
+        return [*self._served, *sorted(self._route_codes)]
 
     async def consume(self, handler: Handler, stopping: asyncio.Event) -> None:
         """Deliver due deliveries until ``stopping`` is set, then finish those in hand."""
@@ -98,6 +116,8 @@ class EmbeddedBus:
             log.warning(
                 "%d deliveries were in hand when the daemon last stopped; due again", released
             )
+        queued = await self._store.queued_recipients()
+        self._route_codes |= {code for code in queued if self._routed(code)}
         in_hand: set[asyncio.Task[None]] = set()
         while not stopping.is_set():
             try:
@@ -122,7 +142,7 @@ class EmbeddedBus:
             await self._wait(stopping, in_hand)
             return
         room = self._prefetch - len(in_hand)
-        leased = await self._store.lease(self._served, limit=room, lease_s=self._lease_s)
+        leased = await self._store.lease(self._recipients(), limit=room, lease_s=self._lease_s)
         for packet_id, recipient in leased:
             task = asyncio.create_task(self._settle(handler, packet_id, recipient))
             in_hand.add(task)
@@ -132,7 +152,7 @@ class EmbeddedBus:
         await self._wait(stopping, in_hand)
 
     async def _wait(self, stopping: asyncio.Event, in_hand: set[asyncio.Task[None]]) -> None:
-        due_in = await self._store.next_due_in(self._served)
+        due_in = await self._store.next_due_in(self._recipients())
         timeout = self._idle_poll_s if due_in is None else min(due_in, self._idle_poll_s)
         self._wake.clear()
         waiters: list[asyncio.Future[Any]] = [

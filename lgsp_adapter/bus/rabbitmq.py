@@ -46,7 +46,7 @@ from lgsp_adapter.bus.rabbitmq_messages import (
 from lgsp_adapter.bus.rabbitmq_queues import AgencyQueues
 from lgsp_adapter.bus.topology import Topology
 from lgsp_adapter.packets.agency_code import AgencyCode
-from lgsp_adapter.registry.agencies import Directory
+from lgsp_adapter.registry.agencies import Directory, Endpoint
 from lgsp_adapter.store import DeliveryState, Store, StoredPacket
 from lgsp_adapter.store.unavailable import STORE_UNAVAILABLE_OR_SLOW, Backoff
 
@@ -86,12 +86,15 @@ class RabbitBus:
         self._user = URL(url).user or "guest"
         self._topology = topology
         self._store = store
-        self._served = set(served)
+        self._directory = directory
+        self._served = set(served) | self._route_keys()  # agencies' codes and routes' keys
         self._retry_delays_s = retry_delays_s
         self._connection_name = connection_name
-        self._directory = directory
         self._queues = AgencyQueues(
-            topology=topology, delays=self._delays, may_declare=declare_topology
+            topology=topology,
+            delays=self._delays,
+            may_declare=declare_topology,
+            patterns=self._patterns,
         )
         self._consumers = Consumers(
             topology=topology,
@@ -151,9 +154,24 @@ class RabbitBus:
         found = await declare.depths(self._live(), list(named))
         return {named[name]: count for name, count in found.items() if count is not None}
 
-    def _delays(self, recipient: str) -> list[float]:
-        agency = self._directory.served(AgencyCode.parse(recipient))
-        return (agency.endpoint.retry_delays_s if agency else None) or self._retry_delays_s
+    def _route_keys(self) -> set[str]:
+        return {route.key for route in self._directory.routes}
+
+    def _endpoint(self, key: str) -> Endpoint | None:
+        """The endpoint of an agency's code or a route's key."""
+        route = self._directory.route_keyed(key)
+        if route is not None:
+            return route.endpoint
+        agency = self._directory.served(AgencyCode.parse(key))
+        return None if agency is None else agency.endpoint
+
+    def _patterns(self, key: str) -> list[str] | None:
+        route = self._directory.route_keyed(key)
+        return None if route is None else list(route.codes)
+
+    def _delays(self, key: str) -> list[float]:
+        endpoint = self._endpoint(key)
+        return (endpoint.retry_delays_s if endpoint else None) or self._retry_delays_s
 
     def _live(self) -> AbstractRobustConnection:
         assert self._connection is not None  # noqa: S101  # used only inside `async with`
@@ -178,12 +196,12 @@ class RabbitBus:
             # A robust channel would wait for the broker; the registry retries instead.
             raise ConnectionError("the bus is away; the registry's change is applied on its return")
         async with self._consumers.lock:
-            wanted = set(codes)
+            wanted = set(codes) | self._route_keys()
             for recipient in sorted(wanted - self._served):
                 await self._redeclare(recipient)
             for recipient in sorted(wanted & self._served):  # a changed retry schedule
-                agency = self._directory.served(AgencyCode.parse(recipient))
-                for delay in (agency.endpoint.retry_delays_s if agency else None) or []:
+                endpoint = self._endpoint(recipient)
+                for delay in (endpoint.retry_delays_s if endpoint else None) or []:
                     await self._queues.retry(self._live(), self._channel(), recipient, delay)
             self._served = wanted
             await self._consumers.serve(sorted(wanted))
@@ -311,13 +329,14 @@ class RabbitBus:
     ) -> None:
         """A copy in the agency's retry queue for ``delay_s`` (declared first where needed: the
         agency's schedule may have changed since its queues were), for ``attempt``."""
-        await self._queues.retry(self._live(), self._channel(), recipient, delay_s)
-        queue = self._topology.retry_queue(recipient, delay_s)
+        key = self._directory.queue_key(recipient)
+        await self._queues.retry(self._live(), self._channel(), key, delay_s)
+        queue = self._topology.retry_queue(key, delay_s)
         await self._park(packet, recipient, queue, **{HEADER_ATTEMPT: attempt})
 
     async def park_dead(self, packet: StoredPacket, recipient: str, reason: str) -> None:
         """A copy in the agency's dead-letter queue, with why."""
-        queue = self._topology.dead_queue(recipient)
+        queue = self._topology.dead_queue(self._directory.queue_key(recipient))
         await self._park(packet, recipient, queue, **{HEADER_REASON: reason})
 
     async def requeue(self, packet_id: UUID, recipient: str, entries: list[AuditEntry]) -> None:
@@ -328,7 +347,7 @@ class RabbitBus:
         if packet is None or record is None:
             return
         # The copy is for the attempt after those recorded: not taken for a stale one.
-        queue = self._topology.agency_queue(recipient)
+        queue = self._topology.agency_queue(self._directory.queue_key(recipient))
         await self._park(packet, recipient, queue, **{HEADER_ATTEMPT: record.attempts})
         await self._store.update_delivery(
             packet_id, recipient, DeliveryState.PUBLISHED, entries=entries

@@ -23,9 +23,17 @@ Delays = Callable[[str], list[float]]
 class AgencyQueues:
     """Declares (or requires) the exchange and each served agency's queues."""
 
-    def __init__(self, *, topology: Topology, delays: Delays, may_declare: bool) -> None:
+    def __init__(
+        self,
+        *,
+        topology: Topology,
+        delays: Delays,
+        may_declare: bool,
+        patterns: Callable[[str], list[str] | None] = lambda key: None,
+    ) -> None:
         self._topology = topology
         self._delays = delays
+        self._patterns = patterns  # a route's key: the patterns its queues are bound to
         self._may_declare = may_declare
         self._retry_queues: set[str] = set()  # declared or found by this process
 
@@ -66,7 +74,7 @@ class AgencyQueues:
         if not self._may_declare:
             await self.require(connection, [recipient])
             return
-        await declare.agency_queues(channel, self._topology, recipient)
+        await declare.agency_queues(channel, self._topology, recipient, self._patterns(recipient))
         for delay in self._delays(recipient):
             await self.retry(connection, channel, recipient, delay)
 

@@ -41,9 +41,11 @@ def broker_permissions_command(
         settings = load_settings(config_path)
     except LgspError as exc:
         fail(f"error: {exc}")
-    served = codes or "|".join(re.escape(str(agency.code)) for agency in settings.agencies)
+    own = [str(agency.code) for agency in settings.agencies]
+    own += [route.key for route in settings.routes]  # a route's queues are named by its key
+    served = codes or "|".join(re.escape(name) for name in own)
     if not served:
-        fail("error: no [[agencies]] in the settings: say which codes with --codes")
+        fail("error: no [[agencies]] or [[routes]] in the settings: say which with --codes")
     rules = permissions(Topology(settings.bus.exchange), served)
     if not settings.bus.declare:  # an administrator declares: the daemon configures nothing
         rules = dataclasses.replace(rules, configure="^$")
@@ -167,9 +169,13 @@ async def _declare(settings: Settings, url: str, location: str | None) -> list[s
             for record in await store.registry.endpoints():
                 if record.problem is None:
                     agencies[record.code] = record.agency.endpoint.retry_delays_s or default
+    for route in settings.routes:  # one set of queues a route, bound by its patterns
+        agencies[route.key] = route.endpoint.retry_delays_s or default
+    patterns = {route.key: list(route.codes) for route in settings.routes}
     connection = await aio_pika.connect(url)
     async with connection:
-        return await declare.everything(connection, Topology(settings.bus.exchange), agencies)
+        topology = Topology(settings.bus.exchange)
+        return await declare.everything(connection, topology, agencies, patterns)
 
 
 OPERATOR_COMMANDS = [broker_permissions_command, migrate_command, backup_command, declare_command]

@@ -34,6 +34,7 @@ from lgsp_adapter.daemon.logs import LoggingSettings
 from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.packets.safe_xml import XmlLimits
 from lgsp_adapter.registry.agencies import Client, Directory, KnownAgency, ServedAgency
+from lgsp_adapter.registry.routes import Route, check_routes
 from lgsp_adapter.store.location import is_postgres
 
 
@@ -327,6 +328,11 @@ class Settings(BaseSettings):
     clients: list[Client] = Field(
         default_factory=list, description="Agency systems that submit packets, and for whom."
     )
+    routes: list[Route] = Field(
+        default_factory=list,
+        description="Ranges of codes reached through one endpoint each (the national axis for "
+        "a ministry's codes, say); none may hold an agency listed by name.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -342,6 +348,16 @@ class Settings(BaseSettings):
                     f"client {client.name} may only speak for agencies served here, "
                     f"not {', '.join(foreign)}"
                 )
+        check_routes(
+            self.routes, [str(code) for code in served] + [str(a.code) for a in self.known_agencies]
+        )
+        patterns = {pattern for route in self.routes for pattern in route.codes}
+        for client in self.clients:
+            strays = [pattern for pattern in client.ranges if pattern not in patterns]
+            if strays:
+                raise ValueError(
+                    f"client {client.name} speaks for ranges no route has: {', '.join(strays)}"
+                )
         names = [c.name for c in self.clients]
         if len(set(names)) != len(names):
             raise ValueError("two clients share a name")
@@ -354,7 +370,12 @@ class Settings(BaseSettings):
 
     def directory(self) -> Directory:
         """The agencies and clients, as the exchange asks about them."""
-        return Directory(served=self.agencies, known=self.known_agencies, clients=self.clients)
+        return Directory(
+            served=self.agencies,
+            known=self.known_agencies,
+            clients=self.clients,
+            routes=self.routes,
+        )
 
 
 def load_settings(path: Path | None = None) -> Settings:

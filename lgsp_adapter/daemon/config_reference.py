@@ -17,6 +17,7 @@ from pydantic_core import PydanticUndefined
 
 from lgsp_adapter.daemon.config import BusSettings, DeliverySettings, Settings
 from lgsp_adapter.registry.agencies import Client, Contact, Endpoint, KnownAgency, ServedAgency
+from lgsp_adapter.registry.routes import Route
 
 _HEADER = """# Configuration reference
 
@@ -32,6 +33,7 @@ _LISTS: dict[str, type[BaseModel]] = {
     "agencies": ServedAgency,
     "known_agencies": KnownAgency,
     "clients": Client,
+    "routes": Route,
 }
 # Meanings of the keys whose model says none (the rest come from the model's descriptions).
 _SAID = {
@@ -55,11 +57,15 @@ _SAID = {
     (Client, "role"): "agency (submit for its agencies), integrator (the registry), auditor "
     "(the audit log), operator (dead letters).",
     (Client, "agencies"): "For an agency system: the agencies it may send as.",
+    (Route, "endpoint"): "Where and how packets for every code of the range are delivered, as "
+    "an agency's endpoint (push or axis).",
+    (Route, "enabled"): "Disabled: packets to its codes are refused, as to a disabled agency.",
 }
 _TYPES = {"Path": "file path", "AgencyCode": "agency code", "AnyHttpUrl": "URL"}
 _NESTED: dict[str, type[BaseModel]] = {
     "agencies.endpoint": Endpoint,
     "agencies.contact": Contact,
+    "routes.endpoint": Endpoint,
 }
 
 

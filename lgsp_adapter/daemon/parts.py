@@ -262,7 +262,11 @@ async def _opened_bus(
                 "a store need RabbitMQ (bus.url)",
             )
         return EmbeddedBus(
-            store=store, served=served, prefetch=settings.bus.prefetch, on_final=ended
+            store=store,
+            served=served,
+            prefetch=settings.bus.prefetch,
+            on_final=ended,
+            routed=lambda code: directory.route_for(code) is not None,
         )
     return await stack.enter_async_context(
         RabbitBus(

@@ -38,8 +38,9 @@ from lgsp_adapter.exchange.intake import Intake
 from lgsp_adapter.exchange.schedule import FIRST_WAIT_S, Schedule
 from lgsp_adapter.packets.agency_code import AgencyCode
 from lgsp_adapter.packets.axis_wire import MessageType, TransportStatus
-from lgsp_adapter.registry.agencies import Client, DeliveryMode, Directory, ServedAgency
+from lgsp_adapter.registry.agencies import Client, DeliveryMode, Directory, Endpoint, ServedAgency
 from lgsp_adapter.registry.endpoint_auth import AxisAuth
+from lgsp_adapter.registry.routes import Route
 from lgsp_adapter.store import Store
 from lgsp_adapter.store.records import PacketIdTaken
 
@@ -64,6 +65,7 @@ class Upstream:
     system_id: str
     secrets: frozenset[str] = field(repr=False)
     codes: tuple[str, ...] = ()
+    ranges: tuple[str, ...] = ()  # the code patterns of routes through it
 
     @property
     def secret(self) -> str:
@@ -86,31 +88,42 @@ class Upstream:
     def client(self) -> Client:
         """Who its packets are submitted as: the agencies it stands for, and only those."""
         name = f"axis-upstream/{self.system_id}"
-        return Client(name=name, agencies=[AgencyCode.parse(code) for code in self.codes])
+        agencies = [AgencyCode.parse(code) for code in self.codes]
+        return Client(name=name, agencies=agencies, ranges=list(self.ranges))
 
     def packet_id(self, doc_id: str) -> uuid.UUID:
         """The id a packet fetched from this axis has here, the same however often fetched."""
         return uuid.uuid5(_IDS, f"{self.url}\n{self.system_id}\n{doc_id}")
 
 
-def upstreams(agencies: Iterable[ServedAgency]) -> list[Upstream]:
-    """The axes the served ``axis``-mode agencies are reached through, one per URL and system
-    id, with the secrets their enabled entries give (a disabled one's may be stale)."""
-    grouped: dict[tuple[str, str], tuple[set[str], list[str]]] = {}
+def upstreams(agencies: Iterable[ServedAgency], routes: Iterable[Route] = ()) -> list[Upstream]:
+    """The axes the served ``axis``-mode agencies and routes are reached through, one per URL
+    and system id, with the secrets their enabled entries give (a disabled one's may be
+    stale): none when all are disabled."""
+    grouped: dict[tuple[str, str], tuple[set[str], list[str], list[str]]] = {}
     urls: dict[tuple[str, str], str] = {}
+
+    def member(endpoint: Endpoint, enabled: bool) -> tuple[set[str], list[str], list[str]] | None:
+        auth = endpoint.auth
+        if endpoint.mode is not DeliveryMode.AXIS or not isinstance(auth, AxisAuth):
+            return None
+        url = str(endpoint.url)
+        key = (_normal(url), auth.system_id)
+        urls.setdefault(key, url)  # the URL as first written, for the requests
+        group = grouped.setdefault(key, (set(), [], []))
+        if enabled:
+            group[0].add(auth.secret.get_secret_value())
+        return group
+
     for agency in agencies:
-        auth = agency.endpoint.auth
-        if agency.endpoint.mode is DeliveryMode.AXIS and isinstance(auth, AxisAuth):
-            url = str(agency.endpoint.url)
-            key = (_normal(url), auth.system_id)
-            urls.setdefault(key, url)  # the URL as first written, for the requests
-            secrets, codes = grouped.setdefault(key, (set(), []))
-            if agency.enabled:
-                secrets.add(auth.secret.get_secret_value())
-            codes.append(str(agency.code))
+        if (group := member(agency.endpoint, agency.enabled)) is not None:
+            group[1].append(str(agency.code))
+    for route in routes:
+        if (group := member(route.endpoint, route.enabled)) is not None:
+            group[2].extend(route.codes)
     return [
-        Upstream(urls[key], key[1], frozenset(secrets), tuple(sorted(codes)))
-        for key, (secrets, codes) in grouped.items()
+        Upstream(urls[key], key[1], frozenset(secrets), tuple(sorted(codes)), tuple(ranges))
+        for key, (secrets, codes, ranges) in grouped.items()
     ]
 
 
@@ -155,9 +168,8 @@ class AxisPoller:
         """The upstreams as the registry says now; none for an axis whose agencies here are
         all disabled."""
         served = [self._directory.served(code) for code in self._directory.served_codes]
-        found = upstreams(agency for agency in served if agency is not None)
-        enabled = {str(agency.code) for agency in served if agency is not None and agency.enabled}
-        return [upstream for upstream in found if enabled.intersection(upstream.codes)]
+        found = upstreams((a for a in served if a is not None), self._directory.routes)
+        return [upstream for upstream in found if upstream.secrets]
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Poll until ``stopping`` is set; an axis away is tried again at the next round."""

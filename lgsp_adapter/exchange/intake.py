@@ -221,7 +221,7 @@ class Intake:
 
     def _check_sender(self, packet: Packet, client: Client) -> str:
         sender = sender_of(packet)
-        if sender not in {str(code) for code in client.agencies}:
+        if not client.speaks_for(sender):
             raise PermanentError(
                 ErrorCode.PACKET_FORGED_SENDER,
                 f"client {client.name} may not send as {sender!r}",

@@ -68,6 +68,10 @@ class Settler:
         is, so a packet for an agency just registered is not parked as for one removed."""
         self._served = set(codes)
 
+    def _serves(self, code: str) -> bool:
+        """Whether this daemon serves ``code``: by name, or in a route's range."""
+        return code in self._served or self._directory.route_for(code) is not None
+
     async def take(self, arrival: Arrival) -> Verdict:
         """Believe, keep and settle one delivery; ``REJECT`` one that must not be believed."""
         packet, recipient = arrival.packet, arrival.recipient
@@ -76,7 +80,7 @@ class Settler:
             await self._refuse(arrival, forged)
             return Verdict.REJECT
         try:
-            if recipient in self._served:
+            if self._serves(recipient):
                 await self._settle(packet, recipient, arrival.attempt)
             else:
                 await self._wait_for_service(packet, recipient, arrival.attempt)
@@ -98,12 +102,12 @@ class Settler:
     async def _forged(self, arrival: Arrival) -> str | None:
         """Why a message must not be believed, or None."""
         packet, recipient = arrival.packet, arrival.recipient
-        if recipient != arrival.queue_code:
+        if self._directory.queue_key(recipient) != arrival.queue_code:
             return f"addressed to {recipient} but in the queue of {arrival.queue_code}"
         if hashlib.sha256(packet.payload).hexdigest() != packet.sha256:
             return "the payload does not match its digest"
         own = self._carrier.user
-        expected = own if packet.sender in self._served else self._directory.bus_user(packet.sender)
+        expected = own if self._serves(packet.sender) else self._directory.bus_user(packet.sender)
         if expected is not None and arrival.publisher != expected:
             # Our own retry copy of a packet we took in (and checked) before: the broker
             # vouches it is ours, and the store that it is the packet we checked.
@@ -226,7 +230,7 @@ class Settler:
         recipients = {d.recipient for d in await self._store.deliveries(receipt.packet_id)}
         expected = self._directory.bus_user(receipt.recipient)
         why = None
-        if packet is None or packet.sender not in self._served:
+        if packet is None or not self._serves(packet.sender):
             why = "for a packet this daemon did not send"
         elif receipt.recipient not in recipients:
             why = f"for a recipient the packet does not have ({receipt.recipient})"

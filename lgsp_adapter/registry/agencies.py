@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
     AnyHttpUrl,
@@ -30,6 +30,9 @@ from pydantic import (
 from lgsp_adapter.packets.agency_code import AgencyCode
 from lgsp_adapter.packets.reader import KINDS
 from lgsp_adapter.registry.endpoint_auth import AxisAuth, EndpointAuth, MutualTlsAuth, NoAuth
+
+if TYPE_CHECKING:  # routes.py builds on this module's endpoints
+    from lgsp_adapter.registry.routes import Route
 
 
 class _Section(BaseModel):
@@ -205,14 +208,25 @@ class Client(_Section):
     )
     role: Role = Role.AGENCY
     agencies: list[AgencyCode] = Field(default_factory=list)
+    ranges: list[str] = Field(
+        default_factory=list,
+        description="Code patterns of [[routes]] it speaks for too: every agency in them "
+        "(an upstream axis, which sends for a ministry's codes).",
+    )
 
     @model_validator(mode="after")
     def _agencies_fit_the_role(self) -> Client:
-        if self.role is Role.AGENCY and not self.agencies:
+        if self.role is Role.AGENCY and not (self.agencies or self.ranges):
             raise ValueError(f"client {self.name}: an agency system speaks for some agencies")
-        if self.role is not Role.AGENCY and self.agencies:
+        if self.role is not Role.AGENCY and (self.agencies or self.ranges):
             raise ValueError(f"client {self.name}: an {self.role.value} speaks for no agency")
         return self
+
+    def speaks_for(self, code: str) -> bool:
+        """Whether the client may send as ``code``: one of its agencies, or in its ranges."""
+        return any(str(agency) == code for agency in self.agencies) or any(
+            in_pattern(pattern, code) for pattern in self.ranges
+        )
 
     @field_validator("token")
     @classmethod
@@ -220,6 +234,15 @@ class Client(_Section):
         if token is not None and len(token.get_secret_value()) < 24:
             raise ValueError("a client token must be at least 24 characters")
         return token
+
+
+def in_pattern(pattern: str, code: str) -> bool:
+    """Whether ``code`` falls in a code pattern (``routes``): each word the code's, or ``*``."""
+    words = code.split(".")
+    patterns = pattern.split(".")
+    return len(words) == len(patterns) and all(
+        p in ("*", w) for p, w in zip(patterns, words, strict=True)
+    )
 
 
 def with_secrets(model: BaseModel) -> dict[str, Any]:
@@ -273,7 +296,9 @@ class Directory:
         known: Sequence[KnownAgency],
         clients: Sequence[Client],
         issued: Iterable[IssuedToken] = (),
+        routes: Sequence[Route] = (),
     ) -> None:
+        self._routes = tuple(routes)
         self._known_elsewhere = [agency.code for agency in known]
         self._bus_users = {str(a.code): a.bus_user for a in known if a.bus_user}
         self._configured = {
@@ -293,8 +318,32 @@ class Directory:
         self._now = self._snapshot(served, issued)
 
     def served(self, code: AgencyCode) -> ServedAgency | None:
-        """The agency if this daemon serves it."""
-        return self._now.served.get(code)
+        """The agency if this daemon serves it: by name, or as one of a route's range (then
+        with the route's endpoint, and enabled as the route is)."""
+        agency = self._now.served.get(code)
+        if agency is not None:
+            return agency
+        route = self.route_for(code)
+        return None if route is None else route.agency(code)
+
+    def route_for(self, code: AgencyCode | str) -> Route | None:
+        """The route whose range holds ``code``, if any (an agency by name is in none)."""
+        return next((route for route in self._routes if route.takes(code)), None)
+
+    @property
+    def routes(self) -> tuple[Route, ...]:
+        """The ranges of codes this daemon reaches through one endpoint each."""
+        return self._routes
+
+    def route_keyed(self, key: str) -> Route | None:
+        """The route whose queues are named ``key`` (see ``queue_key``), if any."""
+        return next((route for route in self._routes if route.key == key), None)
+
+    def queue_key(self, code: str) -> str:
+        """The name of the queues a packet for ``code`` waits in: the code's own, or its
+        route's (one set of queues for the whole range)."""
+        route = self.route_for(code)
+        return code if route is None else route.key
 
     @property
     def served_codes(self) -> list[AgencyCode]:
@@ -307,8 +356,9 @@ class Directory:
         return self._now.wants_receipts
 
     def is_known(self, code: AgencyCode) -> bool:
-        """Whether the code can be routed to (served here or elsewhere on the bus)."""
-        return code in self._now.known
+        """Whether the code can be routed to (served here, in a route's range, or served
+        elsewhere on the bus)."""
+        return code in self._now.known or self.route_for(code) is not None
 
     def bus_user(self, code: str) -> str | None:
         """The broker account that alone may speak for ``code`` on the bus, when configured."""

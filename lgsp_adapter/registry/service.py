@@ -149,6 +149,13 @@ class Registry:
                 ErrorCode.REGISTRY_DUPLICATE,
                 f"{code} is served by another daemon ([[known_agencies]] in the settings)",
             )
+        route = self.directory.route_for(code)
+        if route is not None:  # a topic exchange would deliver its packets twice
+            raise PermanentError(
+                ErrorCode.REGISTRY_DUPLICATE,
+                f"{code} is in route {route.name}'s range ([[routes]] in the settings): "
+                "narrow the route to serve it by name",
+            )
         plain, issued = self._new_token(code, token_label, token) if issue_token else (None, [])
 
         def edit(current: EndpointRecord | None) -> Edit:

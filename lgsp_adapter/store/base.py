@@ -162,6 +162,10 @@ class Store(Protocol):
         """Seconds until the next delivery to ``recipients`` falls due."""
         ...
 
+    async def queued_recipients(self) -> list[str]:
+        """Every recipient the embedded bus's queue holds a delivery for."""
+        ...
+
     async def settle(
         self, packet_id: UUID, recipient: str, state: DeliveryState, **change: Unpack[Settlement]
     ) -> DeliveryRecord:

@@ -77,6 +77,11 @@ class PostgresQueue(PostgresCore):
         )
         return None if due is None else max(0.0, float(due) - time.time())
 
+    async def queued_recipients(self) -> list[str]:
+        """Every recipient the queue holds a delivery for."""
+        rows = await self._pool.fetch("SELECT DISTINCT recipient FROM queue")
+        return sorted(row["recipient"] for row in rows)
+
     async def settle(
         self, packet_id: UUID, recipient: str, state: DeliveryState, **change: Unpack[Settlement]
     ) -> DeliveryRecord:

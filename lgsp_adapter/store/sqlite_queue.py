@@ -79,6 +79,11 @@ class SqliteQueue(SqliteCore):
             return None
         return max(0.0, float(row[0]) - time.time())
 
+    async def queued_recipients(self) -> list[str]:
+        """Every recipient the queue holds a delivery for."""
+        rows = self._read.execute("SELECT DISTINCT recipient FROM queue").fetchall()
+        return sorted(row[0] for row in rows)
+
     async def settle(
         self, packet_id: UUID, recipient: str, state: DeliveryState, **change: Unpack[Settlement]
     ) -> DeliveryRecord:
