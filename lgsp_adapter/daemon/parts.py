@@ -285,6 +285,17 @@ async def _opened_bus(
     )
 
 
+async def _axis_parts(settings: Settings, registry: Registry) -> tuple[AxisSystems, AxisTokens]:
+    """The axis facade's systems and tokens, sealed with the key file the store's secrets
+    open (or the daemon does not start)."""
+    key_file = settings.axis.key_path(settings.store.path)
+    box = SecretBox.at(key_file)
+    axis_systems = AxisSystems(registry, box)
+    await axis_systems.check_key(str(key_file))
+    await axis_systems.reload()
+    return axis_systems, AxisTokens(box)
+
+
 async def built_app(
     stack: AsyncExitStack,
     settings: Settings,
@@ -319,17 +330,13 @@ async def built_app(
         tell_own_system=pipeline.receipts.push,
     )
     inbox = Inbox(store=store, directory=directory, announce=pipeline.announce)
-    key_file = settings.axis.key_path(settings.store.path)
-    box = SecretBox.at(key_file)
-    axis_systems = AxisSystems(registry, box)
-    await axis_systems.check_key(str(key_file))
-    await axis_systems.reload()
+    axis_systems, axis_tokens = await _axis_parts(settings, registry)
     mount = functools.partial(
         mount_api,
         access=access,
         inbox=inbox,
         axis_systems=axis_systems,
-        axis_tokens=AxisTokens(box),
+        axis_tokens=axis_tokens,
         axis_window_s=settings.axis.timestamp_window_s,
         axis_max_file_bytes=settings.axis.max_file_mb * 1_000_000,
         store=store,
