@@ -9,6 +9,7 @@ integrator changes something, so a change applies to the next packet without a r
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -299,6 +300,8 @@ class Directory:
         routes: Sequence[Route] = (),
     ) -> None:
         self._routes = tuple(routes)
+        # A range's agency, made once per code: the exchange asks several times a packet.
+        self._in_range = functools.lru_cache(maxsize=4096)(self._range_agency)
         self._known_elsewhere = [agency.code for agency in known]
         self._bus_users = {str(a.code): a.bus_user for a in known if a.bus_user}
         self._configured = {
@@ -321,8 +324,9 @@ class Directory:
         """The agency if this daemon serves it: by name, or as one of a route's range (then
         with the route's endpoint, and enabled as the route is)."""
         agency = self._now.served.get(code)
-        if agency is not None:
-            return agency
+        return agency if agency is not None or not self._routes else self._in_range(code)
+
+    def _range_agency(self, code: AgencyCode) -> ServedAgency | None:
         route = self.route_for(code)
         return None if route is None else route.agency(code)
 
