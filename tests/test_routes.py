@@ -32,6 +32,8 @@ from tests.test_exchange_rabbitmq import BROKER, daemon, remove_topology
 
 PROVINCE = "000.00.00.H56"
 TOKEN = "province-office-token-0123456789"
+AUDITOR = "state-audit-office-token-0123456789"
+INTEGRATOR = "integrator-of-the-province-0123456789"
 __all__ = ["axis"]
 GOVERNMENT = ["000.00.00.G22", "000.01.00.G22"]  # the Government Office and one of its units
 OUTSIDE = "000.00.00.G10"  # in no route, served nowhere
@@ -56,15 +58,29 @@ def route(url: str, **fields: Any) -> dict[str, Any]:
     }
 
 
-def settings(tmp_path: Path, province: str, routes: list[dict[str, Any]], **more: Any) -> Settings:
+CLIENTS = [
+    {"name": "province", "token": TOKEN, "agencies": [PROVINCE]},
+    {"name": "kiem-toan", "token": AUDITOR, "role": "auditor"},
+    {"name": "integrator", "token": INTEGRATOR, "role": "integrator"},
+]
+
+
+def settings(
+    tmp_path: Path,
+    province: str,
+    routes: list[dict[str, Any]],
+    agencies: tuple[dict[str, Any], ...] = (),
+    **more: Any,
+) -> Settings:
+    served = {"code": PROVINCE, "name": "UBND tỉnh", "endpoint": {"url": province}}
     return Settings.model_validate(
         {
             "http": {"port": 0},
             "store": {"path": str(tmp_path / "store.sqlite3")},
             "delivery": {"quick_retries": 0, "retry_delays_s": [0.3, 0.3]},
             "daemon": {"drain_s": 5},
-            "agencies": [{"code": PROVINCE, "name": "UBND tỉnh", "endpoint": {"url": province}}],
-            "clients": [{"name": "province", "token": TOKEN, "agencies": [PROVINCE]}],
+            "agencies": [served, *agencies],
+            "clients": CLIENTS,
             "routes": routes,
             **more,
         }
@@ -95,6 +111,11 @@ def test_settings_refuse_ranges_that_would_deliver_twice(tmp_path: Path) -> None
     for routes, words in cases:
         with pytest.raises(ValidationError, match=words):
             settings(tmp_path, url, routes)
+    with pytest.raises(ValidationError, match="in route government-office's range"):
+        settings(tmp_path, url, [route(url)], known_agencies=[{"code": GOVERNMENT[1]}])
+    with_receipts = route(url, endpoint={"url": url, "receipts_url": url})
+    with pytest.raises(ValidationError, match="no receipts_url"):
+        settings(tmp_path, url, [with_receipts])
     with pytest.raises(ValidationError, match="ranges no route has"):
         settings(
             tmp_path,
@@ -135,7 +156,7 @@ async def ranged(
     async with AsyncExitStack() as stack:
         province = await stack.enter_async_context(agency_server(AgencyServer()))
         office = await stack.enter_async_context(agency_server(AgencyServer(script=script)))
-        extra = {"bus": bus} if bus else {}
+        extra: dict[str, Any] = {"bus": bus} if bus else {}
         config = settings(tmp_path, province.url, [route(office.url)], **extra)
         yield await stack.enter_async_context(daemon(config)), office
 
@@ -227,3 +248,74 @@ async def test_lgsp_adapter_declare_binds_a_routes_queue_by_its_patterns(tmp_pat
         assert r"agency|dead|retry)\.(route\-national)" in permissions[1]
     finally:
         await remove_topology(exchange, ["route-national"], [])
+
+
+async def queue_depth(exchange: str, key: str) -> int:
+    connection = await aio_pika.connect(BROKER)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(f"{exchange}.agency.{key}", passive=True)
+        return int(queue.declaration_result.message_count or 0)
+
+
+async def forged_entries(url: str) -> list[dict[str, Any]]:
+    async with aiohttp.ClientSession() as session:
+        answer = await session.get(
+            f"{url}/v1/audit/entries",
+            params={"outcome": "bus.forged"},
+            headers={"Authorization": f"Bearer {AUDITOR}"},
+        )
+        entries: list[dict[str, Any]] = (await answer.json())["entries"]
+        return entries
+
+
+@pytest.mark.asyncio
+async def test_a_range_changed_between_starts_delivers_once_and_leaves_no_stale_binding(
+    tmp_path: Path,
+) -> None:
+    exchange = f"lgsp-test-reroutes-{uuid.uuid4().hex[:8]}"
+    bus = {"url": BROKER, "exchange": exchange}
+    try:
+        async with AsyncExitStack() as stack:
+            province = await stack.enter_async_context(agency_server(AgencyServer()))
+            office = await stack.enter_async_context(agency_server(AgencyServer()))
+            unit = await stack.enter_async_context(agency_server(AgencyServer()))
+            by_name = {"code": GOVERNMENT[1], "name": "Vụ", "endpoint": {"url": unit.url}}
+
+            def config(routes: list[dict[str, Any]], *agencies: dict[str, Any]) -> Settings:
+                return settings(tmp_path, province.url, routes, agencies, bus=bus)
+
+            # Before any route: the unit is registered by name, and served so (its queues).
+            async with daemon(config([])) as url, aiohttp.ClientSession() as session:
+                answer = await session.post(
+                    f"{url}/v1/endpoints",
+                    json=by_name,
+                    headers={"Authorization": f"Bearer {INTEGRATOR}"},
+                )
+                assert answer.status == 201, await answer.text()
+            # The route comes, taking the unit's code: the route serves it, once, and the
+            # unit's own queue is unbound (no copy parked there for nobody).
+            async with daemon(config([route(office.url)])) as url:
+                state = await settled(url, await submit(url, letter((GOVERNMENT[1],), "2204")))
+                assert [d["state"] for d in state["deliveries"]] == ["delivered"]
+                assert await forged_entries(url) == []
+            assert (len(office.received), len(unit.received)) == (1, 0)
+            assert await queue_depth(exchange, GOVERNMENT[1]) == 0
+            # Narrowed, the unit in the settings by name: once, and no copy into the route.
+            narrow = [route(office.url, codes=["000.00.*.G22"])]
+            async with daemon(config(narrow, by_name)) as url:
+                state = await settled(url, await submit(url, letter((GOVERNMENT[1],), "2205")))
+                assert [d["state"] for d in state["deliveries"]] == ["delivered"]
+                assert await forged_entries(url) == []
+            assert (len(office.received), len(unit.received)) == (1, 1)
+            # The bindings as they stand: the unit's code reaches its own queue only.
+            connection = await aio_pika.connect(BROKER)
+            async with connection:
+                channel = await connection.channel(publisher_confirms=True)
+                target = await channel.get_exchange(exchange)
+                await target.publish(aio_pika.Message(b"x"), routing_key=f"edoc.{GOVERNMENT[1]}")
+            assert await queue_depth(exchange, "route-government-office") == 0
+            assert await queue_depth(exchange, GOVERNMENT[1]) == 1
+    finally:
+        codes = [PROVINCE, GOVERNMENT[1], "route-government-office"]
+        await remove_topology(exchange, codes, [0.3])

@@ -42,6 +42,26 @@ async def agency_queues(
         await dead.bind(topology.dead_exchange, topology.binding(pattern))
 
 
+async def unbind(
+    connection: AbstractConnection, topology: Topology, key: str, patterns: list[str]
+) -> None:
+    """Unbind an agency's or a route's queues from ``patterns`` they no longer take (a route
+    narrowed or removed, an agency's code taken into a route), on a channel of its own: a
+    queue an operator deleted closes that channel, not the daemon's."""
+    channel = await connection.channel(publisher_confirms=False)
+    try:
+        queue = await channel.get_queue(topology.agency_queue(key), ensure=False)
+        dead = await channel.get_queue(topology.dead_queue(key), ensure=False)
+        for pattern in patterns:
+            await queue.unbind(topology.exchange, topology.binding(pattern))
+            await dead.unbind(topology.dead_exchange, topology.binding(pattern))
+    except ChannelClosed:
+        pass  # the queues are gone: nothing is bound to them
+    finally:
+        with contextlib.suppress(Exception):
+            await channel.close()
+
+
 async def retry_queue(
     channel: AbstractChannel, topology: Topology, code: str, delay_s: float
 ) -> None:

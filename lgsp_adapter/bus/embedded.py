@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
@@ -26,6 +27,7 @@ from lgsp_adapter.store.unavailable import until_stored
 log = logging.getLogger(__name__)
 
 STORE_WAIT_S = 1.0  # how long consuming waits for a store that did not answer
+PRUNE_S = 60.0  # how often the codes of ranges with nothing queued are dropped
 
 
 class EmbeddedBus:
@@ -48,6 +50,7 @@ class EmbeddedBus:
         # Codes in a route's range: not listed, so those with deliveries queued are gathered.
         self._routed = routed
         self._route_codes: set[str] = set()  # and those queued before: read at the start
+        self._pruned_at = time.monotonic()
         self._prefetch = prefetch
         self._lease_s = lease_s
         self._failure_retry_s = failure_retry_s
@@ -103,6 +106,16 @@ class EmbeddedBus:
     def _note_routed(self, code: str) -> None:
         self._route_codes.add(code)
 
+    async def _prune(self) -> None:
+        """Once a minute, drop the codes of a range with nothing queued any more, so that the
+        list leased by does not grow with every code a range ever had a packet for."""
+        if time.monotonic() - self._pruned_at < PRUNE_S or not self._route_codes:
+            return
+        self._pruned_at = time.monotonic()
+        known = set(self._route_codes)
+        queued = {code for code in await self._store.queued_recipients() if self._routed(code)}
+        self._route_codes = queued | (self._route_codes - known)  # and those noted meanwhile
+
     def _recipients(self) -> list[str]:
         """Whose deliveries this bus leases: the agencies served by name, and the codes of a
         route's range that have deliveries queued."""
@@ -141,6 +154,7 @@ class EmbeddedBus:
             log.error("another daemon runs the embedded bus on this store; waiting")
             await self._wait(stopping, in_hand)
             return
+        await self._prune()
         room = self._prefetch - len(in_hand)
         leased = await self._store.lease(self._recipients(), limit=room, lease_s=self._lease_s)
         for packet_id, recipient in leased:

@@ -33,6 +33,7 @@ from yarl import URL
 from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.bus import declare, failover
 from lgsp_adapter.bus.contract import ArrivalHandler, Outgoing, Published, Receipt, Refused, Verdict
+from lgsp_adapter.bus.rabbitmq_bindings import unbind_stale
 from lgsp_adapter.bus.rabbitmq_consumers import CONNECTION_ERRORS, Consumers
 from lgsp_adapter.bus.rabbitmq_messages import (
     HEADER_ATTEMPT,
@@ -90,6 +91,7 @@ class RabbitBus:
         self._served = set(served) | self._route_keys()  # agencies' codes and routes' keys
         self._retry_delays_s = retry_delays_s
         self._connection_name = connection_name
+        self._declare_topology = declare_topology
         self._queues = AgencyQueues(
             topology=topology,
             delays=self._delays,
@@ -122,6 +124,8 @@ class RabbitBus:
         self._exchange = await self._queues.declare(
             self._connection, self._publishing, sorted(self._served)
         )
+        if self._declare_topology:
+            await unbind_stale(self._connection, self._topology, self._store, self._directory)
         return self
 
     async def __aexit__(

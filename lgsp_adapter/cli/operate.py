@@ -14,6 +14,7 @@ import aio_pika
 import click
 
 from lgsp_adapter.bus import declare
+from lgsp_adapter.bus.rabbitmq_bindings import unbind_stale
 from lgsp_adapter.bus.topology import Topology, permissions
 from lgsp_adapter.cli.targets import CONFIG_OPTION, fail
 from lgsp_adapter.daemon.config import Settings, load_settings
@@ -164,18 +165,24 @@ def declare_command(config_path: Path | None, url: str | None, location: str | N
 async def _declare(settings: Settings, url: str, location: str | None) -> list[str]:
     default = settings.delivery.retry_delays_s
     agencies = {str(a.code): a.endpoint.retry_delays_s or default for a in settings.agencies}
-    if location is not None:  # integrators' registrations, as the daemon will serve them
-        async with opened(location, migrate=settings.store.migrate_on_start) as store:
-            for record in await store.registry.endpoints():
-                if record.problem is None:
-                    agencies[record.code] = record.agency.endpoint.retry_delays_s or default
     for route in settings.routes:  # one set of queues a route, bound by its patterns
         agencies[route.key] = route.endpoint.retry_delays_s or default
     patterns = {route.key: list(route.codes) for route in settings.routes}
+    topology = Topology(settings.bus.exchange)
     connection = await aio_pika.connect(url)
     async with connection:
-        topology = Topology(settings.bus.exchange)
-        return await declare.everything(connection, topology, agencies, patterns)
+        if location is None:
+            return await declare.everything(connection, topology, agencies, patterns)
+        # Integrators' registrations, as the daemon will serve them; and the bindings the
+        # routes no longer take, which a daemon that may not configure leaves to this.
+        async with opened(location, migrate=settings.store.migrate_on_start) as store:
+            directory = settings.directory()
+            for record in await store.registry.endpoints():
+                if record.problem is None and directory.range_of(record.code) is None:
+                    agencies[record.code] = record.agency.endpoint.retry_delays_s or default
+            declared = await declare.everything(connection, topology, agencies, patterns)
+            await unbind_stale(connection, topology, store, directory)
+            return declared
 
 
 OPERATOR_COMMANDS = [broker_permissions_command, migrate_command, backup_command, declare_command]

@@ -216,7 +216,7 @@ class AxisPoller:
                 "axis %s: the agencies %s reach it as system %s with different secrets; it is "
                 "not polled until their entries agree",
                 upstream.url,
-                ", ".join(upstream.codes),
+                ", ".join((*upstream.codes, *upstream.ranges)),
                 upstream.system_id,
             )
         return False

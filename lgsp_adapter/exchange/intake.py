@@ -237,7 +237,8 @@ class Intake:
         if not served.enabled:
             raise PermanentError(
                 ErrorCode.AUTH_FORBIDDEN,
-                f"{sender} is disabled in the registry: its systems may not submit",
+                f"{sender} is disabled here (its registry entry or its route): its systems may "
+                "not submit",
                 details={"sender": sender},
             )
         return sender
@@ -252,7 +253,8 @@ class Intake:
             if not agency.enabled:
                 raise InvalidPacket(
                     ErrorCode.PACKET_RECIPIENT_DISABLED,
-                    f"{code} is disabled in the registry and takes no packets now",
+                    f"{code} is disabled here (its registry entry or its route) and takes no "
+                    "packets now",
                     details={"recipient": code},
                 )
             if not agency.endpoint.accepts(kind):

@@ -24,6 +24,7 @@ from lgsp_adapter.exchange.relay import OnFinal
 from lgsp_adapter.packets.reader import read_packet_off_loop, recipients_of, sender_of
 from lgsp_adapter.packets.safe_xml import XmlLimits
 from lgsp_adapter.registry.agencies import Directory
+from lgsp_adapter.registry.routes import PREFIX as ROUTE_PREFIX
 from lgsp_adapter.store import (
     DeliveryRecord,
     DeliveryState,
@@ -102,7 +103,11 @@ class Settler:
     async def _forged(self, arrival: Arrival) -> str | None:
         """Why a message must not be believed, or None."""
         packet, recipient = arrival.packet, arrival.recipient
-        if self._directory.queue_key(recipient) != arrival.queue_code:
+        if self._directory.queue_key(recipient) != arrival.queue_code and not (
+            arrival.queue_code.startswith(ROUTE_PREFIX) and self._serves(recipient)
+        ):
+            # A route's queue may hold a copy for an agency served by name now (the route was
+            # narrowed while it waited): delivered once like any redelivery, not refused.
             return f"addressed to {recipient} but in the queue of {arrival.queue_code}"
         if hashlib.sha256(packet.payload).hexdigest() != packet.sha256:
             return "the payload does not match its digest"

@@ -300,8 +300,10 @@ class Directory:
         routes: Sequence[Route] = (),
     ) -> None:
         self._routes = tuple(routes)
-        # A range's agency, made once per code: the exchange asks several times a packet.
+        # A range's agency, and the range of a code, found once per code: the exchange asks
+        # several times a packet.
         self._in_range = functools.lru_cache(maxsize=4096)(self._range_agency)
+        self._ranges = functools.lru_cache(maxsize=4096)(self._range)
         self._known_elsewhere = [agency.code for agency in known]
         self._bus_users = {str(a.code): a.bus_user for a in known if a.bus_user}
         self._configured = {
@@ -327,11 +329,24 @@ class Directory:
         return agency if agency is not None or not self._routes else self._in_range(code)
 
     def _range_agency(self, code: AgencyCode) -> ServedAgency | None:
-        route = self.route_for(code)
+        route = self.range_of(str(code))
         return None if route is None else route.agency(code)
 
     def route_for(self, code: AgencyCode | str) -> Route | None:
-        """The route whose range holds ``code``, if any (an agency by name is in none)."""
+        """The route that serves ``code``, if any: the one whose range holds it, unless it is
+        an agency served by name (which the settings and the registry keep out of ranges)."""
+        if not self._routes:
+            return None
+        parsed = code if isinstance(code, AgencyCode) else AgencyCode.read(code).code
+        if parsed is not None and parsed in self._now.served:
+            return None
+        return self.range_of(str(code))
+
+    def range_of(self, code: str) -> Route | None:
+        """The route whose range holds ``code``, served by name or not."""
+        return self._ranges(code)
+
+    def _range(self, code: str) -> Route | None:
         return next((route for route in self._routes if route.takes(code)), None)
 
     @property

@@ -193,7 +193,11 @@ class AxisSystems:
 
     def _check_served(self, agencies: list[AgencyCode]) -> None:
         directory = self._registry.directory
-        foreign = [str(code) for code in agencies if directory.served(code) is None]
+        foreign = [  # served by name: a route's range is reached elsewhere, not spoken for
+            str(code)
+            for code in agencies
+            if directory.served(code) is None or directory.route_for(code) is not None
+        ]
         if foreign:
             raise PermanentError(  # the body is right; the registry lacks what it names
                 ErrorCode.REGISTRY_NOT_FOUND,

@@ -72,6 +72,10 @@ class Route(BaseModel):
     def _reachable(self) -> Route:
         if self.endpoint.mode is DeliveryMode.PULL:
             raise ValueError(f"route {self.name}: a range of codes is pushed or sent to an axis")
+        if self.endpoint.receipts_url is not None:
+            raise ValueError(
+                f"route {self.name}: no receipts_url; its codes' senders are elsewhere"
+            )
         return self
 
     @property

@@ -91,7 +91,7 @@ class Registry:
                 return False
             records = await self.store.endpoints()
             tokens = await self.store.tokens()
-            served = [record.agency for record in records if record.problem is None]
+            served = [record.agency for record in records if self._servable(record)]
             now = [str(agency.code) for agency in served]
             before = [str(code) for code in self.directory.served_codes]
             told = await self._tell(self._early, sorted({*before, *now}), revision)
@@ -105,6 +105,22 @@ class Registry:
             if told:
                 self._revision = revision
             return True
+
+    def _servable(self, record: EndpointRecord) -> bool:
+        """Whether a record is served: valid, and not inside a route's range (registered
+        before the route was added to the settings: the bus would deliver it twice, so the
+        route serves its code, and the record waits)."""
+        if record.problem is not None:
+            return False
+        route = self.directory.range_of(record.code)
+        if route is not None:
+            log.error(
+                "%s is registered by name but inside route %s's range; the route serves it "
+                "(narrow the route, or remove the record)",
+                record.code,
+                route.name,
+            )
+        return route is None
 
     async def _tell(self, listeners: list[Listener], codes: list[str], revision: int) -> bool:
         ok = True

@@ -166,6 +166,16 @@ class Store(Protocol):
         """Every recipient the embedded bus's queue holds a delivery for."""
         ...
 
+    # -- RabbitMQ's bindings of routes
+
+    async def bindings(self) -> dict[str, list[str]]:
+        """The patterns each route's queues were last bound to, by queue key."""
+        ...
+
+    async def set_bindings(self, queue_key: str, patterns: list[str] | None) -> None:
+        """Record the patterns a route's queues are bound to now (None: the route is gone)."""
+        ...
+
     async def settle(
         self, packet_id: UUID, recipient: str, state: DeliveryState, **change: Unpack[Settlement]
     ) -> DeliveryRecord:

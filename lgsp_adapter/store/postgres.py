@@ -105,6 +105,9 @@ MIGRATIONS = [
     AGENCY_VERSION_SCHEMA,
     # What an agency sent, newest first (the axis' getSentEdocList).
     "CREATE INDEX packets_sender ON packets (sender, received_at);",
+    # The patterns each route's queues were last bound to, so that one narrowed or removed
+    # is unbound from what it no longer takes.
+    "CREATE TABLE bus_bindings (queue_key TEXT PRIMARY KEY, patterns TEXT NOT NULL);",
 ]
 
 

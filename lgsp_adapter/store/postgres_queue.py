@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Unpack
 from uuid import UUID
@@ -81,6 +82,24 @@ class PostgresQueue(PostgresCore):
         """Every recipient the queue holds a delivery for."""
         rows = await self._pool.fetch("SELECT DISTINCT recipient FROM queue")
         return sorted(row["recipient"] for row in rows)
+
+    async def bindings(self) -> dict[str, list[str]]:
+        """The patterns each route's queues were last bound to."""
+        rows = await self._pool.fetch("SELECT queue_key, patterns FROM bus_bindings")
+        return {row["queue_key"]: json.loads(row["patterns"]) for row in rows}
+
+    async def set_bindings(self, queue_key: str, patterns: list[str] | None) -> None:
+        """Record a route's bindings (None: gone)."""
+        async with self._write() as tx:
+            if patterns is None:
+                await tx.conn.execute("DELETE FROM bus_bindings WHERE queue_key = $1", queue_key)
+            else:
+                await tx.conn.execute(
+                    "INSERT INTO bus_bindings VALUES ($1, $2) ON CONFLICT (queue_key)"
+                    " DO UPDATE SET patterns = excluded.patterns",
+                    queue_key,
+                    json.dumps(patterns),
+                )
 
     async def settle(
         self, packet_id: UUID, recipient: str, state: DeliveryState, **change: Unpack[Settlement]

@@ -84,6 +84,23 @@ class SqliteQueue(SqliteCore):
         rows = self._read.execute("SELECT DISTINCT recipient FROM queue").fetchall()
         return sorted(row[0] for row in rows)
 
+    async def bindings(self) -> dict[str, list[str]]:
+        """The patterns each route's queues were last bound to."""
+        rows = self._read.execute("SELECT queue_key, patterns FROM bus_bindings").fetchall()
+        return {row[0]: json.loads(row[1]) for row in rows}
+
+    async def set_bindings(self, queue_key: str, patterns: list[str] | None) -> None:
+        """Record a route's bindings (None: gone)."""
+        async with self._write():
+            if patterns is None:
+                self._db.execute("DELETE FROM bus_bindings WHERE queue_key = ?", (queue_key,))
+            else:
+                self._db.execute(
+                    "INSERT INTO bus_bindings VALUES (?, ?) ON CONFLICT (queue_key)"
+                    " DO UPDATE SET patterns = excluded.patterns",
+                    (queue_key, json.dumps(patterns)),
+                )
+
     async def settle(
         self, packet_id: UUID, recipient: str, state: DeliveryState, **change: Unpack[Settlement]
     ) -> DeliveryRecord:

@@ -95,6 +95,9 @@ MIGRATIONS: list[str | tuple[str, str]] = [
     "CREATE INDEX packets_sender ON packets (sender, received_at);",
     # Which key file seals the axis secrets, so that a replica with another one cannot start.
     KEY_CHECK_SCHEMA,
+    # The patterns each route's queues were last bound to, so that one narrowed or removed
+    # is unbound from what it no longer takes.
+    "CREATE TABLE bus_bindings (queue_key TEXT PRIMARY KEY, patterns TEXT NOT NULL);",
 ]
 
 
