@@ -18,9 +18,9 @@ from lgsp_adapter.store.records import (
     InboxItem,
     SentItem,
     StateChange,
+    split_acknowledged,
 )
 from lgsp_adapter.store.rows import dead_letter_of, delivery_of, inbox_item_of, sent_item_of
-from lgsp_adapter.store.sqlite_held import split_acknowledged
 
 
 class PostgresHeld(PostgresCore):

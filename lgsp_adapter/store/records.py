@@ -213,3 +213,11 @@ class DeadLetterQuery(TypedDict):
     kind: str | None
     after: int
     limit: int
+
+
+def split_acknowledged(
+    entries: dict[str, list[AuditEntry]], now_in: dict[str, DeliveryState], state: DeliveryState
+) -> tuple[list[str], list[str]]:
+    """The recipients ended otherwise than ``state`` (or not found), and those still held."""
+    otherwise = [r for r in entries if now_in.get(r) not in (DeliveryState.HELD, state)]
+    return otherwise, [r for r in entries if now_in.get(r) is DeliveryState.HELD]

@@ -20,6 +20,7 @@ from lgsp_adapter.store.records import (
     InboxItem,
     SentItem,
     StateChange,
+    split_acknowledged,
 )
 from lgsp_adapter.store.rows import dead_letter_of, delivery_of, inbox_item_of, sent_item_of
 from lgsp_adapter.store.sqlite_core import DEAD_LETTER_COLUMNS, SqliteCore, now
@@ -157,11 +158,3 @@ class SqliteHeld(SqliteCore):
                 )
                 self._append(entries[recipient])
         return [], ended
-
-
-def split_acknowledged(
-    entries: dict[str, list[AuditEntry]], now_in: dict[str, DeliveryState], state: DeliveryState
-) -> tuple[list[str], list[str]]:
-    """The recipients ended otherwise than ``state`` (or not found), and those still held."""
-    otherwise = [r for r in entries if now_in.get(r) not in (DeliveryState.HELD, state)]
-    return otherwise, [r for r in entries if now_in.get(r) is DeliveryState.HELD]
