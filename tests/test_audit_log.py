@@ -364,6 +364,23 @@ async def test_a_changed_checkpoint_is_named(log: tuple[AuditStore, Attacker]) -
 
 
 @pytest.mark.asyncio
+async def test_a_log_whose_checkpoints_were_all_deleted_does_not_verify(
+    log: tuple[AuditStore, Attacker],
+) -> None:
+    found = await tampered(log, "DELETE FROM audit_checkpoints")
+    assert found == [
+        "the log holds 40 entries and no checkpoint: no signature vouches for any of them "
+        "(the daemon signs one at every start)",
+        "first=0",
+    ]
+
+
+@pytest.mark.asyncio
+async def test_an_empty_log_without_checkpoints_verifies(log: tuple[AuditStore, Attacker]) -> None:
+    assert (await verify_log(log[0], KEY.verifier)).ok
+
+
+@pytest.mark.asyncio
 async def test_a_checkpoint_whose_columns_were_changed_is_named(
     log: tuple[AuditStore, Attacker],
 ) -> None:

@@ -220,6 +220,8 @@ async def test_the_page_does_not_wait_long_for_a_verification(
 ) -> None:
     """A long log takes a while to verify: the page says so and shows the last result."""
     monkeypatch.setattr("lgsp_adapter.http.audit_page.PAGE_WAIT_S", 0)
+    signed = await api.post("/v1/audit/checkpoints", headers=AUDITOR)
+    assert signed.status == 201  # a log with entries and no checkpoint does not verify
     await api.post("/audit/login", data={"token": AUDITOR_TOKEN, "next": "/audit"})
     first = await (await api.get("/audit/checkpoints?lang=en")).text()
     assert "being verified again" in first

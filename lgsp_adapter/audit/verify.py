@@ -43,7 +43,8 @@ async def verify_log(
     and check it against every signed checkpoint and the stored tree."""
     archives = await store.archives()
     report = Report()
-    signed = open_checkpoints(await store.checkpoints(), verifier, report)
+    rows = await store.checkpoints()
+    signed = open_checkpoints(rows, verifier, report)
     report.checkpoints_checked = len(signed)
     report.size = await store.tree_size()
     start = archives[-1].end if archives else 0
@@ -61,6 +62,13 @@ async def verify_log(
         await run.archive(record, archive_dir, verifier)
     await run.entries(progress)
     await run.tail()
+    if report.size and not rows:
+        # Deleting every checkpoint would otherwise leave nothing to contradict a rewrite.
+        run.problem(
+            f"the log holds {report.size:,} entries and no checkpoint: no signature vouches "
+            "for any of them (the daemon signs one at every start)",
+            entry=0,
+        )
     if await store.archives() != archives:  # archived while we read: read again, once
         return await verify_log(store, verifier, progress, archive_dir)
     return report
