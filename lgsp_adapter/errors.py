@@ -93,6 +93,7 @@ class ErrorCode(StrEnum):
     AUDIT_NO_CHECKPOINT = "audit.no_checkpoint"
     AUDIT_TAMPERED = "audit.tampered"
     AUDIT_BAD_BUNDLE = "audit.bad_bundle"
+    WITNESS_INCONSISTENT = "witness.inconsistent"
     # The bus
     OUTBOX_FULL = "bus.outbox_full"
     BUS_TOPOLOGY_MISSING = "bus.topology_missing"

@@ -9,11 +9,13 @@ operator's is a matter of the key's fingerprint, which the checker prints and ca
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from lgsp_adapter.audit.checkpoint import Checkpoint
+from lgsp_adapter.audit.cosignature import WitnessVerifier, checkpoint_text
 from lgsp_adapter.audit.entry import AuditEntry, format_time
 from lgsp_adapter.audit.merkle import leaf_hash, verify_inclusion
 from lgsp_adapter.audit.proofs import BadEvidence, b64, check_entry_under, entry_document
@@ -31,9 +33,14 @@ MAX_ENTRIES = 100_000
 async def covering_checkpoint(
     store: AuditStore, last_index: int, key: LogKey | None
 ) -> StoredCheckpoint:
-    """The latest checkpoint, if it covers entry ``last_index``; else a new one when the key is
+    """The latest checkpoint witnesses cosigned, if it covers entry ``last_index`` (a bundle
+    then carries their word too); else the latest, if it does; else a new one when the key is
     at hand; else ``audit.no_checkpoint``."""
     checkpoints = await store.checkpoints()
+    cosigned = {c.size for c in await store.cosignatures()}
+    witnessed = [row for row in checkpoints if row.size in cosigned and row.size > last_index]
+    if witnessed:
+        return witnessed[-1]
     if checkpoints and checkpoints[-1].size > last_index:
         return checkpoints[-1]
     if key is not None:
@@ -92,6 +99,7 @@ async def make_bundle(
             "public_key_sha256": verifier.fingerprint,
         },
         "checkpoint": checkpoint.note,
+        "cosignatures": [c.line for c in await store.cosignatures() if c.size == checkpoint.size],
         "entries": proven,
     }
 
@@ -140,6 +148,8 @@ class BundleCheck:
     checkpoint: Checkpoint
     entries: int
     subject: dict[str, Any]
+    witnessed: list[str] = field(default_factory=list)  # witnesses whose cosignature checks
+    unchecked: list[str] = field(default_factory=list)  # cosigners whose key was not given
 
     def summary(self) -> str:
         """Lines for people."""
@@ -155,11 +165,19 @@ class BundleCheck:
             "a bundle cannot show that no other entry does)\n"
             f"key fingerprint (SHA-256): {self.verifier.fingerprint}\n"
             f"signed with {trust}"
+            + "".join(f"\ncosigned by witness {name}" for name in self.witnessed)
+            + "".join(
+                f"\ncosigned by {name}, not checked: give its key (--witness-key)"
+                for name in self.unchecked
+            )
         )
 
 
-def verify_bundle(data: bytes, pinned: Trusted | None = None) -> BundleCheck:
-    """Check a bundle with nothing but itself (and a pinned key, when given)."""
+def verify_bundle(
+    data: bytes, pinned: Trusted | None = None, witnesses: Sequence[WitnessVerifier] = ()
+) -> BundleCheck:
+    """Check a bundle with nothing but itself (and a pinned key, and the keys of witnesses
+    whose cosignatures it carries, when given)."""
     if len(data) > MAX_BUNDLE_BYTES:
         raise BadEvidence(f"larger than {MAX_BUNDLE_BYTES:,} bytes: not a bundle of ours")
     try:
@@ -206,10 +224,37 @@ def verify_bundle(data: bytes, pinned: Trusted | None = None) -> BundleCheck:
         seen.add(index)
         if not within(subject, document["entry"]):
             raise BadEvidence(f"entry {index} does not match the bundle's subject")
+    witnessed, unchecked = _cosigners(bundle.get("cosignatures", []), note, witnesses)
     return BundleCheck(
         verifier=verifier,
         pinned=pinned is not None,
         checkpoint=checkpoint,
         entries=len(entries),
         subject=subject,
+        witnessed=witnessed,
+        unchecked=unchecked,
     )
+
+
+def _cosigners(
+    lines: Any, note: str, witnesses: Sequence[WitnessVerifier]
+) -> tuple[list[str], list[str]]:
+    """Which witnesses' cosignatures of ``note`` check, and which could not be checked; a
+    cosignature claiming a given witness that does not check is a forgery."""
+    if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
+        raise BadEvidence("the bundle's cosignatures are not a list of lines")
+    keys = {key.name: key for key in witnesses}
+    witnessed, unchecked = [], []
+    for line in lines:
+        parts = line.split(" ")
+        name = parts[1] if len(parts) == 3 else "?"
+        key = keys.get(name)
+        if key is None:
+            unchecked.append(name)
+            continue
+        try:
+            key.check(line, checkpoint_text(note))
+        except NoteError as exc:
+            raise BadEvidence(f"the cosignature by {name}: {exc}") from exc
+        witnessed.append(name)
+    return witnessed, unchecked

@@ -1,10 +1,11 @@
 """What the audit log needs from a store, on SQLite or PostgreSQL alike.
 
-A store keeps four append-only tables: the entries (by leaf index, from 0, each row with its
+A store keeps five append-only tables: the entries (by leaf index, from 0, each row with its
 leaf hash), the hash of every perfect subtree of the Merkle tree over them (``(level, index)``:
-level 0 are the leaves), built when a checkpoint is signed, the signed checkpoints, and the
-archives. Appending is one insert per entry; any proof is a handful of lookups, however long
-the log grows. Both stores share the query builder and row readers below.
+level 0 are the leaves), built when a checkpoint is signed, the signed checkpoints, the
+witnesses' cosignatures of them, and the archives; and, as a witness of other logs, the latest
+checkpoint of each it cosigned. Appending is one insert per entry; any proof is a handful of
+lookups, however long the log grows. Both stores share the query builder and row readers below.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from lgsp_adapter.audit.entry import AuditEntry, canonical_entry, format_time
 from lgsp_adapter.audit.merkle import Node, leaf_hash
 from lgsp_adapter.audit.query import AuditQuery
 from lgsp_adapter.audit.signing import LogKey
+from lgsp_adapter.audit.witness import Witnessed
 
 Fields = dict[str, str | None]
 
@@ -31,6 +33,16 @@ class StoredCheckpoint:
     root: bytes
     at: datetime
     note: str
+
+
+@dataclass(frozen=True)
+class StoredCosignature:
+    """A witness's cosignature of one of this log's checkpoints, kept beside it."""
+
+    size: int
+    witness: str
+    line: str  # the cosignature line, as the witness gave it
+    at: datetime  # when it was kept
 
 
 @dataclass(frozen=True)
@@ -108,6 +120,22 @@ class AuditStore(Protocol):
 
     async def archives(self) -> list[ArchiveRecord]:
         """Archives made so far, oldest first."""
+        ...
+
+    async def add_cosignature(self, size: int, witness: str, line: str) -> None:
+        """Keep a witness's cosignature of the checkpoint of ``size`` (once per witness)."""
+        ...
+
+    async def cosignatures(self) -> list[StoredCosignature]:
+        """Every cosignature kept, by checkpoint size."""
+        ...
+
+    async def witnessed(self, origin: str) -> Witnessed | None:
+        """As a witness of other logs: the latest checkpoint of ``origin`` cosigned here."""
+        ...
+
+    async def advance(self, origin: str, old: Witnessed | None, new: Witnessed) -> bool:
+        """As a witness: ``new`` is the latest of ``origin`` if ``old`` still was."""
         ...
 
     async def remove_archived(self, record: ArchiveRecord) -> None:

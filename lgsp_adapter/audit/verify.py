@@ -28,6 +28,7 @@ from lgsp_adapter.audit.signing import Trusted
 from lgsp_adapter.audit.store import ArchiveRecord, AuditStore
 from lgsp_adapter.audit.tree import root_at
 from lgsp_adapter.audit.verify_report import Problem, Report
+from lgsp_adapter.audit.witness_check import Witnesses, check_witnesses
 
 Progress = Callable[[int], None]
 _NODE_BATCH = 16_000
@@ -38,9 +39,11 @@ async def verify_log(
     verifier: Trusted,
     progress: Progress | None = None,
     archive_dir: Path | None = None,
+    witnesses: Witnesses | None = None,
 ) -> Report:
     """Recompute the log from its entries (archived ones from their files in ``archive_dir``)
-    and check it against every signed checkpoint and the stored tree."""
+    and check it against every signed checkpoint, the stored tree, and what ``witnesses``
+    cosigned."""
     archives = await store.archives()
     report = Report()
     rows = await store.checkpoints()
@@ -49,7 +52,8 @@ async def verify_log(
     report.size = await store.tree_size()
     start = archives[-1].end if archives else 0
     report.archived_below = start
-    run = _Run(store, signed, report)
+    witnesses = witnesses or Witnesses()
+    run = _Run(store, signed, report, watch={row.size for row in rows} | witnesses.sizes())
     if archives:
         below = await store.query(AuditQuery(before=start, limit=1))
         if below:
@@ -69,16 +73,22 @@ async def verify_log(
             "for any of them (the daemon signs one at every start)",
             entry=0,
         )
+    cosignatures = await store.cosignatures()
+    check_witnesses(witnesses, verifier, rows, cosignatures, run.roots, report)
     if await store.archives() != archives:  # archived while we read: read again, once
-        return await verify_log(store, verifier, progress, archive_dir)
+        return await verify_log(store, verifier, progress, archive_dir, witnesses)
     return report
 
 
 class _Run:
     """One pass over the whole log, archived entries first, then those in the store."""
 
-    def __init__(self, store: AuditStore, signed: dict[int, Checkpoint], report: Report) -> None:
+    def __init__(
+        self, store: AuditStore, signed: dict[int, Checkpoint], report: Report, watch: set[int]
+    ) -> None:
         self.store = store
+        self.watch = watch  # sizes the rebuilt tree's root is wanted at (witnesses')
+        self.roots: dict[int, bytes] = {0: Frontier().root()}
         self.signed = signed
         self.report = report
         self.frontier = Frontier()
@@ -196,6 +206,8 @@ class _Run:
                 self.pending.append((level, index, digest))
         if len(self.pending) >= _NODE_BATCH:
             await self._compare_nodes()
+        if self.frontier.size in self.watch:
+            self.roots[self.frontier.size] = self.frontier.root()
         if self.due and self.frontier.size == self.due[0]:
             await self._reached(self.due.pop(0))
 

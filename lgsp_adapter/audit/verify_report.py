@@ -24,6 +24,8 @@ class Report:
     checkpoints_checked: int = 0
     archives_checked: int = 0
     problems: list[Problem] = field(default_factory=list)
+    witnessed: dict[str, int] = field(default_factory=dict)  # witness: largest size it vouches
+    notes: list[str] = field(default_factory=list)  # what was not checked, and why
 
     @property
     def ok(self) -> bool:
@@ -45,10 +47,15 @@ class Report:
                 if self.archived_below
                 else ""
             )
+            vouched = "".join(
+                f"; witness {name} vouches up to {size:,}"
+                for name, size in sorted(self.witnessed.items())
+            )
             return (
                 f"the log verifies: {self.entries_checked:,} entries, "
                 f"{self.checkpoints_checked:,} signed checkpoints, tree size {self.size:,}"
                 + archived
+                + vouched
             )
         first = self.first_bad_entry
         where = f"first bad entry: {first}" if first is not None else self.problems[0].message

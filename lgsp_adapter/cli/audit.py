@@ -19,6 +19,8 @@ from lgsp_adapter.audit import export as exports
 from lgsp_adapter.audit.rotation import Rotation, retired_paths, rotate_key
 from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.audit.verify import verify_log
+from lgsp_adapter.audit.witness_check import Witnesses
+from lgsp_adapter.audit.witness_client import ask_witnesses
 from lgsp_adapter.cli.audit_evidence import (
     archive_command,
     bundle_command,
@@ -39,6 +41,7 @@ from lgsp_adapter.cli.targets import (
     run,
     target_options,
 )
+from lgsp_adapter.daemon.witnessing import witness_clients
 from lgsp_adapter.errors import ErrorCode, FatalError, LgspError
 
 
@@ -158,20 +161,36 @@ def export_command(
 
 @audit_group.command("verify")
 @PUBLIC_KEY
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Do not ask the witnesses ([[audit.witnesses]]) what they cosigned; their stored "
+    "cosignatures are still checked.",
+)
 @target_options
-def verify_command(target: Target, public_key: Path | None) -> None:
-    """Recompute the whole log and check every checkpoint (exit 1 naming the first bad entry)."""
+def verify_command(target: Target, public_key: Path | None, offline: bool) -> None:
+    """Recompute the whole log and check every checkpoint and what its witnesses cosigned
+    (exit 1 naming the first bad entry, or the witness the log contradicts)."""
 
     async def work() -> Any:
         verifier = target.verifier(public_key)
+        clients = witness_clients(target.settings)
+        origin = verifier.verifiers[-1].name
+        witnesses = (
+            Witnesses(keys=tuple(c.verifier for c in clients))
+            if offline
+            else await ask_witnesses(clients, origin)
+        )
         async with open_log(target) as log:
             archived = max((a.end for a in await log.archives()), default=0)
             progress = Progress("verified", await log.tree_size() - archived)
-            report = await verify_log(log, verifier, progress, target.archive_folder())
+            report = await verify_log(log, verifier, progress, target.archive_folder(), witnesses)
             progress.end()
             return report
 
     report = run(work())
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
     if report.ok:
         click.echo(report.summary())
         return
@@ -203,15 +222,21 @@ def checkpoint_command(target: Target) -> None:
 @audit_group.command("checkpoints")
 @target_options
 def checkpoints_command(target: Target) -> None:
-    """List the signed checkpoints: size, time, root hash."""
+    """List the signed checkpoints: size, time, root hash, and the witnesses that cosigned."""
 
-    async def work() -> list[Any]:
+    async def work() -> tuple[list[Any], dict[int, list[str]]]:
         async with open_log(target) as log:
-            return await log.checkpoints()
+            cosigned: dict[int, list[str]] = {}
+            for cosignature in await log.cosignatures():
+                cosigned.setdefault(cosignature.size, []).append(cosignature.witness)
+            return await log.checkpoints(), cosigned
 
-    for checkpoint in run(work()):
+    checkpoints, cosigned = run(work())
+    for checkpoint in checkpoints:
         root = checkpoint.root.hex()
-        click.echo(f"{checkpoint.size:>10,}  {checkpoint.at.isoformat()}  {root}")
+        witnesses = ", ".join(cosigned.get(checkpoint.size, []))
+        line = f"{checkpoint.size:>10,}  {checkpoint.at.isoformat()}  {root}"
+        click.echo(f"{line}  cosigned by {witnesses}" if witnesses else line)
 
 
 @audit_group.command("public-key")

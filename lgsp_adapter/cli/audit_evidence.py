@@ -21,6 +21,7 @@ from lgsp_adapter.audit.bundle import (
     subject_of,
     verify_bundle,
 )
+from lgsp_adapter.audit.cosignature import WitnessVerifier
 from lgsp_adapter.audit.proofs import (
     BadEvidence,
     check_consistency,
@@ -29,7 +30,7 @@ from lgsp_adapter.audit.proofs import (
     inclusion_document,
     signed_checkpoint,
 )
-from lgsp_adapter.audit.signing import LogKey
+from lgsp_adapter.audit.signing import LogKey, NoteError
 from lgsp_adapter.cli.targets import (
     PUBLIC_KEY,
     Target,
@@ -138,11 +139,27 @@ def bundle_command(
 @click.command("verify-bundle")
 @click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @PUBLIC_KEY
-def verify_bundle_command(file: Path, public_key: Path | None) -> None:
-    """Check an evidence bundle offline, with nothing but the file (and a pinned key)."""
+@click.option(
+    "--witness-key",
+    "witness_keys",
+    multiple=True,
+    help="A witness's key (name+id+base64) whose cosignature in the bundle to check; again "
+    "for more.",
+)
+def verify_bundle_command(
+    file: Path, public_key: Path | None, witness_keys: tuple[str, ...]
+) -> None:
+    """Check an evidence bundle offline, with nothing but the file (and a pinned key, and the
+    keys of the witnesses that cosigned its checkpoint)."""
     try:
         pinned = read_verifier(public_key) if public_key else None
-        check = verify_bundle(file.read_bytes(), pinned)
+        witnesses = [WitnessVerifier.parse(text) for text in witness_keys]
+    except NoteError as exc:
+        fail(f"error: {ErrorCode.CONFIG_INVALID}: --witness-key: {exc}")
+    except LgspError as exc:
+        fail(f"error: {exc}")
+    try:
+        check = verify_bundle(file.read_bytes(), pinned, witnesses)
     except LgspError as exc:
         fail(f"error: {file}: {exc}")
     click.echo(check.summary())

@@ -26,6 +26,7 @@ from lgsp_adapter.cli.endpoints import endpoints_group
 from lgsp_adapter.cli.operate import OPERATOR_COMMANDS
 from lgsp_adapter.cli.summary import canonical_json, summary
 from lgsp_adapter.cli.targets import CONFIG_OPTION
+from lgsp_adapter.cli.witness import witness_group
 from lgsp_adapter.daemon import logs
 from lgsp_adapter.daemon.config import Settings, load_settings
 from lgsp_adapter.daemon.logs import LogFormat, LoggingSettings
@@ -201,6 +202,7 @@ for command in OPERATOR_COMMANDS:
 main.add_command(endpoints_group)
 main.add_command(axis_systems_group)
 main.add_command(dlq_group)
+main.add_command(witness_group)
 
 
 def _fail(message: str) -> NoReturn:

@@ -31,6 +31,7 @@ from pydantic_settings import (
 )
 
 from lgsp_adapter.daemon.config_axis import AxisSettings
+from lgsp_adapter.daemon.config_witness import LogWitness, WitnessSettings
 from lgsp_adapter.daemon.logs import LoggingSettings
 from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.packets.safe_xml import XmlLimits
@@ -211,6 +212,12 @@ class AuditSettings(_Section):
     archive_dir: Path | None = Field(
         None, description="Where `audit archive` writes. Default: audit-archive beside the store."
     )
+    witnesses: list[LogWitness] = Field(
+        [],
+        max_length=20,
+        description="Daemons that cosign each checkpoint (`[[audit.witnesses]]`): `audit "
+        "verify` then fails, naming one, if the log contradicts what it cosigned.",
+    )
 
     def key_path(self, store: Path) -> Path:
         """Where the signing key lives."""
@@ -263,6 +270,7 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = DeliverySettings()
     audit: AuditSettings = AuditSettings()
     axis: AxisSettings = AxisSettings()
+    witness: WitnessSettings = WitnessSettings()
     log: LoggingSettings = LoggingSettings()
     agencies: list[ServedAgency] = Field(
         default_factory=list, description="The agencies this daemon serves."

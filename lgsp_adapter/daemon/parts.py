@@ -29,6 +29,7 @@ from lgsp_adapter.bus.topology import Topology
 from lgsp_adapter.daemon.audit_duties import check_shared_key, record_start
 from lgsp_adapter.daemon.config import Settings
 from lgsp_adapter.daemon.metrics import Metrics, add_metrics_route
+from lgsp_adapter.daemon.witnessing import witness_clients
 from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.exchange.dead_letters import DeadLetters
 from lgsp_adapter.exchange.delivery import Deliverer
@@ -312,6 +313,7 @@ async def built_app(
         key=signer.key,
         archive_dir=settings.audit.archive_folder(settings.store.path),
         trusted=keyring(signer.key_path, settings.audit.log_name()),
+        witnesses=tuple(witness_clients(settings)),
     )
     stack.push_async_callback(access.close)
     bus = pipeline.bus

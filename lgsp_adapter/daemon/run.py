@@ -17,7 +17,7 @@ from contextlib import AsyncExitStack
 
 from aiohttp import web
 
-from lgsp_adapter.daemon import parts
+from lgsp_adapter.daemon import parts, witnessing
 from lgsp_adapter.daemon.audit_duties import sign_periodically
 from lgsp_adapter.daemon.config import Settings
 from lgsp_adapter.errors import ErrorCode, FatalError
@@ -51,6 +51,7 @@ async def run_daemon(
         session = await stack.enter_async_context(parts.http_session())
         pipeline = await parts.composed_pipeline(stack, settings, store, registry, session)
         app = await parts.built_app(stack, settings, store, registry, session, pipeline, signer)
+        witnessing.mount_witness(app, settings, store.audit)
         runner, url = await _serve(app, settings)
         _say_serving(settings, registry, url)
 
@@ -71,6 +72,16 @@ async def run_daemon(
             ),
             asyncio.create_task(
                 registry.watch(stopping, settings.daemon.registry_poll_s), name="registry"
+            ),
+            asyncio.create_task(
+                witnessing.cosign_periodically(
+                    store.audit,
+                    witnessing.witness_clients(settings),
+                    session,
+                    settings.audit.checkpoint_interval_s,
+                    stopping,
+                ),
+                name="witnesses",
             ),
             asyncio.create_task(
                 AxisPoller(

@@ -31,6 +31,7 @@ from lgsp_adapter.audit.signing import LogKey, Trusted
 from lgsp_adapter.audit.store import AuditStore, StoredCheckpoint
 from lgsp_adapter.audit.verify import verify_log
 from lgsp_adapter.audit.verify_report import Report
+from lgsp_adapter.audit.witness_client import WitnessClient, ask_witnesses
 from lgsp_adapter.errors import ErrorCode, LgspError
 from lgsp_adapter.http.app import client_of, whole_number
 from lgsp_adapter.registry.agencies import Role
@@ -49,6 +50,7 @@ class AuditAccess:
     # Every key the log was signed with (the current and those rotated out): verifying with
     # the current key alone would call a rotated log tampered.
     trusted: Trusted | None = None
+    witnesses: tuple[WitnessClient, ...] = ()  # asked what they cosigned at each verification
     _verified: tuple[float, Report] | None = None
     _running: asyncio.Task[None] | None = None
 
@@ -73,7 +75,10 @@ class AuditAccess:
 
     async def _verify(self) -> None:
         trusted = self.trusted or self.key.verifier
-        report = await verify_log(self.log, trusted, archive_dir=self.archive_dir)
+        witnesses = await ask_witnesses(self.witnesses, self.key.name)
+        report = await verify_log(
+            self.log, trusted, archive_dir=self.archive_dir, witnesses=witnesses
+        )
         self._verified = (time.time(), report)
 
     async def close(self) -> None:
@@ -147,6 +152,8 @@ def report_json(report: Report, at: float) -> dict[str, Any]:
         "archived_below": report.archived_below,
         "first_bad_entry": report.first_bad_entry,
         "problems": [p.message for p in report.problems[:100]],
+        "witnessed": report.witnessed,
+        "notes": report.notes[:100],
     }
 
 

@@ -34,6 +34,8 @@ from lgsp_adapter.audit.tree import extend
 from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.store.closing import ClosedOnExit
 from lgsp_adapter.store.postgres_schema import lock_key, migrate
+from lgsp_adapter.store.postgres_witness import SCHEMA as WITNESS_SCHEMA
+from lgsp_adapter.store.postgres_witness import PostgresWitnessing
 
 Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
@@ -103,6 +105,8 @@ MIGRATIONS = [
     """
         for table in ("audit_tree", "audit_checkpoints", "audit_archives")
     ),
+    # Witnesses: their cosignatures of this log, and this daemon's view of the logs it witnesses.
+    WITNESS_SCHEMA,
 ]
 
 _COLUMNS = ", ".join(FIELDS)
@@ -116,7 +120,7 @@ _SELECT_ENTRY = f"SELECT idx, {_COLUMNS} FROM audit_entries"
 _BATCH = 5000
 
 
-class PostgresAuditLog(ClosedOnExit):
+class PostgresAuditLog(ClosedOnExit, PostgresWitnessing):
     """The ``AuditStore`` on PostgreSQL; ``async with await PostgresAuditLog.open(dsn)``."""
 
     def __init__(self, pool: asyncpg.Pool, schema: str) -> None:

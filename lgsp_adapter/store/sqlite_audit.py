@@ -31,6 +31,7 @@ from lgsp_adapter.audit.store import (
     where,
 )
 from lgsp_adapter.audit.tree import extend
+from lgsp_adapter.store.sqlite_witness import SqliteWitnessing
 
 SCHEMA = """
     CREATE TABLE audit_entries (
@@ -104,7 +105,7 @@ _BATCH = 5000
 WriteTransaction = Callable[[], AbstractAsyncContextManager[None]]
 
 
-class SqliteAuditLog:
+class SqliteAuditLog(SqliteWitnessing):
     """The ``AuditStore`` on the store's connections."""
 
     def __init__(

@@ -19,6 +19,7 @@ from lgsp_adapter.store.sqlite_axis_systems import KEY_CHECK_SCHEMA
 from lgsp_adapter.store.sqlite_axis_systems import SCHEMA as AXIS_SYSTEMS_SCHEMA
 from lgsp_adapter.store.sqlite_registry import REMOVED_SCHEMA
 from lgsp_adapter.store.sqlite_registry import SCHEMA as REGISTRY_SCHEMA
+from lgsp_adapter.store.sqlite_witness import SCHEMA as WITNESS_SCHEMA
 
 # Each entry moves the schema one version on; never edit one that has shipped. An entry is SQL,
 # or SQL and the name of a method that moves data in the same transaction.
@@ -98,6 +99,8 @@ MIGRATIONS: list[str | tuple[str, str]] = [
     # The patterns each route's queues were last bound to, so that one narrowed or removed
     # is unbound from what it no longer takes.
     "CREATE TABLE bus_bindings (queue_key TEXT PRIMARY KEY, patterns TEXT NOT NULL);",
+    # Witnesses: their cosignatures of this log, and this daemon's view of the logs it witnesses.
+    WITNESS_SCHEMA,
 ]
 
 
