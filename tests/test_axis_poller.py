@@ -23,7 +23,8 @@ from lgsp_adapter.exchange.axis_poller import AxisPoller, Upstream
 from lgsp_adapter.exchange.intake import Intake
 from lgsp_adapter.packets.agency_code import AgencyCode
 from lgsp_adapter.packets.axis_wire import answer
-from lgsp_adapter.registry.agencies import Directory, ServedAgency
+from lgsp_adapter.registry.agencies import ServedAgency
+from lgsp_adapter.registry.directory import Directory
 from lgsp_adapter.registry.endpoint_auth import AxisAuth
 from lgsp_adapter.store import Store
 from lgsp_adapter.store.sqlite import SqliteStore

@@ -12,8 +12,8 @@ from lgsp_adapter.audit import AuditEvent
 from lgsp_adapter.audit.query import AuditQuery
 from lgsp_adapter.errors import ErrorCode, FatalError, LgspError
 from lgsp_adapter.packets.agency_code import AgencyCode
-from lgsp_adapter.registry.agencies import Directory
 from lgsp_adapter.registry.axis_systems import AxisSystems
+from lgsp_adapter.registry.directory import Directory
 from lgsp_adapter.registry.secret_box import SecretBox
 from lgsp_adapter.registry.service import Registry
 from tests.registry_stores import Opened, opened, reopen_registry

@@ -16,8 +16,8 @@ import pytest
 
 from lgsp_adapter.errors import ErrorCode, LgspError
 from lgsp_adapter.http.axis_token import AxisTokens
-from lgsp_adapter.registry.agencies import Directory
 from lgsp_adapter.registry.axis_systems import AxisSystems
+from lgsp_adapter.registry.directory import Directory
 from lgsp_adapter.registry.secret_box import SecretBox
 from lgsp_adapter.registry.service import Registry
 from lgsp_adapter.store.sqlite import SqliteStore

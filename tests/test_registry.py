@@ -16,7 +16,8 @@ from lgsp_adapter.audit import AuditEvent
 from lgsp_adapter.audit.query import AuditQuery
 from lgsp_adapter.errors import ErrorCode, LgspError
 from lgsp_adapter.packets.agency_code import AgencyCode
-from lgsp_adapter.registry.agencies import Client, Directory, KnownAgency, ServedAgency
+from lgsp_adapter.registry.agencies import Client, KnownAgency, ServedAgency
+from lgsp_adapter.registry.directory import Directory
 from lgsp_adapter.registry.records import Source
 from lgsp_adapter.registry.service import Registry
 from tests.registry_stores import Opened, opened, reopen_registry

@@ -29,7 +29,8 @@ from lgsp_adapter.exchange.relay import Relay
 from lgsp_adapter.exchange.settling import Settler
 from lgsp_adapter.packets.agency_code import AgencyCode
 from lgsp_adapter.packets.safe_xml import XmlLimits
-from lgsp_adapter.registry.agencies import Directory, KnownAgency, ServedAgency
+from lgsp_adapter.registry.agencies import KnownAgency, ServedAgency
+from lgsp_adapter.registry.directory import Directory
 from lgsp_adapter.registry.service import Registry
 from lgsp_adapter.store import DeliveryState, StoredPacket
 from lgsp_adapter.store.sqlite import SqliteStore

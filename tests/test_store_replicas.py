@@ -24,7 +24,7 @@ from lgsp_adapter.daemon.config import Settings
 from lgsp_adapter.daemon.run import run_daemon
 from lgsp_adapter.errors import FatalError
 from lgsp_adapter.exchange.relay import Relay
-from lgsp_adapter.registry.agencies import Directory
+from lgsp_adapter.registry.directory import Directory
 from lgsp_adapter.store import DeliveryState, StoredPacket
 from lgsp_adapter.store.postgres import PostgresStore
 from tests.exchange_stores import fresh_schema

@@ -47,7 +47,8 @@ from lgsp_adapter.bus.rabbitmq_messages import (
 from lgsp_adapter.bus.rabbitmq_queues import AgencyQueues
 from lgsp_adapter.bus.topology import Topology
 from lgsp_adapter.packets.agency_code import AgencyCode
-from lgsp_adapter.registry.agencies import Directory, Endpoint
+from lgsp_adapter.registry.agencies import Endpoint
+from lgsp_adapter.registry.directory import Directory
 from lgsp_adapter.store import DeliveryState, Store, StoredPacket
 from lgsp_adapter.store.unavailable import STORE_UNAVAILABLE_OR_SLOW, Backoff
 

@@ -16,7 +16,7 @@ from aio_pika.abc import AbstractConnection
 
 from lgsp_adapter.bus import declare
 from lgsp_adapter.bus.topology import Topology
-from lgsp_adapter.registry.agencies import Directory
+from lgsp_adapter.registry.directory import Directory
 from lgsp_adapter.store import Store
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,8 @@ from lgsp_adapter.daemon.config_witness import LogWitness, WitnessSettings
 from lgsp_adapter.daemon.logs import LoggingSettings
 from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.packets.safe_xml import XmlLimits
-from lgsp_adapter.registry.agencies import Client, Directory, KnownAgency, ServedAgency
+from lgsp_adapter.registry.agencies import Client, KnownAgency, ServedAgency
+from lgsp_adapter.registry.directory import Directory
 from lgsp_adapter.registry.routes import Route, check_routes
 from lgsp_adapter.store.location import is_postgres
 

@@ -53,9 +53,9 @@ from lgsp_adapter.http.health import Health, add_health_routes
 from lgsp_adapter.http.inbox import add_inbox_routes
 from lgsp_adapter.http.rate_limit import RateLimiter
 from lgsp_adapter.http.registry import add_registry_routes
-from lgsp_adapter.registry.agencies import Directory
 from lgsp_adapter.registry.agency_list_admin import list_served_agencies
 from lgsp_adapter.registry.axis_systems import AxisSystems
+from lgsp_adapter.registry.directory import Directory
 from lgsp_adapter.registry.secret_box import SecretBox
 from lgsp_adapter.registry.service import Registry
 from lgsp_adapter.store import Store

@@ -38,7 +38,8 @@ from lgsp_adapter.exchange.intake import Intake
 from lgsp_adapter.exchange.schedule import FIRST_WAIT_S, Schedule
 from lgsp_adapter.packets.agency_code import AgencyCode
 from lgsp_adapter.packets.axis_wire import MessageType, TransportStatus
-from lgsp_adapter.registry.agencies import Client, DeliveryMode, Directory, Endpoint, ServedAgency
+from lgsp_adapter.registry.agencies import Client, DeliveryMode, Endpoint, ServedAgency
+from lgsp_adapter.registry.directory import Directory
 from lgsp_adapter.registry.endpoint_auth import AxisAuth
 from lgsp_adapter.registry.routes import Route
 from lgsp_adapter.store import Store

@@ -20,7 +20,7 @@ from uuid import UUID
 from lgsp_adapter.audit import AuditEvent, log_event
 from lgsp_adapter.errors import ErrorCode, PermanentError
 from lgsp_adapter.packets.agency_code import AgencyCode
-from lgsp_adapter.registry.agencies import Directory
+from lgsp_adapter.registry.directory import Directory
 from lgsp_adapter.store import DeadLetter, DeliveryRecord, DeliveryState, Store, entry_for
 
 log = logging.getLogger(__name__)

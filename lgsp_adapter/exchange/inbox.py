@@ -20,7 +20,8 @@ from uuid import UUID
 from lgsp_adapter.audit import AuditEntry, AuditEvent, log_event
 from lgsp_adapter.errors import ErrorCode, PermanentError
 from lgsp_adapter.packets.agency_code import AgencyCode
-from lgsp_adapter.registry.agencies import Client, DeliveryMode, Directory
+from lgsp_adapter.registry.agencies import Client, DeliveryMode
+from lgsp_adapter.registry.directory import Directory
 from lgsp_adapter.store import DeliveryRecord, DeliveryState, Store, StoredPacket, entry_for
 from lgsp_adapter.store.records import InboxItem
 

@@ -27,7 +27,8 @@ from lgsp_adapter.packets.reader import (
     sender_of,
 )
 from lgsp_adapter.packets.safe_xml import XmlLimits
-from lgsp_adapter.registry.agencies import Client, Directory
+from lgsp_adapter.registry.agencies import Client
+from lgsp_adapter.registry.directory import Directory
 from lgsp_adapter.store import DeliveryRecord, Store, StoredPacket, entry_for
 from lgsp_adapter.translators.base import Envelope, find, translate_to_packet
 

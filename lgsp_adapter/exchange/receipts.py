@@ -16,7 +16,7 @@ import aiohttp
 
 from lgsp_adapter.audit import AuditEvent, log_event
 from lgsp_adapter.packets.agency_code import AgencyCode
-from lgsp_adapter.registry.agencies import Directory
+from lgsp_adapter.registry.directory import Directory
 from lgsp_adapter.store import Store, entry_for
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,8 @@ from lgsp_adapter.exchange.arrival import arrival_status
 from lgsp_adapter.exchange.delivery import Delivered, Deliverer, Outbound
 from lgsp_adapter.exchange.intake import Intake
 from lgsp_adapter.packets.agency_code import AgencyCode
-from lgsp_adapter.registry.agencies import AXIS_KINDS, DeliveryMode, Directory
+from lgsp_adapter.registry.agencies import AXIS_KINDS, DeliveryMode
+from lgsp_adapter.registry.directory import Directory
 from lgsp_adapter.store import DeliveryState, Store, StoredPacket, entry_for
 from lgsp_adapter.translators import find, translate_from_packet
 

@@ -23,7 +23,7 @@ from lgsp_adapter.errors import FatalError, LgspError
 from lgsp_adapter.exchange.relay import OnFinal
 from lgsp_adapter.packets.reader import read_packet_off_loop, recipients_of, sender_of
 from lgsp_adapter.packets.safe_xml import XmlLimits
-from lgsp_adapter.registry.agencies import Directory
+from lgsp_adapter.registry.directory import Directory
 from lgsp_adapter.registry.routes import PREFIX as ROUTE_PREFIX
 from lgsp_adapter.store import (
     DeliveryRecord,

@@ -20,7 +20,8 @@ from lgsp_adapter.exchange.intake import Intake, Translation
 from lgsp_adapter.http.openapi import openapi, query_names
 from lgsp_adapter.http.rate_limit import RateLimiter
 from lgsp_adapter.packets.agency_code import AgencyCode
-from lgsp_adapter.registry.agencies import Client, Directory, Role
+from lgsp_adapter.registry.agencies import Client, Role
+from lgsp_adapter.registry.directory import Directory
 from lgsp_adapter.store import Store
 from lgsp_adapter.store.unavailable import STORE_UNAVAILABLE
 from lgsp_adapter.translators import Envelope

@@ -3,20 +3,19 @@
 The same shapes serve the settings file and the live registry in the store (``registry``): the
 agencies this daemon serves (each with its delivery endpoint), the other agencies it knows on
 the bus, and the client systems that submit packets (each with a token and the agencies it may
-speak for). The rest of the code asks ``Directory``, which the registry updates in place when an
-integrator changes something, so a change applies to the next packet without a restart.
+speak for). The rest of the code asks ``directory.Directory``, which the registry updates in
+place when an integrator changes something, so a change applies to the next packet without a
+restart.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from pydantic import (
     AnyHttpUrl,
@@ -31,9 +30,6 @@ from pydantic import (
 from lgsp_adapter.packets.agency_code import AgencyCode
 from lgsp_adapter.packets.reader import KINDS
 from lgsp_adapter.registry.endpoint_auth import AxisAuth, EndpointAuth, MutualTlsAuth, NoAuth
-
-if TYPE_CHECKING:  # routes.py builds on this module's endpoints
-    from lgsp_adapter.registry.routes import Route
 
 
 class _Section(BaseModel):
@@ -274,120 +270,3 @@ class IssuedToken:
 
     digest: str
     client: Client
-
-
-@dataclass(frozen=True, slots=True)
-class _Snapshot:
-    served: dict[AgencyCode, ServedAgency]
-    known: frozenset[AgencyCode]
-    tokens: dict[str, Client]
-    wants_receipts: frozenset[str]
-
-
-class Directory:
-    """Answers the questions the exchange asks about agencies and clients.
-
-    The registry replaces what it knows in one assignment (``update``), so a question asked
-    while an integrator changes something sees the registry before or after, never half."""
-
-    def __init__(
-        self,
-        *,
-        served: Sequence[ServedAgency],
-        known: Sequence[KnownAgency],
-        clients: Sequence[Client],
-        issued: Iterable[IssuedToken] = (),
-        routes: Sequence[Route] = (),
-    ) -> None:
-        self._routes = tuple(routes)
-        # A range's agency, and the range of a code, found once per code: the exchange asks
-        # several times a packet.
-        self._in_range = functools.lru_cache(maxsize=4096)(self._range_agency)
-        self._ranges = functools.lru_cache(maxsize=4096)(self._range)
-        self._known_elsewhere = [agency.code for agency in known]
-        self._bus_users = {str(a.code): a.bus_user for a in known if a.bus_user}
-        self._configured = {
-            token_digest(c.token.get_secret_value()): c for c in clients if c.token is not None
-        }
-        self._now = self._snapshot(served, issued)
-
-    def _snapshot(self, served: Sequence[ServedAgency], issued: Iterable[IssuedToken]) -> _Snapshot:
-        by_code = {agency.code: agency for agency in served}
-        tokens = {token.digest: token.client for token in issued}
-        tokens.update(self._configured)  # the settings' clients win a (refused) collision
-        receipts = frozenset(str(a.code) for a in served if a.endpoint.receipts_url)
-        return _Snapshot(by_code, frozenset(self._known_elsewhere) | set(by_code), tokens, receipts)
-
-    def update(self, served: Sequence[ServedAgency], issued: Iterable[IssuedToken]) -> None:
-        """Serve ``served`` and honour ``issued`` from now on (the registry changed)."""
-        self._now = self._snapshot(served, issued)
-
-    def served(self, code: AgencyCode) -> ServedAgency | None:
-        """The agency if this daemon serves it: by name, or as one of a route's range (then
-        with the route's endpoint, and enabled as the route is)."""
-        agency = self._now.served.get(code)
-        return agency if agency is not None or not self._routes else self._in_range(code)
-
-    def _range_agency(self, code: AgencyCode) -> ServedAgency | None:
-        route = self.range_of(str(code))
-        return None if route is None else route.agency(code)
-
-    def route_for(self, code: AgencyCode | str) -> Route | None:
-        """The route that serves ``code``, if any: the one whose range holds it, unless it is
-        an agency served by name (which the settings and the registry keep out of ranges)."""
-        if not self._routes:
-            return None
-        parsed = code if isinstance(code, AgencyCode) else AgencyCode.read(code).code
-        if parsed is not None and parsed in self._now.served:
-            return None
-        return self.range_of(str(code))
-
-    def range_of(self, code: str) -> Route | None:
-        """The route whose range holds ``code``, served by name or not."""
-        return self._ranges(code)
-
-    def _range(self, code: str) -> Route | None:
-        return next((route for route in self._routes if route.takes(code)), None)
-
-    @property
-    def routes(self) -> tuple[Route, ...]:
-        """The ranges of codes this daemon reaches through one endpoint each."""
-        return self._routes
-
-    def route_keyed(self, key: str) -> Route | None:
-        """The route whose queues are named ``key`` (see ``queue_key``), if any."""
-        return next((route for route in self._routes if route.key == key), None)
-
-    def queue_key(self, code: str) -> str:
-        """The name of the queues a packet for ``code`` waits in: the code's own, or its
-        route's (one set of queues for the whole range)."""
-        route = self.route_for(code)
-        return code if route is None else route.key
-
-    @property
-    def served_codes(self) -> list[AgencyCode]:
-        """Every agency this daemon serves, in code order."""
-        return sorted(self._now.served)
-
-    @property
-    def wants_receipts(self) -> frozenset[str]:
-        """The served agencies whose endpoint has a ``receipts_url``."""
-        return self._now.wants_receipts
-
-    def is_known(self, code: AgencyCode) -> bool:
-        """Whether the code can be routed to (served here, in a route's range, or served
-        elsewhere on the bus)."""
-        return code in self._now.known or self.route_for(code) is not None
-
-    def bus_user(self, code: str) -> str | None:
-        """The broker account that alone may speak for ``code`` on the bus, when configured."""
-        return self._bus_users.get(code)
-
-    def configured_token(self, digest: str) -> bool:
-        """Whether a token with this digest is one of the settings' clients'."""
-        return digest in self._configured
-
-    def client_for(self, token: str) -> Client | None:
-        """The client presenting ``token``. Looked up by the token's digest: the time a lookup
-        takes depends on a hash the caller cannot steer, so it tells nothing about tokens."""
-        return self._now.tokens.get(token_digest(token))

@@ -25,7 +25,6 @@ from lgsp_adapter.errors import ErrorCode, PermanentError
 from lgsp_adapter.packets.agency_code import AgencyCode
 from lgsp_adapter.registry.agencies import (
     Client,
-    Directory,
     IssuedToken,
     ServedAgency,
     token_digest,
@@ -40,6 +39,7 @@ from lgsp_adapter.registry.checks import (
     present,
     validated,
 )
+from lgsp_adapter.registry.directory import Directory
 from lgsp_adapter.registry.records import Edit, EndpointRecord, RegistryStore, Source, TokenRecord
 
 log = logging.getLogger(__name__)
