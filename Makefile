@@ -24,12 +24,17 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-dev services lint
 	$(BIN)/pytest
 
-## One RabbitMQ node of three killed mid-stream: starts a three-node cluster beside the broker
-## (scripts/rabbitmq-cluster.sh, root and Debian's rabbitmq-server), runs, removes it.
+## The tests on extra brokers, started together beside the one on 5672 (root and Debian's
+## rabbitmq-server): one node of a three-node cluster killed mid-stream (scripts/rabbitmq-cluster.sh),
+## and three separate buses joined by bridges (scripts/rabbitmq-buses.sh). Removed afterwards.
 test-cluster: $(VENV)/.installed-dev services
-	bash scripts/rabbitmq-cluster.sh stop
-	bash scripts/rabbitmq-cluster.sh start >/dev/null || { bash scripts/rabbitmq-cluster.sh stop; exit 1; }
-	$(BIN)/pytest -m cluster; status=$$?; bash scripts/rabbitmq-cluster.sh stop; exit $$status
+	bash scripts/rabbitmq-cluster.sh stop; bash scripts/rabbitmq-buses.sh stop
+	bash scripts/rabbitmq-buses.sh start >/dev/null & buses=$$!; \
+	bash scripts/rabbitmq-cluster.sh start >/dev/null; cluster=$$?; wait $$buses; started=$$?; \
+	if [ $$cluster -ne 0 ] || [ $$started -ne 0 ]; then \
+		bash scripts/rabbitmq-cluster.sh stop; bash scripts/rabbitmq-buses.sh stop; exit 1; fi; \
+	$(BIN)/pytest -m "cluster or buses"; status=$$?; \
+	bash scripts/rabbitmq-cluster.sh stop; bash scripts/rabbitmq-buses.sh stop; exit $$status
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .

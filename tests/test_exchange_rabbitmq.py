@@ -87,8 +87,9 @@ async def remove_topology(
             names += [topology.retry_queue(code, d) for d in sorted(waits)]
             for name in names:
                 await channel.queue_delete(name)
-        await channel.exchange_delete(exchange)
-        await channel.exchange_delete(topology.dead_exchange)
+        await channel.queue_delete(topology.strays_queue)
+        for name in (exchange, topology.dead_exchange, topology.arrivals_exchange, topology.strays):
+            await channel.exchange_delete(name)
 
 
 @asynccontextmanager

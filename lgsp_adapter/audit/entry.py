@@ -44,6 +44,8 @@ class AuditEvent(StrEnum):
     RECEIVED = "received"  # accepted at ingest, durable
     REJECTED = "rejected"  # refused at ingest (no packet id: nothing was accepted)
     PUBLISHED = "published"  # handed to the bus, confirmed
+    FORWARDED = "forwarded"  # handed to the bus towards another bus (a bridge), confirmed
+    ARRIVED = "arrived"  # came from another bus across a bridge
     RETURNED = "returned"  # the bus could not route it
     DELIVERED = "delivered"  # the recipient's system answered 2xx
     RETRIED = "retried"  # an attempt failed for a passing reason; another will follow

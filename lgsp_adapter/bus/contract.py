@@ -67,6 +67,7 @@ class Arrival:
     attempt: int  # the delivery attempt this copy is for (retry copies carry it)
     publisher: str | None  # the account the broker vouches published it
     queue_code: str  # the agency whose queue it came from
+    hops: tuple[str, ...] = ()  # the shovels it crossed from other buses, first first
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,19 @@ class Receipt:
     state: DeliveryState
     attempts: int
     detail: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Stray:
+    """A message another bus's shovel brought for a code no queue on this bus takes."""
+
+    id: str  # the packet id (or, for a receipt, the packet id it is about)
+    kind: str  # the packet's kind, or ``receipt``
+    sender: str
+    recipient: str
+    sha256: str | None
+    publisher: str | None  # the account the broker vouches published it
+    hops: tuple[str, ...] = ()
 
 
 class Verdict(Enum):
@@ -97,6 +111,10 @@ class ArrivalHandler(Protocol):
 
     async def take_receipt(self, receipt: Receipt, publisher: str | None) -> Verdict:
         """Record what a recipient's daemon says became of a packet sent from here."""
+        ...
+
+    async def take_stray(self, stray: Stray) -> Verdict:
+        """Record what came across a bridge for a code nothing here takes, and answer it."""
         ...
 
 

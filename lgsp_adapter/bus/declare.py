@@ -16,13 +16,27 @@ from lgsp_adapter.bus.topology import NOT_SERVED_WAIT_S, Topology
 
 
 async def exchanges(channel: AbstractChannel, topology: Topology) -> AbstractExchange:
-    """The topic exchange and the broker's dead-letter exchange; returns the first."""
+    """The topic exchange, the broker's dead-letter exchange, and the arrivals exchange other
+    buses' shovels publish to with its strays (exchange and queue); returns the first."""
     exchange = await channel.declare_exchange(
         topology.exchange, aio_pika.ExchangeType.TOPIC, durable=True
     )
     await channel.declare_exchange(
         topology.dead_exchange, aio_pika.ExchangeType.TOPIC, durable=True
     )
+    strays = await channel.declare_exchange(
+        topology.strays, aio_pika.ExchangeType.FANOUT, durable=True
+    )
+    await channel.declare_exchange(
+        topology.arrivals_exchange,
+        aio_pika.ExchangeType.TOPIC,
+        durable=True,
+        arguments=topology.arrivals_arguments(),
+    )
+    queue = await channel.declare_queue(
+        topology.strays_queue, durable=True, arguments=topology.dead_arguments()
+    )
+    await queue.bind(strays, "")
     return exchange
 
 
@@ -39,6 +53,7 @@ async def agency_queues(
     )
     for pattern in patterns or [code]:
         await queue.bind(topology.exchange, topology.binding(pattern))
+        await queue.bind(topology.arrivals_exchange, topology.binding(pattern))
         await dead.bind(topology.dead_exchange, topology.binding(pattern))
 
 
@@ -54,6 +69,7 @@ async def unbind(
         dead = await channel.get_queue(topology.dead_queue(key), ensure=False)
         for pattern in patterns:
             await queue.unbind(topology.exchange, topology.binding(pattern))
+            await queue.unbind(topology.arrivals_exchange, topology.binding(pattern))
             await dead.unbind(topology.dead_exchange, topology.binding(pattern))
     except ChannelClosed:
         pass  # the queues are gone: nothing is bound to them
@@ -95,7 +111,13 @@ async def everything(
     channel = await connection.channel()
     try:
         await exchanges(channel, topology)
-        declared = [topology.exchange, topology.dead_exchange]
+        declared = [
+            topology.exchange,
+            topology.dead_exchange,
+            topology.arrivals_exchange,
+            topology.strays,
+            topology.strays_queue,
+        ]
         for code, delays in sorted(agencies.items()):
             await agency_queues(channel, topology, code, (patterns or {}).get(code))
             for delay in sorted({*delays, NOT_SERVED_WAIT_S}):
@@ -141,5 +163,6 @@ async def missing(
 ) -> list[str]:
     """What is not on the broker of what ``agencies`` need."""
     queues = [n for code, d in sorted(agencies.items()) for n in queue_names(topology, code, d)]
-    found = await depths(connection, queues, (topology.exchange, topology.dead_exchange))
+    names = (topology.exchange, topology.dead_exchange, topology.arrivals_exchange)
+    found = await depths(connection, [*queues, topology.strays_queue], (*names, topology.strays))
     return [name for name, count in found.items() if count is None]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from types import TracebackType
 from typing import Any, Self
 from uuid import UUID
@@ -26,7 +26,7 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractRobustConnection,
 )
-from aiormq.exceptions import ChannelInvalidStateError, DeliveryError
+from aiormq.exceptions import DeliveryError
 from pamqp.commands import Basic
 from yarl import URL
 
@@ -34,7 +34,8 @@ from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.bus import declare, failover
 from lgsp_adapter.bus.contract import ArrivalHandler, Outgoing, Published, Receipt, Refused, Verdict
 from lgsp_adapter.bus.rabbitmq_bindings import unbind_stale
-from lgsp_adapter.bus.rabbitmq_consumers import CONNECTION_ERRORS, Consumers
+from lgsp_adapter.bus.rabbitmq_bridges import consume_strays, declare_bridges
+from lgsp_adapter.bus.rabbitmq_consumers import CONNECTION_ERRORS, Consumers, patiently
 from lgsp_adapter.bus.rabbitmq_messages import (
     HEADER_ATTEMPT,
     HEADER_REASON,
@@ -50,19 +51,11 @@ from lgsp_adapter.packets.agency_code import AgencyCode
 from lgsp_adapter.registry.agencies import Endpoint
 from lgsp_adapter.registry.directory import Directory
 from lgsp_adapter.store import DeliveryState, Store, StoredPacket
-from lgsp_adapter.store.unavailable import STORE_UNAVAILABLE_OR_SLOW, Backoff
 
 # aiormq logs every frame at DEBUG, documents' bodies among them: capped, so that DEBUG
 # turned on to chase a broker problem leaks none (tests/test_no_secrets_in_logs.py).
 logging.getLogger("aiormq").setLevel(logging.INFO)
 log = logging.getLogger(__name__)
-
-
-def _channel_closed(message: AbstractIncomingMessage) -> bool:
-    try:
-        return message.channel.is_closed
-    except ChannelInvalidStateError:  # what aio-pika says of a closed channel
-        return True
 
 
 class RabbitBus:
@@ -82,6 +75,7 @@ class RabbitBus:
         cluster_nodes: list[str] | None = None,
         consumer_watch_s: float = 5.0,
         declare_topology: bool = True,
+        management_url: str | None = None,
     ) -> None:
         self._url = url
         self._cluster_nodes = cluster_nodes or []
@@ -93,6 +87,7 @@ class RabbitBus:
         self._retry_delays_s = retry_delays_s
         self._connection_name = connection_name
         self._declare_topology = declare_topology
+        self._management_url = management_url  # where the bridges' shovels are declared
         self._queues = AgencyQueues(
             topology=topology,
             delays=self._delays,
@@ -126,7 +121,16 @@ class RabbitBus:
             self._connection, self._publishing, sorted(self._served)
         )
         if self._declare_topology:
+            await declare_bridges(
+                self._publishing,
+                self._topology,
+                self._directory,
+                self._management_url,
+                URL(self._url).path.lstrip("/") or "/",
+            )
             await unbind_stale(self._connection, self._topology, self._store, self._directory)
+        else:
+            await self._queues.require(self._connection, [b.key for b in self._directory.bridges])
         return self
 
     async def __aexit__(
@@ -257,7 +261,13 @@ class RabbitBus:
         """Hand what the agency queues hold to ``handler`` until ``stopping`` is set, then let
         the messages in hand finish."""
         self._handler = handler
+        strays = (
+            [asyncio.create_task(consume_strays(self._live(), self._topology, handler, stopping))]
+            if self._directory.bridges
+            else []
+        )
         await self._consumers.run(self._live(), stopping)
+        await asyncio.gather(*strays)
         if self._working:
             await asyncio.gather(*self._working, return_exceptions=True)
 
@@ -275,7 +285,7 @@ class RabbitBus:
                 log.error("a receipt without its headers (%s); dropped", exc)
                 await message.reject(requeue=False)
                 return
-            await self._patiently(
+            await patiently(
                 "a receipt",
                 message,
                 lambda: handler.take_receipt(receipt, message.user_id),
@@ -287,7 +297,7 @@ class RabbitBus:
             log.error("a message without the lgsp headers (%s); dead-lettered", exc)
             await message.reject(requeue=False)
             return
-        await self._patiently(
+        await patiently(
             f"{arrival.packet.id} {arrival.recipient}",
             message,
             lambda: self._shielded(handler.take(arrival)),
@@ -301,33 +311,6 @@ class RabbitBus:
         self._working.add(task)
         task.add_done_callback(self._working.discard)
         return await asyncio.shield(task)
-
-    async def _patiently(
-        self, what: str, message: AbstractIncomingMessage, work: Callable[[], Awaitable[Verdict]]
-    ) -> None:
-        """Do a message's ``work`` and acknowledge or reject it as the pipeline says; while
-        the store is away, wait and do it again. Handed back to the broker instead, it would
-        come straight back, and the queue's delivery limit would dead-letter it within seconds
-        of an outage (PostgreSQL restarting) where nobody looks. Anything else is handed back,
-        and that limit parks a message that fails every time."""
-        backoff = Backoff()
-        while True:
-            try:
-                verdict = await work()
-                if verdict is Verdict.ACK:
-                    await message.ack()
-                else:
-                    await message.reject(requeue=False)
-                return
-            except STORE_UNAVAILABLE_OR_SLOW as exc:
-                if _channel_closed(message):
-                    return  # the broker has it back, for this consumer or another
-                log.warning("%s: the store is unavailable (%s); the message waits", what, exc)
-                await backoff.wait()
-            except Exception:
-                log.exception("%s could not be handled; the broker redelivers it", what)
-                await message.nack(requeue=True)
-                return
 
     async def park_retry(
         self, packet: StoredPacket, recipient: str, delay_s: float, attempt: int

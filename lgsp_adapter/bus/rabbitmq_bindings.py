@@ -1,5 +1,6 @@
-"""Bindings a daemon no longer wants, taken off at start: a route's patterns narrowed or
-dropped since the last start, and the code of an agency by name that a route's range took in.
+"""Bindings a daemon no longer wants, taken off at start: a route's or a bridge's patterns
+narrowed or dropped since the last start, and the code of an agency by name that a route's
+range took in.
 
 AMQP cannot list a queue's bindings, so the patterns each route's queues were bound to are kept
 in the store, beside the registry that says which agencies were served by name. Left bound, the
@@ -25,13 +26,15 @@ log = logging.getLogger(__name__)
 async def unbind_stale(
     connection: AbstractConnection, topology: Topology, store: Store, directory: Directory
 ) -> None:
-    """Unbind what the routes no longer take, then record what they are bound to now."""
+    """Unbind what the routes and bridges no longer take, then record what they are bound to
+    now."""
     routes = {route.key: list(route.codes) for route in directory.routes}
+    routes |= {bridge.key: list(bridge.codes) for bridge in directory.bridges}
     bound = await store.bindings()
     for key, patterns in bound.items():
         stale = [pattern for pattern in patterns if pattern not in routes.get(key, [])]
         if stale:
-            log.warning("unbinding %s from %s: no route takes them there now", key, stale)
+            log.warning("unbinding %s from %s: nothing takes them there now", key, stale)
             await declare.unbind(connection, topology, key, stale)
     codes = {record.code for record in await store.registry.endpoints()}
     codes |= set(dict(await store.registry.removed()))

@@ -21,8 +21,10 @@ from aio_pika.abc import (
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 from aiormq.exceptions import ChannelInvalidStateError
 
+from lgsp_adapter.bus.contract import Verdict
 from lgsp_adapter.bus.topology import Topology
 from lgsp_adapter.errors import FatalError
+from lgsp_adapter.store.unavailable import STORE_UNAVAILABLE_OR_SLOW, Backoff
 
 log = logging.getLogger(__name__)
 
@@ -175,3 +177,38 @@ class Consumers:
 
         self._attached[recipient] = (queue, await queue.consume(on_message))
         log.info("consuming %s", recipient)
+
+
+def _channel_closed(message: AbstractIncomingMessage) -> bool:
+    try:
+        return message.channel.is_closed
+    except ChannelInvalidStateError:  # what aio-pika says of a closed channel
+        return True
+
+
+async def patiently(
+    what: str, message: AbstractIncomingMessage, work: Callable[[], Awaitable[Verdict]]
+) -> None:
+    """Do a message's ``work`` and acknowledge or reject it as the pipeline says; while
+    the store is away, wait and do it again. Handed back to the broker instead, it would
+    come straight back, and the queue's delivery limit would dead-letter it within seconds
+    of an outage (PostgreSQL restarting) where nobody looks. Anything else is handed back,
+    and that limit parks a message that fails every time."""
+    backoff = Backoff()
+    while True:
+        try:
+            verdict = await work()
+            if verdict is Verdict.ACK:
+                await message.ack()
+            else:
+                await message.reject(requeue=False)
+            return
+        except STORE_UNAVAILABLE_OR_SLOW as exc:
+            if _channel_closed(message):
+                return  # the broker has it back, for this consumer or another
+            log.warning("%s: the store is unavailable (%s); the message waits", what, exc)
+            await backoff.wait()
+        except Exception:
+            log.exception("%s could not be handled; the broker redelivers it", what)
+            await message.nack(requeue=True)
+            return

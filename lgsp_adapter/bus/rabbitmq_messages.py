@@ -16,7 +16,7 @@ from uuid import UUID
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from lgsp_adapter.bus.contract import Arrival, Receipt
+from lgsp_adapter.bus.contract import Arrival, Receipt, Stray
 from lgsp_adapter.store import DeliveryState, StoredPacket
 
 HEADER_SENDER = "x-lgsp-sender"
@@ -76,6 +76,41 @@ def read_arrival(message: AbstractIncomingMessage, queue_code: str) -> Arrival:
         attempt=int(str(headers.get(HEADER_ATTEMPT, 0))),
         publisher=message.user_id,
         queue_code=queue_code,
+        hops=hops(headers.get("x-shovelled")),
+    )
+
+
+def hops(shovelled: Any) -> tuple[str, ...]:
+    """The shovels a message crossed (RabbitMQ's ``x-shovelled``, newest first), first first:
+    ``<shovel> on <node>``, for the arrival's audit entry."""
+    if not isinstance(shovelled, list):
+        return ()
+    found = []
+    for hop in reversed(shovelled):
+        if isinstance(hop, dict):
+            name, node = _text(hop.get("shovel-name")), _text(hop.get("shovelled-by"))
+            found.append(f"{name} on {node}"[:200])
+    return tuple(found[:16])
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return "?" if value is None else str(value)
+
+
+def read_stray(message: AbstractIncomingMessage) -> Stray:
+    """What a stray is about; ``KeyError`` or ``ValueError`` when it lacks our headers."""
+    headers = message.headers
+    receipt = message.type == RECEIPT
+    return Stray(
+        id=str(UUID(str(headers[HEADER_PACKET_ID] if receipt else message.message_id))),
+        kind=str(message.type),
+        sender=str(headers[HEADER_SENDER]),
+        recipient=str(headers[HEADER_RECIPIENT]),
+        sha256=None if receipt else str(headers.get(HEADER_SHA256) or "") or None,
+        publisher=message.user_id,
+        hops=hops(headers.get("x-shovelled")),
     )
 
 

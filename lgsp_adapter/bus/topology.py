@@ -32,6 +32,28 @@ class Topology:
         """Where the broker itself dead-letters (delivery limit exceeded)."""
         return f"{self.exchange}.dead"
 
+    @property
+    def arrivals_exchange(self) -> str:
+        """Where other buses' shovels publish what crosses a bridge to this one: bound to by
+        every queue the main exchange's bindings feed, with the strays as its alternate."""
+        return f"{self.exchange}.arrivals"
+
+    @property
+    def strays(self) -> str:
+        """The fanout exchange of what arrived for a code no queue here takes: kept (in
+        ``strays_queue``) and answered with a refused receipt, where a shovel's publish would
+        drop it."""
+        return f"{self.exchange}.strays"
+
+    @property
+    def strays_queue(self) -> str:
+        """The queue of the strays, read by the daemons that hold bridges."""
+        return f"{self.exchange}.strays.queue"
+
+    def arrivals_arguments(self) -> dict[str, Any]:
+        """The arrivals exchange's: its strays as alternate exchange."""
+        return {"alternate-exchange": self.strays}
+
     def routing_key(self, kind: str, recipient: str) -> str:
         """``edoc.000.00.12.H56``: the kind first, then the recipient's code (four words)."""
         return f"{kind}.{recipient}"
@@ -90,12 +112,13 @@ class Permissions:
 def permissions(topology: Topology, codes: str) -> Permissions:
     """The least a daemon needs: declare the exchanges and its agencies' queues, publish to
     the exchange and (for retry and dead-letter copies) the default exchange, bind and consume
-    its own queues. ``codes`` is a regular expression of the agency codes it serves, e.g.
-    ``000\\.21\\.\\d\\d\\.H56`` for every commune of one district, so that agencies an
-    integrator registers later are covered without touching the broker."""
+    its own queues (the strays, where it holds bridges). ``codes`` is a regular expression of
+    the agency codes it serves, e.g. ``000\\.21\\.\\d\\d\\.H56`` for every commune of one
+    district, so that agencies an integrator registers later are covered without touching the
+    broker."""
     exchange = re.escape(topology.exchange)
     own = rf"{exchange}\.(agency|dead|retry)\.({codes})(\..*)?"
-    exchanges = rf"{exchange}|{exchange}\.dead"
+    exchanges = rf"{exchange}|{exchange}\.(dead|arrivals|strays|strays\.queue)"
     return Permissions(
         configure=f"^({exchanges}|{own})$",
         write=f"^({exchanges}|amq\\.default|{own})$",

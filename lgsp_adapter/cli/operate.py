@@ -11,10 +11,13 @@ import sqlite3
 from pathlib import Path
 
 import aio_pika
+import aiohttp
 import click
+from yarl import URL
 
 from lgsp_adapter.bus import declare
 from lgsp_adapter.bus.rabbitmq_bindings import unbind_stale
+from lgsp_adapter.bus.shovels import Management
 from lgsp_adapter.bus.topology import Topology, permissions
 from lgsp_adapter.cli.targets import CONFIG_OPTION, fail
 from lgsp_adapter.daemon.config import Settings, load_settings
@@ -44,6 +47,7 @@ def broker_permissions_command(
         fail(f"error: {exc}")
     own = [str(agency.code) for agency in settings.agencies]
     own += [route.key for route in settings.routes]  # a route's queues are named by its key
+    own += [bridge.key for bridge in settings.bridges]  # and a bridge's by its
     served = codes or "|".join(re.escape(name) for name in own)
     if not served:
         fail("error: no [[agencies]] or [[routes]] in the settings: say which with --codes")
@@ -140,9 +144,18 @@ def backup_command(config_path: Path | None, store_path: Path | None, target: Pa
     help="The daemon's store, for the agencies registered live: a SQLite file or a "
     "postgresql:// URL (default: the settings').",
 )
-def declare_command(config_path: Path | None, url: str | None, location: str | None) -> None:
+@click.option(
+    "--management-url",
+    envvar="LGSP_ADMIN_MANAGEMENT_URL",
+    help="The broker's management API, http://admin:…@host:15672/ (or "
+    "LGSP_ADMIN_MANAGEMENT_URL), to declare the shovels of the settings' [[bridges]].",
+)
+def declare_command(
+    config_path: Path | None, url: str | None, location: str | None, management_url: str | None
+) -> None:
     """Declare the exchange and the queues of every agency the daemon serves (the settings'
-    and the registry's), for a broker where daemons may not (bus.declare = false)."""
+    and the registry's) and of its bridges, and with --management-url their shovels, for a
+    broker where daemons may not (bus.declare = false)."""
     try:
         settings = load_settings(config_path)
         target = url or (settings.bus.url.get_secret_value() if settings.bus.url else None)
@@ -153,6 +166,8 @@ def declare_command(config_path: Path | None, url: str | None, location: str | N
         if where is not None and not is_postgres(where) and not Path(where).is_file():
             where = None
         declared = asyncio.run(_declare(settings, target, where))
+        if management_url is not None:
+            declared += asyncio.run(_shovels(settings, target, management_url))
     except LgspError as exc:
         fail(f"error: {exc}")
     except (OSError, aio_pika.exceptions.AMQPException) as exc:
@@ -168,6 +183,9 @@ async def _declare(settings: Settings, url: str, location: str | None) -> list[s
     for route in settings.routes:  # one set of queues a route, bound by its patterns
         agencies[route.key] = route.endpoint.retry_delays_s or default
     patterns = {route.key: list(route.codes) for route in settings.routes}
+    for bridge in settings.bridges:  # its queue, carried by the shovel: no retries of its own
+        agencies[bridge.key] = []
+        patterns[bridge.key] = list(bridge.codes)
     topology = Topology(settings.bus.exchange)
     connection = await aio_pika.connect(url)
     async with connection:
@@ -183,6 +201,13 @@ async def _declare(settings: Settings, url: str, location: str | None) -> list[s
             declared = await declare.everything(connection, topology, agencies, patterns)
             await unbind_stale(connection, topology, store, directory)
             return declared
+
+
+async def _shovels(settings: Settings, bus_url: str, management_url: str) -> list[str]:
+    vhost = URL(bus_url).path.lstrip("/") or "/"
+    async with aiohttp.ClientSession() as session:
+        management = Management(management_url, session, vhost)
+        return await management.declare(Topology(settings.bus.exchange), settings.bridges)
 
 
 OPERATOR_COMMANDS = [broker_permissions_command, migrate_command, backup_command, declare_command]

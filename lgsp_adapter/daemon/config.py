@@ -36,6 +36,7 @@ from lgsp_adapter.daemon.logs import LoggingSettings
 from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.packets.safe_xml import XmlLimits
 from lgsp_adapter.registry.agencies import Client, KnownAgency, ServedAgency
+from lgsp_adapter.registry.bridges import Bridge
 from lgsp_adapter.registry.directory import Directory
 from lgsp_adapter.registry.routes import Route, check_routes
 from lgsp_adapter.store.location import is_postgres
@@ -124,6 +125,12 @@ class BusSettings(_Section):
         description="Declare the exchange and this daemon's queues at start. False where the "
         "daemon's account may configure nothing: an administrator runs `lgsp-adapter declare` "
         "beforehand, and the daemon only checks they are there.",
+    )
+    management_url: SecretStr | None = Field(
+        None,
+        description="http[s]://account:password@host:15672/ of the broker's management API, "
+        "where the daemon declares the shovels of its [[bridges]] (an account tagged "
+        "policymaker); none: `lgsp-adapter declare` declares them.",
     )
     prefetch: int = Field(
         32,
@@ -287,6 +294,11 @@ class Settings(BaseSettings):
         description="Ranges of codes reached through one endpoint each (the national axis for "
         "a ministry's codes, say); none may hold an agency listed by name.",
     )
+    bridges: list[Bridge] = Field(
+        default_factory=list,
+        description="Ranges of codes on other buses (a ministry's, the national hub's, another "
+        "province's), reached by RabbitMQ shovels (`docs/inter-level.md`).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -303,8 +315,14 @@ class Settings(BaseSettings):
                     f"not {', '.join(foreign)}"
                 )
         check_routes(
-            self.routes, [str(code) for code in served] + [str(a.code) for a in self.known_agencies]
+            [*self.routes, *self.bridges],
+            [str(code) for code in served] + [str(a.code) for a in self.known_agencies],
         )
+        if self.bridges and self.bus.url is None:
+            raise ValueError("bridges join RabbitMQ buses: set [bus] url")
+        users = [bridge.arrivals_user for bridge in self.bridges]
+        if len(set(users)) != len(users):
+            raise ValueError("two bridges share an arrivals_user: it names which bus spoke")
         patterns = {pattern for route in self.routes for pattern in route.codes}
         for client in self.clients:
             strays = [pattern for pattern in client.ranges if pattern not in patterns]
@@ -329,6 +347,7 @@ class Settings(BaseSettings):
             known=self.known_agencies,
             clients=self.clients,
             routes=self.routes,
+            bridges=self.bridges,
         )
 
 

@@ -55,6 +55,7 @@ class Metrics:
         self.events = Counter(
             "lgsp_packet_events",
             "Packet events as the audit log records them: received, rejected, published, "
+            "forwarded, arrived, "
             "delivered, retried, refused, dead_lettered, receipt, held, returned, admin.",
             ["event", "kind"],
             registry=r,

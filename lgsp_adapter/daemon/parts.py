@@ -193,7 +193,7 @@ async def composed_pipeline(
         lambda: bus.connected, bus.queue_depths if isinstance(bus, RabbitBus) else None
     )
     registry.on_change(bus.serve, early=True)
-    relay = Relay(store=store, bus=bus, on_final=ended)
+    relay = Relay(store=store, bus=bus, on_final=ended, bridge_for=directory.bridge_for)
     await store.on_outbox(relay.wake.set)  # filled by another replica
     intake = Intake(
         store=store,
@@ -282,6 +282,7 @@ async def _opened_bus(
             cluster_nodes=settings.bus.cluster_nodes,
             consumer_watch_s=settings.daemon.consumer_watch_s,
             declare_topology=settings.bus.declare,
+            management_url=url.get_secret_value() if (url := settings.bus.management_url) else None,
         )
     )
 

@@ -14,8 +14,9 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 from uuid import UUID
 
-from lgsp_adapter.audit import AuditEvent, log_event
+from lgsp_adapter.audit import AuditEntry, AuditEvent, log_event
 from lgsp_adapter.bus.contract import Outgoing, Published
+from lgsp_adapter.registry.bridges import Bridge
 from lgsp_adapter.store import DeliveryState, Store, StoredPacket, entry_for
 
 log = logging.getLogger(__name__)
@@ -73,8 +74,10 @@ class Relay:
         on_final: OnFinal | None = None,
         batch: int = 100,
         batch_bytes: int = BATCH_BYTES,
+        bridge_for: Callable[[str], Bridge | None] = lambda code: None,
     ) -> None:
         self._store = store
+        self._bridge_for = bridge_for  # the bridge a recipient's code lies across, if any
         self._bus = bus
         self._on_final = on_final  # a delivery the bus would not take has ended
         self._batch = batch
@@ -106,6 +109,16 @@ class Relay:
                 for waiter in waiters:
                     waiter.cancel()
 
+    def _entry(self, packet: StoredPacket, recipient: str) -> AuditEntry:
+        """Published on this bus, or forwarded towards another across a bridge."""
+        bridge = self._bridge_for(recipient)
+        if bridge is None:
+            return entry_for(packet, AuditEvent.PUBLISHED, recipient=recipient, outcome="ok")
+        detail = f"towards {bridge.describe()}, in the queue its shovel carries there"
+        return entry_for(
+            packet, AuditEvent.FORWARDED, recipient=recipient, outcome="ok", detail=detail
+        )
+
     async def publish_pending(self) -> int:
         """Publish one batch from the outbox; returns how many. Only the replica holding the
         relay role publishes (two would put every packet on the bus twice); the others' outbox
@@ -129,7 +142,7 @@ class Relay:
             packet = packets[packet_id]
             if packet is None:  # cannot happen: deliveries reference their packet
                 continue
-            entry = entry_for(packet, AuditEvent.PUBLISHED, recipient=recipient, outcome="ok")
+            entry = self._entry(packet, recipient)
             batch.append((packet, recipient, entry))
         if not batch:
             return 0

@@ -17,10 +17,19 @@ import logging
 from uuid import UUID
 
 from lgsp_adapter.audit import AuditEntry, AuditEvent, log_event
-from lgsp_adapter.bus.contract import Arrival, Carrier, Handler, Receipt, Settlement, Verdict
+from lgsp_adapter.bus.contract import (
+    Arrival,
+    Carrier,
+    Handler,
+    Receipt,
+    Settlement,
+    Stray,
+    Verdict,
+)
 from lgsp_adapter.bus.topology import NOT_SERVED_WAIT_S
 from lgsp_adapter.errors import FatalError, LgspError
 from lgsp_adapter.exchange.relay import OnFinal
+from lgsp_adapter.exchange.strays import settle_stray
 from lgsp_adapter.packets.reader import read_packet_off_loop, recipients_of, sender_of
 from lgsp_adapter.packets.safe_xml import XmlLimits
 from lgsp_adapter.registry.directory import Directory
@@ -81,10 +90,11 @@ class Settler:
             await self._refuse(arrival, forged)
             return Verdict.REJECT
         try:
+            first = self._first_entry(arrival)
             if self._serves(recipient):
-                await self._settle(packet, recipient, arrival.attempt)
+                await self._settle(packet, recipient, arrival.attempt, first)
             else:
-                await self._wait_for_service(packet, recipient, arrival.attempt)
+                await self._wait_for_service(packet, recipient, arrival.attempt, first)
         except PacketIdTaken:
             # Another packet took this id between the check and the store's write: the store
             # refused this one in the same transaction, so nothing of it was kept.
@@ -92,12 +102,27 @@ class Settler:
             return Verdict.REJECT
         return Verdict.ACK
 
-    async def _wait_for_service(self, packet: StoredPacket, recipient: str, attempt: int) -> None:
+    def _first_entry(self, arrival: Arrival) -> AuditEntry:
+        """What this log says when the packet first comes: received from the bus, or arrived
+        from another bus across a bridge (which, and through which shovels)."""
+        packet, recipient = arrival.packet, arrival.recipient
+        bridge = self._directory.bridge_arriving_as(arrival.publisher)
+        if bridge is None:
+            return _received(packet, recipient)
+        path = f" through {', '.join(arrival.hops)}" if arrival.hops else ""
+        detail = f"from {bridge.describe()}{path}"
+        return entry_for(
+            packet, AuditEvent.ARRIVED, recipient=recipient, outcome="ok", detail=detail
+        )
+
+    async def _wait_for_service(
+        self, packet: StoredPacket, recipient: str, attempt: int, first: AuditEntry
+    ) -> None:
         """Removed from the registry while this message was on its way: it waits in the
         agency's queue (through a short retry queue, so it neither spins nor counts as a
         delivery). Kept first: the copy goes out under this daemon's account, and the store is
         what vouches for it when it comes back."""
-        await self._store.receive(packet, recipient, [_received(packet, recipient)])
+        await self._store.receive(packet, recipient, [first])
         await self._carrier.park_retry(packet, recipient, NOT_SERVED_WAIT_S, attempt)
 
     async def _forged(self, arrival: Arrival) -> str | None:
@@ -112,6 +137,12 @@ class Settler:
         if hashlib.sha256(packet.payload).hexdigest() != packet.sha256:
             return "the payload does not match its digest"
         own = self._carrier.user
+        across = self._directory.bridge_arriving_as(arrival.publisher)
+        if across is not None and not across.takes(packet.sender):
+            return (
+                f"from {packet.sender}, published by {arrival.publisher!r}, the account of bus "
+                f"{across.name}, which speaks only for its bridge's codes"
+            )
         expected = own if self._serves(packet.sender) else self._directory.bus_user(packet.sender)
         if expected is not None and arrival.publisher != expected:
             # Our own retry copy of a packet we took in (and checked) before: the broker
@@ -154,7 +185,9 @@ class Settler:
         await self._store.append([entry])
         log_event(log, entry, logging.WARNING)
 
-    async def _settle(self, packet: StoredPacket, recipient: str, attempt: int) -> None:
+    async def _settle(
+        self, packet: StoredPacket, recipient: str, attempt: int, first: AuditEntry
+    ) -> None:
         key = (packet.id, recipient)
         lock, users = self._handling.get(key, (asyncio.Lock(), 0))
         self._handling[key] = (lock, users + 1)
@@ -162,7 +195,7 @@ class Settler:
             # In this process, then against replicas sharing the store: a copy redelivered to
             # one while another still works on the first waits, and then finds it recorded.
             async with lock, self._store.exclusive(packet.id, recipient):
-                await self._settle_once(packet, recipient, attempt)
+                await self._settle_once(packet, recipient, attempt, first)
         finally:
             lock, users = self._handling[key]
             if users == 1:
@@ -170,8 +203,10 @@ class Settler:
             else:
                 self._handling[key] = (lock, users - 1)
 
-    async def _settle_once(self, packet: StoredPacket, recipient: str, attempt: int) -> None:
-        await self._store.receive(packet, recipient, [_received(packet, recipient)])
+    async def _settle_once(
+        self, packet: StoredPacket, recipient: str, attempt: int, first: AuditEntry
+    ) -> None:
+        await self._store.receive(packet, recipient, [first])
         record = {d.recipient: d for d in await self._store.deliveries(packet.id)}[recipient]
         if not record.state.final and attempt < record.attempts:
             # A copy from before a recorded attempt (its ack was lost in a crash); the retry
@@ -228,6 +263,11 @@ class Settler:
             return
         await self._carrier.send_receipt(_receipt(packet, record))
 
+    async def take_stray(self, stray: Stray) -> Verdict:
+        """Record what another bus sent for a code nothing here takes, refused back to its
+        sender (``strays``)."""
+        return await settle_stray(self._store, self._carrier, self._directory, stray)
+
     async def take_receipt(self, receipt: Receipt, publisher: str | None) -> Verdict:
         """Record what the recipient's daemon says became of a packet sent from here, then
         tell the sending agency's system; a receipt that must not be believed is rejected."""
@@ -243,6 +283,10 @@ class Settler:
             why = f"with a state that is not an outcome ({receipt.state})"
         elif expected is not None and publisher != expected:
             why = f"published by {publisher!r}, not by {expected!r} who serves {receipt.recipient}"
+        elif (across := self._directory.bridge_arriving_as(publisher)) and not across.takes(
+            receipt.recipient
+        ):
+            why = f"about {receipt.recipient}, from bus {across.name}'s account"
         if why is not None or packet is None:
             log.warning("a receipt %s; dead-lettered", why)
             return Verdict.REJECT

@@ -134,6 +134,8 @@ EVENTS: dict[str, dict[str, str]] = {
         "received": "Đã tiếp nhận",
         "rejected": "Bị từ chối khi tiếp nhận",
         "published": "Đã chuyển lên trục",
+        "forwarded": "Đã chuyển sang trục khác",
+        "arrived": "Đến từ trục khác",
         "returned": "Trục không định tuyến được",
         "delivered": "Đã giao",
         "retried": "Giao lại",

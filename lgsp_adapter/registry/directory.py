@@ -18,6 +18,7 @@ from lgsp_adapter.registry.agencies import (
     ServedAgency,
     token_digest,
 )
+from lgsp_adapter.registry.bridges import Bridge
 from lgsp_adapter.registry.routes import Route
 
 
@@ -43,8 +44,11 @@ class Directory:
         clients: Sequence[Client],
         issued: Iterable[IssuedToken] = (),
         routes: Sequence[Route] = (),
+        bridges: Sequence[Bridge] = (),
     ) -> None:
         self._routes = tuple(routes)
+        self._bridges = tuple(bridges)
+        self._bridge_of = functools.lru_cache(maxsize=4096)(self._bridge)
         # A range's agency, and the range of a code, found once per code: the exchange asks
         # several times a packet.
         self._in_range = functools.lru_cache(maxsize=4096)(self._range_agency)
@@ -120,13 +124,35 @@ class Directory:
         return self._now.wants_receipts
 
     def is_known(self, code: AgencyCode) -> bool:
-        """Whether the code can be routed to (served here, in a route's range, or served
-        elsewhere on the bus)."""
-        return code in self._now.known or self.route_for(code) is not None
+        """Whether the code can be routed to (served here, in a route's range, served
+        elsewhere on the bus, or across a bridge)."""
+        return (
+            code in self._now.known
+            or self.route_for(code) is not None
+            or self.bridge_for(str(code)) is not None
+        )
 
     def bus_user(self, code: str) -> str | None:
-        """The broker account that alone may speak for ``code`` on the bus, when configured."""
-        return self._bus_users.get(code)
+        """The broker account that alone may speak for ``code`` on the bus, when configured:
+        for a code across a bridge, the account the far bus's shovel publishes here with."""
+        bridge = self.bridge_for(code)
+        return self._bus_users.get(code) if bridge is None else bridge.arrivals_user
+
+    def bridge_for(self, code: str) -> Bridge | None:
+        """The bridge whose range holds ``code``: the bus it lives on."""
+        return self._bridge_of(code) if self._bridges else None
+
+    def _bridge(self, code: str) -> Bridge | None:
+        return next((bridge for bridge in self._bridges if bridge.takes(code)), None)
+
+    def bridge_arriving_as(self, user: str | None) -> Bridge | None:
+        """The bridge whose far shovel publishes here as ``user``, if any."""
+        return next((b for b in self._bridges if b.arrivals_user == user), None)
+
+    @property
+    def bridges(self) -> tuple[Bridge, ...]:
+        """The ranges of codes on other buses."""
+        return self._bridges
 
     def configured_token(self, digest: str) -> bool:
         """Whether a token with this digest is one of the settings' clients'."""

@@ -13,6 +13,8 @@ deliver twice, so it is refused where routes and agencies are configured.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -93,24 +95,41 @@ class Route(BaseModel):
         return ServedAgency(code=code, name=name, endpoint=self.endpoint, enabled=self.enabled)
 
 
-def check_routes(routes: list[Route], named: list[str]) -> None:
-    """``ValueError`` unless each code belongs to one route at most and no code of ``named``
-    (the agencies served or known by name) to any: a topic exchange would deliver twice."""
-    names = [route.name for route in routes]
+class Ranged(Protocol):
+    """A range of codes under a name: a route, or a bridge to another bus."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def codes(self) -> list[str]: ...
+
+
+def check_routes(routes: Sequence[Ranged], named: list[str]) -> None:
+    """``ValueError`` unless each code belongs to one range at most (a route's or a bridge's)
+    and no code of ``named`` (the agencies served or known by name) to any: a topic exchange
+    would deliver twice."""
+
+    def what(item: Ranged) -> str:
+        return f"{type(item).__name__.lower()} {item.name}"
+
+    names = [what(route) for route in routes]
     if len(set(names)) != len(names):
-        raise ValueError("two routes share a name")
-    patterns = [(route.name, pattern) for route in routes for pattern in route.codes]
+        raise ValueError("two routes, or two bridges, share a name")
+    patterns = [(what(route), pattern) for route in routes for pattern in route.codes]
     for index, (name, pattern) in enumerate(patterns):
         for other_name, other in patterns[index + 1 :]:
             if other_name != name and overlap(pattern, other):
                 raise ValueError(
-                    f"routes {name} ({pattern}) and {other_name} ({other}) overlap: a code in "
+                    f"{name} ({pattern}) and {other_name} ({other}) overlap: a code in "
                     "both would be delivered twice"
                 )
     for code in named:
-        inside = next((route for route in routes if route.takes(code)), None)
+        inside = next(
+            (route for route in routes if any(matches(p, code) for p in route.codes)), None
+        )
         if inside is not None:
             raise ValueError(
-                f"{code} is an agency by name and in route {inside.name}'s range: it would be "
-                "delivered twice; narrow the route or drop the agency"
+                f"{code} is an agency by name and in {what(inside)}'s range: it would be "
+                "delivered twice; narrow the range or drop the agency"
             )
