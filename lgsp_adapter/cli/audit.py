@@ -24,6 +24,7 @@ from lgsp_adapter.audit.witness_client import ask_witnesses
 from lgsp_adapter.cli.audit_evidence import (
     archive_command,
     bundle_command,
+    journey_command,
     prove_group,
     verify_archive_command,
     verify_bundle_command,
@@ -295,6 +296,7 @@ def rotate_key_command(target: Target) -> None:
 for _command in (
     prove_group,
     bundle_command,
+    journey_command,
     verify_bundle_command,
     verify_proof_command,
     archive_command,

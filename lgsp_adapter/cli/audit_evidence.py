@@ -22,6 +22,7 @@ from lgsp_adapter.audit.bundle import (
     verify_bundle,
 )
 from lgsp_adapter.audit.cosignature import WitnessVerifier
+from lgsp_adapter.audit.journey import check_journey, is_journey, join
 from lgsp_adapter.audit.proofs import (
     BadEvidence,
     check_consistency,
@@ -149,8 +150,8 @@ def bundle_command(
 def verify_bundle_command(
     file: Path, public_key: Path | None, witness_keys: tuple[str, ...]
 ) -> None:
-    """Check an evidence bundle offline, with nothing but the file (and a pinned key, and the
-    keys of the witnesses that cosigned its checkpoint)."""
+    """Check an evidence bundle, or a journey (`audit journey`), offline, with nothing but the
+    file (and a pinned key, and the keys of the witnesses that cosigned its checkpoint)."""
     try:
         pinned = read_verifier(public_key) if public_key else None
         witnesses = [WitnessVerifier.parse(text) for text in witness_keys]
@@ -159,10 +160,40 @@ def verify_bundle_command(
     except LgspError as exc:
         fail(f"error: {exc}")
     try:
-        check = verify_bundle(file.read_bytes(), pinned, witnesses)
+        data = file.read_bytes()
+        if is_journey(data):
+            click.echo(check_journey(data, [pinned], witnesses).summary())
+            return
+        check = verify_bundle(data, pinned, witnesses)
     except LgspError as exc:
         fail(f"error: {file}: {exc}")
     click.echo(check.summary())
+
+
+@click.command("journey")
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path)
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option(
+    "--witness-key",
+    "witness_keys",
+    multiple=True,
+    help="A witness's key, to check its cosignatures.",
+)
+def journey_command(files: tuple[Path, ...], output: Path, witness_keys: tuple[str, ...]) -> None:
+    """Join the bundles of one packet from the logs it crossed (the forwarding daemon's first,
+    each `audit bundle PACKET_ID` on its own side) into one journey file, checked as it is
+    made: `verify-bundle` then proves the whole journey offline."""
+    try:
+        witnesses = [WitnessVerifier.parse(text) for text in witness_keys]
+        data = join([path.read_bytes() for path in files], witnesses)
+    except NoteError as exc:
+        fail(f"error: {ErrorCode.CONFIG_INVALID}: --witness-key: {exc}")
+    except LgspError as exc:
+        fail(f"error: {exc}")
+    output.write_bytes(data)
+    click.echo(f"journey of {len(files)} logs written to {output}", err=True)
 
 
 @click.command("verify-proof")
