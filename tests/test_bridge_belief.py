@@ -22,7 +22,11 @@ from pydantic import ValidationError
 from lgsp_adapter.bus.rabbitmq_messages import RECEIPT
 from lgsp_adapter.bus.topology import Topology
 from lgsp_adapter.daemon.config import Settings
+from lgsp_adapter.errors import ErrorCode, LgspError
+from lgsp_adapter.packets.agency_code import AgencyCode
+from lgsp_adapter.registry.service import Registry
 from lgsp_adapter.store import DeliveryState
+from lgsp_adapter.store.sqlite import SqliteStore
 from tests.agency_server import AgencyServer, agency_server
 from tests.test_bridges import letter
 from tests.test_exchange_rabbitmq import BROKER, daemon, deliveries, remove_topology, wait_for
@@ -174,3 +178,28 @@ def test_the_routing_table_refuses_overlaps_and_a_bridge_without_a_broker(tmp_pa
         Settings.model_validate({**base, "bus": {"url": None}})
     with pytest.raises(ValidationError, match="amqp"):
         Settings.model_validate({**base, "bridges": [{**base["bridges"][0], "url": "http://x/"}]})
+
+
+@pytest.mark.asyncio
+async def test_the_registry_keeps_out_of_a_bridges_range(tmp_path: Path) -> None:
+    """A live registration of a code on another bus would make this daemon speak for it."""
+    directory = settings(tmp_path, "lgsp.packets", "http://127.0.0.1:9/").directory()
+    assert directory.is_known(AgencyCode.parse(FAR))
+    assert directory.bus_user(FAR) == FAR_USER  # the far shovel's account speaks for it
+    async with await SqliteStore.open(tmp_path / "store.sqlite3") as store:
+        registry = Registry(store.registry, directory)
+        body = {"code": FAR, "name": "Bộ Y tế", "endpoint": {"mode": "pull"}}
+        with pytest.raises(LgspError) as refused:
+            await registry.create(body, actor="integrator", issue_token=False)
+    assert refused.value.code is ErrorCode.REGISTRY_DUPLICATE
+    assert "bridge moh's range" in refused.value.message
+
+
+def test_a_bridges_arrivals_user_is_not_an_account_of_this_bus(tmp_path: Path) -> None:
+    base = config(tmp_path, "lgsp.packets", "http://127.0.0.1:9/")
+    mine = {**base, "bridges": [{**base["bridges"][0], "arrivals_user": "guest"}]}
+    with pytest.raises(ValidationError, match="arrivals_user is this daemon's account"):
+        Settings.model_validate(mine)
+    known = {**base, "known_agencies": [{"code": "000.22.00.H56", "bus_user": FAR_USER}]}
+    with pytest.raises(ValidationError, match="or a known agency's"):
+        Settings.model_validate(known)

@@ -62,8 +62,13 @@ async def test_a_journey_proves_the_hop_and_refuses_logs_that_do_not_show_it(
     assert journey.packet_id == str(packet)
     assert journey.hops[0].startswith("log 1 forwarded it at ")
     assert "log 2 took it in at " in journey.hops[0]
-    with pytest.raises(BadEvidence, match="log 2 has no arrived entry"):
+    with pytest.raises(BadEvidence, match="bundles of one log"):
         join([left, left])
+    unarrived = await side(tmp_path / "u.sqlite3", MINISTRY, packet, [AuditEvent.DELIVERED], digest)
+    with pytest.raises(BadEvidence, match="log 2 has no arrived entry"):
+        join([left, unarrived])
+    with pytest.raises(BadEvidence, match="log 1 has no forwarded entry"):
+        join([right, left])
     other = await side(tmp_path / "o.sqlite3", MINISTRY, packet, [AuditEvent.ARRIVED], "cd" * 32)
     with pytest.raises(BadEvidence, match="different payload digests"):
         join([left, other])

@@ -5,6 +5,7 @@ stores are both backends."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 from collections.abc import AsyncIterator
@@ -295,3 +296,49 @@ async def test_a_witness_out_of_reach_is_noted_not_failed(
     assert report.ok
     assert report.notes
     assert report.notes[0].startswith(f"not asked: witness {WITNESS_NAME} at ")
+
+
+@pytest.mark.asyncio
+async def test_a_witness_that_forgot_the_log_is_a_problem_when_its_cosignatures_are_kept(
+    log: tuple[AuditStore, Attacker], tmp_path: Path
+) -> None:
+    """Settings pointing, in the witness's name, to a server that knows nothing of the log."""
+    store, _ = log
+    await grown(store, [10])
+    latest = await store.latest_checkpoint()
+    assert latest is not None
+    async with witness_server(tmp_path / "a", KEY) as (url, witness), aiohttp.ClientSession() as s:
+        await WitnessClient(url, witness.key.verifier).cosign(s, store, latest)
+    (tmp_path / "b").mkdir()
+    key = WitnessKey.load_or_create(tmp_path / "a" / "witness.key", WITNESS_NAME)
+    (tmp_path / "b" / "witness.key").write_bytes((tmp_path / "a" / "witness.key").read_bytes())
+    (tmp_path / "b" / "witness.key").chmod(0o600)
+    async with witness_server(tmp_path / "b", KEY) as (url, _):
+        asked = await ask_witnesses([WitnessClient(url, key.verifier)], KEY.name)
+        report = await verify_log(store, KEY.verifier, witnesses=asked)
+    assert [p.message for p in report.problems] == [
+        f"witness {WITNESS_NAME} says it cosigned no checkpoint of this log, but the log keeps "
+        "its cosignatures: the witness lost its state, or the settings point to another server "
+        "in its name"
+    ]
+
+
+@pytest.mark.asyncio
+async def test_a_request_that_comes_in_pieces_is_read_whole(tmp_path: Path) -> None:
+    async with await SqliteStore.open(tmp_path / "log.sqlite3") as own:
+        await grown(own.audit, [10])
+        latest = await own.audit.latest_checkpoint()
+        assert latest is not None
+        body = f"old 0\n\n{latest.note}".encode()
+
+        async def pieces() -> AsyncIterator[bytes]:
+            for start in range(0, len(body), 40):
+                yield body[start : start + 40]
+                await asyncio.sleep(0.01)
+
+        async with (
+            witness_server(tmp_path, KEY) as (url, _),
+            aiohttp.ClientSession() as http,
+            http.post(f"{url}/add-checkpoint", data=pieces()) as response,
+        ):
+            assert response.status == 200, await response.text()

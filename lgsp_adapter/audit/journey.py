@@ -80,6 +80,9 @@ def check_journey(
         except BadEvidence as exc:
             raise BadEvidence(f"log {number + 1}: {exc.message}") from exc
         entries.append([document["entry"] for document in bundle["entries"]])
+    origins = [part.checkpoint.origin for part in parts]
+    if len(set(origins)) != len(origins):
+        raise BadEvidence("two parts of the journey are bundles of one log")
     packets = {str(part.subject.get("packet_id")) for part in parts}
     if len(packets) != 1 or "None" in packets:
         raise BadEvidence("the bundles are not all about one packet (subject packet_id)")
@@ -96,7 +99,7 @@ def _hop(number: int, left: list[dict[str, Any]], right: list[dict[str, Any]]) -
     if not arrived:
         raise BadEvidence(f"log {number + 2} has no arrived entry: the packet did not come")
     digests = {e.get("payload_sha256") for e in forwarded + arrived}
-    if len(digests) != 1:
+    if len(digests) != 1 or None in digests:
         raise BadEvidence(f"logs {number + 1} and {number + 2} name different payload digests")
     out, came = forwarded[0], arrived[0]
     return (

@@ -68,6 +68,15 @@ def check_witnesses(
             continue  # a witness this verification was not given the key of
         _stored_cosignature(cosignature, key, notes, report)
     for view in witnesses.views:
+        cosigned = any(c.witness == view.witness.name for c in cosignatures)
+        if view.note is None and cosigned:
+            _problem(
+                report,
+                f"witness {view.witness.name} says it cosigned no checkpoint of this log, but "
+                "the log keeps its cosignatures: the witness lost its state, or the settings "
+                "point to another server in its name",
+            )
+            continue
         _view(view, trusted, roots, report)
     report.notes.extend(witnesses.unreachable)
 

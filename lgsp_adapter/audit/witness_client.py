@@ -79,7 +79,7 @@ class WitnessClient:
         url = f"{self.url.rstrip('/')}/{hashlib.sha256(origin.encode()).hexdigest()}/checkpoint"
         try:
             async with session.get(url, timeout=TIMEOUT) as response:
-                text = (await response.content.read(_MAX_ANSWER)).decode("utf-8", "replace")
+                text = (await _whole(response)).decode("utf-8", "replace")
                 if response.status == 404:
                     return None
                 if response.status != 200:
@@ -96,7 +96,7 @@ class WitnessClient:
         url = f"{self.url.rstrip('/')}/add-checkpoint"
         try:
             async with session.post(url, data=body.encode(), timeout=TIMEOUT) as response:
-                text = (await response.content.read(_MAX_ANSWER)).decode("utf-8", "replace")
+                text = (await _whole(response)).decode("utf-8", "replace")
                 return response.status, text
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise WitnessUnavailable(f"witness {self.name} at {url}: {exc!r}") from exc
@@ -114,6 +114,14 @@ class WitnessClient:
             f"witness {self.name} answered without a valid cosignature by its key "
             f"{self.verifier.key_id.hex()}"
         )
+
+
+async def _whole(response: aiohttp.ClientResponse) -> bytes:
+    """The answer's body, up to ``_MAX_ANSWER`` (``read(n)`` gives only what has come)."""
+    body = b""
+    while len(body) < _MAX_ANSWER and (chunk := await response.content.read(_MAX_ANSWER)):
+        body += chunk
+    return body[:_MAX_ANSWER]
 
 
 def _size(text: str, name: str) -> int:

@@ -14,7 +14,8 @@ import aiohttp
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
 from lgsp_adapter.bus import declare
-from lgsp_adapter.bus.contract import ArrivalHandler, Verdict
+from lgsp_adapter.bus.contract import ArrivalHandler
+from lgsp_adapter.bus.rabbitmq_consumers import patiently
 from lgsp_adapter.bus.rabbitmq_messages import read_stray
 from lgsp_adapter.bus.shovels import Management
 from lgsp_adapter.bus.topology import Topology
@@ -59,16 +60,8 @@ async def consume_strays(
             log.error("a stray without the lgsp headers (%s); dropped", exc)
             await message.reject(requeue=False)
             return
-        try:
-            verdict = await handler.take_stray(stray)
-        except Exception:
-            log.exception("stray %s could not be handled; the broker redelivers it", stray.id)
-            await message.nack(requeue=True)
-            return
-        if verdict is Verdict.ACK:
-            await message.ack()
-        else:
-            await message.reject(requeue=False)
+        # As any message: while the store is away it waits, not spent on the delivery limit.
+        await patiently(f"stray {stray.id}", message, lambda: handler.take_stray(stray))
 
     tag = await queue.consume(take)
     try:

@@ -12,6 +12,7 @@ there (it would refuse the original publisher's), and ``x-shovelled`` records ea
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -93,7 +94,7 @@ class Management:
                 if response.status == 404 and method in ("GET", "DELETE"):
                     return None
                 if response.status >= 400:
-                    text = (await response.text())[:300]
+                    text = re.sub(r"//[^/@\s\"]*@", "//***@", (await response.text())[:300])
                     raise FatalError(
                         ErrorCode.BUS_TOPOLOGY_MISSING,
                         f"the broker's management API refused {method} {path} "

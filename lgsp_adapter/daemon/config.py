@@ -12,6 +12,7 @@ import ssl
 import tomllib
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -323,6 +324,14 @@ class Settings(BaseSettings):
         users = [bridge.arrivals_user for bridge in self.bridges]
         if len(set(users)) != len(users):
             raise ValueError("two bridges share an arrivals_user: it names which bus spoke")
+        url = self.bus.url.get_secret_value() if self.bus.url else ""
+        own = {unquote(urlsplit(url).username or "guest")}
+        own |= {a.bus_user for a in self.known_agencies if a.bus_user}
+        if own & set(users):
+            raise ValueError(
+                "a bridge's arrivals_user is this daemon's account or a known agency's: "
+                "it must be the far bus's shovel's alone"
+            )
         patterns = {pattern for route in self.routes for pattern in route.codes}
         for client in self.clients:
             strays = [pattern for pattern in client.ranges if pattern not in patterns]

@@ -41,11 +41,13 @@ async def add_checkpoint(request: web.Request) -> web.Response:
     witness = request.app[_WITNESS]
     if (request.content_length or 0) > MAX_REQUEST:
         return _refusal(WitnessRefusal(413, f"a request is at most {MAX_REQUEST} bytes"))
-    body = await request.content.read(MAX_REQUEST + 1)
+    body = b""
+    while len(body) <= MAX_REQUEST and (chunk := await request.content.read(MAX_REQUEST)):
+        body += chunk  # read() gives what has come so far, not the whole body
     try:
         line = await witness.add_checkpoint(body)
     except WitnessRefusal as refusal:
-        if refusal.status == 422:
+        if refusal.status == 422 and "fork" in refusal.message:
             await _record_fork(request.app[_AUDIT], body, refusal)
         return _refusal(refusal)
     return web.Response(text=line, content_type="text/plain")

@@ -112,6 +112,14 @@ class Registry:
         route serves its code, and the record waits)."""
         if record.problem is not None:
             return False
+        bridge = self.directory.bridge_for(record.code)
+        if bridge is not None:
+            log.error(
+                "%s is registered by name but lives on bus %s ([[bridges]]); not served here",
+                record.code,
+                bridge.name,
+            )
+            return False
         route = self.directory.range_of(record.code)
         if route is not None:
             log.error(
@@ -171,6 +179,13 @@ class Registry:
                 ErrorCode.REGISTRY_DUPLICATE,
                 f"{code} is in route {route.name}'s range ([[routes]] in the settings): "
                 "narrow the route to serve it by name",
+            )
+        bridge = self.directory.bridge_for(code)
+        if bridge is not None:  # served here, its packets would go both here and across
+            raise PermanentError(
+                ErrorCode.REGISTRY_DUPLICATE,
+                f"{code} is in bridge {bridge.name}'s range: it lives on another bus "
+                "([[bridges]] in the settings)",
             )
         plain, issued = self._new_token(code, token_label, token) if issue_token else (None, [])
 
