@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +21,14 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from lgsp_adapter.audit.signing import LogKey, NoteError
+from lgsp_adapter.audit.signing import (
+    LogKey,
+    NoteError,
+    encode_key,
+    key_id,
+    parse_key,
+    split_note,
+)
 
 _COSIGNATURE = b"\x04"  # the signed-note key type of a timestamped Ed25519 witness cosignature
 _DASH = "\u2014"
@@ -42,31 +48,16 @@ class WitnessVerifier:
     @property
     def key_id(self) -> bytes:
         """The four bytes that tie a cosignature line to this key."""
-        digest = hashlib.sha256(self.name.encode() + b"\n" + _COSIGNATURE + self.public_key)
-        return digest.digest()[:4]
+        return key_id(self.name, _COSIGNATURE, self.public_key)
 
     def encoded(self) -> str:
         """``name+hexid+base64(0x04 || key)``: the witness's verifier key string."""
-        key = base64.b64encode(_COSIGNATURE + self.public_key).decode()
-        return f"{self.name}+{self.key_id.hex()}+{key}"
+        return encode_key(self.name, _COSIGNATURE, self.public_key)
 
     @classmethod
     def parse(cls, text: str) -> WitnessVerifier:
         """Read a witness verifier key string; ``NoteError`` if it is not one."""
-        name, _, rest = text.strip().partition("+")
-        key_id, _, key = rest.partition("+")
-        try:
-            raw = base64.b64decode(key, validate=True)
-        except binascii.Error as exc:
-            raise NoteError("the witness key is not base64") from exc
-        if not name or any(c.isspace() for c in name) or len(raw) != 33:
-            raise NoteError("not a witness verifier key (name+id+base64)")
-        if raw[:1] != _COSIGNATURE:
-            raise NoteError("not a cosignature/v1 key: its type byte is not 0x04")
-        verifier = cls(name, raw[1:])
-        if verifier.key_id.hex() != key_id:
-            raise NoteError("the witness key's id does not match its name and key")
-        return verifier
+        return cls(*parse_key(text, _COSIGNATURE))
 
     def check(self, line: str, text: str) -> datetime:
         """When this witness cosigned the checkpoint ``text`` with ``line``; ``NoteError`` if
@@ -118,7 +109,4 @@ class WitnessKey:
 
 def checkpoint_text(note: str) -> str:
     """A signed note's text (what a cosignature covers), without its signature lines."""
-    text, separator, _ = note.rpartition("\n\n")
-    if not separator or not text:
-        raise NoteError("not a signed note: no blank line before the signatures")
-    return text + "\n"
+    return split_note(note)[0]

@@ -32,6 +32,45 @@ class NoteError(ValueError):
     """A note that is malformed or not signed by the expected key."""
 
 
+def key_id(name: str, kind: bytes, public_key: bytes) -> bytes:
+    """The four bytes that tie a signature line to a key: ``SHA-256(name || "\\n" || kind ||
+    key)``, ``kind`` the signed-note key type (0x01 Ed25519 notes, 0x04 witness cosignatures)."""
+    return hashlib.sha256(name.encode() + b"\n" + kind + public_key).digest()[:4]
+
+
+def encode_key(name: str, kind: bytes, public_key: bytes) -> str:
+    """``name+hexid+base64(kind || key)``: a verifier key string of signed-note tools."""
+    encoded = base64.b64encode(kind + public_key).decode()
+    return f"{name}+{key_id(name, kind, public_key).hex()}+{encoded}"
+
+
+def parse_key(text: str, kind: bytes) -> tuple[str, bytes]:
+    """The name and raw Ed25519 key of a verifier key string of type ``kind``; ``NoteError``
+    naming the fault if it is not one."""
+    name, _, rest = text.strip().partition("+")
+    hex_id, _, key = rest.partition("+")
+    try:
+        raw = base64.b64decode(key, validate=True)
+    except binascii.Error as exc:
+        raise NoteError("the verifier key is not base64") from exc
+    if not name or any(c.isspace() for c in name) or len(raw) != 33:
+        raise NoteError("not an Ed25519 verifier key (name+id+base64)")
+    if raw[:1] != kind:
+        raise NoteError(f"not a key of type 0x{kind.hex()}: its type byte is 0x{raw[:1].hex()}")
+    if key_id(name, kind, raw[1:]).hex() != hex_id:
+        raise NoteError("the verifier key's id does not match its name and key")
+    return name, raw[1:]
+
+
+def split_note(note: str) -> tuple[str, list[str]]:
+    """A signed note's text (with its final newline: what its signatures cover) and its
+    signature lines."""
+    text, separator, lines = note.rpartition("\n\n")
+    if not separator or not text:
+        raise NoteError("not a signed note: no blank line before the signatures")
+    return text + "\n", lines.splitlines()
+
+
 @dataclass(frozen=True)
 class Verifier:
     """A public key under a name: what an auditor needs to check our checkpoints."""
@@ -42,12 +81,11 @@ class Verifier:
     @property
     def key_id(self) -> bytes:
         """The four bytes that tie a signature line to this key."""
-        return hashlib.sha256(self.name.encode() + b"\n" + _ED25519 + self.public_key).digest()[:4]
+        return key_id(self.name, _ED25519, self.public_key)
 
     def encoded(self) -> str:
         """``name+hexid+base64key``: the verifier key string of signed-note tools."""
-        key = base64.b64encode(_ED25519 + self.public_key).decode()
-        return f"{self.name}+{self.key_id.hex()}+{key}"
+        return encode_key(self.name, _ED25519, self.public_key)
 
     @property
     def fingerprint(self) -> str:
@@ -57,18 +95,7 @@ class Verifier:
     @classmethod
     def parse(cls, text: str) -> Verifier:
         """Read a verifier key string; ``NoteError`` if it is not one."""
-        name, _, rest = text.strip().partition("+")
-        key_id, _, key = rest.partition("+")
-        try:
-            raw = base64.b64decode(key, validate=True)
-        except binascii.Error as exc:
-            raise NoteError("the verifier key is not base64") from exc
-        if not name or len(raw) != 33 or raw[:1] != _ED25519:
-            raise NoteError("not an Ed25519 verifier key (name+id+base64)")
-        verifier = cls(name, raw[1:])
-        if verifier.key_id.hex() != key_id:
-            raise NoteError("the verifier key's id does not match its name and key")
-        return verifier
+        return cls(*parse_key(text, _ED25519))
 
     @property
     def verifiers(self) -> tuple[Verifier, ...]:
@@ -139,17 +166,9 @@ Trusted = Verifier | Keyring
 """What a check accepts signatures from: one key, or a log's keys over its life."""
 
 
-def _split(note: str) -> tuple[str, list[str]]:
-    """A signed note's text and its signature lines."""
-    text, separator, lines = note.rpartition("\n\n")
-    if not separator or not text:
-        raise NoteError("not a signed note: no blank line before the signatures")
-    return text, lines.splitlines()
-
-
 def signature_names(note: str) -> list[str]:
     """The names ``note``'s signature lines claim, in order (for messages: unchecked)."""
-    return [line.split(" ")[1] for line in _split(note)[1] if line.count(" ") == 2]
+    return [line.split(" ")[1] for line in split_note(note)[1] if line.count(" ") == 2]
 
 
 def signed_last_by(note: str, verifier: Verifier) -> bool:
@@ -165,13 +184,13 @@ def signature_keys(note: str, trusted: Trusted) -> list[Verifier | None]:
     """Who made each of ``note``'s signature lines, in order: the trusted key whose signature
     it is and verifies, or None (an unknown key, or a signature that does not verify). A
     rotation's hand-over is signed by the retiring key, then by its successor."""
-    text, lines = _split(note)
+    text, lines = split_note(note)
     found: list[Verifier | None] = []
     for line in lines:
         signer = None
         for verifier in trusted.verifiers:
             try:
-                verifier.open(f"{text}\n\n{line}\n")
+                verifier.open(f"{text}\n{line}\n")
             except NoteError:
                 continue
             signer = verifier

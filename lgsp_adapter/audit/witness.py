@@ -21,7 +21,7 @@ from typing import Protocol
 from lgsp_adapter.audit.checkpoint import Checkpoint
 from lgsp_adapter.audit.cosignature import WitnessKey, checkpoint_text
 from lgsp_adapter.audit.merkle import verify_consistency
-from lgsp_adapter.audit.signing import NoteError, Trusted
+from lgsp_adapter.audit.signing import NoteError, Trusted, signature_keys
 
 EMPTY_ROOT = bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
 MAX_REQUEST = 16 * 1024
@@ -54,11 +54,14 @@ class WitnessRefusal(Exception):
     """Why a checkpoint was not cosigned, with the HTTP status the protocol gives it; a 409
     carries the size the witness has, for the log to prove from."""
 
-    def __init__(self, status: int, message: str, size: int | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, size: int | None = None, *, fork: bool = False
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.size = size
+        self.fork = fork  # a validly signed checkpoint that contradicts one cosigned: evidence
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,9 @@ class Witness:
             return  # the first checkpoint of a log is trusted as it comes
         if latest.size == checkpoint.size:
             if latest.root != checkpoint.root:
-                raise WitnessRefusal(422, f"a different root at size {latest.size}: a fork")
+                raise WitnessRefusal(
+                    422, f"a different root at size {latest.size}: a fork", fork=True
+                )
             return
         if not verify_consistency(
             latest.size, checkpoint.size, latest.root, checkpoint.root, request.proof
@@ -159,6 +164,7 @@ class Witness:
                 422,
                 f"the checkpoint of size {checkpoint.size} does not extend size {latest.size} "
                 "this witness cosigned: a fork, or a bad proof",
+                fork=True,
             )
 
 
@@ -168,14 +174,6 @@ def _size(witnessed: Witnessed | None) -> int:
 
 def _log_lines(note: str, trusted: Trusted) -> str:
     """The signature lines of ``note`` by the log's trusted keys (others' are not kept)."""
-    text, _, lines = note.partition("\n\n")
-    kept = []
-    for line in lines.splitlines():
-        for verifier in trusted.verifiers:
-            try:
-                verifier.open(f"{text}\n\n{line}\n")
-            except NoteError:
-                continue
-            kept.append(line + "\n")
-            break
-    return "".join(kept)
+    lines = note.rpartition("\n\n")[2].splitlines()
+    signers = signature_keys(note, trusted)
+    return "".join(f"{line}\n" for line, signer in zip(lines, signers, strict=True) if signer)

@@ -12,12 +12,13 @@ longer holds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from lgsp_adapter.audit.checkpoint import Checkpoint
 from lgsp_adapter.audit.cosignature import WitnessVerifier, checkpoint_text
 from lgsp_adapter.audit.entry import format_time
 from lgsp_adapter.audit.proofs import b64
-from lgsp_adapter.audit.signing import NoteError, Trusted
+from lgsp_adapter.audit.signing import NoteError, Trusted, split_note
 from lgsp_adapter.audit.store import StoredCheckpoint, StoredCosignature
 from lgsp_adapter.audit.verify_report import Problem, Report
 
@@ -116,6 +117,14 @@ def _stored_cosignature(
     _vouch(report, name, size)
 
 
+def _checked(witness: WitnessVerifier, line: str, text: str) -> datetime | None:
+    """When ``witness`` cosigned ``text`` with ``line``, or None if the line is not that."""
+    try:
+        return witness.check(line, text)
+    except NoteError:
+        return None
+
+
 def _view(view: WitnessView, trusted: Trusted, roots: dict[int, bytes], report: Report) -> None:
     name = view.witness.name
     if view.note is None:
@@ -123,18 +132,11 @@ def _view(view: WitnessView, trusted: Trusted, roots: dict[int, bytes], report: 
         return
     try:
         checkpoint = Checkpoint.open(view.note, trusted)
-        text = checkpoint_text(view.note)
-        lines = [line for line in view.note.split("\n\n", 1)[1].splitlines() if name in line]
-        when = None
-        for line in lines:
-            try:
-                when = view.witness.check(line, text)
-                break
-            except NoteError:
-                continue
+        text, lines = split_note(view.note)
+        when = next(filter(None, (_checked(view.witness, line, text) for line in lines)), None)
         if when is None:
             raise NoteError(f"it carries no valid cosignature by {name}")
-    except (NoteError, IndexError) as exc:
+    except NoteError as exc:
         _problem(report, f"witness {name}'s latest checkpoint of this log does not check: {exc}")
         return
     size, seen = checkpoint.size, f"at {format_time(when)}"

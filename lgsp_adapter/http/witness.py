@@ -20,7 +20,8 @@ from aiohttp import web
 from lgsp_adapter.audit.entry import AuditEntry, AuditEvent
 from lgsp_adapter.audit.store import AuditStore
 from lgsp_adapter.audit.witness import MAX_REQUEST, Witness, WitnessRefusal
-from lgsp_adapter.errors import ErrorCode
+from lgsp_adapter.errors import ErrorCode, LgspError
+from lgsp_adapter.http.app import read_body, status_of
 
 log = logging.getLogger(__name__)
 _WITNESS = web.AppKey("witness", Witness)
@@ -39,15 +40,15 @@ def add_witness_routes(app: web.Application, witness: Witness, audit: AuditStore
 async def add_checkpoint(request: web.Request) -> web.Response:
     """Cosign a checkpoint that extends the last one cosigned of its log."""
     witness = request.app[_WITNESS]
-    if (request.content_length or 0) > MAX_REQUEST:
-        return _refusal(WitnessRefusal(413, f"a request is at most {MAX_REQUEST} bytes"))
-    body = b""
-    while len(body) <= MAX_REQUEST and (chunk := await request.content.read(MAX_REQUEST)):
-        body += chunk  # read() gives what has come so far, not the whole body
+    try:
+        # 413 past the limit; a body trickling in times out.
+        body = await read_body(request, MAX_REQUEST)
+    except LgspError as exc:  # the protocol answers in text, not our JSON errors
+        return _refusal(WitnessRefusal(status_of(exc), exc.message))
     try:
         line = await witness.add_checkpoint(body)
     except WitnessRefusal as refusal:
-        if refusal.status == 422 and "fork" in refusal.message:
+        if refusal.fork:
             await _record_fork(request.app[_AUDIT], body, refusal)
         return _refusal(refusal)
     return web.Response(text=line, content_type="text/plain")
