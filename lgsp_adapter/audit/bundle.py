@@ -31,13 +31,12 @@ MAX_ENTRIES = 100_000
 
 
 async def covering_checkpoint(
-    store: AuditStore, last_index: int, key: LogKey | None
+    store: AuditStore, last_index: int, key: LogKey | None, cosigned: set[int]
 ) -> StoredCheckpoint:
     """The latest checkpoint witnesses cosigned, if it covers entry ``last_index`` (a bundle
     then carries their word too); else the latest, if it does; else a new one when the key is
     at hand; else ``audit.no_checkpoint``."""
     checkpoints = await store.checkpoints()
-    cosigned = {c.size for c in await store.cosignatures()}
     witnessed = [row for row in checkpoints if row.size in cosigned and row.size > last_index]
     if witnessed:
         return witnessed[-1]
@@ -71,7 +70,9 @@ async def make_bundle(
             f"{len(entries):,} entries: a bundle holds at most {MAX_ENTRIES:,}; narrow the range",
         )
     last = max(entry.index or 0 for entry in entries)
-    checkpoint = await covering_checkpoint(store, last, key)
+    cosignatures = await store.cosignatures()
+    cosigned = {c.size for c in cosignatures}
+    checkpoint = await covering_checkpoint(store, last, key, cosigned)
     paths = await inclusion_paths(store, [entry.index or 0 for entry in entries], checkpoint.size)
     proven = []
     for entry in entries:
@@ -99,7 +100,7 @@ async def make_bundle(
             "public_key_sha256": verifier.fingerprint,
         },
         "checkpoint": checkpoint.note,
-        "cosignatures": [c.line for c in await store.cosignatures() if c.size == checkpoint.size],
+        "cosignatures": [c.line for c in cosignatures if c.size == checkpoint.size],
         "entries": proven,
     }
 
@@ -178,13 +179,29 @@ def verify_bundle(
 ) -> BundleCheck:
     """Check a bundle with nothing but itself (and a pinned key, and the keys of witnesses
     whose cosignatures it carries, when given)."""
+    return check_bundle(load_evidence(data, FORMAT, "an evidence bundle"), pinned, witnesses)
+
+
+def load_evidence(data: bytes, form: str, what: str) -> dict[str, Any]:
+    """An evidence file's JSON object of format ``form``; ``BadEvidence`` if it is not."""
     if len(data) > MAX_BUNDLE_BYTES:
-        raise BadEvidence(f"larger than {MAX_BUNDLE_BYTES:,} bytes: not a bundle of ours")
+        raise BadEvidence(f"larger than {MAX_BUNDLE_BYTES:,} bytes: not {what} of ours")
     try:
-        bundle = json.loads(data)
+        document = json.loads(data)
     except (ValueError, RecursionError) as exc:
         raise BadEvidence(f"not JSON: {exc}") from exc
-    if not isinstance(bundle, dict) or bundle.get("format") != FORMAT:
+    if not isinstance(document, dict) or document.get("format") != form:
+        raise BadEvidence(f"not {what} (format {form})")
+    return document
+
+
+def check_bundle(
+    bundle: dict[str, Any],
+    pinned: Trusted | None = None,
+    witnesses: Sequence[WitnessVerifier] = (),
+) -> BundleCheck:
+    """``verify_bundle`` of a bundle already read."""
+    if bundle.get("format") != FORMAT:
         raise BadEvidence(f"not an evidence bundle (format {FORMAT})")
     log = bundle.get("log")
     if not isinstance(log, dict):

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lgsp_adapter.audit.bundle import MAX_BUNDLE_BYTES, BundleCheck, dump, verify_bundle
+from lgsp_adapter.audit.bundle import BundleCheck, check_bundle, dump, load_evidence
 from lgsp_adapter.audit.cosignature import WitnessVerifier
 from lgsp_adapter.audit.proofs import BadEvidence
 from lgsp_adapter.audit.signing import Trusted
@@ -61,22 +61,17 @@ def check_journey(
 ) -> JourneyCheck:
     """Check each part as a bundle (pinned to the keys given, in order), and that the packet
     left each log towards the next: forwarded there, arrived here, the same payload."""
-    if len(data) > MAX_BUNDLE_BYTES:
-        raise BadEvidence(f"larger than {MAX_BUNDLE_BYTES:,} bytes: not a journey of ours")
-    try:
-        journey = json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        raise BadEvidence(f"not JSON: {exc}") from exc
-    if not isinstance(journey, dict) or journey.get("format") != FORMAT:
-        raise BadEvidence(f"not a journey (format {FORMAT})")
+    journey = load_evidence(data, FORMAT, "a journey")
     bundles = journey.get("bundles")
     if not isinstance(bundles, list) or len(bundles) < 2:
         raise BadEvidence("a journey joins the bundles of two logs at least")
     parts, entries = [], []
     for number, bundle in enumerate(bundles):
         key = pinned[number] if number < len(pinned) else None
+        if not isinstance(bundle, dict):
+            raise BadEvidence(f"log {number + 1}: not a bundle")
         try:
-            parts.append(verify_bundle(dump(bundle), key, witnesses))
+            parts.append(check_bundle(bundle, key, witnesses))
         except BadEvidence as exc:
             raise BadEvidence(f"log {number + 1}: {exc.message}") from exc
         entries.append([document["entry"] for document in bundle["entries"]])

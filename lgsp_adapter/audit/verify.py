@@ -53,7 +53,7 @@ async def verify_log(
     start = archives[-1].end if archives else 0
     report.archived_below = start
     witnesses = witnesses or Witnesses()
-    run = _Run(store, signed, report, watch={row.size for row in rows} | witnesses.sizes())
+    run = _Run(store, signed, report, watch=witnesses.sizes())
     if archives:
         below = await store.query(AuditQuery(before=start, limit=1))
         if below:

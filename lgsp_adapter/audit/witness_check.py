@@ -59,8 +59,8 @@ def check_witnesses(
     report: Report,
 ) -> None:
     """Add to ``report`` what the witnesses vouch for and where the log contradicts them;
-    ``roots`` are the rebuilt tree's roots at the sizes ``witnesses.sizes()`` and the
-    checkpoints name."""
+    ``roots`` are the rebuilt tree's roots at the sizes ``witnesses.sizes()`` names (stored
+    cosignatures are checked against the stored checkpoints, which the pass checked)."""
     keys = {key.name: key for key in witnesses.keys}
     notes = {row.size: row.note for row in stored}
     for cosignature in cosignatures:
