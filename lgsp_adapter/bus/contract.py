@@ -86,7 +86,7 @@ class Receipt:
 class Stray:
     """A message another bus's shovel brought for a code no queue on this bus takes."""
 
-    id: str  # the packet id (or, for a receipt, the packet id it is about)
+    packet_id: UUID  # the packet (or, for a receipt, the packet it is about)
     kind: str  # the packet's kind, or ``receipt``
     sender: str
     recipient: str

@@ -61,7 +61,7 @@ async def consume_strays(
             await message.reject(requeue=False)
             return
         # As any message: while the store is away it waits, not spent on the delivery limit.
-        await patiently(f"stray {stray.id}", message, lambda: handler.take_stray(stray))
+        await patiently(f"stray {stray.packet_id}", message, lambda: handler.take_stray(stray))
 
     tag = await queue.consume(take)
     try:

@@ -104,7 +104,7 @@ def read_stray(message: AbstractIncomingMessage) -> Stray:
     headers = message.headers
     receipt = message.type == RECEIPT
     return Stray(
-        id=str(UUID(str(headers[HEADER_PACKET_ID] if receipt else message.message_id))),
+        packet_id=UUID(str(headers[HEADER_PACKET_ID] if receipt else message.message_id)),
         kind=str(message.type),
         sender=str(headers[HEADER_SENDER]),
         recipient=str(headers[HEADER_RECIPIENT]),

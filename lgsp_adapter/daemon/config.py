@@ -39,7 +39,7 @@ from lgsp_adapter.packets.safe_xml import XmlLimits
 from lgsp_adapter.registry.agencies import Client, KnownAgency, ServedAgency
 from lgsp_adapter.registry.bridges import Bridge
 from lgsp_adapter.registry.directory import Directory
-from lgsp_adapter.registry.routes import Route, check_routes
+from lgsp_adapter.registry.routes import Route, check_ranges
 from lgsp_adapter.store.location import is_postgres
 
 
@@ -315,7 +315,7 @@ class Settings(BaseSettings):
                     f"client {client.name} may only speak for agencies served here, "
                     f"not {', '.join(foreign)}"
                 )
-        check_routes(
+        check_ranges(
             [*self.routes, *self.bridges],
             [str(code) for code in served] + [str(a.code) for a in self.known_agencies],
         )

@@ -114,7 +114,7 @@ class Relay:
         bridge = self._bridge_for(recipient)
         if bridge is None:
             return entry_for(packet, AuditEvent.PUBLISHED, recipient=recipient, outcome="ok")
-        detail = f"towards {bridge.describe()}, in the queue its shovel carries there"
+        detail = f"towards {bridge.description}, in the queue its shovel carries there"
         return entry_for(
             packet, AuditEvent.FORWARDED, recipient=recipient, outcome="ok", detail=detail
         )

@@ -110,7 +110,7 @@ class Settler:
         if bridge is None:
             return _received(packet, recipient)
         path = f" through {', '.join(arrival.hops)}" if arrival.hops else ""
-        detail = f"from {bridge.describe()}{path}"
+        detail = f"from {bridge.description}{path}"
         return entry_for(
             packet, AuditEvent.ARRIVED, recipient=recipient, outcome="ok", detail=detail
         )

@@ -9,7 +9,6 @@ start a loop between two buses.
 from __future__ import annotations
 
 import logging
-from uuid import UUID
 
 from lgsp_adapter.audit import AuditEntry, AuditEvent, log_event
 from lgsp_adapter.bus.contract import Carrier, Receipt, Stray, Verdict
@@ -25,7 +24,7 @@ async def settle_stray(
 ) -> Verdict:
     """Record ``stray`` and, for a packet from a bridge's codes, refuse it back to its sender."""
     bridge = directory.bridge_arriving_as(stray.publisher)
-    came = f"from {bridge.describe()}" if bridge else f"published by {stray.publisher!r}"
+    came = f"from {bridge.description}" if bridge else f"published by {stray.publisher!r}"
     path = f" through {', '.join(stray.hops)}" if stray.hops else ""
     answer = bridge is not None and stray.kind != "receipt" and bridge.takes(stray.sender)
     why = f"no queue on this bus takes {stray.recipient}"
@@ -37,7 +36,7 @@ async def settle_stray(
         detail = f"{came}{path}, not a bridge's account for {stray.sender}: {why}; dropped"
     entry = AuditEntry(
         event=AuditEvent.RETURNED,
-        packet_id=UUID(stray.id),
+        packet_id=stray.packet_id,
         sender=stray.sender,
         recipient=stray.recipient,
         kind=stray.kind,
@@ -50,7 +49,7 @@ async def settle_stray(
     if answer:
         await carrier.send_receipt(
             Receipt(
-                packet_id=UUID(stray.id),
+                packet_id=stray.packet_id,
                 sender=stray.sender,
                 recipient=stray.recipient,
                 state=DeliveryState.REFUSED,

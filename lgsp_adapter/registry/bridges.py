@@ -15,6 +15,7 @@ the bridge's codes, and it speaks for no other.
 
 from __future__ import annotations
 
+import functools
 from enum import StrEnum
 from urllib.parse import unquote, urlsplit
 
@@ -99,7 +100,9 @@ class Bridge(BaseModel):
         """Whether ``code`` is in the bridge's range."""
         return any(matches(pattern, str(code)) for pattern in self.codes)
 
-    def describe(self) -> str:
-        """One line for audit entries: which bus, at which level."""
+    @functools.cached_property
+    def description(self) -> str:
+        """One line for audit entries: which bus, at which level (made once: asked for every
+        packet that crosses)."""
         who = f"{self.label} " if self.label else ""
         return f"bus {self.name} ({who}{self.level.value}, {self.far_address})"

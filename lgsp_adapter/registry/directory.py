@@ -48,6 +48,7 @@ class Directory:
     ) -> None:
         self._routes = tuple(routes)
         self._bridges = tuple(bridges)
+        self._arriving = {bridge.arrivals_user: bridge for bridge in bridges}
         self._bridge_of = functools.lru_cache(maxsize=4096)(self._bridge)
         # A range's agency, and the range of a code, found once per code: the exchange asks
         # several times a packet.
@@ -147,7 +148,7 @@ class Directory:
 
     def bridge_arriving_as(self, user: str | None) -> Bridge | None:
         """The bridge whose far shovel publishes here as ``user``, if any."""
-        return next((b for b in self._bridges if b.arrivals_user == user), None)
+        return None if user is None else self._arriving.get(user)
 
     @property
     def bridges(self) -> tuple[Bridge, ...]:

@@ -105,7 +105,7 @@ class Ranged(Protocol):
     def codes(self) -> list[str]: ...
 
 
-def check_routes(routes: Sequence[Ranged], named: list[str]) -> None:
+def check_ranges(routes: Sequence[Ranged], named: list[str]) -> None:
     """``ValueError`` unless each code belongs to one range at most (a route's or a bridge's)
     and no code of ``named`` (the agencies served or known by name) to any: a topic exchange
     would deliver twice."""
