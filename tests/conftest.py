@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 from hypothesis import settings
+
+from lgsp_adapter.audit.store import AuditStore
+from tests.audit_stores import BACKENDS, Attacker, open_store
 
 PROJECT = Path(__file__).resolve().parents[1]
 DATA = PROJECT / "tests" / "data"
@@ -107,3 +111,12 @@ def postgres_database() -> Iterator[str]:
     base, _, _ = POSTGRES.rpartition("/")
     yield f"{base}/{name}"
     asyncio.run(admin(f"DROP DATABASE {name} WITH (FORCE)"))
+
+
+@pytest_asyncio.fixture(params=BACKENDS)
+async def log(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_database: str
+) -> AsyncIterator[tuple[AuditStore, Attacker]]:
+    """A fresh audit log on each backend, and the attacker who can write its tables."""
+    async with open_store(request.param, tmp_path, postgres_database) as opened:
+        yield opened

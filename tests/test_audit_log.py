@@ -10,12 +10,10 @@ import json
 import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from lgsp_adapter.audit import AuditEntry, AuditEvent
 from lgsp_adapter.audit.archive import archive_before, verify_archive
@@ -35,7 +33,7 @@ from lgsp_adapter.audit.store import AuditStore
 from lgsp_adapter.audit.verify import verify_log
 from lgsp_adapter.errors import LgspError
 from tests import rfc9162
-from tests.audit_stores import BACKENDS, Attacker, open_store, reopen
+from tests.audit_stores import Attacker, open_store, reopen
 
 KEY = LogKey.generate("lgsp-adapter/test")
 T0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
@@ -64,17 +62,9 @@ def entries(count: int, start: int = 0) -> list[AuditEntry]:
     return made
 
 
-@pytest_asyncio.fixture(params=BACKENDS)
-async def log(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_database: str
-) -> AsyncIterator[tuple[AuditStore, Attacker]]:
-    async with open_store(request.param, tmp_path, postgres_database) as opened:
-        yield opened
-
-
 async def filled(store: AuditStore, sizes: list[int]) -> None:
-    """Append in batches, a checkpoint after each."""
-    done = 0
+    """Append in batches up to each of ``sizes``, a checkpoint after each."""
+    done = await store.tree_size()
     for size in sizes:
         await store.append(entries(size - done, done))
         done = size

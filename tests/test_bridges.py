@@ -19,7 +19,7 @@ import subprocess
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
@@ -236,10 +236,12 @@ async def three_levels(tmp: Path) -> AsyncIterator[Levels]:
             await levels.stop()
 
 
-async def eventually(what: str, check: object, levels: Levels, timeout_s: float = 300) -> None:
+async def eventually(
+    what: str, check: Callable[[], Awaitable[bool]], levels: Levels, timeout_s: float = 300
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if await check():  # type: ignore[operator]
+        if await check():
             return
         await asyncio.sleep(0.25)
     logs = "\n".join(f"--- {n}\n{log_tail(p)}" for n, p in levels.configs.items())

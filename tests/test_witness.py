@@ -16,7 +16,6 @@ from typing import cast
 
 import aiohttp
 import pytest
-import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -32,18 +31,10 @@ from lgsp_adapter.audit.witness_check import Witnesses
 from lgsp_adapter.audit.witness_client import WitnessClient, WitnessUnavailable, ask_witnesses
 from lgsp_adapter.http.witness import add_witness_routes
 from lgsp_adapter.store.sqlite import SqliteStore
-from tests.audit_stores import BACKENDS, Attacker, open_store
-from tests.test_audit_log import KEY, entries
+from tests.audit_stores import Attacker
+from tests.test_audit_log import KEY, entries, filled
 
 WITNESS_NAME = "lgsp-adapter-witness/bo-y-te"
-
-
-@pytest_asyncio.fixture(params=BACKENDS)
-async def log(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_database: str
-) -> AsyncIterator[tuple[AuditStore, Attacker]]:
-    async with open_store(request.param, tmp_path, postgres_database) as opened:
-        yield opened
 
 
 @asynccontextmanager
@@ -59,12 +50,14 @@ async def witness_server(tmp_path: Path, *keys: LogKey) -> AsyncIterator[tuple[s
             yield str(server.make_url("/witness")), witness
 
 
-async def grown(store: AuditStore, sizes: list[int], key: LogKey = KEY) -> None:
-    done = (await store.tree_size()) if sizes else 0
-    for size in sizes:
-        await store.append(entries(size - done, done))
-        done = size
-        await store.checkpoint(key)
+async def cosign_latest(store: AuditStore, url: str, witness: Witness) -> WitnessClient:
+    """Have the witness at ``url`` cosign the log's latest checkpoint; the client that asked."""
+    latest = await store.latest_checkpoint()
+    assert latest is not None
+    client = WitnessClient(url, witness.key.verifier)
+    async with aiohttp.ClientSession() as http:
+        await client.cosign(http, store, latest)
+    return client
 
 
 def test_a_cosignature_has_the_c2sp_shape_and_checks_only_its_checkpoint(tmp_path: Path) -> None:
@@ -93,12 +86,12 @@ async def test_a_witness_cosigns_each_checkpoint_that_extends_the_last(
     store, _ = log
     async with witness_server(tmp_path, KEY) as (url, witness), aiohttp.ClientSession() as http:
         client = WitnessClient(url, witness.key.verifier)
-        await grown(store, [10])
+        await filled(store, [10])
         first = await store.latest_checkpoint()
         assert first is not None
         line = await client.cosign(http, store, first)
         witness.key.verifier.check(line, checkpoint_text(first.note))
-        await grown(store, [25, 40])
+        await filled(store, [25, 40])
         latest = await store.latest_checkpoint()
         assert latest is not None
         # A client that forgot what the witness has (a restart) learns it from the 409.
@@ -132,7 +125,7 @@ async def test_the_witness_refuses_what_it_may_not_cosign_with_the_protocols_cod
 ) -> None:
     async with await SqliteStore.open(tmp_path / "log.sqlite3") as own:
         store = own.audit
-        await grown(store, [10, 25])
+        await filled(store, [10, 25])
         ten, latest = (await store.checkpoints())[0], await store.latest_checkpoint()
         assert latest is not None
         async with witness_server(tmp_path, KEY) as (url, witness):
@@ -169,7 +162,7 @@ async def test_a_fork_is_never_cosigned(log: tuple[AuditStore, Attacker], tmp_pa
     store, _ = log
     async with await SqliteStore.open(tmp_path / "fork.sqlite3") as fork_store:
         fork = fork_store.audit
-        await grown(store, [10, 25])
+        await filled(store, [10, 25])
         await fork.append(entries(10))
         await fork.append(entries(15, 11))  # one entry left out: another history from 10 on
         await fork.checkpoint(KEY)
@@ -218,12 +211,9 @@ async def test_a_log_rewritten_after_it_was_witnessed_fails_verify_naming_the_wi
     log: tuple[AuditStore, Attacker], tmp_path: Path, keep_cosignatures: bool
 ) -> None:
     store, _ = log
-    await grown(store, [10, 25, 40])
-    async with witness_server(tmp_path, KEY) as (url, witness), aiohttp.ClientSession() as http:
-        client = WitnessClient(url, witness.key.verifier)
-        latest = await store.latest_checkpoint()
-        assert latest is not None
-        await client.cosign(http, store, latest)
+    await filled(store, [10, 25, 40])
+    async with witness_server(tmp_path, KEY) as (url, witness):
+        client = await cosign_latest(store, url, witness)
         async with rewritten(
             store, tmp_path / "forged.sqlite3", keep_cosignatures=keep_cosignatures
         ) as forged:
@@ -257,12 +247,9 @@ async def test_a_witness_that_saw_more_than_the_log_holds_fails_verify(
     log: tuple[AuditStore, Attacker], tmp_path: Path
 ) -> None:
     store, attacker = log
-    await grown(store, [10, 25, 40])
-    async with witness_server(tmp_path, KEY) as (url, witness), aiohttp.ClientSession() as http:
-        client = WitnessClient(url, witness.key.verifier)
-        latest = await store.latest_checkpoint()
-        assert latest is not None
-        await client.cosign(http, store, latest)
+    await filled(store, [10, 25, 40])
+    async with witness_server(tmp_path, KEY) as (url, witness):
+        await cosign_latest(store, url, witness)
     # The operator removes the last entries, their checkpoint and its cosignature.
     await attacker.run(
         "DELETE FROM audit_entries WHERE idx >= 25",
@@ -289,7 +276,7 @@ async def test_a_witness_out_of_reach_is_noted_not_failed(
     log: tuple[AuditStore, Attacker], tmp_path: Path
 ) -> None:
     store, _ = log
-    await grown(store, [10])
+    await filled(store, [10])
     verifier = WitnessKey.load_or_create(tmp_path / "w.key", WITNESS_NAME).verifier
     away = WitnessClient("http://127.0.0.1:9/witness", verifier)
     report = await verify_log(store, KEY.verifier, witnesses=await ask_witnesses([away], KEY.name))
@@ -304,11 +291,9 @@ async def test_a_witness_that_forgot_the_log_is_a_problem_when_its_cosignatures_
 ) -> None:
     """Settings pointing, in the witness's name, to a server that knows nothing of the log."""
     store, _ = log
-    await grown(store, [10])
-    latest = await store.latest_checkpoint()
-    assert latest is not None
-    async with witness_server(tmp_path / "a", KEY) as (url, witness), aiohttp.ClientSession() as s:
-        await WitnessClient(url, witness.key.verifier).cosign(s, store, latest)
+    await filled(store, [10])
+    async with witness_server(tmp_path / "a", KEY) as (url, witness):
+        await cosign_latest(store, url, witness)
     (tmp_path / "b").mkdir()
     key = WitnessKey.load_or_create(tmp_path / "a" / "witness.key", WITNESS_NAME)
     (tmp_path / "b" / "witness.key").write_bytes((tmp_path / "a" / "witness.key").read_bytes())
@@ -326,7 +311,7 @@ async def test_a_witness_that_forgot_the_log_is_a_problem_when_its_cosignatures_
 @pytest.mark.asyncio
 async def test_a_request_that_comes_in_pieces_is_read_whole(tmp_path: Path) -> None:
     async with await SqliteStore.open(tmp_path / "log.sqlite3") as own:
-        await grown(own.audit, [10])
+        await filled(own.audit, [10])
         latest = await own.audit.latest_checkpoint()
         assert latest is not None
         body = f"old 0\n\n{latest.note}".encode()

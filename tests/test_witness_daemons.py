@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +17,10 @@ from lgsp_adapter.daemon.config import Settings
 from lgsp_adapter.daemon.run import run_daemon
 from lgsp_adapter.store.sqlite import SqliteStore
 from tests.cli_process import lgsp_adapter
+from tests.test_walkthrough import free_port
 
 PROVINCE = "lgsp-adapter/thanhhoa.gov.vn"
 WITNESS = "lgsp-adapter-witness/bo-y-te.gov.vn"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def daemon(folder: Path, port: int, code: str, **more: Any) -> dict[str, Any]:
