@@ -12,43 +12,19 @@ set -euo pipefail
 BASE=${LGSP_BUSES_DIR:-/tmp/lgsp-rabbitmq-buses}
 NODES=(1 2 3)
 
+# shellcheck source=scripts/rabbitmq-node.sh
+. "$(dirname "${BASH_SOURCE[0]}")/rabbitmq-node.sh"
+
 name() { echo "lgsp-b$1@localhost"; }
-ctl() { local n=$1; shift; rabbitmqctl -q -n "$(name "$n")" "$@"; }
+ctl() { local n=$1; shift; node_ctl "$(name "$n")" "$@"; }
 
 launch() {
-    local n=$1 dir="$BASE/b$1"
-    mkdir -p "$dir/mnesia" "$dir/log"
-    chmod 755 "$BASE"  # the nodes run as the rabbitmq user, whatever root's umask
-    # Only this node's listeners: the system config would bind 5672 and 15672.
-    cat >"$dir/rabbitmq.conf" <<CONF
-listeners.tcp.local = 127.0.0.1:569$n
-loopback_users = none
-management.tcp.ip = 127.0.0.1
-management.tcp.port = 1569$n
-CONF
-    echo "[rabbitmq_management,rabbitmq_shovel,rabbitmq_shovel_management]." >"$dir/enabled_plugins.erl"
-    chown -R rabbitmq:rabbitmq "$dir"
-    RABBITMQ_NODENAME="$(name "$n")" \
-        RABBITMQ_NODE_PORT="569$n" \
-        RABBITMQ_DIST_PORT="2569$n" \
-        RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf" \
-        RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins.erl" \
-        RABBITMQ_MNESIA_BASE="$dir/mnesia" \
-        RABBITMQ_LOG_BASE="$dir/log" \
-        RABBITMQ_PID_FILE="$dir/pid" \
-        rabbitmq-server -detached >"$dir/start.log" 2>&1
+    node_launch "$(name "$1")" "$BASE/b$1" "569$1" "2569$1" \
+        "[rabbitmq_management,rabbitmq_shovel,rabbitmq_shovel_management]" \
+        "management.tcp.ip = 127.0.0.1" "management.tcp.port = 1569$1"
 }
 
-await() {
-    local n=$1
-    # await_startup fails at once while the node does not answer at all: ask again.
-    for _ in $(seq 120); do
-        ctl "$n" await_startup --timeout 60 >/dev/null 2>&1 && return 0
-        sleep 1
-    done
-    echo "error: node $(name "$n") did not start; see $BASE/b$n/log" >&2
-    return 1
-}
+await() { node_await "$(name "$1")" "$BASE/b$1"; }
 
 case "${1:-}" in
 start)
