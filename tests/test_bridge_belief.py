@@ -186,6 +186,12 @@ async def test_the_registry_keeps_out_of_a_bridges_range(tmp_path: Path) -> None
     directory = settings(tmp_path, "lgsp.packets", "http://127.0.0.1:9/").directory()
     assert directory.is_known(AgencyCode.parse(FAR))
     assert directory.bus_user(FAR) == FAR_USER  # the far shovel's account speaks for it
+    # ...for its bridge's codes alone: packets and receipts about others are not believed.
+    overreach = directory.overreach(FAR_USER, COMMUNE)
+    assert overreach is not None
+    assert overreach.name == "moh"
+    assert directory.overreach(FAR_USER, FAR) is None
+    assert directory.overreach("guest", COMMUNE) is None
     async with await SqliteStore.open(tmp_path / "store.sqlite3") as store:
         registry = Registry(store.registry, directory)
         body = {"code": FAR, "name": "Bộ Y tế", "endpoint": {"mode": "pull"}}

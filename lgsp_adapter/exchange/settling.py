@@ -137,8 +137,8 @@ class Settler:
         if hashlib.sha256(packet.payload).hexdigest() != packet.sha256:
             return "the payload does not match its digest"
         own = self._carrier.user
-        across = self._directory.bridge_arriving_as(arrival.publisher)
-        if across is not None and not across.takes(packet.sender):
+        across = self._directory.overreach(arrival.publisher, packet.sender)
+        if across is not None:
             return (
                 f"from {packet.sender}, published by {arrival.publisher!r}, the account of bus "
                 f"{across.name}, which speaks only for its bridge's codes"
@@ -283,9 +283,7 @@ class Settler:
             why = f"with a state that is not an outcome ({receipt.state})"
         elif expected is not None and publisher != expected:
             why = f"published by {publisher!r}, not by {expected!r} who serves {receipt.recipient}"
-        elif (across := self._directory.bridge_arriving_as(publisher)) and not across.takes(
-            receipt.recipient
-        ):
+        elif across := self._directory.overreach(publisher, receipt.recipient):
             why = f"about {receipt.recipient}, from bus {across.name}'s account"
         if why is not None or packet is None:
             log.warning("a receipt %s; dead-lettered", why)

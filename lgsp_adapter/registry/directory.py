@@ -150,6 +150,12 @@ class Directory:
         """The bridge whose far shovel publishes here as ``user``, if any."""
         return None if user is None else self._arriving.get(user)
 
+    def overreach(self, publisher: str | None, code: str) -> Bridge | None:
+        """The bridge whose account ``publisher`` is, when it speaks for ``code`` outside the
+        bridge's range: a far bus's shovel vouches for that bus's codes, never for others."""
+        bridge = self.bridge_arriving_as(publisher)
+        return bridge if bridge is not None and not bridge.takes(code) else None
+
     @property
     def bridges(self) -> tuple[Bridge, ...]:
         """The ranges of codes on other buses."""
