@@ -74,7 +74,7 @@ class _RefuseEverything(etree.Resolver):
         return self.resolve_empty(context)
 
 
-def _parser(resolver: etree.Resolver) -> etree.XMLParser:
+def _parser(resolver: etree.Resolver, *, verbatim: bool = False) -> etree.XMLParser:
     parser = etree.XMLParser(
         resolve_entities=False,
         no_network=True,
@@ -82,8 +82,8 @@ def _parser(resolver: etree.Resolver) -> etree.XMLParser:
         dtd_validation=False,
         attribute_defaults=False,
         huge_tree=True,
-        remove_comments=True,
-        remove_pis=True,
+        remove_comments=not verbatim,
+        remove_pis=not verbatim,
     )
     parser.resolvers.add(resolver)
     return parser
@@ -95,8 +95,9 @@ def _too_deep(max_depth: int) -> etree.XPath:
     return etree.XPath("boolean(/*" + "/*" * max_depth + ")")
 
 
-def parse(data: bytes, limits: XmlLimits) -> etree._Element:
-    """Parse untrusted bytes into a tree, or raise ``InvalidPacket`` saying what is wrong."""
+def parse(data: bytes, limits: XmlLimits, *, verbatim: bool = False) -> etree._Element:
+    """Parse untrusted bytes into a tree, or raise ``InvalidPacket`` saying what is wrong.
+    ``verbatim`` keeps comments and processing instructions: a signature covers them."""
     if len(data) > limits.max_bytes:
         raise InvalidPacket(
             ErrorCode.XML_TOO_LARGE,
@@ -118,7 +119,7 @@ def parse(data: bytes, limits: XmlLimits) -> etree._Element:
         )
     resolver = _RefuseEverything()
     try:
-        root = etree.fromstring(data, _parser(resolver))
+        root = etree.fromstring(data, _parser(resolver, verbatim=verbatim))
     except etree.XMLSyntaxError as exc:
         _refuse_outside_resources(resolver)
         line, column = exc.position
@@ -174,6 +175,12 @@ def _refuse_doctype(docinfo: etree.DocInfo) -> None:
         entities=bool(entities),
         external_dtd=bool(docinfo.system_url or docinfo.public_id),
     )
+
+
+def verbatim_parser() -> etree.XMLParser:
+    """A parser as safe as ``parse``'s that keeps comments and processing instructions: for a
+    signature library that copies a tree we parsed (its copy must be what was signed)."""
+    return _parser(_RefuseEverything(), verbatim=True)
 
 
 def parse_fragment(xml: str) -> etree._Element:

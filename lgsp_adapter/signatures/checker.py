@@ -1,0 +1,77 @@
+"""One packet's signatures, checked: the envelope's XML-DSig, then each PDF attachment's.
+
+The work that touches the whole payload (parsing, digesting) runs in a worker thread; the
+certificate paths are judged afterwards, at the time the signature states it was made (its
+own signed SigningTime) or, when it states none, now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from lgsp_adapter.errors import LgspError
+from lgsp_adapter.packets.safe_xml import XmlLimits, parse
+from lgsp_adapter.signatures.dsig_shape import Rules
+from lgsp_adapter.signatures.envelope import Unverified, Verified, check_tree
+from lgsp_adapter.signatures.pdf import Attached, attachments, check_pdf
+from lgsp_adapter.signatures.result import SignatureResult, SignatureStatus, Signer
+from lgsp_adapter.signatures.trust import TrustAnchors
+
+SIGNED_KINDS = frozenset({"edoc", "status"})  # the edXML packets; others carry no XML-DSig
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    envelope: Verified | Unverified
+    attachments: list[Attached]
+
+
+class Checker:
+    """Checks packets against one daemon's anchors and algorithm policy."""
+
+    def __init__(
+        self, trust: TrustAnchors, *, rules: Rules | None = None, limits: XmlLimits | None = None
+    ) -> None:
+        self._trust = trust
+        self._rules = rules or Rules()
+        self._limits = limits or XmlLimits()
+
+    async def check(self, payload: bytes, *, now: datetime | None = None) -> SignatureResult:
+        """The verdict on ``payload`` (an edXML packet). Never raises."""
+        now = now or datetime.now(UTC)
+        read = await asyncio.to_thread(self._read, payload)
+        envelope = await self._judge(read.envelope, now)
+        checked = [await check_pdf(a, self._trust, now) for a in read.attachments]
+        return replace(envelope, attachments=tuple(checked))
+
+    def _read(self, payload: bytes) -> _Read:
+        try:
+            root = parse(payload, self._limits, verbatim=True)
+        except LgspError as exc:
+            why = f"the packet is not XML we read: {exc.code}"
+            return _Read(Unverified(SignatureStatus.MALFORMED, why), [])
+        return _Read(check_tree(root, self._rules), attachments(root))
+
+    async def _judge(self, envelope: Verified | Unverified, now: datetime) -> SignatureResult:
+        if isinstance(envelope, Unverified):
+            return SignatureResult(
+                envelope.status,
+                envelope.reason,
+                envelope.signer,
+                algorithm=envelope.algorithm,
+                notes=envelope.notes,
+            )
+        moment = envelope.signing_time or now
+        status, reason = await self._trust.check(envelope.leaf, envelope.others, moment)
+        return SignatureResult(
+            status,
+            reason,
+            Signer.of(envelope.leaf),
+            signing_time=moment,
+            time_source="signature" if envelope.signing_time else "verification",
+            algorithm=envelope.algorithm,
+            notes=envelope.notes,
+            intact=True,
+        )

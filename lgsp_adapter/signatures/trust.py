@@ -1,0 +1,170 @@
+"""Whom we trust to vouch for signers: the anchors (Government CA roots, provincial CAs) and the
+revocation lists an operator configures, both from files.
+
+A certificate is checked as RFC 5280 says, by pyhanko-certvalidator: a path from the signer's
+certificate through the intermediates the signature carries to one of our anchors, each
+certificate valid *at the signing time* (a document signed in 2024 with a certificate that
+expired in 2025 still carries a valid signature), none revoked by a configured CRL. Nothing is
+fetched: no AIA, no OCSP, no CRL distribution point (a government exchange does not let a
+packet make it open connections).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+
+from asn1crypto import crl as asn1_crl
+from asn1crypto import pem
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from pyhanko_certvalidator import CertificateValidator, ValidationContext
+from pyhanko_certvalidator.errors import (
+    DisallowedAlgorithmError,
+    ExpiredError,
+    NotYetValidError,
+    PathBuildingError,
+    PathValidationError,
+    RevokedError,
+    ValidationError,
+)
+
+from lgsp_adapter.signatures.result import SignatureStatus
+
+log = logging.getLogger(__name__)
+
+# What certvalidator refuses in a chain by default, less SHA-1 when the operator allows it:
+# real Government CA chains issued before 2016 are SHA-1-signed.
+_WEAK_HASHES = frozenset({"md2", "md5"})
+
+
+class TrustAnchors:
+    """The anchors and CRLs one daemon checks signer certificates against."""
+
+    def __init__(
+        self,
+        anchors: Iterable[x509.Certificate] = (),
+        *,
+        crls: Iterable[bytes] = (),
+        allow_sha1: bool = True,
+    ) -> None:
+        self._roots = list(anchors)
+        self._anchors = [_asn1(cert) for cert in self._roots]
+        lists = list(crls)
+        self._crls = [asn1_crl.CertificateList.load(data) for data in lists]
+        self._revocations = [x509.load_der_x509_crl(data) for data in lists]
+        self._weak = _WEAK_HASHES if allow_sha1 else _WEAK_HASHES | {"sha1"}
+
+    @classmethod
+    def from_files(
+        cls, anchors: Iterable[Path], *, crls: Iterable[Path] = (), allow_sha1: bool = True
+    ) -> TrustAnchors:
+        """Anchors from PEM (one or many certificates a file) or DER files; CRLs likewise.
+        A file that cannot be read stops the daemon at start-up: trusting less than the
+        operator configured would call good signatures untrusted without saying why."""
+        certificates = [cert for path in anchors for cert in _certificates(path)]
+        lists = [data for path in crls for data in _ders(path, "X509 CRL")]
+        log.info("signatures: %d trust anchors, %d CRLs", len(certificates), len(lists))
+        return cls(certificates, crls=lists, allow_sha1=allow_sha1)
+
+    @property
+    def count(self) -> int:
+        """How many anchors there are (none: every signature is untrusted)."""
+        return len(self._anchors)
+
+    def context(self, moment: datetime) -> ValidationContext:
+        """The context certvalidator (and pyHanko, for PDFs) validates a path in at ``moment``."""
+        return ValidationContext(
+            trust_roots=self._anchors,
+            crls=self._crls,
+            moment=moment,
+            allow_fetching=False,
+            revocation_mode="soft-fail",  # a CRL that covers the issuer is applied; none: skipped
+            weak_hash_algos=self._weak,
+        )
+
+    async def check(
+        self, leaf: x509.Certificate, others: Iterable[x509.Certificate], moment: datetime
+    ) -> tuple[SignatureStatus, str | None]:
+        """VALID with no reason, or the status and reason the path fails with at ``moment``."""
+        if not self._anchors:
+            return SignatureStatus.UNTRUSTED, "no trust anchors are configured"
+        validator = CertificateValidator(
+            _asn1(leaf),
+            intermediate_certs=[_asn1(cert) for cert in others],
+            validation_context=self.context(moment),
+        )
+        try:
+            await validator.async_validate_path()
+        except PathBuildingError:
+            return SignatureStatus.UNTRUSTED, (
+                f"the certificate does not chain to a trust anchor (issuer "
+                f"{leaf.issuer.rfc4514_string()!r})"
+            )
+        except ExpiredError as exc:
+            return SignatureStatus.INVALID, f"a certificate had expired at signing time: {exc}"
+        except NotYetValidError as exc:
+            return SignatureStatus.INVALID, f"a certificate was not yet valid: {exc}"
+        except RevokedError as exc:
+            return SignatureStatus.INVALID, f"revoked: {exc}"
+        except DisallowedAlgorithmError as exc:
+            return SignatureStatus.INVALID, f"the chain uses an algorithm refused here: {exc}"
+        except (PathValidationError, ValidationError) as exc:
+            return SignatureStatus.UNTRUSTED, f"the certificate path does not validate: {exc}"
+        revoked = self._revoked([leaf, *others], moment)
+        if revoked is not None:
+            return SignatureStatus.INVALID, revoked
+        return _usage(leaf)
+
+    def _revoked(self, chain: list[x509.Certificate], moment: datetime) -> str | None:
+        """A configured CRL applies to the certificates its issuer signed, whether or not they
+        name a distribution point (certvalidator checks only those that do); a revocation
+        after the signing time leaves the signature as it was."""
+        issuers = {cert.subject: cert for cert in [*chain, *self._roots]}
+        for cert in chain:
+            issuer = issuers.get(cert.issuer)
+            for revocations in self._revocations:
+                if revocations.issuer != cert.issuer or issuer is None:
+                    continue
+                if not revocations.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
+                    continue
+                entry = revocations.get_revoked_certificate_by_serial_number(cert.serial_number)
+                if entry is not None and entry.revocation_date_utc <= moment:
+                    return (
+                        f"certificate {cert.serial_number:x} ({cert.subject.rfc4514_string()}) "
+                        f"was revoked on {entry.revocation_date_utc:%Y-%m-%d}, before signing"
+                    )
+        return None
+
+
+def _usage(leaf: x509.Certificate) -> tuple[SignatureStatus, str | None]:
+    """A certificate for TLS or for encryption only does not sign documents."""
+    try:
+        usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return SignatureStatus.VALID, None
+    if usage.digital_signature or usage.content_commitment:
+        return SignatureStatus.VALID, None
+    return SignatureStatus.INVALID, "the certificate's key usage does not include signing"
+
+
+def _asn1(certificate: x509.Certificate) -> asn1_x509.Certificate:
+    return asn1_x509.Certificate.load(certificate.public_bytes(Encoding.DER))
+
+
+def _certificates(path: Path) -> list[x509.Certificate]:
+    return [x509.load_der_x509_certificate(der) for der in _ders(path, "CERTIFICATE")]
+
+
+def _ders(path: Path, label: str) -> list[bytes]:
+    """The DER objects of one file: each PEM block with ``label``, or the whole file as DER."""
+    data = path.read_bytes()
+    if not pem.detect(data):
+        return [data]
+    found = [der for kind, _, der in pem.unarmor(data, multiple=True) if kind == label]
+    if not found:
+        raise ValueError(f"{path}: no {label} in it")
+    return found

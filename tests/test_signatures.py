@@ -1,0 +1,393 @@
+"""XML-DSig verification of edXML envelopes, case by case, against Debian's ``xmlsec1``.
+
+Each case is a document signed (or broken) the way agency software or an attacker would make
+it, with certificates from a test PKI made in the test. Our verdict and ``xmlsec1 --verify``'s
+must agree: valid where it says OK, not valid where it fails. xmlsec1 is given the same
+anchors and the same reference policy (only the whole document and XML-DSig's own objects:
+``--enabled-reference-uris empty,same-doc``, no application ID attributes). It has no switch
+for algorithms, so the SHA-1 policy case is compared on the cryptography alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import shutil
+import subprocess
+from base64 import b64encode
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from lxml import etree
+from signxml.algorithms import CanonicalizationMethod
+from signxml.signer import XMLSigner
+
+from lgsp_adapter.cli.demo_packets import document
+from lgsp_adapter.packets.safe_xml import XmlLimits
+from lgsp_adapter.signatures import Checker, SignatureStatus, TrustAnchors
+from lgsp_adapter.signatures.dsig_shape import DS, Rules
+from lgsp_adapter.signatures.result import SignatureResult
+from lgsp_adapter.signatures.signer import EnvelopeSigner
+from tests.signing_pki import Pki, make_pki, sign_edxml
+
+XMLSEC1 = shutil.which("xmlsec1")
+EXCLUSIVE = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "edxml"
+
+
+@pytest.fixture(scope="module")
+def pki() -> Pki:
+    return make_pki()
+
+
+@pytest.fixture(scope="module")
+def checker(pki: Pki) -> Checker:
+    return Checker(TrustAnchors([pki.root.certificate], crls=[pki.crl]))
+
+
+def check(checker: Checker, payload: bytes) -> SignatureResult:
+    return asyncio.run(checker.check(payload))
+
+
+def _ds(name: str) -> str:
+    return f"{{{DS}}}{name}"
+
+
+def _edit(signed: bytes, change: Callable[[etree._Element], None]) -> bytes:
+    root = etree.fromstring(signed)
+    change(root)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def _tampered(signed: bytes) -> bytes:
+    return signed.replace(b"1234", b"1235")
+
+
+def _signature_from_another(pki: Pki) -> Callable[[bytes], bytes]:
+    other = sign_edxml(document(number="9999"), pki.signer)
+
+    def swap(signed: bytes) -> bytes:
+        theirs = etree.fromstring(other).find(f".//{_ds('Signature')}")
+
+        def put(root: etree._Element) -> None:
+            ours = root.find(f".//{_ds('Signature')}")
+            assert ours is not None
+            assert theirs is not None
+            ours.getparent().replace(ours, theirs)  # type: ignore[union-attr]
+
+        return _edit(signed, put)
+
+    return swap
+
+
+def _wrapped(pki: Pki) -> Callable[[bytes], bytes]:
+    """XSW: the header signed by ID is moved into the signature; a forged one takes its place."""
+
+    def wrap(_: bytes) -> bytes:
+        root = etree.fromstring(document())
+        header = root.find(".//{*}edXMLHeader")
+        assert header is not None
+        header.set("Id", "hdr")
+        signed = XMLSigner(c14n_algorithm=EXCLUSIVE).sign(
+            root, key=pki.signer.key, cert=pki.signer.pem_chain(), reference_uri="#hdr"
+        )
+        original = signed.find(".//{*}edXMLHeader")
+        signature = signed.find(f".//{_ds('Signature')}")
+        assert original is not None
+        assert signature is not None
+        forged = copy.deepcopy(original)
+        del forged.attrib["Id"]
+        for subject in forged.iter("{*}Subject"):
+            subject.text = "Forged subject"
+        holder = etree.SubElement(signature, _ds("Object"))
+        original.getparent().replace(original, forged)  # type: ignore[union-attr]
+        holder.append(original)
+        return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+
+    return wrap
+
+
+def _external(url: str) -> Callable[[bytes], bytes]:
+    def point(signed: bytes) -> bytes:
+        def change(root: etree._Element) -> None:
+            reference = root.find(f".//{_ds('Reference')}")
+            assert reference is not None
+            reference.set("URI", url)
+
+        return _edit(signed, change)
+
+    return point
+
+
+def _many_references(signed: bytes) -> bytes:
+    def change(root: etree._Element) -> None:
+        reference = root.find(f".//{_ds('Reference')}")
+        assert reference is not None
+        info = reference.getparent()
+        assert info is not None
+        for _ in range(9_999):
+            info.append(copy.deepcopy(reference))
+
+    return _edit(signed, change)
+
+
+def _broken_base64(signed: bytes) -> bytes:
+    def change(root: etree._Element) -> None:
+        value = root.find(f".//{_ds('SignatureValue')}")
+        assert value is not None
+        value.text = "not*base64!" + (value.text or "")
+
+    return _edit(signed, change)
+
+
+def _qcvn_namespace(signed: bytes) -> bytes:
+    """As the real samples are: the block under the QCVN default namespace."""
+
+    def change(root: etree._Element) -> None:
+        for element in root.iter(f"{{{DS}}}*"):
+            element.tag = (
+                "{http://www.mic.gov.vn/TBT/QCVN_102_2016}" + etree.QName(element).localname
+            )
+        etree.cleanup_namespaces(root)
+
+    return _edit(signed, change)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    signer: str  # which identity signs ("" for unsigned)
+    expect: SignatureStatus
+    reason: str = ""  # a word the reason must contain
+    change: Callable[[Pki], Callable[[bytes], bytes]] | None = None
+    sha1: bool = False
+
+
+CASES = [
+    Case("valid", "signer", SignatureStatus.VALID),
+    Case("legacy rsa-sha1", "signer", SignatureStatus.VALID, sha1=True),
+    Case(
+        "tampered content",
+        "signer",
+        SignatureStatus.INVALID,
+        "changed after signing",
+        lambda _: _tampered,
+    ),
+    Case(
+        "signature over other content",
+        "signer",
+        SignatureStatus.INVALID,
+        "",
+        _signature_from_another,
+    ),
+    Case("expired certificate", "expired", SignatureStatus.INVALID, "expired"),
+    Case("revoked certificate", "revoked", SignatureStatus.INVALID, "revoked"),
+    Case("chain to no anchor", "stranger", SignatureStatus.UNTRUSTED, "trust anchor"),
+    Case("wrapped signature", "signer", SignatureStatus.INVALID, "whole envelope", _wrapped),
+    Case(
+        "10,000 references",
+        "signer",
+        SignatureStatus.MALFORMED,
+        "xml.too_many_elements",
+        lambda _: _many_references,
+    ),
+    Case(
+        "malformed base64",
+        "signer",
+        SignatureStatus.MALFORMED,
+        "not base64",
+        lambda _: _broken_base64,
+    ),
+    Case("unsigned", "", SignatureStatus.UNSIGNED),
+    Case(
+        "QCVN namespace",
+        "signer",
+        SignatureStatus.WRONG_NAMESPACE,
+        "not XML-DSig",
+        lambda _: _qcvn_namespace,
+    ),
+]
+
+
+def _make(case: Case, pki: Pki) -> bytes:
+    base = document()
+    if not case.signer:
+        return base
+    signed = sign_edxml(base, getattr(pki, case.signer), sha1=case.sha1)
+    return case.change(pki)(signed) if case.change else signed
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_each_case_gets_its_precise_result(case: Case, pki: Pki, checker: Checker) -> None:
+    result = check(checker, _make(case, pki))
+    assert result.status is case.expect, result.summary()
+    assert case.reason in (result.reason or ""), result.summary()
+
+
+def _xmlsec1(payload: bytes, pki: Pki, folder: Path, *, crl: bool) -> bool:
+    assert XMLSEC1 is not None
+    if crl:  # xmlsec1 takes a CRL from the signature's X509Data, not from a file
+        payload = _with_crl(payload, pki.crl)
+    document_file = folder / "signed.xml"
+    document_file.write_bytes(payload)
+    anchors = pki.anchors_file(folder)
+    run = subprocess.run(  # our own arguments
+        [
+            XMLSEC1,
+            "--verify",
+            "--trusted-pem",
+            str(anchors),
+            "--enabled-reference-uris",
+            "empty,same-doc",
+            "--enabled-key-data",
+            "x509",
+            str(document_file),
+        ],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    return run.returncode == 0
+
+
+def _with_crl(payload: bytes, crl: bytes) -> bytes:
+    def change(root: etree._Element) -> None:
+        data = root.find(f".//{_ds('X509Data')}")
+        if data is not None:
+            etree.SubElement(data, _ds("X509CRL")).text = b64encode(crl).decode()
+
+    return _edit(payload, change)
+
+
+# xmlsec1 digests all 10,000 references before it looks at the signature value, minutes of
+# work: the cost our limits refuse to pay. Every other case is compared.
+COMPARED = [c for c in CASES if c.name != "10,000 references"]
+
+
+@pytest.mark.skipif(XMLSEC1 is None, reason="Debian's xmlsec1 is not installed")
+@pytest.mark.parametrize("case", COMPARED, ids=[c.name for c in COMPARED])
+def test_xmlsec1_agrees(case: Case, pki: Pki, checker: Checker, tmp_path: Path) -> None:
+    payload = _make(case, pki)
+    ours = check(checker, payload).status is SignatureStatus.VALID
+    assert _xmlsec1(payload, pki, tmp_path, crl=case.signer == "revoked") is ours
+
+
+@pytest.mark.skipif(XMLSEC1 is None, reason="Debian's xmlsec1 is not installed")
+def test_sha1_forbidden_by_policy_is_refused_where_xmlsec1_sees_sound_cryptography(
+    pki: Pki, tmp_path: Path
+) -> None:
+    legacy = sign_edxml(document(), pki.signer, sha1=True)
+    strict = Checker(TrustAnchors([pki.root.certificate]), rules=Rules(allow_sha1=False))
+    result = check(strict, legacy)
+    assert result.status is SignatureStatus.INVALID
+    assert "SHA-1, which this policy forbids" in (result.reason or "")
+    assert _xmlsec1(legacy, pki, tmp_path, crl=False)
+
+
+def test_an_external_reference_is_never_fetched(pki: Pki, checker: Checker, tmp_path: Path) -> None:
+    asked: list[str] = []
+
+    async def scenario() -> SignatureStatus:
+        async def answer(request: web.Request) -> web.Response:
+            asked.append(request.path)
+            return web.Response(text="<x/>")
+
+        app = web.Application()
+        app.router.add_get("/{tail:.*}", answer)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        url = f"http://127.0.0.1:{port}/payload.xml"
+        payload = _external(url)(sign_edxml(document(), pki.signer))
+        result = await checker.check(payload)
+        assert "never fetched" in (result.reason or "")
+        if XMLSEC1:
+            ours = result.status is SignatureStatus.VALID
+            assert await asyncio.to_thread(_xmlsec1, payload, pki, tmp_path, crl=False) is ours
+        await runner.cleanup()
+        return result.status
+
+    assert asyncio.run(scenario()) is SignatureStatus.INVALID
+    assert asked == []
+
+
+def test_references_past_the_limit_are_refused_before_any_digest(pki: Pki) -> None:
+    """With the XML limits lifted, the reference count is what stops it: no digest is made."""
+    lifted = Checker(TrustAnchors([pki.root.certificate]), limits=XmlLimits(max_elements=200_000))
+    result = check(lifted, _many_references(sign_edxml(document(), pki.signer)))
+    assert result.status is SignatureStatus.INVALID
+    assert result.reason == "it has 10000 references; at most 8 are checked"
+
+
+def test_an_object_nothing_signs_is_refused(pki: Pki, checker: Checker) -> None:
+    """A forged envelope hidden in the signature, where the enveloped transform hides it from
+    the digest; xmlsec1 judges the cryptography only, which holds."""
+
+    def hide(root: etree._Element) -> None:
+        signature = root.find(f".//{_ds('Signature')}")
+        assert signature is not None
+        etree.SubElement(etree.SubElement(signature, _ds("Object")), "edXMLEnvelope")
+
+    result = check(checker, _edit(sign_edxml(document(), pki.signer), hide))
+    assert result.status is SignatureStatus.INVALID
+    assert "Object that nothing signs" in (result.reason or "")
+
+
+def test_the_signer_and_time_are_reported(pki: Pki, checker: Checker) -> None:
+    result = check(checker, sign_edxml(document(), pki.signer))
+    assert result.signer is not None
+    assert result.signer.subject.startswith("CN=Nguyen Van An")
+    assert result.signer.serial == format(pki.signer.certificate.serial_number, "x")
+    assert "CA Thanh Hoa" in result.signer.issuer
+    assert result.time_source == "verification"
+    assert result.headers()["X-LGSP-Signature"] == "valid"
+
+
+def test_no_anchors_means_untrusted(pki: Pki) -> None:
+    result = check(Checker(TrustAnchors()), sign_edxml(document(), pki.signer))
+    assert result.status is SignatureStatus.UNTRUSTED
+    assert result.reason == "no trust anchors are configured"
+
+
+def test_anchors_and_crls_load_from_files(pki: Pki, tmp_path: Path) -> None:
+    anchors = TrustAnchors.from_files([pki.anchors_file(tmp_path)], crls=[pki.crl_file(tmp_path)])
+    assert anchors.count == 1
+    result = check(Checker(anchors), sign_edxml(document(), pki.revoked))
+    assert "revoked" in (result.reason or "")
+
+
+def test_the_adapter_signs_what_it_writes_so_that_it_verifies(
+    pki: Pki, tmp_path: Path, checker: Checker
+) -> None:
+    key, certificate = pki.signer.write(tmp_path, "agency")
+    signer = EnvelopeSigner.from_files(key, certificate)
+    assert "PRIVATE" not in repr(signer)
+    signed = signer.sign(document())
+    assert check(checker, signed).status is SignatureStatus.VALID
+    if XMLSEC1:
+        assert _xmlsec1(signed, pki, tmp_path, crl=False)
+
+
+def test_a_key_that_is_not_the_certificates_is_refused(pki: Pki) -> None:
+    with pytest.raises(ValueError, match="not the key's"):
+        EnvelopeSigner(pki.province.key, [pki.signer.certificate])
+
+
+@pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/samples is not here (a user's clone)")
+@pytest.mark.parametrize(
+    "name", sorted(p.name for p in SAMPLES.glob("*.edxml")) if SAMPLES.is_dir() else []
+)
+def test_every_real_sample_gets_a_result(name: str, checker: Checker) -> None:
+    result = check(checker, (SAMPLES / name).read_bytes())
+    if name.startswith("edoc_"):
+        # The samples' block is under the QCVN namespace, rsa-sha1, its certificate cut short.
+        assert result.status is SignatureStatus.WRONG_NAMESPACE
+        assert result.algorithm == "rsa-sha1"
+    else:
+        assert result.status is SignatureStatus.UNSIGNED
+    assert result.summary()
