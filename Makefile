@@ -62,6 +62,7 @@ schema: $(VENV)/.installed
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/run.py --seconds $(or $(BENCH_SECONDS),10)
 	$(BIN)/python bench/codec.py
+	$(BIN)/python bench/signatures.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -58,6 +58,7 @@ class ErrorCode(StrEnum):
     # Delivery to an agency system
     DELIVERY_REFUSED = "delivery.refused"
     DELIVERY_UNAVAILABLE = "delivery.unavailable"
+    SIGNATURE_REFUSED = "signature.refused"  # the recipient's signature policy refused it
     # Who is calling
     AUTH_MISSING = "auth.missing"
     AUTH_INVALID = "auth.invalid"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the services the tests talk to are listening on loopback:
 # RabbitMQ on 127.0.0.1:5672 and PostgreSQL on 127.0.0.1:5432; and that Debian's chromium and
-# chromedriver are there for the auditors' page test.
+# chromedriver are there for the auditors' page test, and xmlsec1 for the signature cross-checks.
 # A service already listening is left alone; a missing one is installed from Debian's packages and
 # started when we are root (as on CI), and otherwise we say exactly what to run.
 set -euo pipefail
@@ -61,6 +61,15 @@ ensure_browser() {
   apt_install chromium chromium-driver
 }
 
+ensure_xmlsec1() {
+  # The signature tests compare every verdict with Debian's xmlsec1; without it they skip that.
+  command -v xmlsec1 >/dev/null && { echo "xmlsec1: $(xmlsec1 --version)"; return 0; }
+  can_install || { echo "note: xmlsec1 is missing, so the signature cross-checks will skip; install it: sudo apt-get install -y xmlsec1" >&2; return 0; }
+  echo "xmlsec1: installing"
+  apt_install xmlsec1
+}
+
 ensure_rabbitmq
 ensure_postgres
 ensure_browser
+ensure_xmlsec1

@@ -12,22 +12,7 @@ from tests.conftest import PROJECT
 
 def test_codec_benchmark_runs_and_reports_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "codec.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(PROJECT / "bench" / "codec.py"),
-            "--seconds",
-            "0.05",
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "codec docs/s" in result.stdout
+    assert "codec docs/s" in bench("codec.py", "--seconds", "0.05", "--json", str(out))
     figures = json.loads(out.read_text())
     assert set(figures) == {"20KB", "5MB"}
     for row in figures.values():
@@ -82,3 +67,24 @@ def test_audit_benchmark_runs_and_reports_every_figure(tmp_path: Path) -> None:
     assert figures["bundle_entries"] == 5
     assert figures["bundle_bytes"] > 0
     assert "verify: 3,000 entries" in result.stdout
+
+
+def test_signature_benchmark_reports_both_sizes(tmp_path: Path) -> None:
+    out = tmp_path / "signatures.json"
+    assert "signature check 5 MB" in bench("signatures.py", "--seconds", "0.05", "--json", str(out))
+    figures = json.loads(out.read_text())
+    assert set(figures) == {"2 KB", "5 MB"}
+    assert all(row["check_ms"] > 0 and row["lxml_parse_ms"] > 0 for row in figures.values())
+
+
+def bench(script: str, *args: str) -> str:
+    """Run one benchmark script to its end; what it printed."""
+    result = subprocess.run(  # our own script
+        [sys.executable, str(PROJECT / "bench" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout

@@ -116,7 +116,11 @@ async def test_what_crosses_a_bridge_is_believed_for_its_codes_alone(tmp_path: P
             store = tmp_path / "commune.sqlite3"
             believed = await publish_across(exchange, FAR, COMMUNE)
             seen = await wait_for(store, believed, COMMUNE, DeliveryState.DELIVERED)
-            assert seen["events"] == [("arrived", COMMUNE), ("delivered", COMMUNE)]
+            assert seen["events"] == [
+                ("arrived", COMMUNE),
+                ("signature", COMMUNE),
+                ("delivered", COMMUNE),
+            ]
             # The far bus's account speaking for an agency of this province: refused.
             spoofed = await publish_across(exchange, "000.00.00.H56", COMMUNE)
             # Across the bridge for a code nothing here takes: kept, and refused back.

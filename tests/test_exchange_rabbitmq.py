@@ -42,11 +42,7 @@ def settings(
 ) -> Settings:
     return Settings.model_validate(
         {
-            "http": {"port": 0},
-            "bus": {"url": BROKER, "exchange": exchange},
-            "store": {"path": str(tmp_path / f"{name}.sqlite3")},
-            "delivery": {"quick_retries": 0, "retry_delays_s": DELAYS},
-            "daemon": {"drain_s": 5},
+            **base_settings(tmp_path, name, exchange),
             "agencies": [
                 {"code": code, "name": code, "endpoint": {"url": url, "timeout_s": 2}}
                 for code, url in served.items()
@@ -57,6 +53,18 @@ def settings(
             else [],
         }
     )
+
+
+def base_settings(tmp_path: Path, name: str, exchange: str) -> dict[str, Any]:
+    """What every test daemon here shares: a port of its own, the bus, its store, quick
+    retries."""
+    return {
+        "http": {"port": 0},
+        "bus": {"url": BROKER, "exchange": exchange},
+        "store": {"path": str(tmp_path / f"{name}.sqlite3")},
+        "delivery": {"quick_retries": 0, "retry_delays_s": DELAYS},
+        "daemon": {"drain_s": 5},
+    }
 
 
 @asynccontextmanager
@@ -162,7 +170,11 @@ async def test_a_packet_crosses_the_bus_to_the_other_daemons_agency(tmp_path: Pa
     (request,) = commune.received
     assert request.body == letter_to(COMMUNE)
     assert request.headers["X-LGSP-Packet-Id"] == packet_id
-    assert seen_b["events"] == [("received", COMMUNE), ("delivered", COMMUNE)]
+    assert seen_b["events"] == [
+        ("received", COMMUNE),
+        ("signature", COMMUNE),
+        ("delivered", COMMUNE),
+    ]
     seen_a = await wait_for(a_store, packet_id, COMMUNE, DeliveryState.DELIVERED)
     assert [e for e, _ in seen_a["events"]] == ["received", "published", "receipt"]
 
@@ -174,7 +186,8 @@ async def test_a_failing_system_gets_it_through_the_retry_queues(tmp_path: Path)
         packet_id = await submit(url, letter_to(COMMUNE))
         seen = await wait_for(b_store, packet_id, COMMUNE, DeliveryState.DELIVERED)
     assert seen["states"][COMMUNE] == (DeliveryState.DELIVERED, 3)
-    assert [e for e, _ in seen["events"]] == ["received", "retried", "retried", "delivered"]
+    events = [e for e, _ in seen["events"]]
+    assert events == ["received", "retried", "retried", "signature", "delivered"]
     assert [r.status for r in commune.received] == [503, 503, 200]
 
 
@@ -440,7 +453,8 @@ async def test_retries_pass_the_sender_identity_check_of_separate_accounts(
                 if rejected:
                     break
                 await asyncio.sleep(0.05)
-        assert [e for e, _ in seen["events"]] == ["received", "retried", "delivered"]
+        events = [e for e, _ in seen["events"]]
+        assert events == ["received", "retried", "signature", "delivered"]
         assert [r.status for r in commune.received] == [503, 200]
         assert len(rejected) == 1
         assert rejected[0][0] == "bus.forged"

@@ -17,6 +17,7 @@ import subprocess
 from base64 import b64encode
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -28,10 +29,10 @@ from signxml.signer import XMLSigner
 from lgsp_adapter.cli.demo_packets import document
 from lgsp_adapter.packets.safe_xml import XmlLimits
 from lgsp_adapter.signatures import Checker, SignatureStatus, TrustAnchors
-from lgsp_adapter.signatures.dsig_shape import DS, Rules
+from lgsp_adapter.signatures.dsig_shape import DS, ENVELOPED, Rules
 from lgsp_adapter.signatures.result import SignatureResult
 from lgsp_adapter.signatures.signer import EnvelopeSigner
-from tests.signing_pki import Pki, make_pki, sign_edxml
+from tests.signing_pki import NOW, Identity, Pki, make_pki, sign_edxml
 
 XMLSEC1 = shutil.which("xmlsec1")
 EXCLUSIVE = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0
@@ -391,3 +392,96 @@ def test_every_real_sample_gets_a_result(name: str, checker: Checker) -> None:
     else:
         assert result.status is SignatureStatus.UNSIGNED
     assert result.summary()
+
+
+def _template(unsigned: bytes, signing_time: datetime) -> bytes:
+    """A signature template as XAdES-style signers make it: the whole envelope, and signed
+    properties inside the signature stating when it was signed; xmlsec1 fills it in."""
+    exclusive = "http://www.w3.org/2001/10/xml-exc-c14n#"
+    sha256 = "http://www.w3.org/2001/04/xmlenc#sha256"
+    root = etree.fromstring(unsigned)
+    header = root.find(".//{*}edXMLHeader")
+    assert header is not None
+    signature = etree.SubElement(header, _ds("Signature"), Id="sig", nsmap={"ds": DS})
+    info = etree.SubElement(signature, _ds("SignedInfo"))
+    etree.SubElement(info, _ds("CanonicalizationMethod"), Algorithm=exclusive)
+    etree.SubElement(
+        info, _ds("SignatureMethod"), Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+    )
+    for uri, transforms in (("", (ENVELOPED, exclusive)), ("#props", (exclusive,))):
+        reference = etree.SubElement(info, _ds("Reference"), URI=uri)
+        holder = etree.SubElement(reference, _ds("Transforms"))
+        for transform in transforms:
+            etree.SubElement(holder, _ds("Transform"), Algorithm=transform)
+        etree.SubElement(reference, _ds("DigestMethod"), Algorithm=sha256)
+        etree.SubElement(reference, _ds("DigestValue"))
+    etree.SubElement(signature, _ds("SignatureValue"))
+    etree.SubElement(etree.SubElement(signature, _ds("KeyInfo")), _ds("X509Data"))
+    thing = etree.SubElement(signature, _ds("Object"), Id="props")
+    properties = etree.SubElement(thing, _ds("SignatureProperties"))
+    property_ = etree.SubElement(properties, _ds("SignatureProperty"), Target="#sig")
+    moment = etree.SubElement(property_, "{urn:example:props}SigningTime")
+    moment.text = signing_time.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def _xmlsec1_signed(template: bytes, identity: Identity, folder: Path) -> bytes:
+    assert XMLSEC1 is not None
+    key, _ = identity.write(folder, "signer")
+    certificates = []
+    for number, pem in enumerate(identity.pem_chain()[:-1]):  # the root is the verifier's
+        certificates.append(folder / f"certificate-{number}.pem")
+        certificates[-1].write_text(pem)
+    (folder / "template.xml").write_bytes(template)
+    subprocess.run(  # our own arguments
+        [
+            XMLSEC1,
+            "--sign",
+            "--privkey-pem",
+            ",".join(str(path) for path in [key, *certificates]),
+            "--output",
+            str(folder / "signed.xml"),
+            str(folder / "template.xml"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return (folder / "signed.xml").read_bytes()
+
+
+@pytest.mark.skipif(XMLSEC1 is None, reason="Debian's xmlsec1 signs the templates")
+@pytest.mark.parametrize(
+    ("days_ago", "expect"), [(100, SignatureStatus.VALID), (10, SignatureStatus.INVALID)]
+)
+def test_a_certificate_is_judged_at_the_signing_time_its_signature_states(
+    days_ago: int, expect: SignatureStatus, pki: Pki, checker: Checker, tmp_path: Path
+) -> None:
+    """The expired certificate was valid 100 days ago and expired 35 days ago: a document it
+    signed then is still validly signed; one it claims to have signed 10 days ago is not."""
+    moment = NOW - timedelta(days=days_ago)
+    signed = _xmlsec1_signed(_template(document(), moment), pki.expired, tmp_path)
+    result = check(checker, signed)
+    assert result.status is expect, result.summary()
+    assert result.time_source == "signature"
+    assert result.signing_time == moment.replace(microsecond=0)
+    assert XMLSEC1 is not None
+    xmlsec1 = subprocess.run(  # our own arguments
+        [
+            XMLSEC1,
+            "--verify",
+            "--trusted-pem",
+            str(pki.anchors_file(tmp_path)),
+            "--enabled-reference-uris",
+            "empty,same-doc",
+            "--enabled-key-data",
+            "x509",
+            "--verification-gmt-time",
+            moment.strftime("%Y-%m-%d %H:%M:%S"),
+            str(tmp_path / "signed.xml"),
+        ],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert (xmlsec1.returncode == 0) is (expect is SignatureStatus.VALID), xmlsec1.stderr

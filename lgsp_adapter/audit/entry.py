@@ -53,6 +53,7 @@ class AuditEvent(StrEnum):
     DEAD_LETTERED = "dead_lettered"  # no more attempts: parked for an operator
     RECEIPT = "receipt"  # the sender learned the outcome
     HELD = "held"  # kept in the pull inbox of an agency whose system fetches its packets
+    SIGNATURE = "signature"  # its signatures checked before delivery; the outcome is the verdict
     CONFIG_CHANGED = "config_changed"  # the daemon started with settings unlike the last ones
     ADMIN = "admin"  # an administrative act (outcome names it: archived, checkpoint, ...)
 

@@ -32,6 +32,7 @@ from pydantic_settings import (
 )
 
 from lgsp_adapter.daemon.config_axis import AxisSettings
+from lgsp_adapter.daemon.config_signatures import SignatureSettings
 from lgsp_adapter.daemon.config_witness import LogWitness, WitnessSettings
 from lgsp_adapter.daemon.logs import LoggingSettings
 from lgsp_adapter.errors import ErrorCode, FatalError
@@ -280,6 +281,7 @@ class Settings(BaseSettings):
     audit: AuditSettings = AuditSettings()
     axis: AxisSettings = AxisSettings()
     witness: WitnessSettings = WitnessSettings()
+    signatures: SignatureSettings = SignatureSettings()
     log: LoggingSettings = LoggingSettings()
     agencies: list[ServedAgency] = Field(
         default_factory=list, description="The agencies this daemon serves."

@@ -56,7 +56,8 @@ class Metrics:
             "lgsp_packet_events",
             "Packet events as the audit log records them: received, rejected, published, "
             "forwarded, arrived, "
-            "delivered, retried, refused, dead_lettered, receipt, held, returned, admin.",
+            "delivered, retried, refused, dead_lettered, receipt, held, signature, returned, "
+            "admin.",
             ["event", "kind"],
             registry=r,
         )

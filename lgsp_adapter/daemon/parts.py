@@ -39,6 +39,7 @@ from lgsp_adapter.exchange.receipts import ReceiptPusher
 from lgsp_adapter.exchange.receiving import Receiver
 from lgsp_adapter.exchange.relay import OnFinal, Relay
 from lgsp_adapter.exchange.settling import Settler
+from lgsp_adapter.exchange.signature_gate import SignatureGate
 from lgsp_adapter.http.agency_list import add_agency_list_routes
 from lgsp_adapter.http.app import make_app
 from lgsp_adapter.http.audit import AuditAccess, add_audit_routes
@@ -212,6 +213,7 @@ async def composed_pipeline(
         ),
         retry_delays_s=settings.delivery.retry_delays_s,
         intake=intake,
+        gate=SignatureGate(settings.signatures.checker(settings.limits)),
     )
     consume, announce = _consumption(bus, settings, store, registry, receiver, ended)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ssl
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -80,9 +81,11 @@ class Deliverer:
         recipient: str,
         endpoint: Endpoint,
         outbound: Outbound | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Delivered:
         """Deliver, retrying blips; raises ``TransientError`` or ``PermanentError`` otherwise.
-        ``outbound``: the body to send instead of the packet's (its translation)."""
+        ``outbound``: the body to send instead of the packet's (its translation); ``headers``:
+        more to tell a pushed-to system (what its signatures were found to be)."""
         started = time.monotonic()
         attempts = 0
         retrying = AsyncRetrying(
@@ -99,7 +102,7 @@ class Deliverer:
                 if endpoint.mode is DeliveryMode.AXIS:
                     status, reference = 200, await self._send_to_axis(packet, recipient, endpoint)
                 else:
-                    status = await self._post(packet, recipient, endpoint, body)
+                    status = await self._post(packet, recipient, endpoint, body, headers or {})
         elapsed_s = time.monotonic() - started
         return Delivered(status, elapsed_s, attempts, reference)
 
@@ -125,7 +128,12 @@ class Deliverer:
         )
 
     async def _post(
-        self, packet: StoredPacket, recipient: str, endpoint: Endpoint, body: Outbound
+        self,
+        packet: StoredPacket,
+        recipient: str,
+        endpoint: Endpoint,
+        body: Outbound,
+        extra: Mapping[str, str],
     ) -> int:
         assert endpoint.url is not None  # noqa: S101  # settings refuse a push endpoint without one
         try:
@@ -134,7 +142,7 @@ class Deliverer:
             raise TransientError(
                 ErrorCode.DELIVERY_UNAVAILABLE, f"the endpoint's TLS files cannot be loaded: {exc}"
             ) from exc
-        headers = headers_for(packet, recipient) | presented.headers
+        headers = headers_for(packet, recipient) | dict(extra) | presented.headers
         headers["Content-Type"] = body.content_type
         try:
             async with self._session.post(

@@ -11,16 +11,18 @@ gets the status 01 sent on its behalf, kept by ``Intake.accept_generated``.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from lgsp_adapter.audit import AuditEntry, AuditEvent, log_event
 from lgsp_adapter.bus.contract import Settlement
 from lgsp_adapter.bus.topology import NOT_SERVED_WAIT_S
 from lgsp_adapter.errors import ErrorCode, LgspError, PermanentError, TransientError
-from lgsp_adapter.exchange.arrival import arrival_status
+from lgsp_adapter.exchange.arrival import arrival_status, refusal_status
 from lgsp_adapter.exchange.delivery import Delivered, Deliverer, Outbound
 from lgsp_adapter.exchange.intake import Intake
+from lgsp_adapter.exchange.signature_gate import Checked, SignatureGate
 from lgsp_adapter.packets.agency_code import AgencyCode
-from lgsp_adapter.registry.agencies import AXIS_KINDS, DeliveryMode
+from lgsp_adapter.registry.agencies import AXIS_KINDS, DeliveryMode, ServedAgency
 from lgsp_adapter.registry.directory import Directory
 from lgsp_adapter.store import DeliveryState, Store, StoredPacket, entry_for
 from lgsp_adapter.translators import find, translate_from_packet
@@ -39,8 +41,10 @@ class Receiver:
         deliverer: Deliverer,
         retry_delays_s: list[float],
         intake: Intake | None = None,
+        gate: SignatureGate | None = None,
     ) -> None:
         self._store = store
+        self._gate = gate or SignatureGate(None)
         self._directory = directory
         self._deliverer = deliverer
         self._retry_delays_s = retry_delays_s
@@ -79,17 +83,26 @@ class Receiver:
             entry = _entry(packet, recipient, AuditEvent.REFUSED, "packet.kind_not_accepted", why)
             log_event(log, entry)
             return Settlement(DeliveryState.REFUSED, [entry], why)
+        checked = await self._gate.judge(packet, recipient, endpoint)
+        if checked.refused is not None:
+            return await self._refuse_unsigned(packet, recipient, agency.name, checked)
         if endpoint.mode is DeliveryMode.PULL:
-            return self._hold(packet, recipient, record.state)
+            return self._hold(packet, recipient, record.state, checked)
         try:
             outbound = _translated(packet, endpoint.translator)
-            delivered = await self._deliverer.push(packet, recipient, endpoint, outbound)
+            delivered = await self._deliverer.push(
+                packet, recipient, endpoint, outbound, checked.headers
+            )
         except TransientError as exc:
-            return self._retry_or_give_up(packet, recipient, record.attempts, exc, delays)
+            given = self._retry_or_give_up(packet, recipient, record.attempts, exc, delays)
+            if given.state is DeliveryState.DEAD_LETTERED:
+                given = replace(given, entries=[*checked.entries, *given.entries])
+            return given
         except PermanentError as exc:
             entry = _entry(packet, recipient, AuditEvent.REFUSED, str(exc.code), exc.message)
             log_event(log, entry)
-            return Settlement(DeliveryState.REFUSED, [entry], exc.message, attempted=True)
+            entries = [*checked.entries, entry]
+            return Settlement(DeliveryState.REFUSED, entries, exc.message, attempted=True)
         except Exception as exc:
             # Our bug or a library's. Not a silent loop: an attempt on the retry schedule, in
             # the audit log, ending in the dead letters if it never passes.
@@ -98,26 +111,54 @@ class Receiver:
                 ErrorCode.DELIVERY_UNAVAILABLE, f"internal error: {type(exc).__name__}"
             )
             return self._retry_or_give_up(packet, recipient, record.attempts, failed, delays)
-        detail = _delivered_detail(delivered, record.attempts + 1)
+        detail = _delivered_detail(delivered, record.attempts + 1) + checked.said()
         entry = _entry(packet, recipient, AuditEvent.DELIVERED, "ok", detail)
         log_event(log, entry)
         if endpoint.send_arrival_status and packet.kind == "edoc":
-            await self._send_arrival(packet, recipient, agency.name)
-        return Settlement(DeliveryState.DELIVERED, [entry], detail, attempted=True)
+            await self._send_status(packet, agency, "01")
+        entries = [*checked.entries, entry]
+        return Settlement(DeliveryState.DELIVERED, entries, detail, attempted=True)
 
-    async def _send_arrival(self, packet: StoredPacket, recipient: str, name: str) -> None:
-        """Status 01 to the sender. The packet is delivered whatever happens here: a failure is
-        logged, and must never make the delivery look undone (it would be posted again)."""
+    async def _refuse_unsigned(
+        self, packet: StoredPacket, recipient: str, name: str, checked: Checked
+    ) -> Settlement:
+        """The endpoint's signature policy refuses it: nothing is delivered, the sender gets a
+        status 02 saying why, and the log says both."""
+        why = checked.refused or ""
+        entry = _entry(packet, recipient, AuditEvent.REFUSED, str(ErrorCode.SIGNATURE_REFUSED), why)
+        log_event(log, entry)
+        agency = self._directory.served(AgencyCode.parse(recipient))
+        if packet.kind == "edoc" and agency is not None:
+            await self._send_status(packet, agency, "02", why)
+        return Settlement(DeliveryState.REFUSED, [*checked.entries, entry], why)
+
+    async def _send_status(
+        self, packet: StoredPacket, agency: ServedAgency, code: str, why: str = ""
+    ) -> None:
+        """Status 01 (or 02) to the sender, signed with the agency's key when it has one. The
+        delivery's outcome stands whatever happens here: a failure is logged, and must never
+        make a delivery look undone (it would be posted again)."""
         if self._intake is None:
             return
+        recipient, limits = str(agency.code), self._intake.limits
         try:
-            status = arrival_status(
-                packet.payload, recipient=recipient, recipient_name=name, limits=self._intake.limits
-            )
+            if code == "01":
+                status = arrival_status(
+                    packet.payload, recipient=recipient, recipient_name=agency.name, limits=limits
+                )
+            else:
+                status = refusal_status(
+                    packet.payload,
+                    recipient=recipient,
+                    recipient_name=agency.name,
+                    why=why,
+                    limits=limits,
+                )
             if status is not None:
-                await self._intake.accept_generated(status, sender=recipient)
+                signed = self._gate.sign(agency, status)
+                await self._intake.accept_generated(signed, sender=recipient)
         except Exception:
-            log.warning("%s %s: status 01 not sent", packet.id, recipient, exc_info=True)
+            log.warning("%s %s: status %s not sent", packet.id, recipient, code, exc_info=True)
 
     def _retry_or_give_up(
         self,
@@ -138,14 +179,16 @@ class Receiver:
         log_event(log, entry)
         return Settlement(DeliveryState.RETRYING, [entry], detail, attempted=True, retry_in_s=delay)
 
-    def _hold(self, packet: StoredPacket, recipient: str, state: DeliveryState) -> Settlement:
+    def _hold(
+        self, packet: StoredPacket, recipient: str, state: DeliveryState, checked: Checked
+    ) -> Settlement:
         """A pull agency's packet waits in its inbox; its acknowledgement ends the delivery."""
-        detail = "in the pull inbox until the agency's system acknowledges it"
+        detail = "in the pull inbox until the agency's system acknowledges it" + checked.said()
         if state is DeliveryState.HELD:  # the bus redelivered: it is there already
             return Settlement(DeliveryState.HELD, detail=detail)
         entry = _entry(packet, recipient, AuditEvent.HELD, "ok", detail)
         log_event(log, entry)
-        return Settlement(DeliveryState.HELD, [entry], detail)
+        return Settlement(DeliveryState.HELD, [*checked.entries, entry], detail)
 
 
 def _entry(

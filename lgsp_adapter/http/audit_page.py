@@ -143,6 +143,7 @@ EVENTS: dict[str, dict[str, str]] = {
         "dead_lettered": "Chuyển hàng đợi lỗi",
         "receipt": "Đã báo kết quả cho bên gửi",
         "held": "Chờ bên nhận lấy về (hộp thư)",
+        "signature": "Kiểm tra chữ ký số",
         "config_changed": "Cấu hình thay đổi",
         "admin": "Thao tác quản trị",
     },

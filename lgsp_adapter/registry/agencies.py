@@ -30,6 +30,7 @@ from pydantic import (
 from lgsp_adapter.packets.agency_code import AgencyCode
 from lgsp_adapter.packets.reader import KINDS
 from lgsp_adapter.registry.endpoint_auth import AxisAuth, EndpointAuth, MutualTlsAuth, NoAuth
+from lgsp_adapter.signatures import SignaturePolicy
 
 
 class _Section(BaseModel):
@@ -99,6 +100,12 @@ class Endpoint(_Section):
     tls_ca: Path | None = Field(
         None, description="PEM file of the CA that signed the endpoint's certificate, if private."
     )
+    signature_policy: SignaturePolicy = Field(
+        SignaturePolicy.RECORD,
+        description="What signatures its system requires of edXML packets: `record` (deliver "
+        "all, say what was found), `require-signed`, `require-valid` (refuse the rest with "
+        "status 02 to the sender).",
+    )
 
     @field_validator("url", "receipts_url")
     @classmethod
@@ -138,6 +145,14 @@ class Endpoint(_Section):
         return not self.kinds or kind in self.kinds
 
 
+class SigningFiles(_Section):
+    """The agency's own key, with which the adapter signs what it writes on its behalf."""
+
+    key_file: Path = Field(description="PEM private key (PKCS #8 or traditional).")
+    certificate_file: Path = Field(description="PEM certificate, then its chain.")
+    key_password: SecretStr | None = None
+
+
 class Contact(_Section):
     """Who to call when the agency's system misbehaves."""
 
@@ -161,6 +176,9 @@ class ServedAgency(_Section):
         "on the retry schedule; its systems may not submit.",
     )
     contact: Contact | None = None
+    signing: SigningFiles | None = Field(
+        None, description="Sign the status packets the adapter sends on its behalf."
+    )
 
     @model_validator(mode="after")
     def _not_its_own_parent(self) -> ServedAgency:

@@ -25,7 +25,7 @@ def refusal(policy: SignaturePolicy, result: SignatureResult) -> str | None:
     """Why ``policy`` refuses a packet with ``result``, or None when it is delivered."""
     if policy is SignaturePolicy.RECORD:
         return None
-    if result.status is SignatureStatus.UNSIGNED:
+    if policy is SignaturePolicy.REQUIRE_SIGNED and result.status is SignatureStatus.UNSIGNED:
         return "the recipient requires signed documents; this one carries no signature"
     if policy is SignaturePolicy.REQUIRE_VALID and result.status is not SignatureStatus.VALID:
         why = f": {result.reason}" if result.reason else ""

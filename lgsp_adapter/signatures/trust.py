@@ -20,6 +20,7 @@ from asn1crypto import crl as asn1_crl
 from asn1crypto import pem
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import (
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 # What certvalidator refuses in a chain by default, less SHA-1 when the operator allows it:
 # real Government CA chains issued before 2016 are SHA-1-signed.
 _WEAK_HASHES = frozenset({"md2", "md5"})
+_REMEMBERED = 10_000  # validated chains kept; a province has some thousands of signers
+_SHA256 = hashes.SHA256()
 
 
 class TrustAnchors:
@@ -56,6 +59,10 @@ class TrustAnchors:
         lists = list(crls)
         self._crls = [asn1_crl.CertificateList.load(data) for data in lists]
         self._revocations = [x509.load_der_x509_crl(data) for data in lists]
+        # Chains that validated, with the span in which all their certificates are valid: the
+        # same signer's next document needs no new path (3 ms of certvalidator's time). What
+        # else could change the answer (anchors, CRLs) is fixed for this object's life.
+        self._validated: dict[tuple[bytes, ...], tuple[datetime, datetime]] = {}
         self._weak = _WEAK_HASHES if allow_sha1 else _WEAK_HASHES | {"sha1"}
 
     @classmethod
@@ -92,6 +99,28 @@ class TrustAnchors:
         """VALID with no reason, or the status and reason the path fails with at ``moment``."""
         if not self._anchors:
             return SignatureStatus.UNTRUSTED, "no trust anchors are configured"
+        chain = [leaf, *others]
+        key = tuple(cert.fingerprint(_SHA256) for cert in chain)
+        span = self._validated.get(key)
+        if span is None or not span[0] <= moment <= span[1]:
+            failed = await self._path(leaf, others, moment)
+            if failed is not None:
+                return failed
+            if len(self._validated) >= _REMEMBERED:
+                self._validated.clear()
+            self._validated[key] = (
+                max(cert.not_valid_before_utc for cert in chain),
+                min(cert.not_valid_after_utc for cert in chain),
+            )
+        revoked = self._revoked(chain, moment)
+        if revoked is not None:
+            return SignatureStatus.INVALID, revoked
+        return _usage(leaf)
+
+    async def _path(
+        self, leaf: x509.Certificate, others: Iterable[x509.Certificate], moment: datetime
+    ) -> tuple[SignatureStatus, str] | None:
+        """None when certvalidator finds a path at ``moment``; else why not."""
         validator = CertificateValidator(
             _asn1(leaf),
             intermediate_certs=[_asn1(cert) for cert in others],
@@ -114,10 +143,7 @@ class TrustAnchors:
             return SignatureStatus.INVALID, f"the chain uses an algorithm refused here: {exc}"
         except (PathValidationError, ValidationError) as exc:
             return SignatureStatus.UNTRUSTED, f"the certificate path does not validate: {exc}"
-        revoked = self._revoked([leaf, *others], moment)
-        if revoked is not None:
-            return SignatureStatus.INVALID, revoked
-        return _usage(leaf)
+        return None
 
     def _revoked(self, chain: list[x509.Certificate], moment: datetime) -> str | None:
         """A configured CRL applies to the certificates its issuer signed, whether or not they
