@@ -485,3 +485,11 @@ def test_a_certificate_is_judged_at_the_signing_time_its_signature_states(
         check=False,
     )
     assert (xmlsec1.returncode == 0) is (expect is SignatureStatus.VALID), xmlsec1.stderr
+
+
+def test_a_utf16_envelope_is_parsed_not_taken_for_unsigned(pki: Pki, checker: Checker) -> None:
+    """The quick "no Signature bytes" test holds only for ASCII-compatible encodings."""
+    signed = sign_edxml(document(), pki.signer)
+    text = signed.decode().replace('encoding="UTF-8"', 'encoding="UTF-16"', 1)
+    result = check(checker, text.encode("utf-16"))
+    assert result.status is not SignatureStatus.UNSIGNED, result.summary()

@@ -15,7 +15,7 @@ from lgsp_adapter.errors import LgspError
 from lgsp_adapter.packets.safe_xml import XmlLimits, parse
 from lgsp_adapter.signatures.dsig_shape import Rules
 from lgsp_adapter.signatures.envelope import Unverified, Verified, check_tree
-from lgsp_adapter.signatures.pdf import Attached, attachments, check_pdf
+from lgsp_adapter.signatures.pdf import PDF_BASE64, Attached, attachments, check_pdf
 from lgsp_adapter.signatures.result import SignatureResult, SignatureStatus, Signer
 from lgsp_adapter.signatures.trust import TrustAnchors
 
@@ -41,6 +41,8 @@ class Checker:
     async def check(self, payload: bytes, *, now: datetime | None = None) -> SignatureResult:
         """The verdict on ``payload`` (an edXML packet). Never raises."""
         now = now or datetime.now(UTC)
+        if _plainly_unsigned(payload):
+            return SignatureResult(SignatureStatus.UNSIGNED)
         read = await asyncio.to_thread(self._read, payload)
         envelope = await self._judge(read.envelope, now)
         checked = [await check_pdf(a, self._trust, now) for a in read.attachments]
@@ -75,3 +77,16 @@ class Checker:
             notes=envelope.notes,
             intact=True,
         )
+
+
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def _plainly_unsigned(payload: bytes) -> bool:
+    """No ``Signature`` and no PDF anywhere in the bytes: most packets, told apart without a
+    parse. Only for an encoding that writes ASCII as ASCII (UTF-8 and the legacy 8-bit ones),
+    where an element named Signature cannot exist without those bytes."""
+    head = payload.removeprefix(_UTF8_BOM).lstrip()[:2]
+    if not head.startswith(b"<") or head[1:2] == b"\x00":
+        return False
+    return b"Signature" not in payload and PDF_BASE64 not in payload

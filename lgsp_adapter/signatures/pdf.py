@@ -29,20 +29,21 @@ with warnings.catch_warnings():
 
 log = logging.getLogger(__name__)
 
-_PDF_BASE64 = "JVBERi0"  # "%PDF-" in base64: a PDF is known without decoding the rest
+PDF_BASE64 = b"JVBERi0"  # "%PDF-" in base64: a PDF is known without decoding the rest
+_PDF_TEXT = PDF_BASE64.decode()
 _ATTACHMENTS = etree.XPath("/*/*[local-name()='AttachmentEncoded']/*[local-name()='Attachment']")
 
 
 @dataclass(frozen=True, slots=True)
 class Attached:
-    """One attachment of an envelope: its name, and its bytes if it is a PDF."""
+    """One PDF attachment of an envelope: its name and bytes (``b""``: broken base64)."""
 
     name: str
-    pdf: bytes | None
+    pdf: bytes
 
 
 def attachments(root: etree._Element) -> list[Attached]:
-    """The envelope's attachments, PDFs decoded (a broken one is ``b""``: reported malformed)."""
+    """The envelope's PDF attachments, decoded (a broken one is ``b""``: reported malformed)."""
     found = _ATTACHMENTS(root)
     assert isinstance(found, list)  # noqa: S101  # a node-set XPath
     result = []
@@ -58,9 +59,8 @@ def attachments(root: etree._Element) -> list[Attached]:
                 name = (child.text or "").strip()
             elif local == "ContentTransferEncoded":
                 content = child.text or ""
-        head = content.lstrip()[: len(_PDF_BASE64)]
-        pdf = _decoded(content) if head == _PDF_BASE64 else None
-        result.append(Attached(name[:200] or "(unnamed)", pdf))
+        if content.lstrip().startswith(_PDF_TEXT):  # others carry no PDF signature: not listed
+            result.append(Attached(name[:200] or "(unnamed)", _decoded(content)))
     return result
 
 
@@ -73,8 +73,6 @@ def _decoded(content: str) -> bytes:
 
 async def check_pdf(attached: Attached, trust: TrustAnchors, now: datetime) -> AttachmentResult:
     """The verdict on one attachment: every signature the PDF embeds, the worst one counting."""
-    if attached.pdf is None:
-        return AttachmentResult(attached.name, SignatureStatus.UNSIGNED, "not a PDF")
     try:
         signatures = PdfFileReader(io.BytesIO(attached.pdf), strict=False).embedded_signatures
     except Exception as exc:  # pyHanko's many read errors: for us, an unreadable PDF
