@@ -159,3 +159,21 @@ async def test_an_observer_that_fails_does_not_undo_a_committed_write(tmp_path: 
         p = packet()
         await store.accept(p, [received(p)])  # no error for the caller
         assert await store.packet(p.id) == p
+
+
+@pytest.mark.asyncio
+async def test_signature_verdicts_are_counted_and_a_strange_outcome_makes_no_series(
+    tmp_path: Path,
+) -> None:
+    async with await SqliteStore.open(tmp_path / "s.sqlite3") as store:
+        metrics = Metrics(store)
+        verdicts = ["valid", "valid", "invalid", "made-up"]
+        metrics.committed(
+            [AuditEntry(event=AuditEvent.SIGNATURE, kind="edoc", outcome=v) for v in verdicts],
+            0.001,
+        )
+        found = samples(metrics.text().decode())
+    assert value(found, "lgsp_signature_verdicts_total", verdict="valid") == 2
+    assert value(found, "lgsp_signature_verdicts_total", verdict="invalid") == 1
+    seen = {dict(labels).get("verdict") for name, labels in found if "signature" in name}
+    assert "made-up" not in seen

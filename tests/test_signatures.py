@@ -14,6 +14,7 @@ import asyncio
 import copy
 import shutil
 import subprocess
+import sys
 from base64 import b64encode
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -493,3 +494,36 @@ def test_a_utf16_envelope_is_parsed_not_taken_for_unsigned(pki: Pki, checker: Ch
     text = signed.decode().replace('encoding="UTF-8"', 'encoding="UTF-16"', 1)
     result = check(checker, text.encode("utf-16"))
     assert result.status is not SignatureStatus.UNSIGNED, result.summary()
+
+
+def test_the_command_gives_each_file_its_verdict(pki: Pki, tmp_path: Path) -> None:
+    settings = tmp_path / "lgsp.toml"
+    settings.write_text(f'[signatures]\ntrust_anchors = ["{pki.anchors_file(tmp_path)}"]\n')
+    good = tmp_path / "good.edxml"
+    good.write_bytes(sign_edxml(document(), pki.signer))
+    altered = tmp_path / "altered.edxml"
+    altered.write_bytes(_tampered(good.read_bytes()))
+
+    def run(*files: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # our own command
+            [
+                sys.executable,
+                "-m",
+                "lgsp_adapter",
+                "signature",
+                *map(str, files),
+                "--config",
+                str(settings),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    alone = run(good)
+    assert alone.returncode == 0, alone.stderr
+    assert f"{good}: valid; signer 'CN=Nguyen Van An" in alone.stdout
+    both = run(good, altered)
+    assert both.returncode == 1
+    assert f"{altered}: invalid" in both.stdout

@@ -24,6 +24,7 @@ from lgsp_adapter.cli.demo import run_demo
 from lgsp_adapter.cli.dlq import dlq_group
 from lgsp_adapter.cli.endpoints import endpoints_group
 from lgsp_adapter.cli.operate import OPERATOR_COMMANDS
+from lgsp_adapter.cli.signatures import signature_command
 from lgsp_adapter.cli.summary import canonical_json, summary
 from lgsp_adapter.cli.targets import CONFIG_OPTION
 from lgsp_adapter.cli.witness import witness_group
@@ -203,6 +204,7 @@ main.add_command(endpoints_group)
 main.add_command(axis_systems_group)
 main.add_command(dlq_group)
 main.add_command(witness_group)
+main.add_command(signature_command)
 
 
 def _fail(message: str) -> NoReturn:

@@ -27,6 +27,7 @@ from prometheus_client import (
 
 from lgsp_adapter.audit import AuditEntry, AuditEvent
 from lgsp_adapter.packets.reader import KINDS
+from lgsp_adapter.signatures import SignatureStatus
 from lgsp_adapter.store import DeliveryState, Store
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ QueueDepths = Callable[[], Awaitable[dict[tuple[str, str], int]]]
 # From a few milliseconds on one machine to an agency system down for an hour.
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 _KINDS = frozenset({"edoc", "status", *KINDS})
+_VERDICTS = frozenset(str(status) for status in SignatureStatus)
 _TIMED_KEPT = 100_000  # deliveries remembered as timed (a late duplicate receipt is rare)
 _DEPTHS_TIMEOUT_S = 3.0
 _APPEND_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
@@ -63,6 +65,12 @@ class Metrics:
         )
         self.rejections = Counter(
             "lgsp_rejections", "Submissions refused at ingest, by error code.", ["code"], registry=r
+        )
+        self.signatures = Counter(
+            "lgsp_signature_verdicts",
+            "The verdicts on delivered packets' signatures (docs/signatures.md).",
+            ["verdict"],
+            registry=r,
         )
         self.latency = Histogram(
             "lgsp_delivery_latency_seconds",
@@ -109,6 +117,8 @@ class Metrics:
             self.events.labels(entry.event.value, kind).inc()
             if entry.event is AuditEvent.REJECTED:
                 self.rejections.labels(entry.outcome or "-").inc()
+            elif entry.event is AuditEvent.SIGNATURE and entry.outcome in _VERDICTS:
+                self.signatures.labels(entry.outcome).inc()
 
     async def ended(self, packet_id: UUID, recipient: str) -> None:
         """A delivery of a packet sent from here ended: time it, if it was delivered (once: a
