@@ -123,6 +123,7 @@ async def test_a_commune_fetches_and_acknowledges_its_packets(tmp_path: Path) ->
         assert fetched.status == 200
         assert await fetched.read() == DOCUMENT  # byte for byte, a signature stays valid
         assert fetched.headers["X-LGSP-Recipient"] == COMMUNES[0]
+        assert fetched.headers["X-LGSP-Signature"] == "unsigned"  # as a pushed one is told
         assert fetched.content_type == "application/xml"
         # Fetched but not acknowledged (the system crashed, say): listed again.
         assert len((await quang_phu.list())[1]["packets"]) == 1

@@ -25,12 +25,12 @@ from lgsp_adapter.audit.rotation import keyring
 from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.bus.embedded import EmbeddedBus
 from lgsp_adapter.bus.rabbitmq import RabbitBus
-from lgsp_adapter.bus.topology import Topology
 from lgsp_adapter.daemon.audit_duties import check_shared_key, record_start
+from lgsp_adapter.daemon.bus_opening import opened_bus
 from lgsp_adapter.daemon.config import Settings
 from lgsp_adapter.daemon.metrics import Metrics, add_metrics_route
 from lgsp_adapter.daemon.witnessing import witness_clients
-from lgsp_adapter.errors import ErrorCode, FatalError
+from lgsp_adapter.errors import FatalError
 from lgsp_adapter.exchange.dead_letters import DeadLetters
 from lgsp_adapter.exchange.delivery import Deliverer
 from lgsp_adapter.exchange.inbox import Inbox, release_stranded
@@ -56,7 +56,6 @@ from lgsp_adapter.http.rate_limit import RateLimiter
 from lgsp_adapter.http.registry import add_registry_routes
 from lgsp_adapter.registry.agency_list_admin import list_served_agencies
 from lgsp_adapter.registry.axis_systems import AxisSystems
-from lgsp_adapter.registry.directory import Directory
 from lgsp_adapter.registry.secret_box import SecretBox
 from lgsp_adapter.registry.service import Registry
 from lgsp_adapter.store import Store
@@ -170,6 +169,7 @@ class Pipeline:
     consume: Consume  # the bus's, with its handler
     announce: OnFinal  # tell a sender how a delivery ended outside the consumer
     release: Callable[[list[str]], Awaitable[None]]  # stranded pull deliveries, moved on
+    gate: SignatureGate  # checks signatures before delivery, and for the pull inbox
 
 
 async def composed_pipeline(
@@ -189,7 +189,7 @@ async def composed_pipeline(
         await receipts.push(packet_id, recipient)
         await metrics.ended(packet_id, recipient)
 
-    bus = await _opened_bus(stack, settings, store, directory, ended)
+    bus = await opened_bus(stack, settings, store, directory, ended)
     metrics.watch_bus(
         lambda: bus.connected, bus.queue_depths if isinstance(bus, RabbitBus) else None
     )
@@ -203,6 +203,7 @@ async def composed_pipeline(
         on_accept=relay.wake.set,
         outbox_budget_bytes=settings.store.outbox_budget_mb * 1_000_000,
     )
+    gate = SignatureGate(settings.signatures.checker(settings.limits))
     receiver = Receiver(
         store=store,
         directory=directory,
@@ -213,7 +214,7 @@ async def composed_pipeline(
         ),
         retry_delays_s=settings.delivery.retry_delays_s,
         intake=intake,
-        gate=SignatureGate(settings.signatures.checker(settings.limits)),
+        gate=gate,
     )
     consume, announce = _consumption(bus, settings, store, registry, receiver, ended)
 
@@ -222,7 +223,7 @@ async def composed_pipeline(
             await release_stranded(store, directory, bus, announce)
 
     registry.on_change(release)
-    return Pipeline(bus, relay, intake, receipts, metrics, consume, announce, release)
+    return Pipeline(bus, relay, intake, receipts, metrics, consume, announce, release, gate)
 
 
 def _consumption(
@@ -251,42 +252,6 @@ def _consumption(
         return functools.partial(bus.consume, settler), settler.announce_final
     # The embedded bus settles as it hands over: sender and recipient share this store.
     return functools.partial(bus.consume, receiver.handle), ended
-
-
-async def _opened_bus(
-    stack: AsyncExitStack, settings: Settings, store: Store, directory: Directory, ended: OnFinal
-) -> EmbeddedBus | RabbitBus:
-    served = [str(code) for code in directory.served_codes]
-    if settings.bus.url is None:
-        if not await store.take_role("embedded-bus"):
-            raise FatalError(
-                ErrorCode.CONFIG_INVALID,
-                "another daemon runs the embedded bus on this database; replicas sharing "
-                "a store need RabbitMQ (bus.url)",
-            )
-        return EmbeddedBus(
-            store=store,
-            served=served,
-            prefetch=settings.bus.prefetch,
-            on_final=ended,
-            routed=lambda code: directory.route_for(code) is not None,
-        )
-    return await stack.enter_async_context(
-        RabbitBus(
-            url=settings.bus.url.get_secret_value(),
-            topology=Topology(settings.bus.exchange),
-            store=store,
-            served=served,
-            prefetch=settings.bus.prefetch,
-            retry_delays_s=settings.delivery.retry_delays_s,
-            connection_name=f"lgsp-adapter {','.join(served)}",
-            directory=directory,
-            cluster_nodes=settings.bus.cluster_nodes,
-            consumer_watch_s=settings.daemon.consumer_watch_s,
-            declare_topology=settings.bus.declare,
-            management_url=url.get_secret_value() if (url := settings.bus.management_url) else None,
-        )
-    )
 
 
 async def _axis_parts(settings: Settings, registry: Registry) -> tuple[AxisSystems, AxisTokens]:
@@ -334,7 +299,7 @@ async def built_app(
         tell_sender=pipeline.announce,
         tell_own_system=pipeline.receipts.push,
     )
-    inbox = Inbox(store=store, directory=directory, announce=pipeline.announce)
+    inbox = Inbox(store=store, directory=directory, announce=pipeline.announce, gate=pipeline.gate)
     axis_systems, axis_tokens = await _axis_parts(settings, registry)
     mount = functools.partial(
         mount_api,

@@ -19,6 +19,7 @@ from uuid import UUID
 
 from lgsp_adapter.audit import AuditEntry, AuditEvent, log_event
 from lgsp_adapter.errors import ErrorCode, PermanentError
+from lgsp_adapter.exchange.signature_gate import SignatureGate
 from lgsp_adapter.packets.agency_code import AgencyCode
 from lgsp_adapter.registry.agencies import Client, DeliveryMode
 from lgsp_adapter.registry.directory import Directory
@@ -118,7 +119,15 @@ async def release_stranded(
 class Inbox:
     """Lists, hands out and takes acknowledgements of held packets."""
 
-    def __init__(self, *, store: Store, directory: Directory, announce: Announce) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        directory: Directory,
+        announce: Announce,
+        gate: SignatureGate | None = None,
+    ) -> None:
+        self._gate = gate or SignatureGate(None)
         self._store = store
         self._directory = directory
         self._announce = announce  # the bus tells the sender how the delivery ended
@@ -169,6 +178,10 @@ class Inbox:
         if packet is None:
             raise _not_found()
         return packet, chosen.recipient
+
+    async def signature_headers(self, packet: StoredPacket) -> dict[str, str]:
+        """What a fetching system learns of the packet's signatures, as a pushed one does."""
+        return await self._gate.headers(packet)
 
     async def acknowledge(
         self,

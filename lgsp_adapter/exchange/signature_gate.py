@@ -76,6 +76,12 @@ class SignatureGate:
         )
         return Checked(result, refusal(policy, result), [entry])
 
+    async def headers(self, packet: StoredPacket) -> dict[str, str]:
+        """The verdict's headers for a system that fetches ``packet`` (the pull inbox)."""
+        if packet.kind not in SIGNED_KINDS or self._checker is None:
+            return {}
+        return (await self._checker.check(packet.payload)).headers()
+
     def sign(self, agency: ServedAgency, status: bytes) -> bytes:
         """``status`` signed with the agency's key, when it has one configured."""
         if agency.signing is None:

@@ -62,11 +62,13 @@ async def listing(request: web.Request) -> web.Response:
 async def fetch(request: web.Request) -> web.Response:
     """One packet, byte for byte as its sender submitted it."""
     client = client_of(request)
-    packet, recipient = await request.app[INBOX].fetch(
+    inbox = request.app[INBOX]
+    packet, recipient = await inbox.fetch(
         client, _packet_id(request), request.query.get("recipient")
     )
     # headers_for names the content type exactly as the sender submitted it.
-    return web.Response(body=packet.payload, headers=headers_for(packet, recipient))
+    headers = headers_for(packet, recipient) | await inbox.signature_headers(packet)
+    return web.Response(body=packet.payload, headers=headers)
 
 
 async def acknowledge(request: web.Request) -> web.Response:
