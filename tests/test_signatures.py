@@ -15,6 +15,7 @@ import copy
 import shutil
 import subprocess
 import sys
+import tempfile
 from base64 import b64encode
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -527,3 +528,23 @@ def test_the_command_gives_each_file_its_verdict(pki: Pki, tmp_path: Path) -> No
     both = run(good, altered)
     assert both.returncode == 1
     assert f"{altered}: invalid" in both.stdout
+
+
+def test_a_signing_time_out_of_range_is_a_verdict_not_a_crash(pki: Pki, checker: Checker) -> None:
+    """Found in review: year 1 overflowed the summary; any failure is now ``malformed``."""
+    template = _template(document(), NOW).replace(
+        NOW.strftime("%Y-%m-%dT%H:%M:%SZ").encode(), b"0001-01-01T00:00:00+01:00"
+    )
+    if XMLSEC1 is None:
+        pytest.skip("Debian's xmlsec1 signs the template")
+    with tempfile.TemporaryDirectory() as folder:
+        signed = _xmlsec1_signed(template, pki.signer, Path(folder))
+    result = check(checker, signed)
+    assert result.status is not SignatureStatus.VALID
+    assert result.summary()
+
+
+def test_an_unverified_signer_is_not_named_to_the_agency_system(pki: Pki, checker: Checker) -> None:
+    result = check(checker, _tampered(sign_edxml(document(), pki.signer)))
+    assert result.status is SignatureStatus.INVALID
+    assert "X-LGSP-Signature-Signer" not in result.headers()

@@ -8,6 +8,7 @@ own signed SigningTime) or, when it states none, now.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -18,6 +19,8 @@ from lgsp_adapter.signatures.envelope import Unverified, Verified, check_tree
 from lgsp_adapter.signatures.pdf import PDF_BASE64, Attached, attachments, check_pdf
 from lgsp_adapter.signatures.result import SignatureResult, SignatureStatus, Signer
 from lgsp_adapter.signatures.trust import TrustAnchors
+
+log = logging.getLogger(__name__)
 
 SIGNED_KINDS = frozenset({"edoc", "status"})  # the edXML packets; others carry no XML-DSig
 
@@ -48,10 +51,18 @@ class Checker:
         now = now or datetime.now(UTC)
         if _plainly_unsigned(payload):
             return SignatureResult(SignatureStatus.UNSIGNED)
-        read = await asyncio.to_thread(self._read, payload)
-        envelope = await self._judge(read.envelope, now)
-        checked = [await check_pdf(a, self._trust, now) for a in read.attachments]
-        return replace(envelope, attachments=tuple(checked))
+        try:
+            read = await asyncio.to_thread(self._read, payload)
+            envelope = await self._judge(read.envelope, now)
+            checked = [await check_pdf(a, self._trust, now) for a in read.attachments]
+            result = replace(envelope, attachments=tuple(checked))
+            result.summary()  # what the audit entry writes must be writable (dates in range)
+        except Exception as exc:  # certificates and times a library cannot take: a verdict
+            log.warning("signature check failed: %r", exc)
+            return SignatureResult(
+                SignatureStatus.MALFORMED, f"it could not be checked: {exc!r}"[:300]
+            )
+        return result
 
     def _read(self, payload: bytes) -> _Read:
         try:

@@ -115,7 +115,7 @@ class SignatureResult:
         """What the agency system learns of it with the delivery (ASCII: texts are
         percent-encoded UTF-8, as the document id is)."""
         headers = {"X-LGSP-Signature": str(self.status)}
-        if self.signer is not None:
+        if self.signer is not None and self.intact:  # never name a signer it did not prove
             headers["X-LGSP-Signature-Signer"] = _ascii(self.signer.subject)
             headers["X-LGSP-Signature-Serial"] = self.signer.serial
             headers["X-LGSP-Signature-Issuer"] = _ascii(self.signer.issuer)
