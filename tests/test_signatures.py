@@ -24,6 +24,9 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
 from lxml import etree
 from signxml.algorithms import CanonicalizationMethod
 from signxml.signer import XMLSigner
@@ -548,3 +551,40 @@ def test_an_unverified_signer_is_not_named_to_the_agency_system(pki: Pki, checke
     result = check(checker, _tampered(sign_edxml(document(), pki.signer)))
     assert result.status is SignatureStatus.INVALID
     assert "X-LGSP-Signature-Signer" not in result.headers()
+
+
+def _namesake(of: Identity, issuer: Identity) -> x509.Certificate:
+    """A certificate an attacker makes with a CA's name and the issuer's, signed by itself."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(of.certificate.subject)
+        .issuer_name(issuer.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+
+
+def test_a_namesake_of_the_issuer_does_not_hide_the_crl(pki: Pki, checker: Checker) -> None:
+    """Found in review: the CRL's issuer was looked up by name among the carried certificates,
+    so a namesake placed after the real CA made the CRL skipped and a revoked signer valid."""
+    decoy = _namesake(pki.province, pki.root)
+    carrying = Identity(pki.revoked.key, pki.revoked.certificate, (*pki.revoked.chain, decoy))
+    result = check(checker, sign_edxml(document(), carrying))
+    assert result.status is SignatureStatus.INVALID, result.summary()
+    assert "revoked" in (result.reason or "")
+
+
+def test_many_carried_certificates_are_refused_before_any_path_is_built(
+    pki: Pki, checker: Checker
+) -> None:
+    """Found in review: path building tries every order of the certificates it is given."""
+    loops = tuple(_namesake(pki.province, pki.province) for _ in range(7))
+    carrying = Identity(pki.signer.key, pki.signer.certificate, loops)
+    result = check(checker, sign_edxml(document(), carrying))
+    assert result.status is SignatureStatus.MALFORMED
+    assert result.reason == "it carries 8 certificates; at most 6 are read"

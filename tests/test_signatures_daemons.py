@@ -191,10 +191,8 @@ def _audit(folder: Path, *args: str) -> str:
     [
         (lambda pki: letter_to(COMMUNE), "unsigned"),
         (
-            lambda pki: (
-                sign_edxml(letter_to(COMMUNE), pki.signer)
-                .replace(b"H56", b"H56", 1)
-                .replace(b"<edXML:Subject>", b"<edXML:Subject>X")
+            lambda pki: sign_edxml(letter_to(COMMUNE), pki.signer).replace(
+                b"<edXML:Subject>", b"<edXML:Subject>X"
             ),
             "invalid",
         ),

@@ -53,6 +53,7 @@ DIGEST_METHODS = frozenset(
 RSA_SHA1 = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
 SHA1 = "http://www.w3.org/2000/09/xmldsig#sha1"
 _ID_ATTRIBUTES = ("Id", "ID", "id")
+MAX_CERTIFICATES = 6  # a signer, its CAs and a root, with room to spare
 
 
 class Verdict(Exception):  # not an error: the answer, reached early
@@ -187,6 +188,12 @@ def _certificates(
     texts = _children(data, "X509Certificate")
     if not texts:
         raise Verdict(SignatureStatus.MALFORMED, "it carries no X509Certificate")
+    if len(texts) > MAX_CERTIFICATES:
+        # Path building tries every order of what it is given: bounded here, before it.
+        raise Verdict(
+            SignatureStatus.MALFORMED,
+            f"it carries {len(texts)} certificates; at most {MAX_CERTIFICATES} are read",
+        )
     certificates = []
     for text in texts:
         der = _base64(text, "X509Certificate")
@@ -199,7 +206,8 @@ def _certificates(
     issuers = {cert.issuer for cert in certificates}
     leaves = [cert for cert in certificates if cert.subject not in issuers] or certificates
     leaf = leaves[0]
-    return leaf, tuple(cert for cert in certificates if cert is not leaf)
+    # A self-issued certificate is an anchor or nothing: the anchors are ours, not the packet's.
+    return leaf, tuple(c for c in certificates if c is not leaf and c.subject != c.issuer)
 
 
 def _inside(element: etree._Element, ancestor: etree._Element) -> bool:

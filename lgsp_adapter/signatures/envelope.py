@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from base64 import b64decode
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from lxml import etree
@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 _SIGNATURES = etree.XPath("//*[local-name()='Signature']")
 _SIGNING_TIME = etree.XPath(".//*[local-name()='SigningTime']")
+_EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)  # before any Vietnamese government CA
+_SKEW = timedelta(days=1)  # clocks disagree; a signature from next week does not
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +112,10 @@ def _verify(root: etree._Element, shape: Shape, rules: Rules) -> Verified | Unve
     except InvalidInput as exc:
         return Unverified(SignatureStatus.INVALID, str(exc)[:300], signer, algorithm, shape.notes)
     signed = results if isinstance(results, list) else [results]
-    moment = _signing_time([r.signed_xml for r in signed if r.signed_xml is not None], shape)
+    try:
+        moment = _signing_time([r.signed_xml for r in signed if r.signed_xml is not None], shape)
+    except Verdict as verdict:
+        return Unverified(verdict.status, verdict.reason, signer, algorithm, shape.notes)
     return Verified(shape.leaf, shape.others, algorithm, moment, shape.notes)
 
 
@@ -125,9 +130,17 @@ def _signing_time(signed: list[etree._Element], shape: Shape) -> datetime | None
             if isinstance(moment, etree._Element) and moment.text:
                 try:
                     parsed = datetime.fromisoformat(moment.text.strip())
-                except ValueError:
-                    continue
-                return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+                    stated = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+                    stated = stated.astimezone(UTC)
+                except (ValueError, OverflowError):
+                    stated = None
+                if stated is None or not _EARLIEST <= stated <= datetime.now(UTC) + _SKEW:
+                    raise Verdict(
+                        SignatureStatus.INVALID,
+                        f"its signed SigningTime {moment.text.strip()[:40]} is not a time it "
+                        "can have been signed",
+                    )
+                return stated
     return None
 
 

@@ -11,8 +11,10 @@ packet make it open connections).
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -62,7 +64,8 @@ class TrustAnchors:
         # Chains that validated, with the span in which all their certificates are valid: the
         # same signer's next document needs no new path (3 ms of certvalidator's time). What
         # else could change the answer (anchors, CRLs) is fixed for this object's life.
-        self._validated: dict[tuple[bytes, ...], tuple[datetime, datetime]] = {}
+        self._validated: dict[tuple[bytes, ...], ValidPath] = {}
+        self._crl_issuers: dict[tuple[int, bytes], bool] = {}  # CRL signatures, checked once
         self._weak = _WEAK_HASHES if allow_sha1 else _WEAK_HASHES | {"sha1"}
 
     @classmethod
@@ -101,33 +104,30 @@ class TrustAnchors:
             return SignatureStatus.UNTRUSTED, "no trust anchors are configured"
         chain = [leaf, *others]
         key = tuple(cert.fingerprint(_SHA256) for cert in chain)
-        span = self._validated.get(key)
-        if span is None or not span[0] <= moment <= span[1]:
-            failed = await self._path(leaf, others, moment)
-            if failed is not None:
-                return failed
+        remembered = self._validated.get(key)
+        if remembered is None or not remembered.spans(moment):
+            found = await self._path(leaf, others, moment)
+            if not isinstance(found, ValidPath):
+                return found
             if len(self._validated) >= _REMEMBERED:
                 self._validated.clear()
-            self._validated[key] = (
-                max(cert.not_valid_before_utc for cert in chain),
-                min(cert.not_valid_after_utc for cert in chain),
-            )
-        revoked = self._revoked(chain, moment)
+            self._validated[key] = remembered = found
+        revoked = self._revoked(remembered.certificates, moment)
         if revoked is not None:
             return SignatureStatus.INVALID, revoked
         return _usage(leaf)
 
     async def _path(
         self, leaf: x509.Certificate, others: Iterable[x509.Certificate], moment: datetime
-    ) -> tuple[SignatureStatus, str] | None:
-        """None when certvalidator finds a path at ``moment``; else why not."""
+    ) -> ValidPath | tuple[SignatureStatus, str]:
+        """The path certvalidator finds at ``moment``, or why there is none."""
         validator = CertificateValidator(
             _asn1(leaf),
             intermediate_certs=[_asn1(cert) for cert in others],
             validation_context=self.context(moment),
         )
         try:
-            await validator.async_validate_path()
+            found = await validator.async_validate_path()
         except PathBuildingError:
             return SignatureStatus.UNTRUSTED, (
                 f"the certificate does not chain to a trust anchor (issuer "
@@ -143,19 +143,25 @@ class TrustAnchors:
             return SignatureStatus.INVALID, f"the chain uses an algorithm refused here: {exc}"
         except (PathValidationError, ValidationError) as exc:
             return SignatureStatus.UNTRUSTED, f"the certificate path does not validate: {exc}"
-        return None
+        return ValidPath.of([x509.load_der_x509_certificate(c.dump()) for c in found])
 
-    def _revoked(self, chain: list[x509.Certificate], moment: datetime) -> str | None:
+    def _signed_by(self, number: int, issuer: x509.Certificate) -> bool:
+        """Whether CRL ``number`` is ``issuer``'s: its signature, verified once a pair."""
+        key = (number, issuer.fingerprint(_SHA256))
+        if key not in self._crl_issuers:
+            public = issuer.public_key()
+            self._crl_issuers[key] = self._revocations[number].is_signature_valid(public)  # type: ignore[arg-type]
+        return self._crl_issuers[key]
+
+    def _revoked(self, path: tuple[x509.Certificate, ...], moment: datetime) -> str | None:
         """A configured CRL applies to the certificates its issuer signed, whether or not they
         name a distribution point (certvalidator checks only those that do); a revocation
-        after the signing time leaves the signature as it was."""
-        issuers = {cert.subject: cert for cert in [*chain, *self._roots]}
-        for cert in chain:
-            issuer = issuers.get(cert.issuer)
-            for revocations in self._revocations:
-                if revocations.issuer != cert.issuer or issuer is None:
-                    continue
-                if not revocations.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
+        after the signing time leaves the signature as it was. Each certificate's issuer is
+        the one the validated path proves, never one found by name among those a packet
+        carries (a self-made namesake would hide the CRL)."""
+        for issuer, cert in itertools.pairwise(path):
+            for number, revocations in enumerate(self._revocations):
+                if revocations.issuer != cert.issuer or not self._signed_by(number, issuer):
                     continue
                 entry = revocations.get_revoked_certificate_by_serial_number(cert.serial_number)
                 if entry is not None and entry.revocation_date_utc <= moment:
@@ -164,6 +170,26 @@ class TrustAnchors:
                         f"was revoked on {entry.revocation_date_utc:%Y-%m-%d}, before signing"
                     )
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class ValidPath:
+    """A validated path, root first, and the span in which all its certificates are valid."""
+
+    certificates: tuple[x509.Certificate, ...]
+    not_before: datetime
+    not_after: datetime
+
+    @classmethod
+    def of(cls, certificates: list[x509.Certificate]) -> ValidPath:
+        return cls(
+            tuple(certificates),
+            max(cert.not_valid_before_utc for cert in certificates),
+            min(cert.not_valid_after_utc for cert in certificates),
+        )
+
+    def spans(self, moment: datetime) -> bool:
+        return self.not_before <= moment <= self.not_after
 
 
 def _usage(leaf: x509.Certificate) -> tuple[SignatureStatus, str | None]:
