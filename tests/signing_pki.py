@@ -122,7 +122,8 @@ class Pki:
     province: Identity
     signer: Identity
     expired: Identity
-    revoked: Identity
+    revoked: Identity  # key compromised two days ago (the CRL gives no reason: the same)
+    superseded: Identity  # revoked two days ago for a new certificate: a benign reason
     stranger: Identity  # chains to a CA nobody configured
     clerk_name: str = "Nguyen Thi Ngoc Tram"
     crl: bytes = field(default=b"")
@@ -187,6 +188,9 @@ def make_pki() -> Pki:
         under=province,
     )
     revoked = person("Tran Van Cuong", before=NOW - timedelta(days=30), after=later, under=province)
+    superseded = person(
+        "Pham Thi Dung", before=NOW - timedelta(days=30), after=later, under=province
+    )
     stranger_key = _key()
     stranger_ca = Identity(
         stranger_key,
@@ -208,6 +212,13 @@ def make_pki() -> Pki:
             .revocation_date(NOW - timedelta(days=2))
             .build()
         )
+        .add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(superseded.certificate.serial_number)
+            .revocation_date(NOW - timedelta(days=2))
+            .add_extension(x509.CRLReason(x509.ReasonFlags.superseded), critical=False)
+            .build()
+        )
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(province.key.public_key()),
             critical=False,
@@ -221,6 +232,7 @@ def make_pki() -> Pki:
         signer,
         expired,
         revoked,
+        superseded,
         stranger,
         crl=crl.public_bytes(serialization.Encoding.DER),
     )

@@ -293,3 +293,6 @@ async def test_an_unexpected_failure_is_retried_then_dead_lettered_not_looped(
     events = [(e["event"], e.get("detail", "")) for e in state["history"]]
     assert ("retried", "internal error: RuntimeError; next attempt in 0.2 s") in events
     assert any(event == "dead_lettered" for event, _ in events)
+    # Each dead letter carries the packet's signature verdict, as every final outcome does.
+    ended = [event for event, _ in events if event == "dead_lettered"]
+    assert [event for event, _ in events].count("signature") == len(ended)

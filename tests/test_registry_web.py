@@ -224,6 +224,35 @@ async def test_change_disable_and_remove_apply_to_the_next_packet(tmp_path: Path
 
 
 @pytest.mark.asyncio
+async def test_a_recipient_disabled_while_its_packet_waits_is_dead_lettered_with_the_verdict(
+    tmp_path: Path,
+) -> None:
+    """Found in review: this dead letter, reached before the signature check, lacked the
+    ``signature`` entry every other final outcome has."""
+    async with AsyncExitStack() as stack:
+        province = await stack.enter_async_context(agency_server(AgencyServer()))
+        down = await stack.enter_async_context(agency_server(AgencyServer(then=503)))
+        api = await stack.enter_async_context(running(tmp_path, province))
+        status, _, _ = await api.call(
+            "POST", "/v1/endpoints", commune(down.url, retry_delays_s=[1.5, 0.2])
+        )
+        assert status == 201
+        packet_id = await submit(api.as_(PROVINCE_TOKEN), letter_to(COMMUNE))
+        for _ in range(200):
+            if down.received:
+                break
+            await asyncio.sleep(0.01)
+        status, _, _ = await api.call("POST", f"/v1/endpoints/{COMMUNE}/disable")
+        assert status == 200
+        state = await settled(api.url, packet_id)
+    assert [d["state"] for d in state["deliveries"]] == ["dead_lettered"]
+    events = [(e["event"], e.get("detail", "")) for e in state["history"]]
+    assert any("is disabled in the registry" in detail for _, detail in events), events
+    assert [event for event, _ in events].count("signature") == 1, events
+    assert len(down.received) == 1
+
+
+@pytest.mark.asyncio
 async def test_roles_integrators_change_auditors_read_agencies_neither(tmp_path: Path) -> None:
     async with AsyncExitStack() as stack:
         province = await stack.enter_async_context(agency_server(AgencyServer()))

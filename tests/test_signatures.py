@@ -344,6 +344,54 @@ def test_an_object_nothing_signs_is_refused(pki: Pki, checker: Checker) -> None:
     assert "Object that nothing signs" in (result.reason or "")
 
 
+def _forged_header(root: etree._Element) -> etree._Element:
+    header = root.find(".//{*}edXMLHeader")
+    assert header is not None
+    forged = etree.Element(header.tag)
+    for part in header:
+        if etree.QName(part).namespace != DS:
+            forged.append(copy.deepcopy(part))
+    for subject in forged.iter("{*}Subject"):
+        subject.text = "Forged subject"
+    return forged
+
+
+def test_a_header_hidden_in_the_key_info_is_refused(pki: Pki, checker: Checker) -> None:
+    """XSW where nothing is moved: the enveloped transform keeps the whole signature out of
+    the digest, so a header put in its KeyInfo verifies while a reader may take it."""
+
+    def hide(root: etree._Element) -> None:
+        key_info = root.find(f".//{_ds('KeyInfo')}")
+        assert key_info is not None
+        key_info.insert(0, _forged_header(root))
+
+    result = check(checker, _edit(sign_edxml(document(), pki.signer), hide))
+    assert result.status is SignatureStatus.INVALID, result.summary()
+    assert "<edXMLHeader> (http://www.mic.gov.vn/TBT/QCVN_102_2016) where nothing signs it" in (
+        result.reason or ""
+    )
+
+
+@pytest.mark.skipif(XMLSEC1 is None, reason="Debian's xmlsec1 signs the templates")
+def test_a_header_beside_signed_properties_is_refused(
+    pki: Pki, checker: Checker, tmp_path: Path
+) -> None:
+    """The Object holds a signed SignatureProperty; what sits beside it in the same Object is
+    signed by nobody, though the Object as a whole overlaps what is signed."""
+    template = _template(document(), NOW - timedelta(days=1), signed="prop")
+    signed = _xmlsec1_signed(template, pki.signer, tmp_path)
+    assert check(checker, signed).status is SignatureStatus.VALID
+
+    def hide(root: etree._Element) -> None:
+        holder = root.find(f".//{_ds('Object')}")
+        assert holder is not None
+        holder.append(_forged_header(root))
+
+    result = check(checker, _edit(signed, hide))
+    assert result.status is SignatureStatus.INVALID, result.summary()
+    assert "a wrapped-signature attack" in (result.reason or "")
+
+
 def test_the_signer_and_time_are_reported(pki: Pki, checker: Checker) -> None:
     result = check(checker, sign_edxml(document(), pki.signer))
     assert result.signer is not None
@@ -399,9 +447,11 @@ def test_every_real_sample_gets_a_result(name: str, checker: Checker) -> None:
     assert result.summary()
 
 
-def _template(unsigned: bytes, signing_time: datetime) -> bytes:
+def _template(unsigned: bytes, signing_time: datetime, *, signed: str = "props") -> bytes:
     """A signature template as XAdES-style signers make it: the whole envelope, and signed
-    properties inside the signature stating when it was signed; xmlsec1 fills it in."""
+    properties inside the signature stating when it was signed; xmlsec1 fills it in.
+    ``signed``: the Id the second reference names, the Object's ("props") or the one
+    SignatureProperty's within it ("prop")."""
     exclusive = "http://www.w3.org/2001/10/xml-exc-c14n#"
     sha256 = "http://www.w3.org/2001/04/xmlenc#sha256"
     root = etree.fromstring(unsigned)
@@ -413,7 +463,7 @@ def _template(unsigned: bytes, signing_time: datetime) -> bytes:
     etree.SubElement(
         info, _ds("SignatureMethod"), Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
     )
-    for uri, transforms in (("", (ENVELOPED, exclusive)), ("#props", (exclusive,))):
+    for uri, transforms in (("", (ENVELOPED, exclusive)), (f"#{signed}", (exclusive,))):
         reference = etree.SubElement(info, _ds("Reference"), URI=uri)
         holder = etree.SubElement(reference, _ds("Transforms"))
         for transform in transforms:
@@ -424,7 +474,7 @@ def _template(unsigned: bytes, signing_time: datetime) -> bytes:
     etree.SubElement(etree.SubElement(signature, _ds("KeyInfo")), _ds("X509Data"))
     thing = etree.SubElement(signature, _ds("Object"), Id="props")
     properties = etree.SubElement(thing, _ds("SignatureProperties"))
-    property_ = etree.SubElement(properties, _ds("SignatureProperty"), Target="#sig")
+    property_ = etree.SubElement(properties, _ds("SignatureProperty"), Target="#sig", Id="prop")
     moment = etree.SubElement(property_, "{urn:example:props}SigningTime")
     moment.text = signing_time.strftime("%Y-%m-%dT%H:%M:%SZ")
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
@@ -444,6 +494,8 @@ def _xmlsec1_signed(template: bytes, identity: Identity, folder: Path) -> bytes:
             "--sign",
             "--privkey-pem",
             ",".join(str(path) for path in [key, *certificates]),
+            "--id-attr:Id",
+            f"{DS}:SignatureProperty",
             "--output",
             str(folder / "signed.xml"),
             str(folder / "template.xml"),
@@ -468,6 +520,8 @@ def test_a_certificate_is_judged_at_the_signing_time_its_signature_states(
     signed = _xmlsec1_signed(_template(document(), moment), pki.expired, tmp_path)
     result = check(checker, signed)
     assert result.status is expect, result.summary()
+    if expect is SignatureStatus.VALID:
+        assert "its certificate has expired since the signing time it states" in result.notes
     assert result.time_source == "signature"
     assert result.signing_time == moment.replace(microsecond=0)
     assert XMLSEC1 is not None
@@ -588,3 +642,94 @@ def test_many_carried_certificates_are_refused_before_any_path_is_built(
     result = check(checker, sign_edxml(document(), carrying))
     assert result.status is SignatureStatus.MALFORMED
     assert result.reason == "it carries 8 certificates; at most 6 are read"
+
+
+@pytest.mark.skipif(XMLSEC1 is None, reason="Debian's xmlsec1 signs the templates")
+@pytest.mark.parametrize(
+    ("who", "days_ago", "expect", "said"),
+    [
+        # The key was revoked two days ago, for no stated reason (a stolen key is revoked so):
+        # a thief writes whatever SigningTime suits him, so no stated time escapes it.
+        ("revoked", 10, SignatureStatus.INVALID, "does not put a signature before that"),
+        ("revoked", 1, SignatureStatus.INVALID, "before signing"),
+        # Superseded two days ago: what it signed before then is still its holder's.
+        ("superseded", 10, SignatureStatus.VALID, None),
+        ("superseded", 1, SignatureStatus.INVALID, "before signing"),
+    ],
+)
+def test_a_stated_signing_time_cannot_backdate_past_a_compromise(
+    who: str,
+    days_ago: int,
+    expect: SignatureStatus,
+    said: str | None,
+    pki: Pki,
+    checker: Checker,
+    tmp_path: Path,
+) -> None:
+    """Found in review: a signed SigningTime is the signer's own word, so a revoked key that
+    claimed an earlier time was valid."""
+    template = _template(document(), NOW - timedelta(days=days_ago))
+    result = check(checker, _xmlsec1_signed(template, getattr(pki, who), tmp_path))
+    assert result.status is expect, result.summary()
+    if said is not None:
+        assert said in (result.reason or ""), result.reason
+    assert "as the signature states" in result.summary()
+
+
+def _for(purposes: list[x509.ObjectIdentifier], pki: Pki) -> Identity:
+    """The signer's key, certified by the province for ``purposes`` only."""
+    key = pki.signer.key
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(pki.signer.certificate.subject)
+        .issuer_name(pki.province.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage(purposes), critical=False)
+        .sign(pki.province.key, hashes.SHA256())
+    )
+    return Identity(key, certificate, pki.signer.chain)
+
+
+@pytest.mark.parametrize(
+    ("purposes", "expect"),
+    [
+        ([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH], SignatureStatus.INVALID),
+        ([x509.oid.ExtendedKeyUsageOID.TIME_STAMPING], SignatureStatus.INVALID),
+        # What Vietnamese signing certificates commonly state: client and e-mail protection.
+        (
+            [
+                x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH,
+                x509.oid.ExtendedKeyUsageOID.EMAIL_PROTECTION,
+            ],
+            SignatureStatus.VALID,
+        ),
+    ],
+)
+def test_a_certificate_for_other_purposes_does_not_sign_documents(
+    purposes: list[x509.ObjectIdentifier], expect: SignatureStatus, pki: Pki, checker: Checker
+) -> None:
+    result = check(checker, sign_edxml(document(), _for(purposes, pki)))
+    assert result.status is expect, result.summary()
+    if expect is SignatureStatus.INVALID:
+        assert "not for signing" in (result.reason or "")
+
+
+def test_a_block_outside_the_xmldsig_schema_is_malformed_without_a_traceback(
+    pki: Pki, checker: Checker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found in review: each such packet logged a traceback as if the checker had a bug."""
+
+    def change(root: etree._Element) -> None:
+        info = root.find(f".//{_ds('SignedInfo')}")
+        assert info is not None
+        etree.SubElement(info, _ds("Bogus"))
+
+    with caplog.at_level("WARNING"):
+        result = check(checker, _edit(sign_edxml(document(), pki.signer), change))
+    assert result.status is SignatureStatus.MALFORMED
+    assert (result.reason or "").startswith("its signature block does not follow the XML-DSig")
+    assert not [r for r in caplog.records if r.exc_info], caplog.text

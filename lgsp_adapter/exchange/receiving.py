@@ -22,7 +22,7 @@ from lgsp_adapter.exchange.delivery import Delivered, Deliverer, Outbound
 from lgsp_adapter.exchange.intake import Intake
 from lgsp_adapter.exchange.signature_gate import Checked, SignatureGate
 from lgsp_adapter.packets.agency_code import AgencyCode
-from lgsp_adapter.registry.agencies import AXIS_KINDS, DeliveryMode, ServedAgency
+from lgsp_adapter.registry.agencies import AXIS_KINDS, DeliveryMode, Endpoint, ServedAgency
 from lgsp_adapter.registry.directory import Directory
 from lgsp_adapter.store import DeliveryState, Store, StoredPacket, entry_for
 from lgsp_adapter.translators import find, translate_from_packet
@@ -76,33 +76,46 @@ class Receiver:
             paused = TransientError(
                 ErrorCode.DELIVERY_UNAVAILABLE, f"{recipient} is disabled in the registry"
             )
-            return self._retry_or_give_up(packet, recipient, record.attempts, paused, delays)
+            given = self._retry_or_give_up(packet, recipient, record.attempts, paused, delays)
+            return await self._with_verdict(given, packet, recipient, endpoint)
         if not endpoint.accepts(packet.kind):
             taken = endpoint.kinds or (AXIS_KINDS if endpoint.mode is DeliveryMode.AXIS else [])
             why = f"{recipient} takes only {', '.join(taken)}, not {packet.kind}"
             entry = _entry(packet, recipient, AuditEvent.REFUSED, "packet.kind_not_accepted", why)
             log_event(log, entry)
-            return Settlement(DeliveryState.REFUSED, [entry], why)
+            refused = Settlement(DeliveryState.REFUSED, [entry], why)
+            return await self._with_verdict(refused, packet, recipient, endpoint)
         checked = await self._gate.judge(packet, recipient, endpoint)
         if checked.refused is not None:
             return await self._refuse_unsigned(packet, recipient, agency.name, checked)
         if endpoint.mode is DeliveryMode.PULL:
             return self._hold(packet, recipient, record.state, checked)
+        return await self._push(packet, recipient, agency, record.attempts, checked)
+
+    async def _push(
+        self,
+        packet: StoredPacket,
+        recipient: str,
+        agency: ServedAgency,
+        attempts: int,
+        checked: Checked,
+    ) -> Settlement:
+        """One attempt at the agency system; the verdict goes with whatever outcome is final."""
+        endpoint = agency.endpoint
+        delays = endpoint.retry_delays_s or self._retry_delays_s
         try:
             outbound = _translated(packet, endpoint.translator)
             delivered = await self._deliverer.push(
                 packet, recipient, endpoint, outbound, checked.headers
             )
         except TransientError as exc:
-            given = self._retry_or_give_up(packet, recipient, record.attempts, exc, delays)
-            if given.state is DeliveryState.DEAD_LETTERED:
-                given = replace(given, entries=[*checked.entries, *given.entries])
-            return given
+            given = self._retry_or_give_up(packet, recipient, attempts, exc, delays)
+            return _recorded(given, checked)
         except PermanentError as exc:
             entry = _entry(packet, recipient, AuditEvent.REFUSED, str(exc.code), exc.message)
             log_event(log, entry)
-            entries = [*checked.entries, entry]
-            return Settlement(DeliveryState.REFUSED, entries, exc.message, attempted=True)
+            refused = Settlement(DeliveryState.REFUSED, [entry], exc.message, attempted=True)
+            return _recorded(refused, checked)
         except Exception as exc:
             # Our bug or a library's. Not a silent loop: an attempt on the retry schedule, in
             # the audit log, ending in the dead letters if it never passes.
@@ -110,14 +123,25 @@ class Receiver:
             failed = TransientError(
                 ErrorCode.DELIVERY_UNAVAILABLE, f"internal error: {type(exc).__name__}"
             )
-            return self._retry_or_give_up(packet, recipient, record.attempts, failed, delays)
-        detail = _delivered_detail(delivered, record.attempts + 1) + checked.said()
+            given = self._retry_or_give_up(packet, recipient, attempts, failed, delays)
+            return _recorded(given, checked)
+        detail = _delivered_detail(delivered, attempts + 1) + checked.said()
         entry = _entry(packet, recipient, AuditEvent.DELIVERED, "ok", detail)
         log_event(log, entry)
         if endpoint.send_arrival_status and packet.kind == "edoc":
             await self._send_status(packet, agency, "01")
-        entries = [*checked.entries, entry]
-        return Settlement(DeliveryState.DELIVERED, entries, detail, attempted=True)
+        return _recorded(
+            Settlement(DeliveryState.DELIVERED, [entry], detail, attempted=True), checked
+        )
+
+    async def _with_verdict(
+        self, settled: Settlement, packet: StoredPacket, recipient: str, endpoint: Endpoint
+    ) -> Settlement:
+        """An outcome reached before the signatures were looked at: if it is final, the
+        packet's verdict is recorded with it all the same (an auditor reads every end)."""
+        if not settled.state.final:
+            return settled
+        return _recorded(settled, await self._gate.judge(packet, recipient, endpoint))
 
     async def _refuse_unsigned(
         self, packet: StoredPacket, recipient: str, name: str, checked: Checked
@@ -189,6 +213,13 @@ class Receiver:
         entry = _entry(packet, recipient, AuditEvent.HELD, "ok", detail)
         log_event(log, entry)
         return Settlement(DeliveryState.HELD, [*checked.entries, entry], detail)
+
+
+def _recorded(settled: Settlement, checked: Checked) -> Settlement:
+    """The verdict's entry goes before a final outcome's; a retry's waits for the end."""
+    if not settled.state.final or not checked.entries:
+        return settled
+    return replace(settled, entries=[*checked.entries, *settled.entries])
 
 
 def _entry(

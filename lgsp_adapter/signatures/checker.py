@@ -1,8 +1,10 @@
 """One packet's signatures, checked: the envelope's XML-DSig, then each PDF attachment's.
 
-The work that touches the whole payload (parsing, digesting) runs in a worker thread; the
-certificate paths are judged afterwards, at the time the signature states it was made (its
-own signed SigningTime) or, when it states none, now.
+All of it runs in a worker thread, never on the daemon's event loop: parsing and digesting
+touch the whole payload, and path building and PDF validation are milliseconds of CPU each
+(the libraries are asyncio-based, so the thread runs them in a loop of its own). Certificate
+paths are judged at the time the signature states it was made (its own signed SigningTime)
+or, when it states none, now.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from lgsp_adapter.errors import LgspError
 from lgsp_adapter.packets.safe_xml import XmlLimits, parse
 from lgsp_adapter.signatures.dsig_shape import Rules
 from lgsp_adapter.signatures.envelope import Unverified, Verified, check_tree
-from lgsp_adapter.signatures.pdf import PDF_BASE64, Attached, attachments, check_pdf
+from lgsp_adapter.signatures.pdf import Attached, attachments, check_pdfs, may_hold_pdf
 from lgsp_adapter.signatures.result import SignatureResult, SignatureStatus, Signer
 from lgsp_adapter.signatures.trust import TrustAnchors
 
@@ -48,20 +50,27 @@ class Checker:
 
     async def check(self, payload: bytes, *, now: datetime | None = None) -> SignatureResult:
         """The verdict on ``payload`` (an edXML packet). Never raises."""
-        now = now or datetime.now(UTC)
         if _plainly_unsigned(payload):
             return SignatureResult(SignatureStatus.UNSIGNED)
+        return await asyncio.to_thread(self._check_here, payload, now or datetime.now(UTC))
+
+    def _check_here(self, payload: bytes, now: datetime) -> SignatureResult:
+        """The whole check, in the calling (worker) thread."""
         try:
-            read = await asyncio.to_thread(self._read, payload)
-            envelope = await self._judge(read.envelope, now)
-            checked = [await check_pdf(a, self._trust, now) for a in read.attachments]
-            result = replace(envelope, attachments=tuple(checked))
+            read = self._read(payload)
+            if isinstance(read.envelope, Unverified) and not read.attachments:
+                return self._unverified(read.envelope)  # no path to judge: no loop needed
+            return asyncio.run(self._judge_all(read, now))
         except Exception as exc:  # certificates and times a library cannot take: a verdict
             log.warning("signature check failed: %r", exc)
             return SignatureResult(
                 SignatureStatus.MALFORMED, f"it could not be checked: {exc!r}"[:300]
             )
-        return result
+
+    async def _judge_all(self, read: _Read, now: datetime) -> SignatureResult:
+        envelope = await self._judge(read.envelope, now)
+        checked = await check_pdfs(read.attachments, self._trust, now)
+        return replace(envelope, attachments=tuple(checked))
 
     def _read(self, payload: bytes) -> _Read:
         try:
@@ -71,17 +80,25 @@ class Checker:
             return _Read(Unverified(SignatureStatus.MALFORMED, why), [])
         return _Read(check_tree(root, self._rules), attachments(root))
 
+    @staticmethod
+    def _unverified(envelope: Unverified) -> SignatureResult:
+        return SignatureResult(
+            envelope.status,
+            envelope.reason,
+            envelope.signer,
+            algorithm=envelope.algorithm,
+            notes=envelope.notes,
+        )
+
     async def _judge(self, envelope: Verified | Unverified, now: datetime) -> SignatureResult:
         if isinstance(envelope, Unverified):
-            return SignatureResult(
-                envelope.status,
-                envelope.reason,
-                envelope.signer,
-                algorithm=envelope.algorithm,
-                notes=envelope.notes,
-            )
+            return self._unverified(envelope)
         moment = envelope.signing_time or now
         status, reason = await self._trust.check(envelope.leaf, envelope.others, moment)
+        notes = envelope.notes
+        if status is SignatureStatus.VALID and envelope.leaf.not_valid_after_utc < now:
+            # Valid because the signer says it signed in time: worth an auditor's eye.
+            notes += ("its certificate has expired since the signing time it states",)
         return SignatureResult(
             status,
             reason,
@@ -89,7 +106,7 @@ class Checker:
             signing_time=moment,
             time_source="signature" if envelope.signing_time else "verification",
             algorithm=envelope.algorithm,
-            notes=envelope.notes,
+            notes=notes,
             intact=True,
         )
 
@@ -104,4 +121,4 @@ def _plainly_unsigned(payload: bytes) -> bool:
     head = payload.removeprefix(_UTF8_BOM).lstrip()[:2]
     if not head.startswith(b"<") or head[1:2] == b"\x00":
         return False
-    return b"Signature" not in payload and PDF_BASE64 not in payload
+    return b"Signature" not in payload and not may_hold_pdf(payload)

@@ -5,14 +5,16 @@ wrong thing is refused here, each with its own reason: algorithms outside the po
 references we do not follow (anything but the whole envelope and the signature's own signed
 properties: an outside URI is never fetched, an ID elsewhere in the document is how a
 wrapped-signature attack points at a moved element), too many references, content inside the
-signature that nothing signs, and base64 or certificates that cannot be read.
+signature that nothing signs (any element but XML-DSig's and XAdES' own, where the enveloped
+transform would hide a forged header from the digest), and base64 or certificates that cannot
+be read.
 """
 
 from __future__ import annotations
 
 import binascii
 from base64 import b64decode
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -52,6 +54,7 @@ DIGEST_METHODS = frozenset(
 )
 RSA_SHA1 = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
 SHA1 = "http://www.w3.org/2000/09/xmldsig#sha1"
+XADES = frozenset({"http://uri.etsi.org/01903/v1.3.2#", "http://uri.etsi.org/01903/v1.4.1#"})
 _ID_ATTRIBUTES = ("Id", "ID", "id")
 MAX_CERTIFICATES = 6  # a signer, its CAs and a root, with room to spare
 
@@ -120,6 +123,7 @@ def read_shape(signature: etree._Element, rules: Rules) -> Shape:
             f'it must sign the whole envelope with exactly one Reference URI=""; it has {whole}',
         )
     _no_unsigned_objects(signature, properties)
+    _only_signature_markup(signature, properties)
     leaf, others = _certificates(signature)
     if method == RSA_SHA1:
         notes.append("weak algorithm rsa-sha1")
@@ -178,6 +182,24 @@ def _no_unsigned_objects(signature: etree._Element, signed: Iterable[etree._Elem
             raise Verdict(
                 SignatureStatus.INVALID, "the signature carries an Object that nothing signs"
             )
+
+
+def _only_signature_markup(signature: etree._Element, signed: Sequence[etree._Element]) -> None:
+    """What nothing signs (key info, unsigned properties) may hold only XML-DSig's and XAdES'
+    own elements. The enveloped transform hides the whole signature from the digest, so an
+    envelope header put there would verify while a reader took it for the document's."""
+    for child in signature:
+        if not isinstance(child.tag, str) or any(child is target for target in signed):
+            continue  # comments carry nothing a reader takes; a signed object, its signer's
+        namespace = etree.QName(child).namespace
+        if namespace != DS and namespace not in XADES:
+            raise Verdict(
+                SignatureStatus.INVALID,
+                f"it holds <{etree.QName(child).localname[:100]}> "
+                f"({'no namespace' if namespace is None else namespace[:200]}) where nothing "
+                "signs it; a forged header hides there (a wrapped-signature attack)",
+            )
+        _only_signature_markup(child, signed)
 
 
 def _certificates(

@@ -111,6 +111,9 @@ def _verify(root: etree._Element, shape: Shape, rules: Rules) -> Verified | Unve
         return Unverified(SignatureStatus.INVALID, why, signer, algorithm, shape.notes)
     except InvalidInput as exc:
         return Unverified(SignatureStatus.INVALID, str(exc)[:300], signer, algorithm, shape.notes)
+    except etree.DocumentInvalid as exc:  # signxml holds the block to the XML-DSig schema
+        why = f"its signature block does not follow the XML-DSig schema: {exc}"[:300]
+        return Unverified(SignatureStatus.MALFORMED, why, signer, algorithm, shape.notes)
     signed = results if isinstance(results, list) else [results]
     try:
         moment = _signing_time([r.signed_xml for r in signed if r.signed_xml is not None], shape)

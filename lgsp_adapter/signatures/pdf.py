@@ -10,28 +10,58 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import warnings
 from base64 import b64decode
 from dataclasses import dataclass
 from datetime import datetime
 
+from cryptography import x509
 from cryptography.utils import CryptographyDeprecationWarning
 from lxml import etree
 
 from lgsp_adapter.signatures.result import AttachmentResult, SignatureStatus, Signer
 from lgsp_adapter.signatures.trust import TrustAnchors
+from lgsp_adapter.signatures.trust import usage as trust_usage
 
 with warnings.catch_warnings():
     # pyHanko imports cryptography's DSA types, which warn on import; DSA is never used here.
     warnings.filterwarnings("ignore", "DSA is deprecated", CryptographyDeprecationWarning)
     from pyhanko.pdf_utils.reader import PdfFileReader
-    from pyhanko.sign.validation import async_validate_pdf_signature
+    from pyhanko.sign.ades.report import AdESFailure, AdESIndeterminate
+    from pyhanko.sign.diff_analysis import ModificationLevel
+    from pyhanko.sign.validation import SignatureCoverageLevel, async_validate_pdf_signature
+    from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
+    from pyhanko.sign.validation.status import PdfSignatureStatus
 
 log = logging.getLogger(__name__)
 
-PDF_BASE64 = b"JVBERi0"  # "%PDF-" in base64: a PDF is known without decoding the rest
-_PDF_TEXT = PDF_BASE64.decode()
+PDF_BASE64 = "JVBERi0"  # "%PDF-" in base64: a PDF is known without decoding the rest
+# The same with line breaks anywhere in it (base64 may be wrapped at any width).
+_PDF_BYTES = re.compile(rb"J\s*V\s*B\s*E\s*R\s*i\s*0")
 _ATTACHMENTS = etree.XPath("/*/*[local-name()='AttachmentEncoded']/*[local-name()='Attachment']")
+MAX_PDFS = 16  # PDF attachments checked in one packet; each costs a digest of its bytes
+MAX_PDF_SIGNATURES = 8  # distinct signatures checked in one PDF; a real one has one to three
+_OUT_OF_TIME = frozenset(
+    {
+        AdESIndeterminate.OUT_OF_BOUNDS_NO_POE,
+        AdESIndeterminate.OUT_OF_BOUNDS_NOT_REVOKED,
+        AdESIndeterminate.EXPIRED,
+        AdESIndeterminate.NOT_YET_VALID,
+        AdESFailure.NOT_YET_VALID,
+    }
+)
+_REVOKED = frozenset(
+    {AdESFailure.REVOKED, AdESIndeterminate.REVOKED_NO_POE, AdESIndeterminate.REVOKED_CA_NO_POE}
+)
+_WEAK = frozenset(
+    {
+        AdESIndeterminate.CRYPTO_CONSTRAINTS_FAILURE,
+        AdESIndeterminate.CRYPTO_CONSTRAINTS_FAILURE_NO_POE,
+    }
+)
+# What a later revision may do without leaving the earlier signature's content in doubt.
+_HARMLESS = (ModificationLevel.NONE, ModificationLevel.LTA_UPDATES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +70,11 @@ class Attached:
 
     name: str
     pdf: bytes
+
+
+def may_hold_pdf(payload: bytes) -> bool:
+    """Whether base64 of a PDF might be in ``payload`` (a cheap test before any parse)."""
+    return _PDF_BYTES.search(payload) is not None
 
 
 def attachments(root: etree._Element) -> list[Attached]:
@@ -59,9 +94,9 @@ def attachments(root: etree._Element) -> list[Attached]:
                 name = (child.text or "").strip()
             elif local == "ContentTransferEncoded":
                 content = child.text or ""
-        if content.lstrip().startswith(_PDF_TEXT):  # others carry no PDF signature: not listed
+        if "".join(content.lstrip()[:64].split()).startswith(PDF_BASE64):
             result.append(Attached(name[:200] or "(unnamed)", _decoded(content)))
-    return result
+    return result  # others carry no PDF signature: not listed
 
 
 def _decoded(content: str) -> bytes:
@@ -71,18 +106,38 @@ def _decoded(content: str) -> bytes:
         return b""
 
 
+async def check_pdfs(
+    found: list[Attached], trust: TrustAnchors, now: datetime
+) -> list[AttachmentResult]:
+    """Each attachment's verdict; past ``MAX_PDFS``, said to be unchecked rather than checked."""
+    checked = [await check_pdf(attached, trust, now) for attached in found[:MAX_PDFS]]
+    why = f"not checked: a packet's first {MAX_PDFS} PDF attachments are"
+    return checked + [
+        AttachmentResult(a.name, SignatureStatus.MALFORMED, why) for a in found[MAX_PDFS:]
+    ]
+
+
 async def check_pdf(attached: Attached, trust: TrustAnchors, now: datetime) -> AttachmentResult:
     """The verdict on one attachment: every signature the PDF embeds, the worst one counting."""
     try:
-        signatures = PdfFileReader(io.BytesIO(attached.pdf), strict=False).embedded_signatures
+        embedded = PdfFileReader(io.BytesIO(attached.pdf), strict=False).embedded_signatures
+        # Many fields may share one signature: each distinct one is validated once.
+        signatures = list({_byte_range(s): s for s in embedded}.values())
     except Exception as exc:  # pyHanko's many read errors: for us, an unreadable PDF
         return AttachmentResult(
             attached.name, SignatureStatus.MALFORMED, f"the PDF cannot be read: {exc}"[:300]
         )
     if not signatures:
         return AttachmentResult(attached.name, SignatureStatus.UNSIGNED)
+    if len(signatures) > MAX_PDF_SIGNATURES:
+        why = f"it embeds {len(signatures)} signatures; at most {MAX_PDF_SIGNATURES} are checked"
+        return AttachmentResult(attached.name, SignatureStatus.MALFORMED, why)
     results = [await _one(attached.name, signature, trust, now) for signature in signatures]
     return min(results, key=lambda r: _RANK[r.status])
+
+
+def _byte_range(signature: EmbeddedPdfSignature) -> tuple[int, ...]:
+    return tuple(int(n) for n in signature.sig_object["/ByteRange"])
 
 
 _RANK = {
@@ -96,28 +151,60 @@ _RANK = {
 
 
 async def _one(
-    name: str, signature: object, trust: TrustAnchors, now: datetime
+    name: str, signature: EmbeddedPdfSignature, trust: TrustAnchors, now: datetime
 ) -> AttachmentResult:
     try:
-        moment = getattr(signature, "self_reported_timestamp", None) or now
+        moment = signature.self_reported_timestamp or now
         status = await async_validate_pdf_signature(
-            signature,  # type: ignore[arg-type]  # an EmbeddedPdfSignature, from the reader
-            signer_validation_context=trust.context(moment),
+            signature, signer_validation_context=trust.context(moment)
         )
     except Exception as exc:  # a signature pyHanko cannot evaluate is not a valid one
         return AttachmentResult(name, SignatureStatus.MALFORMED, f"{exc}"[:300])
     signer = Signer.of_asn1(status.signing_cert) if status.signing_cert is not None else None
-    moment = status.signer_reported_dt
+    verdict, why, notes = _verdict(status, trust, moment)
+    return AttachmentResult(name, verdict, why, signer, status.signer_reported_dt, notes)
+
+
+def _verdict(
+    status: PdfSignatureStatus, trust: TrustAnchors, moment: datetime
+) -> tuple[SignatureStatus, str | None, tuple[str, ...]]:
+    """pyHanko's findings in our words; revocation is ours, as for envelopes."""
     if not status.intact:
-        why = "the PDF was changed after it was signed"
-        return AttachmentResult(name, SignatureStatus.INVALID, why, signer, moment)
+        return SignatureStatus.INVALID, "the PDF was changed after it was signed", ()
     if not status.valid:
-        why = "its signature value does not verify"
-        return AttachmentResult(name, SignatureStatus.INVALID, why, signer, moment)
-    if not trust.count or not status.trusted:
-        why = "its certificate does not chain to a trust anchor"
-        return AttachmentResult(name, SignatureStatus.UNTRUSTED, why, signer, moment)
-    if not status.bottom_line:
-        why = "the PDF was modified after signing beyond what its signature allows"
-        return AttachmentResult(name, SignatureStatus.INVALID, why, signer, moment)
-    return AttachmentResult(name, SignatureStatus.VALID, None, signer, moment)
+        return SignatureStatus.INVALID, "its signature value does not verify", ()
+    if not trust.count or not status.trusted or status.validation_path is None:
+        return _untrusted(status)
+    path = [
+        x509.load_der_x509_certificate(cert.dump())
+        for cert in status.validation_path.iter_certs(include_root=True)
+    ]
+    revoked = trust.revocation(path, moment)
+    if revoked is not None:
+        return SignatureStatus.INVALID, revoked, ()
+    usage, why = trust_usage(path[-1])
+    if usage is not SignatureStatus.VALID:
+        return usage, why, ()
+    if status.coverage is SignatureCoverageLevel.ENTIRE_FILE:
+        return SignatureStatus.VALID, None, ()
+    level = status.modification_level
+    if level in _HARMLESS:
+        return SignatureStatus.VALID, None, ("later revisions add only validation data",)
+    if level is ModificationLevel.FORM_FILLING and status.docmdp_ok:
+        # Co-signing adds a signature field; what such a revision shows is not this signer's.
+        note = "later revisions fill in form fields or add signatures, which it does not cover"
+        return SignatureStatus.VALID, None, (note,)
+    level_name = level.name.lower().replace("_", " ") if level is not None else "unknown"
+    return SignatureStatus.INVALID, f"the PDF was changed after it was signed ({level_name})", ()
+
+
+def _untrusted(status: PdfSignatureStatus) -> tuple[SignatureStatus, str, tuple[str, ...]]:
+    """Why a path did not validate: a known CA's certificate out of its time is invalid."""
+    problem = status.trust_problem_indic
+    if problem in _OUT_OF_TIME:
+        return SignatureStatus.INVALID, "its certificate was not valid at the signing time", ()
+    if problem in _REVOKED:
+        return SignatureStatus.INVALID, "its certificate is revoked", ()
+    if problem in _WEAK:
+        return SignatureStatus.INVALID, "it uses an algorithm refused here", ()
+    return SignatureStatus.UNTRUSTED, "its certificate does not chain to a trust anchor", ()

@@ -69,11 +69,12 @@ class AttachmentResult:
     reason: str | None = None
     signer: Signer | None = None
     signing_time: datetime | None = None
+    notes: tuple[str, ...] = ()
 
     def summary(self) -> str:
-        """``name: status (signer or reason)``."""
+        """``name: status (signer or reason; notes)``."""
         said = self.signer.subject if self.signer and self.status is SignatureStatus.VALID else None
-        why = said or self.reason
+        why = "; ".join(filter(None, (said or self.reason, *self.notes)))
         return f"{self.name}: {self.status}" + (f" ({why})" if why else "")
 
 
@@ -99,8 +100,11 @@ class SignatureResult:
                 f"signer {self.signer.subject!r}{'' if self.intact else ' (unverified)'}"
                 f" serial {self.signer.serial} issuer {self.signer.issuer!r}"
             )
-        if self.signing_time is not None:
-            words.append(f"signed {_instant(self.signing_time)} ({self.time_source})")
+        if self.signing_time is not None and self.time_source == "signature":
+            # The signer wrote it; only a time-stamp authority's token would prove it.
+            words.append(f"signed {_instant(self.signing_time)} as the signature states")
+        elif self.signing_time is not None:
+            words.append(f"judged at {_instant(self.signing_time)}, no signing time stated")
         if self.algorithm:
             words.append(self.algorithm)
         if self.reason:

@@ -4,21 +4,23 @@ revocation lists an operator configures, both from files.
 A certificate is checked as RFC 5280 says, by pyhanko-certvalidator: a path from the signer's
 certificate through the intermediates the signature carries to one of our anchors, each
 certificate valid *at the signing time* (a document signed in 2024 with a certificate that
-expired in 2025 still carries a valid signature), none revoked by a configured CRL. Nothing is
-fetched: no AIA, no OCSP, no CRL distribution point (a government exchange does not let a
-packet make it open connections).
+expired in 2025 still carries a valid signature). Revocation is ours to judge, along the path
+certvalidator proved, against the configured CRLs: a signing time is the signer's own
+statement, so a revocation for a compromised key (or for no stated reason) counts whatever
+time the signature claims; only a benign one (the holder moved, was superseded, the CA
+stopped) leaves a signature made before it valid. Nothing is fetched: no AIA, no OCSP, no CRL
+distribution point (a government exchange does not let a packet make it open connections).
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
-from asn1crypto import crl as asn1_crl
 from asn1crypto import pem
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
@@ -31,7 +33,6 @@ from pyhanko_certvalidator.errors import (
     NotYetValidError,
     PathBuildingError,
     PathValidationError,
-    RevokedError,
     ValidationError,
 )
 
@@ -44,6 +45,22 @@ log = logging.getLogger(__name__)
 _WEAK_HASHES = frozenset({"md2", "md5"})
 _REMEMBERED = 10_000  # validated chains kept; a province has some thousands of signers
 _SHA256 = hashes.SHA256()
+# Revocations that say nothing against what the key signed before them; any other (key or CA
+# compromise, a hold, no reason at all) counts whenever the signer claims to have signed.
+_BENIGN = frozenset(
+    {
+        x509.ReasonFlags.affiliation_changed,
+        x509.ReasonFlags.superseded,
+        x509.ReasonFlags.cessation_of_operation,
+        x509.ReasonFlags.privilege_withdrawn,
+    }
+)
+# Extended key usages that are for anything but signing documents.
+_NOT_FOR_DOCUMENTS = {
+    x509.oid.ExtendedKeyUsageOID.SERVER_AUTH: "TLS servers",
+    x509.oid.ExtendedKeyUsageOID.OCSP_SIGNING: "OCSP responses",
+    x509.oid.ExtendedKeyUsageOID.TIME_STAMPING: "time-stamping",
+}
 
 
 class TrustAnchors:
@@ -58,9 +75,7 @@ class TrustAnchors:
     ) -> None:
         self._roots = list(anchors)
         self._anchors = [_asn1(cert) for cert in self._roots]
-        lists = list(crls)
-        self._crls = [asn1_crl.CertificateList.load(data) for data in lists]
-        self._revocations = [x509.load_der_x509_crl(data) for data in lists]
+        self._revocations = [x509.load_der_x509_crl(data) for data in crls]
         # Chains that validated, with the span in which all their certificates are valid: the
         # same signer's next document needs no new path (3 ms of certvalidator's time). What
         # else could change the answer (anchors, CRLs) is fixed for this object's life.
@@ -78,7 +93,21 @@ class TrustAnchors:
         certificates = [cert for path in anchors for cert in _certificates(path)]
         lists = [data for path in crls for data in _ders(path, "X509 CRL")]
         log.info("signatures: %d trust anchors, %d CRLs", len(certificates), len(lists))
-        return cls(certificates, crls=lists, allow_sha1=allow_sha1)
+        trust = cls(certificates, crls=lists, allow_sha1=allow_sha1)
+        trust.warn_of_stale_crls(datetime.now(UTC))
+        return trust
+
+    def warn_of_stale_crls(self, now: datetime) -> None:
+        """A CRL past its next update still applies, but revocations since are unknown here."""
+        for revocations in self._revocations:
+            due = revocations.next_update_utc
+            if due is not None and due < now:
+                log.warning(
+                    "signatures: the CRL of %s was due for renewal on %s; revocations since "
+                    "then are not known until its file is refreshed",
+                    revocations.issuer.rfc4514_string(),
+                    f"{due:%Y-%m-%d}",
+                )
 
     @property
     def count(self) -> int:
@@ -86,13 +115,13 @@ class TrustAnchors:
         return len(self._anchors)
 
     def context(self, moment: datetime) -> ValidationContext:
-        """The context certvalidator (and pyHanko, for PDFs) validates a path in at ``moment``."""
+        """The context certvalidator (and pyHanko, for PDFs) validates a path in at ``moment``:
+        no CRLs in it, since ``revocation`` judges those along the path it proves."""
         return ValidationContext(
             trust_roots=self._anchors,
-            crls=self._crls,
             moment=moment,
             allow_fetching=False,
-            revocation_mode="soft-fail",  # a CRL that covers the issuer is applied; none: skipped
+            revocation_mode="soft-fail",  # nothing to fetch and none given: not its question
             weak_hash_algos=self._weak,
         )
 
@@ -112,10 +141,10 @@ class TrustAnchors:
             if len(self._validated) >= _REMEMBERED:
                 self._validated.clear()
             self._validated[key] = remembered = found
-        revoked = self._revoked(remembered.certificates, moment)
+        revoked = self.revocation(remembered.certificates, moment)
         if revoked is not None:
             return SignatureStatus.INVALID, revoked
-        return _usage(leaf)
+        return usage(leaf)
 
     async def _path(
         self, leaf: x509.Certificate, others: Iterable[x509.Certificate], moment: datetime
@@ -137,8 +166,6 @@ class TrustAnchors:
             return SignatureStatus.INVALID, f"a certificate had expired at signing time: {exc}"
         except NotYetValidError as exc:
             return SignatureStatus.INVALID, f"a certificate was not yet valid: {exc}"
-        except RevokedError as exc:
-            return SignatureStatus.INVALID, f"revoked: {exc}"
         except DisallowedAlgorithmError as exc:
             return SignatureStatus.INVALID, f"the chain uses an algorithm refused here: {exc}"
         except (PathValidationError, ValidationError) as exc:
@@ -153,23 +180,45 @@ class TrustAnchors:
             self._crl_issuers[key] = self._revocations[number].is_signature_valid(public)  # type: ignore[arg-type]
         return self._crl_issuers[key]
 
-    def _revoked(self, path: tuple[x509.Certificate, ...], moment: datetime) -> str | None:
-        """A configured CRL applies to the certificates its issuer signed, whether or not they
-        name a distribution point (certvalidator checks only those that do); a revocation
-        after the signing time leaves the signature as it was. Each certificate's issuer is
-        the one the validated path proves, never one found by name among those a packet
-        carries (a self-made namesake would hide the CRL)."""
+    def revocation(self, path: Sequence[x509.Certificate], moment: datetime) -> str | None:
+        """Why a certificate of ``path`` (validated, root first) is revoked for a signature
+        made at ``moment``, or None. A configured CRL applies to the certificates its issuer
+        signed, whether or not they name a distribution point. Each certificate's issuer is
+        the one the path proves, never one found by name among those a packet carries (a
+        self-made namesake would hide the CRL)."""
         for issuer, cert in itertools.pairwise(path):
             for number, revocations in enumerate(self._revocations):
                 if revocations.issuer != cert.issuer or not self._signed_by(number, issuer):
                     continue
                 entry = revocations.get_revoked_certificate_by_serial_number(cert.serial_number)
-                if entry is not None and entry.revocation_date_utc <= moment:
-                    return (
-                        f"certificate {cert.serial_number:x} ({cert.subject.rfc4514_string()}) "
-                        f"was revoked on {entry.revocation_date_utc:%Y-%m-%d}, before signing"
-                    )
+                if entry is None:
+                    continue
+                said = _revoked(cert, entry, moment)
+                if said is not None:
+                    return said
         return None
+
+
+def _revoked(
+    cert: x509.Certificate, entry: x509.RevokedCertificate, moment: datetime
+) -> str | None:
+    """What one CRL entry means for a signature the signer says it made at ``moment``."""
+    when = entry.revocation_date_utc
+    try:
+        reason: x509.ReasonFlags | None = entry.extensions.get_extension_for_class(
+            x509.CRLReason
+        ).value.reason
+    except x509.ExtensionNotFound:
+        reason = None
+    named = f"certificate {cert.serial_number:x} ({cert.subject.rfc4514_string()})"
+    if when <= moment:
+        return f"{named} was revoked on {when:%Y-%m-%d}, before signing"
+    if reason in _BENIGN:
+        return None  # signed while the holder still held it
+    return (
+        f"{named} was revoked on {when:%Y-%m-%d} ({reason.value if reason else 'no reason given'}"
+        "); a signing time stated by the signer does not put a signature before that"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,15 +241,22 @@ class ValidPath:
         return self.not_before <= moment <= self.not_after
 
 
-def _usage(leaf: x509.Certificate) -> tuple[SignatureStatus, str | None]:
-    """A certificate for TLS or for encryption only does not sign documents."""
+def usage(leaf: x509.Certificate) -> tuple[SignatureStatus, str | None]:
+    """A certificate for TLS, time-stamping or encryption only does not sign documents."""
     try:
-        usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+        keys = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        keys = None
+    if keys is not None and not (keys.digital_signature or keys.content_commitment):
+        return SignatureStatus.INVALID, "the certificate's key usage does not include signing"
+    try:
+        purposes = set(leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
     except x509.ExtensionNotFound:
         return SignatureStatus.VALID, None
-    if usage.digital_signature or usage.content_commitment:
-        return SignatureStatus.VALID, None
-    return SignatureStatus.INVALID, "the certificate's key usage does not include signing"
+    if purposes and purposes <= _NOT_FOR_DOCUMENTS.keys():
+        named = ", ".join(sorted(_NOT_FOR_DOCUMENTS[p] for p in purposes))
+        return SignatureStatus.INVALID, f"the certificate is for {named}, not for signing"
+    return SignatureStatus.VALID, None
 
 
 def _asn1(certificate: x509.Certificate) -> asn1_x509.Certificate:
