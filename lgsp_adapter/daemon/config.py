@@ -12,7 +12,6 @@ import ssl
 import tomllib
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -32,6 +31,7 @@ from pydantic_settings import (
 )
 
 from lgsp_adapter.daemon.config_axis import AxisSettings
+from lgsp_adapter.daemon.config_consistency import check_consistent
 from lgsp_adapter.daemon.config_signatures import SignatureSettings
 from lgsp_adapter.daemon.config_witness import LogWitness, WitnessSettings
 from lgsp_adapter.daemon.logs import LoggingSettings
@@ -40,7 +40,7 @@ from lgsp_adapter.packets.safe_xml import XmlLimits
 from lgsp_adapter.registry.agencies import Client, KnownAgency, ServedAgency
 from lgsp_adapter.registry.bridges import Bridge
 from lgsp_adapter.registry.directory import Directory
-from lgsp_adapter.registry.routes import Route, check_ranges
+from lgsp_adapter.registry.routes import Route
 from lgsp_adapter.store.location import is_postgres
 
 
@@ -305,50 +305,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
-        served = [a.code for a in self.agencies]
-        if len(set(served)) != len(served):
-            raise ValueError("an agency is listed twice in [[agencies]]")
-        if set(served) & {a.code for a in self.known_agencies}:
-            raise ValueError("an agency is both served here and listed in [[known_agencies]]")
-        for client in self.clients:
-            foreign = [str(code) for code in client.agencies if code not in served]
-            if foreign:
-                raise ValueError(
-                    f"client {client.name} may only speak for agencies served here, "
-                    f"not {', '.join(foreign)}"
-                )
-        check_ranges(
-            [*self.routes, *self.bridges],
-            [str(code) for code in served] + [str(a.code) for a in self.known_agencies],
-        )
-        if self.bridges and self.bus.url is None:
-            raise ValueError("bridges join RabbitMQ buses: set [bus] url")
-        users = [bridge.arrivals_user for bridge in self.bridges]
-        if len(set(users)) != len(users):
-            raise ValueError("two bridges share an arrivals_user: it names which bus spoke")
-        url = self.bus.url.get_secret_value() if self.bus.url else ""
-        own = {unquote(urlsplit(url).username or "guest")}
-        own |= {a.bus_user for a in self.known_agencies if a.bus_user}
-        if own & set(users):
-            raise ValueError(
-                "a bridge's arrivals_user is this daemon's account or a known agency's: "
-                "it must be the far bus's shovel's alone"
-            )
-        patterns = {pattern for route in self.routes for pattern in route.codes}
-        for client in self.clients:
-            strays = [pattern for pattern in client.ranges if pattern not in patterns]
-            if strays:
-                raise ValueError(
-                    f"client {client.name} speaks for ranges no route has: {', '.join(strays)}"
-                )
-        names = [c.name for c in self.clients]
-        if len(set(names)) != len(names):
-            raise ValueError("two clients share a name")
-        if any(c.token is None for c in self.clients):
-            raise ValueError("a client in the settings needs its token")
-        tokens = [c.token.get_secret_value() for c in self.clients if c.token is not None]
-        if len(set(tokens)) != len(tokens):
-            raise ValueError("two clients share a token")
+        check_consistent(self)
         return self
 
     def directory(self) -> Directory:
