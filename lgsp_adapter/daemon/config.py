@@ -40,7 +40,7 @@ from lgsp_adapter.packets.safe_xml import XmlLimits
 from lgsp_adapter.registry.agencies import Client, KnownAgency, ServedAgency
 from lgsp_adapter.registry.bridges import Bridge
 from lgsp_adapter.registry.directory import Directory
-from lgsp_adapter.registry.routes import Route
+from lgsp_adapter.registry.routes import BusSenders, Route
 from lgsp_adapter.store.location import is_postgres
 
 
@@ -297,6 +297,11 @@ class Settings(BaseSettings):
         description="Ranges of codes reached through one endpoint each (the national axis for "
         "a ministry's codes, say); none may hold an agency listed by name.",
     )
+    bus_senders: list[BusSenders] = Field(
+        default_factory=list,
+        description="Ranges of codes served by other daemons on this bus, each believed only "
+        "from one broker account (`docs/bus.md`).",
+    )
     bridges: list[Bridge] = Field(
         default_factory=list,
         description="Ranges of codes on other buses (a ministry's, the national hub's, another "
@@ -316,6 +321,7 @@ class Settings(BaseSettings):
             clients=self.clients,
             routes=self.routes,
             bridges=self.bridges,
+            senders=self.bus_senders,
         )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from lgsp_adapter.registry.routes import check_ranges
+from lgsp_adapter.registry.routes import Ranged, check_ranges, overlap
 
 if TYPE_CHECKING:
     from lgsp_adapter.daemon.config import Settings
@@ -31,6 +31,20 @@ def _agencies(settings: Settings) -> None:
         [*settings.routes, *settings.bridges],
         [str(code) for code in served] + [str(a.code) for a in settings.known_agencies],
     )
+    ranges: list[Ranged] = [*settings.routes, *settings.bridges]
+    for rule in settings.bus_senders:
+        # Served here, the sender is this daemon's account; across a bridge, the far bus's.
+        inside = [str(code) for code in served if rule.takes(code)]
+        inside += [
+            f"{type(r).__name__.lower()} {r.name}"
+            for r in ranges
+            if any(overlap(mine, theirs) for mine in rule.codes for theirs in r.codes)
+        ]
+        if inside:
+            raise ValueError(
+                f"[[bus_senders]] {', '.join(rule.codes)} holds what is not another daemon's "
+                f"on this bus: {', '.join(inside)}"
+            )
 
 
 def _bridges(settings: Settings) -> None:
@@ -42,6 +56,7 @@ def _bridges(settings: Settings) -> None:
     url = settings.bus.url.get_secret_value() if settings.bus.url else ""
     own = {unquote(urlsplit(url).username or "guest")}
     own |= {a.bus_user for a in settings.known_agencies if a.bus_user}
+    own |= {rule.bus_user for rule in settings.bus_senders}
     if own & set(users):
         raise ValueError(
             "a bridge's arrivals_user is this daemon's account or a known agency's: "

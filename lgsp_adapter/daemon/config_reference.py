@@ -17,7 +17,7 @@ from pydantic_core import PydanticUndefined
 
 from lgsp_adapter.daemon.config import BusSettings, DeliverySettings, Settings
 from lgsp_adapter.registry.agencies import Client, Contact, Endpoint, KnownAgency, ServedAgency
-from lgsp_adapter.registry.routes import Route
+from lgsp_adapter.registry.routes import BusSenders, Route
 
 _HEADER = """# Configuration reference
 
@@ -34,6 +34,7 @@ _LISTS: dict[str, type[BaseModel]] = {
     "known_agencies": KnownAgency,
     "clients": Client,
     "routes": Route,
+    "bus_senders": BusSenders,
 }
 # Meanings of the keys whose model says none (the rest come from the model's descriptions).
 _SAID = {

@@ -143,12 +143,22 @@ class Settler:
                 f"from {packet.sender}, published by {arrival.publisher!r}, the account of bus "
                 f"{across.name}, which speaks only for its bridge's codes"
             )
-        expected = own if self._serves(packet.sender) else self._directory.bus_user(packet.sender)
-        if expected is not None and arrival.publisher != expected:
+        ours = self._serves(packet.sender)
+        expected = own if ours else self._directory.bus_user(packet.sender)
+        # Nobody vouches for a sender no rule names: any account that may write the exchange
+        # could claim to be it.
+        stranger = not ours and not self._directory.knows_sender(packet.sender)
+        if stranger or (expected is not None and arrival.publisher != expected):
             # Our own retry copy of a packet we took in (and checked) before: the broker
             # vouches it is ours, and the store that it is the packet we checked.
             kept = await self._store.facts(packet.id) if arrival.publisher == own else None
             if kept is None or kept.sha256 != packet.sha256:
+                if stranger:
+                    return (
+                        f"from {packet.sender}, which this daemon neither serves nor knows: "
+                        "list it in [[known_agencies]] or bind its range to a broker account "
+                        "in [[bus_senders]]"
+                    )
                 return (
                     f"published by {arrival.publisher!r}, not by {expected!r} "
                     f"who serves {packet.sender}"

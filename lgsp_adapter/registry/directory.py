@@ -10,6 +10,7 @@ import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from lgsp_adapter.errors import PermanentError
 from lgsp_adapter.packets.agency_code import AgencyCode
 from lgsp_adapter.registry.agencies import (
     Client,
@@ -19,7 +20,7 @@ from lgsp_adapter.registry.agencies import (
     token_digest,
 )
 from lgsp_adapter.registry.bridges import Bridge
-from lgsp_adapter.registry.routes import Route
+from lgsp_adapter.registry.routes import BusSenders, Route
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +46,10 @@ class Directory:
         issued: Iterable[IssuedToken] = (),
         routes: Sequence[Route] = (),
         bridges: Sequence[Bridge] = (),
+        senders: Sequence[BusSenders] = (),
     ) -> None:
         self._routes = tuple(routes)
+        self._senders = tuple(senders)
         self._bridges = tuple(bridges)
         self._arriving = {bridge.arrivals_user: bridge for bridge in bridges}
         self._bridge_of = functools.lru_cache(maxsize=4096)(self._bridge)
@@ -137,7 +140,21 @@ class Directory:
         """The broker account that alone may speak for ``code`` on the bus, when configured:
         for a code across a bridge, the account the far bus's shovel publishes here with."""
         bridge = self.bridge_for(code)
-        return self._bus_users.get(code) if bridge is None else bridge.arrivals_user
+        if bridge is not None:
+            return bridge.arrivals_user
+        named = self._bus_users.get(code)
+        if named is not None:
+            return named
+        return next((rule.bus_user for rule in self._senders if rule.takes(code)), None)
+
+    def knows_sender(self, code: str) -> bool:
+        """Whether a packet on the bus may claim to come from ``code``: an agency served here,
+        known by name, across a bridge, or in a ``[[bus_senders]]`` range."""
+        try:
+            parsed = AgencyCode.parse(code)
+        except PermanentError:
+            return False
+        return self.is_known(parsed) or any(rule.takes(code) for rule in self._senders)
 
     def bridge_for(self, code: str) -> Bridge | None:
         """The bridge whose range holds ``code``: the bus it lives on."""

@@ -95,6 +95,34 @@ class Route(BaseModel):
         return ServedAgency(code=code, name=name, endpoint=self.endpoint, enabled=self.enabled)
 
 
+class BusSenders(BaseModel):
+    """Agencies served by other daemons on this bus, named by a range rather than one by one:
+    packets claiming to come from them are believed only from the broker account the range is
+    bound to. A sender neither served here, known by name, across a bridge, nor in such a
+    range is refused: any account that may write the exchange could claim to be it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    codes: list[str] = Field(
+        min_length=1, max_length=200, description="Code patterns, as `*.*.*.H40`."
+    )
+    bus_user: str = Field(
+        min_length=1,
+        max_length=200,
+        description="The broker account of the daemon serving them: the only one believed.",
+    )
+    label: str = Field("", max_length=300, description="Who they are, for people.")
+
+    @field_validator("codes")
+    @classmethod
+    def _patterns(cls, codes: list[str]) -> list[str]:
+        return [check_pattern(code) for code in codes]
+
+    def takes(self, code: AgencyCode | str) -> bool:
+        """Whether ``code`` is in the range."""
+        return any(matches(pattern, str(code)) for pattern in self.codes)
+
+
 class Ranged(Protocol):
     """A range of codes under a name: a route, or a bridge to another bus."""
 
