@@ -12,9 +12,10 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from lgsp_adapter.errors import ErrorCode, PermanentError, TransientError
+from lgsp_adapter.errors import ErrorCode, LgspError, PermanentError, TransientError
 from lgsp_adapter.exchange.delivery import Deliverer
 from lgsp_adapter.registry.agencies import Endpoint
+from lgsp_adapter.registry.endpoint_transport import redacted
 from lgsp_adapter.store import StoredPacket
 from tests.agency_server import AgencyServer, agency_server
 
@@ -115,3 +116,52 @@ async def test_endpoint_credentials_are_sent(deliverer: Deliverer) -> None:
             endpoint(agency.url, auth={"kind": "bearer", "token": "endpoint-secret"}),
         )
     assert agency.received[0].headers["Authorization"] == "Bearer endpoint-secret"
+
+
+SECRET_QUERY = "?apikey=khoa-bi-mat-0123&unit=xa"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("script", "said"),
+    [
+        (AgencyServer(then=503), "000.21.00.H56's system answered HTTP 503"),
+        (AgencyServer(then=400), "000.21.00.H56's system answered HTTP 400"),
+        (AgencyServer(delay_s=1.0), "000.21.00.H56's system did not answer: timed out"),
+        (None, "000.21.00.H56's system did not answer: cannot connect ("),
+    ],
+)
+async def test_an_outcome_names_the_agency_never_its_address(
+    deliverer: Deliverer,
+    script: AgencyServer | None,
+    said: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found by a black-box probe: the recipient's URL, query-string key included, went back
+    to the sender in the delivery detail, and into every log."""
+    caplog.set_level("DEBUG")
+    info: pytest.ExceptionInfo[LgspError]
+    if script is None:
+        with socket.socket() as probe:  # a port nobody listens on
+            probe.bind(("127.0.0.1", 0))
+            url = f"http://127.0.0.1:{probe.getsockname()[1]}/inbox"
+        with pytest.raises(TransientError) as info:
+            await deliverer.push(PACKET, "000.21.00.H56", endpoint(url + SECRET_QUERY))
+    else:
+        async with agency_server(script) as agency:
+            url = agency.url
+            with pytest.raises(LgspError) as info:
+                await deliverer.push(
+                    PACKET, "000.21.00.H56", endpoint(url + SECRET_QUERY, timeout_s=0.3)
+                )
+    assert info.value.message.startswith(said), info.value.message
+    host = url.split("//")[1].split("/")[0]
+    assert host not in info.value.message
+    assert "apikey" not in info.value.message
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("lgsp_adapter")]
+    assert not [line for line in ours if "khoa-bi-mat-0123" in line], ours
+
+
+def test_a_logged_address_keeps_no_credentials() -> None:
+    shown = redacted("https://user:mat-khau@xa.example.vn:8443/nhan?apikey=bi-mat&flag#frag")
+    assert shown == "https://xa.example.vn:8443/nhan?apikey=**********&flag"

@@ -10,6 +10,7 @@ registry matter, not something to chase with a government document.
 
 from __future__ import annotations
 
+import logging
 import ssl
 import time
 from collections.abc import Mapping
@@ -24,8 +25,10 @@ from lgsp_adapter.exchange.axis_client import AxisClient
 from lgsp_adapter.packets.axis_wire import MessageType
 from lgsp_adapter.registry.agencies import DeliveryMode, Endpoint
 from lgsp_adapter.registry.endpoint_auth import AxisAuth
-from lgsp_adapter.registry.endpoint_transport import present
+from lgsp_adapter.registry.endpoint_transport import present, redacted
 from lgsp_adapter.store import StoredPacket
+
+log = logging.getLogger(__name__)
 
 _RETRYABLE_STATUS = frozenset({408, 429})
 _ANSWER_BYTES = 64 * 1024  # what we read of an agency system's answer; the status is what counts
@@ -144,9 +147,10 @@ class Deliverer:
             ) from exc
         headers = headers_for(packet, recipient) | dict(extra) | presented.headers
         headers["Content-Type"] = body.content_type
+        url = str(endpoint.url)
         try:
             async with self._session.post(
-                str(endpoint.url),
+                url,
                 data=body.payload,
                 headers=headers,
                 ssl=presented.ssl,
@@ -156,24 +160,38 @@ class Deliverer:
                 await response.content.read(_ANSWER_BYTES)  # bounded: answers are not trusted
                 status = response.status
         except (TimeoutError, aiohttp.ClientError, ssl.SSLError, OSError) as exc:
+            # The sender reads this (its receipt, its GET): the recipient's system is named,
+            # its address and whatever its query holds are for the operator's log alone.
+            log.info("%s %s: %s did not answer: %r", packet.id, recipient, redacted(url), exc)
             raise TransientError(
                 ErrorCode.DELIVERY_UNAVAILABLE,
-                f"{endpoint.url} did not answer: {type(exc).__name__} {exc}".strip(),
+                f"{recipient}'s system did not answer: {_failure(exc)}",
             ) from exc
         except ValueError as exc:  # a request aiohttp will not make (a header it refuses)
+            log.warning("%s %s: no request to %s: %s", packet.id, recipient, redacted(url), exc)
             raise PermanentError(
-                ErrorCode.DELIVERY_REFUSED, f"no request to {endpoint.url} can be made: {exc}"
+                ErrorCode.DELIVERY_REFUSED,
+                f"no request to {recipient}'s system can be made (its endpoint's settings)",
             ) from exc
         if 200 <= status < 300:
             return status
-        if status in _RETRYABLE_STATUS or status >= 500:
-            raise TransientError(
-                ErrorCode.DELIVERY_UNAVAILABLE,
-                f"{endpoint.url} answered {status}",
-                details={"status": status},
-            )
-        raise PermanentError(
-            ErrorCode.DELIVERY_REFUSED,
-            f"{endpoint.url} answered {status}",
-            details={"status": status},
+        error = TransientError if status in _RETRYABLE_STATUS or status >= 500 else PermanentError
+        code = (
+            ErrorCode.DELIVERY_UNAVAILABLE
+            if error is TransientError
+            else ErrorCode.DELIVERY_REFUSED
         )
+        raise error(
+            code, f"{recipient}'s system answered HTTP {status}", details={"status": status}
+        )
+
+
+def _failure(exc: BaseException) -> str:
+    """What went wrong, without the address aiohttp puts in its messages."""
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return "timed out"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | ssl.SSLError):
+        return f"TLS failed ({type(exc).__name__})"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect ({exc.os_error.strerror or type(exc.os_error).__name__})"
+    return type(exc).__name__

@@ -17,6 +17,7 @@ import aiohttp
 from lgsp_adapter.audit import AuditEvent, log_event
 from lgsp_adapter.packets.agency_code import AgencyCode
 from lgsp_adapter.registry.directory import Directory
+from lgsp_adapter.registry.endpoint_transport import redacted
 from lgsp_adapter.store import Store, entry_for
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ class ReceiptPusher:
             AuditEvent.RECEIPT,
             recipient=recipient,
             outcome=outcome,
-            detail=f"{record.state} receipt to {url}",
+            detail=f"{record.state} receipt to {packet.sender}'s receipts_url {redacted(url)}",
         )
         await self._store.append([entry])
         log_event(log, entry)

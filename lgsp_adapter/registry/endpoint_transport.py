@@ -19,11 +19,31 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import aiohttp
 
 from lgsp_adapter.registry.agencies import Endpoint
-from lgsp_adapter.registry.endpoint_auth import BasicAuth, BearerAuth, HmacAuth, MutualTlsAuth
+from lgsp_adapter.registry.endpoint_auth import (
+    MASK,
+    BasicAuth,
+    BearerAuth,
+    HmacAuth,
+    MutualTlsAuth,
+)
+
+
+def redacted(url: str) -> str:
+    """``url`` as a log may show it: no user or password, every query value masked (agency
+    systems put API keys there, ``?apikey=…``). Never in what goes back to a sender."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    query = "&".join(
+        f"{name}={MASK}" if value else name for name, value in parse_qsl(parts.query, True)
+    )
+    return urlunsplit((parts.scheme, host, parts.path, query, ""))
 
 
 @dataclass(frozen=True, slots=True)
