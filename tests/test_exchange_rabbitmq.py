@@ -182,9 +182,12 @@ async def test_a_packet_crosses_the_bus_to_the_other_daemons_agency(tmp_path: Pa
 @pytest.mark.asyncio
 async def test_a_failing_system_gets_it_through_the_retry_queues(tmp_path: Path) -> None:
     commune = AgencyServer(script=[503, 503])
-    async with two_daemons(tmp_path, commune) as (url, _, b_store):
+    async with two_daemons(tmp_path, commune) as (url, a_store, b_store):
         packet_id = await submit(url, letter_to(COMMUNE))
         seen = await wait_for(b_store, packet_id, COMMUNE, DeliveryState.DELIVERED)
+        # Found by a black-box probe: the sender kept 0 attempts beside "on attempt 3".
+        sent = await wait_for(a_store, packet_id, COMMUNE, DeliveryState.DELIVERED)
+    assert sent["states"][COMMUNE] == (DeliveryState.DELIVERED, 3)
     assert seen["states"][COMMUNE] == (DeliveryState.DELIVERED, 3)
     events = [e for e, _ in seen["events"]]
     assert events == ["received", "retried", "retried", "signature", "delivered"]

@@ -118,6 +118,23 @@ async def test_each_recipient_gets_its_own_delivery(store: Store) -> None:
 
 
 @pytest.mark.asyncio
+async def test_a_receipt_brings_the_count_the_recipients_daemon_kept(store: Store) -> None:
+    """The sender's daemon made no attempt itself; the receipt says how many there were, and
+    a count never goes down (a late receipt with fewer is no news)."""
+    p = packet()
+    await store.accept(p, [received(p)])
+    receipt = AuditEntry(event=AuditEvent.RECEIPT, packet_id=p.id, recipient=RECIPIENTS[0])
+    record = await store.update_delivery(
+        p.id, RECIPIENTS[0], DeliveryState.DELIVERED, entries=[receipt], attempts=3
+    )
+    assert (record.state, record.attempts) == (DeliveryState.DELIVERED, 3)
+    again = await store.update_delivery(
+        p.id, RECIPIENTS[1], DeliveryState.RETRYING, entries=[], attempted=True, attempts=0
+    )
+    assert again.attempts == 1
+
+
+@pytest.mark.asyncio
 async def test_a_delivery_moves_with_its_audit_entry(store: Store) -> None:
     p = packet()
     await store.accept(p, [received(p)])

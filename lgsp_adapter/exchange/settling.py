@@ -311,6 +311,7 @@ class Settler:
             receipt.state,
             entries=[entry],
             detail=receipt.detail,
+            attempts=receipt.attempts,  # the recipient's daemon made them; here, none
         )
         log_event(log, entry)
         if self._on_final is not None:

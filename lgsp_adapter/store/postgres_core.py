@@ -107,13 +107,14 @@ async def set_state(
         return delivery_of(current)
     row = await conn.fetchrow(
         "UPDATE deliveries SET state = $1, detail = $2, updated_at = clock_timestamp(),"
-        " attempts = attempts + $3 WHERE packet_id = $4 AND recipient = $5"
+        " attempts = GREATEST(attempts + $3, $6) WHERE packet_id = $4 AND recipient = $5"
         f" RETURNING {DELIVERY}",
         state.value,
         optional_storable(change.get("detail")),
         int(change.get("attempted", False)),
         packet_id,
         recipient,
+        change.get("attempts", 0),
     )
     if row is None:
         raise KeyError(f"no delivery of {packet_id} to {recipient}")

@@ -196,6 +196,8 @@ class StateChange(TypedDict):
     entries: list[AuditEntry]  # the audit entries that say so
     detail: NotRequired[str | None]  # why, for people: the last error, what the receipt said
     attempted: NotRequired[bool]  # counts as a delivery attempt (default: it does not)
+    # The count another daemon kept (a receipt's): the delivery has made at least these.
+    attempts: NotRequired[int]
 
 
 class Settlement(StateChange):

@@ -111,13 +111,14 @@ class SqliteCore(ClosedOnExit):
         updated = fetch(
             self._db,
             "UPDATE deliveries SET state = ?, detail = ?, updated_at = ?,"
-            " attempts = attempts + ? WHERE packet_id = ? AND recipient = ?"
+            " attempts = MAX(attempts + ?, ?) WHERE packet_id = ? AND recipient = ?"
             " RETURNING packet_id, recipient, state, attempts, detail, updated_at",
             (
                 state.value,
                 change.get("detail"),
                 now(),
                 int(change.get("attempted", False)),
+                change.get("attempts", 0),
                 str(packet_id),
                 recipient,
             ),
