@@ -35,7 +35,12 @@ from lgsp_adapter.bus import declare, failover
 from lgsp_adapter.bus.contract import ArrivalHandler, Outgoing, Published, Receipt, Refused, Verdict
 from lgsp_adapter.bus.rabbitmq_bindings import unbind_stale
 from lgsp_adapter.bus.rabbitmq_bridges import consume_strays, declare_bridges
-from lgsp_adapter.bus.rabbitmq_consumers import CONNECTION_ERRORS, Consumers, patiently
+from lgsp_adapter.bus.rabbitmq_consumers import (
+    CONNECTION_ERRORS,
+    Consumers,
+    ShieldedWork,
+    patiently,
+)
 from lgsp_adapter.bus.rabbitmq_messages import (
     HEADER_ATTEMPT,
     HEADER_REASON,
@@ -106,7 +111,7 @@ class RabbitBus:
         self._connection: AbstractRobustConnection | None = None
         self._publishing: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
-        self._working: set[asyncio.Task[Verdict]] = set()  # shielded work, awaited at shutdown
+        self._working = ShieldedWork()  # awaited at shutdown
 
     async def __aenter__(self) -> Self:
         self._connection = await failover.connect(
@@ -268,8 +273,7 @@ class RabbitBus:
         )
         await self._consumers.run(self._live(), stopping)
         await asyncio.gather(*strays)
-        if self._working:
-            await asyncio.gather(*self._working, return_exceptions=True)
+        await self._working.wait()
 
     async def missing_consumers(self) -> list[str]:
         """Served agencies with no consumer attached here now (for ``/readyz``)."""
@@ -304,13 +308,7 @@ class RabbitBus:
         )
 
     async def _shielded(self, work: Awaitable[Verdict]) -> Verdict:
-        """A dropped connection cancels the consumer's callback, but a delivery half done
-        (posted, not yet recorded) would be posted again on redelivery. The work finishes;
-        only the acknowledgement is lost, and the redelivered copy finds it recorded."""
-        task = asyncio.ensure_future(work)
-        self._working.add(task)
-        task.add_done_callback(self._working.discard)
-        return await asyncio.shield(task)
+        return await self._working.run(work)
 
     async def park_retry(
         self, packet: StoredPacket, recipient: str, delay_s: float, attempt: int

@@ -179,6 +179,41 @@ class Consumers:
         log.info("consuming %s", recipient)
 
 
+class ShieldedWork:
+    """A message's work, run to its end whatever befalls its consumer. A dropped connection
+    cancels the consumer's callback, but a delivery half done (posted, not yet recorded) would
+    be posted again on redelivery. The work finishes; only the acknowledgement is lost, and
+    the redelivered copy finds the outcome recorded."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Verdict]] = set()
+
+    async def run(self, work: Awaitable[Verdict]) -> Verdict:
+        """``work``'s verdict; if the caller is cancelled, the work goes on without it."""
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_orphan_ended)  # nobody awaits it now: its end is logged
+            raise
+
+    async def wait(self) -> None:
+        """Until all work under way has ended (at shutdown)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _orphan_ended(task: asyncio.Task[Verdict]) -> None:
+    """Work whose consumer was cancelled has ended. A failure now (the receipt's channel gone
+    with the connection, say) loses nothing, since the broker redelivers the message, but
+    unread it would surface as asyncio's "Task exception was never retrieved"."""
+    if task.cancelled() or task.exception() is None:
+        return
+    log.info("work finished after its connection dropped, then failed: %r", task.exception())
+
+
 def _channel_closed(message: AbstractIncomingMessage) -> bool:
     try:
         return message.channel.is_closed
@@ -208,7 +243,10 @@ async def patiently(
                 return  # the broker has it back, for this consumer or another
             log.warning("%s: the store is unavailable (%s); the message waits", what, exc)
             await backoff.wait()
-        except Exception:
+        except Exception as exc:
+            if _channel_closed(message):  # nothing to nack on: the broker has it back
+                log.info("%s: %r with its channel closed; the broker redelivers it", what, exc)
+                return
             log.exception("%s could not be handled; the broker redelivers it", what)
             await message.nack(requeue=True)
             return
