@@ -22,6 +22,7 @@ from lgsp_adapter.daemon.audit_duties import sign_periodically
 from lgsp_adapter.daemon.config import Settings
 from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.exchange.axis_poller import AxisPoller
+from lgsp_adapter.http.bad_requests import quiet_malformed_requests
 from lgsp_adapter.registry.agencies import Role
 from lgsp_adapter.registry.service import Registry
 
@@ -110,6 +111,7 @@ async def run_daemon(
 
 async def _serve(app: web.Application, settings: Settings) -> tuple[web.AppRunner, str]:
     """The HTTP server, listening; returns it and its base URL."""
+    quiet_malformed_requests()
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     tls = settings.http.ssl_context()
