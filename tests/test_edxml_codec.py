@@ -311,6 +311,22 @@ def test_undecodable_attachment_is_refused(b64: str) -> None:
     assert error.code is ErrorCode.EDXML_ATTACHMENT_ENCODING
 
 
+@pytest.mark.parametrize(
+    ("b64", "said"),
+    [
+        # Found by a black-box probe: a character beyond ASCII was edxml.invalid_value with
+        # Python's raw message, and an error at character 40 was "near character 0".
+        ("QUJD" * 10 + "QUẠD", "invalid base64 at character 42 (blanks not counted): 'Ạ' is not"),
+        ("QUJD" * 10 + "QU=DQUJD", "invalid base64 at character 42 (blanks not counted): padding"),
+        ("QUJD\n" * 10 + "QU*D", "invalid base64 at character 42 (blanks not counted): '*' is not"),
+    ],
+)
+def test_an_undecodable_attachment_says_where(b64: str, said: str) -> None:
+    error = refused(with_body(["cid:1"], [("cid:1", b64)]))
+    assert error.code is ErrorCode.EDXML_ATTACHMENT_ENCODING
+    assert said in error.message, error.message
+
+
 def test_wrong_root_is_refused() -> None:
     error = refused(b"<html><body>hello</body></html>")
     assert error.code is ErrorCode.EDXML_WRONG_ROOT

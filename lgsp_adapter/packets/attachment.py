@@ -22,6 +22,7 @@ from lgsp_adapter.packets.xml_binding import Tag, XmlModel
 # Multiple of 4 base64 characters, so every chunk decodes on its own.
 CHUNK_CHARS = 4 * 256 * 1024
 _WHITESPACE = str.maketrans("", "", " \t\r\n")
+_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 
 
 class AttachmentEncodingError(ValueError):
@@ -31,31 +32,56 @@ class AttachmentEncodingError(ValueError):
 def _chunks(encoded: str) -> Iterator[bytes]:
     """Decode base64 text chunk by chunk; line breaks and blanks anywhere are allowed."""
     pending = ""
+    decoded = 0  # base64 characters read so far, blanks not counted: where an error is
     for offset in range(0, len(encoded), CHUNK_CHARS):
         piece = encoded[offset : offset + CHUNK_CHARS]
         if not pending and len(piece) % 4 == 0:
             # Most senders write one unbroken line: decode it as is, no whitespace to strip.
             try:
-                yield binascii.a2b_base64(piece, strict_mode=True)
-                continue
-            except binascii.Error:
+                chunk = binascii.a2b_base64(piece, strict_mode=True)
+            except (binascii.Error, ValueError):  # ValueError: a character beyond ASCII
                 pass
+            else:
+                decoded += len(piece)
+                yield chunk
+                continue
         piece = pending + piece.translate(_WHITESPACE)
         usable = len(piece) - len(piece) % 4
         pending = piece[usable:]
         if usable:
-            yield _decode(piece[:usable], offset)
+            yield _decode(piece[:usable], decoded)
+            decoded += usable
     if pending:
         raise AttachmentEncodingError(
             f"base64 text ends with {len(pending)} stray characters; it is truncated"
         )
 
 
-def _decode(piece: str, offset: int) -> bytes:
+def _decode(piece: str, start: int) -> bytes:
     try:
         return binascii.a2b_base64(piece, strict_mode=True)
-    except binascii.Error as exc:
-        raise AttachmentEncodingError(f"invalid base64 near character {offset}: {exc}") from exc
+    except (binascii.Error, ValueError) as exc:
+        where, what = _first_fault(piece)
+        raise AttachmentEncodingError(
+            f"invalid base64 at character {start + where} (blanks not counted): {what or exc}"
+        ) from exc
+
+
+def _first_fault(piece: str) -> tuple[int, str | None]:
+    """Where in ``piece`` (whole 4-character groups, blanks removed) decoding fails, and why
+    when that can be said better than binascii does. Only on the error path."""
+    for group in range(0, len(piece), 4):
+        quantum = piece[group : group + 4]
+        for place, character in enumerate(quantum):
+            if character not in _ALPHABET:
+                return group + place, f"{character!r} is not a base64 character"
+        if "=" in quantum and group + 4 < len(piece):
+            return group + quantum.index("="), "padding before the end of the text"
+        try:
+            binascii.a2b_base64(quantum, strict_mode=True)
+        except binascii.Error as exc:
+            return group, str(exc)
+    return 0, None
 
 
 def digest(encoded: str) -> tuple[int, str]:
