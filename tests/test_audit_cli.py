@@ -130,6 +130,24 @@ def test_query_pages_and_export_writes_every_entry(folder: Path) -> None:
     assert "next page: --after 14" in result.stderr
     result = run("query", "--event", "delivered", "--limit", "5", "--after", "14", cwd=folder)
     assert result.stdout.splitlines()[0].startswith("#17 ")
+    # Newest first, the next page is before the last index shown, and says so (found by a
+    # black-box probe: it said --after, which then meant before).
+    newest = run("query", "--event", "delivered", "--limit", "5", "--newest-first", cwd=folder)
+    last = int(newest.stdout.splitlines()[-1].split()[0][1:])
+    assert f"next page: --before {last}" in newest.stderr
+    following = run(
+        "query",
+        "--event",
+        "delivered",
+        "--limit",
+        "5",
+        "--newest-first",
+        "--before",
+        str(last),
+        cwd=folder,
+    )
+    assert all(int(line.split()[0][1:]) < last for line in following.stdout.splitlines())
+    assert following.stdout.splitlines()
     exported = run("export", "--format", "jsonl", cwd=folder)
     lines = [json.loads(line) for line in exported.stdout.splitlines()]
     assert [line["index"] for line in lines] == list(range(60))

@@ -230,7 +230,7 @@ async def test_dropped_connections_mid_stream_lose_and_duplicate_nothing(tmp_pat
         for i in range(60):
             sent.append(await submit(url, letter_to(COMMUNE)))
             if i in (20, 40):
-                await rabbitmqctl("close_all_connections", "lgsp-adapter test drop")
+                await rabbitmqctl("close_all_connections", "-p", "/", "lgsp-adapter test drop")
         for packet_id in sent:
             await wait_for(b_store, packet_id, COMMUNE, DeliveryState.DELIVERED)
     delivered = Counter(commune.delivered())

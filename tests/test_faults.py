@@ -24,7 +24,7 @@ PACKETS = 1000
 @pytest.mark.timeout(600)  # a stream of 1,000 packets through a fault
 async def test_all_connections_dropped_three_times(tmp_path: Path) -> None:
     async def drop(_: int) -> None:
-        await rabbitmqctl("close_all_connections", "lgsp-adapter fault test")
+        await rabbitmqctl("close_all_connections", "-p", "/", "lgsp-adapter fault test")
 
     async with exchange(tmp_path) as pair:
         accepted, ended = await stream_with(pair, PACKETS, [0.25, 0.5, 0.75], drop)

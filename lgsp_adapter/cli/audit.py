@@ -16,6 +16,7 @@ import click
 
 from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.audit import export as exports
+from lgsp_adapter.audit.entry import format_time
 from lgsp_adapter.audit.rotation import Rotation, retired_paths, rotate_key
 from lgsp_adapter.audit.signing import LogKey
 from lgsp_adapter.audit.verify import verify_log
@@ -71,7 +72,7 @@ async def _show(packet_id: UUID, target: Target) -> bool:
         click.echo(f"sender     {packet.sender}")
         click.echo(f"document   {packet.document_id or '-'}")
         click.echo(f"sha256     {packet.sha256}  ({len(packet.payload):,} bytes)")
-        click.echo(f"received   {packet.received_at.isoformat()}")
+        click.echo(f"received   {format_time(packet.received_at)}")
         for delivery in await store.deliveries(packet_id):
             detail = f"  {delivery.detail}" if delivery.detail else ""
             click.echo(
@@ -86,7 +87,8 @@ async def _show(packet_id: UUID, target: Target) -> bool:
 
 @audit_group.command("query")
 @filter_options
-@click.option("--after", type=int, help="Entries after this index (the next page).")
+@click.option("--after", type=int, help="Only entries after this index.")
+@click.option("--before", type=int, help="Only entries before this index.")
 @click.option("--limit", type=int, default=50, show_default=True, help="Entries per page.")
 @click.option("--newest-first", is_flag=True, help="Latest entries first.")
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines instead of text.")
@@ -95,13 +97,14 @@ def query_command(
     target: Target,
     filters: dict[str, Any],
     after: int | None,
+    before: int | None,
     limit: int,
     newest_first: bool,
     as_json: bool,
 ) -> None:
-    """Search the log; prints one page, and how to ask for the next."""
-    cursor = {"before" if newest_first else "after": after}
-    query = make_query(filters, limit=limit, newest_first=newest_first, **cursor)
+    """Search the log; prints one page, and how to ask for the next (``--after`` the last
+    index shown, oldest first; ``--before`` it, newest first)."""
+    query = make_query(filters, limit=limit, newest_first=newest_first, after=after, before=before)
 
     async def work() -> list[AuditEntry]:
         async with open_log(target) as log:
@@ -111,7 +114,8 @@ def query_command(
     for entry in found:
         click.echo(exports.line("jsonl", entry).rstrip("\n") if as_json else _line(entry))
     if len(found) == query.limit:
-        click.echo(f"next page: --after {found[-1].index}", err=True)
+        cursor = "--before" if newest_first else "--after"
+        click.echo(f"next page: {cursor} {found[-1].index}", err=True)
 
 
 def _line(entry: AuditEntry) -> str:
@@ -236,7 +240,7 @@ def checkpoints_command(target: Target) -> None:
     for checkpoint in checkpoints:
         root = checkpoint.root.hex()
         witnesses = ", ".join(cosigned.get(checkpoint.size, []))
-        line = f"{checkpoint.size:>10,}  {checkpoint.at.isoformat()}  {root}"
+        line = f"{checkpoint.size:>10,}  {format_time(checkpoint.at)}  {root}"
         click.echo(f"{line}  cosigned by {witnesses}" if witnesses else line)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from lgsp_adapter.audit.entry import format_time
 from lgsp_adapter.packets.edxml_model import EdocPacket, Organization, StatusPacket
 from lgsp_adapter.packets.reader import ReadPacket
 from lgsp_adapter.packets.tax_transport import (
@@ -100,7 +101,7 @@ def _tax_transport(packet: TaxTransportPacket) -> list[str]:
         f"recipients   {', '.join(str(r) for r in packet.recipients)}",
         f"reference    {packet.reference}"
         + (f" (in reply to {packet.in_reply_to})" if packet.in_reply_to else ""),
-        f"created      {packet.created_at.isoformat()}",
+        f"created      {format_time(packet.created_at)}",
     ]
     if isinstance(packet, TaxStatusQuery):
         lines.append(f"tax codes    {', '.join(packet.tax_codes)}")

@@ -183,8 +183,8 @@ class StoreSettings(_Section):
         ge=1,
         le=10_000_000,
         description="While the bus is away, accepted packets wait in the store, up to this "
-        "many megabytes; beyond it submissions get 503 with Retry-After until the bus has "
-        "taken some.",
+        "many megabytes (decimal: 1,000,000 bytes each); beyond it submissions get 503 with "
+        "Retry-After until the bus has taken some.",
     )
 
 

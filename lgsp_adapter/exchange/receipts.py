@@ -15,6 +15,7 @@ from uuid import UUID
 import aiohttp
 
 from lgsp_adapter.audit import AuditEvent, log_event
+from lgsp_adapter.audit.entry import format_time
 from lgsp_adapter.packets.agency_code import AgencyCode
 from lgsp_adapter.registry.directory import Directory
 from lgsp_adapter.registry.endpoint_transport import redacted
@@ -63,7 +64,7 @@ class ReceiptPusher:
             "state": record.state.value,
             "attempts": record.attempts,
             "detail": record.detail,
-            "at": datetime.now(UTC).isoformat(),
+            "at": format_time(datetime.now(UTC)),
         }
         url = str(sender.endpoint.receipts_url)
         try:

@@ -15,6 +15,7 @@ from uuid import UUID
 from aiohttp import web
 
 from lgsp_adapter import translators
+from lgsp_adapter.audit.entry import format_time
 from lgsp_adapter.errors import ErrorCode, FatalError, LgspError, PermanentError, TransientError
 from lgsp_adapter.exchange.intake import Intake, Translation
 from lgsp_adapter.http.openapi import openapi, query_names
@@ -287,7 +288,7 @@ async def show(request: web.Request) -> web.Response:
             "sender": packet.sender,
             "document_id": packet.document_id,
             "sha256": packet.sha256,
-            "received_at": packet.received_at.isoformat(),
+            "received_at": format_time(packet.received_at),
             "deliveries": [d.model_dump(mode="json", exclude={"packet_id"}) for d in deliveries],
             "history": [
                 e.model_dump(mode="json", exclude_none=True, exclude={"packet_id"}) for e in history

@@ -20,6 +20,7 @@ from aiohttp import web
 from lgsp_adapter.audit import AuditEntry
 from lgsp_adapter.audit import export as exports
 from lgsp_adapter.audit.bundle import dump, make_bundle, subject_of
+from lgsp_adapter.audit.entry import format_time
 from lgsp_adapter.audit.proofs import (
     b64,
     consistency_document,
@@ -135,7 +136,7 @@ def checkpoint_json(checkpoint: StoredCheckpoint) -> dict[str, Any]:
     return {
         "size": checkpoint.size,
         "root": b64(checkpoint.root),
-        "at": checkpoint.at.isoformat(),
+        "at": format_time(checkpoint.at),
         "note": checkpoint.note,
     }
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from lgsp_adapter.audit.entry import format_time
 from lgsp_adapter.errors import ErrorCode, PermanentError
 from lgsp_adapter.http.registry import integrator_of, json_body, reader_of
 from lgsp_adapter.registry.axis_systems import AxisSystems
@@ -26,8 +27,8 @@ def shown(record: AxisSystemRecord, secret: str | None = None) -> dict[str, Any]
         "system_id": record.system_id,
         "agencies": list(record.agencies),
         "label": record.label,
-        "created_at": record.created_at.isoformat(),
-        "updated_at": record.updated_at.isoformat(),
+        "created_at": format_time(record.created_at),
+        "updated_at": format_time(record.updated_at),
         "updated_by": record.updated_by,
     }
     if secret is not None:

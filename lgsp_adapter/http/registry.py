@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from lgsp_adapter.audit.entry import format_time
 from lgsp_adapter.errors import ErrorCode, PermanentError
 from lgsp_adapter.http.app import client_of, read_body, whole_number
 from lgsp_adapter.registry.agencies import Client, Role
@@ -80,8 +81,8 @@ def view(record: EndpointRecord, tokens: list[TokenRecord] | None = None) -> dic
     shown |= {
         "revision": record.revision,
         "source": str(record.source),
-        "created_at": record.created_at.isoformat(),
-        "updated_at": record.updated_at.isoformat(),
+        "created_at": format_time(record.created_at),
+        "updated_at": format_time(record.updated_at),
         "updated_by": record.updated_by,
     }
     if record.problem is not None:  # kept by an older version: not served until mended
@@ -91,9 +92,9 @@ def view(record: EndpointRecord, tokens: list[TokenRecord] | None = None) -> dic
             {
                 "id": t.id,
                 "label": t.label,
-                "created_at": t.created_at.isoformat(),
+                "created_at": format_time(t.created_at),
                 "created_by": t.created_by,
-                "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None,
+                "revoked_at": format_time(t.revoked_at) if t.revoked_at else None,
             }
             for t in tokens
         ]

@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 
+from lgsp_adapter.audit.entry import format_time
 from lgsp_adapter.errors import ErrorCode, PermanentError
 from lgsp_adapter.registry.agencies import DeliveryMode, ServedAgency
 from lgsp_adapter.registry.endpoint_auth import MutualTlsAuth
@@ -120,7 +121,7 @@ async def _tls(host: str, port: int, context: ssl.SSLContext | bool) -> dict[str
         not_after = peer.get("notAfter")
         if isinstance(not_after, str):
             expires = datetime.fromtimestamp(ssl.cert_time_to_seconds(not_after), UTC)
-            details["not_after"] = expires.isoformat()
+            details["not_after"] = format_time(expires)
             details["days_left"] = (expires - datetime.now(UTC)).days
         return details
     finally:
