@@ -5,6 +5,7 @@ rsa-sha1 one like the real samples')."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -60,14 +61,17 @@ class Identity:
 
 
 _KEYS: list[rsa.RSAPrivateKey] = []
+_ASKED = itertools.count()
 
 
 def _key() -> rsa.RSAPrivateKey:
-    # Key generation dominates; a test session makes a handful and reuses them.
-    if len(_KEYS) < 6:
+    """Key generation dominates: a test session makes a dozen and reuses them, in turn, so
+    that no two identities of one PKI share a key (a stranger CA holding the root's key made
+    "untrusted" prove only that paths are built by name; found in review)."""
+    turn = next(_ASKED) % 12
+    if turn == len(_KEYS):
         _KEYS.append(rsa.generate_private_key(public_exponent=65537, key_size=2048))
-        return _KEYS[-1]
-    return _KEYS[len(_KEYS) % 6]
+    return _KEYS[turn]
 
 
 def _certificate(
@@ -266,3 +270,19 @@ def sign_edxml(
     )
     signed = signer.sign(root, key=identity.key, cert=identity.pem_chain())
     return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+
+
+def namesake(of: Identity, issuer: Identity) -> x509.Certificate:
+    """A certificate an attacker makes with a CA's name and the issuer's, signed by itself."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(of.certificate.subject)
+        .issuer_name(issuer.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )

@@ -21,6 +21,8 @@ CASES = [
     # (result, passes require-signed, passes require-valid)
     (SignatureResult(S.VALID, signer=SIGNER, intact=True), True, True),
     (SignatureResult(S.INVALID, "altered", SIGNER), True, False),
+    # A near-empty XML-DSig block: no certificate, so nobody signed (found in review).
+    (SignatureResult(S.INVALID, "its SignatureMethod x is not supported"), False, False),
     (SignatureResult(S.UNTRUSTED, "unknown CA", SIGNER, intact=True), True, False),
     (SignatureResult(S.WRONG_NAMESPACE, "QCVN namespace", SIGNER), True, False),
     # An empty <Signature/> in the QCVN namespace names nobody: no signature at all.

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 from base64 import b64encode
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,19 +27,22 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
 from lxml import etree
 from signxml.algorithms import CanonicalizationMethod
 from signxml.signer import XMLSigner
 
 from lgsp_adapter.cli.demo_packets import document
+from lgsp_adapter.exchange.signature_gate import SignatureGate
 from lgsp_adapter.packets.safe_xml import XmlLimits
+from lgsp_adapter.registry.agencies import Endpoint
 from lgsp_adapter.signatures import Checker, SignatureStatus, TrustAnchors
 from lgsp_adapter.signatures.dsig_shape import DS, ENVELOPED, Rules
 from lgsp_adapter.signatures.result import SignatureResult
 from lgsp_adapter.signatures.signer import EnvelopeSigner
-from tests.signing_pki import NOW, Identity, Pki, make_pki, sign_edxml
+from lgsp_adapter.store import StoredPacket
+from tests.signing_pki import NOW, Identity, Pki, make_pki, namesake, sign_edxml
 
 XMLSEC1 = shutil.which("xmlsec1")
 EXCLUSIVE = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0
@@ -522,6 +527,10 @@ def test_a_certificate_is_judged_at_the_signing_time_its_signature_states(
     assert result.status is expect, result.summary()
     if expect is SignatureStatus.VALID:
         assert "its certificate has expired since the signing time it states" in result.notes
+        # The agency's system sees it too, not only the audit log (found in review).
+        headers = result.headers()
+        assert "expired since" in headers["X-LGSP-Signature-Notes"]
+        assert headers["X-LGSP-Signature-Time-Source"] == "stated"
     assert result.time_source == "signature"
     assert result.signing_time == moment.replace(microsecond=0)
     assert XMLSEC1 is not None
@@ -607,26 +616,10 @@ def test_an_unverified_signer_is_not_named_to_the_agency_system(pki: Pki, checke
     assert "X-LGSP-Signature-Signer" not in result.headers()
 
 
-def _namesake(of: Identity, issuer: Identity) -> x509.Certificate:
-    """A certificate an attacker makes with a CA's name and the issuer's, signed by itself."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(of.certificate.subject)
-        .issuer_name(issuer.certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - timedelta(days=1))
-        .not_valid_after(NOW + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-
-
 def test_a_namesake_of_the_issuer_does_not_hide_the_crl(pki: Pki, checker: Checker) -> None:
     """Found in review: the CRL's issuer was looked up by name among the carried certificates,
     so a namesake placed after the real CA made the CRL skipped and a revoked signer valid."""
-    decoy = _namesake(pki.province, pki.root)
+    decoy = namesake(pki.province, pki.root)
     carrying = Identity(pki.revoked.key, pki.revoked.certificate, (*pki.revoked.chain, decoy))
     result = check(checker, sign_edxml(document(), carrying))
     assert result.status is SignatureStatus.INVALID, result.summary()
@@ -637,7 +630,7 @@ def test_many_carried_certificates_are_refused_before_any_path_is_built(
     pki: Pki, checker: Checker
 ) -> None:
     """Found in review: path building tries every order of the certificates it is given."""
-    loops = tuple(_namesake(pki.province, pki.province) for _ in range(7))
+    loops = tuple(namesake(pki.province, pki.province) for _ in range(7))
     carrying = Identity(pki.signer.key, pki.signer.certificate, loops)
     result = check(checker, sign_edxml(document(), carrying))
     assert result.status is SignatureStatus.MALFORMED
@@ -733,3 +726,132 @@ def test_a_block_outside_the_xmldsig_schema_is_malformed_without_a_traceback(
     assert result.status is SignatureStatus.MALFORMED
     assert (result.reason or "").startswith("its signature block does not follow the XML-DSig")
     assert not [r for r in caplog.records if r.exc_info], caplog.text
+
+
+WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+XADES = "http://uri.etsi.org/01903/v1.3.2#"
+
+
+def _hand_signed_with_namespaced_id(pki: Pki) -> bytes:
+    """The whole envelope and XAdES SignedProperties named by ``wsu:Id``, signed by hand (no
+    signer here writes a namespaced Id, but real ones do)."""
+    exclusive = "http://www.w3.org/2001/10/xml-exc-c14n#"
+
+    def c14n(element: etree._Element) -> bytes:
+        return etree.tostring(element, method="c14n", exclusive=True)
+
+    root = etree.fromstring(document())
+    header = root.find(".//{*}edXMLHeader")
+    assert header is not None
+    signature = etree.SubElement(header, _ds("Signature"), nsmap={"ds": DS})
+    info = etree.SubElement(signature, _ds("SignedInfo"))
+    etree.SubElement(info, _ds("CanonicalizationMethod"), Algorithm=exclusive)
+    etree.SubElement(
+        info, _ds("SignatureMethod"), Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+    )
+    value = etree.SubElement(signature, _ds("SignatureValue"))
+    data = etree.SubElement(etree.SubElement(signature, _ds("KeyInfo")), _ds("X509Data"))
+    for cert in (pki.signer.certificate, *pki.signer.chain):
+        text = b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+        etree.SubElement(data, _ds("X509Certificate")).text = text
+    holder = etree.SubElement(signature, _ds("Object"))
+    properties = etree.SubElement(
+        holder,
+        f"{{{XADES}}}SignedProperties",
+        {f"{{{WSU}}}Id": "props"},
+        nsmap={"wsu": WSU, "xades": XADES},
+    )
+    etree.SubElement(properties, f"{{{XADES}}}SigningTime").text = NOW.strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+    whole = copy.deepcopy(root)
+    inner = whole.find(f".//{_ds('Signature')}")
+    assert inner is not None
+    parent = inner.getparent()
+    assert parent is not None
+    parent.remove(inner)
+    for uri, digested, enveloped in (("", whole, True), ("#props", properties, False)):
+        reference = etree.SubElement(info, _ds("Reference"), URI=uri)
+        transforms = etree.SubElement(reference, _ds("Transforms"))
+        if enveloped:
+            etree.SubElement(transforms, _ds("Transform"), Algorithm=ENVELOPED)
+        etree.SubElement(transforms, _ds("Transform"), Algorithm=exclusive)
+        etree.SubElement(
+            reference, _ds("DigestMethod"), Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"
+        )
+        digest = hashes.Hash(hashes.SHA256())
+        digest.update(c14n(digested))
+        etree.SubElement(reference, _ds("DigestValue")).text = b64encode(digest.finalize()).decode()
+    value.text = b64encode(
+        pki.signer.key.sign(c14n(info), padding.PKCS1v15(), hashes.SHA256())
+    ).decode()
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def test_a_namespaced_id_is_resolved_as_signxml_resolves_it(pki: Pki, checker: Checker) -> None:
+    """Found in review: only unnamespaced Ids were matched here, while signxml matches any
+    namespace; a wrapper with ID="props" around the real wsu:Id properties, holding a forged
+    header, was taken for the signed object and the packet called valid."""
+    signed = _hand_signed_with_namespaced_id(pki)
+    assert check(checker, signed).status is SignatureStatus.VALID
+
+    def wrap(root: etree._Element) -> None:
+        holder = root.find(f".//{_ds('Object')}")
+        assert holder is not None
+        properties = holder[0]
+        wrapper = etree.SubElement(holder, root.find(".//{*}edXMLHeader").tag, ID="props")  # type: ignore[union-attr]
+        wrapper.append(_forged_header(root)[0])
+        wrapper.append(properties)
+
+    result = check(checker, _edit(signed, wrap))
+    assert result.status is SignatureStatus.INVALID, result.summary()
+    assert "names 2 element(s)" in (result.reason or "")
+
+
+def test_a_signer_no_anchor_vouches_for_is_not_named_to_the_agency(
+    pki: Pki, checker: Checker
+) -> None:
+    """Found in review: an untrusted signature's certificate verified the value, so its
+    self-made name went out in X-LGSP-Signature-Signer and the sender's receipt."""
+    result = check(checker, sign_edxml(document(), pki.stranger))
+    assert result.status is SignatureStatus.UNTRUSTED
+    assert "X-LGSP-Signature-Signer" not in result.headers()
+    assert "(no anchor vouches for it)" in result.summary()
+
+
+def test_a_packets_verdict_is_made_once_for_its_attempts_and_fetches(pki: Pki) -> None:
+    """Found in review: each retry and each pull fetch checked again, at a hostile PDF's
+    seconds of CPU each time."""
+
+    class Counting(Checker):
+        calls = 0
+
+        async def check(self, payload: bytes, *, now: datetime | None = None) -> SignatureResult:
+            self.calls += 1
+            return await super().check(payload, now=now)
+
+    payload = sign_edxml(document(), pki.signer)
+    packet = StoredPacket(
+        id=uuid.uuid4(),
+        kind="edoc",
+        sender="000.00.00.H56",
+        recipients=["000.21.00.H56"],
+        document_id=None,
+        content_type="application/xml",
+        payload=payload,
+        sha256=hashlib.sha256(payload).hexdigest(),
+    )
+    counting = Counting(TrustAnchors([pki.root.certificate]))
+    gate = SignatureGate(counting)
+    endpoint = Endpoint.model_validate({"url": "http://127.0.0.1:9/", "timeout_s": 2})
+
+    async def three_times() -> list[str]:
+        first = await gate.judge(packet, "000.21.00.H56", endpoint)
+        second = await gate.judge(packet, "000.21.00.H56", endpoint)
+        fetched = await gate.headers(packet)
+        assert first.result is not None
+        assert second.result is not None
+        return [str(first.result.status), str(second.result.status), fetched["X-LGSP-Signature"]]
+
+    assert asyncio.run(three_times()) == ["valid"] * 3
+    assert counting.calls == 1

@@ -9,23 +9,26 @@ import asyncio
 import copy
 import io
 from base64 import b64encode
+from datetime import timedelta
 
 import pytest
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from lxml import etree
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
 from pyhanko.sign import signers
+from pyhanko.sign.fields import SigFieldSpec, append_signature_field
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from lgsp_adapter.cli.demo_packets import document
 from lgsp_adapter.signatures import Checker, SignatureStatus, TrustAnchors
-from lgsp_adapter.signatures.pdf import MAX_PDF_SIGNATURES, MAX_PDFS
+from lgsp_adapter.signatures.pdf import MAX_PDF_REVISIONS, MAX_PDF_SIGNATURES, MAX_PDFS
 from lgsp_adapter.signatures.result import AttachmentResult
-from tests.signing_pki import Identity, Pki, make_pki
+from tests.signing_pki import NOW, Identity, Pki, make_pki, namesake
 
 DER = serialization.Encoding.DER
 
@@ -214,3 +217,135 @@ def test_fields_that_share_a_signature_validate_it_once(pki: Pki) -> None:
     verdict = check(pki, {"chung.pdf": shared})["chung.pdf"]
     assert not (verdict.reason or "").startswith("it embeds"), verdict
     assert verdict.signer is not None
+
+
+def covered_by_a_widget(signed: bytes) -> bytes:
+    """A later revision adds an empty signature field whose appearance paints the page."""
+    writer = IncrementalPdfFileWriter(io.BytesIO(signed))
+    append_signature_field(writer, SigFieldSpec("PhuLen", box=(0, 0, 595, 842)))
+    for reference in writer.root["/AcroForm"]["/Fields"]:
+        field = reference.get_object()
+        if field.get("/T") == "PhuLen":
+            box = generic.ArrayObject([generic.NumberObject(n) for n in (0, 0, 595, 842)])
+            appearance = generic.StreamObject(
+                {
+                    generic.NameObject("/Type"): generic.NameObject("/XObject"),
+                    generic.NameObject("/Subtype"): generic.NameObject("/Form"),
+                    generic.NameObject("/BBox"): box,
+                },
+                stream_data=b"1 1 1 rg 0 0 595 842 re f BT 72 720 Td (Quyet dinh khac) Tj ET",
+            )
+            field[generic.NameObject("/AP")] = generic.DictionaryObject(
+                {generic.NameObject("/N"): writer.add_object(appearance)}
+            )
+            writer.update_container(field)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_a_widget_painted_over_the_page_is_no_form_filling_to_trust(pki: Pki) -> None:
+    """Found in review: pyHanko calls an added field with an appearance form filling, so a
+    page painted over by one was valid; only a later signer over the whole file vouches."""
+    signed = signed_pdf(one_page_pdf(), pki.signer)
+    verdict = check(pki, {"phu.pdf": covered_by_a_widget(signed)})["phu.pdf"]
+    assert verdict.status is SignatureStatus.INVALID, verdict
+    assert "no later signature covers the whole file" in (verdict.reason or "")
+
+
+def _digital_signature_only(pki: Pki) -> Identity:
+    usage = x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(pki.signer.certificate.subject)
+        .issuer_name(pki.province.certificate.subject)
+        .public_key(pki.signer.key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .sign(pki.province.key, hashes.SHA256())
+    )
+    return Identity(pki.signer.key, certificate, pki.signer.chain)
+
+
+def test_a_signer_without_non_repudiation_is_judged_as_for_envelopes(pki: Pki) -> None:
+    """Found in review: pyHanko's default demands non-repudiation, and called such a signer
+    untrusted, "not chaining to an anchor", where the envelope check calls it valid."""
+    signed = signed_pdf(one_page_pdf(), _digital_signature_only(pki))
+    verdict = check(pki, {"ky.pdf": signed})["ky.pdf"]
+    assert verdict.status is SignatureStatus.VALID, verdict
+
+
+def test_a_pdf_carrying_many_certificates_is_refused_before_any_path_is_built(pki: Pki) -> None:
+    """Found in review: the envelope's bound of 6 certificates did not hold in PDFs, where
+    60 namesakes took 131 s and 3.5 GB to build paths through."""
+    decoys = tuple(namesake(pki.province, pki.root) for _ in range(6))
+    carrying = Identity(pki.signer.key, pki.signer.certificate, (*pki.signer.chain, *decoys))
+    verdict = check(pki, {"nhieu-cert.pdf": signed_pdf(one_page_pdf(), carrying)})["nhieu-cert.pdf"]
+    assert verdict.status is SignatureStatus.MALFORMED, verdict
+    assert "certificates; at most 6 are read" in (verdict.reason or "")
+
+
+def test_revisions_past_the_limit_are_not_compared(pki: Pki) -> None:
+    many = signed_pdf(one_page_pdf(), pki.signer)
+    for _ in range(MAX_PDF_REVISIONS):
+        writer = IncrementalPdfFileWriter(io.BytesIO(many))
+        writer.update_container(writer.root)
+        out = io.BytesIO()
+        writer.write(out)
+        many = out.getvalue()
+    verdict = check(pki, {"sua-nhieu.pdf": many})["sua-nhieu.pdf"]
+    assert verdict.status is SignatureStatus.MALFORMED
+    assert (verdict.reason or "").startswith(f"it has {MAX_PDF_REVISIONS + 2} revisions")
+
+
+def _with_second_content(envelope: bytes, name: str) -> bytes:
+    root = etree.fromstring(envelope)
+    for attachment in root.iter("{*}Attachment"):
+        if attachment.findtext("{*}AttachmentName") == name:
+            content = attachment.find("{*}ContentTransferEncoded")
+            assert content is not None
+            second = etree.Element(content.tag)
+            second.text = "QUJD"
+            content.addnext(second)
+    return etree.tostring(root)
+
+
+def test_an_attachment_cannot_hide_from_the_check(pki: Pki) -> None:
+    """Found in review: a comment before the base64 (comments are not signed), a second
+    ContentTransferEncoded, or a character reference for its first letter each hid a PDF
+    the adapter's own reader, and the agency's system, still decode."""
+    revoked = signed_pdf(one_page_pdf(), pki.revoked)
+    text = b64encode(revoked)
+    envelope = with_attachments({"an.pdf": revoked})
+    hidden = {
+        "comment": envelope.replace(text, b"<!-- ghi chu -->" + text),
+        "second element": _with_second_content(envelope, "an.pdf"),
+        "character reference": envelope.replace(text, b"&#74;" + text[1:]),
+    }
+    trust = TrustAnchors([pki.root.certificate], crls=[pki.crl])
+    for how, payload in hidden.items():
+        assert payload != envelope, how
+        result = asyncio.run(Checker(trust).check(payload))
+        assert [a.status for a in result.attachments] == [SignatureStatus.INVALID], how
+
+
+def test_an_attachment_name_cannot_forge_another_verdict_in_the_header(pki: Pki) -> None:
+    altered = signed_pdf(one_page_pdf(), pki.signer).replace(b"Quyet dinh", b"Quyet dinX")
+    envelope = with_attachments({"quyet-dinh.pdf=valid, x": altered})
+    result = asyncio.run(Checker(TrustAnchors([pki.root.certificate])).check(envelope))
+    listed = result.headers()["X-LGSP-Attachment-Signatures"]
+    assert listed.endswith("=invalid"), listed
+    assert "=valid" not in listed

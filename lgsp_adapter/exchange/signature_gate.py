@@ -10,6 +10,7 @@ receipt's detail. A refusal by policy is a delivery refused for good: nothing is
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,12 +21,19 @@ from lgsp_adapter.signatures import (
     EnvelopeSigner,
     SignaturePolicy,
     SignatureResult,
+    SignatureStatus,
     refusal,
 )
 from lgsp_adapter.signatures.checker import SIGNED_KINDS
 from lgsp_adapter.store import StoredPacket, entry_for
 
 log = logging.getLogger(__name__)
+
+# A verdict is kept this long for the same payload: long enough for a retry schedule's first
+# steps and an inbox's fetches, short enough that what time changes (a certificate expiring)
+# shows within minutes. Anchors and CRLs change only with a restart, which starts afresh.
+_KEPT_S = 600.0
+_KEPT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +53,8 @@ class Checked:
         """What a delivery's detail (and so the sender's receipt) adds: the verdict, and who."""
         if self.result is None:
             return ""
-        who = self.result.signer.subject if self.result.signer and self.result.intact else None
+        valid = self.result.status is SignatureStatus.VALID
+        who = self.result.signer.subject if self.result.signer and valid else None
         return f"; signature {self.result.status}" + (f" by {who}" if who else "")
 
 
@@ -55,6 +64,7 @@ class SignatureGate:
     def __init__(self, checker: Checker | None) -> None:
         self._checker = checker
         self._signers: dict[tuple[Path, Path], EnvelopeSigner] = {}
+        self._verdicts: dict[str, tuple[float, SignatureResult]] = {}  # by payload digest
 
     async def judge(self, packet: StoredPacket, recipient: str, endpoint: Endpoint) -> Checked:
         """The verdict on ``packet`` for ``recipient``'s endpoint."""
@@ -67,7 +77,7 @@ class SignatureGate:
                 return Checked()
             why = f"{recipient} requires signatures ({policy}), and this daemon checks none"
             return Checked(refused=why)
-        result = await self._checker.check(packet.payload)
+        result = await self._verdict(self._checker, packet)
         entry = entry_for(
             packet,
             AuditEvent.SIGNATURE,
@@ -81,7 +91,20 @@ class SignatureGate:
         """The verdict's headers for a system that fetches ``packet`` (the pull inbox)."""
         if packet.kind not in SIGNED_KINDS or self._checker is None:
             return {}
-        return (await self._checker.check(packet.payload)).headers()
+        return (await self._verdict(self._checker, packet)).headers()
+
+    async def _verdict(self, checker: Checker, packet: StoredPacket) -> SignatureResult:
+        """The check, made once for a while per payload: retries and pull fetches of one
+        packet ask again, and a hostile one would cost its seconds each time (review)."""
+        now = time.monotonic()
+        kept = self._verdicts.get(packet.sha256)
+        if kept is not None and now - kept[0] < _KEPT_S:
+            return kept[1]
+        result = await checker.check(packet.payload)
+        if len(self._verdicts) >= _KEPT:
+            del self._verdicts[next(iter(self._verdicts))]  # the oldest
+        self._verdicts[packet.sha256] = (now, result)
+        return result
 
     def sign(self, agency: ServedAgency, status: bytes) -> bytes:
         """``status`` signed with the agency's key, when it has one configured."""

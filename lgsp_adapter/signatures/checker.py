@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -25,6 +26,8 @@ from lgsp_adapter.signatures.trust import TrustAnchors
 log = logging.getLogger(__name__)
 
 SIGNED_KINDS = frozenset({"edoc", "status"})  # the edXML packets; others carry no XML-DSig
+_SCANNED_ON_LOOP = 256 * 1024  # below this, the byte scan is microseconds; above, a thread's
+_WORKERS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,11 @@ class Checker:
         self._trust = trust
         self._rules = rules or Rules()
         self._limits = limits or XmlLimits()
+        # At most this many threads of asyncio's pool at once: a hostile PDF's seconds of CPU
+        # must not hold up the threads that read packets. One gate per event loop (a
+        # semaphore belongs to the loop it is first used in).
+        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
+        self._slots = weakref.WeakKeyDictionary()
 
     @classmethod
     def default(cls, limits: XmlLimits) -> Checker:
@@ -50,12 +58,17 @@ class Checker:
 
     async def check(self, payload: bytes, *, now: datetime | None = None) -> SignatureResult:
         """The verdict on ``payload`` (an edXML packet). Never raises."""
-        if _plainly_unsigned(payload):
-            return SignatureResult(SignatureStatus.UNSIGNED)
-        return await asyncio.to_thread(self._check_here, payload, now or datetime.now(UTC))
+        if len(payload) <= _SCANNED_ON_LOOP and _plainly_unsigned(payload):
+            return SignatureResult(SignatureStatus.UNSIGNED)  # most packets: no thread needed
+        loop = asyncio.get_running_loop()
+        slots = self._slots.setdefault(loop, asyncio.Semaphore(_WORKERS))
+        async with slots:
+            return await asyncio.to_thread(self._check_here, payload, now or datetime.now(UTC))
 
     def _check_here(self, payload: bytes, now: datetime) -> SignatureResult:
         """The whole check, in the calling (worker) thread."""
+        if _plainly_unsigned(payload):
+            return SignatureResult(SignatureStatus.UNSIGNED)
         try:
             read = self._read(payload)
             if isinstance(read.envelope, Unverified) and not read.attachments:
@@ -120,5 +133,7 @@ def _plainly_unsigned(payload: bytes) -> bool:
     where an element named Signature cannot exist without those bytes."""
     head = payload.removeprefix(_UTF8_BOM).lstrip()[:2]
     if not head.startswith(b"<") or head[1:2] == b"\x00":
+        return False
+    if b"&#" in payload:  # a character reference can write a PDF's first letters (review)
         return False
     return b"Signature" not in payload and not may_hold_pdf(payload)

@@ -55,7 +55,10 @@ DIGEST_METHODS = frozenset(
 RSA_SHA1 = "http://www.w3.org/2000/09/xmldsig#rsa-sha1"
 SHA1 = "http://www.w3.org/2000/09/xmldsig#sha1"
 XADES = frozenset({"http://uri.etsi.org/01903/v1.3.2#", "http://uri.etsi.org/01903/v1.4.1#"})
-_ID_ATTRIBUTES = ("Id", "ID", "id")
+# An ID is any attribute named Id, ID or id, in any namespace (wsu:Id, xml:id): how signxml
+# resolves a reference. Matched the same way here, and required to be unique, so that the
+# element judged here is the one signxml digests.
+_BY_ID = etree.XPath("//*[@*[local-name()='Id' or local-name()='ID' or local-name()='id']=$id]")
 MAX_CERTIFICATES = 6  # a signer, its CAs and a root, with room to spare
 
 
@@ -156,12 +159,9 @@ def _reference_target(
             SignatureStatus.INVALID,
             f"reference URI {shown} points outside the envelope; it is never fetched",
         )
-    matches = [
-        element
-        for name in _ID_ATTRIBUTES
-        for element in signature.getroottree().iter()
-        if isinstance(element.tag, str) and element.get(name) == uri[1:]
-    ]
+    found = _BY_ID(signature.getroottree(), id=uri[1:])
+    assert isinstance(found, list)  # noqa: S101  # a node-set XPath
+    matches = [element for element in found if isinstance(element, etree._Element)]
     if len(matches) != 1 or not _inside(matches[0], signature):
         # The wrapped-signature attack: the ID names an element of the document (moved, or
         # copied so that the signed one is not the one read); we follow none of those.

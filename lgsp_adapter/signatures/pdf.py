@@ -13,13 +13,14 @@ import logging
 import re
 import warnings
 from base64 import b64decode
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from cryptography import x509
 from cryptography.utils import CryptographyDeprecationWarning
 from lxml import etree
 
+from lgsp_adapter.signatures.dsig_shape import MAX_CERTIFICATES
 from lgsp_adapter.signatures.result import AttachmentResult, SignatureStatus, Signer
 from lgsp_adapter.signatures.trust import TrustAnchors
 from lgsp_adapter.signatures.trust import usage as trust_usage
@@ -32,6 +33,7 @@ with warnings.catch_warnings():
     from pyhanko.sign.diff_analysis import ModificationLevel
     from pyhanko.sign.validation import SignatureCoverageLevel, async_validate_pdf_signature
     from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
+    from pyhanko.sign.validation.settings import KeyUsageConstraints
     from pyhanko.sign.validation.status import PdfSignatureStatus
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,12 @@ _PDF_BYTES = re.compile(rb"J\s*V\s*B\s*E\s*R\s*i\s*0")
 _ATTACHMENTS = etree.XPath("/*/*[local-name()='AttachmentEncoded']/*[local-name()='Attachment']")
 MAX_PDFS = 16  # PDF attachments checked in one packet; each costs a digest of its bytes
 MAX_PDF_SIGNATURES = 8  # distinct signatures checked in one PDF; a real one has one to three
+MAX_PDF_REVISIONS = 32  # diffing each revision against each signed one grows as their square
+# What the signer's key must allow: either signing use (the rest is ``usage``'s to judge, as
+# for envelopes; pyHanko's default demands non-repudiation, which many signers lack).
+_KEY_USAGE = KeyUsageConstraints(
+    key_usage={"digital_signature", "non_repudiation"}, match_all_key_usages=False
+)
 _OUT_OF_TIME = frozenset(
     {
         AdESIndeterminate.OUT_OF_BOUNDS_NO_POE,
@@ -85,18 +93,22 @@ def attachments(root: etree._Element) -> list[Attached]:
     for attachment in found:
         if not isinstance(attachment, etree._Element):
             continue
-        name, content = "", ""
-        for child in attachment:
-            if not isinstance(child.tag, str):
-                continue
-            local = etree.QName(child).localname
-            if local == "AttachmentName":
-                name = (child.text or "").strip()
-            elif local == "ContentTransferEncoded":
-                content = child.text or ""
+        # The first of each, and all its text (a comment may split it, and a comment is not
+        # signed): what the adapter's reader and the agency's system read (found in review).
+        name = _text(attachment, "AttachmentName").strip()
+        content = _text(attachment, "ContentTransferEncoded")
         if "".join(content.lstrip()[:64].split()).startswith(PDF_BASE64):
             result.append(Attached(name[:200] or "(unnamed)", _decoded(content)))
     return result  # others carry no PDF signature: not listed
+
+
+def _text(parent: etree._Element, local: str) -> str:
+    for child in parent:
+        if isinstance(child.tag, str) and etree.QName(child).localname == local:
+            found = child.xpath("text()")
+            assert isinstance(found, list)  # noqa: S101  # a node-set XPath
+            return "".join(str(part) for part in found)
+    return ""
 
 
 def _decoded(content: str) -> bytes:
@@ -120,9 +132,13 @@ async def check_pdfs(
 async def check_pdf(attached: Attached, trust: TrustAnchors, now: datetime) -> AttachmentResult:
     """The verdict on one attachment: every signature the PDF embeds, the worst one counting."""
     try:
-        embedded = PdfFileReader(io.BytesIO(attached.pdf), strict=False).embedded_signatures
+        reader = PdfFileReader(io.BytesIO(attached.pdf), strict=False)
+        revisions = reader.xrefs.total_revisions
+        if revisions > MAX_PDF_REVISIONS:  # each later revision is compared with each signed
+            why = f"it has {revisions} revisions; at most {MAX_PDF_REVISIONS} are checked"
+            return AttachmentResult(attached.name, SignatureStatus.MALFORMED, why)
         # Many fields may share one signature: each distinct one is validated once.
-        signatures = list({_byte_range(s): s for s in embedded}.values())
+        signatures = list({_byte_range(s): s for s in reader.embedded_signatures}.values())
     except Exception as exc:  # pyHanko's many read errors: for us, an unreadable PDF
         return AttachmentResult(
             attached.name, SignatureStatus.MALFORMED, f"the PDF cannot be read: {exc}"[:300]
@@ -132,8 +148,20 @@ async def check_pdf(attached: Attached, trust: TrustAnchors, now: datetime) -> A
     if len(signatures) > MAX_PDF_SIGNATURES:
         why = f"it embeds {len(signatures)} signatures; at most {MAX_PDF_SIGNATURES} are checked"
         return AttachmentResult(attached.name, SignatureStatus.MALFORMED, why)
-    results = [await _one(attached.name, signature, trust, now) for signature in signatures]
+    judged = [await _one(attached.name, signature, trust, now) for signature in signatures]
+    vouched = any(j.covers_all and j.result.status is SignatureStatus.VALID for j in judged)
+    results = [j.result if vouched or not j.form_filled else _unvouched(j.result) for j in judged]
     return min(results, key=lambda r: _RANK[r.status])
+
+
+def _unvouched(result: AttachmentResult) -> AttachmentResult:
+    """A signature a later revision filled forms after, with no later signer over it all: a
+    widget's appearance can paint anything over the page (found in review)."""
+    why = (
+        "the PDF was changed after it was signed (form fields or their appearance), and no "
+        "later signature covers the whole file"
+    )
+    return replace(result, status=SignatureStatus.INVALID, reason=why, notes=())
 
 
 def _byte_range(signature: EmbeddedPdfSignature) -> tuple[int, ...]:
@@ -150,19 +178,39 @@ _RANK = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class _Judged:
+    result: AttachmentResult
+    covers_all: bool = False  # the signature covers the whole file as it arrived
+    form_filled: bool = False  # valid only if a later signature vouches for the revisions
+
+
 async def _one(
     name: str, signature: EmbeddedPdfSignature, trust: TrustAnchors, now: datetime
-) -> AttachmentResult:
+) -> _Judged:
+    carried = len(signature.signed_data["certificates"] or ())
+    if carried > MAX_CERTIFICATES:
+        # Path building tries every order of what it is given: bounded before it (found in
+        # review: 60 namesakes took 131 s and 3.5 GB).
+        said = f"its signature carries {carried} certificates; at most {MAX_CERTIFICATES} are read"
+        return _Judged(AttachmentResult(name, SignatureStatus.MALFORMED, said))
     try:
         moment = signature.self_reported_timestamp or now
         status = await async_validate_pdf_signature(
-            signature, signer_validation_context=trust.context(moment)
+            signature,
+            signer_validation_context=trust.context(moment),
+            key_usage_settings=_KEY_USAGE,
         )
     except Exception as exc:  # a signature pyHanko cannot evaluate is not a valid one
-        return AttachmentResult(name, SignatureStatus.MALFORMED, f"{exc}"[:300])
+        return _Judged(AttachmentResult(name, SignatureStatus.MALFORMED, f"{exc}"[:300]))
     signer = Signer.of_asn1(status.signing_cert) if status.signing_cert is not None else None
     verdict, why, notes = _verdict(status, trust, moment)
-    return AttachmentResult(name, verdict, why, signer, status.signer_reported_dt, notes)
+    result = AttachmentResult(name, verdict, why, signer, status.signer_reported_dt, notes)
+    return _Judged(
+        result,
+        covers_all=status.coverage is SignatureCoverageLevel.ENTIRE_FILE,
+        form_filled=status.modification_level is ModificationLevel.FORM_FILLING,
+    )
 
 
 def _verdict(
@@ -191,7 +239,7 @@ def _verdict(
     if level in _HARMLESS:
         return SignatureStatus.VALID, None, ("later revisions add only validation data",)
     if level is ModificationLevel.FORM_FILLING and status.docmdp_ok:
-        # Co-signing adds a signature field; what such a revision shows is not this signer's.
+        # Co-signing adds a signature field; valid only while a later signer covers it all.
         note = "later revisions fill in form fields or add signatures, which it does not cover"
         return SignatureStatus.VALID, None, (note,)
     level_name = level.name.lower().replace("_", " ") if level is not None else "unknown"

@@ -37,8 +37,8 @@ def refusal(policy: SignaturePolicy, result: SignatureResult) -> str | None:
 
 
 def _signed(result: SignatureResult) -> bool:
-    """Whether a signature is there, good or bad: one that verifies or fails to, or a
-    QCVN-namespace block (real packets' kind) that names a signer by its certificate."""
-    if result.status is SignatureStatus.WRONG_NAMESPACE:
-        return result.signer is not None
-    return result.status not in (SignatureStatus.UNSIGNED, SignatureStatus.MALFORMED)
+    """Whether a signature is there, good or bad: a readable block (XML-DSig's, or the QCVN
+    namespace's of real packets) that names its signer by a certificate it carries."""
+    if result.status in (SignatureStatus.UNSIGNED, SignatureStatus.MALFORMED):
+        return False
+    return result.signer is not None  # a block with no readable certificate signs nothing

@@ -97,7 +97,7 @@ class SignatureResult:
         words = [str(self.status)]
         if self.signer is not None:
             words.append(
-                f"signer {self.signer.subject!r}{'' if self.intact else ' (unverified)'}"
+                f"signer {self.signer.subject!r}{self._vouched()}"
                 f" serial {self.signer.serial} issuer {self.signer.issuer!r}"
             )
         if self.signing_time is not None and self.time_source == "signature":
@@ -119,19 +119,31 @@ class SignatureResult:
         """What the agency system learns of it with the delivery (ASCII: texts are
         percent-encoded UTF-8, as the document id is)."""
         headers = {"X-LGSP-Signature": str(self.status)}
-        if self.signer is not None and self.intact:  # never name a signer it did not prove
+        if self.signer is not None and self.status is SignatureStatus.VALID:
+            # Named only when an anchor vouches for the name: a self-made certificate says
+            # whatever its maker wrote (found in review).
             headers["X-LGSP-Signature-Signer"] = _ascii(self.signer.subject)
             headers["X-LGSP-Signature-Serial"] = self.signer.serial
             headers["X-LGSP-Signature-Issuer"] = _ascii(self.signer.issuer)
         if self.signing_time is not None:
             headers["X-LGSP-Signature-Time"] = _instant(self.signing_time)
+            # "stated": the signer's own word; "check": none stated, judged when checked.
+            stated = self.time_source == "signature"
+            headers["X-LGSP-Signature-Time-Source"] = "stated" if stated else "check"
         if self.reason:
             headers["X-LGSP-Signature-Reason"] = _ascii(self.reason[:500])
+        if self.notes:
+            headers["X-LGSP-Signature-Notes"] = _ascii("; ".join(self.notes)[:500])
         if self.attachments:
             headers["X-LGSP-Attachment-Signatures"] = ", ".join(
-                f"{_ascii(a.name)}={a.status}" for a in self.attachments
+                f"{_name(a.name)}={a.status}" for a in self.attachments
             )
         return headers
+
+    def _vouched(self) -> str:
+        if not self.intact:
+            return " (unverified)"
+        return "" if self.status is SignatureStatus.VALID else " (no anchor vouches for it)"
 
 
 def _instant(moment: datetime) -> str:
@@ -140,3 +152,9 @@ def _instant(moment: datetime) -> str:
 
 def _ascii(text: str) -> str:
     return quote(text, safe=" ,=/:-._'()@")
+
+
+def _name(text: str) -> str:
+    """An attachment's name in the list header: its separators encoded, so that a name
+    cannot forge another attachment's verdict (``a.pdf=valid, b``; found in review)."""
+    return quote(text, safe=" /:-._'()@")
