@@ -214,7 +214,9 @@ async def test_the_sender_learns_a_refusal(tmp_path: Path) -> None:
             state = await response.json()
     assert ("receipt", COMMUNE) in seen["events"]
     assert [d["state"] for d in state["deliveries"]] == ["refused"]
-    assert "answered 400" in state["deliveries"][0]["detail"]
+    detail = state["deliveries"][0]["detail"]
+    assert f"{COMMUNE}'s system answered HTTP 400" in detail
+    assert "127.0.0.1" not in detail  # the recipient's address is not the sender's to see
 
 
 RABBITMQCTL = shutil.which("rabbitmqctl")
