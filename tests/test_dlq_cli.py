@@ -65,3 +65,30 @@ async def test_an_operator_lists_shows_replays_and_drops_from_a_shell(tmp_path: 
     status, _, err = await dlq(url, "list")
     assert status == 1
     assert "does not answer" in err
+
+
+@pytest.mark.asyncio
+async def test_the_token_comes_from_a_file_or_standard_input_never_an_argument(
+    tmp_path: Path,
+) -> None:
+    """Issue 21: a --token argument is visible to every user of the machine in ps."""
+    commune = AgencyServer()
+    async with agency_server(commune), operated(tmp_path, commune, "embedded") as operator:
+        token_file = tmp_path / "operator.token"
+        token_file.write_text(OPERATOR + "\n")
+        status, _, err = await lgsp_adapter(
+            "dlq", "--url", operator.url, "--token-file", str(token_file), "list"
+        )
+        assert status == 0, err
+        status, _, err = await lgsp_adapter(
+            "dlq", "--url", operator.url, "--token-file", "-", "list", stdin=OPERATOR
+        )
+        assert status == 0, err
+        status, _, err = await lgsp_adapter("dlq", "--url", operator.url, "--token", OPERATOR)
+        assert status == 2
+        assert "No such option '--token'" in err
+        status, _, err = await lgsp_adapter(
+            "dlq", "--url", operator.url, "list", LGSP_OPERATOR_TOKEN=""
+        )
+        assert status == 1
+        assert "--token-file or LGSP_OPERATOR_TOKEN" in err

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -21,6 +22,8 @@ import click
 
 from lgsp_adapter.cli.check import daemon_url
 from lgsp_adapter.errors import LgspError
+
+TOKEN_VARIABLE = "LGSP_OPERATOR_TOKEN"  # noqa: S105  # the name of a variable, not a token
 
 
 class Api:
@@ -82,10 +85,10 @@ def _fail(message: str) -> NoReturn:
 )
 @click.option("--url", help="The daemon's base URL, e.g. https://lgsp.tinh:8080.")
 @click.option(
-    "--token",
-    envvar="LGSP_OPERATOR_TOKEN",
-    required=True,
-    help="An operator's token (or LGSP_OPERATOR_TOKEN).",
+    "--token-file",
+    type=click.File("r", encoding="utf-8"),
+    help="A file holding the operator's token, or - for standard input. Without it, "
+    "LGSP_OPERATOR_TOKEN. Never on the command line, where every user sees it in ps.",
 )
 @click.option(
     "--cafile",
@@ -97,7 +100,7 @@ def dlq_group(
     context: click.Context,
     config_path: Path | None,
     url: str | None,
-    token: str,
+    token_file: TextIO | None,
     cafile: Path | None,
 ) -> None:
     """Dead letters: list, show, replay, drop (operators; through the running daemon)."""
@@ -105,6 +108,9 @@ def dlq_group(
         url = url or daemon_url(config_path)
     except LgspError as exc:
         _fail(f"error: {exc}")
+    token = token_file.read().strip() if token_file else os.environ.get(TOKEN_VARIABLE, "")
+    if not token:
+        _fail(f"error: give the operator's token in --token-file or {TOKEN_VARIABLE}")
     context.obj = Api(url, token, cafile)
 
 
