@@ -60,7 +60,7 @@ class Api:
 
 @asynccontextmanager
 async def running(
-    tmp_path: Path, province: AgencyServer, bus: dict[str, str] | None = None
+    tmp_path: Path, province: AgencyServer, bus: dict[str, Any] | None = None
 ) -> AsyncIterator[Api]:
     """A daemon serving the province, with an integrator and an auditor; on the embedded bus
     unless ``bus`` gives a RabbitMQ url and exchange."""

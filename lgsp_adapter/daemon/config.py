@@ -38,6 +38,7 @@ from lgsp_adapter.daemon.logs import LoggingSettings
 from lgsp_adapter.errors import ErrorCode, FatalError
 from lgsp_adapter.packets.safe_xml import XmlLimits
 from lgsp_adapter.registry.agencies import Client, KnownAgency, ServedAgency
+from lgsp_adapter.registry.attempt_budget import AttemptBudget
 from lgsp_adapter.registry.bridges import Bridge
 from lgsp_adapter.registry.directory import Directory
 from lgsp_adapter.registry.routes import BusSenders, Route
@@ -133,6 +134,14 @@ class BusSettings(_Section):
         description="http[s]://account:password@host:15672/ of the broker's management API, "
         "where the daemon declares the shovels of its [[bridges]] (an account tagged "
         "policymaker); none: `lgsp-adapter declare` declares them.",
+    )
+    consumer_timeout_s: float = Field(
+        1800.0,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="The broker's consumer_timeout (RabbitMQ's default is 30 minutes): an "
+        "endpoint whose delivery attempt could outlast it is refused, at start or when "
+        "registered (`docs/bus.md`). Raise both together.",
     )
     prefetch: int = Field(
         32,
@@ -312,6 +321,14 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         check_consistent(self)
         return self
+
+    def attempt_budget(self) -> AttemptBudget:
+        """What one delivery attempt may take, on this bus (`registry/attempt_budget.py`)."""
+        return AttemptBudget(
+            consumer_timeout_s=self.bus.consumer_timeout_s if self.bus.url else None,
+            quick_retries=self.delivery.quick_retries,
+            quick_retry_delay_s=self.delivery.quick_retry_delay_s,
+        )
 
     def directory(self) -> Directory:
         """The agencies and clients, as the exchange asks about them."""

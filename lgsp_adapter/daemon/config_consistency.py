@@ -19,6 +19,14 @@ def check_consistent(settings: Settings) -> None:
     _agencies(settings)
     _bridges(settings)
     _clients(settings)
+    budget = settings.attempt_budget()
+    for code, endpoint in [
+        *((str(a.code), a.endpoint) for a in settings.agencies),
+        *((f"route {r.name}", r.endpoint) for r in settings.routes),
+    ]:
+        problem = budget.problem(code, endpoint)
+        if problem is not None:
+            raise ValueError(problem)
 
 
 def _agencies(settings: Settings) -> None:

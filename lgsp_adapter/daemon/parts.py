@@ -139,6 +139,7 @@ async def started_registry(store: Store, settings: Settings) -> Registry:
         store.registry,
         directory,
         served_elsewhere=frozenset(str(a.code) for a in settings.known_agencies),
+        budget=settings.attempt_budget(),
     )
     await registry.load_settings_agencies(list(settings.agencies))
 

@@ -30,6 +30,7 @@ from lgsp_adapter.registry.agencies import (
     token_digest,
     with_secrets,
 )
+from lgsp_adapter.registry.attempt_budget import AttemptBudget, fitting
 from lgsp_adapter.registry.checks import (
     agency_code,
     changed_paths,
@@ -56,9 +57,11 @@ class Registry:
         directory: Directory,
         *,
         served_elsewhere: frozenset[str] = frozenset(),
+        budget: AttemptBudget | None = None,
     ) -> None:
         self.store = store
         self.directory = directory
+        self._budget = budget  # what the broker lets one delivery attempt take
         self._elsewhere = served_elsewhere  # known_agencies: another daemon serves them
         self._listeners: list[Listener] = []  # told after the directory changed
         self._early: list[Listener] = []  # and before it too (the bus)
@@ -166,7 +169,7 @@ class Registry:
     ) -> tuple[EndpointRecord, str | None]:
         """Register an agency's endpoint; with the token its system submits with (shown this
         once) unless ``issue_token`` is false."""
-        agency = validated(body)
+        agency = fitting(self._budget, validated(body))
         code = str(agency.code)
         if code in self._elsewhere:
             raise PermanentError(
@@ -227,7 +230,7 @@ class Registry:
         def edit(current: EndpointRecord | None) -> Edit | None:
             current = present(code, current, expected_revision)
             before = copy.deepcopy(current.stored)  # as kept: a record that no longer
-            agency = validated(merge_patch(before, patch))  # validates is mended by a patch
+            agency = fitting(self._budget, validated(merge_patch(before, patch)))
             check_credentials_follow(current, agency, patch)
             changed = changed_paths(before, with_secrets(agency))
             if not changed:
