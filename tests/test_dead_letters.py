@@ -115,18 +115,25 @@ async def test_an_operator_replays_one_dead_letter_and_drops_another(
         status, _, _ = await operator.call("GET", f"/v1/packets/{sent[0]}")
         assert status == 403
 
-        # Replayed: the system is back, the letter is delivered, on a fresh schedule.
-        commune.then = 200
+        # Replayed: on a fresh schedule, whole (the system fails all but the last try of it),
+        # with the attempts made before kept, not reset (issue 21).
+        budget = 1 + len(RETRY_DELAYS)
+        commune.script, commune.then = [503] * len(RETRY_DELAYS), 200
         status, record, _ = await operator.call(
             "POST", f"/v1/dead-letters/{sent[0]}/{COMMUNE}/replay"
         )
-        assert (status, record["state"], record["attempts"]) == (200, "accepted", 0), record
+        assert (status, record["state"], record["attempts"]) == (200, "accepted", budget), record
+        assert (record["since_replay"], record["replays"]) == (0, 1)
 
         async def delivered() -> bool:
             _, packet, _ = await province.call("GET", f"/v1/packets/{sent[0]}")
             return bool(packet["deliveries"][0]["state"] == "delivered")
 
         await eventually(delivered, "the replayed letter delivered")
+        _, packet, _ = await province.call("GET", f"/v1/packets/{sent[0]}")
+        assert packet["deliveries"][0]["attempts"] == 2 * budget
+        replayed = [e for e in packet["history"] if e.get("outcome") == "dead_letter.replayed"]
+        assert f"{budget} attempt(s) made before, replay 1" in replayed[0]["detail"]
         assert commune.delivered().count(sent[0]) == 1
         status, answer, _ = await operator.call(
             "POST", f"/v1/dead-letters/{sent[0]}/{COMMUNE}/replay"

@@ -619,7 +619,10 @@ async def test_dead_letters_are_listed_and_acted_on_once(store: Store) -> None:
         [entry(packets[0], AuditEvent.ADMIN, RECIPIENTS[1])],
     )
     assert replayed is not None
-    assert (replayed.state, replayed.attempts, replayed.detail) == (DeliveryState.ACCEPTED, 0, None)
+    # A fresh budget, the history kept: the attempt made stays counted (issue 21: a replay
+    # reset it to 0, so the sender and the auditors lost how often it had been tried).
+    assert (replayed.state, replayed.detail) == (DeliveryState.ACCEPTED, None)
+    assert (replayed.attempts, replayed.since_replay, replayed.replays) == (1, 0, 1)
     assert (packets[0].id, RECIPIENTS[1]) in [item[:2] for item in await store.outbox(10)]
     again = await store.leave_dead_letters(
         packets[0].id,

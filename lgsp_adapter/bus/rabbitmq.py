@@ -334,7 +334,7 @@ class RabbitBus:
             return
         # The copy is for the attempt after those recorded: not taken for a stale one.
         queue = self._topology.agency_queue(self._directory.queue_key(recipient))
-        await self._park(packet, recipient, queue, **{HEADER_ATTEMPT: record.attempts})
+        await self._park(packet, recipient, queue, **{HEADER_ATTEMPT: record.since_replay})
         await self._store.update_delivery(
             packet_id, recipient, DeliveryState.PUBLISHED, entries=entries
         )

@@ -86,14 +86,17 @@ class DeadLetters:
         return "returned" if ends and ends[-1].event is AuditEvent.RETURNED else "elsewhere"
 
     async def replay(self, packet_id: UUID, recipient: str, *, actor: str) -> DeliveryRecord:
-        """Back to the outbox, attempts counted from nought."""
+        """Back to the outbox on a fresh retry budget; the attempts made so far are kept."""
+        current = {d.recipient: d for d in await self._store.deliveries(packet_id)}.get(recipient)
+        made = f"; {current.attempts} attempt(s) made before" if current else ""
+        replays = f", replay {current.replays + 1}" if current else ""
         return await self._settle(
             packet_id,
             recipient,
             DeliveryState.ACCEPTED,
             actor=actor,
             outcome="dead_letter.replayed",
-            detail="back in the outbox, on a fresh retry schedule",
+            detail=f"back in the outbox, on a fresh retry schedule{made}{replays}",
         )
 
     async def drop(

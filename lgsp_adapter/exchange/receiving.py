@@ -76,7 +76,7 @@ class Receiver:
             paused = TransientError(
                 ErrorCode.DELIVERY_UNAVAILABLE, f"{recipient} is disabled in the registry"
             )
-            given = self._retry_or_give_up(packet, recipient, record.attempts, paused, delays)
+            given = self._retry_or_give_up(packet, recipient, record.since_replay, paused, delays)
             return await self._with_verdict(given, packet, recipient, endpoint)
         if not endpoint.accepts(packet.kind):
             taken = endpoint.kinds or (AXIS_KINDS if endpoint.mode is DeliveryMode.AXIS else [])
@@ -90,7 +90,7 @@ class Receiver:
             return await self._refuse_unsigned(packet, recipient, agency.name, checked)
         if endpoint.mode is DeliveryMode.PULL:
             return self._hold(packet, recipient, record.state, checked)
-        return await self._push(packet, recipient, agency, record.attempts, checked)
+        return await self._push(packet, recipient, agency, record.since_replay, checked)
 
     async def _push(
         self,

@@ -218,13 +218,13 @@ class Settler:
     ) -> None:
         await self._store.receive(packet, recipient, [first])
         record = {d.recipient: d for d in await self._store.deliveries(packet.id)}[recipient]
-        if not record.state.final and attempt < record.attempts:
+        if not record.state.final and attempt < record.since_replay:
             # A copy from before a recorded attempt (its ack was lost in a crash); the retry
             # copy parked for the later attempt is the one that counts.
             log.info("%s %s: stale copy for attempt %d; dropped", packet.id, recipient, attempt)
             return
         settlement = await self._handler(packet, recipient)
-        settlement = await self._park(packet, recipient, settlement, record.attempts)
+        settlement = await self._park(packet, recipient, settlement, record.since_replay)
         # The agency system has answered: its answer is recorded whatever the store's moods
         # (redone from the start, the delivery would be posted again).
         record = await until_stored(

@@ -108,6 +108,9 @@ MIGRATIONS = [
     # The patterns each route's queues were last bound to, so that one narrowed or removed
     # is unbound from what it no longer takes.
     "CREATE TABLE bus_bindings (queue_key TEXT PRIMARY KEY, patterns TEXT NOT NULL);",
+    # A replay starts a fresh retry budget and keeps the attempts made before it.
+    "ALTER TABLE deliveries ADD COLUMN earlier_attempts INTEGER NOT NULL DEFAULT 0,"
+    " ADD COLUMN replays INTEGER NOT NULL DEFAULT 0;",
 ]
 
 

@@ -22,9 +22,9 @@ from lgsp_adapter.store.postgres_audit import Conn, PostgresAuditLog
 from lgsp_adapter.store.postgres_registry import PostgresRegistry
 from lgsp_adapter.store.postgres_session import ReplicaSession
 from lgsp_adapter.store.records import DeliveryRecord, DeliveryState, StateChange, StoredPacket
-from lgsp_adapter.store.rows import FACT_COLUMNS, delivery_of, tell_observers
+from lgsp_adapter.store.rows import DELIVERY_SQL, FACT_COLUMNS, delivery_of, tell_observers
 
-DELIVERY = "packet_id, recipient, state, attempts, detail, updated_at"
+DELIVERY = DELIVERY_SQL
 PACKET = (
     "id, kind, sender, recipients, document_id, content_type, payload, sha256, client, received_at"
 )
@@ -32,8 +32,8 @@ FACTS = ", ".join(FACT_COLUMNS)
 BY_ID = "FROM packets WHERE id = $1"
 INSERT_PACKET = f"INSERT INTO packets ({PACKET}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
 DEAD_LETTER = (
-    "d.seq, p.id, d.recipient, p.sender, p.kind, p.document_id, d.attempts, d.detail,"
-    " p.received_at, d.updated_at"
+    "d.seq, p.id, d.recipient, p.sender, p.kind, p.document_id,"
+    " d.attempts + d.earlier_attempts, d.detail, p.received_at, d.updated_at"
 )
 
 
@@ -107,7 +107,8 @@ async def set_state(
         return delivery_of(current)
     row = await conn.fetchrow(
         "UPDATE deliveries SET state = $1, detail = $2, updated_at = clock_timestamp(),"
-        " attempts = GREATEST(attempts + $3, $6) WHERE packet_id = $4 AND recipient = $5"
+        " attempts = GREATEST(attempts + $3, $6 - earlier_attempts)"
+        " WHERE packet_id = $4 AND recipient = $5"
         f" RETURNING {DELIVERY}",
         state.value,
         optional_storable(change.get("detail")),

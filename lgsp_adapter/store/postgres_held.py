@@ -88,12 +88,15 @@ class PostgresHeld(PostgresCore):
     async def leave_dead_letters(
         self, packet_id: UUID, recipient: str, state: DeliveryState, entries: list[AuditEntry]
     ) -> DeliveryRecord | None:
-        """An operator's decision on a dead letter: back to the outbox (attempts from nought)
-        or ``dropped``; None if it is not dead-lettered (any more)."""
+        """An operator's decision on a dead letter: back to the outbox (a fresh budget: the
+        attempts so far kept apart) or ``dropped``; None if it is not dead-lettered (any
+        more)."""
         replay = state is DeliveryState.ACCEPTED
         async with self._write() as tx:
             row = await tx.conn.fetchrow(
                 "UPDATE deliveries SET state = $1, updated_at = clock_timestamp(),"
+                " earlier_attempts = earlier_attempts + CASE WHEN $2 THEN attempts ELSE 0 END,"
+                " replays = replays + CASE WHEN $2 THEN 1 ELSE 0 END,"
                 " attempts = CASE WHEN $2 THEN 0 ELSE attempts END,"
                 " detail = CASE WHEN $2 THEN NULL ELSE detail END"
                 f" WHERE packet_id = $3 AND recipient = $4 AND state = $5 RETURNING {DELIVERY}",

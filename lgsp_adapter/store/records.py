@@ -126,7 +126,9 @@ class DeliveryRecord(BaseModel):
     packet_id: UUID
     recipient: str
     state: DeliveryState
-    attempts: int = 0
+    attempts: int = 0  # every attempt made, replays or not: what people and receipts see
+    since_replay: int = 0  # those since the last replay: where the retry schedule stands
+    replays: int = 0  # how often an operator put it back from the dead letters
     detail: str | None = None
     updated_at: datetime
 
@@ -196,7 +198,8 @@ class StateChange(TypedDict):
     entries: list[AuditEntry]  # the audit entries that say so
     detail: NotRequired[str | None]  # why, for people: the last error, what the receipt said
     attempted: NotRequired[bool]  # counts as a delivery attempt (default: it does not)
-    # The count another daemon kept (a receipt's): the delivery has made at least these.
+    # The count another daemon kept (a receipt's): the delivery has made at least these in
+    # all, replays included.
     attempts: NotRequired[int]
 
 

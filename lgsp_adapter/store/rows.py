@@ -46,7 +46,19 @@ def tell_observers(
 
 # Rows as both stores select them. The models read either store's column types: text ids and
 # ISO times on SQLite, native UUIDs and timestamps on PostgreSQL.
-DELIVERY_COLUMNS = ("packet_id", "recipient", "state", "attempts", "detail", "updated_at")
+DELIVERY_COLUMNS = (
+    "packet_id",
+    "recipient",
+    "state",
+    "attempts",
+    "earlier_attempts",
+    "replays",
+    "detail",
+    "updated_at",
+)
+# As a select list; the ``attempts`` column counts since the last replay, and the attempts
+# before it are kept beside (a replay starts a fresh budget, not a fresh history).
+DELIVERY_SQL = ", ".join(DELIVERY_COLUMNS)
 # The listings' rows carry the models' fields in their order (a dead letter's ``here`` is
 # worked out after reading, not stored).
 _DEAD_LETTER_FIELDS = tuple(name for name in DeadLetter.model_fields if name != "here")
@@ -82,7 +94,11 @@ def packet_of(row: Iterable[Any]) -> StoredPacket:
 
 def delivery_of(row: Iterable[Any]) -> DeliveryRecord:
     """A delivery from a row of ``DELIVERY_COLUMNS``."""
-    return DeliveryRecord.model_validate(dict(zip(DELIVERY_COLUMNS, row, strict=True)))
+    found = dict(zip(DELIVERY_COLUMNS, row, strict=True))
+    since, earlier = found.pop("attempts"), found.pop("earlier_attempts")
+    return DeliveryRecord.model_validate(
+        {**found, "attempts": since + earlier, "since_replay": since}
+    )
 
 
 def dead_letter_of(row: Iterable[Any]) -> DeadLetter:

@@ -34,7 +34,7 @@ from lgsp_adapter.store.records import (
     StateChange,
     StoredPacket,
 )
-from lgsp_adapter.store.rows import delivery_of, facts_of, packet_of, schema_behind
+from lgsp_adapter.store.rows import DELIVERY_SQL, delivery_of, facts_of, packet_of, schema_behind
 from lgsp_adapter.store.sqlite_core import BY_ID, FACTS, PACKET_COLUMNS, fetch, now, packet_row
 from lgsp_adapter.store.sqlite_held import SqliteHeld
 from lgsp_adapter.store.sqlite_queue import SqliteQueue
@@ -186,8 +186,7 @@ class SqliteStore(SqliteQueue, SqliteHeld):
         """The packet's deliveries, in recipient order."""
         rows = fetch(
             self._read,
-            "SELECT packet_id, recipient, state, attempts, detail, updated_at FROM deliveries"
-            " WHERE packet_id = ? ORDER BY recipient",
+            f"SELECT {DELIVERY_SQL} FROM deliveries WHERE packet_id = ? ORDER BY recipient",
             (str(packet_id),),
         )
         return [delivery_of(row) for row in rows]

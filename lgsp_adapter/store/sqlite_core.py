@@ -20,7 +20,7 @@ from lgsp_adapter.store.base import CommitObserver
 from lgsp_adapter.store.closing import ClosedOnExit
 from lgsp_adapter.store.group_commit import GroupCommit
 from lgsp_adapter.store.records import DeliveryRecord, DeliveryState, StateChange, StoredPacket
-from lgsp_adapter.store.rows import FACT_COLUMNS, delivery_of, tell_observers
+from lgsp_adapter.store.rows import DELIVERY_SQL, FACT_COLUMNS, delivery_of, tell_observers
 from lgsp_adapter.store.sqlite_agency_list import SqliteAgencyList
 from lgsp_adapter.store.sqlite_audit import SqliteAuditLog
 from lgsp_adapter.store.sqlite_registry import SqliteRegistry
@@ -99,8 +99,7 @@ class SqliteCore(ClosedOnExit):
         change = change or {"entries": []}
         found = fetch(
             self._db,
-            "SELECT packet_id, recipient, state, attempts, detail, updated_at FROM deliveries"
-            " WHERE packet_id = ? AND recipient = ?",
+            f"SELECT {DELIVERY_SQL} FROM deliveries WHERE packet_id = ? AND recipient = ?",
             (str(packet_id), recipient),
         )
         if not found:
@@ -111,8 +110,9 @@ class SqliteCore(ClosedOnExit):
         updated = fetch(
             self._db,
             "UPDATE deliveries SET state = ?, detail = ?, updated_at = ?,"
-            " attempts = MAX(attempts + ?, ?) WHERE packet_id = ? AND recipient = ?"
-            " RETURNING packet_id, recipient, state, attempts, detail, updated_at",
+            " attempts = MAX(attempts + ?, ? - earlier_attempts)"
+            " WHERE packet_id = ? AND recipient = ?"
+            f" RETURNING {DELIVERY_SQL}",
             (
                 state.value,
                 change.get("detail"),
@@ -162,6 +162,6 @@ def now() -> str:
 
 
 DEAD_LETTER_COLUMNS = (
-    "d.rowid, p.id, d.recipient, p.sender, p.kind, p.document_id, d.attempts, d.detail,"
-    " p.received_at, d.updated_at"
+    "d.rowid, p.id, d.recipient, p.sender, p.kind, p.document_id,"
+    " d.attempts + d.earlier_attempts, d.detail, p.received_at, d.updated_at"
 )

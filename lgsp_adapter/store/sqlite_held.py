@@ -22,7 +22,13 @@ from lgsp_adapter.store.records import (
     StateChange,
     split_acknowledged,
 )
-from lgsp_adapter.store.rows import dead_letter_of, delivery_of, inbox_item_of, sent_item_of
+from lgsp_adapter.store.rows import (
+    DELIVERY_SQL,
+    dead_letter_of,
+    delivery_of,
+    inbox_item_of,
+    sent_item_of,
+)
 from lgsp_adapter.store.sqlite_core import DEAD_LETTER_COLUMNS, SqliteCore, now
 
 
@@ -80,21 +86,22 @@ class SqliteHeld(SqliteCore):
     async def leave_dead_letters(
         self, packet_id: UUID, recipient: str, state: DeliveryState, entries: list[AuditEntry]
     ) -> DeliveryRecord | None:
-        """An operator's decision on a dead letter: back to the outbox (``accepted``, its
-        attempts counted from nought) or ``dropped``; None if it is not dead-lettered (any
-        more: two operators cannot both act on it)."""
+        """An operator's decision on a dead letter: back to the outbox (``accepted``, on a
+        fresh budget: the attempts so far kept apart) or ``dropped``; None if it is not
+        dead-lettered (any more: two operators cannot both act on it)."""
         async with self._write():
             row = self._db.execute(
                 "UPDATE deliveries SET state = ?, updated_at = ?,"
+                " earlier_attempts = earlier_attempts + CASE WHEN ? THEN attempts ELSE 0 END,"
+                " replays = replays + CASE WHEN ? THEN 1 ELSE 0 END,"
                 " attempts = CASE WHEN ? THEN 0 ELSE attempts END,"
                 " detail = CASE WHEN ? THEN NULL ELSE detail END"
                 " WHERE packet_id = ? AND recipient = ? AND state = ?"
-                " RETURNING packet_id, recipient, state, attempts, detail, updated_at",
+                f" RETURNING {DELIVERY_SQL}",
                 (
                     state.value,
                     now(),
-                    state is DeliveryState.ACCEPTED,
-                    state is DeliveryState.ACCEPTED,
+                    *[state is DeliveryState.ACCEPTED] * 4,
                     str(packet_id),
                     recipient,
                     DeliveryState.DEAD_LETTERED.value,
@@ -124,7 +131,7 @@ class SqliteHeld(SqliteCore):
             row = self._db.execute(
                 "UPDATE deliveries SET state = ?, detail = ?, updated_at = ?,"
                 " attempts = attempts + 1 WHERE packet_id = ? AND recipient = ? AND state = ?"
-                " RETURNING packet_id, recipient, state, attempts, detail, updated_at",
+                f" RETURNING {DELIVERY_SQL}",
                 (state.value, detail, now(), str(packet_id), recipient, DeliveryState.HELD.value),
             ).fetchone()
             if row is None:

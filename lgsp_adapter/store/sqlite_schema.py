@@ -101,6 +101,9 @@ MIGRATIONS: list[str | tuple[str, str]] = [
     "CREATE TABLE bus_bindings (queue_key TEXT PRIMARY KEY, patterns TEXT NOT NULL);",
     # Witnesses: their cosignatures of this log, and this daemon's view of the logs it witnesses.
     WITNESS_SCHEMA,
+    # A replay starts a fresh retry budget and keeps the attempts made before it.
+    "ALTER TABLE deliveries ADD COLUMN earlier_attempts INTEGER NOT NULL DEFAULT 0;"
+    " ALTER TABLE deliveries ADD COLUMN replays INTEGER NOT NULL DEFAULT 0;",
 ]
 
 
