@@ -52,6 +52,9 @@ class ErrorCode(StrEnum):
     PACKET_NOT_FOUND = "packet.not_found"
     PACKET_RECIPIENT_DISABLED = "packet.recipient_disabled"
     PACKET_KIND_NOT_ACCEPTED = "packet.kind_not_accepted"
+    PACKET_IDEMPOTENCY_KEY_INVALID = "packet.idempotency_key_invalid"
+    PACKET_IDEMPOTENCY_CONFLICT = "packet.idempotency_conflict"
+    PACKET_IDEMPOTENCY_EXPIRED = "packet.idempotency_expired"
     # The pull inbox
     INBOX_BAD_REQUEST = "inbox.bad_request"
     INBOX_ALREADY_ACKNOWLEDGED = "inbox.already_acknowledged"

@@ -125,3 +125,20 @@ async def test_a_file_sent_again_too_often_is_refused_not_swallowed(
         refused = (await province.send_edoc(SEND, document)).json()
         assert (refused["status"], refused["ErrorCode"]) == ("FAIL", "axis.bad_request")
         assert "2 times" in refused["ErrorDesc"]
+
+
+@pytest.mark.asyncio
+async def test_a_send_under_an_idempotency_key_is_known_by_its_key(tmp_path: Path) -> None:
+    """Issue 21: the facade's send takes the same key as /v1/packets. The key, not the file,
+    decides: its repeat is the first send, and the same key with another file is refused."""
+    async with facade(tmp_path) as (url, _), aiohttp.ClientSession() as session:
+        province = SdkClient(f"{url}/axis", PROVINCE_SYSTEM, PROVINCE_SECRET, session)
+        province.headers.put("Idempotency-Key", "qlvb-gui-4004")
+        first = ok(await province.send_edoc(SEND, to_the_communes(4004)))["DocId"]
+        province.headers.put("Idempotency-Key", "qlvb-gui-4004")
+        assert ok(await province.send_edoc(SEND, to_the_communes(4004)))["DocId"] == first
+        events = await journey(url, first)
+        assert [event for event, _ in events].count("received") == 1
+        province.headers.put("Idempotency-Key", "qlvb-gui-4004")
+        refused = await province.send_edoc(SEND, to_the_communes(4005))
+        assert "packet.idempotency_conflict" in str(refused), refused

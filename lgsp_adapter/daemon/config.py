@@ -58,6 +58,13 @@ class HttpSettings(_Section):
         50.0, gt=0, le=100_000, description="Per token, sustained; more gets 429 with Retry-After."
     )
     burst: int = Field(200, ge=1, le=1_000_000, description="Per token, at once.")
+    idempotency_window_h: float = Field(
+        24.0,
+        gt=0,
+        le=24 * 365,
+        description="How long an Idempotency-Key answers a repeat with the first answer; "
+        "older, the key is refused (packet.idempotency_expired).",
+    )
     body_timeout_s: float = Field(
         120.0,
         gt=0,

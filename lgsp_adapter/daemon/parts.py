@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -203,6 +204,7 @@ async def composed_pipeline(
         limits=settings.limits,
         on_accept=relay.wake.set,
         outbox_budget_bytes=settings.store.outbox_budget_mb * 1_000_000,
+        idempotency_window=timedelta(hours=settings.http.idempotency_window_h),
     )
     gate = SignatureGate(settings.signatures.checker(settings.limits))
     receiver = Receiver(

@@ -8,15 +8,18 @@ then is the packet accepted. Every refusal is audited too, and changes nothing e
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from lgsp_adapter.audit import AuditEntry, AuditEvent, log_event
 from lgsp_adapter.errors import ErrorCode, InvalidPacket, LgspError, PermanentError, TransientError
+from lgsp_adapter.exchange.idempotency import DEFAULT_WINDOW, check_repeat
 from lgsp_adapter.packets.agency_code import AgencyCode
 from lgsp_adapter.packets.reader import (
     Packet,
@@ -29,13 +32,15 @@ from lgsp_adapter.packets.reader import (
 from lgsp_adapter.packets.safe_xml import XmlLimits
 from lgsp_adapter.registry.agencies import Client
 from lgsp_adapter.registry.directory import Directory
-from lgsp_adapter.store import DeliveryRecord, Store, StoredPacket, entry_for
+from lgsp_adapter.store import DeliveryRecord, DeliveryState, Store, StoredPacket, entry_for
+from lgsp_adapter.store.records import PacketIdTaken
 from lgsp_adapter.translators.base import Envelope, find, translate_to_packet
 
 log = logging.getLogger(__name__)
 
 OUTBOX_MEASURE_S = 1.0  # how often the outbox's size is read again
 OUTBOX_RETRY_AFTER_S = 30  # what a sender refused for a full outbox is told to wait
+_KEPT_WAIT_STEPS, _KEPT_WAIT_STEP_S = 50, 0.1  # a concurrent repeat's COMMIT, waited for
 GENERATED_BY = "lgsp-adapter"  # the client a packet the adapter writes itself is kept under
 
 # The translator (by name) and the envelope for what an agency system submits in its own format.
@@ -49,6 +54,7 @@ class Accepted:
     packet: StoredPacket
     read: ReadPacket
     deliveries: list[DeliveryRecord]
+    repeated: bool = False  # a repeat of a keyed submission: kept before, answered alike
 
 
 class Intake:
@@ -62,7 +68,9 @@ class Intake:
         limits: XmlLimits,
         on_accept: Callable[[], None] | None = None,
         outbox_budget_bytes: int | None = None,
+        idempotency_window: timedelta = DEFAULT_WINDOW,
     ) -> None:
+        self._window = idempotency_window
         self._store = store
         self._directory = directory
         self.limits = limits
@@ -82,6 +90,7 @@ class Intake:
         packet_id: uuid.UUID | None = None,
         reached: Callable[[str], bool] | None = None,
         audit_refusal: bool = True,
+        idempotent: bool = False,
     ) -> Accepted:
         """Accept a packet, or raise ``LgspError`` saying why not (the refusal is audited).
         With ``translation``, ``data`` is in the agency system's own format: the packet kept
@@ -92,7 +101,9 @@ class Intake:
         With ``reached``, the packet goes only to those of its recipients it admits (a packet
         from an axis: the axis delivers to the others itself), and to at least one. Without
         ``audit_refusal`` the caller audits a refusal itself (``refused``), or not: the axis
-        poller, which tries a packet again, audits its refusal once, not at every try."""
+        poller, which tries a packet again, audits its refusal once, not at every try. With
+        ``idempotent``, ``packet_id`` is an Idempotency-Key's: a packet kept under it already
+        is this one repeated (answered as at first, ``repeated``), or refused if it is not."""
         sha256 = hashlib.sha256(data).hexdigest()
         translated_from = None
         try:
@@ -129,6 +140,7 @@ class Intake:
             client=client.name,
             detail=_received_detail(read, translation, translated_from, elsewhere),
             packet_id=packet_id,
+            idempotent=idempotent,
         )
 
     async def accept_generated(self, data: bytes, *, sender: str) -> Accepted:
@@ -173,6 +185,7 @@ class Intake:
         client: str,
         detail: str | None,
         packet_id: uuid.UUID | None = None,
+        idempotent: bool = False,
     ) -> Accepted:
         """The packet, a delivery per recipient and the ``received`` entry, in one transaction."""
         packet = StoredPacket(
@@ -189,11 +202,42 @@ class Intake:
         received = entry_for(
             packet, AuditEvent.RECEIVED, recipient=",".join(recipients), outcome="ok", detail=detail
         )
-        await self._store.accept(packet, [received])
+        try:
+            await self._store.accept(packet, [received])
+        except PacketIdTaken:
+            if not idempotent:
+                raise
+            return await self._repeated(packet, read)
         log_event(log, received)
         if self._on_accept is not None:
             self._on_accept()  # the relay need not wait for its next look at the outbox
         return Accepted(packet, read, await self._store.deliveries(packet.id))
+
+    async def _repeated(self, packet: StoredPacket, read: ReadPacket) -> Accepted:
+        """The first answer to a keyed submission, again; or why this is no repeat."""
+        earlier = await self._store.facts(packet.id)
+        for _ in range(_KEPT_WAIT_STEPS):  # kept by a request at the same time: its COMMIT
+            if earlier is not None:
+                break
+            await asyncio.sleep(_KEPT_WAIT_STEP_S)
+            earlier = await self._store.facts(packet.id)
+        if earlier is None:
+            raise TransientError(
+                ErrorCode.STORE_UNAVAILABLE,
+                "the same key is being kept by another request; send it again",
+            )
+        check_repeat(earlier, packet.sha256, self._window)
+        log.info("%s submitted again by %s under its key; answered alike", packet.id, packet.client)
+        first = [
+            DeliveryRecord(
+                packet_id=packet.id,
+                recipient=recipient,
+                state=DeliveryState.ACCEPTED,
+                updated_at=earlier.received_at,
+            )
+            for recipient in earlier.recipients
+        ]
+        return Accepted(packet, read, first, repeated=True)
 
     async def refused(self, error: LgspError, client: str, sha256: str) -> None:
         """Audit a refusal of what ``client`` submitted (its bytes' digest ``sha256``)."""

@@ -17,6 +17,7 @@ from aiohttp import web
 from lgsp_adapter import translators
 from lgsp_adapter.audit.entry import format_time
 from lgsp_adapter.errors import ErrorCode, FatalError, LgspError, PermanentError, TransientError
+from lgsp_adapter.exchange.idempotency import idempotency_key, keyed_id
 from lgsp_adapter.exchange.intake import Intake, Translation
 from lgsp_adapter.http.openapi import openapi, query_names
 from lgsp_adapter.http.rate_limit import RateLimiter
@@ -47,6 +48,9 @@ _STATUS = {
     ErrorCode.AUDIT_NO_CHECKPOINT: 409,
     ErrorCode.PACKET_RECIPIENT_DISABLED: 422,
     ErrorCode.PACKET_KIND_NOT_ACCEPTED: 422,
+    ErrorCode.PACKET_IDEMPOTENCY_KEY_INVALID: 400,
+    ErrorCode.PACKET_IDEMPOTENCY_CONFLICT: 422,
+    ErrorCode.PACKET_IDEMPOTENCY_EXPIRED: 422,
     ErrorCode.TRANSLATOR_UNKNOWN: 400,
     ErrorCode.REGISTRY_NOT_FOUND: 404,
     ErrorCode.REGISTRY_DUPLICATE: 409,
@@ -241,6 +245,7 @@ def _too_large(size: int, max_bytes: int) -> PermanentError:
 async def submit(request: web.Request) -> web.Response:
     """``POST /v1/packets``: accept a packet; 202 once it is durable."""
     client = client_of(request)
+    key = idempotency_key(request.headers.get("Idempotency-Key"))
     data = await read_body(request, request.app[MAX_BYTES])
     content_type = request.headers.get("Content-Type")
     accepted = await request.app[INTAKE].submit(
@@ -248,6 +253,8 @@ async def submit(request: web.Request) -> web.Response:
         content_type=content_type,
         client=client,
         translation=translation_for(request, client, content_type),
+        packet_id=keyed_id(client.name, key) if key else None,
+        idempotent=key is not None,
     )
     packet = accepted.packet
     body: dict[str, Any] = {
@@ -262,6 +269,8 @@ async def submit(request: web.Request) -> web.Response:
     }
     response = web.json_response(body, status=202)
     response.headers["Location"] = f"/v1/packets/{packet.id}"
+    if accepted.repeated:  # the first answer again: nothing was kept twice
+        response.headers["Idempotent-Replayed"] = "true"
     return response
 
 

@@ -31,6 +31,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from lgsp_adapter.audit import AuditEvent, log_event
 from lgsp_adapter.errors import ErrorCode, LgspError, PermanentError, TransientError
 from lgsp_adapter.exchange.axis_client import VIETNAM
+from lgsp_adapter.exchange.idempotency import idempotency_key, keyed_id
 from lgsp_adapter.exchange.inbox import MAX_PAGE, Acknowledgement, Inbox
 from lgsp_adapter.http.app import BODY_TIMEOUT, DEFAULT_BODY_TIMEOUT_S, INTAKE, MAX_BYTES, STORE
 from lgsp_adapter.http.app import read_body as read_bounded
@@ -84,7 +85,13 @@ async def send_edoc(call: AxisRequest) -> web.Response:
     data = await _uploaded(call.request, claimed_hash)
     sender = (call.header("from") or "").strip() or None
     store = call.request.app[STORE]
-    packet_id, repeated = await _send_id(store, call.caller.client.name, data)
+    # A signed logical header (XroadVnpt-Idempotency-Key, as the SDK adds any), or plain HTTP's.
+    given = call.header("Idempotency-Key") or call.request.headers.get("Idempotency-Key")
+    key = idempotency_key(given)
+    if key is not None:  # the system names its sends itself: the key, not the file, decides
+        packet_id, repeated = keyed_id(call.caller.client.name, key), False
+    else:
+        packet_id, repeated = await _send_id(store, call.caller.client.name, data)
     if repeated:
         # The same file from the same system again: a send repeated after its answer was
         # lost. The protocol has no other way to say so; a second packet would be a duplicate
@@ -99,6 +106,7 @@ async def send_edoc(call: AxisRequest) -> web.Response:
             client=call.caller.client,
             claimed_sender=sender,
             packet_id=packet_id,
+            idempotent=key is not None,
         )
     except PacketIdTaken:  # the same send, kept by a request at the same time
         await _kept(store, packet_id)

@@ -23,10 +23,23 @@ PATHS: dict[str, dict[str, Any]] = {
             "Submit a packet (edXML as XML, tax–transport as JSON); 202 once it is durable",
             "packets",
             {
-                "202": json_content("Accepted: the packet id, its deliveries and any warnings"),
+                "202": json_content(
+                    "Accepted: the packet id, its deliveries and any warnings (a repeat under "
+                    "the same Idempotency-Key: the first answer, with Idempotent-Replayed: true)"
+                ),
                 "413": ERROR,
                 "422": ERROR,
             },
+            parameters=[
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "description": "Names this submission, so that a repeat (its answer lost) "
+                    "is kept once and answered alike, for [http] idempotency_window_h.",
+                    "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
+                }
+            ],
             requestBody={
                 "required": True,
                 "content": {
