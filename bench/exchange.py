@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,17 @@ SENDER, RECIPIENT = "000.00.00.H56", "000.21.00.H56"
 TOKEN = "bench-client-token-0123456789abcdef"
 
 
+_NUMBER = "0" * 10  # where each submission's own number goes (the exchange knows a document
+# by its sender and DocumentId: the same document again is the same packet, kept once)
+
+
+def numbered_bodies(template: bytes) -> Iterator[bytes]:
+    """``template`` as documents of their own, each under the next number."""
+    head, _, tail = template.partition(_NUMBER.encode())
+    for number in itertools.count(1):
+        yield head + f"{number:010d}".encode() + tail
+
+
 def document(size: int = 2048) -> bytes:
     """An edXML document of about ``size`` bytes, one small attachment."""
     attachment = Attachment.from_bytes(
@@ -59,7 +72,7 @@ def document(size: int = 2048) -> bytes:
                 message_header=DocumentMessageHeader(
                     sender=Organization(organ_id=SENDER, organ_name="UBND tỉnh Thanh Hóa"),
                     recipients=[Organization(organ_id=RECIPIENT, organ_name="UBND xã Quảng Phú")],
-                    document_id=f"{SENDER},2026/11/20,1/UBND-VP",
+                    document_id=f"{SENDER},2026/11/20,{_NUMBER}/UBND-VP",
                     subject="Văn bản thử tải",
                 )
             ),
@@ -169,7 +182,8 @@ async def run(
         for path in paths:
             daemons.append(await start(path))
         url = daemons[-1][1]
-        body = document(size)
+        template = document(size)
+        bodies = numbered_bodies(template)
         names = ["daemon"] if bus == "embedded" else ["daemon B", "daemon A"]
         parts = {name: d.pid for name, (d, _, _) in zip(names, daemons, strict=True)}
         meter = CpuMeter({**parts, "broker": broker_pid(), "load generator": os.getpid()})
@@ -188,6 +202,7 @@ async def run(
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
             while time.monotonic() < stop_at:
                 started = time.monotonic()
+                body = next(bodies)
                 async with session.post(f"{url}/v1/packets", data=body, headers=headers) as answer:
                     if answer.status != 202:
                         failures.append(f"{answer.status} {(await answer.text())[:200]}")
@@ -231,7 +246,7 @@ async def run(
         "p50_ms": percentile(0.50),
         "p95_ms": percentile(0.95),
         "p99_ms": percentile(0.99),
-        "document_bytes": len(body),
+        "document_bytes": len(template),
         "submitters": submitters,
         # The daemons' own cost, whoever of them does the work (sender's, recipient's).
         "cpu_s_per_packet": sum(used[name] for name in names) / delivered if delivered else 0.0,

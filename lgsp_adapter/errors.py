@@ -55,6 +55,7 @@ class ErrorCode(StrEnum):
     PACKET_IDEMPOTENCY_KEY_INVALID = "packet.idempotency_key_invalid"
     PACKET_IDEMPOTENCY_CONFLICT = "packet.idempotency_conflict"
     PACKET_IDEMPOTENCY_EXPIRED = "packet.idempotency_expired"
+    PACKET_DUPLICATE_DOCUMENT = "packet.duplicate_document"
     # The pull inbox
     INBOX_BAD_REQUEST = "inbox.bad_request"
     INBOX_ALREADY_ACKNOWLEDGED = "inbox.already_acknowledged"

@@ -21,6 +21,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.agency_server import AgencyServer, agency_server
+from tests.documents import numbered
 from tests.test_daemon_process import log_tail, start
 from tests.test_exchange_rabbitmq import BROKER, letter_to, remove_topology
 
@@ -165,7 +166,9 @@ async def send(pair: Exchange, count: int, concurrency: int = 8) -> list[str]:
         async def one() -> None:
             async with (
                 gate,
-                session.post(f"{pair.url}/v1/packets", data=LETTER, headers=headers) as response,
+                session.post(
+                    f"{pair.url}/v1/packets", data=numbered(LETTER), headers=headers
+                ) as response,
             ):
                 assert response.status == 202, (
                     f"{await response.text()}\nthe sending daemon's log:\n"

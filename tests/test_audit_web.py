@@ -60,8 +60,8 @@ async def api(tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
             mount=mount,
         )
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
-            for _ in range(3):
-                response = await post(client, "edoc-new-thanh-hoa.edxml", PROVINCE_TOKEN)
+            for number in (1, 2, 3):
+                response = await post(client, "edoc-new-thanh-hoa.edxml", PROVINCE_TOKEN, number)
                 assert response.status == 202
             await store.audit.append(
                 [AuditEntry(event=AuditEvent.REJECTED, detail="<script>alert(1)</script>")]

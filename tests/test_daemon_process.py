@@ -17,6 +17,7 @@ import pytest
 
 from tests.agency_server import AgencyServer, agency_server
 from tests.conftest import EXAMPLES
+from tests.documents import numbered
 from tests.test_exchange_rabbitmq import remove_topology
 
 TOKEN = "province-office-token-0123456789"
@@ -112,7 +113,7 @@ async def _drain(stream: asyncio.StreamReader, log: BinaryIO) -> None:
 async def submit(session: aiohttp.ClientSession, url: str) -> str:
     async with session.post(
         f"{url}/v1/packets",
-        data=DOCUMENT,
+        data=numbered(DOCUMENT),
         headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/xml"},
     ) as response:
         assert response.status == 202, await response.text()
@@ -216,7 +217,7 @@ async def test_two_daemon_processes_exchange_over_rabbitmq(tmp_path: Path) -> No
                 for _ in range(20):
                     async with session.post(
                         f"{url}/v1/packets",
-                        data=letter,
+                        data=numbered(letter),
                         headers={
                             "Authorization": f"Bearer {TOKEN}",
                             "Content-Type": "application/xml",

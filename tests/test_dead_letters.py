@@ -82,9 +82,12 @@ async def test_an_operator_replays_one_dead_letter_and_drops_another(
     async with agency_server(commune), operated(tmp_path, commune, bus) as operator:
         province = operator.as_(PROVINCE_TOKEN)
         sent = []
-        for _ in range(2):
+        for number in (1, 2):
             status, answer, _ = await province.call(
-                "POST", "/v1/packets", letter_to(COMMUNE), **{"Content-Type": "application/xml"}
+                "POST",
+                "/v1/packets",
+                letter_to(COMMUNE, number=number),
+                **{"Content-Type": "application/xml"},
             )
             assert status == 202, answer
             sent.append(answer["packet_id"])

@@ -24,9 +24,12 @@ async def test_an_operator_lists_shows_replays_and_drops_from_a_shell(tmp_path: 
     commune = AgencyServer(then=503)
     async with agency_server(commune), operated(tmp_path, commune, "embedded") as operator:
         sent = []
-        for _ in range(2):
+        for number in (1, 2):
             _, answer, _ = await operator.as_(PROVINCE_TOKEN).call(
-                "POST", "/v1/packets", letter_to(COMMUNE), **{"Content-Type": "application/xml"}
+                "POST",
+                "/v1/packets",
+                letter_to(COMMUNE, number=number),
+                **{"Content-Type": "application/xml"},
             )
             sent.append(answer["packet_id"])
 

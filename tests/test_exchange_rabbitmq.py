@@ -28,6 +28,7 @@ from lgsp_adapter.store import DeliveryState
 from lgsp_adapter.store.sqlite import SqliteStore
 from tests.agency_server import AgencyServer, agency_server
 from tests.conftest import EXAMPLES
+from tests.documents import numbered
 from tests.test_exchange_embedded import submit
 
 BROKER = "amqp://guest:guest@127.0.0.1:5672/"
@@ -150,9 +151,11 @@ async def wait_for(
     raise AssertionError(f"{recipient} never reached {state}: {seen}")
 
 
-def letter_to(*recipients: str) -> bytes:
-    """The example letter, addressed to ``recipients`` only."""
-    body = DOCUMENT.decode()
+def letter_to(*recipients: str, number: int | None = None) -> bytes:
+    """A letter of its own (the example's, under the next DocumentId number, or ``number``),
+    addressed to ``recipients`` only. Each call is another document: the exchange knows one by
+    its sender and DocumentId, and the same letter again would be the same packet."""
+    body = numbered(DOCUMENT, number).decode()
     head, _, rest = body.partition("<edXML:To>")
     tail = rest[rest.rindex("</edXML:To>") + len("</edXML:To>") :]
     to = "".join(
@@ -164,11 +167,12 @@ def letter_to(*recipients: str) -> bytes:
 @pytest.mark.asyncio
 async def test_a_packet_crosses_the_bus_to_the_other_daemons_agency(tmp_path: Path) -> None:
     commune = AgencyServer()
+    letter = letter_to(COMMUNE)
     async with two_daemons(tmp_path, commune) as (url, a_store, b_store):
-        packet_id = await submit(url, letter_to(COMMUNE))
+        packet_id = await submit(url, letter)
         seen_b = await wait_for(b_store, packet_id, COMMUNE, DeliveryState.DELIVERED)
     (request,) = commune.received
-    assert request.body == letter_to(COMMUNE)
+    assert request.body == letter
     assert request.headers["X-LGSP-Packet-Id"] == packet_id
     assert seen_b["events"] == [
         ("received", COMMUNE),
@@ -230,7 +234,7 @@ async def test_dropped_connections_mid_stream_lose_and_duplicate_nothing(tmp_pat
     async with two_daemons(tmp_path, commune) as (url, _, b_store):
         sent = []
         for i in range(60):
-            sent.append(await submit(url, letter_to(COMMUNE)))
+            sent.append(await submit(url, letter_to(COMMUNE, number=i)))
             if i in (20, 40):
                 await rabbitmqctl("close_all_connections", "-p", "/", "lgsp-adapter test drop")
         for packet_id in sent:

@@ -134,10 +134,38 @@ async def test_a_key_names_one_packet_and_only_for_its_window(
         assert (status, answer["error"]["code"]) == (422, "packet.idempotency_expired")
         status, answer, _ = await post(url, LETTER, "a key with spaces")
         assert (status, answer["error"]["code"]) == (400, "packet.idempotency_key_invalid")
-        # Without a key, a resend is a packet of its own, as before.
-        status, unkeyed, _ = await post(url, LETTER, None)
-        assert status == 202
-        assert unkeyed["packet_id"] != first["packet_id"]
-        await until_delivered(commune, 2)
-    assert sorted(commune.delivered()) == sorted([first["packet_id"], unkeyed["packet_id"]])
+        await until_delivered(commune, 1)
+    assert commune.delivered() == [first["packet_id"]]
     assert json.dumps(first)  # the answer is JSON a system can keep
+
+
+@pytest.mark.asyncio
+async def test_without_a_key_a_document_is_known_by_its_sender_and_document_id(
+    tmp_path: Path, backend: str | None
+) -> None:
+    """The same document again is the same packet; other content under the id of a new
+    document is refused; an update shares the id of what it updates and is its own packet."""
+    update = LETTER.replace(
+        b"<edXML:BussinessDocType>0</edXML:BussinessDocType>",
+        b"<edXML:BussinessDocType>2</edXML:BussinessDocType>",
+    )
+    assert update != LETTER
+    async with exchange(tmp_path, backend) as (url, commune):
+        status, first, _ = await post(url, LETTER, None)
+        assert status == 202, first
+        status, again, headers = await post(url, LETTER, None)
+        assert (status, again["packet_id"]) == (202, first["packet_id"])
+        assert headers["Idempotent-Replayed"] == "true"
+        altered = LETTER.replace("Công văn".encode(), "Thư".encode(), 1)
+        assert altered != LETTER
+        status, answer, _ = await post(url, altered, None)
+        assert (status, answer["error"]["code"]) == (409, "packet.duplicate_document"), answer
+        assert answer["error"]["details"]["packet_id"] == first["packet_id"]
+        status, updated, _ = await post(url, update, None)
+        assert status == 202, updated
+        assert updated["packet_id"] != first["packet_id"]
+        status, repeated, _ = await post(url, update, None)
+        assert repeated["packet_id"] == updated["packet_id"]
+        await until_delivered(commune, 2)
+        await asyncio.sleep(0.3)
+    assert sorted(commune.delivered()) == sorted([first["packet_id"], updated["packet_id"]])

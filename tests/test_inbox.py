@@ -21,6 +21,7 @@ from lgsp_adapter.store import DeliveryState, StoredPacket
 from lgsp_adapter.store.sqlite import SqliteStore
 from tests.agency_server import AgencyServer, agency_server
 from tests.conftest import EXAMPLES
+from tests.documents import numbered
 from tests.test_exchange_embedded import COMMUNES, DEPARTMENT, PROVINCE, TOKEN, settled, submit
 from tests.test_exchange_rabbitmq import BROKER, daemon, remove_topology, wait_for
 
@@ -168,7 +169,7 @@ async def test_a_commune_fetches_and_acknowledges_its_packets(tmp_path: Path) ->
 @pytest.mark.asyncio
 async def test_the_inbox_pages_by_cursor(tmp_path: Path) -> None:
     async with one_daemon(tmp_path) as url, aiohttp.ClientSession() as session:
-        ids = [await submit(url, DOCUMENT) for _ in range(5)]
+        ids = [await submit(url, numbered(DOCUMENT)) for _ in range(5)]
         for packet_id in ids:
             await held(url, packet_id, COMMUNES)
         quang_phu = System(session, url, QUANG_PHU)

@@ -76,7 +76,8 @@ async def test_the_series_tell_the_exchange_that_happened(tmp_path: Path, bus: s
                     "Authorization": f"Bearer {PROVINCE_TOKEN}",
                     "Content-Type": "application/xml",
                 }
-                for body in [letter_to(COMMUNE)] * 3 + [letter_to(ELSEWHERE), b"<edXML"]:
+                letters = [letter_to(COMMUNE, number=n) for n in (1, 2, 3)]
+                for body in [*letters, letter_to(ELSEWHERE), b"<edXML"]:
                     async with session.post(f"{url}/v1/packets", data=body, headers=headers):
                         pass
 

@@ -31,6 +31,7 @@ from lgsp_adapter.daemon.config import Settings, load_settings
 from lgsp_adapter.daemon.metrics import Metrics
 from lgsp_adapter.store.sqlite import SqliteStore
 from tests.agency_server import AgencyServer, agency_server, arrival
+from tests.documents import numbered
 from tests.exchange_stores import fresh_schema
 from tests.test_exchange_embedded import submit
 from tests.test_exchange_rabbitmq import daemon, rabbitmqctl, remove_topology
@@ -247,8 +248,9 @@ async def test_the_compose_daemons_exchange_a_letter_on_the_compose_accounts(
                 assert token is not None
                 # The letter docs/operations.md sends, to each replica.
                 letter = (DOCKER / "letter-to-commune.edxml").read_bytes()
+                # The same letter twice would be one packet: each replica gets a letter of its own.
                 packet_ids = [
-                    await submit(address, letter, token.get_secret_value())
+                    await submit(address, numbered(letter), token.get_secret_value())
                     for address in (url, replica_url)
                 ]
                 for packet_id in packet_ids:

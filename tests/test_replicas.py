@@ -25,6 +25,7 @@ from lgsp_adapter.bus.topology import Topology
 from lgsp_adapter.daemon.config import BusSettings
 from tests.agency_server import AgencyServer, agency_server
 from tests.cli_process import lgsp_adapter
+from tests.documents import numbered
 from tests.exchange_stores import fresh_schema
 from tests.faults import COMMUNE, LETTER, PROVINCE, TOKEN
 from tests.tcp_proxy import BrokerProxy
@@ -91,7 +92,9 @@ async def submit_all(urls: list[str], count: int) -> list[str]:
         async def one(url: str) -> None:
             async with (
                 gate,
-                session.post(f"{url}/v1/packets", data=LETTER, headers=headers) as response,
+                session.post(
+                    f"{url}/v1/packets", data=numbered(LETTER), headers=headers
+                ) as response,
             ):
                 assert response.status == 202, await response.text()
                 accepted.append(str((await response.json())["packet_id"]))

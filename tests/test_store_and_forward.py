@@ -15,6 +15,7 @@ import pytest
 
 from lgsp_adapter.daemon.config import Settings
 from tests.agency_server import AgencyServer, agency_server
+from tests.documents import numbered
 from tests.tcp_proxy import BrokerProxy
 from tests.test_exchange_rabbitmq import daemon, letter_to, remove_topology
 from tests.test_registry_live import eventually
@@ -28,7 +29,7 @@ async def test_the_outbox_holds_what_is_accepted_while_the_broker_is_away(
     proxy = BrokerProxy()
     await proxy.start()
     exchange = f"lgsp.test.{uuid.uuid4().hex[:12]}"
-    letter = letter_to(COMMUNE)
+    letter = numbered(letter_to(COMMUNE), 100_000)  # each sent numbered anew, as long as this
     try:
         async with AsyncExitStack() as stack:
             province = await stack.enter_async_context(agency_server(AgencyServer()))
@@ -60,7 +61,7 @@ async def test_the_outbox_holds_what_is_accepted_while_the_broker_is_away(
             refused = None
             for _ in range(1_000_000 // len(letter) + 10):
                 status, answer, response = await sender.call(
-                    "POST", "/v1/packets", letter, **{"Content-Type": "application/xml"}
+                    "POST", "/v1/packets", numbered(letter), **{"Content-Type": "application/xml"}
                 )
                 if status != 202:
                     refused = (status, answer["error"]["code"], response.headers["Retry-After"])

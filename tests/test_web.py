@@ -18,6 +18,7 @@ from lgsp_adapter.exchange.intake import Intake
 from lgsp_adapter.http.app import make_app
 from lgsp_adapter.store.sqlite import SqliteStore
 from tests.conftest import EXAMPLES
+from tests.documents import numbered
 
 PROVINCE_TOKEN = "province-office-token-0123456789"
 COMMUNE_TOKEN = "quang-phu-commune-token-0123456789"
@@ -62,8 +63,13 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def post(api: TestClient[Any, Any], name: str, token: str, **headers: str) -> ClientResponse:
+async def post(
+    api: TestClient[Any, Any], name: str, token: str, number: int | None = None, **headers: str
+) -> ClientResponse:
+    """Submit an example; with ``number``, as a document of its own (``tests.documents``)."""
     body = (EXAMPLES / name).read_bytes()
+    if number is not None:
+        body = numbered(body, number)
     content_type = "application/json" if name.endswith(".json") else "application/xml"
     return await api.post(
         "/v1/packets", data=body, headers={"Content-Type": content_type, **auth(token), **headers}

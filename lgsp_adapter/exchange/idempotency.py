@@ -6,20 +6,56 @@ its key: the packet's id is derived from the client and the key, so the store's 
 keeps it once, whatever the timing of the two requests, and the repeat gets the first answer.
 The same key with another packet is refused, as is a key older than the window (a key is for
 retrying one request, not for ever).
+
+Without a key, an edXML document is known by its sender and ``DocumentId`` (the organ, the date
+and the number: one document in the law): the same one again is the same packet, answered
+alike; other content under the id of a new document is refused. An update, a replacement or a
+revocation shares the id of the document it changes, so those are known by their content too.
+A document every recipient refused (or an operator dropped) may be sent again, as a new packet.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from lgsp_adapter.errors import ErrorCode, PermanentError
-from lgsp_adapter.store import PacketFacts
+from lgsp_adapter.packets.edxml_model import EdocPacket
+from lgsp_adapter.packets.edxml_values import BusinessDocType
+from lgsp_adapter.packets.reader import Packet
+from lgsp_adapter.store import DeliveryRecord, DeliveryState, PacketFacts, Store, StoredPacket
 
 _KEYED = uuid.UUID("5b0d7c1e-63a4-4c1b-9a53-3a0e8f6d2c41")  # the namespace of keyed ids
+_DOCUMENTS = uuid.UUID("9e4f2b6a-0d37-4a8e-b1c5-7f3d2e9a6b10")  # and of documents' ids
+MAX_RESENDS = 64  # sends of one document after each failed everywhere, before one is refused
+FAILED = frozenset({DeliveryState.REFUSED, DeliveryState.DROPPED})
 _SHAPE = re.compile(r"[\x21-\x7e]{1,255}")  # visible ASCII: UUIDs, ULIDs, a system's own ids
 DEFAULT_WINDOW = timedelta(hours=24)
+
+
+@dataclass(frozen=True, slots=True)
+class Repeat:
+    """The id a submission is known by, and what refuses another packet found under it."""
+
+    packet_id: uuid.UUID
+    check: Callable[[PacketFacts], None]
+
+
+def keyed_repeat(packet_id: uuid.UUID, sha256: str, window: timedelta) -> Repeat:
+    """A keyed submission: a repeat within ``window`` with the same content."""
+    return Repeat(packet_id, lambda earlier: check_repeat(earlier, sha256, window))
+
+
+async def document_repeat(store: Store, packet: Packet, sender: str, sha256: str) -> Repeat | None:
+    """A document packet's own id (its sender and DocumentId), so that a repeat is found."""
+    if not isinstance(packet, EdocPacket) or not packet.message.document_id:
+        return None
+    name = document_name(sender, packet.message.document_id, packet.business_doc_type, sha256)
+    packet_id, _ = await document_id(store, name)
+    return Repeat(packet_id, lambda earlier: check_document(earlier, sha256))
 
 
 def idempotency_key(text: str | None) -> str | None:
@@ -55,3 +91,65 @@ def check_repeat(earlier: PacketFacts, sha256: str, window: timedelta) -> None:
             "one packet: give this one a key of its own",
             details={"packet_id": str(earlier.id)},
         )
+
+
+def document_name(sender: str, document_id: str, doc_type: BusinessDocType, sha256: str) -> str:
+    """What names a document packet: a new document its id; a change to one, its content too."""
+    if doc_type is BusinessDocType.NEW:
+        return f"{sender}\n{document_id}"
+    return f"{sender}\n{document_id}\n{int(doc_type)}\n{sha256}"
+
+
+async def sequence_id(
+    store: Store, namespace: uuid.UUID, name: str, window: timedelta | None = None
+) -> tuple[uuid.UUID, PacketFacts | None]:
+    """The id a packet named ``name`` is kept under, and the packet standing under it if any
+    (a repeat, or a conflict). One failed at every recipient (or older than ``window``, when
+    given) no longer stands: the next id of the sequence is tried, so that a deliberate resend
+    is a new packet and its own repetitions are found in turn."""
+    for resend in range(MAX_RESENDS):
+        packet_id = uuid.uuid5(namespace, name + (f"\n{resend}" if resend else ""))
+        earlier = await store.facts(packet_id)
+        if earlier is None:
+            return packet_id, None
+        if window is None or datetime.now(UTC) - earlier.received_at < window:
+            states = {d.state for d in await store.deliveries(packet_id)}
+            if not states <= FAILED:
+                return packet_id, earlier
+    raise PermanentError(
+        ErrorCode.PACKET_DUPLICATE_DOCUMENT,
+        f"this has been sent {MAX_RESENDS} times already, each failed: send it changed, or ask "
+        "the exchange's operators",
+    )
+
+
+async def document_id(store: Store, name: str) -> tuple[uuid.UUID, PacketFacts | None]:
+    """The id of a document packet (``document_name``), and the packet under it if any."""
+    return await sequence_id(store, _DOCUMENTS, name)
+
+
+def check_document(earlier: PacketFacts, sha256: str) -> None:
+    """Refuse other content under the id of a document kept already."""
+    if earlier.sha256 != sha256:
+        raise PermanentError(
+            ErrorCode.PACKET_DUPLICATE_DOCUMENT,
+            f"document {earlier.document_id} from {earlier.sender} was submitted already with "
+            f"other content (packet {earlier.id}): a new document takes a new number, and a "
+            "change to this one is sent as an update, a replacement or a revocation",
+            details={"packet_id": str(earlier.id), "document_id": earlier.document_id},
+        )
+
+
+def first_answer(earlier: PacketFacts, data: bytes) -> tuple[StoredPacket, list[DeliveryRecord]]:
+    """The packet kept already, and its deliveries as they were when it was accepted: what
+    its first 202 said."""
+    first = [
+        DeliveryRecord(
+            packet_id=earlier.id,
+            recipient=recipient,
+            state=DeliveryState.ACCEPTED,
+            updated_at=earlier.received_at,
+        )
+        for recipient in earlier.recipients
+    ]
+    return StoredPacket(**earlier.model_dump(), payload=data), first

@@ -19,7 +19,13 @@ from datetime import timedelta
 
 from lgsp_adapter.audit import AuditEntry, AuditEvent, log_event
 from lgsp_adapter.errors import ErrorCode, InvalidPacket, LgspError, PermanentError, TransientError
-from lgsp_adapter.exchange.idempotency import DEFAULT_WINDOW, check_repeat
+from lgsp_adapter.exchange.idempotency import (
+    DEFAULT_WINDOW,
+    Repeat,
+    document_repeat,
+    first_answer,
+    keyed_repeat,
+)
 from lgsp_adapter.packets.agency_code import AgencyCode
 from lgsp_adapter.packets.reader import (
     Packet,
@@ -32,7 +38,13 @@ from lgsp_adapter.packets.reader import (
 from lgsp_adapter.packets.safe_xml import XmlLimits
 from lgsp_adapter.registry.agencies import Client
 from lgsp_adapter.registry.directory import Directory
-from lgsp_adapter.store import DeliveryRecord, DeliveryState, Store, StoredPacket, entry_for
+from lgsp_adapter.store import (
+    DeliveryRecord,
+    PacketFacts,
+    Store,
+    StoredPacket,
+    entry_for,
+)
 from lgsp_adapter.store.records import PacketIdTaken
 from lgsp_adapter.translators.base import Envelope, find, translate_to_packet
 
@@ -125,6 +137,17 @@ class Intake:
                 )
             recipients = self._check_recipients(read.packet, reached)
             self._check_served_recipients(recipients, read.kind)
+            repeat: Repeat | None = None
+            if idempotent and packet_id is not None:
+                repeat = keyed_repeat(packet_id, sha256, self._window)
+            elif packet_id is None and read.kind == "edoc":
+                repeat = await document_repeat(self._store, read.packet, sender, sha256)
+            if repeat is not None:
+                packet_id = repeat.packet_id
+                earlier = await self._store.facts(packet_id)
+                if earlier is not None:
+                    repeat.check(earlier)  # another packet under its name: refused, audited
+                    return self._again(earlier, read, data)
         except LgspError as exc:
             if audit_refusal:
                 await self.refused(exc, client.name, sha256)
@@ -140,7 +163,7 @@ class Intake:
             client=client.name,
             detail=_received_detail(read, translation, translated_from, elsewhere),
             packet_id=packet_id,
-            idempotent=idempotent,
+            repeat=repeat,
         )
 
     async def accept_generated(self, data: bytes, *, sender: str) -> Accepted:
@@ -185,9 +208,11 @@ class Intake:
         client: str,
         detail: str | None,
         packet_id: uuid.UUID | None = None,
-        idempotent: bool = False,
+        repeat: Repeat | None = None,
     ) -> Accepted:
-        """The packet, a delivery per recipient and the ``received`` entry, in one transaction."""
+        """The packet, a delivery per recipient and the ``received`` entry, in one transaction;
+        with ``repeat``, one kept under its id meanwhile (a request at the same time) is this
+        one's first answer, or this one is refused."""
         packet = StoredPacket(
             id=packet_id or uuid.uuid4(),
             kind=read.kind,
@@ -205,16 +230,18 @@ class Intake:
         try:
             await self._store.accept(packet, [received])
         except PacketIdTaken:
-            if not idempotent:
+            if repeat is None:
                 raise
-            return await self._repeated(packet, read)
+            return await self._kept_meanwhile(packet, read, repeat)
         log_event(log, received)
         if self._on_accept is not None:
             self._on_accept()  # the relay need not wait for its next look at the outbox
         return Accepted(packet, read, await self._store.deliveries(packet.id))
 
-    async def _repeated(self, packet: StoredPacket, read: ReadPacket) -> Accepted:
-        """The first answer to a keyed submission, again; or why this is no repeat."""
+    async def _kept_meanwhile(
+        self, packet: StoredPacket, read: ReadPacket, repeat: Repeat
+    ) -> Accepted:
+        """The packet another request kept under this one's id while it was being read."""
         earlier = await self._store.facts(packet.id)
         for _ in range(_KEPT_WAIT_STEPS):  # kept by a request at the same time: its COMMIT
             if earlier is not None:
@@ -226,17 +253,18 @@ class Intake:
                 ErrorCode.STORE_UNAVAILABLE,
                 "the same key is being kept by another request; send it again",
             )
-        check_repeat(earlier, packet.sha256, self._window)
-        log.info("%s submitted again by %s under its key; answered alike", packet.id, packet.client)
-        first = [
-            DeliveryRecord(
-                packet_id=packet.id,
-                recipient=recipient,
-                state=DeliveryState.ACCEPTED,
-                updated_at=earlier.received_at,
-            )
-            for recipient in earlier.recipients
-        ]
+        try:
+            repeat.check(earlier)
+        except LgspError as exc:
+            await self.refused(exc, packet.client or "", packet.sha256)
+            raise
+        return self._again(earlier, read, packet.payload)
+
+    @staticmethod
+    def _again(earlier: PacketFacts, read: ReadPacket, data: bytes) -> Accepted:
+        """The first answer to a packet kept already. Nothing is written."""
+        log.info("%s submitted again by %s; answered as at first", earlier.id, earlier.client)
+        packet, first = first_answer(earlier, data)
         return Accepted(packet, read, first, repeated=True)
 
     async def refused(self, error: LgspError, client: str, sha256: str) -> None:
