@@ -101,13 +101,17 @@ def document_name(sender: str, document_id: str, doc_type: BusinessDocType, sha2
 
 
 async def sequence_id(
-    store: Store, namespace: uuid.UUID, name: str, window: timedelta | None = None
+    store: Store,
+    namespace: uuid.UUID,
+    name: str,
+    window: timedelta | None = None,
+    limit: int = MAX_RESENDS,
 ) -> tuple[uuid.UUID, PacketFacts | None]:
     """The id a packet named ``name`` is kept under, and the packet standing under it if any
     (a repeat, or a conflict). One failed at every recipient (or older than ``window``, when
     given) no longer stands: the next id of the sequence is tried, so that a deliberate resend
     is a new packet and its own repetitions are found in turn."""
-    for resend in range(MAX_RESENDS):
+    for resend in range(limit):
         packet_id = uuid.uuid5(namespace, name + (f"\n{resend}" if resend else ""))
         earlier = await store.facts(packet_id)
         if earlier is None:
@@ -118,7 +122,7 @@ async def sequence_id(
                 return packet_id, earlier
     raise PermanentError(
         ErrorCode.PACKET_DUPLICATE_DOCUMENT,
-        f"this has been sent {MAX_RESENDS} times already, each failed: send it changed, or ask "
+        f"this has been sent {limit} times already, each failed: send it changed, or ask "
         "the exchange's operators",
     )
 

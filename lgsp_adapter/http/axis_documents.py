@@ -20,8 +20,7 @@ import asyncio
 import base64
 import hashlib
 import logging
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -31,7 +30,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 from lgsp_adapter.audit import AuditEvent, log_event
 from lgsp_adapter.errors import ErrorCode, LgspError, PermanentError, TransientError
 from lgsp_adapter.exchange.axis_client import VIETNAM
-from lgsp_adapter.exchange.idempotency import idempotency_key, keyed_id
+from lgsp_adapter.exchange.idempotency import MAX_RESENDS as RESENDS
+from lgsp_adapter.exchange.idempotency import idempotency_key, keyed_id, sequence_id
 from lgsp_adapter.exchange.inbox import MAX_PAGE, Acknowledgement, Inbox
 from lgsp_adapter.http.app import BODY_TIMEOUT, DEFAULT_BODY_TIMEOUT_S, INTAKE, MAX_BYTES, STORE
 from lgsp_adapter.http.app import read_body as read_bounded
@@ -58,9 +58,8 @@ _SENDS = UUID("3c0a9e47-61b5-4f0e-8f64-2d6f1b7c9a15")  # the namespace of sends'
 # How long the same file from the same system is taken as a repeated send, not a new one: a
 # client retrying a send whose answer it lost does so within minutes.
 RESEND_WINDOW = timedelta(hours=24)
-MAX_RESENDS = 64
+MAX_RESENDS = RESENDS  # a send's sequence, as a document's
 # Ended for good: a dead letter is not, since an operator may replay it.
-_FAILED = {DeliveryState.REFUSED, DeliveryState.DROPPED}
 KEPT_WAIT_STEPS, KEPT_WAIT_STEP_S = 100, 0.05
 SENT_PAGE = 500  # the latest packets a getSentEdocList answers on
 # A delivery's state as the axis' receiveStatus says it, with the words for its description.
@@ -128,22 +127,16 @@ async def _send_id(store: Store, client: str, data: bytes) -> tuple[UUID, bool]:
     system stands under it. It stands while it is recent (``RESEND_WINDOW``) and not failed
     at every recipient; past that, the same file again is a deliberate resend, and gets the
     next id of the file's sequence (so that its own repetitions are found in turn)."""
-    digest = hashlib.sha256(data).hexdigest()
-    for resend in range(MAX_RESENDS):
-        name = f"{client}\n{digest}" + (f"\n{resend}" if resend else "")
-        packet_id = uuid.uuid5(_SENDS, name)
-        earlier = await store.facts(packet_id)
-        if earlier is None:
-            return packet_id, False
-        if datetime.now(UTC) - earlier.received_at < RESEND_WINDOW:
-            states = {d.state for d in await store.deliveries(packet_id)}
-            if not states <= _FAILED:
-                return packet_id, True
-    raise PermanentError(
-        ErrorCode.AXIS_BAD_REQUEST,
-        f"this system has sent this file {MAX_RESENDS} times already, each failed or a day "
-        "old: send it changed, or ask the exchange's operators",
-    )
+    name = f"{client}\n{hashlib.sha256(data).hexdigest()}"
+    try:
+        packet_id, earlier = await sequence_id(store, _SENDS, name, RESEND_WINDOW, MAX_RESENDS)
+    except PermanentError as exc:
+        raise PermanentError(
+            ErrorCode.AXIS_BAD_REQUEST,
+            f"this system has sent this file {MAX_RESENDS} times already, each failed or a "
+            "day old: send it changed, or ask the exchange's operators",
+        ) from exc
+    return packet_id, earlier is not None
 
 
 async def _kept(store: Store, packet_id: UUID) -> None:
