@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import aiohttp
+from yarl import URL
 
 from tests.agency_server import AgencyServer, agency_server
 from tests.documents import numbered
@@ -177,6 +178,53 @@ async def send(pair: Exchange, count: int, concurrency: int = 8) -> list[str]:
                 accepted.append(str((await response.json())["packet_id"]))
 
         await asyncio.gather(*(one() for _ in range(count)))
+    return accepted
+
+
+async def send_repeating(pair: Exchange, count: int, concurrency: int = 8) -> list[str]:
+    """Submit ``count`` letters as systems that lose answers do: every fourth with its
+    connection cut after the request went whole (no 202 heard), then sent again under the
+    same Idempotency-Key; every fourth sent twice without a key (known by its DocumentId).
+    Returns the ids the answers gave, one a letter."""
+    accepted: list[str] = []
+    gate = asyncio.Semaphore(concurrency)
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/xml"}
+    address = URL(pair.url)
+    async with aiohttp.ClientSession() as session:
+
+        async def post(letter: bytes, key: str | None) -> str:
+            keyed = {**headers, "Idempotency-Key": key} if key else headers
+            async with session.post(f"{pair.url}/v1/packets", data=letter, headers=keyed) as answer:
+                assert answer.status == 202, await answer.text()
+                return str((await answer.json())["packet_id"])
+
+        async def cut(letter: bytes, key: str) -> None:
+            _, writer = await asyncio.open_connection(address.host, address.port)
+            writer.write(
+                f"POST /v1/packets HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+                f"Content-Type: application/xml\r\nIdempotency-Key: {key}\r\n"
+                f"Content-Length: {len(letter)}\r\n\r\n".encode()
+                + letter
+            )
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+
+        async def one(index: int) -> None:
+            letter, key = numbered(LETTER), str(uuid.uuid4())
+            async with gate:
+                if index % 4 == 0:
+                    await cut(letter, key)
+                    await asyncio.sleep(0.2)  # the system's retry, after its timeout
+                    accepted.append(await post(letter, key))
+                elif index % 4 == 1:
+                    first = await post(letter, None)
+                    assert await post(letter, None) == first
+                    accepted.append(first)
+                else:
+                    accepted.append(await post(letter, key))
+
+        await asyncio.gather(*(one(index) for index in range(count)))
     return accepted
 
 

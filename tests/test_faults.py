@@ -13,7 +13,7 @@ import pytest
 
 from lgsp_adapter.daemon.config import BusSettings
 from tests.agency_server import AgencyServer
-from tests.faults import exchange, send, settle, stream_with
+from tests.faults import exchange, send, send_repeating, settle, stream_with
 from tests.test_daemon_process import log_of
 from tests.test_exchange_rabbitmq import rabbitmqctl
 
@@ -29,6 +29,21 @@ async def test_all_connections_dropped_three_times(tmp_path: Path) -> None:
     async with exchange(tmp_path) as pair:
         accepted, ended = await stream_with(pair, PACKETS, [0.25, 0.5, 0.75], drop)
         outcome = await settle("all connections dropped 3 times", pair, accepted, ended)
+    assert (outcome.sent, outcome.lost, outcome.duplicated) == (PACKETS, 0, 0)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(600)  # a stream of 1,000 packets through a fault
+async def test_answers_lost_after_the_commit_and_submissions_repeated(tmp_path: Path) -> None:
+    """Issue 21: a system that lost the 202 sends again; nothing is kept or posted twice."""
+    async with exchange(tmp_path) as pair:
+        started = time.monotonic()
+        accepted = await send_repeating(pair, PACKETS)
+        outcome = await settle("answers lost, submissions repeated", pair, accepted, started)
+        posted = pair.commune.delivered()
+    assert len(set(accepted)) == PACKETS
+    # No packet the sender never heard of either: a repeat kept twice would be one.
+    assert len(posted) == PACKETS, f"{len(posted) - PACKETS} more posts than letters"
     assert (outcome.sent, outcome.lost, outcome.duplicated) == (PACKETS, 0, 0)
 
 
