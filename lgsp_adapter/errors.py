@@ -105,6 +105,7 @@ class ErrorCode(StrEnum):
     # Configuration and the process
     CONFIG_INVALID = "config.invalid"
     STORE_UNAVAILABLE = "store.unavailable"
+    STORE_FULL = "store.full"
 
 
 class LgspError(Exception):

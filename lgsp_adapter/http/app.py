@@ -25,7 +25,7 @@ from lgsp_adapter.packets.agency_code import AgencyCode
 from lgsp_adapter.registry.agencies import Client, Role
 from lgsp_adapter.registry.directory import Directory
 from lgsp_adapter.store import Store
-from lgsp_adapter.store.unavailable import STORE_UNAVAILABLE
+from lgsp_adapter.store.unavailable import STORE_UNAVAILABLE, unavailable_error
 from lgsp_adapter.translators import Envelope
 
 log = logging.getLogger(__name__)
@@ -109,13 +109,7 @@ async def errors(
         raise
     except STORE_UNAVAILABLE as exc:
         log.warning("%s %s: the store is unavailable: %s", request.method, request.path, exc)
-        return error_response(
-            TransientError(
-                ErrorCode.STORE_UNAVAILABLE,
-                "the store is unavailable for a moment; try again",
-                details={"retry_after_s": 5},
-            )
-        )
+        return error_response(unavailable_error(exc))
     except Exception:
         log.exception("unexpected error serving %s %s", request.method, request.path)
         body = {"error": {"code": "internal", "message": "an internal error; it is logged"}}

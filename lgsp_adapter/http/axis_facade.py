@@ -37,7 +37,7 @@ from lgsp_adapter.packets.axis_signature import (
 )
 from lgsp_adapter.packets.axis_wire import failure, header, required
 from lgsp_adapter.registry.axis_systems import AxisCaller, AxisSystems
-from lgsp_adapter.store.unavailable import STORE_UNAVAILABLE
+from lgsp_adapter.store.unavailable import STORE_UNAVAILABLE, unavailable_error
 
 log = logging.getLogger(__name__)
 
@@ -152,10 +152,7 @@ def serve(
             return refusal(exc, name, unknown_operation=operation is None)
         except STORE_UNAVAILABLE as exc:
             log.warning("axis %s: the store is unavailable: %s", name, exc)
-            error = TransientError(
-                ErrorCode.STORE_UNAVAILABLE, "the store is unavailable for a moment; try again"
-            )
-            return refusal(error, name)
+            return refusal(unavailable_error(exc), name)
 
     return handle
 

@@ -18,6 +18,8 @@ from typing import TypeVar
 
 import asyncpg
 
+from lgsp_adapter.errors import ErrorCode, TransientError
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -29,11 +31,36 @@ STORE_UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,  # a connection lost mid-query
     asyncpg.exceptions.OperatorInterventionError,  # shutting down, cannot connect now
+    asyncpg.exceptions.InsufficientResourcesError,  # its disk full, out of memory
 )
 # Off the request path (the bus's consumers), a timeout is the store's too: a connection
 # attempt to a PostgreSQL that does not answer.
 STORE_UNAVAILABLE_OR_SLOW: tuple[type[BaseException], ...] = (*STORE_UNAVAILABLE, TimeoutError)
 FIRST_WAIT_S = 0.5
+_SQLITE_FULL = 13  # SQLITE_FULL: "database or disk is full"
+
+
+def unavailable_error(exc: BaseException) -> TransientError:
+    """What a client is told when the store cannot take its request: a full disk said as
+    such (it passes only when an operator frees space), anything else as a moment's outage."""
+    full = isinstance(exc, asyncpg.exceptions.DiskFullError) or (
+        isinstance(exc, sqlite3.OperationalError)
+        and getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL
+    )
+    if full:
+        return TransientError(
+            ErrorCode.STORE_FULL,
+            "the store's disk is full: nothing more can be kept until an operator frees "
+            "space; try again later",
+            details={"retry_after_s": 60},
+        )
+    return TransientError(
+        ErrorCode.STORE_UNAVAILABLE,
+        "the store is unavailable for a moment; try again",
+        details={"retry_after_s": 5},
+    )
+
+
 LONGEST_WAIT_S = 10.0
 
 
