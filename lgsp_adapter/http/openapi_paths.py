@@ -27,6 +27,7 @@ PATHS: dict[str, dict[str, Any]] = {
                     "Accepted: the packet id, its deliveries and any warnings (a repeat under "
                     "the same Idempotency-Key: the first answer, with Idempotent-Replayed: true)"
                 ),
+                "409": ERROR,
                 "413": ERROR,
                 "422": ERROR,
             },
