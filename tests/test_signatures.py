@@ -855,3 +855,17 @@ def test_a_packets_verdict_is_made_once_for_its_attempts_and_fetches(pki: Pki) -
 
     assert asyncio.run(three_times()) == ["valid"] * 3
     assert counting.calls == 1
+
+    # At once for several recipients: one check too (found in review: four ran).
+    other = packet.model_copy(
+        update={"id": uuid.uuid4(), "payload": payload + b" ", "sha256": "0" * 64}
+    )
+
+    async def at_once() -> set[str]:
+        checked = await asyncio.gather(
+            *(gate.judge(other, "000.21.00.H56", endpoint) for _ in range(4))
+        )
+        return {str(c.result.status) for c in checked if c.result is not None}
+
+    assert asyncio.run(at_once()) == {"valid"}
+    assert counting.calls == 2

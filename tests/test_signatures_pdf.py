@@ -22,6 +22,7 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.writer import PageObject, PdfFileWriter
 from pyhanko.sign import signers
 from pyhanko.sign.fields import SigFieldSpec, append_signature_field
+from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from lgsp_adapter.cli.demo_packets import document
@@ -144,6 +145,10 @@ def test_a_revision_after_signing_is_judged_by_what_it_changes(pki: Pki) -> None
     assert verdicts["dong-ky.pdf"].status is SignatureStatus.VALID, verdicts["dong-ky.pdf"]
     assert (
         "later revisions fill in form fields or add signatures" in verdicts["dong-ky.pdf"].summary()
+    )
+    # And whose those revisions are (found in review: the first signer was named for them).
+    assert "what later revisions show is signed by CN=Nguyen Van An" in (
+        verdicts["dong-ky.pdf"].summary()
     )
 
 
@@ -295,7 +300,7 @@ def test_a_pdf_carrying_many_certificates_is_refused_before_any_path_is_built(pk
     carrying = Identity(pki.signer.key, pki.signer.certificate, (*pki.signer.chain, *decoys))
     verdict = check(pki, {"nhieu-cert.pdf": signed_pdf(one_page_pdf(), carrying)})["nhieu-cert.pdf"]
     assert verdict.status is SignatureStatus.MALFORMED, verdict
-    assert "certificates; at most 6 are read" in (verdict.reason or "")
+    assert "at most 6 are read" in (verdict.reason or "")
 
 
 def test_revisions_past_the_limit_are_not_compared(pki: Pki) -> None:
@@ -323,23 +328,42 @@ def _with_second_content(envelope: bytes, name: str) -> bytes:
     return etree.tostring(root)
 
 
+def _with_decoy_first(envelope: bytes, name: str, tag: str) -> bytes:
+    root = etree.fromstring(envelope)
+    for attachment in root.iter("{*}Attachment"):
+        if attachment.findtext("{*}AttachmentName") == name:
+            decoy = etree.Element(tag)
+            decoy.text = "QUFB"
+            attachment.insert(0, decoy)
+    return etree.tostring(root)
+
+
 def test_an_attachment_cannot_hide_from_the_check(pki: Pki) -> None:
-    """Found in review: a comment before the base64 (comments are not signed), a second
-    ContentTransferEncoded, or a character reference for its first letter each hid a PDF
-    the adapter's own reader, and the agency's system, still decode."""
+    """Found in review, twice: a comment before the base64 (comments are not signed), a second
+    ContentTransferEncoded, a character reference for its first letter, or a decoy element
+    of the same name in another namespace placed first each hid a PDF the adapter's own
+    reader, and the agency's system, still decode. Read as the reader reads it, or, where
+    which element is the attachment is ambiguous, reported malformed: never left out."""
     revoked = signed_pdf(one_page_pdf(), pki.revoked)
     text = b64encode(revoked)
     envelope = with_attachments({"an.pdf": revoked})
     hidden = {
-        "comment": envelope.replace(text, b"<!-- ghi chu -->" + text),
-        "second element": _with_second_content(envelope, "an.pdf"),
-        "character reference": envelope.replace(text, b"&#74;" + text[1:]),
+        "comment": (envelope.replace(text, b"<!-- ghi chu -->" + text), SignatureStatus.INVALID),
+        "character reference": (
+            envelope.replace(text, b"&#74;" + text[1:]),
+            SignatureStatus.INVALID,
+        ),
+        "second element": (_with_second_content(envelope, "an.pdf"), SignatureStatus.MALFORMED),
+        "decoy in another namespace": (
+            _with_decoy_first(envelope, "an.pdf", "{urn:x}ContentTransferEncoded"),
+            SignatureStatus.MALFORMED,
+        ),
     }
     trust = TrustAnchors([pki.root.certificate], crls=[pki.crl])
-    for how, payload in hidden.items():
+    for how, (payload, expected) in hidden.items():
         assert payload != envelope, how
         result = asyncio.run(Checker(trust).check(payload))
-        assert [a.status for a in result.attachments] == [SignatureStatus.INVALID], how
+        assert [a.status for a in result.attachments] == [expected], how
 
 
 def test_an_attachment_name_cannot_forge_another_verdict_in_the_header(pki: Pki) -> None:
@@ -349,3 +373,79 @@ def test_an_attachment_name_cannot_forge_another_verdict_in_the_header(pki: Pki)
     listed = result.headers()["X-LGSP-Attachment-Signatures"]
     assert listed.endswith("=invalid"), listed
     assert "=valid" not in listed
+
+
+def with_validation_data(signed: bytes, pki: Pki) -> bytes:
+    """A later revision adding only a DSS (validation data), as "add LTV" tools do."""
+    writer = IncrementalPdfFileWriter(io.BytesIO(signed))
+    stream = generic.StreamObject(stream_data=pki.province.certificate.public_bytes(DER))
+    store = generic.DictionaryObject(
+        {generic.NameObject("/Certs"): generic.ArrayObject([writer.add_object(stream)])}
+    )
+    writer.root[generic.NameObject("/DSS")] = writer.add_object(store)
+    writer.update_root()
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_validation_data_after_co_signing_leaves_both_signatures_valid(pki: Pki) -> None:
+    """Found in review: the second signer, followed by validation data only, did not count as
+    vouching for the first signer's form-filled revision, so a co-signed PDF turned invalid."""
+    first = signed_pdf(one_page_pdf(), pki.signer, field="A")
+    both = with_validation_data(signed_pdf(first, pki.signer, field="B"), pki)
+    verdict = check(pki, {"dong-ky-ltv.pdf": both})["dong-ky-ltv.pdf"]
+    assert verdict.status is SignatureStatus.VALID, verdict
+
+
+def _timestamper_carrying(pki: Pki, decoys: int) -> DummyTimeStamper:
+    """A time-stamp authority whose tokens carry ``decoys`` namesake CA certificates."""
+    key = pki.signer.key
+    tsa = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "TSA")]))
+        .issuer_name(pki.province.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - timedelta(days=1))
+        .not_valid_after(NOW + timedelta(days=30))
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.TIME_STAMPING]), critical=True
+        )
+        .sign(pki.province.key, hashes.SHA256())
+    )
+    private = asn1_keys.PrivateKeyInfo.load(
+        key.private_bytes(DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    embedded = [namesake(pki.province, pki.root) for _ in range(decoys)]
+    return DummyTimeStamper(
+        tsa_cert=asn1_x509.Certificate.load(tsa.public_bytes(DER)),
+        tsa_key=private,
+        certs_to_embed=SimpleCertificateStore.from_certs(
+            [asn1_x509.Certificate.load(c.public_bytes(DER)) for c in embedded]
+        ),
+    )
+
+
+def test_a_time_stamp_token_carrying_many_certificates_is_refused_too(pki: Pki) -> None:
+    """Found in review: the bound of 6 counted the signature's own certificates only; a
+    time-stamp token's 49 namesakes took 13 s and 367 MB of path building."""
+    key = pki.signer.key.private_bytes(
+        DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    signer = signers.SimpleSigner(
+        signing_cert=asn1_x509.Certificate.load(pki.signer.certificate.public_bytes(DER)),
+        signing_key=asn1_keys.PrivateKeyInfo.load(key),
+        cert_registry=SimpleCertificateStore.from_certs(
+            [asn1_x509.Certificate.load(c.public_bytes(DER)) for c in pki.signer.chain]
+        ),
+    )
+    stamped = signers.sign_pdf(
+        IncrementalPdfFileWriter(io.BytesIO(one_page_pdf())),
+        signers.PdfSignatureMetadata(field_name="ChuKySo"),
+        signer=signer,
+        timestamper=_timestamper_carrying(pki, 8),
+    ).getvalue()
+    verdict = check(pki, {"dau-thoi-gian.pdf": stamped})["dau-thoi-gian.pdf"]
+    assert verdict.status is SignatureStatus.MALFORMED, verdict
+    assert "at most 6 are read" in (verdict.reason or "")

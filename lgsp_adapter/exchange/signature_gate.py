@@ -9,6 +9,7 @@ receipt's detail. A refusal by policy is a delivery refused for good: nothing is
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from lgsp_adapter.signatures import (
     refusal,
 )
 from lgsp_adapter.signatures.checker import SIGNED_KINDS
+from lgsp_adapter.signatures.result import COULD_NOT_CHECK
 from lgsp_adapter.store import StoredPacket, entry_for
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ class SignatureGate:
         self._checker = checker
         self._signers: dict[tuple[Path, Path], EnvelopeSigner] = {}
         self._verdicts: dict[str, tuple[float, SignatureResult]] = {}  # by payload digest
+        self._running: dict[str, asyncio.Future[SignatureResult]] = {}
 
     async def judge(self, packet: StoredPacket, recipient: str, endpoint: Endpoint) -> Checked:
         """The verdict on ``packet`` for ``recipient``'s endpoint."""
@@ -100,10 +103,19 @@ class SignatureGate:
         kept = self._verdicts.get(packet.sha256)
         if kept is not None and now - kept[0] < _KEPT_S:
             return kept[1]
-        result = await checker.check(packet.payload)
-        if len(self._verdicts) >= _KEPT:
-            del self._verdicts[next(iter(self._verdicts))]  # the oldest
-        self._verdicts[packet.sha256] = (now, result)
+        running = self._running.get(packet.sha256)
+        if running is not None:  # the same payload to several recipients, checked at once
+            return await asyncio.shield(running)
+        task = asyncio.ensure_future(checker.check(packet.payload))
+        self._running[packet.sha256] = task
+        try:
+            result = await asyncio.shield(task)
+        finally:
+            self._running.pop(packet.sha256, None)
+        if not (result.reason or "").startswith(COULD_NOT_CHECK):  # a passing failure
+            if len(self._verdicts) >= _KEPT:
+                del self._verdicts[next(iter(self._verdicts))]  # the oldest
+            self._verdicts[packet.sha256] = (now, result)
         return result
 
     def sign(self, agency: ServedAgency, status: bytes) -> bytes:

@@ -19,8 +19,14 @@ from lgsp_adapter.errors import LgspError
 from lgsp_adapter.packets.safe_xml import XmlLimits, parse
 from lgsp_adapter.signatures.dsig_shape import Rules
 from lgsp_adapter.signatures.envelope import Unverified, Verified, check_tree
-from lgsp_adapter.signatures.pdf import Attached, attachments, check_pdfs, may_hold_pdf
-from lgsp_adapter.signatures.result import SignatureResult, SignatureStatus, Signer
+from lgsp_adapter.signatures.pdf import check_pdfs
+from lgsp_adapter.signatures.pdf_attachments import Attached, attachments, may_hold_pdf
+from lgsp_adapter.signatures.result import (
+    COULD_NOT_CHECK,
+    SignatureResult,
+    SignatureStatus,
+    Signer,
+)
 from lgsp_adapter.signatures.trust import TrustAnchors
 
 log = logging.getLogger(__name__)
@@ -28,6 +34,7 @@ log = logging.getLogger(__name__)
 SIGNED_KINDS = frozenset({"edoc", "status"})  # the edXML packets; others carry no XML-DSig
 _SCANNED_ON_LOOP = 256 * 1024  # below this, the byte scan is microseconds; above, a thread's
 _WORKERS = 2
+_SLICE, _OVERLAP = 1 << 20, 64  # the byte scan's steps, overlapping by more than a marker
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +83,7 @@ class Checker:
             return asyncio.run(self._judge_all(read, now))
         except Exception as exc:  # certificates and times a library cannot take: a verdict
             log.warning("signature check failed: %r", exc)
-            return SignatureResult(
-                SignatureStatus.MALFORMED, f"it could not be checked: {exc!r}"[:300]
-            )
+            return SignatureResult(SignatureStatus.MALFORMED, f"{COULD_NOT_CHECK}: {exc!r}"[:300])
 
     async def _judge_all(self, read: _Read, now: datetime) -> SignatureResult:
         envelope = await self._judge(read.envelope, now)
@@ -134,6 +139,11 @@ def _plainly_unsigned(payload: bytes) -> bool:
     head = payload.removeprefix(_UTF8_BOM).lstrip()[:2]
     if not head.startswith(b"<") or head[1:2] == b"\x00":
         return False
-    if b"&#" in payload:  # a character reference can write a PDF's first letters (review)
-        return False
-    return b"Signature" not in payload and not may_hold_pdf(payload)
+    # In slices: one scan of a 45 MB payload would hold the interpreter lock for a third of a
+    # second even in a worker thread, and the event loop with it (found in review).
+    for start in range(0, len(payload), _SLICE):
+        piece = payload[start : start + _SLICE + _OVERLAP]
+        # A character reference can write a PDF's first letters (found in review).
+        if b"&#" in piece or b"Signature" in piece or may_hold_pdf(piece):
+            return False
+    return True

@@ -21,7 +21,7 @@ from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from lgsp_adapter.packets.safe_xml import verbatim_parser
 from lgsp_adapter.signatures.dsig_shape import DS, Rules, Shape, Verdict, read_shape
-from lgsp_adapter.signatures.result import SignatureStatus, Signer
+from lgsp_adapter.signatures.result import COULD_NOT_CHECK, SignatureStatus, Signer
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def check_tree(root: etree._Element, rules: Rules) -> Verified | Unverified:
         return _check(root, rules)
     except Exception as exc:  # our bug or a library's: a result, never a crash
         log.exception("signature check failed unexpectedly")
-        return Unverified(SignatureStatus.MALFORMED, f"it could not be checked: {exc!r}"[:300])
+        return Unverified(SignatureStatus.MALFORMED, f"{COULD_NOT_CHECK}: {exc!r}"[:300])
 
 
 def _check(root: etree._Element, rules: Rules) -> Verified | Unverified:

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import io
 import logging
-import re
 import warnings
-from base64 import b64decode
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from cryptography import x509
 from cryptography.utils import CryptographyDeprecationWarning
-from lxml import etree
 
 from lgsp_adapter.signatures.dsig_shape import MAX_CERTIFICATES
+from lgsp_adapter.signatures.pdf_attachments import Attached
 from lgsp_adapter.signatures.result import AttachmentResult, SignatureStatus, Signer
 from lgsp_adapter.signatures.trust import TrustAnchors
 from lgsp_adapter.signatures.trust import usage as trust_usage
@@ -38,13 +36,10 @@ with warnings.catch_warnings():
 
 log = logging.getLogger(__name__)
 
-PDF_BASE64 = "JVBERi0"  # "%PDF-" in base64: a PDF is known without decoding the rest
-# The same with line breaks anywhere in it (base64 may be wrapped at any width).
-_PDF_BYTES = re.compile(rb"J\s*V\s*B\s*E\s*R\s*i\s*0")
-_ATTACHMENTS = etree.XPath("/*/*[local-name()='AttachmentEncoded']/*[local-name()='Attachment']")
 MAX_PDFS = 16  # PDF attachments checked in one packet; each costs a digest of its bytes
 MAX_PDF_SIGNATURES = 8  # distinct signatures checked in one PDF; a real one has one to three
 MAX_PDF_REVISIONS = 32  # diffing each revision against each signed one grows as their square
+_MAX_TOKENS = 2  # time-stamp tokens a signature may carry: one for it, one for its content
 # What the signer's key must allow: either signing use (the rest is ``usage``'s to judge, as
 # for envelopes; pyHanko's default demands non-repudiation, which many signers lack).
 _KEY_USAGE = KeyUsageConstraints(
@@ -72,52 +67,6 @@ _WEAK = frozenset(
 _HARMLESS = (ModificationLevel.NONE, ModificationLevel.LTA_UPDATES)
 
 
-@dataclass(frozen=True, slots=True)
-class Attached:
-    """One PDF attachment of an envelope: its name and bytes (``b""``: broken base64)."""
-
-    name: str
-    pdf: bytes
-
-
-def may_hold_pdf(payload: bytes) -> bool:
-    """Whether base64 of a PDF might be in ``payload`` (a cheap test before any parse)."""
-    return _PDF_BYTES.search(payload) is not None
-
-
-def attachments(root: etree._Element) -> list[Attached]:
-    """The envelope's PDF attachments, decoded (a broken one is ``b""``: reported malformed)."""
-    found = _ATTACHMENTS(root)
-    assert isinstance(found, list)  # noqa: S101  # a node-set XPath
-    result = []
-    for attachment in found:
-        if not isinstance(attachment, etree._Element):
-            continue
-        # The first of each, and all its text (a comment may split it, and a comment is not
-        # signed): what the adapter's reader and the agency's system read (found in review).
-        name = _text(attachment, "AttachmentName").strip()
-        content = _text(attachment, "ContentTransferEncoded")
-        if "".join(content.lstrip()[:64].split()).startswith(PDF_BASE64):
-            result.append(Attached(name[:200] or "(unnamed)", _decoded(content)))
-    return result  # others carry no PDF signature: not listed
-
-
-def _text(parent: etree._Element, local: str) -> str:
-    for child in parent:
-        if isinstance(child.tag, str) and etree.QName(child).localname == local:
-            found = child.xpath("text()")
-            assert isinstance(found, list)  # noqa: S101  # a node-set XPath
-            return "".join(str(part) for part in found)
-    return ""
-
-
-def _decoded(content: str) -> bytes:
-    try:
-        return b64decode("".join(content.split()), validate=True)
-    except ValueError:
-        return b""
-
-
 async def check_pdfs(
     found: list[Attached], trust: TrustAnchors, now: datetime
 ) -> list[AttachmentResult]:
@@ -131,6 +80,8 @@ async def check_pdfs(
 
 async def check_pdf(attached: Attached, trust: TrustAnchors, now: datetime) -> AttachmentResult:
     """The verdict on one attachment: every signature the PDF embeds, the worst one counting."""
+    if attached.problem is not None:
+        return AttachmentResult(attached.name, SignatureStatus.MALFORMED, attached.problem)
     try:
         reader = PdfFileReader(io.BytesIO(attached.pdf), strict=False)
         revisions = reader.xrefs.total_revisions
@@ -149,9 +100,27 @@ async def check_pdf(attached: Attached, trust: TrustAnchors, now: datetime) -> A
         why = f"it embeds {len(signatures)} signatures; at most {MAX_PDF_SIGNATURES} are checked"
         return AttachmentResult(attached.name, SignatureStatus.MALFORMED, why)
     judged = [await _one(attached.name, signature, trust, now) for signature in signatures]
-    vouched = any(j.covers_all and j.result.status is SignatureStatus.VALID for j in judged)
-    results = [j.result if vouched or not j.form_filled else _unvouched(j.result) for j in judged]
+    # A later signature vouches for what the revisions before it show when it is valid and
+    # nothing but validation data came after it (LTV added to a co-signed PDF, say).
+    vouching = [j.result for j in judged if j.vouches and j.result.status is SignatureStatus.VALID]
+    results = [j.result if not j.form_filled else _after(j.result, vouching) for j in judged]
     return min(results, key=lambda r: _RANK[r.status])
+
+
+def _after(result: AttachmentResult, vouching: list[AttachmentResult]) -> AttachmentResult:
+    """A signature that form filling followed: vouched for by the last later valid signer,
+    or not at all."""
+    return _vouched(result, vouching[-1]) if vouching else _unvouched(result)
+
+
+def _vouched(result: AttachmentResult, by: AttachmentResult) -> AttachmentResult:
+    """A signature form filling followed, under a later valid signer: what the page shows
+    may be that signer's, and the result says whose (found in review: the first signer was
+    named for content a clerk's later revision painted)."""
+    if result.status is not SignatureStatus.VALID or by.signer is None:
+        return result
+    note = f"what later revisions show is signed by {by.signer.subject}, not by this signer"
+    return replace(result, notes=(*result.notes, note))
 
 
 def _unvouched(result: AttachmentResult) -> AttachmentResult:
@@ -162,6 +131,23 @@ def _unvouched(result: AttachmentResult) -> AttachmentResult:
         "later signature covers the whole file"
     )
     return replace(result, status=SignatureStatus.INVALID, reason=why, notes=())
+
+
+def _carried_certificates(signature: EmbeddedPdfSignature) -> int:
+    """The most certificates one CMS structure of the signature hands path building: its own
+    set, or a time-stamp token's (each builds paths too; found in review: 49 namesakes in a
+    token took 13 s and 367 MB). Too many tokens count as too many certificates."""
+    sets = [signature.signed_data["certificates"]]
+    tokens = 0
+    for attributes in ("signed_attrs", "unsigned_attrs"):
+        for attribute in signature.signer_info[attributes] or ():
+            if attribute["type"].native in ("signature_time_stamp_token", "content_time_stamp"):
+                for token in attribute["values"]:
+                    tokens += 1
+                    sets.append(token["content"]["certificates"])
+    if tokens > _MAX_TOKENS:
+        return MAX_CERTIFICATES + tokens
+    return max(len(found or ()) for found in sets)
 
 
 def _byte_range(signature: EmbeddedPdfSignature) -> tuple[int, ...]:
@@ -181,18 +167,21 @@ _RANK = {
 @dataclass(frozen=True, slots=True)
 class _Judged:
     result: AttachmentResult
-    covers_all: bool = False  # the signature covers the whole file as it arrived
+    vouches: bool = False  # nothing but validation data (or nothing) came after it
     form_filled: bool = False  # valid only if a later signature vouches for the revisions
 
 
 async def _one(
     name: str, signature: EmbeddedPdfSignature, trust: TrustAnchors, now: datetime
 ) -> _Judged:
-    carried = len(signature.signed_data["certificates"] or ())
+    carried = _carried_certificates(signature)
     if carried > MAX_CERTIFICATES:
         # Path building tries every order of what it is given: bounded before it (found in
         # review: 60 namesakes took 131 s and 3.5 GB).
-        said = f"its signature carries {carried} certificates; at most {MAX_CERTIFICATES} are read"
+        said = (
+            f"its signature carries {carried} certificates (or time-stamp tokens); at most "
+            f"{MAX_CERTIFICATES} are read"
+        )
         return _Judged(AttachmentResult(name, SignatureStatus.MALFORMED, said))
     try:
         moment = signature.self_reported_timestamp or now
@@ -208,7 +197,8 @@ async def _one(
     result = AttachmentResult(name, verdict, why, signer, status.signer_reported_dt, notes)
     return _Judged(
         result,
-        covers_all=status.coverage is SignatureCoverageLevel.ENTIRE_FILE,
+        vouches=status.coverage is SignatureCoverageLevel.ENTIRE_FILE
+        or status.modification_level in _HARMLESS,
         form_filled=status.modification_level is ModificationLevel.FORM_FILLING,
     )
 

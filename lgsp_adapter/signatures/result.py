@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from asn1crypto.x509 import Certificate as Asn1Certificate
 
 
+COULD_NOT_CHECK = "it could not be checked"  # a failure of ours or a library's, not a verdict
+
+
 class SignatureStatus(StrEnum):
     """The verdict on one signature (the envelope's, or an attachment's)."""
 
