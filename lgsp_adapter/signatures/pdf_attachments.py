@@ -49,7 +49,8 @@ def attachments(root: etree._Element) -> list[Attached]:
             _named(attachment, "AttachmentName"),
             _named(attachment, "ContentTransferEncoded"),
         )
-        name = (_text(names[0]).strip() if names else "")[:200] or "(unnamed)"
+        # Every name it gives, when it gives several: the reader may take any of them.
+        name = " | ".join(_text(n).strip() for n in names)[:200] or "(unnamed)"
         nested = any(next(c.iterchildren(etree.Element), None) is not None for c in contents)
         if len(names) > 1 or len(contents) > 1 or nested:
             if any(_starts_as_pdf(_text(c)) for c in contents):
