@@ -138,7 +138,7 @@ async def test_values_that_reach_headers_or_file_names_cannot_inject(tmp_path: P
     # of a folder: the letter is accepted (the standard allows odd text) with a warning on the
     # name, and the agency system gets neither an extra header nor a split one.
     letter = (
-        letter_to(COMMUNE)
+        letter_to(COMMUNE, number=1234)
         .decode()
         .replace(
             "1234/UBND-KSTTHC</edXML:DocumentId>",

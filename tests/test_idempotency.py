@@ -58,7 +58,8 @@ def backend(request: pytest.FixtureRequest) -> str | None:
 async def store_of(tmp_path: Path, database: str | None) -> dict[str, Any]:
     if database is None:
         return {"path": str(tmp_path / "store.sqlite3")}
-    return {"url": await fresh_schema(database)}
+    # The path still places the daemon's key files (in the test's folder, not ./var).
+    return {"url": await fresh_schema(database), "path": str(tmp_path / "store.sqlite3")}
 
 
 async def post(url: str, body: bytes, key: str | None) -> tuple[int, dict[str, Any], Any]:
