@@ -30,6 +30,7 @@ from lgsp_adapter.bus.shovels import Management
 from lgsp_adapter.bus.topology import Topology
 from tests.agency_server import AgencyServer, agency_server
 from tests.conftest import EXAMPLES
+from tests.documents import numbered
 from tests.tcp_proxy import BrokerProxy
 from tests.test_daemon_process import log_tail, start
 
@@ -198,7 +199,9 @@ class Levels:
 
             async def one() -> None:
                 url = f"{self.urls[name]}/v1/packets"
-                async with gate, session.post(url, data=body, headers=headers) as response:
+                # Each a document of its own: the same one again would be the same packet.
+                data = numbered(body)
+                async with gate, session.post(url, data=data, headers=headers) as response:
                     assert response.status == 202, await response.text()
                     accepted.append(str((await response.json())["packet_id"]))
 

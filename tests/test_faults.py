@@ -123,11 +123,24 @@ async def test_recipient_system_down_for_two_minutes(tmp_path: Path) -> None:
     assert (outcome.sent, outcome.lost, outcome.duplicated) == (PACKETS, 0, 0)
 
 
+# The broker's two resource alarms: raised by a limit no machine meets, then the default again.
+ALARMS = {
+    "disk": (("set_disk_free_limit", "100000GB"), ("set_disk_free_limit", "50MB")),
+    "memory": (
+        ("set_vm_memory_high_watermark", "0.0000001"),
+        ("set_vm_memory_high_watermark", "0.4"),
+    ),
+}
+
+
 @pytest.mark.asyncio
 @pytest.mark.timeout(600)  # a stream of 1,000 packets through a fault
-async def test_disk_alarm_blocks_publishing_then_clears(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", sorted(ALARMS))
+async def test_a_resource_alarm_blocks_publishing_then_clears(tmp_path: Path, kind: str) -> None:
+    raise_alarm, clear_alarm = ALARMS[kind]
+
     async def alarm(_: int) -> None:
-        await rabbitmqctl("set_disk_free_limit", "100000GB")  # more than any disk: alarm
+        await rabbitmqctl(*raise_alarm)
         try:
             assert pair.sender is not None
             cpu_before, failures_before = cpu_s(pair.sender.pid), publish_failures()
@@ -138,7 +151,7 @@ async def test_disk_alarm_blocks_publishing_then_clears(tmp_path: Path) -> None:
             blocked.append(cpu_s(pair.sender.pid) - cpu_before)
             blocked.append(publish_failures() - failures_before)
         finally:
-            await rabbitmqctl("set_disk_free_limit", "50MB")
+            await rabbitmqctl(*clear_alarm)
 
     def publish_failures() -> int:
         log = log_of(pair.sender_config).read_text(encoding="utf-8", errors="replace")
@@ -149,7 +162,7 @@ async def test_disk_alarm_blocks_publishing_then_clears(tmp_path: Path) -> None:
     async with exchange(tmp_path) as pair:
         accepted, ended = await stream_with(pair, PACKETS - 200, [0.4], alarm)
         accepted += await pair_sends[0]
-        outcome = await settle("broker disk alarm for 10 s", pair, accepted, ended)
+        outcome = await settle(f"broker {kind} alarm for 10 s", pair, accepted, ended)
     assert (outcome.sent, outcome.lost, outcome.duplicated) == (PACKETS, 0, 0)
     cpu, failures = blocked
     print(f"during the alarm: {cpu:.2f} s of CPU in 10 s, {failures:.0f} failed publishes")  # noqa: T201
