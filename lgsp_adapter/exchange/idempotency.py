@@ -16,13 +16,14 @@ A document every recipient refused (or an operator dropped) may be sent again, a
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from lgsp_adapter.errors import ErrorCode, PermanentError
+from lgsp_adapter.errors import ErrorCode, PermanentError, TransientError
 from lgsp_adapter.packets.edxml_model import EdocPacket
 from lgsp_adapter.packets.edxml_values import BusinessDocType
 from lgsp_adapter.packets.reader import Packet
@@ -30,6 +31,7 @@ from lgsp_adapter.store import DeliveryRecord, DeliveryState, PacketFacts, Store
 
 _KEYED = uuid.UUID("5b0d7c1e-63a4-4c1b-9a53-3a0e8f6d2c41")  # the namespace of keyed ids
 _DOCUMENTS = uuid.UUID("9e4f2b6a-0d37-4a8e-b1c5-7f3d2e9a6b10")  # and of documents' ids
+KEPT_WAIT_STEPS, KEPT_WAIT_STEP_S = 100, 0.05  # a concurrent request's COMMIT, waited for
 MAX_RESENDS = 64  # sends of one document after each failed everywhere, before one is refused
 FAILED = frozenset({DeliveryState.REFUSED, DeliveryState.DROPPED})
 _SHAPE = re.compile(r"[\x21-\x7e]{1,255}")  # visible ASCII: UUIDs, ULIDs, a system's own ids
@@ -42,11 +44,15 @@ class Repeat:
 
     packet_id: uuid.UUID
     check: Callable[[PacketFacts], None]
+    earlier: PacketFacts | None  # the packet kept under the id already, read once
 
 
-def keyed_repeat(packet_id: uuid.UUID, sha256: str, window: timedelta) -> Repeat:
+async def keyed_repeat(
+    store: Store, packet_id: uuid.UUID, sha256: str, window: timedelta
+) -> Repeat:
     """A keyed submission: a repeat within ``window`` with the same content."""
-    return Repeat(packet_id, lambda earlier: check_repeat(earlier, sha256, window))
+    earlier = await store.facts(packet_id)
+    return Repeat(packet_id, lambda found: check_repeat(found, sha256, window), earlier)
 
 
 async def document_repeat(store: Store, packet: Packet, sender: str, sha256: str) -> Repeat | None:
@@ -54,8 +60,8 @@ async def document_repeat(store: Store, packet: Packet, sender: str, sha256: str
     if not isinstance(packet, EdocPacket) or not packet.message.document_id:
         return None
     name = document_name(sender, packet.message.document_id, packet.business_doc_type, sha256)
-    packet_id, _ = await document_id(store, name)
-    return Repeat(packet_id, lambda earlier: check_document(earlier, sha256))
+    packet_id, earlier = await document_id(store, name)
+    return Repeat(packet_id, lambda found: check_document(found, sha256), earlier)
 
 
 def idempotency_key(text: str | None) -> str | None:
@@ -142,6 +148,20 @@ def check_document(earlier: PacketFacts, sha256: str) -> None:
             "change to this one is sent as an update, a replacement or a revocation",
             details={"packet_id": str(earlier.id), "document_id": earlier.document_id},
         )
+
+
+async def kept_meanwhile(store: Store, packet_id: uuid.UUID) -> PacketFacts:
+    """The packet another request is keeping under ``packet_id``, once it can be read (its
+    COMMIT may be on its way to the disk): a repeat's answer promises it is durable."""
+    for _ in range(KEPT_WAIT_STEPS):
+        earlier = await store.facts(packet_id)
+        if earlier is not None:
+            return earlier
+        await asyncio.sleep(KEPT_WAIT_STEP_S)
+    raise TransientError(
+        ErrorCode.STORE_UNAVAILABLE,
+        "the same packet is being kept by another request at this moment; send it again",
+    )
 
 
 def first_answer(earlier: PacketFacts, data: bytes) -> tuple[StoredPacket, list[DeliveryRecord]]:

@@ -8,7 +8,6 @@ then is the packet accepted. Every refusal is audited too, and changes nothing e
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import time
@@ -24,6 +23,7 @@ from lgsp_adapter.exchange.idempotency import (
     Repeat,
     document_repeat,
     first_answer,
+    kept_meanwhile,
     keyed_repeat,
 )
 from lgsp_adapter.packets.agency_code import AgencyCode
@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 
 OUTBOX_MEASURE_S = 1.0  # how often the outbox's size is read again
 OUTBOX_RETRY_AFTER_S = 30  # what a sender refused for a full outbox is told to wait
-_KEPT_WAIT_STEPS, _KEPT_WAIT_STEP_S = 50, 0.1  # a concurrent repeat's COMMIT, waited for
 GENERATED_BY = "lgsp-adapter"  # the client a packet the adapter writes itself is kept under
 
 # The translator (by name) and the envelope for what an agency system submits in its own format.
@@ -139,15 +138,14 @@ class Intake:
             self._check_served_recipients(recipients, read.kind)
             repeat: Repeat | None = None
             if idempotent and packet_id is not None:
-                repeat = keyed_repeat(packet_id, sha256, self._window)
+                repeat = await keyed_repeat(self._store, packet_id, sha256, self._window)
             elif packet_id is None and read.kind == "edoc":
                 repeat = await document_repeat(self._store, read.packet, sender, sha256)
             if repeat is not None:
                 packet_id = repeat.packet_id
-                earlier = await self._store.facts(packet_id)
-                if earlier is not None:
-                    repeat.check(earlier)  # another packet under its name: refused, audited
-                    return self._again(earlier, read, data)
+                if repeat.earlier is not None:
+                    repeat.check(repeat.earlier)  # another packet under its name: refused
+                    return self._again(repeat.earlier, read, data)
         except LgspError as exc:
             if audit_refusal:
                 await self.refused(exc, client.name, sha256)
@@ -242,17 +240,7 @@ class Intake:
         self, packet: StoredPacket, read: ReadPacket, repeat: Repeat
     ) -> Accepted:
         """The packet another request kept under this one's id while it was being read."""
-        earlier = await self._store.facts(packet.id)
-        for _ in range(_KEPT_WAIT_STEPS):  # kept by a request at the same time: its COMMIT
-            if earlier is not None:
-                break
-            await asyncio.sleep(_KEPT_WAIT_STEP_S)
-            earlier = await self._store.facts(packet.id)
-        if earlier is None:
-            raise TransientError(
-                ErrorCode.STORE_UNAVAILABLE,
-                "the same key is being kept by another request; send it again",
-            )
+        earlier = await kept_meanwhile(self._store, packet.id)
         try:
             repeat.check(earlier)
         except LgspError as exc:

@@ -28,10 +28,10 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from lgsp_adapter.audit import AuditEvent, log_event
-from lgsp_adapter.errors import ErrorCode, LgspError, PermanentError, TransientError
+from lgsp_adapter.errors import ErrorCode, LgspError, PermanentError
 from lgsp_adapter.exchange.axis_client import VIETNAM
 from lgsp_adapter.exchange.idempotency import MAX_RESENDS as RESENDS
-from lgsp_adapter.exchange.idempotency import idempotency_key, keyed_id, sequence_id
+from lgsp_adapter.exchange.idempotency import idempotency_key, kept_meanwhile, keyed_id, sequence_id
 from lgsp_adapter.exchange.inbox import MAX_PAGE, Acknowledgement, Inbox
 from lgsp_adapter.http.app import BODY_TIMEOUT, DEFAULT_BODY_TIMEOUT_S, INTAKE, MAX_BYTES, STORE
 from lgsp_adapter.http.app import read_body as read_bounded
@@ -60,7 +60,6 @@ _SENDS = UUID("3c0a9e47-61b5-4f0e-8f64-2d6f1b7c9a15")  # the namespace of sends'
 RESEND_WINDOW = timedelta(hours=24)
 MAX_RESENDS = RESENDS  # a send's sequence, as a document's
 # Ended for good: a dead letter is not, since an operator may replay it.
-KEPT_WAIT_STEPS, KEPT_WAIT_STEP_S = 100, 0.05
 SENT_PAGE = 500  # the latest packets a getSentEdocList answers on
 # A delivery's state as the axis' receiveStatus says it, with the words for its description.
 _RECEIVE_STATUS = {
@@ -108,7 +107,7 @@ async def send_edoc(call: AxisRequest) -> web.Response:
             idempotent=key is not None,
         )
     except PacketIdTaken:  # the same send, kept by a request at the same time
-        await _kept(store, packet_id)
+        await kept_meanwhile(store, packet_id)
         return json_answer(answer(DocId=str(packet_id)))
     if accepted.packet.kind != kind.value:
         # Kept already (it is a good packet): say so, rather than refuse what is durable.
@@ -137,19 +136,6 @@ async def _send_id(store: Store, client: str, data: bytes) -> tuple[UUID, bool]:
             "day old: send it changed, or ask the exchange's operators",
         ) from exc
     return packet_id, earlier is not None
-
-
-async def _kept(store: Store, packet_id: UUID) -> None:
-    """Wait until the packet another request is keeping can be read (its COMMIT may be on its
-    way to the disk): the answer promises it is durable."""
-    for _ in range(KEPT_WAIT_STEPS):
-        if await store.facts(packet_id) is not None:
-            return
-        await asyncio.sleep(KEPT_WAIT_STEP_S)
-    raise TransientError(
-        ErrorCode.STORE_UNAVAILABLE,
-        "the same file is being kept by another request of this system; send it again",
-    )
 
 
 async def _uploaded(request: web.Request, claimed_hash: str) -> bytes:

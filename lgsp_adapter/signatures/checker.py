@@ -65,16 +65,19 @@ class Checker:
 
     async def check(self, payload: bytes, *, now: datetime | None = None) -> SignatureResult:
         """The verdict on ``payload`` (an edXML packet). Never raises."""
-        if len(payload) <= _SCANNED_ON_LOOP and _plainly_unsigned(payload):
+        small = len(payload) <= _SCANNED_ON_LOOP
+        if small and _plainly_unsigned(payload):
             return SignatureResult(SignatureStatus.UNSIGNED)  # most packets: no thread needed
         loop = asyncio.get_running_loop()
         slots = self._slots.setdefault(loop, asyncio.Semaphore(_WORKERS))
         async with slots:
-            return await asyncio.to_thread(self._check_here, payload, now or datetime.now(UTC))
+            moment = now or datetime.now(UTC)
+            return await asyncio.to_thread(self._check_here, payload, moment, not small)
 
-    def _check_here(self, payload: bytes, now: datetime) -> SignatureResult:
-        """The whole check, in the calling (worker) thread."""
-        if _plainly_unsigned(payload):
+    def _check_here(self, payload: bytes, now: datetime, scan: bool) -> SignatureResult:
+        """The whole check, in the calling (worker) thread; ``scan``: the byte scan is still
+        to be made (a large payload's, kept off the loop)."""
+        if scan and _plainly_unsigned(payload):
             return SignatureResult(SignatureStatus.UNSIGNED)
         try:
             read = self._read(payload)
