@@ -19,12 +19,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import aiohttp
-from yarl import URL
 
 from tests.agency_server import AgencyServer, agency_server
 from tests.documents import numbered
 from tests.test_daemon_process import log_tail, start
 from tests.test_exchange_rabbitmq import BROKER, letter_to, remove_topology
+from tests.test_idempotency import cut_after_sending
 
 PROVINCE, COMMUNE = "000.00.00.H56", "000.21.00.H56"
 TOKEN = "province-office-token-0123456789"
@@ -189,7 +189,6 @@ async def send_repeating(pair: Exchange, count: int, concurrency: int = 8) -> li
     accepted: list[str] = []
     gate = asyncio.Semaphore(concurrency)
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/xml"}
-    address = URL(pair.url)
     async with aiohttp.ClientSession() as session:
 
         async def post(letter: bytes, key: str | None) -> str:
@@ -198,23 +197,11 @@ async def send_repeating(pair: Exchange, count: int, concurrency: int = 8) -> li
                 assert answer.status == 202, await answer.text()
                 return str((await answer.json())["packet_id"])
 
-        async def cut(letter: bytes, key: str) -> None:
-            _, writer = await asyncio.open_connection(address.host, address.port)
-            writer.write(
-                f"POST /v1/packets HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
-                f"Content-Type: application/xml\r\nIdempotency-Key: {key}\r\n"
-                f"Content-Length: {len(letter)}\r\n\r\n".encode()
-                + letter
-            )
-            await writer.drain()
-            writer.close()
-            await writer.wait_closed()
-
         async def one(index: int) -> None:
             letter, key = numbered(LETTER), str(uuid.uuid4())
             async with gate:
                 if index % 4 == 0:
-                    await cut(letter, key)
+                    await cut_after_sending(pair.url, letter, key, TOKEN)
                     await asyncio.sleep(0.2)  # the system's retry, after its timeout
                     accepted.append(await post(letter, key))
                 elif index % 4 == 1:

@@ -3,14 +3,13 @@ WARNING line, rate-limited, never aiohttp's ERROR traceback (found by a black-bo
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 
 import pytest
-from yarl import URL
 
 from tests.test_exchange_embedded import exchange, servers
+from tests.test_hostile_http import raw
 
 BAD = [
     b"POST /v1/packets HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
@@ -19,23 +18,13 @@ BAD = [
 ]
 
 
-async def send_raw(url: str, request: bytes) -> bytes:
-    address = URL(url)
-    reader, writer = await asyncio.open_connection(address.host, address.port)
-    writer.write(request)
-    await writer.drain()
-    answer = await reader.read(200)
-    writer.close()
-    return answer
-
-
 @pytest.mark.asyncio
 async def test_a_flood_of_malformed_requests_makes_one_warning_line(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
     async with exchange(tmp_path, servers()) as (url, _):
-        answers = [await send_raw(url, request) for request in BAD * 5]
+        answers = [await raw(url, request) for request in BAD * 5]
     assert all(a.startswith(b"HTTP/1.") and b" 400 " in a.split(b"\r\n")[0] for a in answers)
     server = [r for r in caplog.records if r.name == "aiohttp.server"]
     assert [r.levelname for r in server] == ["WARNING"], [r.getMessage() for r in server]

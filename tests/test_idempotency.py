@@ -27,14 +27,16 @@ LETTER = letter_to(COMMUNE)
 
 @asynccontextmanager
 async def exchange(
-    tmp_path: Path, database: str | None, window_h: float = 24
+    tmp_path: Path, database: str | None, window_h: float = 24, **http: float
 ) -> AsyncIterator[tuple[str, AgencyServer]]:
+    """A daemon serving the province (pull) and a commune pushed to ``commune``; its URL.
+    ``tmp_path`` holds its SQLite store (or, with ``database``, its key files)."""
     commune = AgencyServer()
     store = await store_of(tmp_path, database)
     async with agency_server(commune):
         settings = Settings.model_validate(
             {
-                "http": {"port": 0, "idempotency_window_h": window_h},
+                "http": {"port": 0, "idempotency_window_h": window_h, **http},
                 "store": store,
                 "delivery": {"quick_retries": 0, "retry_delays_s": [0.2]},
                 "daemon": {"drain_s": 2},
@@ -73,13 +75,13 @@ async def post(url: str, body: bytes, key: str | None) -> tuple[int, dict[str, A
         return response.status, await response.json(), response.headers
 
 
-async def cut_after_sending(url: str, body: bytes, key: str) -> None:
+async def cut_after_sending(url: str, body: bytes, key: str, token: str = TOKEN) -> None:
     """The request sent whole, the connection closed before any answer: as a system whose
     connection broke between the daemon's COMMIT and its 202."""
     address = URL(url)
-    reader, writer = await asyncio.open_connection(address.host, address.port)
+    _, writer = await asyncio.open_connection(address.host, address.port)
     head = (
-        f"POST /v1/packets HTTP/1.1\r\nHost: {address.host}\r\nAuthorization: Bearer {TOKEN}\r\n"
+        f"POST /v1/packets HTTP/1.1\r\nHost: {address.host}\r\nAuthorization: Bearer {token}\r\n"
         f"Content-Type: application/xml\r\nIdempotency-Key: {key}\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode()
@@ -87,7 +89,6 @@ async def cut_after_sending(url: str, body: bytes, key: str) -> None:
     await writer.drain()
     writer.close()
     await writer.wait_closed()
-    del reader
 
 
 async def until_delivered(commune: AgencyServer, count: int = 1) -> list[str]:

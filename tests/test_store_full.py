@@ -15,10 +15,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from lgsp_adapter.daemon.config import Settings
-from tests.agency_server import AgencyServer, agency_server
-from tests.test_exchange_embedded import PROVINCE, TOKEN
-from tests.test_exchange_rabbitmq import COMMUNE, daemon, letter_to
+from tests.test_exchange_embedded import TOKEN
+from tests.test_exchange_rabbitmq import COMMUNE, letter_to
+from tests.test_idempotency import exchange
 
 
 @pytest.fixture
@@ -53,40 +52,30 @@ async def submit(session: aiohttp.ClientSession, url: str) -> tuple[int, str, st
 
 @pytest.mark.asyncio
 async def test_a_full_disk_refuses_precisely_and_loses_nothing(small_disk: Path) -> None:
-    commune = AgencyServer()
-    async with agency_server(commune):
-        settings = Settings.model_validate(
-            {
-                "http": {"port": 0, "requests_per_second": 10_000, "burst": 10_000},
-                "store": {"path": str(small_disk / "store.sqlite3")},
-                "delivery": {"quick_retries": 0, "retry_delays_s": [0.2]},
-                "daemon": {"drain_s": 2},
-                "agencies": [
-                    {"code": PROVINCE, "name": "tỉnh", "endpoint": {"mode": "pull"}},
-                    {"code": COMMUNE, "name": "xã", "endpoint": {"url": commune.url}},
-                ],
-                "clients": [{"name": "province", "token": TOKEN, "agencies": [PROVINCE]}],
-            }
+    # No rate limit in the way: the stream must reach the disk's end.
+    fast = {"requests_per_second": 10_000, "burst": 10_000}
+    async with (
+        exchange(small_disk, None, **fast) as (url, commune),
+        aiohttp.ClientSession() as session,
+    ):
+        answers = [await submit(session, url) for _ in range(300)]
+        refused = [a for a in answers if a[0] != 202]
+        assert refused, "the disk never filled"
+        assert {(status, code, after) for status, code, after in refused} == {
+            (503, "store.full", "60")
+        }
+        grown = await asyncio.create_subprocess_exec(  # an operator frees space
+            "mount", "-o", "remount,size=64m", str(small_disk)
         )
-        async with daemon(settings) as url, aiohttp.ClientSession() as session:
-            answers = [await submit(session, url) for _ in range(300)]
-            refused = [a for a in answers if a[0] != 202]
-            assert refused, "the disk never filled"
-            assert {(status, code, after) for status, code, after in refused} == {
-                (503, "store.full", "60")
-            }
-            grown = await asyncio.create_subprocess_exec(  # an operator frees space
-                "mount", "-o", "remount,size=64m", str(small_disk)
-            )
-            assert await grown.wait() == 0
-            later = [await submit(session, url) for _ in range(20)]
-            assert {status for status, _, _ in later} == {202}
-            accepted = [code for status, code, _ in answers + later if status == 202]
-            for _ in range(300):
-                if set(accepted) <= set(commune.delivered()):
-                    break
-                await asyncio.sleep(0.1)
-            await asyncio.sleep(0.5)
+        assert await grown.wait() == 0
+        later = [await submit(session, url) for _ in range(20)]
+        assert {status for status, _, _ in later} == {202}
+        accepted = [code for status, code, _ in answers + later if status == 202]
+        for _ in range(300):
+            if set(accepted) <= set(commune.delivered()):
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
     delivered = Counter(commune.delivered())
     assert set(delivered) == set(accepted)  # none lost, none the senders were not told of
     assert max(delivered.values()) == 1
